@@ -1,0 +1,216 @@
+//! A small HTTP/1.1 client for the daemon's API over its UNIX socket (or plain TCP on
+//! loopback until TLS exists).
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::path::PathBuf;
+use uvmm_api::ErrorBody;
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Unix(PathBuf),
+    Tcp { authority: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to uvmmd at {target}: {source} (is uvmmd running? choose the socket with -u PATH or UVMM_SOCKET)")]
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("connection to uvmmd failed: {0}")]
+    Http(String),
+    /// The daemon answered with an error.
+    #[error("{}", .body.error.message)]
+    Api { status: StatusCode, body: ErrorBody },
+    #[error("unexpected answer from uvmmd ({status}): {text}")]
+    Unexpected { status: StatusCode, text: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Target {
+    pub fn from_url(url: &str) -> Result<Target, ClientError> {
+        if let Some(rest) = url.strip_prefix("http://") {
+            let authority = rest.trim_end_matches('/').to_string();
+            if authority.is_empty() || authority.contains('/') {
+                return Err(ClientError::Usage(format!(
+                    "--url {url}: expected http://HOST:PORT"
+                )));
+            }
+            Ok(Target::Tcp { authority })
+        } else if url.starts_with("https://") {
+            Err(ClientError::Usage(
+                "--url https://...: TLS is not implemented yet; use the UNIX socket or http://127.0.0.1:2106".into(),
+            ))
+        } else {
+            Err(ClientError::Usage(format!(
+                "--url {url}: expected http://HOST:PORT"
+            )))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Unix(p) => p.display().to_string(),
+            Target::Tcp { authority } => format!("http://{authority}"),
+        }
+    }
+}
+
+pub struct Client {
+    target: Target,
+}
+
+impl Client {
+    pub fn new(target: Target) -> Client {
+        Client { target }
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            target: self.target.describe(),
+            source,
+        };
+        let http = |e: hyper::Error| ClientError::Http(e.to_string());
+        match &self.target {
+            Target::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_err)?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(http)?;
+                tokio::spawn(conn);
+                sender.send_request(req).await.map_err(http)
+            }
+            Target::Tcp { authority } => {
+                let stream = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(connect_err)?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(http)?;
+                tokio::spawn(conn);
+                sender.send_request(req).await.map_err(http)
+            }
+        }
+    }
+
+    fn build(method: Method, path: &str, body: Option<&serde_json::Value>) -> Request<Full<Bytes>> {
+        let bytes = body
+            .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()))
+            .unwrap_or_default();
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "uvmmd")
+            .header("content-type", "application/json")
+            .body(Full::new(bytes))
+            .expect("request parts are valid")
+    }
+
+    /// Send a request and decode a JSON answer; error answers become `ClientError::Api`.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(Self::build(method, path, body)).await?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => ClientError::Api { status, body },
+                Err(_) => ClientError::Unexpected {
+                    status,
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status,
+            text: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+        })
+    }
+
+    /// Follow a Server-Sent Events stream, calling `on_data` with each `data:` payload.
+    pub async fn stream_events(
+        &self,
+        path: &str,
+        mut on_data: impl FnMut(&str) -> bool,
+    ) -> Result<(), ClientError> {
+        let resp = self.send(Self::build(Method::GET, path, None)).await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            return Err(ClientError::Unexpected {
+                status,
+                text: String::new(),
+            });
+        }
+        let mut body = resp.into_body();
+        let mut buf = String::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+            let Some(chunk) = frame.data_ref() else {
+                continue;
+            };
+            buf.push_str(&String::from_utf8_lossy(chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if !data.is_empty() && !on_data(&data.join("\n")) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Percent-encode a path segment or query value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_and_urls() {
+        assert_eq!(enc("test:///default"), "test%3A%2F%2F%2Fdefault");
+        assert_eq!(enc("web-01"), "web-01");
+        assert_eq!(enc("a b&c"), "a%20b%26c");
+        assert!(matches!(
+            Target::from_url("http://127.0.0.1:2106"),
+            Ok(Target::Tcp { .. })
+        ));
+        assert!(Target::from_url("https://h:2106").is_err());
+        assert!(Target::from_url("ftp://h").is_err());
+        assert!(Target::from_url("http://").is_err());
+    }
+}

@@ -1,0 +1,575 @@
+//! uvmm: the command-line client of uvmmd.
+
+mod client;
+mod table;
+
+use clap::{Parser, Subcommand};
+use client::{enc, Client, ClientError, Target};
+use hyper::Method;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use table::Table;
+use uvmm_api::*;
+use uvmm_model::units::format_bytes;
+
+/// uvmm - manage the virtual machines of every host uvmmd manages.
+///
+/// VM arguments are a name or a UUID. A name that exists on several hosts must be narrowed
+/// with --host (a host id or URI). Every command prints a table for people, or JSON with
+/// --json: list commands print an array, show commands one object, events one object per
+/// line.
+///
+/// Exit codes: 0 success, 1 the operation failed, 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "uvmm", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// UNIX socket of uvmmd.
+    #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    socket: PathBuf,
+
+    /// Talk to uvmmd over TCP instead (http://127.0.0.1:2106; https once TLS exists).
+    #[arg(long, global = true)]
+    url: Option<String>,
+
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Managed virtualization hosts.
+    #[command(subcommand)]
+    Host(HostCmd),
+    /// Virtual machines on all hosts.
+    #[command(subcommand)]
+    Vm(VmCmd),
+    /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCmd {
+    /// List hosts with their connection status.
+    List,
+    /// Show one host with its capabilities.
+    Show { host: String },
+    /// Manage another host (persisted across restarts).
+    Add { uri: String },
+    /// Stop managing a host (persisted across restarts; its VMs are not touched).
+    Remove { host: String },
+}
+
+#[derive(Debug, clap::Args)]
+struct VmRef {
+    /// VM name or UUID.
+    vm: String,
+    /// Host id or URI, when the name exists on several hosts.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum VmCmd {
+    /// List VMs of all hosts.
+    List {
+        /// Only VMs of this host (id or URI).
+        #[arg(long)]
+        host: Option<String>,
+        /// Only VMs in this state (running, paused, shutoff, crashed, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Sort key: name, host, state, memory, vcpus, cpu (prefix - for descending).
+        #[arg(long)]
+        sort: Option<String>,
+        /// Case-insensitive glob on name and description, e.g. "*web*".
+        pattern: Option<String>,
+    },
+    /// Show a VM with disks, network interfaces, graphics and boot order.
+    Show(VmRef),
+    /// Boot the VM (or resume it from a managed-save image).
+    Start(VmRef),
+    /// Ask the guest to power off (ACPI).
+    Shutdown(VmRef),
+    /// Power off immediately.
+    Stop(VmRef),
+    /// Freeze the VM in memory.
+    Pause(VmRef),
+    /// Continue a paused VM.
+    Resume(VmRef),
+    /// Save the VM's memory to disk and stop it; start resumes it.
+    Suspend(VmRef),
+    /// Ask the guest to reboot.
+    Reboot(VmRef),
+    /// Hard reset.
+    Reset(VmRef),
+}
+
+fn kib(v: u64) -> String {
+    format_bytes(v.saturating_mul(1024))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn host_table(hosts: &[HostSummary]) -> String {
+    let mut t = Table::new(&[
+        "ID", "STATUS", "VMS", "CPUS", "MEMORY", "DRIVER", "URI", "ERROR",
+    ]);
+    for h in hosts {
+        t.row(vec![
+            h.id.clone(),
+            serde_json::to_value(h.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            format!("{}/{}", h.running_count, h.vm_count),
+            opt(&h.cpus),
+            h.memory_kib.map(kib).unwrap_or_else(|| "-".into()),
+            opt(&h.driver),
+            h.uri.clone(),
+            h.last_error.clone().unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
+
+fn state_text(v: &VmSummary) -> String {
+    let mut s = v.state.to_string();
+    if v.suspended {
+        s.push_str(" (suspended)");
+    }
+    if !v.available {
+        s.push_str(" (host unavailable)");
+    }
+    s
+}
+
+fn vm_table(vms: &[VmSummary]) -> String {
+    let mut t = Table::new(&[
+        "NAME",
+        "HOST",
+        "STATE",
+        "VCPUS",
+        "MEMORY",
+        "CPU%",
+        "VNC",
+        "DESCRIPTION",
+    ]);
+    for v in vms {
+        t.row(vec![
+            v.name.clone(),
+            v.host_id.clone(),
+            state_text(v),
+            v.vcpus.to_string(),
+            kib(v.memory_kib),
+            format!("{:.1}", v.cpu_usage),
+            opt(&v.vnc_port),
+            v.description.clone().unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
+
+fn vm_detail_text(d: &VmDetail) -> String {
+    let s = &d.summary;
+    let mut out = String::new();
+    let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
+    kv("Name:", s.name.clone());
+    kv("UUID:", s.uuid.clone());
+    kv("Host:", format!("{} ({})", s.host_id, s.host));
+    kv("State:", format!("{} ({})", state_text(s), s.reason));
+    kv(
+        "Type:",
+        format!("{} / {} / {}", s.domain_type, s.os_type, opt(&d.arch)),
+    );
+    if let Some(b) = &d.bootloader {
+        kv("Bootloader:", b.clone());
+    }
+    kv("vCPUs:", s.vcpus.to_string());
+    kv(
+        "Memory:",
+        format!("{} (max {})", kib(s.memory_kib), kib(s.max_memory_kib)),
+    );
+    kv("CPU usage:", format!("{:.1} %", s.cpu_usage));
+    kv(
+        "Autostart:",
+        if s.autostart {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+    );
+    kv(
+        "Boot order:",
+        if d.boot_order.is_empty() {
+            "-".into()
+        } else {
+            d.boot_order.join(", ")
+        },
+    );
+    kv("Description:", opt(&s.description));
+    kv("Contact:", opt(&d.contact));
+    kv("OS:", opt(&d.os));
+    out.push_str("\nDrives:\n");
+    let mut t = Table::new(&["  TARGET", "DEVICE", "BUS", "FORMAT", "SOURCE", "BOOT"]);
+    for disk in &d.disks {
+        t.row(vec![
+            format!("  {}", disk.target),
+            disk.device.clone(),
+            opt(&disk.bus),
+            opt(&disk.format),
+            disk.source.clone().unwrap_or_else(|| "(empty)".into()),
+            opt(&disk.boot_order),
+        ]);
+    }
+    out.push_str(&t.render());
+    out.push_str("\nNetwork interfaces:\n");
+    let mut t = Table::new(&["  MAC", "TYPE", "SOURCE", "MODEL"]);
+    for n in &d.nics {
+        t.row(vec![
+            format!("  {}", opt(&n.mac)),
+            n.kind.clone(),
+            opt(&n.source),
+            opt(&n.model),
+        ]);
+    }
+    out.push_str(&t.render());
+    if !d.graphics.is_empty() {
+        out.push_str("\nGraphics:\n");
+        for g in &d.graphics {
+            out.push_str(&format!(
+                "  {} port {} listen {}{}\n",
+                g.kind,
+                opt(&g.port),
+                opt(&g.listen),
+                if g.password_set {
+                    " (password set)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    out
+}
+
+fn event_line(e: &Event) -> String {
+    let kind = serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let subject = match &e.name {
+        Some(n) => format!("{n}@{}", e.host_id),
+        None => e.host_id.clone(),
+    };
+    let mut line = format!("{} {:<16} {}", e.time, kind, subject);
+    match (e.previous_state, e.state) {
+        (Some(p), Some(s)) if p != s => line.push_str(&format!(" {p} -> {s}")),
+        (_, Some(s)) => line.push_str(&format!(" {s}")),
+        _ => {}
+    }
+    if let Some(m) = &e.message {
+        line.push_str(&format!(" ({m})"));
+    }
+    line
+}
+
+/// Turn a name or UUID into (uuid, host URI).
+async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
+    let host_q = r
+        .host
+        .as_deref()
+        .map(|h| format!("&host={}", enc(h)))
+        .unwrap_or_default();
+    if uvmm_model::uuid::is_uuid(&r.vm) {
+        let path = format!(
+            "/api/v1/vms/{}?{}",
+            enc(&r.vm),
+            host_q.trim_start_matches('&')
+        );
+        let d: VmDetail = c.call(Method::GET, &path, None).await?;
+        return Ok((d.summary.uuid, d.summary.host));
+    }
+    let page: VmPage = c
+        .call(
+            Method::GET,
+            &format!("/api/v1/vms?name={}{host_q}", enc(&r.vm)),
+            None,
+        )
+        .await?;
+    match page.items.len() {
+        0 => Err(ClientError::Api {
+            status: hyper::StatusCode::NOT_FOUND,
+            body: ErrorBody {
+                error: ErrorInfo {
+                    code: "not_found".into(),
+                    message: match &r.host {
+                        Some(h) => format!("no VM named '{}' on host {h}", r.vm),
+                        None => format!("no VM named '{}'", r.vm),
+                    },
+                    details: None,
+                },
+            },
+        }),
+        1 => {
+            let v = &page.items[0];
+            Ok((v.uuid.clone(), v.host.clone()))
+        }
+        _ => {
+            let list: Vec<String> = page
+                .items
+                .iter()
+                .map(|v| format!("  {} on {} ({}), {}", v.uuid, v.host_id, v.host, v.state))
+                .collect();
+            Err(ClientError::Api {
+                status: hyper::StatusCode::CONFLICT,
+                body: ErrorBody {
+                    error: ErrorInfo {
+                        code: "ambiguous".into(),
+                        message: format!(
+                            "VM name '{}' exists on {} hosts; choose one with --host ID or give the UUID:\n{}",
+                            r.vm,
+                            page.items.len(),
+                            list.join("\n")
+                        ),
+                        details: None,
+                    },
+                },
+            })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), ClientError> {
+    let target = match &cli.url {
+        Some(u) => Target::from_url(u)?,
+        None => Target::Unix(cli.socket.clone()),
+    };
+    let c = Client::new(target);
+    match cli.command {
+        Command::Host(cmd) => match cmd {
+            HostCmd::List => {
+                let hosts: Vec<HostSummary> = c.call(Method::GET, "/api/v1/hosts", None).await?;
+                if cli.json {
+                    print_json(&hosts)
+                } else {
+                    print!("{}", host_table(&hosts))
+                }
+            }
+            HostCmd::Show { host } => {
+                let h: HostDetail = c
+                    .call(Method::GET, &format!("/api/v1/hosts/{}", enc(&host)), None)
+                    .await?;
+                if cli.json {
+                    print_json(&h);
+                } else {
+                    print!("{}", host_table(std::slice::from_ref(&h.summary)));
+                    println!(
+                        "\nHostname: {}  libvirt {}  hypervisor {} {}",
+                        opt(&h.summary.hostname),
+                        opt(&h.summary.libvirt_version),
+                        opt(&h.summary.driver),
+                        opt(&h.summary.hypervisor_version)
+                    );
+                    println!(
+                        "CPU: {} x {} ({} MHz)",
+                        opt(&h.summary.cpus),
+                        opt(&h.cpu_model),
+                        opt(&h.cpu_mhz)
+                    );
+                    println!("\nGuest capabilities:");
+                    let mut t = Table::new(&["  OS TYPE", "ARCH", "DOMAIN TYPES", "MACHINES"]);
+                    for g in &h.capabilities {
+                        let machines: Vec<&str> =
+                            g.machines.iter().map(String::as_str).take(4).collect();
+                        t.row(vec![
+                            format!("  {}", g.os_type),
+                            g.arch.clone(),
+                            g.domain_types.join(","),
+                            machines.join(","),
+                        ]);
+                    }
+                    print!("{}", t.render());
+                }
+            }
+            HostCmd::Add { uri } => {
+                let h: HostSummary = c
+                    .call(Method::POST, "/api/v1/hosts", Some(&json!({ "uri": uri })))
+                    .await?;
+                if cli.json {
+                    print_json(&h)
+                } else {
+                    print!("{}", host_table(std::slice::from_ref(&h)))
+                }
+            }
+            HostCmd::Remove { host } => {
+                let h: HostSummary = c
+                    .call(
+                        Method::DELETE,
+                        &format!("/api/v1/hosts/{}", enc(&host)),
+                        None,
+                    )
+                    .await?;
+                if cli.json {
+                    print_json(&h)
+                } else {
+                    println!("host {} ({}) is no longer managed", h.id, h.uri)
+                }
+            }
+        },
+        Command::Vm(cmd) => {
+            let action = |a: Action, r: VmRef| (a, r);
+            let (action, r) = match cmd {
+                VmCmd::List {
+                    host,
+                    state,
+                    sort,
+                    pattern,
+                } => {
+                    let mut q = Vec::new();
+                    if let Some(h) = host {
+                        q.push(format!("host={}", enc(&h)))
+                    }
+                    if let Some(s) = state {
+                        q.push(format!("state={}", enc(&s)))
+                    }
+                    if let Some(s) = sort {
+                        q.push(format!("sort={}", enc(&s)))
+                    }
+                    if let Some(p) = pattern {
+                        q.push(format!("q={}", enc(&p)))
+                    }
+                    let page: VmPage = c
+                        .call(Method::GET, &format!("/api/v1/vms?{}", q.join("&")), None)
+                        .await?;
+                    if cli.json {
+                        print_json(&page.items)
+                    } else {
+                        print!("{}", vm_table(&page.items))
+                    }
+                    return Ok(());
+                }
+                VmCmd::Show(r) => {
+                    let (uuid, host) = resolve(&c, &r).await?;
+                    let d: VmDetail = c
+                        .call(
+                            Method::GET,
+                            &format!("/api/v1/vms/{uuid}?host={}", enc(&host)),
+                            None,
+                        )
+                        .await?;
+                    if cli.json {
+                        print_json(&d)
+                    } else {
+                        print!("{}", vm_detail_text(&d))
+                    }
+                    return Ok(());
+                }
+                VmCmd::Start(r) => action(Action::Start, r),
+                VmCmd::Shutdown(r) => action(Action::Shutdown, r),
+                VmCmd::Stop(r) => action(Action::Stop, r),
+                VmCmd::Pause(r) => action(Action::Pause, r),
+                VmCmd::Resume(r) => action(Action::Resume, r),
+                VmCmd::Suspend(r) => action(Action::Suspend, r),
+                VmCmd::Reboot(r) => action(Action::Reboot, r),
+                VmCmd::Reset(r) => action(Action::Reset, r),
+            };
+            let (uuid, host) = resolve(&c, &r).await?;
+            let resp: ActionResponse = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/vms/{uuid}/{action}?host={}", enc(&host)),
+                    None,
+                )
+                .await?;
+            if cli.json {
+                print_json(&resp);
+            } else {
+                match &resp.vm {
+                    Some(vm) => println!(
+                        "{}: {} on {} is now {}",
+                        action,
+                        vm.name,
+                        vm.host_id,
+                        state_text(vm)
+                    ),
+                    None => println!(
+                        "{action}: done; {} no longer exists (it was transient)",
+                        r.vm
+                    ),
+                }
+            }
+        }
+        Command::Events { count } => {
+            let mut seen = 0usize;
+            let json = cli.json;
+            c.stream_events("/api/v1/events", |data| {
+                match serde_json::from_str::<Event>(data) {
+                    Ok(e) => {
+                        if json {
+                            println!("{}", serde_json::to_string(&e).unwrap_or_default())
+                        } else {
+                            println!("{}", event_line(&e))
+                        }
+                    }
+                    // resync notices are not full events; pass them on as they are.
+                    Err(_) => println!("{data}"),
+                }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                seen += 1;
+                count.is_none_or(|n| seen < n)
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("uvmm: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ClientError::Usage(m)) => {
+            eprintln!("uvmm: {m}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("uvmm: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,984 @@
+//! The live cache of hosts and VMs. Every read of the API is answered from here; host
+//! workers write into it. Each update returns the events it caused, so "what changed" is
+//! decided in one pure place that the unit tests below cover with tables.
+
+use crate::error::CoreError;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime};
+use uvmm_api::{
+    Event, EventKind, HostDetail, HostOrigin, HostStatus, HostSummary, VmDetail, VmPage, VmQuery,
+    VmSummary,
+};
+use uvmm_libvirt::{DomainSnapshot, DomainStats, HostInfo};
+use uvmm_model::domain::{parse_domain, DomainDef};
+use uvmm_model::state::state_reason;
+use uvmm_model::VmState;
+
+/// Weight of the newest sample in the smoothed CPU usage.
+const CPU_SMOOTHING: f64 = 0.5;
+
+#[derive(Debug, Clone)]
+pub struct VmEntry {
+    pub uuid: String,
+    pub name: String,
+    pub state: VmState,
+    pub reason: u32,
+    pub persistent: bool,
+    pub autostart: bool,
+    pub managed_save: bool,
+    pub max_memory_kib: u64,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    pub def: DomainDef,
+    /// Hash of the live XML: tells definition changes apart from state changes.
+    pub xml_hash: u64,
+    pub cpu_usage: f64,
+    cpu_sample: Option<(u64, Instant)>,
+}
+
+impl VmEntry {
+    /// Build from what libvirt returned. XML the model cannot read still gives an entry
+    /// (with what the snapshot knows), so one odd domain never hides a host's others.
+    pub fn from_snapshot(s: DomainSnapshot) -> VmEntry {
+        let def = parse_domain(&s.xml).unwrap_or_else(|e| {
+            tracing::warn!(uuid = %s.uuid, name = %s.name, "unreadable domain XML: {e}");
+            DomainDef {
+                name: s.name.clone(),
+                uuid: s.uuid.clone(),
+                ..DomainDef::default()
+            }
+        });
+        VmEntry {
+            xml_hash: hash_str(&s.xml),
+            uuid: s.uuid,
+            name: s.name,
+            state: s.state,
+            reason: s.reason,
+            persistent: s.persistent,
+            autostart: s.autostart,
+            managed_save: s.managed_save,
+            max_memory_kib: s.max_memory_kib,
+            memory_kib: s.memory_kib,
+            vcpus: s.vcpus,
+            def,
+            cpu_usage: 0.0,
+            cpu_sample: None,
+        }
+    }
+
+    /// Fields whose change is worth a `vm_changed` event (not statistics).
+    fn same_definition(&self, other: &VmEntry) -> bool {
+        self.name == other.name
+            && self.persistent == other.persistent
+            && self.autostart == other.autostart
+            && self.max_memory_kib == other.max_memory_kib
+            && self.xml_hash == other.xml_hash
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, Clone)]
+pub struct HostEntry {
+    pub id: String,
+    pub uri: String,
+    pub origin: HostOrigin,
+    pub status: HostStatus,
+    pub info: Option<HostInfo>,
+    pub free_memory_kib: Option<u64>,
+    pub last_error: Option<String>,
+    pub since: SystemTime,
+    pub retry_at: Option<SystemTime>,
+    pub vms: BTreeMap<String, VmEntry>,
+}
+
+impl HostEntry {
+    pub fn available(&self) -> bool {
+        self.status == HostStatus::Connected
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Cache {
+    hosts: BTreeMap<String, HostEntry>,
+    ids: HashMap<String, String>,
+}
+
+/// An event before the bus gives it a sequence number and time.
+fn event(kind: EventKind, host: &HostEntry) -> Event {
+    Event {
+        seq: 0,
+        time: String::new(),
+        kind,
+        host: host.uri.clone(),
+        host_id: host.id.clone(),
+        uuid: None,
+        name: None,
+        state: None,
+        previous_state: None,
+        available: Some(host.available()),
+        message: None,
+        vm: None,
+    }
+}
+
+fn vm_event(kind: EventKind, host: &HostEntry, vm: &VmEntry, previous: Option<VmState>) -> Event {
+    let mut e = event(kind, host);
+    e.uuid = Some(vm.uuid.clone());
+    e.name = Some(vm.name.clone());
+    e.state = Some(vm.state);
+    e.previous_state = previous;
+    if kind != EventKind::VmRemoved {
+        e.vm = Some(vm_summary(host, vm));
+    }
+    e
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn vm_summary(host: &HostEntry, vm: &VmEntry) -> VmSummary {
+    VmSummary {
+        name: vm.name.clone(),
+        uuid: vm.uuid.clone(),
+        host: host.uri.clone(),
+        host_id: host.id.clone(),
+        state: vm.state,
+        reason: state_reason(vm.state, vm.reason).to_string(),
+        suspended: vm.managed_save,
+        available: host.available(),
+        persistent: vm.persistent,
+        autostart: vm.autostart,
+        memory_kib: vm.memory_kib,
+        max_memory_kib: vm.max_memory_kib,
+        vcpus: vm.vcpus,
+        cpu_usage: (vm.cpu_usage * 10.0).round() / 10.0,
+        // A port in an inactive definition is only a wish; show ports of running VMs.
+        vnc_port: vm.state.is_active().then(|| vm.def.vnc_port()).flatten(),
+        description: vm.def.notes.description.clone(),
+        os_type: vm.def.os_type.clone(),
+        domain_type: vm.def.domain_type.clone(),
+    }
+}
+
+pub fn vm_detail(host: &HostEntry, vm: &VmEntry) -> VmDetail {
+    let d = &vm.def;
+    VmDetail {
+        summary: vm_summary(host, vm),
+        title: d.title.clone(),
+        contact: d.notes.contact.clone(),
+        os: d.notes.os.clone(),
+        arch: d.arch.clone(),
+        machine: d.machine.clone(),
+        bootloader: d.bootloader.clone(),
+        boot_order: d.boot_order(),
+        disks: d.disks.clone(),
+        nics: d.nics.clone(),
+        graphics: d.graphics.clone(),
+    }
+}
+
+pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
+    let info = h.info.as_ref();
+    HostSummary {
+        id: h.id.clone(),
+        uri: h.uri.clone(),
+        status: h.status,
+        available: h.available(),
+        origin: h.origin,
+        hostname: info.map(|i| i.hostname.clone()),
+        driver: info.map(|i| i.driver.clone()),
+        libvirt_version: info.map(|i| i.libvirt_version.clone()),
+        hypervisor_version: info.map(|i| i.hypervisor_version.clone()),
+        cpus: info.map(|i| i.cpus),
+        memory_kib: info.map(|i| i.memory_kib),
+        free_memory_kib: h.free_memory_kib,
+        vm_count: h.vms.len(),
+        running_count: h.vms.values().filter(|v| v.state.is_active()).count(),
+        last_error: h.last_error.clone(),
+        since: rfc3339(h.since),
+        retry_in_secs: h
+            .retry_at
+            .filter(|_| h.status == HostStatus::Unavailable)
+            .map(|t| t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0)),
+    }
+}
+
+pub fn host_detail(h: &HostEntry, now: SystemTime) -> HostDetail {
+    HostDetail {
+        summary: host_summary(h, now),
+        cpu_model: h.info.as_ref().map(|i| i.cpu_model.clone()),
+        cpu_mhz: h.info.as_ref().map(|i| i.cpu_mhz),
+        capabilities: h
+            .info
+            .as_ref()
+            .map(|i| i.caps.guests.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// People expect `web-01` and `Web-02` next to each other.
+fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.chars().map(|c| c.to_ascii_lowercase()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKey {
+    Name,
+    Host,
+    State,
+    Memory,
+    Vcpus,
+    Cpu,
+}
+
+fn parse_sort(s: &str) -> Result<(SortKey, bool), CoreError> {
+    let (desc, key) = match s.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, s),
+    };
+    let key = match key {
+        "name" => SortKey::Name,
+        "host" => SortKey::Host,
+        "state" => SortKey::State,
+        "memory" => SortKey::Memory,
+        "vcpus" => SortKey::Vcpus,
+        "cpu" => SortKey::Cpu,
+        other => {
+            return Err(CoreError::BadRequest(format!(
+                "unknown sort key '{other}' (expected name, host, state, memory, vcpus or cpu, \
+                 optionally prefixed with '-')"
+            )))
+        }
+    };
+    Ok((key, desc))
+}
+
+impl Cache {
+    pub fn hosts(&self) -> impl Iterator<Item = &HostEntry> {
+        self.hosts.values()
+    }
+
+    pub fn host(&self, uri: &str) -> Option<&HostEntry> {
+        self.hosts.get(uri)
+    }
+
+    /// Find a host by id or URI.
+    pub fn resolve_host(&self, id_or_uri: &str) -> Result<&HostEntry, CoreError> {
+        self.hosts
+            .get(id_or_uri)
+            .or_else(|| self.ids.get(id_or_uri).and_then(|u| self.hosts.get(u)))
+            .ok_or_else(|| CoreError::NotFound(format!("no host '{id_or_uri}'")))
+    }
+
+    /// A free id for a new host, based on its URI.
+    pub fn free_id(&self, base: &str) -> String {
+        if !self.ids.contains_key(base) && !self.hosts.contains_key(base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|c| !self.ids.contains_key(c))
+            .expect("an unbounded range always has a free id")
+    }
+
+    pub fn add_host(
+        &mut self,
+        uri: &str,
+        id: &str,
+        origin: HostOrigin,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let entry = HostEntry {
+            id: id.to_string(),
+            uri: uri.to_string(),
+            origin,
+            status: HostStatus::Connecting,
+            info: None,
+            free_memory_kib: None,
+            last_error: None,
+            since: now,
+            retry_at: None,
+            vms: BTreeMap::new(),
+        };
+        let ev = event(EventKind::HostAdded, &entry);
+        self.ids.insert(id.to_string(), uri.to_string());
+        self.hosts.insert(uri.to_string(), entry);
+        vec![ev]
+    }
+
+    pub fn remove_host(&mut self, uri: &str) -> Vec<Event> {
+        match self.hosts.remove(uri) {
+            Some(h) => {
+                self.ids.remove(&h.id);
+                let mut ev = event(EventKind::HostRemoved, &h);
+                ev.available = Some(false);
+                vec![ev]
+            }
+            None => vec![],
+        }
+    }
+
+    /// A (re)connection finished its full synchronisation: replace the VM set.
+    pub fn host_synced(
+        &mut self,
+        uri: &str,
+        info: HostInfo,
+        free_memory_kib: Option<u64>,
+        domains: Vec<DomainSnapshot>,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let mut events = Vec::new();
+        let was_available = host.available();
+        host.status = HostStatus::Connected;
+        host.info = Some(info);
+        host.free_memory_kib = free_memory_kib;
+        host.last_error = None;
+        host.retry_at = None;
+        if !was_available {
+            host.since = now;
+        }
+        let mut fresh: BTreeMap<String, VmEntry> = BTreeMap::new();
+        for snap in domains {
+            let vm = VmEntry::from_snapshot(snap);
+            fresh.insert(vm.uuid.clone(), vm);
+        }
+        let old = std::mem::take(&mut host.vms);
+        for (uuid, old_vm) in &old {
+            if !fresh.contains_key(uuid) {
+                events.push(vm_event(
+                    EventKind::VmRemoved,
+                    host,
+                    old_vm,
+                    Some(old_vm.state),
+                ));
+            }
+        }
+        for (uuid, mut vm) in fresh {
+            match old.get(&uuid) {
+                None => events.push(vm_event(EventKind::VmAdded, host, &vm, None)),
+                Some(prev) => {
+                    vm.cpu_usage = prev.cpu_usage;
+                    vm.cpu_sample = prev.cpu_sample;
+                    if prev.state != vm.state || prev.managed_save != vm.managed_save {
+                        events.push(vm_event(EventKind::VmState, host, &vm, Some(prev.state)));
+                    } else if !prev.same_definition(&vm) {
+                        events.push(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)));
+                    }
+                }
+            }
+            host.vms.insert(uuid, vm);
+        }
+        if !was_available {
+            events.insert(0, event(EventKind::HostConnected, host));
+        }
+        events
+    }
+
+    /// The host cannot be reached. Its VMs stay, marked unavailable through the host.
+    pub fn host_unavailable(
+        &mut self,
+        uri: &str,
+        error: &str,
+        retry_at: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let changed = host.status != HostStatus::Unavailable;
+        host.status = HostStatus::Unavailable;
+        host.last_error = Some(error.to_string());
+        host.retry_at = retry_at;
+        if changed {
+            host.since = now;
+            for vm in host.vms.values_mut() {
+                vm.cpu_usage = 0.0;
+                vm.cpu_sample = None;
+            }
+            let mut ev = event(EventKind::HostUnavailable, host);
+            ev.message = Some(error.to_string());
+            vec![ev]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Insert or refresh one VM.
+    pub fn vm_upsert(&mut self, uri: &str, snap: DomainSnapshot) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let mut vm = VmEntry::from_snapshot(snap);
+        let ev = match host.vms.get(&vm.uuid) {
+            None => Some(vm_event(EventKind::VmAdded, host, &vm, None)),
+            Some(prev) => {
+                if vm.state.is_active() {
+                    vm.cpu_usage = prev.cpu_usage;
+                    vm.cpu_sample = prev.cpu_sample;
+                }
+                if prev.state != vm.state || prev.managed_save != vm.managed_save {
+                    Some(vm_event(EventKind::VmState, host, &vm, Some(prev.state)))
+                } else if !prev.same_definition(&vm) {
+                    Some(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)))
+                } else {
+                    None
+                }
+            }
+        };
+        host.vms.insert(vm.uuid.clone(), vm);
+        ev.into_iter().collect()
+    }
+
+    pub fn vm_remove(&mut self, uri: &str, uuid: &str) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        match host.vms.remove(uuid) {
+            Some(vm) => vec![vm_event(EventKind::VmRemoved, host, &vm, Some(vm.state))],
+            None => vec![],
+        }
+    }
+
+    /// Apply one bulk statistics read. Returns the UUIDs whose cached state disagrees with
+    /// libvirt (a missed event): the worker re-reads those.
+    pub fn apply_stats(
+        &mut self,
+        uri: &str,
+        stats: &[DomainStats],
+        free_memory_kib: Option<u64>,
+        now: Instant,
+    ) -> Vec<String> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        if free_memory_kib.is_some() {
+            host.free_memory_kib = free_memory_kib;
+        }
+        let mut stale = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(stats.len());
+        for s in stats {
+            seen.insert(s.uuid.as_str());
+            let Some(vm) = host.vms.get_mut(&s.uuid) else {
+                stale.push(s.uuid.clone());
+                continue;
+            };
+            if s.state.is_some_and(|st| st != vm.state) {
+                stale.push(s.uuid.clone());
+            }
+            if let Some(mem) = s.balloon_current_kib.filter(|m| *m > 0) {
+                vm.memory_kib = mem;
+            }
+            if let Some(v) = s.vcpus_current.filter(|v| *v > 0) {
+                vm.vcpus = v;
+            }
+            match (s.cpu_time_ns, vm.state.is_active()) {
+                (Some(cpu), true) => {
+                    if let Some((prev_cpu, prev_t)) = vm.cpu_sample {
+                        let dt = now.saturating_duration_since(prev_t).as_nanos() as f64;
+                        if dt > 0.0 && cpu >= prev_cpu {
+                            let pct = (cpu - prev_cpu) as f64 / dt / vm.vcpus.max(1) as f64 * 100.0;
+                            let pct = pct.clamp(0.0, 100.0);
+                            vm.cpu_usage =
+                                CPU_SMOOTHING * pct + (1.0 - CPU_SMOOTHING) * vm.cpu_usage;
+                        }
+                    }
+                    vm.cpu_sample = Some((cpu, now));
+                }
+                _ => {
+                    vm.cpu_usage = 0.0;
+                    vm.cpu_sample = None;
+                }
+            }
+        }
+        for uuid in host.vms.keys() {
+            if !seen.contains(uuid.as_str()) {
+                stale.push(uuid.clone());
+            }
+        }
+        stale
+    }
+
+    /// All VMs with a UUID (normally one; several when the same definition exists on
+    /// several hosts).
+    pub fn find_uuid(&self, uuid: &str) -> Vec<(&HostEntry, &VmEntry)> {
+        self.hosts
+            .values()
+            .filter_map(|h| h.vms.get(uuid).map(|v| (h, v)))
+            .collect()
+    }
+
+    /// Resolve `uuid` (optionally on one host) to exactly one VM.
+    pub fn resolve_vm(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+    ) -> Result<(&HostEntry, &VmEntry), CoreError> {
+        let uuid = uvmm_model::uuid::normalize_uuid(uuid)
+            .map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        if let Some(h) = host {
+            let h = self.resolve_host(h)?;
+            return h
+                .vms
+                .get(&uuid)
+                .map(|v| (h, v))
+                .ok_or_else(|| CoreError::NotFound(format!("no VM {uuid} on host {}", h.id)));
+        }
+        let mut found = self.find_uuid(&uuid);
+        match found.len() {
+            0 => Err(CoreError::NotFound(format!("no VM with UUID {uuid}"))),
+            1 => Ok(found.remove(0)),
+            _ => Err(CoreError::Ambiguous {
+                message: format!(
+                    "UUID {uuid} exists on {} hosts; choose one with host=",
+                    found.len()
+                ),
+                candidates: found.iter().map(|(h, v)| vm_summary(h, v)).collect(),
+            }),
+        }
+    }
+
+    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, CoreError> {
+        let state = q
+            .state
+            .as_deref()
+            .map(|s| s.parse::<VmState>())
+            .transpose()
+            .map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        let (key, desc) = parse_sort(q.sort.as_deref().unwrap_or("name"))?;
+        let only_host = q
+            .host
+            .as_deref()
+            .map(|h| self.resolve_host(h).map(|e| e.uri.as_str()))
+            .transpose()?;
+        let mut rows: Vec<(&HostEntry, &VmEntry)> = self
+            .hosts
+            .values()
+            .filter(|h| only_host.is_none_or(|u| u == h.uri))
+            .flat_map(|h| h.vms.values().map(move |v| (h, v)))
+            .filter(|(_, v)| state.is_none_or(|s| v.state == s))
+            .filter(|(_, v)| q.name.as_deref().is_none_or(|n| v.name == n))
+            .filter(|(_, v)| {
+                q.q.as_deref().is_none_or(|pat| {
+                    uvmm_model::glob::matches(pat, &v.name)
+                        || v.def
+                            .notes
+                            .description
+                            .as_deref()
+                            .is_some_and(|d| uvmm_model::glob::matches(pat, d))
+                })
+            })
+            .collect();
+        rows.sort_by(|(ha, a), (hb, b)| {
+            let primary = match key {
+                SortKey::Name => name_order(&a.name, &b.name),
+                SortKey::Host => ha.id.cmp(&hb.id),
+                SortKey::State => a.state.cmp(&b.state),
+                SortKey::Memory => a.memory_kib.cmp(&b.memory_kib),
+                SortKey::Vcpus => a.vcpus.cmp(&b.vcpus),
+                SortKey::Cpu => a.cpu_usage.total_cmp(&b.cpu_usage),
+            };
+            let primary = if desc { primary.reverse() } else { primary };
+            // A stable secondary order keeps pages consistent between requests.
+            primary
+                .then_with(|| name_order(&a.name, &b.name))
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| ha.id.cmp(&hb.id))
+        });
+        let total = rows.len();
+        let offset = q.offset.unwrap_or(0);
+        let items = rows
+            .into_iter()
+            .skip(offset)
+            .take(q.limit.unwrap_or(usize::MAX))
+            .map(|(h, v)| vm_summary(h, v))
+            .collect();
+        Ok(VmPage {
+            total,
+            offset,
+            limit: q.limit,
+            items,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const URI: &str = "test:///a.xml";
+
+    fn snap(uuid: &str, name: &str, state: VmState) -> DomainSnapshot {
+        DomainSnapshot {
+            uuid: uuid.into(),
+            name: name.into(),
+            state,
+            reason: 1,
+            persistent: true,
+            autostart: false,
+            managed_save: false,
+            max_memory_kib: 1024,
+            memory_kib: 1024,
+            vcpus: 2,
+            cpu_time_ns: 0,
+            xml: format!(
+                "<domain type='test'><name>{name}</name><uuid>{uuid}</uuid><description>d-{name}</description></domain>"
+            ),
+        }
+    }
+
+    const U1: &str = "00000000-0000-0000-0000-000000000001";
+    const U2: &str = "00000000-0000-0000-0000-000000000002";
+    const U3: &str = "00000000-0000-0000-0000-000000000003";
+
+    fn cache_with(domains: Vec<DomainSnapshot>) -> Cache {
+        let mut c = Cache::default();
+        c.add_host(URI, "a", HostOrigin::Cmdline, SystemTime::now());
+        c.host_synced(URI, HostInfo::default(), None, domains, SystemTime::now());
+        c
+    }
+
+    fn kinds(events: &[Event]) -> Vec<EventKind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn sync_and_resync_produce_the_right_events() {
+        let mut c = Cache::default();
+        assert_eq!(
+            kinds(&c.add_host(URI, "a", HostOrigin::Cmdline, SystemTime::now())),
+            vec![EventKind::HostAdded]
+        );
+        let ev = c.host_synced(
+            URI,
+            HostInfo::default(),
+            None,
+            vec![
+                snap(U1, "a", VmState::Running),
+                snap(U2, "b", VmState::Shutoff),
+            ],
+            SystemTime::now(),
+        );
+        assert_eq!(
+            kinds(&ev),
+            vec![
+                EventKind::HostConnected,
+                EventKind::VmAdded,
+                EventKind::VmAdded
+            ]
+        );
+
+        let ev = c.host_unavailable(URI, "EOF", None, SystemTime::now());
+        assert_eq!(kinds(&ev), vec![EventKind::HostUnavailable]);
+        // VMs stay listed, marked unavailable.
+        let page = c.list_vms(&VmQuery::default()).unwrap();
+        assert_eq!(page.total, 2);
+        assert!(page.items.iter().all(|v| !v.available));
+        // A second failure while unavailable is not news.
+        assert!(c
+            .host_unavailable(URI, "again", None, SystemTime::now())
+            .is_empty());
+
+        // Reconnect: U1 now paused, U2 gone, U3 new.
+        let ev = c.host_synced(
+            URI,
+            HostInfo::default(),
+            None,
+            vec![
+                snap(U1, "a", VmState::Paused),
+                snap(U3, "c", VmState::Running),
+            ],
+            SystemTime::now(),
+        );
+        assert_eq!(
+            kinds(&ev),
+            vec![
+                EventKind::HostConnected,
+                EventKind::VmRemoved,
+                EventKind::VmState,
+                EventKind::VmAdded
+            ]
+        );
+        assert_eq!(ev[2].previous_state, Some(VmState::Running));
+        assert_eq!(ev[2].state, Some(VmState::Paused));
+        assert!(c
+            .list_vms(&VmQuery::default())
+            .unwrap()
+            .items
+            .iter()
+            .all(|v| v.available));
+    }
+
+    #[test]
+    fn upsert_table() {
+        // (before, after, expected event)
+        let running = snap(U1, "a", VmState::Running);
+        let mut renamed = snap(U1, "b", VmState::Running);
+        renamed.xml = running.xml.replace("<name>a</name>", "<name>b</name>");
+        let mut saved = snap(U1, "a", VmState::Shutoff);
+        saved.managed_save = true;
+        let stopped = snap(U1, "a", VmState::Shutoff);
+        let table: Vec<(Option<DomainSnapshot>, DomainSnapshot, Option<EventKind>)> = vec![
+            (None, running.clone(), Some(EventKind::VmAdded)),
+            (Some(running.clone()), running.clone(), None),
+            (
+                Some(running.clone()),
+                stopped.clone(),
+                Some(EventKind::VmState),
+            ),
+            (
+                Some(running.clone()),
+                renamed.clone(),
+                Some(EventKind::VmChanged),
+            ),
+            (
+                Some(stopped.clone()),
+                saved.clone(),
+                Some(EventKind::VmState),
+            ),
+        ];
+        for (before, after, want) in table {
+            let mut c = cache_with(before.clone().into_iter().collect());
+            let ev = c.vm_upsert(URI, after.clone());
+            assert_eq!(ev.first().map(|e| e.kind), want, "{before:?} -> {after:?}");
+            assert!(ev.len() <= 1);
+        }
+    }
+
+    #[test]
+    fn removal_and_unknown_host_are_quiet() {
+        let mut c = cache_with(vec![snap(U1, "a", VmState::Running)]);
+        assert_eq!(kinds(&c.vm_remove(URI, U1)), vec![EventKind::VmRemoved]);
+        assert!(c.vm_remove(URI, U1).is_empty());
+        assert!(c
+            .vm_upsert("test:///other", snap(U2, "x", VmState::Running))
+            .is_empty());
+        assert_eq!(kinds(&c.remove_host(URI)), vec![EventKind::HostRemoved]);
+        assert!(c.resolve_host("a").is_err());
+    }
+
+    #[test]
+    fn stats_compute_cpu_and_flag_missed_events() {
+        let mut c = cache_with(vec![
+            snap(U1, "a", VmState::Running),
+            snap(U2, "b", VmState::Shutoff),
+        ]);
+        let t0 = Instant::now();
+        let stat = |cpu: u64, state| DomainStats {
+            uuid: U1.into(),
+            state: Some(state),
+            cpu_time_ns: Some(cpu),
+            balloon_current_kib: Some(512),
+            vcpus_current: Some(2),
+        };
+        let other = DomainStats {
+            uuid: U2.into(),
+            state: Some(VmState::Shutoff),
+            ..DomainStats::default()
+        };
+        assert!(c
+            .apply_stats(
+                URI,
+                &[stat(0, VmState::Running), other.clone()],
+                Some(99),
+                t0
+            )
+            .is_empty());
+        // 1 s later, 1 s of CPU on 2 vCPUs = 50 %, smoothed from 0 -> 25 %.
+        let stale = c.apply_stats(
+            URI,
+            &[stat(1_000_000_000, VmState::Running), other.clone()],
+            None,
+            t0 + Duration::from_secs(1),
+        );
+        assert!(stale.is_empty());
+        let vm = &c.host(URI).unwrap().vms[U1];
+        assert!((vm.cpu_usage - 25.0).abs() < 0.01, "{}", vm.cpu_usage);
+        assert_eq!(vm.memory_kib, 512);
+        assert_eq!(c.host(URI).unwrap().free_memory_kib, Some(99));
+        // Bogus counters (test driver) are clamped.
+        c.apply_stats(
+            URI,
+            &[stat(u64::MAX, VmState::Running), other.clone()],
+            None,
+            t0 + Duration::from_secs(2),
+        );
+        assert!(c.host(URI).unwrap().vms[U1].cpu_usage <= 100.0);
+        // State disagreement, unknown UUID and a VM missing from the stats: all stale.
+        let unknown = DomainStats {
+            uuid: U3.into(),
+            ..DomainStats::default()
+        };
+        let mut stale = c.apply_stats(
+            URI,
+            &[stat(0, VmState::Paused), unknown],
+            None,
+            t0 + Duration::from_secs(3),
+        );
+        stale.sort();
+        assert_eq!(stale, vec![U1.to_string(), U2.to_string(), U3.to_string()]);
+    }
+
+    #[test]
+    fn list_filters_sorts_and_pages() {
+        let mut c = cache_with(vec![
+            snap(U1, "web-01", VmState::Running),
+            snap(U2, "db-01", VmState::Shutoff),
+            snap(U3, "Web-02", VmState::Running),
+        ]);
+        c.add_host("test:///b.xml", "b", HostOrigin::Runtime, SystemTime::now());
+        c.host_synced(
+            "test:///b.xml",
+            HostInfo::default(),
+            None,
+            vec![snap(U1, "web-01", VmState::Paused)],
+            SystemTime::now(),
+        );
+        let names = |q: VmQuery| -> Vec<String> {
+            c.list_vms(&q)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|v| format!("{}@{}", v.name, v.host_id))
+                .collect()
+        };
+        assert_eq!(
+            names(VmQuery::default()),
+            vec!["db-01@a", "web-01@a", "web-01@b", "Web-02@a"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                q: Some("web*".into()),
+                ..Default::default()
+            }),
+            vec!["web-01@a", "web-01@b", "Web-02@a"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                q: Some("d-db".into()),
+                ..Default::default()
+            }),
+            vec!["db-01@a"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                state: Some("running".into()),
+                ..Default::default()
+            }),
+            vec!["web-01@a", "Web-02@a"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                host: Some("b".into()),
+                ..Default::default()
+            }),
+            vec!["web-01@b"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                host: Some("test:///b.xml".into()),
+                ..Default::default()
+            }),
+            vec!["web-01@b"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                name: Some("web-01".into()),
+                ..Default::default()
+            }),
+            vec!["web-01@a", "web-01@b"]
+        );
+        assert_eq!(
+            names(VmQuery {
+                sort: Some("-name".into()),
+                limit: Some(3),
+                ..Default::default()
+            }),
+            vec!["Web-02@a", "web-01@a", "web-01@b"]
+        );
+        let page = c
+            .list_vms(&VmQuery {
+                offset: Some(3),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((page.total, page.items.len()), (4, 1));
+
+        for bad in [
+            VmQuery {
+                state: Some("runing".into()),
+                ..Default::default()
+            },
+            VmQuery {
+                sort: Some("size".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                matches!(c.list_vms(&bad), Err(CoreError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            c.list_vms(&VmQuery {
+                host: Some("zzz".into()),
+                ..Default::default()
+            }),
+            Err(CoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn resolve_vm_cases() {
+        let mut c = cache_with(vec![snap(U1, "a", VmState::Running)]);
+        assert!(c.resolve_vm(U1, None).is_ok());
+        assert!(c.resolve_vm(&U1.replace('-', ""), None).is_ok());
+        assert!(matches!(
+            c.resolve_vm("nope", None),
+            Err(CoreError::BadRequest(_))
+        ));
+        assert!(matches!(
+            c.resolve_vm(U2, None),
+            Err(CoreError::NotFound(_))
+        ));
+        c.add_host("test:///b.xml", "b", HostOrigin::Runtime, SystemTime::now());
+        c.host_synced(
+            "test:///b.xml",
+            HostInfo::default(),
+            None,
+            vec![snap(U1, "a", VmState::Shutoff)],
+            SystemTime::now(),
+        );
+        assert!(matches!(
+            c.resolve_vm(U1, None),
+            Err(CoreError::Ambiguous { .. })
+        ));
+        assert_eq!(c.resolve_vm(U1, Some("b")).unwrap().0.id, "b");
+    }
+
+    #[test]
+    fn free_ids() {
+        let mut c = Cache::default();
+        assert_eq!(c.free_id("default"), "default");
+        c.add_host(
+            "test:///default",
+            "default",
+            HostOrigin::Cmdline,
+            SystemTime::now(),
+        );
+        assert_eq!(c.free_id("default"), "default-2");
+    }
+}

@@ -1,0 +1,386 @@
+//! Command line and configuration file of uvmmd. The command line wins over the file, the
+//! file over the built-in defaults; host URIs from both are managed.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use uvmm_api::{DEFAULT_SOCKET, DEFAULT_TCP_PORT};
+use uvmm_model::hosts::HostUri;
+
+pub const DEFAULT_CONFIG: &str = "/etc/uvmm/uvmmd.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/uvmm";
+pub const DEFAULT_DETACHED_LOG: &str = "/var/log/uvmm/uvmmd.log";
+pub const DEFAULT_DETACHED_PIDFILE: &str = "/run/uvmm/uvmmd.pid";
+
+/// uvmmd - the UVMM daemon: manages the virtual machines of many libvirt hosts.
+///
+/// Every host is given by its libvirt URI, e.g. qemu:///system, qemu+ssh://kvm1/system,
+/// xen://xen1/ or test:///default. The daemon keeps a live cache of all hosts and VMs fed
+/// by libvirt events and serves a JSON API (/api/v1) on a UNIX socket and, with -s, on TCP.
+///
+/// Standalone operation (no directory): uvmmd -b "" URI...
+/// The service script reads further options from DAEMON_OPTS in /etc/default/uvmmd.
+#[derive(Debug, Parser)]
+#[command(name = "uvmmd", version, about, long_about, max_term_width = 100)]
+pub struct Args {
+    /// libvirt URIs of the hosts to manage (added to the hosts of the configuration file).
+    #[arg(value_name = "URI")]
+    pub hosts: Vec<String>,
+
+    /// UNIX socket of the API (created with mode 0660).
+    #[arg(short = 'u', long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Also serve the API on TCP at ADDR[:PORT] (default port 2106). Until TLS and login
+    /// exist, only loopback addresses (127.0.0.1, ::1, localhost) are accepted.
+    #[arg(short = 's', long = "listen", value_name = "ADDR[:PORT]")]
+    pub listen: Option<String>,
+
+    /// Detach into the background once the sockets are ready. Logs go to the -l file
+    /// (default /var/log/uvmm/uvmmd.log), the pid to -p (default /run/uvmm/uvmmd.pid).
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+
+    /// Write the daemon's pid to this file (removed on exit).
+    #[arg(short = 'p', long = "pidfile", value_name = "PIDFILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Log to this file instead of standard error; SIGHUP reopens it (for logrotate).
+    #[arg(short = 'l', long = "logfile", value_name = "LOGFILE")]
+    pub logfile: Option<PathBuf>,
+
+    /// Debug logging.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// LDAP directory URI; -b "" runs standalone (hosts from the command line and the
+    /// configuration file). Directory support is not available yet.
+    #[arg(short = 'b', long = "ldap", value_name = "LDAP_URI")]
+    pub ldap: Option<String>,
+
+    /// State directory (runtime-added hosts and other daemon state).
+    #[arg(short = 'c', long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Configuration file (TOML). A missing default file is fine; a missing file given
+    /// here is an error.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub hosts: Option<Vec<String>>,
+    pub socket: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub ldap: Option<String>,
+    /// Seconds between statistics refreshes (one bulk call per host).
+    pub stats_interval_secs: Option<u64>,
+    /// First reconnection delay; doubles up to `reconnect_max_secs`.
+    pub reconnect_min_secs: Option<u64>,
+    pub reconnect_max_secs: Option<u64>,
+    /// How long an API request waits for a host to carry out a call.
+    pub call_timeout_secs: Option<u64>,
+    /// libvirt keepalive on remote connections: probe interval and missed probes.
+    pub keepalive_interval_secs: Option<u32>,
+    pub keepalive_count: Option<u32>,
+}
+
+/// The effective settings after merging.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hosts: Vec<String>,
+    pub host_origins_cmdline: Vec<String>,
+    pub socket: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub detach: bool,
+    pub pidfile: Option<PathBuf>,
+    pub logfile: Option<PathBuf>,
+    pub verbose: bool,
+    pub state_dir: PathBuf,
+    pub timing: Timing,
+}
+
+/// Intervals of the host manager.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub stats_interval: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub call_timeout: Duration,
+    pub keepalive_interval: u32,
+    pub keepalive_count: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            stats_interval: Duration::from_secs(5),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(300),
+            call_timeout: Duration::from_secs(60),
+            keepalive_interval: 5,
+            keepalive_count: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn load_file(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(FileConfig::default())
+        }
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Parse `-s ADDR[:PORT]` and refuse anything but loopback (no TLS/login yet).
+pub fn parse_listen(spec: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = || {
+        ConfigError::Invalid(format!(
+            "-s '{spec}': expected ADDR[:PORT], e.g. 127.0.0.1, 127.0.0.1:2106 or [::1]:2106"
+        ))
+    };
+    let spec = spec.trim();
+    let addr: SocketAddr = if let Ok(sa) = spec.parse::<SocketAddr>() {
+        sa
+    } else if let Ok(ip) = spec.trim_matches(['[', ']']).parse::<IpAddr>() {
+        SocketAddr::new(ip, DEFAULT_TCP_PORT)
+    } else {
+        let (host, port) = match spec.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| invalid())?),
+            None => (spec, DEFAULT_TCP_PORT),
+        };
+        if host == "localhost" {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+        } else {
+            return Err(invalid());
+        }
+    };
+    if !addr.ip().is_loopback() {
+        return Err(ConfigError::Invalid(format!(
+            "-s {spec}: refusing to listen on a non-loopback address: the TCP listener has no \
+             TLS and no login yet, so anyone on the network could control every VM. Use \
+             127.0.0.1 or ::1 (and an SSH tunnel for remote access) until TLS support lands."
+        )));
+    }
+    Ok(addr)
+}
+
+pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
+    let ldap = args.ldap.clone().or(file.ldap.clone());
+    if let Some(uri) = ldap.as_deref().filter(|u| !u.is_empty()) {
+        return Err(ConfigError::Invalid(format!(
+            "-b {uri}: directory (LDAP) support is not available yet. Run standalone with \
+             -b \"\" and give the hosts as arguments or in the configuration file."
+        )));
+    }
+
+    let mut hosts: Vec<String> = Vec::new();
+    for uri in args.hosts.iter().chain(file.hosts.iter().flatten()) {
+        HostUri::parse(uri).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if !hosts.contains(uri) {
+            hosts.push(uri.clone());
+        }
+    }
+
+    let listen = args
+        .listen
+        .as_deref()
+        .or(file.listen.as_deref())
+        .map(parse_listen)
+        .transpose()?;
+
+    let mut timing = Timing::default();
+    let secs = |v: Option<u64>, name: &str, d: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(d),
+            Some(0) => Err(ConfigError::Invalid(format!("{name} must be at least 1"))),
+            Some(s) if s > 86_400 => Err(ConfigError::Invalid(format!(
+                "{name} must be at most 86400 seconds"
+            ))),
+            Some(s) => Ok(Duration::from_secs(s)),
+        }
+    };
+    timing.stats_interval = secs(
+        file.stats_interval_secs,
+        "stats_interval_secs",
+        timing.stats_interval,
+    )?;
+    timing.reconnect_min = secs(
+        file.reconnect_min_secs,
+        "reconnect_min_secs",
+        timing.reconnect_min,
+    )?;
+    timing.reconnect_max = secs(
+        file.reconnect_max_secs,
+        "reconnect_max_secs",
+        timing.reconnect_max,
+    )?;
+    timing.call_timeout = secs(
+        file.call_timeout_secs,
+        "call_timeout_secs",
+        timing.call_timeout,
+    )?;
+    if timing.reconnect_max < timing.reconnect_min {
+        return Err(ConfigError::Invalid(
+            "reconnect_max_secs must not be smaller than reconnect_min_secs".into(),
+        ));
+    }
+    if let Some(i) = file.keepalive_interval_secs {
+        timing.keepalive_interval = i;
+    }
+    if let Some(c) = file.keepalive_count {
+        timing.keepalive_count = c;
+    }
+
+    let logfile = args
+        .logfile
+        .or(file.logfile)
+        .or_else(|| args.detach.then(|| PathBuf::from(DEFAULT_DETACHED_LOG)));
+    let pidfile = args
+        .pidfile
+        .or(file.pidfile)
+        .or_else(|| args.detach.then(|| PathBuf::from(DEFAULT_DETACHED_PIDFILE)));
+
+    Ok(Settings {
+        host_origins_cmdline: args.hosts.clone(),
+        hosts,
+        socket: args
+            .socket
+            .or(file.socket)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        listen,
+        detach: args.detach,
+        pidfile,
+        logfile,
+        verbose: args.verbose,
+        state_dir: args
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        timing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("uvmmd").chain(list.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let ok = [
+            ("127.0.0.1", "127.0.0.1:2106"),
+            ("127.0.0.1:9000", "127.0.0.1:9000"),
+            ("::1", "[::1]:2106"),
+            ("[::1]:2107", "[::1]:2107"),
+            ("localhost", "127.0.0.1:2106"),
+            ("localhost:7", "127.0.0.1:7"),
+        ];
+        for (spec, want) in ok {
+            assert_eq!(parse_listen(spec).unwrap().to_string(), want, "{spec}");
+        }
+        for bad in [
+            "0.0.0.0",
+            "0.0.0.0:2106",
+            "192.168.1.1",
+            "example.com",
+            "127.0.0.1:x",
+            "",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+        let msg = parse_listen("0.0.0.0").unwrap_err().to_string();
+        assert!(msg.contains("non-loopback"), "{msg}");
+    }
+
+    #[test]
+    fn ldap_option() {
+        assert!(merge(args(&["-b", ""]), FileConfig::default()).is_ok());
+        let e = merge(
+            args(&["-b", "ldap://dc.example.com"]),
+            FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not available yet"), "{e}");
+    }
+
+    #[test]
+    fn merging_and_defaults() {
+        let file: FileConfig = toml::from_str(
+            "hosts = [\"test:///default\", \"qemu:///system\"]\nstats_interval_secs = 2\n",
+        )
+        .unwrap();
+        let s = merge(args(&["-b", "", "test:///default", "xen://xen1/"]), file).unwrap();
+        assert_eq!(
+            s.hosts,
+            vec!["test:///default", "xen://xen1/", "qemu:///system"]
+        );
+        assert_eq!(s.timing.stats_interval, Duration::from_secs(2));
+        assert_eq!(s.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(s.pidfile, None);
+        let d = merge(args(&["-d"]), FileConfig::default()).unwrap();
+        assert_eq!(d.logfile, Some(PathBuf::from(DEFAULT_DETACHED_LOG)));
+        assert_eq!(d.pidfile, Some(PathBuf::from(DEFAULT_DETACHED_PIDFILE)));
+    }
+
+    #[test]
+    fn invalid_settings() {
+        let bad_uri = merge(args(&["http://x/"]), FileConfig::default());
+        assert!(bad_uri.is_err());
+        let zero: FileConfig = toml::from_str("stats_interval_secs = 0").unwrap();
+        assert!(merge(args(&[]), zero).is_err());
+        let inverted: FileConfig =
+            toml::from_str("reconnect_min_secs = 10\nreconnect_max_secs = 5").unwrap();
+        assert!(merge(args(&[]), inverted).is_err());
+        assert!(toml::from_str::<FileConfig>("stats_intervall_secs = 3").is_err());
+    }
+
+    #[test]
+    fn config_file_loading() {
+        let dir = std::env::temp_dir().join(format!("uvmm-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.toml");
+        assert!(load_file(&missing, false).is_ok());
+        assert!(load_file(&missing, true).is_err());
+        let broken = dir.join("broken.toml");
+        std::fs::write(&broken, "hosts = [").unwrap();
+        assert!(matches!(
+            load_file(&broken, true),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,302 @@
+//! One worker thread per host. It owns the libvirt connection, turns libvirt events into
+//! cache updates, refreshes statistics with one bulk call per interval, carries out
+//! requests, and reconnects with exponential back-off when the connection is lost.
+//!
+//! A thread (not an async task) because libvirt calls block: a slow or hung host blocks its
+//! own worker and nothing else.
+
+use crate::bus::EventBus;
+use crate::cache::Cache;
+use crate::config::Timing;
+use crate::error::CoreError;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
+use uvmm_libvirt::{Connector, HostEvent, Hypervisor, LibvirtError};
+use uvmm_model::Action;
+
+/// What the daemon's parts share.
+pub struct Shared {
+    pub cache: RwLock<Cache>,
+    pub bus: EventBus,
+    pub timing: Timing,
+    pub connector: Arc<dyn Connector>,
+}
+
+impl Shared {
+    /// Apply a cache change and publish its events under one lock, keeping event order
+    /// equal to change order.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Cache) -> (R, Vec<uvmm_api::Event>)) -> R {
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        let (r, events) = f(&mut cache);
+        self.bus.publish(events);
+        r
+    }
+
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub enum HostMsg {
+    /// A libvirt event from connection number `gen`.
+    Event(u64, HostEvent),
+    Action {
+        uuid: String,
+        action: Action,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Stop,
+}
+
+/// The daemon's handle on a worker.
+pub struct HostHandle {
+    tx: mpsc::Sender<HostMsg>,
+}
+
+impl HostHandle {
+    pub fn send(&self, msg: HostMsg) -> Result<(), CoreError> {
+        self.tx
+            .send(msg)
+            .map_err(|_| CoreError::Internal("host worker has stopped".into()))
+    }
+
+    pub fn stop(&self) {
+        let _ = self.tx.send(HostMsg::Stop);
+    }
+}
+
+/// Start the worker of `uri`. `first_attempt` fires once the first connection attempt has
+/// finished, successfully or not.
+pub fn spawn(
+    shared: Arc<Shared>,
+    uri: String,
+    first_attempt: Option<oneshot::Sender<()>>,
+) -> HostHandle {
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker {
+        shared,
+        uri: uri.clone(),
+        rx,
+        tx: tx.clone(),
+        first_attempt,
+    };
+    let name = format!("host {}", uri.chars().take(40).collect::<String>());
+    if let Err(e) = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || worker.run())
+    {
+        tracing::error!(%uri, "cannot start host worker: {e}");
+    }
+    HostHandle { tx }
+}
+
+enum Exit {
+    Stop,
+    Lost(String),
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    uri: String,
+    rx: mpsc::Receiver<HostMsg>,
+    tx: mpsc::Sender<HostMsg>,
+    first_attempt: Option<oneshot::Sender<()>>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let timing = self.shared.timing;
+        let mut delay = timing.reconnect_min;
+        let mut generation = 0u64;
+        loop {
+            generation += 1;
+            let gen = generation;
+            let tx = self.tx.clone();
+            let sink: uvmm_libvirt::EventSink = Arc::new(move |ev| {
+                let _ = tx.send(HostMsg::Event(gen, ev));
+            });
+            let started = Instant::now();
+            let attempt = self
+                .shared
+                .connector
+                .connect(&self.uri, sink)
+                .and_then(|hv| self.sync(&*hv).map(|_| hv));
+            match attempt {
+                Ok(hv) => {
+                    tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
+                    self.signal_first_attempt();
+                    delay = timing.reconnect_min;
+                    let exit = self.serve(&*hv, gen);
+                    drop(hv);
+                    match exit {
+                        Exit::Stop => return,
+                        Exit::Lost(reason) => {
+                            tracing::warn!(uri = %self.uri, "connection lost: {reason}");
+                            self.mark_unavailable(&reason, delay);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(uri = %self.uri, retry_in = ?delay, "cannot connect: {e}");
+                    self.mark_unavailable(&e.message, delay);
+                    self.signal_first_attempt();
+                }
+            }
+            if let Exit::Stop = self.wait(delay) {
+                return;
+            }
+            delay = (delay * 2).min(timing.reconnect_max);
+        }
+    }
+
+    fn signal_first_attempt(&mut self) {
+        if let Some(tx) = self.first_attempt.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn mark_unavailable(&self, reason: &str, retry_in: Duration) {
+        let now = SystemTime::now();
+        self.shared.update(|c| {
+            (
+                (),
+                c.host_unavailable(&self.uri, reason, Some(now + retry_in), now),
+            )
+        });
+    }
+
+    /// Full read of the host after (re)connecting.
+    fn sync(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
+        let info = hv.host_info()?;
+        let domains = hv.list_domains()?;
+        let free = hv.free_memory_kib().ok();
+        let now = SystemTime::now();
+        self.shared
+            .update(|c| ((), c.host_synced(&self.uri, info, free, domains, now)));
+        Ok(())
+    }
+
+    /// Wait out the back-off, answering requests while the host is away.
+    fn wait(&mut self, delay: Duration) -> Exit {
+        let until = Instant::now() + delay;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Exit::Lost(String::new());
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(HostMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
+                Ok(HostMsg::Action { reply, .. }) => {
+                    let reason = self
+                        .shared
+                        .read()
+                        .host(&self.uri)
+                        .and_then(|h| h.last_error.clone())
+                        .unwrap_or_default();
+                    let _ = reply.send(Err(CoreError::HostUnavailable {
+                        host: self.uri.clone(),
+                        reason,
+                    }));
+                }
+                // Events of a connection that is gone.
+                Ok(HostMsg::Event(..)) => {}
+                Err(RecvTimeoutError::Timeout) => return Exit::Lost(String::new()),
+            }
+        }
+    }
+
+    fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
+        let interval = self.shared.timing.stats_interval;
+        // Statistics right away: primes CPU usage and catches changes made during sync.
+        let mut next_stats = Instant::now();
+        loop {
+            let timeout = next_stats.saturating_duration_since(Instant::now());
+            let msg = match self.rx.recv_timeout(timeout) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.stats(hv) {
+                        if !hv.is_alive() {
+                            return Exit::Lost(e.message);
+                        }
+                        tracing::warn!(uri = %self.uri, "statistics failed: {e}");
+                    }
+                    next_stats = Instant::now() + interval;
+                    continue;
+                }
+            };
+            match msg {
+                HostMsg::Stop => return Exit::Stop,
+                HostMsg::Event(g, _) if g != gen => {}
+                HostMsg::Event(_, HostEvent::Closed { reason }) => return Exit::Lost(reason),
+                HostMsg::Event(
+                    _,
+                    HostEvent::Lifecycle {
+                        uuid,
+                        name,
+                        event,
+                        detail,
+                    },
+                ) => {
+                    tracing::debug!(uri = %self.uri, %name, ?event, detail, "lifecycle event");
+                    if let Err(e) = self.refresh(hv, &uuid) {
+                        if !hv.is_alive() {
+                            return Exit::Lost(e.message);
+                        }
+                    }
+                }
+                HostMsg::Event(_, HostEvent::DomainChanged { uuid, .. }) => {
+                    if let Err(e) = self.refresh(hv, &uuid) {
+                        if !hv.is_alive() {
+                            return Exit::Lost(e.message);
+                        }
+                    }
+                }
+                HostMsg::Action {
+                    uuid,
+                    action,
+                    reply,
+                } => {
+                    let result = hv.action(&uuid, action);
+                    let lost = result.as_ref().err().filter(|_| !hv.is_alive()).cloned();
+                    if result.is_ok() {
+                        // Answer only once the cache shows the result, so a `vm list` right
+                        // after the request sees the new state.
+                        let _ = self.refresh(hv, &uuid);
+                    }
+                    let _ = reply.send(result.map_err(CoreError::from));
+                    if let Some(e) = lost {
+                        return Exit::Lost(e.message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-read one domain after an event. Whatever the event said, libvirt's answer now is
+    /// what counts: a domain may survive an UNDEFINED event (still running, transient).
+    fn refresh(&self, hv: &dyn Hypervisor, uuid: &str) -> Result<(), LibvirtError> {
+        match hv.domain(uuid)? {
+            Some(snap) => self.shared.update(|c| ((), c.vm_upsert(&self.uri, snap))),
+            None => self.shared.update(|c| ((), c.vm_remove(&self.uri, uuid))),
+        }
+        Ok(())
+    }
+
+    fn stats(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
+        let stats = hv.domain_stats()?;
+        let free = hv.free_memory_kib().ok();
+        let now = Instant::now();
+        let stale = {
+            let mut cache = self.shared.cache.write().unwrap_or_else(|p| p.into_inner());
+            cache.apply_stats(&self.uri, &stats, free, now)
+        };
+        for uuid in stale {
+            tracing::debug!(uri = %self.uri, %uuid, "cache disagreed with libvirt; re-reading");
+            self.refresh(hv, &uuid)?;
+        }
+        Ok(())
+    }
+}

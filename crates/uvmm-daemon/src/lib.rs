@@ -1,0 +1,12 @@
+//! uvmmd: the daemon. See docs/ARCHITECTURE.md for how the parts fit together.
+
+pub mod api;
+pub mod bus;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod manager;
+pub mod persist;
+pub mod process;
+pub mod server;

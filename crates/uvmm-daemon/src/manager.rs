@@ -1,0 +1,257 @@
+//! The host manager: which hosts are managed, their workers, and the operations the API
+//! calls. Handlers stay thin; the decisions live here.
+
+use crate::cache::{host_detail, host_summary, vm_summary};
+use crate::error::CoreError;
+use crate::host::{self, HostHandle, HostMsg, Shared};
+use crate::persist::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::oneshot;
+use uvmm_api::{ActionResponse, HostDetail, HostOrigin, HostSummary, VmDetail, VmPage, VmQuery};
+use uvmm_model::hosts::HostUri;
+use uvmm_model::Action;
+
+/// How long `POST /hosts` waits for the first connection attempt before answering.
+const ADD_WAIT: Duration = Duration::from_secs(10);
+
+/// Runtime changes to the host list, kept in `<state_dir>/hosts.json` so they survive a
+/// restart: hosts added through the API, and configured hosts removed through it.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostChanges {
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+pub struct Manager {
+    pub shared: Arc<Shared>,
+    workers: Mutex<HashMap<String, HostHandle>>,
+    changes: Mutex<HostChanges>,
+    changes_file: PathBuf,
+}
+
+impl Manager {
+    pub fn new(shared: Arc<Shared>, state_dir: PathBuf) -> Result<Manager, CoreError> {
+        let changes_file = state_dir.join("hosts.json");
+        let changes = match std::fs::read(&changes_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("{}: {e}", changes_file.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostChanges::default(),
+            Err(e) => {
+                return Err(CoreError::Internal(format!(
+                    "{}: {e}",
+                    changes_file.display()
+                )))
+            }
+        };
+        Ok(Manager {
+            shared,
+            workers: Mutex::new(HashMap::new()),
+            changes: Mutex::new(changes),
+            changes_file,
+        })
+    }
+
+    /// Start managing the configured hosts plus the runtime changes.
+    pub fn start(&self, configured: &[(String, HostOrigin)]) {
+        let changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut all: Vec<(String, HostOrigin)> = configured
+            .iter()
+            .filter(|(u, _)| !changes.removed.contains(u))
+            .cloned()
+            .collect();
+        for uri in &changes.added {
+            if !all.iter().any(|(u, _)| u == uri) {
+                all.push((uri.clone(), HostOrigin::Runtime));
+            }
+        }
+        for (uri, origin) in all {
+            self.spawn(&uri, origin, None);
+        }
+    }
+
+    fn spawn(&self, uri: &str, origin: HostOrigin, first: Option<oneshot::Sender<()>>) {
+        let parsed = HostUri::parse(uri)
+            .map(|u| u.default_id())
+            .unwrap_or_else(|_| "host".into());
+        let now = SystemTime::now();
+        self.shared.update(|c| {
+            let id = c.free_id(&parsed);
+            ((), c.add_host(uri, &id, origin, now))
+        });
+        let handle = host::spawn(self.shared.clone(), uri.to_string(), first);
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uri.to_string(), handle);
+    }
+
+    fn save_changes(&self, changes: &HostChanges) -> Result<(), CoreError> {
+        let json =
+            serde_json::to_vec_pretty(changes).map_err(|e| CoreError::Internal(e.to_string()))?;
+        write_atomic(&self.changes_file, &json, 0o644).map_err(|e| {
+            CoreError::Internal(format!("cannot save {}: {e}", self.changes_file.display()))
+        })
+    }
+
+    pub fn list_hosts(&self) -> Vec<HostSummary> {
+        let now = SystemTime::now();
+        self.shared
+            .read()
+            .hosts()
+            .map(|h| host_summary(h, now))
+            .collect()
+    }
+
+    pub fn host(&self, id: &str) -> Result<HostDetail, CoreError> {
+        let cache = self.shared.read();
+        Ok(host_detail(cache.resolve_host(id)?, SystemTime::now()))
+    }
+
+    pub async fn add_host(&self, uri: &str) -> Result<HostSummary, CoreError> {
+        let parsed = HostUri::parse(uri).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            // Hold the changes lock across check, persist and spawn: two concurrent adds of
+            // one URI must not both succeed.
+            let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+            if self.shared.read().host(uri).is_some() {
+                return Err(CoreError::Conflict(format!(
+                    "host {uri} is already managed"
+                )));
+            }
+            let mut next = changes.clone();
+            next.removed.retain(|u| u != uri);
+            if !next.added.iter().any(|u| u == uri) {
+                next.added.push(uri.to_string());
+            }
+            self.save_changes(&next)?;
+            *changes = next;
+            self.spawn(&parsed.uri, HostOrigin::Runtime, Some(tx));
+        }
+        // Answer with the outcome of the first attempt when it comes quickly; otherwise the
+        // host is reported as still connecting.
+        let _ = tokio::time::timeout(ADD_WAIT, rx).await;
+        let now = SystemTime::now();
+        let cache = self.shared.read();
+        cache
+            .host(uri)
+            .map(|h| host_summary(h, now))
+            .ok_or_else(|| CoreError::Internal("host vanished while being added".into()))
+    }
+
+    pub fn remove_host(&self, id: &str) -> Result<HostSummary, CoreError> {
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let (uri, summary) = {
+            let cache = self.shared.read();
+            let h = cache.resolve_host(id)?;
+            (h.uri.clone(), host_summary(h, SystemTime::now()))
+        };
+        let mut next = changes.clone();
+        let was_runtime = next.added.iter().any(|u| *u == uri);
+        next.added.retain(|u| *u != uri);
+        if !was_runtime && !next.removed.contains(&uri) {
+            next.removed.push(uri.clone());
+        }
+        self.save_changes(&next)?;
+        *changes = next;
+        if let Some(handle) = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&uri)
+        {
+            handle.stop();
+        }
+        self.shared.update(|c| ((), c.remove_host(&uri)));
+        Ok(summary)
+    }
+
+    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, CoreError> {
+        self.shared.read().list_vms(q)
+    }
+
+    pub fn vm(&self, uuid: &str, host: Option<&str>) -> Result<VmDetail, CoreError> {
+        let cache = self.shared.read();
+        let (h, v) = cache.resolve_vm(uuid, host)?;
+        Ok(crate::cache::vm_detail(h, v))
+    }
+
+    pub async fn vm_action(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        action: Action,
+    ) -> Result<ActionResponse, CoreError> {
+        let (uri, uuid) = {
+            let cache = self.shared.read();
+            let (h, v) = cache.resolve_vm(uuid, host)?;
+            if !h.available() {
+                return Err(CoreError::HostUnavailable {
+                    host: h.uri.clone(),
+                    reason: h
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "not connected yet".into()),
+                });
+            }
+            action.check(v.state)?;
+            (h.uri.clone(), v.uuid.clone())
+        };
+        let (tx, rx) = oneshot::channel();
+        self.worker_send(
+            &uri,
+            HostMsg::Action {
+                uuid: uuid.clone(),
+                action,
+                reply: tx,
+            },
+        )?;
+        let timeout = self.shared.timing.call_timeout;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(CoreError::Timeout {
+                host: uri,
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(_)) => Err(CoreError::Internal("host worker stopped".into())),
+            Ok(Ok(result)) => {
+                result?;
+                let cache = self.shared.read();
+                let vm = cache
+                    .host(&uri)
+                    .and_then(|h| h.vms.get(&uuid).map(|v| vm_summary(h, v)));
+                Ok(ActionResponse { action, vm })
+            }
+        }
+    }
+
+    fn worker_send(&self, uri: &str, msg: HostMsg) -> Result<(), CoreError> {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers
+            .get(uri)
+            .ok_or_else(|| CoreError::NotFound(format!("no host '{uri}'")))?
+            .send(msg)
+    }
+
+    /// Stop every worker (they finish their current libvirt call, then exit).
+    pub fn shutdown(&self) {
+        for (_, handle) in self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            handle.stop();
+        }
+    }
+}

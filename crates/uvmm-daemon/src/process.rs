@@ -1,0 +1,195 @@
+//! Process plumbing of a Unix daemon: detaching, the pid file, a log file that SIGHUP
+//! reopens.
+
+use nix::unistd::{fork, setsid, ForkResult};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The child's side of a detach: tells the waiting parent how start-up went.
+pub struct Detached {
+    pipe: File,
+}
+
+impl Detached {
+    pub fn ready(mut self) {
+        let _ = self.pipe.write_all(b"OK\n");
+    }
+
+    pub fn failed(mut self, message: &str) {
+        let _ = self.pipe.write_all(message.as_bytes());
+    }
+}
+
+/// Fork into the background. The parent waits until the child reports that its sockets
+/// are ready (exit 0) or why it failed (message, exit 1), so `uvmmd -d` fails visibly.
+/// Must run before any thread is started.
+pub fn detach() -> std::io::Result<Detached> {
+    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe()?;
+    // SAFETY: called from main before the runtime, the logger or libvirt start threads.
+    match unsafe { fork() }? {
+        ForkResult::Parent { .. } => {
+            drop(write_end);
+            let mut answer = String::new();
+            let _ = File::from(read_end).read_to_string(&mut answer);
+            if answer.starts_with("OK") {
+                std::process::exit(0);
+            }
+            let answer = answer.trim();
+            if answer.is_empty() {
+                eprintln!("uvmmd: the daemon exited during start-up; see its log file");
+            } else {
+                eprintln!("uvmmd: {answer}");
+            }
+            std::process::exit(1);
+        }
+        ForkResult::Child => {
+            drop(read_end);
+            setsid()?;
+            std::env::set_current_dir("/")?;
+            let devnull = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            for fd in [0, 1, 2] {
+                // SAFETY: both descriptors are open; dup2 atomically replaces the target.
+                if unsafe { libc::dup2(devnull.as_raw_fd(), fd) } < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(Detached {
+                pipe: File::from(write_end),
+            })
+        }
+    }
+}
+
+/// A pid file that is removed again when dropped.
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Create the pid file; refuses when it names a live process.
+    pub fn create(path: &Path) -> Result<PidFile, String> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+                if alive && pid != std::process::id() as i32 {
+                    return Err(format!(
+                        "pid file {} names running process {pid}: is uvmmd already running?",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A log file shared by all tracing writers; `reopen` swaps in a fresh handle after
+/// logrotate moved the old file away.
+#[derive(Clone)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LogFile {
+    pub fn open(path: &Path) -> std::io::Result<LogFile> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: Arc::new(Mutex::new(open_append(path)?)),
+        })
+    }
+
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let fresh = open_append(&self.path)?;
+        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+pub struct LogWriter(Arc<Mutex<File>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter(self.file.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_reopen_follows_rotation() {
+        let dir = std::env::temp_dir().join(format!("uvmm-log-{}", std::process::id()));
+        let path = dir.join("uvmmd.log");
+        let log = LogFile::open(&path).unwrap();
+        use tracing_subscriber::fmt::MakeWriter;
+        log.make_writer().write_all(b"first\n").unwrap();
+        std::fs::rename(&path, dir.join("uvmmd.log.1")).unwrap();
+        log.reopen().unwrap();
+        log.make_writer().write_all(b"second\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("uvmmd.log.1")).unwrap(),
+            "first\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pid_file_refuses_live_process_and_cleans_up() {
+        let dir = std::env::temp_dir().join(format!("uvmm-pid-{}", std::process::id()));
+        let path = dir.join("uvmmd.pid");
+        std::fs::create_dir_all(&dir).unwrap();
+        // PID 1 is always alive.
+        std::fs::write(&path, "1\n").unwrap();
+        assert!(PidFile::create(&path).is_err());
+        // A stale pid is replaced.
+        std::fs::write(&path, "999999999\n").unwrap();
+        let pf = PidFile::create(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        drop(pf);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

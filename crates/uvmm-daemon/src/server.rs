@@ -1,0 +1,174 @@
+//! Start-up and shutdown of the daemon: sockets, pid file, host manager, signals.
+
+use crate::api::{self, AppState};
+use crate::bus::EventBus;
+use crate::config::Settings;
+use crate::host::Shared;
+use crate::manager::Manager;
+use crate::process::{LogFile, PidFile};
+use anyhow::{anyhow, Context};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use uvmm_api::HostOrigin;
+use uvmm_libvirt::Connector;
+
+/// Bind the UNIX socket. A socket file left behind by a crashed daemon is replaced; one
+/// that still answers belongs to a running daemon and is an error.
+fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(anyhow!(
+                "socket {} is in use: is another uvmmd running?",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set mode of {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Run the daemon until SIGTERM/SIGINT. `ready` is called once the sockets accept
+/// connections (or with the reason start-up failed).
+pub async fn run(
+    settings: Settings,
+    connector: Arc<dyn Connector>,
+    log: Option<LogFile>,
+    ready: Box<dyn FnOnce(Result<(), String>) + Send>,
+) -> anyhow::Result<()> {
+    let started = async {
+        std::fs::create_dir_all(&settings.state_dir).with_context(|| {
+            format!(
+                "cannot create state directory {}",
+                settings.state_dir.display()
+            )
+        })?;
+        let unix = bind_unix(&settings.socket)?;
+        let tcp = match settings.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
+        let pidfile = settings
+            .pidfile
+            .as_deref()
+            .map(PidFile::create)
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
+        let shared = Arc::new(Shared {
+            cache: RwLock::default(),
+            bus: EventBus::default(),
+            timing: settings.timing,
+            connector,
+        });
+        let manager =
+            Arc::new(Manager::new(shared, settings.state_dir.clone()).map_err(|e| anyhow!(e))?);
+        anyhow::Ok((unix, tcp, pidfile, manager))
+    }
+    .await;
+    let (unix, tcp, pidfile, manager) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            ready(Err(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+
+    let configured: Vec<(String, HostOrigin)> = settings
+        .hosts
+        .iter()
+        .map(|u| {
+            let origin = if settings.host_origins_cmdline.contains(u) {
+                HostOrigin::Cmdline
+            } else {
+                HostOrigin::Config
+            };
+            (u.clone(), origin)
+        })
+        .collect();
+    manager.start(&configured);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = api::router(AppState {
+        manager: manager.clone(),
+        shutdown: stop_rx.clone(),
+    });
+    let mut servers = Vec::new();
+    {
+        let mut stop = stop_rx.clone();
+        let app = app.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(unix, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    if let Some(tcp) = tcp {
+        let mut stop = stop_rx.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    tracing::info!(
+        socket = %settings.socket.display(),
+        tcp = ?settings.listen,
+        hosts = settings.hosts.len(),
+        "uvmmd {} ready",
+        env!("CARGO_PKG_VERSION")
+    );
+    ready(Ok(()));
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => {
+                match &log {
+                    Some(l) => match l.reopen() {
+                        Ok(()) => tracing::info!("SIGHUP: log file reopened"),
+                        Err(e) => tracing::error!("SIGHUP: cannot reopen log file: {e}"),
+                    },
+                    None => tracing::info!("SIGHUP: no log file to reopen"),
+                }
+            }
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    manager.shutdown();
+    let drain = futures_util::future::join_all(servers);
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 5 s; closing anyway");
+    }
+    let _ = std::fs::remove_file(&settings.socket);
+    drop(pidfile);
+    tracing::info!("uvmmd stopped");
+    Ok(())
+}

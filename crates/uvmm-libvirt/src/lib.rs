@@ -1,0 +1,138 @@
+//! The only code in uvmm that touches libvirt.
+//!
+//! Everything above this crate talks to a host through the [`Hypervisor`] trait and opens
+//! hosts through a [`Connector`]. The real implementation ([`LibvirtConnector`]) uses the
+//! `virt` crate; tests wrap it to inject faults (a dropped connection, a failing call)
+//! without mocking libvirt itself.
+//!
+//! Calls are blocking, as libvirt's are. The daemon runs each host on its own thread, so a
+//! slow or hung host only ever blocks itself.
+
+mod error;
+mod events;
+mod real;
+mod stats;
+
+pub use error::{ErrorKind, LibvirtError};
+pub use real::LibvirtConnector;
+
+use std::sync::Arc;
+use uvmm_model::caps::HostCaps;
+use uvmm_model::{Action, VmState};
+
+/// Static facts about a host, read once per connection.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostInfo {
+    pub hostname: String,
+    /// Driver name as libvirt reports it: `QEMU`, `Xen`, `TEST`, ...
+    pub driver: String,
+    pub libvirt_version: String,
+    pub hypervisor_version: String,
+    pub cpus: u32,
+    pub cpu_model: String,
+    pub cpu_mhz: u32,
+    pub memory_kib: u64,
+    pub caps: HostCaps,
+}
+
+/// Everything the cache keeps about one domain, read in one go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSnapshot {
+    pub uuid: String,
+    pub name: String,
+    pub state: VmState,
+    /// libvirt's raw state reason; see `uvmm_model::state::state_reason`.
+    pub reason: u32,
+    pub persistent: bool,
+    pub autostart: bool,
+    /// A managed-save image exists (the VM was suspended to disk).
+    pub managed_save: bool,
+    pub max_memory_kib: u64,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    pub cpu_time_ns: u64,
+    /// Live XML (what is running now, e.g. with the assigned VNC port); no secrets.
+    pub xml: String,
+}
+
+/// Per-domain figures from one `virConnectGetAllDomainStats` call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DomainStats {
+    pub uuid: String,
+    pub state: Option<VmState>,
+    pub cpu_time_ns: Option<u64>,
+    pub balloon_current_kib: Option<u64>,
+    pub vcpus_current: Option<u32>,
+}
+
+/// libvirt's lifecycle event types (`virDomainEventType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Defined,
+    Undefined,
+    Started,
+    Suspended,
+    Resumed,
+    Stopped,
+    Shutdown,
+    PmSuspended,
+    Crashed,
+    Other(i32),
+}
+
+impl Lifecycle {
+    pub fn from_raw(code: i32) -> Lifecycle {
+        match code {
+            0 => Lifecycle::Defined,
+            1 => Lifecycle::Undefined,
+            2 => Lifecycle::Started,
+            3 => Lifecycle::Suspended,
+            4 => Lifecycle::Resumed,
+            5 => Lifecycle::Stopped,
+            6 => Lifecycle::Shutdown,
+            7 => Lifecycle::PmSuspended,
+            8 => Lifecycle::Crashed,
+            other => Lifecycle::Other(other),
+        }
+    }
+}
+
+/// What a connection reports asynchronously.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostEvent {
+    /// A lifecycle event for one domain.
+    Lifecycle {
+        uuid: String,
+        name: String,
+        event: Lifecycle,
+        detail: i32,
+    },
+    /// A device, medium or metadata of a domain changed (no state change).
+    DomainChanged { uuid: String, name: String },
+    /// The connection is gone (EOF, keepalive timeout, error).
+    Closed { reason: String },
+}
+
+/// Receives events; called on libvirt's event thread, so it must not block.
+pub type EventSink = Arc<dyn Fn(HostEvent) + Send + Sync>;
+
+/// One open connection to one host.
+pub trait Hypervisor: Send + Sync {
+    fn uri(&self) -> &str;
+    fn host_info(&self) -> Result<HostInfo, LibvirtError>;
+    /// Every domain, active and inactive.
+    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError>;
+    /// One domain; `Ok(None)` when it does not exist (any more).
+    fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError>;
+    fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError>;
+    /// Statistics of all domains in one call.
+    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError>;
+    fn free_memory_kib(&self) -> Result<u64, LibvirtError>;
+    /// Whether the connection is still usable.
+    fn is_alive(&self) -> bool;
+}
+
+/// Opens connections. Events of the new connection go to `sink` until it is dropped.
+pub trait Connector: Send + Sync {
+    fn connect(&self, uri: &str, sink: EventSink) -> Result<Arc<dyn Hypervisor>, LibvirtError>;
+}

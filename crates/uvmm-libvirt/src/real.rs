@@ -1,0 +1,294 @@
+//! The real [`Connector`] and [`Hypervisor`], backed by the `virt` crate.
+
+use crate::events::{self, into_opaque};
+use crate::{
+    Connector, DomainSnapshot, DomainStats, ErrorKind, EventSink, HostInfo, Hypervisor,
+    LibvirtError,
+};
+use std::ffi::c_int;
+use std::sync::Arc;
+use uvmm_model::caps::parse_capabilities;
+use uvmm_model::{Action, VmState};
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::sys;
+
+/// Opens real libvirt connections with keepalive and event callbacks.
+#[derive(Debug, Clone)]
+pub struct LibvirtConnector {
+    /// Seconds between keepalive probes on remote connections.
+    pub keepalive_interval: i32,
+    /// Unanswered probes after which the connection counts as dead.
+    pub keepalive_count: u32,
+}
+
+impl Default for LibvirtConnector {
+    fn default() -> Self {
+        LibvirtConnector {
+            keepalive_interval: 2,
+            keepalive_count: 2,
+        }
+    }
+}
+
+struct LibvirtHost {
+    uri: String,
+    conn: Connect,
+    callback_ids: Vec<c_int>,
+    close_registered: bool,
+}
+
+fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+impl Connector for LibvirtConnector {
+    fn connect(&self, uri: &str, sink: EventSink) -> Result<Arc<dyn Hypervisor>, LibvirtError> {
+        events::ensure_event_loop().map_err(|e| {
+            LibvirtError::new(
+                ErrorKind::Other,
+                format!("libvirt event loop unavailable: {e}"),
+            )
+        })?;
+        let conn = Connect::open(Some(uri)).map_err(|e| {
+            let mut err = LibvirtError::from(e);
+            err.kind = ErrorKind::Connection;
+            err
+        })?;
+        // Local drivers have no keepalive; that is not an error worth reporting.
+        let _ = conn.set_keep_alive(self.keepalive_interval, self.keepalive_count);
+
+        let mut host = LibvirtHost {
+            uri: uri.to_string(),
+            conn,
+            callback_ids: Vec::new(),
+            close_registered: false,
+        };
+        host.register(sink)?;
+        Ok(Arc::new(host))
+    }
+}
+
+impl LibvirtHost {
+    fn register(&mut self, sink: EventSink) -> Result<(), LibvirtError> {
+        type Generic =
+            unsafe extern "C" fn(sys::virConnectPtr, sys::virDomainPtr, *mut std::ffi::c_void);
+        // SAFETY (all transmutes below): libvirt calls each callback with the signature
+        // that belongs to its event id; VIR_DOMAIN_EVENT_CALLBACK in C does the same cast.
+        let table: [(u32, Generic); 6] = unsafe {
+            [
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                    std::mem::transmute::<*const (), Generic>(events::lifecycle_cb as *const ()),
+                ),
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                    std::mem::transmute::<*const (), Generic>(events::device_cb as *const ()),
+                ),
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                    std::mem::transmute::<*const (), Generic>(events::device_cb as *const ()),
+                ),
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_TRAY_CHANGE,
+                    std::mem::transmute::<*const (), Generic>(events::tray_cb as *const ()),
+                ),
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_DISK_CHANGE,
+                    std::mem::transmute::<*const (), Generic>(events::disk_cb as *const ()),
+                ),
+                (
+                    sys::VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+                    std::mem::transmute::<*const (), Generic>(events::metadata_cb as *const ()),
+                ),
+            ]
+        };
+        for (id, cb) in table {
+            let opaque = into_opaque(sink.clone());
+            // SAFETY: conn is live; opaque is released by free_sink (also on failure, per
+            // libvirt's contract only on success - so free it ourselves when it fails).
+            let ret = unsafe {
+                sys::virConnectDomainEventRegisterAny(
+                    self.conn.as_ptr(),
+                    std::ptr::null_mut(),
+                    id as c_int,
+                    Some(cb),
+                    opaque,
+                    Some(events::free_sink),
+                )
+            };
+            if ret < 0 {
+                // SAFETY: registration failed, so libvirt did not take ownership.
+                unsafe { events::free_sink(opaque) };
+                let err = LibvirtError::from(virt::error::Error::last_error());
+                // Lifecycle events are essential; the others only refine the cache.
+                if id == sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE {
+                    return Err(err);
+                }
+                tracing::debug!(uri = %self.uri, event = id, "event not supported: {err}");
+                continue;
+            }
+            self.callback_ids.push(ret);
+        }
+
+        let opaque = into_opaque(sink);
+        // SAFETY: as above; close_cb matches virConnectCloseFunc.
+        let ret = unsafe {
+            sys::virConnectRegisterCloseCallback(
+                self.conn.as_ptr(),
+                Some(events::close_cb),
+                opaque,
+                Some(events::free_sink),
+            )
+        };
+        if ret < 0 {
+            // SAFETY: not registered, still ours.
+            unsafe { events::free_sink(opaque) };
+        } else {
+            self.close_registered = true;
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, uuid: &str) -> Result<Option<Domain>, LibvirtError> {
+        match self.conn.lookup_domain_by_uuid_string(uuid) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self, dom: &Domain) -> Result<DomainSnapshot, LibvirtError> {
+        let uuid = dom.uuid_string()?;
+        let name = dom.name()?;
+        let (mut state, mut reason): (c_int, c_int) = (0, 0);
+        // SAFETY: dom is a live domain handle; state/reason are valid out-pointers.
+        if unsafe { sys::virDomainGetState(dom.as_ptr(), &mut state, &mut reason, 0) } < 0 {
+            return Err(virt::error::Error::last_error().into());
+        }
+        let info = dom.info()?;
+        let persistent = dom.is_persistent()?;
+        // Transient domains have no autostart flag or managed save.
+        let autostart = persistent && dom.autostart().unwrap_or(false);
+        let managed_save = persistent && dom.has_managed_save(0).unwrap_or(false);
+        let xml = dom.xml_desc(0)?;
+        Ok(DomainSnapshot {
+            uuid,
+            name,
+            state: VmState::from_libvirt(state.max(0) as u32),
+            reason: reason.max(0) as u32,
+            persistent,
+            autostart,
+            managed_save,
+            max_memory_kib: info.max_mem,
+            memory_kib: info.memory,
+            vcpus: info.nr_virt_cpu,
+            cpu_time_ns: info.cpu_time,
+            xml,
+        })
+    }
+}
+
+impl Hypervisor for LibvirtHost {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn host_info(&self) -> Result<HostInfo, LibvirtError> {
+        let node = self.conn.node_info()?;
+        let caps_xml = self.conn.capabilities()?;
+        let caps = parse_capabilities(&caps_xml).map_err(|e| {
+            LibvirtError::new(ErrorKind::Other, format!("unreadable capabilities: {e}"))
+        })?;
+        Ok(HostInfo {
+            hostname: self.conn.hostname()?,
+            driver: self.conn.driver_type()?,
+            libvirt_version: version_string(self.conn.lib_version()?),
+            hypervisor_version: self
+                .conn
+                .hyp_version()
+                .map(version_string)
+                .unwrap_or_default(),
+            cpus: node.cpus,
+            cpu_model: node.model,
+            cpu_mhz: node.mhz,
+            memory_kib: node.memory,
+            caps,
+        })
+    }
+
+    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError> {
+        let domains = self.conn.list_all_domains(0)?;
+        let mut out = Vec::with_capacity(domains.len());
+        for dom in &domains {
+            match self.snapshot(dom) {
+                Ok(s) => out.push(s),
+                // Undefined between listing and reading: simply gone.
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError> {
+        let Some(dom) = self.lookup(uuid)? else {
+            return Ok(None);
+        };
+        match self.snapshot(&dom) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError> {
+        let dom = self.lookup(uuid)?.ok_or_else(|| {
+            LibvirtError::new(ErrorKind::NotFound, format!("domain {uuid} not found"))
+        })?;
+        match action {
+            Action::Start => dom.create().map(|_| ()),
+            Action::Shutdown => dom.shutdown().map(|_| ()),
+            Action::Stop => dom.destroy(),
+            Action::Pause => dom.suspend().map(|_| ()),
+            Action::Resume => dom.resume().map(|_| ()),
+            Action::Suspend => dom.managed_save(0),
+            Action::Reboot => dom.reboot(0),
+            Action::Reset => dom.reset().map(|_| ()),
+        }
+        .map_err(LibvirtError::from)
+    }
+
+    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError> {
+        crate::stats::all_domain_stats(&self.conn)
+    }
+
+    fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
+        Ok(self.conn.free_memory()? / 1024)
+    }
+
+    fn is_alive(&self) -> bool {
+        self.conn.is_alive().unwrap_or(false)
+    }
+}
+
+impl Drop for LibvirtHost {
+    fn drop(&mut self) {
+        for id in self.callback_ids.drain(..) {
+            // SAFETY: id was returned by a successful registration on this connection.
+            unsafe { sys::virConnectDomainEventDeregisterAny(self.conn.as_ptr(), id) };
+        }
+        if self.close_registered {
+            // SAFETY: the same callback was registered on this connection.
+            unsafe {
+                sys::virConnectUnregisterCloseCallback(self.conn.as_ptr(), Some(events::close_cb))
+            };
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The typed model of uvmm: libvirt XML in and out, VM states and actions, units and
+//! validation. Pure code: no I/O and no libvirt, so everything here is tested with tables.
+
+pub mod caps;
+pub mod domain;
+pub mod glob;
+pub mod hosts;
+pub mod state;
+pub mod units;
+pub mod uuid;
+pub mod xml;
+
+pub use state::{Action, VmState};

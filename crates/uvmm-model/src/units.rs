@@ -1,0 +1,163 @@
+//! Sizes as libvirt writes them (`<memory unit='MiB'>`) and as people type them (`2GiB`).
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("'{0}' is not a size (examples: 512MiB, 2GiB, 20G, 1048576)")]
+    Invalid(String),
+    #[error("unknown size unit '{0}'")]
+    Unit(String),
+    #[error("size '{0}' is too large")]
+    Overflow(String),
+}
+
+/// Multiplier in bytes for a libvirt/SI/IEC unit name. libvirt treats `k`, `M`, `G` as
+/// powers of 1024 and `KB`, `MB`, `GB` as powers of 1000; so do we.
+fn unit_bytes(unit: &str) -> Option<u64> {
+    const K: u64 = 1024;
+    Some(match unit {
+        "" | "b" | "B" | "bytes" => 1,
+        "k" | "K" | "KiB" | "kib" => K,
+        "KB" | "kB" => 1000,
+        "M" | "m" | "MiB" | "mib" => K * K,
+        "MB" => 1000 * 1000,
+        "G" | "g" | "GiB" | "gib" => K * K * K,
+        "GB" => 1000 * 1000 * 1000,
+        "T" | "t" | "TiB" | "tib" => K * K * K * K,
+        "TB" => 1000 * 1000 * 1000 * 1000,
+        "P" | "PiB" => K * K * K * K * K,
+        "PB" => 1000 * 1000 * 1000 * 1000 * 1000,
+        _ => return None,
+    })
+}
+
+/// Parse a libvirt `<memory unit=...>` value into KiB. A missing unit means KiB.
+pub fn libvirt_memory_kib(value: &str, unit: Option<&str>) -> Result<u64, SizeError> {
+    let n: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| SizeError::Invalid(value.to_string()))?;
+    let unit = unit.unwrap_or("KiB");
+    let mult = unit_bytes(unit).ok_or_else(|| SizeError::Unit(unit.to_string()))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| SizeError::Overflow(value.to_string()))?;
+    Ok(bytes / 1024)
+}
+
+/// Parse a human size such as `2GiB`, `512M`, `1.5GiB` or `1073741824` into bytes.
+pub fn parse_size(input: &str) -> Result<u64, SizeError> {
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() || num.matches('.').count() > 1 {
+        return Err(SizeError::Invalid(input.to_string()));
+    }
+    let mult = unit_bytes(unit.trim()).ok_or_else(|| SizeError::Unit(unit.trim().to_string()))?;
+    match num.split_once('.') {
+        None => {
+            let n: u64 = num
+                .parse()
+                .map_err(|_| SizeError::Overflow(input.to_string()))?;
+            n.checked_mul(mult)
+                .ok_or_else(|| SizeError::Overflow(input.to_string()))
+        }
+        Some((int, frac)) => {
+            // Exact decimal arithmetic: int * mult + frac * mult / 10^len(frac).
+            if frac.is_empty() || frac.len() > 9 {
+                return Err(SizeError::Invalid(input.to_string()));
+            }
+            let int: u64 = if int.is_empty() {
+                0
+            } else {
+                int.parse()
+                    .map_err(|_| SizeError::Overflow(input.to_string()))?
+            };
+            let frac_n: u128 = frac
+                .parse()
+                .map_err(|_| SizeError::Invalid(input.to_string()))?;
+            let scale = 10u128.pow(frac.len() as u32);
+            let total = (int as u128) * (mult as u128) + frac_n * (mult as u128) / scale;
+            u64::try_from(total).map_err(|_| SizeError::Overflow(input.to_string()))
+        }
+    }
+}
+
+/// Format bytes for people, with binary units: `2.0 GiB`, `512 MiB`, `0 B`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{} {}", value as u64, UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libvirt_units() {
+        let table = [
+            ("524288", None, Ok(524288)),
+            ("512", Some("MiB"), Ok(524288)),
+            ("1", Some("G"), Ok(1048576)),
+            ("1", Some("GB"), Ok(976562)),
+            ("2048", Some("bytes"), Ok(2)),
+            ("x", None, Err(SizeError::Invalid("x".into()))),
+            ("1", Some("parsecs"), Err(SizeError::Unit("parsecs".into()))),
+            (
+                "18446744073709551615",
+                Some("KiB"),
+                Err(SizeError::Overflow("18446744073709551615".into())),
+            ),
+        ];
+        for (v, u, want) in table {
+            assert_eq!(libvirt_memory_kib(v, u), want, "{v} {u:?}");
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        let ok = [
+            ("1073741824", 1 << 30),
+            ("2GiB", 2 << 30),
+            ("2G", 2 << 30),
+            ("512MiB", 512 << 20),
+            ("1.5GiB", 3 << 29),
+            ("20 GiB", 20 << 30),
+            ("1GB", 1_000_000_000),
+            ("0", 0),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_size(s), Ok(want), "{s}");
+        }
+        for bad in [
+            "",
+            "GiB",
+            "1..2G",
+            "-1G",
+            "1.G",
+            "1XB",
+            "99999999999999999999",
+            "20000000PiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(2 << 30), "2 GiB");
+    }
+}
