@@ -106,11 +106,14 @@ impl Manager {
 
     pub fn list_hosts(&self) -> Vec<HostSummary> {
         let now = SystemTime::now();
-        self.shared
+        let mut hosts: Vec<HostSummary> = self
+            .shared
             .read()
             .hosts()
             .map(|h| host_summary(h, now))
-            .collect()
+            .collect();
+        hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        hosts
     }
 
     pub fn host(&self, id: &str) -> Result<HostDetail, CoreError> {
@@ -158,7 +161,7 @@ impl Manager {
             (h.uri.clone(), host_summary(h, SystemTime::now()))
         };
         let mut next = changes.clone();
-        let was_runtime = next.added.iter().any(|u| *u == uri);
+        let was_runtime = next.added.contains(&uri);
         next.added.retain(|u| *u != uri);
         if !was_runtime && !next.removed.contains(&uri) {
             next.removed.push(uri.clone());

@@ -466,7 +466,8 @@ mod tests {
     #[test]
     fn refuses_bad_input() {
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
-        let cases: Vec<(&str, fn(&XmlError) -> bool)> = vec![
+        type Check = fn(&XmlError) -> bool;
+        let cases: Vec<(&str, Check)> = vec![
             ("", |e| *e == XmlError::NoRoot),
             ("<a>", |e| matches!(e, XmlError::Syntax(_))),
             ("<a></b>", |e| matches!(e, XmlError::Syntax(_))),

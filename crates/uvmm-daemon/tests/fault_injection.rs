@@ -1,0 +1,240 @@
+//! Faults injected through the `Connector`/`Hypervisor` traits around the real libvirt
+//! test driver: refused connections, a dropped connection, a host that hangs.
+
+mod common;
+
+use common::{demo_uri, wait_for};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use uvmm_api::{HostOrigin, HostStatus, VmQuery};
+use uvmm_daemon::bus::EventBus;
+use uvmm_daemon::config::Timing;
+use uvmm_daemon::error::CoreError;
+use uvmm_daemon::host::Shared;
+use uvmm_daemon::manager::Manager;
+use uvmm_libvirt::*;
+use uvmm_model::Action;
+
+#[derive(Default)]
+struct Faults {
+    refuse_connects: AtomicUsize,
+    connects: AtomicUsize,
+    /// Actions on this host hang until it is cleared.
+    hang_uri: Mutex<Option<String>>,
+    sinks: Mutex<Vec<EventSink>>,
+}
+
+struct FaultyConnector {
+    inner: LibvirtConnector,
+    faults: Arc<Faults>,
+}
+
+struct FaultyHost {
+    inner: Arc<dyn Hypervisor>,
+    faults: Arc<Faults>,
+}
+
+impl Connector for FaultyConnector {
+    fn connect(&self, uri: &str, sink: EventSink) -> Result<Arc<dyn Hypervisor>, LibvirtError> {
+        self.faults.connects.fetch_add(1, Ordering::SeqCst);
+        let left = self.faults.refuse_connects.load(Ordering::SeqCst);
+        if left > 0 {
+            self.faults
+                .refuse_connects
+                .store(left - 1, Ordering::SeqCst);
+            return Err(LibvirtError::new(
+                ErrorKind::Connection,
+                "injected: connection refused",
+            ));
+        }
+        self.faults.sinks.lock().unwrap().push(sink.clone());
+        let inner = self.inner.connect(uri, sink)?;
+        Ok(Arc::new(FaultyHost {
+            inner,
+            faults: self.faults.clone(),
+        }))
+    }
+}
+
+impl Hypervisor for FaultyHost {
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+    fn host_info(&self) -> Result<HostInfo, LibvirtError> {
+        self.inner.host_info()
+    }
+    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError> {
+        self.inner.list_domains()
+    }
+    fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError> {
+        self.inner.domain(uuid)
+    }
+    fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError> {
+        while self.faults.hang_uri.lock().unwrap().as_deref() == Some(self.inner.uri()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.inner.action(uuid, action)
+    }
+    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError> {
+        self.inner.domain_stats()
+    }
+    fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
+        self.inner.free_memory_kib()
+    }
+    fn is_alive(&self) -> bool {
+        self.inner.is_alive()
+    }
+}
+
+fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(Shared {
+        cache: RwLock::default(),
+        bus: EventBus::default(),
+        timing: Timing {
+            stats_interval: Duration::from_millis(200),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(400),
+            call_timeout: Duration::from_millis(500),
+            keepalive_interval: 5,
+            keepalive_count: 3,
+        },
+        connector: Arc::new(FaultyConnector {
+            inner: LibvirtConnector::default(),
+            faults,
+        }),
+    });
+    (
+        Arc::new(Manager::new(shared, dir.path().to_path_buf()).unwrap()),
+        dir,
+    )
+}
+
+fn status(m: &Manager, id: &str) -> HostStatus {
+    m.host(id).unwrap().summary.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_then_dropped_connection_recovers_with_backoff() {
+    let faults = Arc::new(Faults::default());
+    faults.refuse_connects.store(3, Ordering::SeqCst);
+    let (m, _dir) = manager(faults.clone());
+    m.start(&[(demo_uri("demo-kvm1"), HostOrigin::Cmdline)]);
+
+    // Three refusals with back-off 100, 200, 400 ms, then connected.
+    let h = wait_for(Duration::from_secs(3), "first refusal", || {
+        let h = m.host("demo-kvm1").unwrap().summary;
+        (h.status == HostStatus::Unavailable).then_some(h)
+    });
+    assert!(h.last_error.unwrap().contains("injected"));
+    let started = Instant::now();
+    wait_for(Duration::from_secs(5), "connected after refusals", || {
+        (status(&m, "demo-kvm1") == HostStatus::Connected).then_some(())
+    });
+    assert_eq!(faults.connects.load(Ordering::SeqCst), 4);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "back-off must grow: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(m.list_vms(&VmQuery::default()).unwrap().total, 5);
+
+    // Drop the connection: unavailable, VMs kept, then reconnected and resynchronised.
+    let mut events = m.shared.bus.subscribe();
+    let sink = faults.sinks.lock().unwrap().last().unwrap().clone();
+    sink(HostEvent::Closed {
+        reason: "injected: EOF".into(),
+    });
+    wait_for(Duration::from_secs(2), "unavailable after drop", || {
+        (status(&m, "demo-kvm1") == HostStatus::Unavailable).then_some(())
+    });
+    let page = m.list_vms(&VmQuery::default()).unwrap();
+    assert_eq!(page.total, 5);
+    assert!(page.items.iter().all(|v| !v.available));
+    wait_for(Duration::from_secs(3), "reconnected", || {
+        (status(&m, "demo-kvm1") == HostStatus::Connected).then_some(())
+    });
+    assert!(m
+        .list_vms(&VmQuery::default())
+        .unwrap()
+        .items
+        .iter()
+        .all(|v| v.available));
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind);
+    }
+    assert!(
+        kinds.contains(&uvmm_api::EventKind::HostUnavailable),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&uvmm_api::EventKind::HostConnected),
+        "{kinds:?}"
+    );
+    // A stale Closed from the dropped connection must not break the new one.
+    sink(HostEvent::Closed {
+        reason: "late".into(),
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(&m, "demo-kvm1"), HostStatus::Connected);
+    m.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_host_costs_only_its_own_requests() {
+    let faults = Arc::new(Faults::default());
+    let (m, _dir) = manager(faults.clone());
+    m.start(&[
+        (demo_uri("demo-kvm1"), HostOrigin::Cmdline),
+        (demo_uri("demo-kvm2"), HostOrigin::Cmdline),
+    ]);
+    wait_for(Duration::from_secs(3), "both connected", || {
+        (status(&m, "demo-kvm1") == HostStatus::Connected
+            && status(&m, "demo-kvm2") == HostStatus::Connected)
+            .then_some(())
+    });
+    let uuid_of = |name: &str| {
+        m.list_vms(&VmQuery {
+            name: Some(name.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .items[0]
+            .uuid
+            .clone()
+    };
+    *faults.hang_uri.lock().unwrap() = Some(demo_uri("demo-kvm1"));
+    let stuck = m
+        .vm_action(&uuid_of("build-old"), None, Action::Start)
+        .await;
+    assert!(matches!(stuck, Err(CoreError::Timeout { .. })), "{stuck:?}");
+    // While demo-kvm1 hangs (it still does: the flag is set), reads answer from the cache
+    // (a read that waited on the host would never return) and the other host works.
+    assert_eq!(m.list_vms(&VmQuery::default()).unwrap().total, 9);
+    let other = m
+        .vm_action(&uuid_of("winxp-legacy"), None, Action::Start)
+        .await
+        .unwrap();
+    assert_eq!(other.vm.unwrap().state, uvmm_model::VmState::Running);
+    // Once the host answers again, its queued request completes and new ones flow.
+    *faults.hang_uri.lock().unwrap() = None;
+    wait_for(Duration::from_secs(3), "queued start to complete", || {
+        let vm = m
+            .list_vms(&VmQuery {
+                name: Some("build-old".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .remove(0);
+        (vm.state == uvmm_model::VmState::Running).then_some(())
+    });
+    let r = m
+        .vm_action(&uuid_of("build-old"), None, Action::Pause)
+        .await
+        .unwrap();
+    assert_eq!(r.vm.unwrap().state, uvmm_model::VmState::Paused);
+    m.shutdown();
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's first command: take a fresh Debian 12 machine (as root) to a running uvmmd
+# that manages three demo hosts (libvirt test-driver hosts with a dozen VMs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+install_build_deps
+
+echo "==> cargo build --release"
+cargo build --release --locked --bins -q
+install -m 0755 target/release/uvmmd target/release/uvmm /usr/local/bin/
+
+# Restart a demo daemon started earlier by this script.
+if [ -f /run/uvmm/uvmmd.pid ] && kill -0 "$(cat /run/uvmm/uvmmd.pid)" 2>/dev/null; then
+    echo "==> stopping the running uvmmd"
+    kill "$(cat /run/uvmm/uvmmd.pid)"
+    for _ in $(seq 50); do [ -e /run/uvmm/uvmm.sock ] || break; sleep 0.1; done
+fi
+
+hosts=()
+for f in "$PWD"/demo/hosts/*.xml; do hosts+=("test://$f"); done
+echo "==> starting uvmmd on ${#hosts[@]} demo hosts"
+uvmmd -d -b "" -s 127.0.0.1:2106 "${hosts[@]}"
+
+uvmm host list
+echo
+uvmm vm list
+cat <<MSG
+
+uvmmd is running (pid $(cat /run/uvmm/uvmmd.pid)).
+  API:      UNIX socket /run/uvmm/uvmm.sock, and http://127.0.0.1:2106/api/v1/
+  Log:      /var/log/uvmm/uvmmd.log
+  Try:      uvmm vm start build-old      (in another terminal first: uvmm events)
+            uvmm vm show web-01 --host demo-kvm2
+            curl -s http://127.0.0.1:2106/api/v1/vms?state=running
+  Stop:     kill \$(cat /run/uvmm/uvmmd.pid)
+The demo hosts are libvirt test-driver hosts: every restart starts them afresh.
+MSG

@@ -1,0 +1,45 @@
+# Shared helpers of the project's scripts. Everything here is idempotent: a second run
+# installs nothing new and takes seconds.
+
+die() { echo "error: $*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "run this as root (it installs Debian packages and starts daemons)"
+}
+
+# Install Debian packages that are missing; `apt-get update` only when something is.
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "==> apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Build tools and the libvirt client library (libvirt 9.0 on Debian 12).
+install_build_deps() {
+    need_root
+    apt_install ca-certificates curl gcc libc6-dev pkg-config libvirt-dev libvirt0
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -x "$HOME/.cargo/bin/cargo" ] || {
+            echo "==> installing the Rust toolchain (rustup, stable, minimal profile)"
+            curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+        }
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+}
+
+# What the tests need beyond the build: a real libvirtd and virsh (libvirt-daemon,
+# libvirt-clients), xmllint for virt-xml-validate, qemu-img.
+install_test_deps() {
+    install_build_deps
+    apt_install libvirt-daemon libvirt-clients libxml2-utils util-linux
+    # libvirt-daemon pulls Debian's QEMU 7.2, which replaces the image's backported
+    # qemu-utils 10; put the matching stock qemu-utils back.
+    apt_install qemu-utils
+}

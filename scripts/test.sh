@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's second command (and what .ci/run calls): install what the tests need, then
+# check formatting and lints and run every test, including the slow ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+install_test_deps
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+echo "==> cargo test (all tests, slow ones included)"
+cargo test --workspace --locked -- --include-ignored
+echo "==> all checks passed"
