@@ -21,6 +21,8 @@ hosts=()
 for f in "$PWD"/demo/hosts/*.xml; do hosts+=("test://$f"); done
 echo "==> starting uvmmd on ${#hosts[@]} demo hosts"
 uvmmd -d -b "" -s 127.0.0.1:2106 "${hosts[@]}"
+# The daemon answers at once; give the hosts a moment to finish connecting.
+for _ in $(seq 50); do uvmm host list --json | grep -q '"connecting"' || break; sleep 0.1; done
 
 uvmm host list
 echo
