@@ -82,6 +82,17 @@ pub struct Notes {
     pub os: Option<String>,
 }
 
+/// The `<features>` uvmm manages; others are kept as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Features {
+    pub acpi: bool,
+    pub apic: bool,
+    pub pae: bool,
+    /// Hyper-V enlightenments (for Windows guests).
+    pub hyperv: bool,
+}
+
 /// What the daemon knows about a domain from its XML.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainDef {
@@ -94,14 +105,23 @@ pub struct DomainDef {
     pub os_type: String,
     pub arch: Option<String>,
     pub machine: Option<String>,
+    pub emulator: Option<String>,
     /// Boot loader for PV guests, e.g. `pygrub`.
     pub bootloader: Option<String>,
+    pub bootloader_args: Option<String>,
     pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
     /// `<os><boot dev=.../>` list, in order.
     pub boot_devices: Vec<String>,
     pub max_memory_kib: u64,
     pub memory_kib: u64,
     pub vcpus: u32,
+    /// `host-model`, `host-passthrough`, or a named CPU model; `None` when not set.
+    pub cpu_model: Option<String>,
+    /// RTC offset: `utc` or `localtime` (`<clock offset>`).
+    pub rtc: Option<String>,
+    pub features: Features,
     pub notes: Notes,
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
@@ -211,8 +231,22 @@ pub fn domain_from_tree(root: &Element) -> Result<DomainDef, DomainError> {
         machine: os_type_el
             .and_then(|t| t.attr("machine"))
             .map(str::to_string),
+        emulator: root
+            .find("devices/emulator")
+            .map(|e| e.text().trim().to_string()),
         bootloader: root.child_text("bootloader").filter(|b| !b.is_empty()),
+        bootloader_args: root
+            .child_text("bootloader_args")
+            .filter(|b| !b.is_empty()),
         kernel: os.and_then(|o| o.child_text("kernel")),
+        initrd: os.and_then(|o| o.child_text("initrd")),
+        cmdline: os.and_then(|o| o.child_text("cmdline")),
+        cpu_model: read_cpu_model(root),
+        rtc: root
+            .child("clock")
+            .and_then(|c| c.attr("offset"))
+            .map(str::to_string),
+        features: read_features(root),
         boot_devices,
         max_memory_kib: memory_kib,
         memory_kib: current,
@@ -234,6 +268,30 @@ pub fn domain_from_tree(root: &Element) -> Result<DomainDef, DomainError> {
     Ok(def)
 }
 
+fn read_cpu_model(root: &Element) -> Option<String> {
+    let cpu = root.child("cpu")?;
+    match cpu.attr("mode") {
+        Some("host-model") => Some("host-model".into()),
+        Some("host-passthrough") => Some("host-passthrough".into()),
+        Some("maximum") => Some("maximum".into()),
+        _ => cpu.child_text("model").filter(|m| !m.is_empty()),
+    }
+}
+
+fn read_features(root: &Element) -> Features {
+    let Some(f) = root.child("features") else {
+        return Features::default();
+    };
+    Features {
+        acpi: f.child("acpi").is_some(),
+        apic: f.child("apic").is_some(),
+        pae: f.child("pae").is_some(),
+        hyperv: f
+            .child("hyperv")
+            .is_some_and(|h| h.attr("mode") == Some("passthrough") || h.elements().next().is_some()),
+    }
+}
+
 fn memory_field(root: &Element, name: &'static str) -> Result<Option<u64>, DomainError> {
     root.child(name)
         .map(|m| {
@@ -251,7 +309,7 @@ fn boot_order_of(dev: &Element) -> Option<u32> {
         .and_then(|o| o.parse().ok())
 }
 
-fn read_disk(dev: &Element) -> Disk {
+pub(crate) fn read_disk(dev: &Element) -> Disk {
     let kind = dev.attr("type").unwrap_or("file").to_string();
     let src = dev.child("source");
     let source = src.and_then(|s| match kind.as_str() {
@@ -288,7 +346,7 @@ fn read_disk(dev: &Element) -> Disk {
     }
 }
 
-fn read_nic(dev: &Element) -> Nic {
+pub(crate) fn read_nic(dev: &Element) -> Nic {
     let kind = dev.attr("type").unwrap_or("").to_string();
     let src = dev.child("source");
     let source = src.and_then(|s| {
@@ -316,7 +374,7 @@ fn read_nic(dev: &Element) -> Nic {
     }
 }
 
-fn read_graphics(dev: &Element) -> Graphics {
+pub(crate) fn read_graphics(dev: &Element) -> Graphics {
     let port = dev
         .attr("port")
         .and_then(|p| p.parse::<i32>().ok())

@@ -3,9 +3,11 @@
 
 pub mod caps;
 pub mod domain;
+pub mod edit;
 pub mod glob;
 pub mod hosts;
 pub mod state;
+pub mod targets;
 pub mod units;
 pub mod uuid;
 pub mod xml;

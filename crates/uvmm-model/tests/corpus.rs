@@ -87,3 +87,107 @@ fn project_demo_hosts_parse() {
         "demo hosts should hold a dozen VMs, found {domains}"
     );
 }
+
+fn corpus_domains() -> Vec<(PathBuf, String)> {
+    let Some(dir) = corpus_dir() else { return vec![] };
+    ["domain-qemu", "domain-xen"]
+        .iter()
+        .flat_map(|sub| xml_files(&dir.join(sub)))
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            (f, text)
+        })
+        .collect()
+}
+
+/// Remove the named top-level children, for comparing "everything else".
+fn without(mut el: xml::Element, names: &[&str]) -> xml::Element {
+    el.remove_children(|e| names.contains(&e.name.as_str()));
+    el
+}
+
+#[test]
+fn merging_an_unchanged_definition_changes_nothing() {
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let def = domain::domain_from_tree(&tree).unwrap();
+        let mut merged = tree.clone();
+        uvmm_model::edit::merge(&mut merged, &def, &def).unwrap();
+        assert_eq!(merged, tree, "{}", file.display());
+    }
+}
+
+#[test]
+fn a_memory_edit_changes_only_memory() {
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let old = domain::domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        new.max_memory_kib = old.max_memory_kib + 1024;
+        let mut merged = tree.clone();
+        uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
+        assert_eq!(domain::domain_from_tree(&merged).unwrap().max_memory_kib, new.max_memory_kib);
+        assert_eq!(without(merged, &["memory"]), without(tree, &["memory"]), "{}", file.display());
+    }
+}
+
+#[test]
+fn notes_edit_changes_only_notes() {
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let old = domain::domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        new.notes.contact = Some("ops@example.com <24/7>".into());
+        let mut merged = tree.clone();
+        uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
+        let back = domain::domain_from_tree(&xml::parse(&merged.to_xml()).unwrap()).unwrap();
+        assert_eq!(back.notes.contact, new.notes.contact, "{}", file.display());
+        // Other metadata (e.g. libosinfo) is kept.
+        let other_meta = |t: &xml::Element| -> Vec<xml::Element> {
+            t.child("metadata")
+                .map(|m| m.elements().filter(|e| e.local_name() != "notes").cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(other_meta(&merged), other_meta(&tree), "{}", file.display());
+        assert_eq!(without(merged, &["metadata"]), without(tree, &["metadata"]), "{}", file.display());
+    }
+}
+
+#[test]
+fn adding_a_disk_keeps_every_other_device() {
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let old = domain::domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        let used: Vec<&str> = old.disks.iter().map(|d| d.target.as_str()).collect();
+        let bus = if old.is_xen_pv() || old.domain_type == "xen" { "xen" } else { "virtio" };
+        let target = uvmm_model::targets::first_free(bus, &used).unwrap();
+        new.disks.push(domain::Disk {
+            device: "disk".into(),
+            kind: "file".into(),
+            target: target.clone(),
+            bus: Some(bus.into()),
+            source: Some("/var/lib/libvirt/images/extra.qcow2".into()),
+            format: Some("qcow2".into()),
+            ..Default::default()
+        });
+        let mut merged = tree.clone();
+        uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
+        let back = domain::domain_from_tree(&merged).unwrap();
+        assert_eq!(back.disks.len(), old.disks.len() + 1, "{}", file.display());
+        assert!(back.disks.iter().any(|d| d.target == target));
+        // Every other device element is unchanged and in the same order.
+        let others = |t: &xml::Element| -> Vec<xml::Element> {
+            t.child("devices")
+                .map(|d| {
+                    d.elements()
+                        .filter(|e| !(e.name == "disk" && e.find("target").and_then(|t| t.attr("dev")) == Some(target.as_str())))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(others(&merged), others(&tree), "{}", file.display());
+        assert_eq!(without(merged, &["devices"]), without(tree, &["devices"]), "{}", file.display());
+    }
+}
