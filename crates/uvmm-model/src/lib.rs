@@ -1,15 +1,19 @@
 //! The typed model of uvmm: libvirt XML in and out, VM states and actions, units and
 //! validation. Pure code: no I/O and no libvirt, so everything here is tested with tables.
 
+pub mod boot;
 pub mod caps;
 pub mod domain;
 pub mod edit;
+pub mod generate;
 pub mod glob;
 pub mod hosts;
+pub mod profile;
 pub mod state;
 pub mod targets;
 pub mod units;
 pub mod uuid;
+pub mod validate;
 pub mod xml;
 
 pub use state::{Action, VmState};

@@ -1,0 +1,295 @@
+//! "Set as boot medium" and the pygrub preflight.
+//!
+//! Xen PV guests boot through pygrub, which reads the *first* disk of the list: the chosen
+//! drive moves to the front (only while the VM is shut off). HVM guests get a per-device
+//! boot order with the chosen drive first; every other device keeps its relative order.
+//!
+//! The preflight reads an image's partition table (MBR boot flag, GPT legacy-BIOS-bootable
+//! attribute). pygrub needs a bootable partition or the kernel on the first partition.
+
+use crate::domain::DomainDef;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BootError {
+    #[error("the VM has no drive {0}")]
+    NoDrive(String),
+    #[error("the disk order of a Xen PV VM can only change while it is shut off")]
+    Running,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootChange {
+    /// The drive already was the boot medium.
+    Unchanged,
+    Changed,
+}
+
+/// Make `target` the boot medium of `def`.
+pub fn set_boot_medium(def: &mut DomainDef, target: &str, running: bool) -> Result<BootChange, BootError> {
+    let pos = def
+        .disks
+        .iter()
+        .position(|d| d.target == target)
+        .ok_or_else(|| BootError::NoDrive(target.to_string()))?;
+    if def.is_xen_pv() {
+        if pos == 0 {
+            return Ok(BootChange::Unchanged);
+        }
+        if running {
+            return Err(BootError::Running);
+        }
+        let d = def.disks.remove(pos);
+        def.disks.insert(0, d);
+        return Ok(BootChange::Changed);
+    }
+    // HVM: the current effective order as a list of device references.
+    #[derive(PartialEq, Clone, Copy)]
+    enum Dev {
+        Disk(usize),
+        Nic(usize),
+    }
+    let mut current: Vec<Dev> = Vec::new();
+    let has_per_device = def.disks.iter().any(|d| d.boot_order.is_some()) || def.nics.iter().any(|n| n.boot_order.is_some());
+    if has_per_device {
+        let mut ordered: Vec<(u32, Dev)> = def
+            .disks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.boot_order.map(|o| (o, Dev::Disk(i))))
+            .chain(def.nics.iter().enumerate().filter_map(|(i, n)| n.boot_order.map(|o| (o, Dev::Nic(i)))))
+            .collect();
+        ordered.sort_by_key(|(o, _)| *o);
+        current = ordered.into_iter().map(|(_, d)| d).collect();
+    } else {
+        for dev in &def.boot_devices {
+            match dev.as_str() {
+                "hd" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "disk").map(|(i, _)| Dev::Disk(i))),
+                "cdrom" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "cdrom").map(|(i, _)| Dev::Disk(i))),
+                "fd" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "floppy").map(|(i, _)| Dev::Disk(i))),
+                "network" => current.extend((0..def.nics.len()).map(Dev::Nic)),
+                _ => {}
+            }
+        }
+    }
+    if current.first() == Some(&Dev::Disk(pos)) {
+        return Ok(BootChange::Unchanged);
+    }
+    current.retain(|d| *d != Dev::Disk(pos));
+    current.insert(0, Dev::Disk(pos));
+    for d in &mut def.disks {
+        d.boot_order = None;
+    }
+    for n in &mut def.nics {
+        n.boot_order = None;
+    }
+    for (i, dev) in current.iter().enumerate() {
+        let order = Some(i as u32 + 1);
+        match *dev {
+            Dev::Disk(d) => def.disks[d].boot_order = order,
+            Dev::Nic(n) => def.nics[n].boot_order = order,
+        }
+    }
+    // libvirt refuses <os><boot dev> together with per-device boot order.
+    def.boot_devices.clear();
+    Ok(BootChange::Changed)
+}
+
+/// What the partition table of an image says about booting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionTable {
+    /// No MBR signature: a bare file system or an empty image.
+    None,
+    Mbr { partitions: Vec<Partition> },
+    Gpt { partitions: Vec<Partition> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// 1-based partition number.
+    pub number: u32,
+    pub bootable: bool,
+}
+
+/// Bytes the preflight needs from the start of the image (MBR, GPT header, 128 entries).
+pub const INSPECT_BYTES: usize = 512 * 34;
+
+fn u32le(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
+}
+fn u64le(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+}
+
+/// Read the partition table from the first bytes of a disk image (see [`INSPECT_BYTES`]).
+pub fn read_partition_table(b: &[u8]) -> PartitionTable {
+    if b.len() < 512 || b[510] != 0x55 || b[511] != 0xAA {
+        return PartitionTable::None;
+    }
+    let entries: Vec<(u8, u8)> = (0..4).map(|i| (b[446 + i * 16], b[446 + i * 16 + 4])).collect();
+    if entries.iter().any(|(_, t)| *t == 0xEE) && b.get(512..520) == Some(b"EFI PART") {
+        let lba = u64le(b, 512 + 72).unwrap_or(2) as usize;
+        let count = u32le(b, 512 + 80).unwrap_or(0).min(128) as usize;
+        let size = u32le(b, 512 + 84).unwrap_or(128) as usize;
+        let mut partitions = Vec::new();
+        if (128..=512).contains(&size) {
+            for i in 0..count {
+                let entry = lba
+                    .checked_mul(512)
+                    .and_then(|start| start.checked_add(i * size))
+                    .and_then(|at| b.get(at..at.checked_add(size)?));
+                let Some(entry) = entry else { break };
+                if entry[..16].iter().all(|x| *x == 0) {
+                    continue;
+                }
+                let attrs = u64le(entry, 48).unwrap_or(0);
+                partitions.push(Partition {
+                    number: i as u32 + 1,
+                    bootable: attrs & (1 << 2) != 0,
+                });
+            }
+        }
+        return PartitionTable::Gpt { partitions };
+    }
+    let partitions = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, t))| *t != 0)
+        .map(|(i, (flag, _))| Partition {
+            number: i as u32 + 1,
+            bootable: *flag == 0x80,
+        })
+        .collect();
+    PartitionTable::Mbr { partitions }
+}
+
+/// The pygrub preflight in words: `None` when a partition is marked bootable.
+pub fn pygrub_warning(table: &PartitionTable) -> Option<String> {
+    match table {
+        PartitionTable::None => Some(
+            "the image has no partition table: pygrub can only boot it if the image holds a file system with /boot on it"
+                .into(),
+        ),
+        PartitionTable::Mbr { partitions } | PartitionTable::Gpt { partitions } => {
+            let kind = if matches!(table, PartitionTable::Gpt { .. }) {
+                "GPT legacy-BIOS-bootable attribute"
+            } else {
+                "MBR boot flag"
+            };
+            if partitions.is_empty() {
+                Some("the partition table is empty: pygrub will find no kernel".into())
+            } else if partitions.iter().any(|p| p.bootable) {
+                None
+            } else {
+                Some(format!(
+                    "no partition is marked bootable ({kind}): pygrub then needs the kernel on the first partition"
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Disk, Nic};
+
+    fn disk(target: &str, device: &str, bus: &str) -> Disk {
+        Disk {
+            device: device.into(),
+            kind: "file".into(),
+            target: target.into(),
+            bus: Some(bus.into()),
+            source: Some(format!("/img/{target}")),
+            ..Disk::default()
+        }
+    }
+
+    fn targets(d: &DomainDef) -> Vec<&str> {
+        d.disks.iter().map(|x| x.target.as_str()).collect()
+    }
+
+    #[test]
+    fn xen_pv_moves_the_disk_first() {
+        let mut d = DomainDef {
+            os_type: "linux".into(),
+            disks: vec![disk("xvda", "disk", "xen"), disk("xvdb", "disk", "xen"), disk("xvdc", "disk", "xen")],
+            ..DomainDef::default()
+        };
+        assert_eq!(set_boot_medium(&mut d, "xvdc", false), Ok(BootChange::Changed));
+        assert_eq!(targets(&d), ["xvdc", "xvda", "xvdb"]);
+        assert_eq!(set_boot_medium(&mut d, "xvdc", true), Ok(BootChange::Unchanged));
+        assert_eq!(set_boot_medium(&mut d, "xvda", true), Err(BootError::Running));
+        assert_eq!(set_boot_medium(&mut d, "xvdz", false), Err(BootError::NoDrive("xvdz".into())));
+    }
+
+    #[test]
+    fn hvm_gets_per_device_order() {
+        let mut d = DomainDef {
+            os_type: "hvm".into(),
+            boot_devices: vec!["hd".into(), "cdrom".into(), "network".into()],
+            disks: vec![disk("vda", "disk", "virtio"), disk("vdb", "disk", "virtio"), disk("sda", "cdrom", "sata")],
+            nics: vec![Nic { kind: "network".into(), source: Some("default".into()), ..Nic::default() }],
+            ..DomainDef::default()
+        };
+        set_boot_medium(&mut d, "sda", false).unwrap();
+        assert!(d.boot_devices.is_empty());
+        assert_eq!(d.boot_order(), ["sda", "vda", "vdb", "nic:?"]);
+        // Again with per-device orders present: vdb first, the others keep their order.
+        set_boot_medium(&mut d, "vdb", true).unwrap();
+        assert_eq!(d.boot_order(), ["vdb", "sda", "vda", "nic:?"]);
+        assert_eq!(set_boot_medium(&mut d, "vdb", true), Ok(BootChange::Unchanged));
+        // The disk list order itself is untouched for HVM.
+        assert_eq!(targets(&d), ["vda", "vdb", "sda"]);
+    }
+
+    fn mbr(flags: &[(u8, u8)]) -> Vec<u8> {
+        let mut b = vec![0u8; INSPECT_BYTES];
+        for (i, (flag, kind)) in flags.iter().enumerate() {
+            b[446 + i * 16] = *flag;
+            b[446 + i * 16 + 4] = *kind;
+        }
+        b[510] = 0x55;
+        b[511] = 0xAA;
+        b
+    }
+
+    fn gpt(attrs: &[u64]) -> Vec<u8> {
+        let mut b = mbr(&[(0, 0xEE)]);
+        b[512..520].copy_from_slice(b"EFI PART");
+        b[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        b[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+        b[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+        for (i, a) in attrs.iter().enumerate() {
+            let at = 1024 + i * 128;
+            b[at] = 0xAF; // non-zero type GUID
+            b[at + 48..at + 56].copy_from_slice(&a.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn partition_tables() {
+        let table = [
+            (vec![0u8; 512], PartitionTable::None),
+            (mbr(&[(0x80, 0x83)]), PartitionTable::Mbr { partitions: vec![Partition { number: 1, bootable: true }] }),
+            (
+                mbr(&[(0, 0x83), (0, 0x82)]),
+                PartitionTable::Mbr { partitions: vec![Partition { number: 1, bootable: false }, Partition { number: 2, bootable: false }] },
+            ),
+            (gpt(&[0, 4]), PartitionTable::Gpt { partitions: vec![Partition { number: 1, bootable: false }, Partition { number: 2, bootable: true }] }),
+            (gpt(&[1]), PartitionTable::Gpt { partitions: vec![Partition { number: 1, bootable: false }] }),
+            (vec![0x55; 100], PartitionTable::None),
+        ];
+        for (bytes, want) in table {
+            assert_eq!(read_partition_table(&bytes), want);
+        }
+        assert_eq!(pygrub_warning(&read_partition_table(&mbr(&[(0x80, 0x83)]))), None);
+        assert!(pygrub_warning(&read_partition_table(&mbr(&[(0, 0x83)]))).unwrap().contains("MBR boot flag"));
+        assert!(pygrub_warning(&read_partition_table(&gpt(&[0]))).unwrap().contains("GPT"));
+        assert!(pygrub_warning(&PartitionTable::None).unwrap().contains("no partition table"));
+        // A corrupt GPT header with an absurd entry location does not panic.
+        let mut bad = gpt(&[4]);
+        bad[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(read_partition_table(&bad), PartitionTable::Gpt { partitions: vec![] });
+    }
+}
