@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 pub use uvmm_model::caps::GuestCaps;
-pub use uvmm_model::domain::{Disk, Graphics, Nic};
+pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
+pub use uvmm_model::profile::Profile;
 pub use uvmm_model::{Action, VmState};
 
 /// API version prefix.
@@ -135,6 +136,156 @@ pub struct VmDetail {
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
     pub graphics: Vec<Graphics>,
+    pub rtc: Option<String>,
+    pub cpu_model: Option<String>,
+    pub features: Features,
+    /// Version of this representation; send it as `If-Match` with changes to make sure
+    /// nobody changed the VM in between (409 otherwise).
+    pub etag: String,
+}
+
+/// A disk to create in a storage pool for a new VM or drive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVolume {
+    pub pool: String,
+    /// Capacity in bytes.
+    pub size_bytes: u64,
+    /// `raw` or `qcow2` (default: the profile's, or qcow2).
+    pub format: Option<String>,
+    /// Volume name (default: derived from the VM name).
+    pub name: Option<String>,
+    /// Allocate the full size now instead of growing on demand (sparse, the default).
+    #[serde(default)]
+    pub preallocate: bool,
+}
+
+/// `POST /api/v1/vms`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVmRequest {
+    /// Host id or URI.
+    pub host: String,
+    /// Profile name (`GET /api/v1/profiles`).
+    pub profile: String,
+    pub name: String,
+    /// Memory in KiB (default: the profile's).
+    pub memory_kib: Option<u64>,
+    pub vcpus: Option<u32>,
+    /// Disks to create; absent: one disk of the profile's size in pool `default`.
+    pub disks: Option<Vec<NewVolume>>,
+    /// Installation medium: a path on the host or `POOL/VOLUME`.
+    pub cdrom: Option<String>,
+    /// `network=NAME` or `bridge=NAME` per interface; absent: the profile's network.
+    pub networks: Option<Vec<String>>,
+    /// Force a domain type (e.g. `qemu` for emulation even where KVM exists).
+    pub domain_type: Option<String>,
+    pub description: Option<String>,
+    pub contact: Option<String>,
+    pub os: Option<String>,
+    #[serde(default)]
+    pub autostart: bool,
+    /// Start the VM right away.
+    #[serde(default)]
+    pub start: bool,
+}
+
+/// `PATCH /api/v1/vms/{uuid}`: only the fields given change. Empty strings clear notes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmPatch {
+    pub memory_kib: Option<u64>,
+    pub vcpus: Option<u32>,
+    pub description: Option<String>,
+    pub contact: Option<String>,
+    pub os: Option<String>,
+    pub autostart: Option<bool>,
+    /// `utc` or `localtime`.
+    pub rtc: Option<String>,
+    /// `host-model`, `host-passthrough`, a model name, or empty for the default.
+    pub cpu_model: Option<String>,
+    /// HVM boot order: `hd`, `cdrom`, `network`, `fd` (replaces per-device orders).
+    pub boot: Option<Vec<String>>,
+    /// Turn the VNC console on or off.
+    pub vnc: Option<bool>,
+    pub vnc_keymap: Option<String>,
+    pub vnc_listen: Option<String>,
+    /// VNC password; empty removes it.
+    pub vnc_password: Option<String>,
+}
+
+/// What a new drive is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiskSource {
+    /// Create a new volume (sparse unless `preallocate`).
+    New {
+        pool: String,
+        size_bytes: u64,
+        format: Option<String>,
+        name: Option<String>,
+        #[serde(default)]
+        preallocate: bool,
+    },
+    /// An existing volume: `POOL/VOLUME`.
+    Volume { volume: String },
+    /// A block device of the host, e.g. `/dev/vg0/data`.
+    Block { path: String },
+    /// A CD-ROM drive, empty or with an image (path or `POOL/VOLUME`).
+    Cdrom { source: Option<String> },
+}
+
+/// `POST /api/v1/vms/{uuid}/disks`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskAddRequest {
+    pub source: DiskSource,
+    /// `virtio`, `sata`, `ide`, `scsi`, `xen` (default: like the VM's other disks).
+    pub bus: Option<String>,
+}
+
+/// `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert (`source`) or eject (`null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaRequest {
+    pub source: Option<String>,
+}
+
+/// `POST /api/v1/vms/{uuid}/nics`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicAddRequest {
+    /// `network=NAME`, `bridge=NAME` or `direct=DEV`.
+    pub source: String,
+    /// `virtio`, `e1000`, `rtl8139`, `netfront` (default: like the VM's other NICs).
+    pub model: Option<String>,
+    pub mac: Option<String>,
+}
+
+/// Answer of create, edit and drive/NIC changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmChangeResponse {
+    pub vm: VmDetail,
+    /// How the request was adapted to the host (e.g. KVM fell back to QEMU).
+    pub notes: Vec<String>,
+    /// What the user should know (e.g. a change applies at the next boot).
+    pub warnings: Vec<String>,
+}
+
+/// A volume that was kept, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeptVolume {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Answer of `DELETE /api/v1/vms/{uuid}` and of removing a drive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeleteResponse {
+    pub name: String,
+    pub uuid: String,
+    pub deleted: Vec<String>,
+    pub kept: Vec<KeptVolume>,
 }
 
 /// A page of `GET /api/v1/vms`.

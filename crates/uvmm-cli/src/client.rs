@@ -122,7 +122,45 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, ClientError> {
-        let resp = self.send(Self::build(method, path, body)).await?;
+        self.call_with(method, path, body, None).await
+    }
+
+    /// Like `call`, with an optional `If-Match` header.
+    pub async fn call_with<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let bytes = self.raw(method, path, body, if_match).await?;
+        let status = StatusCode::OK;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status,
+            text: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+        })
+    }
+
+    /// A request whose answer is text (e.g. XML).
+    pub async fn call_text(&self, method: Method, path: &str) -> Result<String, ClientError> {
+        let bytes = self.raw(method, path, None, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<Bytes, ClientError> {
+        let mut req = Self::build(method, path, body);
+        if let Some(tag) = if_match {
+            let value = hyper::header::HeaderValue::from_str(tag)
+                .map_err(|_| ClientError::Usage(format!("invalid ETag '{tag}'")))?;
+            req.headers_mut().insert(hyper::header::IF_MATCH, value);
+        }
+        let resp = self.send(req).await?;
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -139,10 +177,7 @@ impl Client {
                 },
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
-            status,
-            text: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
-        })
+        Ok(bytes)
     }
 
     /// Follow a Server-Sent Events stream, calling `on_data` with each `data:` payload.

@@ -1,6 +1,7 @@
 //! uvmm: the command-line client of uvmmd.
 
 mod client;
+mod edit;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Managed virtualization hosts.
@@ -48,6 +51,9 @@ enum Command {
     /// Virtual machines on all hosts.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// VM profiles (templates for `vm create`).
+    #[command(subcommand)]
+    Profile(edit::ProfileCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     Events {
         /// Stop after this many events.
@@ -111,6 +117,8 @@ enum VmCmd {
     Reboot(VmRef),
     /// Hard reset.
     Reset(VmRef),
+    #[command(flatten)]
+    Edit(edit::EditCmd),
 }
 
 fn kib(v: u64) -> String {
@@ -489,6 +497,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Suspend(r) => action(Action::Suspend, r),
                 VmCmd::Reboot(r) => action(Action::Reboot, r),
                 VmCmd::Reset(r) => action(Action::Reset, r),
+                VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
             };
             let (uuid, host) = resolve(&c, &r).await?;
             let resp: ActionResponse = c
@@ -516,6 +525,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 }
             }
         }
+        Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Events { count } => {
             let mut seen = 0usize;
             let json = cli.json;

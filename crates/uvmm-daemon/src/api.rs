@@ -6,10 +6,11 @@ use crate::manager::Manager;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -57,6 +58,50 @@ pub struct HostParam {
     pub host: Option<String>,
 }
 
+/// `DELETE /api/v1/vms/{uuid}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    pub host: Option<String>,
+    /// `none` (default: keep every image), `all` (every deletable disk image), or a
+    /// comma-separated list of image paths.
+    pub volumes: Option<String>,
+}
+
+/// `DELETE /api/v1/vms/{uuid}/disks/{target}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiskDeleteParams {
+    pub host: Option<String>,
+    /// Also delete the volume (only if it is in a writable pool and no other VM uses it).
+    #[serde(default)]
+    pub delete_volume: bool,
+}
+
+/// `GET /api/v1/vms/{uuid}/xml` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct XmlParams {
+    pub host: Option<String>,
+    /// The persistent definition instead of the running one.
+    #[serde(default)]
+    pub inactive: bool,
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, CoreError> {
+    headers
+        .get(axum::http::header::IF_MATCH)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| CoreError::BadRequest("If-Match is not valid text".into()))
+        })
+        .transpose()
+}
+
 /// The empty query of paths without parameters: unknown parameters are refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +122,19 @@ pub struct NoParams {}
         list_vms,
         show_vm,
         vm_action,
-        events
+        events,
+        list_profiles,
+        show_profile,
+        create_vm,
+        edit_vm,
+        delete_vm,
+        vm_xml,
+        add_disk,
+        remove_disk,
+        set_boot,
+        change_media,
+        add_nic,
+        remove_nic
     ),
     components(schemas(
         HostSummary,
@@ -99,7 +156,19 @@ pub struct NoParams {}
         Disk,
         Nic,
         Graphics,
-        GuestCaps
+        GuestCaps,
+        Features,
+        Profile,
+        CreateVmRequest,
+        NewVolume,
+        VmPatch,
+        DiskAddRequest,
+        DiskSource,
+        MediaRequest,
+        NicAddRequest,
+        VmChangeResponse,
+        DeleteResponse,
+        KeptVolume
     ))
 )]
 pub struct ApiDoc;
@@ -110,8 +179,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/hosts", get(list_hosts).post(add_host))
         .route("/api/v1/hosts/{id}", get(show_host).delete(remove_host))
-        .route("/api/v1/vms", get(list_vms))
-        .route("/api/v1/vms/{uuid}", get(show_vm))
+        .route("/api/v1/profiles", get(list_profiles))
+        .route("/api/v1/profiles/{name}", get(show_profile))
+        .route("/api/v1/vms", get(list_vms).post(create_vm))
+        .route(
+            "/api/v1/vms/{uuid}",
+            get(show_vm).patch(edit_vm).delete(delete_vm),
+        )
+        .route("/api/v1/vms/{uuid}/xml", get(vm_xml))
+        .route("/api/v1/vms/{uuid}/disks", post(add_disk))
+        .route("/api/v1/vms/{uuid}/disks/{target}", delete(remove_disk))
+        .route("/api/v1/vms/{uuid}/disks/{target}/boot", post(set_boot))
+        .route("/api/v1/vms/{uuid}/disks/{target}/media", put(change_media))
+        .route("/api/v1/vms/{uuid}/nics", post(add_nic))
+        .route("/api/v1/vms/{uuid}/nics/{mac}", delete(remove_nic))
         .route("/api/v1/vms/{uuid}/{action}", post(vm_action))
         .route("/api/v1/events", get(events))
         .fallback(|| async { CoreError::NotFound("no such API path".into()) })
@@ -191,8 +272,192 @@ async fn show_vm(
     State(s): State<AppState>,
     Path(uuid): Path<String>,
     ApiQuery(p): ApiQuery<HostParam>,
-) -> Result<Json<VmDetail>, CoreError> {
-    s.manager.vm(&uuid, p.host.as_deref()).map(Json)
+) -> Result<impl IntoResponse, CoreError> {
+    let vm = s.manager.vm(&uuid, p.host.as_deref())?;
+    Ok(([(axum::http::header::ETAG, vm.etag.clone())], Json(vm)))
+}
+
+fn changed(resp: VmChangeResponse) -> impl IntoResponse {
+    (
+        [(axum::http::header::ETAG, resp.vm.etag.clone())],
+        Json(resp),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/profiles", responses((status = 200, body = [Profile])))]
+async fn list_profiles(State(s): State<AppState>) -> Json<Vec<Profile>> {
+    Json(s.manager.profiles())
+}
+
+#[utoipa::path(get, path = "/api/v1/profiles/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = Profile), (status = 404, body = ErrorBody)))]
+async fn show_profile(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Profile>, CoreError> {
+    s.manager.profile(&name).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/vms", request_body = CreateVmRequest,
+    responses((status = 201, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_vm(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, CoreError> {
+    let req: CreateVmRequest = parse_body(&body)?;
+    let resp = s.manager.create_vm(req).await?;
+    Ok((StatusCode::CREATED, changed(resp)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/vms/{uuid}", request_body = VmPatch, params(("uuid" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "stale If-Match")))]
+async fn edit_vm(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let patch: VmPatch = parse_body(&body)?;
+    let resp = s
+        .manager
+        .edit_vm(&uuid, p.host.as_deref(), patch, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), DeleteParams),
+    responses((status = 200, body = DeleteResponse), (status = 409, body = ErrorBody, description = "running, or stale If-Match")))]
+async fn delete_vm(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(p): ApiQuery<DeleteParams>,
+    headers: HeaderMap,
+) -> Result<Json<DeleteResponse>, CoreError> {
+    let volumes = p.volumes.unwrap_or_else(|| "none".into());
+    s.manager
+        .delete_vm(&uuid, p.host.as_deref(), volumes, if_match(&headers)?)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/vms/{uuid}/xml", params(("uuid" = String, Path), XmlParams),
+    responses((status = 200, content_type = "application/xml", body = String)))]
+async fn vm_xml(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(p): ApiQuery<XmlParams>,
+) -> Result<impl IntoResponse, CoreError> {
+    let xml = s
+        .manager
+        .vm_xml(&uuid, p.host.as_deref(), p.inactive)
+        .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml))
+}
+
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/disks", request_body = DiskAddRequest, params(("uuid" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+async fn add_disk(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: DiskAddRequest = parse_body(&body)?;
+    let resp = s
+        .manager
+        .add_disk(&uuid, p.host.as_deref(), req, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/disks/{target}", params(("uuid" = String, Path), ("target" = String, Path), DiskDeleteParams),
+    responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)))]
+async fn remove_disk(
+    State(s): State<AppState>,
+    Path((uuid, target)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<DiskDeleteParams>,
+    headers: HeaderMap,
+) -> Result<Json<DeleteResponse>, CoreError> {
+    let (resp, _warnings) = s
+        .manager
+        .remove_disk(
+            &uuid,
+            p.host.as_deref(),
+            target,
+            p.delete_volume,
+            if_match(&headers)?,
+        )
+        .await?;
+    Ok(Json(resp))
+}
+
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/disks/{target}/boot", params(("uuid" = String, Path), ("target" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse, description = "warnings carry the pygrub preflight"), (status = 409, body = ErrorBody)))]
+async fn set_boot(
+    State(s): State<AppState>,
+    Path((uuid, target)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, CoreError> {
+    let resp = s
+        .manager
+        .set_boot(&uuid, p.host.as_deref(), target, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(put, path = "/api/v1/vms/{uuid}/disks/{target}/media", request_body = MediaRequest, params(("uuid" = String, Path), ("target" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+async fn change_media(
+    State(s): State<AppState>,
+    Path((uuid, target)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: MediaRequest = parse_body(&body)?;
+    let resp = s
+        .manager
+        .change_media(
+            &uuid,
+            p.host.as_deref(),
+            target,
+            req.source,
+            if_match(&headers)?,
+        )
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/nics", request_body = NicAddRequest, params(("uuid" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+async fn add_nic(
+    State(s): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: NicAddRequest = parse_body(&body)?;
+    let resp = s
+        .manager
+        .add_nic(&uuid, p.host.as_deref(), req, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/nics/{mac}", params(("uuid" = String, Path), ("mac" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody)))]
+async fn remove_nic(
+    State(s): State<AppState>,
+    Path((uuid, mac)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, CoreError> {
+    let resp = s
+        .manager
+        .remove_nic(&uuid, p.host.as_deref(), mac, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/{action}",

@@ -76,11 +76,17 @@ impl VmEntry {
     }
 }
 
+/// FNV-1a: stable across processes and releases, unlike std's DefaultHasher.
 fn hash_str(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The ETag of a VM: a hash of its live XML (as read with secrets, so a password change
+/// counts as a change).
+pub fn etag_of(xml: &str) -> String {
+    format!("\"{:016x}\"", hash_str(xml))
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +187,10 @@ pub fn vm_detail(host: &HostEntry, vm: &VmEntry) -> VmDetail {
         disks: d.disks.clone(),
         nics: d.nics.clone(),
         graphics: d.graphics.clone(),
+        rtc: d.rtc.clone(),
+        cpu_model: d.cpu_model.clone(),
+        features: d.features,
+        etag: format!("\"{:016x}\"", vm.xml_hash),
     }
 }
 

@@ -11,6 +11,7 @@ use uvmm_model::hosts::HostUri;
 
 pub const DEFAULT_CONFIG: &str = "/etc/uvmm/uvmmd.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/uvmm";
+pub const DEFAULT_PROFILES_DIR: &str = "/etc/uvmm/profiles.d";
 pub const DEFAULT_DETACHED_LOG: &str = "/var/log/uvmm/uvmmd.log";
 pub const DEFAULT_DETACHED_PIDFILE: &str = "/run/uvmm/uvmmd.pid";
 
@@ -78,6 +79,8 @@ pub struct FileConfig {
     pub socket: Option<PathBuf>,
     pub listen: Option<String>,
     pub state_dir: Option<PathBuf>,
+    /// Directory of VM profile files (*.toml), overlaying the built-in profiles.
+    pub profiles_dir: Option<PathBuf>,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
     pub ldap: Option<String>,
@@ -105,6 +108,7 @@ pub struct Settings {
     pub logfile: Option<PathBuf>,
     pub verbose: bool,
     pub state_dir: PathBuf,
+    pub profiles_dir: PathBuf,
     pub timing: Timing,
 }
 
@@ -286,6 +290,9 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
             .state_dir
             .or(file.state_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        profiles_dir: file
+            .profiles_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PROFILES_DIR)),
         timing,
     })
 }

@@ -14,7 +14,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_libvirt::{Connector, HostEvent, Hypervisor, LibvirtError};
-use uvmm_model::Action;
 
 /// What the daemon's parts share.
 pub struct Shared {
@@ -39,14 +38,45 @@ impl Shared {
     }
 }
 
+/// A piece of work for a host's worker: called with the live connection, or with `None`
+/// when the host is unavailable (the job then answers with an error itself).
+pub type Job = Box<dyn FnOnce(Option<&JobCtx<'_>>) + Send>;
+
+/// What a job may use: the connection, and a way to bring the cache up to date at once.
+pub struct JobCtx<'a> {
+    pub hv: &'a dyn Hypervisor,
+    worker: &'a Worker,
+}
+
+impl JobCtx<'_> {
+    /// Re-read a domain into the cache (or drop it when it is gone); errors are logged,
+    /// the next event or statistics round heals the cache anyway.
+    pub fn refresh(&self, uuid: &str) {
+        if let Err(e) = self.worker.refresh(self.hv, uuid) {
+            tracing::warn!(uri = %self.worker.uri, %uuid, "refresh after change failed: {e}");
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.worker.uri
+    }
+
+    /// The reason the host is unavailable, for jobs that were not run.
+    pub fn unavailable(worker_uri: &str, cache: &Cache) -> CoreError {
+        CoreError::HostUnavailable {
+            host: worker_uri.to_string(),
+            reason: cache
+                .host(worker_uri)
+                .and_then(|h| h.last_error.clone())
+                .unwrap_or_else(|| "not connected".into()),
+        }
+    }
+}
+
 pub enum HostMsg {
     /// A libvirt event from connection number `gen`.
     Event(u64, HostEvent),
-    Action {
-        uuid: String,
-        action: Action,
-        reply: oneshot::Sender<Result<(), CoreError>>,
-    },
+    Job(Job),
     Stop,
 }
 
@@ -188,18 +218,7 @@ impl Worker {
             }
             match self.rx.recv_timeout(left) {
                 Ok(HostMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
-                Ok(HostMsg::Action { reply, .. }) => {
-                    let reason = self
-                        .shared
-                        .read()
-                        .host(&self.uri)
-                        .and_then(|h| h.last_error.clone())
-                        .unwrap_or_default();
-                    let _ = reply.send(Err(CoreError::HostUnavailable {
-                        host: self.uri.clone(),
-                        reason,
-                    }));
-                }
+                Ok(HostMsg::Job(job)) => job(None),
                 // Events of a connection that is gone.
                 Ok(HostMsg::Event(..)) => {}
                 Err(RecvTimeoutError::Timeout) => return Exit::Lost(String::new()),
@@ -254,21 +273,10 @@ impl Worker {
                         }
                     }
                 }
-                HostMsg::Action {
-                    uuid,
-                    action,
-                    reply,
-                } => {
-                    let result = hv.action(&uuid, action);
-                    let lost = result.as_ref().err().filter(|_| !hv.is_alive()).cloned();
-                    if result.is_ok() {
-                        // Answer only once the cache shows the result, so a `vm list` right
-                        // after the request sees the new state.
-                        let _ = self.refresh(hv, &uuid);
-                    }
-                    let _ = reply.send(result.map_err(CoreError::from));
-                    if let Some(e) = lost {
-                        return Exit::Lost(e.message);
+                HostMsg::Job(job) => {
+                    job(Some(&JobCtx { hv, worker: self }));
+                    if !hv.is_alive() {
+                        return Exit::Lost("connection lost during a request".into());
                     }
                 }
             }

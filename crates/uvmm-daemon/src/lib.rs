@@ -9,4 +9,6 @@ pub mod host;
 pub mod manager;
 pub mod persist;
 pub mod process;
+pub mod profiles;
 pub mod server;
+pub mod vmops;

@@ -2,16 +2,21 @@
 //! calls. Handlers stay thin; the decisions live here.
 
 use crate::cache::{host_detail, host_summary, vm_summary};
+use crate::cache::{vm_detail, Cache, HostEntry};
 use crate::error::CoreError;
-use crate::host::{self, HostHandle, HostMsg, Shared};
+use crate::host::{self, HostHandle, HostMsg, Job, JobCtx, Shared};
 use crate::persist::write_atomic;
+use crate::vmops::{self, HostFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
-use uvmm_api::{ActionResponse, HostDetail, HostOrigin, HostSummary, VmDetail, VmPage, VmQuery};
+use uvmm_api::{
+    ActionResponse, CreateVmRequest, DeleteResponse, DiskAddRequest, HostDetail, HostOrigin,
+    HostSummary, NicAddRequest, Profile, VmChangeResponse, VmDetail, VmPage, VmPatch, VmQuery,
+};
 use uvmm_model::hosts::HostUri;
 use uvmm_model::Action;
 
@@ -34,10 +39,46 @@ pub struct Manager {
     workers: Mutex<HashMap<String, HostHandle>>,
     changes: Mutex<HostChanges>,
     changes_file: PathBuf,
+    profiles: Vec<Profile>,
+}
+
+/// What a job needs to know about its host, taken from the cache.
+fn facts(cache: &Cache, h: &HostEntry) -> HostFacts {
+    let sources = |h: &HostEntry| -> Vec<(String, String)> {
+        h.vms
+            .values()
+            .flat_map(|v| {
+                let who = format!("{}@{}", v.name, h.id);
+                v.def
+                    .disks
+                    .iter()
+                    .filter_map(move |d| d.source.clone().map(|p| (p, who.clone())))
+            })
+            .collect()
+    };
+    let info = h.info.clone().unwrap_or_default();
+    HostFacts {
+        uri: h.uri.clone(),
+        host_id: h.id.clone(),
+        local: HostUri::parse(&h.uri)
+            .map(|u| u.is_local())
+            .unwrap_or(false),
+        caps: info.caps.clone(),
+        limits: uvmm_model::validate::HostLimits {
+            memory_kib: Some(info.memory_kib),
+            cpus: Some(info.cpus),
+        },
+        users_here: sources(h),
+        users_anywhere: cache.hosts().flat_map(sources).collect(),
+    }
 }
 
 impl Manager {
-    pub fn new(shared: Arc<Shared>, state_dir: PathBuf) -> Result<Manager, CoreError> {
+    pub fn new(
+        shared: Arc<Shared>,
+        state_dir: PathBuf,
+        profiles: Vec<Profile>,
+    ) -> Result<Manager, CoreError> {
         let changes_file = state_dir.join("hosts.json");
         let changes = match std::fs::read(&changes_file) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -55,6 +96,7 @@ impl Manager {
             workers: Mutex::new(HashMap::new()),
             changes: Mutex::new(changes),
             changes_file,
+            profiles,
         })
     }
 
@@ -190,6 +232,54 @@ impl Manager {
         Ok(crate::cache::vm_detail(h, v))
     }
 
+    /// Run `f` on the worker of host `uri` and wait for its answer.
+    pub async fn run_job<T: Send + 'static>(
+        &self,
+        uri: &str,
+        f: impl FnOnce(&JobCtx<'_>) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        let shared = self.shared.clone();
+        let host = uri.to_string();
+        let job: Job = Box::new(move |ctx| {
+            let result = match ctx {
+                Some(ctx) => f(ctx),
+                None => Err(JobCtx::unavailable(&host, &shared.read())),
+            };
+            let _ = tx.send(result);
+        });
+        self.worker_send(uri, HostMsg::Job(job))?;
+        let timeout = self.shared.timing.call_timeout;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(CoreError::Timeout {
+                host: uri.to_string(),
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(_)) => Err(CoreError::Internal("host worker stopped".into())),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Resolve a VM and make sure its host is connected: (host URI, UUID, facts).
+    fn target(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+    ) -> Result<(String, String, HostFacts), CoreError> {
+        let cache = self.shared.read();
+        let (h, v) = cache.resolve_vm(uuid, host)?;
+        if !h.available() {
+            return Err(CoreError::HostUnavailable {
+                host: h.uri.clone(),
+                reason: h
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not connected yet".into()),
+            });
+        }
+        Ok((h.uri.clone(), v.uuid.clone(), facts(&cache, h)))
+    }
+
     pub async fn vm_action(
         &self,
         uuid: &str,
@@ -211,31 +301,264 @@ impl Manager {
             action.check(v.state)?;
             (h.uri.clone(), v.uuid.clone())
         };
-        let (tx, rx) = oneshot::channel();
-        self.worker_send(
-            &uri,
-            HostMsg::Action {
-                uuid: uuid.clone(),
-                action,
-                reply: tx,
-            },
-        )?;
-        let timeout = self.shared.timing.call_timeout;
-        match tokio::time::timeout(timeout, rx).await {
-            Err(_) => Err(CoreError::Timeout {
-                host: uri,
-                secs: timeout.as_secs(),
-            }),
-            Ok(Err(_)) => Err(CoreError::Internal("host worker stopped".into())),
-            Ok(Ok(result)) => {
-                result?;
-                let cache = self.shared.read();
-                let vm = cache
-                    .host(&uri)
-                    .and_then(|h| h.vms.get(&uuid).map(|v| vm_summary(h, v)));
-                Ok(ActionResponse { action, vm })
+        let id = uuid.clone();
+        self.run_job(&uri, move |ctx| {
+            ctx.hv.action(&id, action)?;
+            // Answer only once the cache shows the result, so a `vm list` right after the
+            // request sees the new state.
+            ctx.refresh(&id);
+            Ok(())
+        })
+        .await?;
+        let cache = self.shared.read();
+        let vm = cache
+            .host(&uri)
+            .and_then(|h| h.vms.get(&uuid).map(|v| vm_summary(h, v)));
+        Ok(ActionResponse { action, vm })
+    }
+
+    pub fn profiles(&self) -> Vec<Profile> {
+        self.profiles.clone()
+    }
+
+    pub fn profile(&self, name: &str) -> Result<Profile, CoreError> {
+        self.profiles
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("no profile '{name}'")))
+    }
+
+    fn changed(
+        &self,
+        uri: &str,
+        uuid: &str,
+        notes: Vec<String>,
+        warnings: Vec<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let cache = self.shared.read();
+        let vm = cache
+            .host(uri)
+            .and_then(|h| h.vms.get(uuid).map(|v| vm_detail(h, v)))
+            .ok_or_else(|| {
+                CoreError::Internal(format!("VM {uuid} is not in the cache after the change"))
+            })?;
+        Ok(VmChangeResponse {
+            vm,
+            notes,
+            warnings,
+        })
+    }
+
+    pub async fn create_vm(&self, req: CreateVmRequest) -> Result<VmChangeResponse, CoreError> {
+        let profile = self.profile(&req.profile).map_err(|_| {
+            CoreError::BadRequest(format!(
+                "no profile '{}' (known: {})",
+                req.profile,
+                self.profiles
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        uvmm_model::validate::vm_name(&req.name).map_err(|e| CoreError::BadRequest(e.0))?;
+        let (uri, facts) = {
+            let cache = self.shared.read();
+            let h = cache
+                .resolve_host(&req.host)
+                .map_err(|_| CoreError::BadRequest(format!("no host '{}'", req.host)))?;
+            if !h.available() {
+                return Err(CoreError::HostUnavailable {
+                    host: h.uri.clone(),
+                    reason: h
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "not connected yet".into()),
+                });
             }
-        }
+            if h.vms.values().any(|v| v.name == req.name) {
+                return Err(CoreError::Conflict(format!(
+                    "a VM named '{}' already exists on {}",
+                    req.name, h.id
+                )));
+            }
+            (h.uri.clone(), facts(&cache, h))
+        };
+        let plan = vmops::CreatePlan {
+            profile,
+            req,
+            facts,
+        };
+        let (uuid, notes, warnings) = self
+            .run_job(&uri, move |ctx| vmops::create(ctx, plan))
+            .await?;
+        self.changed(&uri, &uuid, notes, warnings)
+    }
+
+    pub async fn edit_vm(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        patch: VmPatch,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let warnings = self
+            .run_job(&uri, move |ctx| {
+                vmops::edit(ctx, &id, patch, if_match.as_deref(), facts.limits)
+            })
+            .await?;
+        self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    pub async fn delete_vm(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        volumes: String,
+        if_match: Option<String>,
+    ) -> Result<DeleteResponse, CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        self.run_job(&uri, move |ctx| {
+            vmops::delete(ctx, &facts, &uuid, &volumes, if_match.as_deref())
+        })
+        .await
+    }
+
+    pub async fn add_disk(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        req: DiskAddRequest,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let (target, warnings) = self
+            .run_job(&uri, move |ctx| {
+                vmops::add_disk(ctx, &facts, &id, req, if_match.as_deref())
+            })
+            .await?;
+        self.changed(&uri, &uuid, vec![format!("added drive {target}")], warnings)
+    }
+
+    pub async fn remove_disk(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        target: String,
+        delete_volume: bool,
+        if_match: Option<String>,
+    ) -> Result<(DeleteResponse, Vec<String>), CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        self.run_job(&uri, move |ctx| {
+            vmops::remove_disk(
+                ctx,
+                &facts,
+                &uuid,
+                &target,
+                delete_volume,
+                if_match.as_deref(),
+            )
+        })
+        .await
+    }
+
+    pub async fn set_boot(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        target: String,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let warnings = self
+            .run_job(&uri, move |ctx| {
+                vmops::set_boot(ctx, &facts, &id, &target, if_match.as_deref())
+            })
+            .await?;
+        self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    pub async fn change_media(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        target: String,
+        source: Option<String>,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, facts) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let warnings = self
+            .run_job(&uri, move |ctx| {
+                vmops::change_media(
+                    ctx,
+                    &facts,
+                    &id,
+                    &target,
+                    source.as_deref(),
+                    if_match.as_deref(),
+                )
+            })
+            .await?;
+        self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    pub async fn add_nic(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        req: NicAddRequest,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, _) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let (mac, warnings) = self
+            .run_job(&uri, move |ctx| {
+                vmops::add_nic(ctx, &id, req, if_match.as_deref())
+            })
+            .await?;
+        self.changed(
+            &uri,
+            &uuid,
+            vec![format!("added network interface {mac}")],
+            warnings,
+        )
+    }
+
+    pub async fn remove_nic(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        mac: String,
+        if_match: Option<String>,
+    ) -> Result<VmChangeResponse, CoreError> {
+        let (uri, uuid, _) = self.target(uuid, host)?;
+        let id = uuid.clone();
+        let warnings = self
+            .run_job(&uri, move |ctx| {
+                vmops::remove_nic(ctx, &id, &mac, if_match.as_deref())
+            })
+            .await?;
+        self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    /// The libvirt XML of a VM (live, or the persistent definition), without secrets.
+    pub async fn vm_xml(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        inactive: bool,
+    ) -> Result<String, CoreError> {
+        let (uri, uuid, _) = self.target(uuid, host)?;
+        self.run_job(&uri, move |ctx| {
+            Ok(ctx.hv.domain_xml(&uuid, inactive, false)?)
+        })
+        .await
     }
 
     fn worker_send(&self, uri: &str, msg: HostMsg) -> Result<(), CoreError> {

@@ -76,8 +76,13 @@ pub async fn run(
             timing: settings.timing,
             connector,
         });
-        let manager =
-            Arc::new(Manager::new(shared, settings.state_dir.clone()).map_err(|e| anyhow!(e))?);
+        let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
+        for p in problems {
+            tracing::error!("skipping profile: {p}");
+        }
+        let manager = Arc::new(
+            Manager::new(shared, settings.state_dir.clone(), profiles).map_err(|e| anyhow!(e))?,
+        );
         anyhow::Ok((unix, tcp, pidfile, manager))
     }
     .await;

@@ -85,6 +85,53 @@ impl Hypervisor for FaultyHost {
     fn is_alive(&self) -> bool {
         self.inner.is_alive()
     }
+    fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError> {
+        self.inner.domain_xml(uuid, inactive, secure)
+    }
+    fn define(&self, xml: &str) -> Result<String, LibvirtError> {
+        self.inner.define(xml)
+    }
+    fn undefine(&self, uuid: &str) -> Result<(), LibvirtError> {
+        self.inner.undefine(uuid)
+    }
+    fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError> {
+        self.inner.set_autostart(uuid, on)
+    }
+    fn update_device(&self, uuid: &str, xml: &str, live: bool) -> Result<(), LibvirtError> {
+        self.inner.update_device(uuid, xml, live)
+    }
+    fn set_live_notes(
+        &self,
+        uuid: &str,
+        d: Option<&str>,
+        n: Option<&str>,
+    ) -> Result<(), LibvirtError> {
+        self.inner.set_live_notes(uuid, d, n)
+    }
+    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError> {
+        self.inner.pools()
+    }
+    fn volumes(&self, pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError> {
+        self.inner.volumes(pool)
+    }
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError> {
+        self.inner.create_volume(pool, xml)
+    }
+    fn delete_volume(&self, pool: &str, name: &str) -> Result<(), LibvirtError> {
+        self.inner.delete_volume(pool, name)
+    }
+    fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        self.inner.volume_by_path(path)
+    }
+    fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError> {
+        self.inner.read_volume(pool, name, len)
+    }
+    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {
+        self.inner.networks()
+    }
+    fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
+        self.inner.interfaces()
+    }
 }
 
 fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
@@ -106,7 +153,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
         }),
     });
     (
-        Arc::new(Manager::new(shared, dir.path().to_path_buf()).unwrap()),
+        Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),
         dir,
     )
 }

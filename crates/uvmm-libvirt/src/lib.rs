@@ -18,6 +18,7 @@ pub use real::LibvirtConnector;
 
 use std::sync::Arc;
 use uvmm_model::caps::HostCaps;
+use uvmm_model::storage::{PoolDef, VolumeDef};
 use uvmm_model::{Action, VmState};
 
 /// Static facts about a host, read once per connection.
@@ -51,8 +52,35 @@ pub struct DomainSnapshot {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub cpu_time_ns: u64,
-    /// Live XML (what is running now, e.g. with the assigned VNC port); no secrets.
+    /// Live XML (what is running now, e.g. with the assigned VNC port), with secrets.
     pub xml: String,
+}
+
+/// A storage pool as libvirt reports it now.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolInfo {
+    pub def: PoolDef,
+    pub active: bool,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub capacity: u64,
+    pub allocation: u64,
+    pub available: u64,
+}
+
+/// A storage volume and the pool it lives in.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VolumeInfo {
+    pub pool: String,
+    pub def: VolumeDef,
+}
+
+/// A libvirt virtual network.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub bridge: Option<String>,
+    pub active: bool,
 }
 
 /// Per-domain figures from one `virConnectGetAllDomainStats` call.
@@ -128,6 +156,38 @@ pub trait Hypervisor: Send + Sync {
     /// Statistics of all domains in one call.
     fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError>;
     fn free_memory_kib(&self) -> Result<u64, LibvirtError>;
+    /// Domain XML; `inactive` for the persistent definition, `secure` to include secrets
+    /// (VNC passwords).
+    fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError>;
+    /// Define (create or replace) a persistent domain; returns its UUID.
+    fn define(&self, xml: &str) -> Result<String, LibvirtError>;
+    /// Remove a domain's definition with its managed-save image, snapshot metadata and
+    /// NVRAM. Disk images are not touched.
+    fn undefine(&self, uuid: &str) -> Result<(), LibvirtError>;
+    fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError>;
+    /// Change a device (e.g. the medium of a CD-ROM) in the persistent definition and,
+    /// with `live`, in the running VM.
+    fn update_device(&self, uuid: &str, device_xml: &str, live: bool) -> Result<(), LibvirtError>;
+    /// Update the running VM's notes: `<description>` and the project's metadata element
+    /// (`None` removes it). The persistent definition is changed through `define`.
+    fn set_live_notes(
+        &self,
+        uuid: &str,
+        description: Option<&str>,
+        notes_xml: Option<&str>,
+    ) -> Result<(), LibvirtError>;
+    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError>;
+    fn volumes(&self, pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError>;
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError>;
+    fn delete_volume(&self, pool: &str, name: &str) -> Result<(), LibvirtError>;
+    /// The volume at a path, when some pool holds it.
+    fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError>;
+    /// The first `len` bytes of a volume, read through libvirt (works for remote hosts).
+    fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError>;
+    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError>;
+    /// Names of the host's network interfaces (bridges included), where the driver can
+    /// list them.
+    fn interfaces(&self) -> Result<Vec<String>, LibvirtError>;
     /// Whether the connection is still usable.
     fn is_alive(&self) -> bool;
 }

@@ -3,7 +3,7 @@
 use crate::events::{self, into_opaque};
 use crate::{
     Connector, DomainSnapshot, DomainStats, ErrorKind, EventSink, HostInfo, Hypervisor,
-    LibvirtError,
+    LibvirtError, NetworkInfo, PoolInfo, VolumeInfo,
 };
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use uvmm_model::caps::parse_capabilities;
 use uvmm_model::{Action, VmState};
 use virt::connect::Connect;
 use virt::domain::Domain;
+use virt::storage_vol::StorageVol;
+use virt::stream::Stream;
 use virt::sys;
 
 /// Opens real libvirt connections with keepalive and event callbacks.
@@ -177,7 +179,9 @@ impl LibvirtHost {
         // Transient domains have no autostart flag or managed save.
         let autostart = persistent && dom.autostart().unwrap_or(false);
         let managed_save = persistent && dom.has_managed_save(0).unwrap_or(false);
-        let xml = dom.xml_desc(0)?;
+        // With secrets: the cache then knows whether a VNC password is set (it never
+        // shows the password), and a password change changes the ETag.
+        let xml = dom.xml_desc(sys::VIR_DOMAIN_XML_SECURE)?;
         Ok(DomainSnapshot {
             uuid,
             name,
@@ -275,6 +279,222 @@ impl Hypervisor for LibvirtHost {
 
     fn is_alive(&self) -> bool {
         self.conn.is_alive().unwrap_or(false)
+    }
+
+    fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError> {
+        let dom = self.must(uuid)?;
+        let mut flags = 0;
+        if inactive {
+            flags |= sys::VIR_DOMAIN_XML_INACTIVE;
+        }
+        if secure {
+            flags |= sys::VIR_DOMAIN_XML_SECURE;
+        }
+        Ok(dom.xml_desc(flags)?)
+    }
+
+    fn define(&self, xml: &str) -> Result<String, LibvirtError> {
+        // Let libvirt check its schema too where the driver supports it.
+        let dom = match self
+            .conn
+            .define_domain_xml_flags(xml, sys::VIR_DOMAIN_DEFINE_VALIDATE)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind != ErrorKind::NotSupported && e.code != sys::VIR_ERR_INVALID_ARG as i32 {
+                    return Err(e);
+                }
+                self.conn.define_domain_xml(xml)?
+            }
+        };
+        Ok(dom.uuid_string()?)
+    }
+
+    fn undefine(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let dom = self.must(uuid)?;
+        let full = sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | sys::VIR_DOMAIN_UNDEFINE_NVRAM
+            | sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+        // Drivers refuse flags they do not know; fall back step by step.
+        for flags in [
+            full,
+            sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+            0,
+        ] {
+            match dom.undefine_flags(flags) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let e = LibvirtError::from(e);
+                    if flags == 0
+                        || !matches!(e.kind, ErrorKind::NotSupported | ErrorKind::InvalidInput)
+                    {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError> {
+        self.must(uuid)?.set_autostart(on)?;
+        Ok(())
+    }
+
+    fn update_device(&self, uuid: &str, device_xml: &str, live: bool) -> Result<(), LibvirtError> {
+        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if live {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        self.must(uuid)?.update_device_flags(device_xml, flags)?;
+        Ok(())
+    }
+
+    fn set_live_notes(
+        &self,
+        uuid: &str,
+        description: Option<&str>,
+        notes_xml: Option<&str>,
+    ) -> Result<(), LibvirtError> {
+        let dom = self.must(uuid)?;
+        let live = sys::VIR_DOMAIN_AFFECT_LIVE;
+        dom.set_metadata(
+            sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32,
+            description,
+            None,
+            None,
+            live,
+        )?;
+        dom.set_metadata(
+            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            notes_xml,
+            Some("uvmm"),
+            Some(uvmm_model::domain::UVMM_NS),
+            live,
+        )?;
+        Ok(())
+    }
+
+    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError> {
+        let mut out = Vec::new();
+        for pool in self.conn.list_all_storage_pools(0)? {
+            let xml = pool.xml_desc(0)?;
+            let def = uvmm_model::storage::parse_pool(&xml).map_err(|e| {
+                LibvirtError::new(ErrorKind::Other, format!("unreadable pool XML: {e}"))
+            })?;
+            let info = pool.info()?;
+            out.push(PoolInfo {
+                def,
+                active: pool.is_active()?,
+                autostart: pool.autostart().unwrap_or(false),
+                persistent: pool.is_persistent().unwrap_or(true),
+                capacity: info.capacity,
+                allocation: info.allocation,
+                available: info.available,
+            });
+        }
+        Ok(out)
+    }
+
+    fn volumes(&self, pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        let mut out = Vec::new();
+        for vol in p.list_all_volumes(0)? {
+            out.push(volume_info(pool, &vol)?);
+        }
+        Ok(out)
+    }
+
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        let vol = StorageVol::create_xml(&p, xml, 0)?;
+        volume_info(pool, &vol)
+    }
+
+    fn delete_volume(&self, pool: &str, name: &str) -> Result<(), LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        p.lookup_storage_vol_by_name(name)?.delete(0)?;
+        Ok(())
+    }
+
+    fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        match self.conn.lookup_storage_vol_by_path(path) {
+            Ok(vol) => {
+                let pool = vol.lookup_storage_pool()?.name()?;
+                Ok(Some(volume_info(&pool, &vol)?))
+            }
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        let vol = p.lookup_storage_vol_by_name(name)?;
+        let stream = Stream::new(&self.conn, 0)?;
+        vol.download(&stream, 0, len, 0)?;
+        let mut out = Vec::with_capacity(len as usize);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stream.recv(&mut buf)?;
+            if n <= 0 || out.len() as u64 >= len {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        out.truncate(len as usize);
+        let _ = stream.finish();
+        Ok(out)
+    }
+
+    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {
+        let mut out = Vec::new();
+        for net in self.conn.list_all_networks(0)? {
+            out.push(NetworkInfo {
+                name: net.name()?,
+                bridge: net.bridge_name().ok(),
+                active: net.is_active().unwrap_or(false),
+            });
+        }
+        Ok(out)
+    }
+
+    fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
+        Ok(self
+            .conn
+            .list_all_interfaces(0)?
+            .iter()
+            .filter_map(|i| i.name().ok())
+            .collect())
+    }
+}
+
+fn volume_info(pool: &str, vol: &StorageVol) -> Result<VolumeInfo, LibvirtError> {
+    let xml = vol.xml_desc(0)?;
+    let mut def = uvmm_model::storage::parse_volume(&xml)
+        .map_err(|e| LibvirtError::new(ErrorKind::Other, format!("unreadable volume XML: {e}")))?;
+    if def.path.is_none() {
+        def.path = vol.path().ok();
+    }
+    Ok(VolumeInfo {
+        pool: pool.to_string(),
+        def,
+    })
+}
+
+impl LibvirtHost {
+    fn must(&self, uuid: &str) -> Result<Domain, LibvirtError> {
+        self.lookup(uuid)?.ok_or_else(|| {
+            LibvirtError::new(ErrorKind::NotFound, format!("domain {uuid} not found"))
+        })
     }
 }
 

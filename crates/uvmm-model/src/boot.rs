@@ -25,7 +25,11 @@ pub enum BootChange {
 }
 
 /// Make `target` the boot medium of `def`.
-pub fn set_boot_medium(def: &mut DomainDef, target: &str, running: bool) -> Result<BootChange, BootError> {
+pub fn set_boot_medium(
+    def: &mut DomainDef,
+    target: &str,
+    running: bool,
+) -> Result<BootChange, BootError> {
     let pos = def
         .disks
         .iter()
@@ -49,23 +53,47 @@ pub fn set_boot_medium(def: &mut DomainDef, target: &str, running: bool) -> Resu
         Nic(usize),
     }
     let mut current: Vec<Dev> = Vec::new();
-    let has_per_device = def.disks.iter().any(|d| d.boot_order.is_some()) || def.nics.iter().any(|n| n.boot_order.is_some());
+    let has_per_device = def.disks.iter().any(|d| d.boot_order.is_some())
+        || def.nics.iter().any(|n| n.boot_order.is_some());
     if has_per_device {
         let mut ordered: Vec<(u32, Dev)> = def
             .disks
             .iter()
             .enumerate()
             .filter_map(|(i, d)| d.boot_order.map(|o| (o, Dev::Disk(i))))
-            .chain(def.nics.iter().enumerate().filter_map(|(i, n)| n.boot_order.map(|o| (o, Dev::Nic(i)))))
+            .chain(
+                def.nics
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.boot_order.map(|o| (o, Dev::Nic(i)))),
+            )
             .collect();
         ordered.sort_by_key(|(o, _)| *o);
         current = ordered.into_iter().map(|(_, d)| d).collect();
     } else {
         for dev in &def.boot_devices {
             match dev.as_str() {
-                "hd" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "disk").map(|(i, _)| Dev::Disk(i))),
-                "cdrom" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "cdrom").map(|(i, _)| Dev::Disk(i))),
-                "fd" => current.extend(def.disks.iter().enumerate().filter(|(_, d)| d.device == "floppy").map(|(i, _)| Dev::Disk(i))),
+                "hd" => current.extend(
+                    def.disks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| d.device == "disk")
+                        .map(|(i, _)| Dev::Disk(i)),
+                ),
+                "cdrom" => current.extend(
+                    def.disks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| d.device == "cdrom")
+                        .map(|(i, _)| Dev::Disk(i)),
+                ),
+                "fd" => current.extend(
+                    def.disks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, d)| d.device == "floppy")
+                        .map(|(i, _)| Dev::Disk(i)),
+                ),
                 "network" => current.extend((0..def.nics.len()).map(Dev::Nic)),
                 _ => {}
             }
@@ -99,8 +127,12 @@ pub fn set_boot_medium(def: &mut DomainDef, target: &str, running: bool) -> Resu
 pub enum PartitionTable {
     /// No MBR signature: a bare file system or an empty image.
     None,
-    Mbr { partitions: Vec<Partition> },
-    Gpt { partitions: Vec<Partition> },
+    Mbr {
+        partitions: Vec<Partition>,
+    },
+    Gpt {
+        partitions: Vec<Partition>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +146,12 @@ pub struct Partition {
 pub const INSPECT_BYTES: usize = 512 * 34;
 
 fn u32le(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
 }
 fn u64le(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+    b.get(at..at + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
 }
 
 /// Read the partition table from the first bytes of a disk image (see [`INSPECT_BYTES`]).
@@ -125,7 +159,9 @@ pub fn read_partition_table(b: &[u8]) -> PartitionTable {
     if b.len() < 512 || b[510] != 0x55 || b[511] != 0xAA {
         return PartitionTable::None;
     }
-    let entries: Vec<(u8, u8)> = (0..4).map(|i| (b[446 + i * 16], b[446 + i * 16 + 4])).collect();
+    let entries: Vec<(u8, u8)> = (0..4)
+        .map(|i| (b[446 + i * 16], b[446 + i * 16 + 4]))
+        .collect();
     if entries.iter().any(|(_, t)| *t == 0xEE) && b.get(512..520) == Some(b"EFI PART") {
         let lba = u64le(b, 512 + 72).unwrap_or(2) as usize;
         let count = u32le(b, 512 + 80).unwrap_or(0).min(128) as usize;
@@ -212,14 +248,30 @@ mod tests {
     fn xen_pv_moves_the_disk_first() {
         let mut d = DomainDef {
             os_type: "linux".into(),
-            disks: vec![disk("xvda", "disk", "xen"), disk("xvdb", "disk", "xen"), disk("xvdc", "disk", "xen")],
+            disks: vec![
+                disk("xvda", "disk", "xen"),
+                disk("xvdb", "disk", "xen"),
+                disk("xvdc", "disk", "xen"),
+            ],
             ..DomainDef::default()
         };
-        assert_eq!(set_boot_medium(&mut d, "xvdc", false), Ok(BootChange::Changed));
+        assert_eq!(
+            set_boot_medium(&mut d, "xvdc", false),
+            Ok(BootChange::Changed)
+        );
         assert_eq!(targets(&d), ["xvdc", "xvda", "xvdb"]);
-        assert_eq!(set_boot_medium(&mut d, "xvdc", true), Ok(BootChange::Unchanged));
-        assert_eq!(set_boot_medium(&mut d, "xvda", true), Err(BootError::Running));
-        assert_eq!(set_boot_medium(&mut d, "xvdz", false), Err(BootError::NoDrive("xvdz".into())));
+        assert_eq!(
+            set_boot_medium(&mut d, "xvdc", true),
+            Ok(BootChange::Unchanged)
+        );
+        assert_eq!(
+            set_boot_medium(&mut d, "xvda", true),
+            Err(BootError::Running)
+        );
+        assert_eq!(
+            set_boot_medium(&mut d, "xvdz", false),
+            Err(BootError::NoDrive("xvdz".into()))
+        );
     }
 
     #[test]
@@ -227,8 +279,16 @@ mod tests {
         let mut d = DomainDef {
             os_type: "hvm".into(),
             boot_devices: vec!["hd".into(), "cdrom".into(), "network".into()],
-            disks: vec![disk("vda", "disk", "virtio"), disk("vdb", "disk", "virtio"), disk("sda", "cdrom", "sata")],
-            nics: vec![Nic { kind: "network".into(), source: Some("default".into()), ..Nic::default() }],
+            disks: vec![
+                disk("vda", "disk", "virtio"),
+                disk("vdb", "disk", "virtio"),
+                disk("sda", "cdrom", "sata"),
+            ],
+            nics: vec![Nic {
+                kind: "network".into(),
+                source: Some("default".into()),
+                ..Nic::default()
+            }],
             ..DomainDef::default()
         };
         set_boot_medium(&mut d, "sda", false).unwrap();
@@ -237,7 +297,10 @@ mod tests {
         // Again with per-device orders present: vdb first, the others keep their order.
         set_boot_medium(&mut d, "vdb", true).unwrap();
         assert_eq!(d.boot_order(), ["vdb", "sda", "vda", "nic:?"]);
-        assert_eq!(set_boot_medium(&mut d, "vdb", true), Ok(BootChange::Unchanged));
+        assert_eq!(
+            set_boot_medium(&mut d, "vdb", true),
+            Ok(BootChange::Unchanged)
+        );
         // The disk list order itself is untouched for HVM.
         assert_eq!(targets(&d), ["vda", "vdb", "sda"]);
     }
@@ -271,25 +334,78 @@ mod tests {
     fn partition_tables() {
         let table = [
             (vec![0u8; 512], PartitionTable::None),
-            (mbr(&[(0x80, 0x83)]), PartitionTable::Mbr { partitions: vec![Partition { number: 1, bootable: true }] }),
+            (
+                mbr(&[(0x80, 0x83)]),
+                PartitionTable::Mbr {
+                    partitions: vec![Partition {
+                        number: 1,
+                        bootable: true,
+                    }],
+                },
+            ),
             (
                 mbr(&[(0, 0x83), (0, 0x82)]),
-                PartitionTable::Mbr { partitions: vec![Partition { number: 1, bootable: false }, Partition { number: 2, bootable: false }] },
+                PartitionTable::Mbr {
+                    partitions: vec![
+                        Partition {
+                            number: 1,
+                            bootable: false,
+                        },
+                        Partition {
+                            number: 2,
+                            bootable: false,
+                        },
+                    ],
+                },
             ),
-            (gpt(&[0, 4]), PartitionTable::Gpt { partitions: vec![Partition { number: 1, bootable: false }, Partition { number: 2, bootable: true }] }),
-            (gpt(&[1]), PartitionTable::Gpt { partitions: vec![Partition { number: 1, bootable: false }] }),
+            (
+                gpt(&[0, 4]),
+                PartitionTable::Gpt {
+                    partitions: vec![
+                        Partition {
+                            number: 1,
+                            bootable: false,
+                        },
+                        Partition {
+                            number: 2,
+                            bootable: true,
+                        },
+                    ],
+                },
+            ),
+            (
+                gpt(&[1]),
+                PartitionTable::Gpt {
+                    partitions: vec![Partition {
+                        number: 1,
+                        bootable: false,
+                    }],
+                },
+            ),
             (vec![0x55; 100], PartitionTable::None),
         ];
         for (bytes, want) in table {
             assert_eq!(read_partition_table(&bytes), want);
         }
-        assert_eq!(pygrub_warning(&read_partition_table(&mbr(&[(0x80, 0x83)]))), None);
-        assert!(pygrub_warning(&read_partition_table(&mbr(&[(0, 0x83)]))).unwrap().contains("MBR boot flag"));
-        assert!(pygrub_warning(&read_partition_table(&gpt(&[0]))).unwrap().contains("GPT"));
-        assert!(pygrub_warning(&PartitionTable::None).unwrap().contains("no partition table"));
+        assert_eq!(
+            pygrub_warning(&read_partition_table(&mbr(&[(0x80, 0x83)]))),
+            None
+        );
+        assert!(pygrub_warning(&read_partition_table(&mbr(&[(0, 0x83)])))
+            .unwrap()
+            .contains("MBR boot flag"));
+        assert!(pygrub_warning(&read_partition_table(&gpt(&[0])))
+            .unwrap()
+            .contains("GPT"));
+        assert!(pygrub_warning(&PartitionTable::None)
+            .unwrap()
+            .contains("no partition table"));
         // A corrupt GPT header with an absurd entry location does not panic.
         let mut bad = gpt(&[4]);
         bad[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(read_partition_table(&bad), PartitionTable::Gpt { partitions: vec![] });
+        assert_eq!(
+            read_partition_table(&bad),
+            PartitionTable::Gpt { partitions: vec![] }
+        );
     }
 }

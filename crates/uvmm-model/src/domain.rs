@@ -235,9 +235,7 @@ pub fn domain_from_tree(root: &Element) -> Result<DomainDef, DomainError> {
             .find("devices/emulator")
             .map(|e| e.text().trim().to_string()),
         bootloader: root.child_text("bootloader").filter(|b| !b.is_empty()),
-        bootloader_args: root
-            .child_text("bootloader_args")
-            .filter(|b| !b.is_empty()),
+        bootloader_args: root.child_text("bootloader_args").filter(|b| !b.is_empty()),
         kernel: os.and_then(|o| o.child_text("kernel")),
         initrd: os.and_then(|o| o.child_text("initrd")),
         cmdline: os.and_then(|o| o.child_text("cmdline")),
@@ -286,9 +284,9 @@ fn read_features(root: &Element) -> Features {
         acpi: f.child("acpi").is_some(),
         apic: f.child("apic").is_some(),
         pae: f.child("pae").is_some(),
-        hyperv: f
-            .child("hyperv")
-            .is_some_and(|h| h.attr("mode") == Some("passthrough") || h.elements().next().is_some()),
+        hyperv: f.child("hyperv").is_some_and(|h| {
+            h.attr("mode") == Some("passthrough") || h.elements().next().is_some()
+        }),
     }
 }
 

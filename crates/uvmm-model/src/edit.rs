@@ -39,7 +39,12 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
         set_opt_text(tree, "bootloader", new.bootloader.as_deref(), &["vcpu"]);
     }
     if old.bootloader_args != new.bootloader_args {
-        set_opt_text(tree, "bootloader_args", new.bootloader_args.as_deref(), &["bootloader"]);
+        set_opt_text(
+            tree,
+            "bootloader_args",
+            new.bootloader_args.as_deref(),
+            &["bootloader"],
+        );
     }
     merge_os(tree, old, new);
     if old.cpu_model != new.cpu_model {
@@ -48,7 +53,8 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
     if old.rtc != new.rtc {
         match &new.rtc {
             Some(offset) => {
-                ensure_child_after(tree, "clock", &["cpu", "features", "os"]).set_attr("offset", offset.clone());
+                ensure_child_after(tree, "clock", &["cpu", "features", "os"])
+                    .set_attr("offset", offset.clone());
             }
             None => {
                 tree.remove_children(|e| e.name == "clock");
@@ -62,7 +68,11 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
         return Ok(());
     }
     let domain_type = new.domain_type.clone();
-    let devices = ensure_child_after(tree, "devices", &["on_crash", "on_reboot", "on_poweroff", "clock"]);
+    let devices = ensure_child_after(
+        tree,
+        "devices",
+        &["on_crash", "on_reboot", "on_poweroff", "clock"],
+    );
     if old.disks != new.disks {
         merge_disks(devices, &new.disks, &domain_type)?;
     }
@@ -99,7 +109,9 @@ fn position_after(parent: &Element, after: &[&str]) -> usize {
 fn ensure_child_after<'a>(parent: &'a mut Element, name: &str, after: &[&str]) -> &'a mut Element {
     if parent.child(name).is_none() {
         let pos = position_after(parent, after);
-        parent.children.insert(pos, Node::Element(Element::new(name)));
+        parent
+            .children
+            .insert(pos, Node::Element(Element::new(name)));
     }
     parent.child_mut(name).expect("just ensured")
 }
@@ -114,7 +126,11 @@ fn set_opt_text(parent: &mut Element, name: &str, value: Option<&str>, after: &[
 }
 
 fn set_memory(tree: &mut Element, name: &str, kib: u64) {
-    let after: &[&str] = if name == "memory" { &["uuid", "name"] } else { &["memory"] };
+    let after: &[&str] = if name == "memory" {
+        &["uuid", "name"]
+    } else {
+        &["memory"]
+    };
     let el = ensure_child_after(tree, name, after);
     el.attrs.retain(|(k, _)| k != "unit");
     el.set_attr("unit", "KiB");
@@ -123,11 +139,19 @@ fn set_memory(tree: &mut Element, name: &str, kib: u64) {
 
 fn merge_notes(tree: &mut Element, old: &Notes, new: &Notes) {
     if old.description != new.description {
-        set_opt_text(tree, "description", new.description.as_deref(), &["title", "uuid", "name"]);
+        set_opt_text(
+            tree,
+            "description",
+            new.description.as_deref(),
+            &["title", "uuid", "name"],
+        );
     }
     let meta = ensure_child_after(tree, "metadata", &["description", "title", "uuid", "name"]);
     let existing = meta.elements_mut().find(|e| {
-        e.local_name() == "notes" && e.attrs.iter().any(|(k, v)| k.starts_with("xmlns") && v == UVMM_NS)
+        e.local_name() == "notes"
+            && e.attrs
+                .iter()
+                .any(|(k, v)| k.starts_with("xmlns") && v == UVMM_NS)
     });
     let notes = match existing {
         Some(n) => n,
@@ -164,17 +188,25 @@ fn merge_os(tree: &mut Element, old: &DomainDef, new: &DomainDef) {
     let os = ensure_child_after(tree, "os", &["bootloader_args", "bootloader", "vcpu"]);
     if old.boot_devices != new.boot_devices {
         os.remove_children(|e| e.name == "boot");
-        let mut pos = position_after(os, &["type", "loader", "nvram", "kernel", "initrd", "cmdline"]);
-        for dev in &new.boot_devices {
-            os.children
-                .insert(pos, Node::Element(Element::new("boot").with_attr("dev", dev.clone())));
-            pos += 1;
-        }
+        let pos = position_after(
+            os,
+            &["type", "loader", "nvram", "kernel", "initrd", "cmdline"],
+        );
+        let boots = new
+            .boot_devices
+            .iter()
+            .map(|dev| Node::Element(Element::new("boot").with_attr("dev", dev.clone())));
+        os.children.splice(pos..pos, boots);
     }
     for (name, old_v, new_v, after) in [
         ("kernel", &old.kernel, &new.kernel, &["loader", "type"][..]),
         ("initrd", &old.initrd, &new.initrd, &["kernel", "type"][..]),
-        ("cmdline", &old.cmdline, &new.cmdline, &["initrd", "kernel", "type"][..]),
+        (
+            "cmdline",
+            &old.cmdline,
+            &new.cmdline,
+            &["initrd", "kernel", "type"][..],
+        ),
     ] {
         if old_v != new_v {
             set_opt_text(os, name, new_v.as_deref(), after);
@@ -200,7 +232,9 @@ fn merge_cpu(tree: &mut Element, model: Option<&str>) {
             match cpu.child_mut("model") {
                 Some(m) => m.set_text(named),
                 None => {
-                    let m = Element::new("model").with_attr("fallback", "allow").with_text(named);
+                    let m = Element::new("model")
+                        .with_attr("fallback", "allow")
+                        .with_text(named);
                     cpu.children.insert(0, Node::Element(m));
                 }
             }
@@ -223,7 +257,11 @@ fn hyperv_element() -> Element {
 fn merge_features(tree: &mut Element, old: &DomainDef, new: &DomainDef) {
     let f = ensure_child_after(tree, "features", &["os"]);
     let (o, n) = (old.features, new.features);
-    for (name, was, want) in [("acpi", o.acpi, n.acpi), ("apic", o.apic, n.apic), ("pae", o.pae, n.pae)] {
+    for (name, was, want) in [
+        ("acpi", o.acpi, n.acpi),
+        ("apic", o.apic, n.apic),
+        ("pae", o.pae, n.pae),
+    ] {
         if was != want {
             if want {
                 f.push_child(Element::new(name));
@@ -238,7 +276,10 @@ fn merge_features(tree: &mut Element, old: &DomainDef, new: &DomainDef) {
             f.push_child(hyperv_element());
         }
     }
-    if f.children.iter().all(|c| matches!(c, Node::Text(t) if t.trim().is_empty())) {
+    if f.children
+        .iter()
+        .all(|c| matches!(c, Node::Text(t) if t.trim().is_empty()))
+    {
         tree.remove_children(|e| e.name == "features");
     }
 }
@@ -258,7 +299,9 @@ fn disk_key(d: &Disk) -> (String, String) {
 }
 
 fn source_element(d: &Disk) -> Result<Option<Element>, EditError> {
-    let Some(src) = &d.source else { return Ok(None) };
+    let Some(src) = &d.source else {
+        return Ok(None);
+    };
     let el = match d.kind.as_str() {
         "file" => Element::new("source").with_attr("file", src.clone()),
         "block" => Element::new("source").with_attr("dev", src.clone()),
@@ -267,7 +310,9 @@ fn source_element(d: &Disk) -> Result<Option<Element>, EditError> {
                 .split_once('/')
                 .filter(|(p, v)| !p.is_empty() && !v.is_empty())
                 .ok_or_else(|| EditError::VolumeRef(src.clone()))?;
-            Element::new("source").with_attr("pool", pool).with_attr("volume", vol)
+            Element::new("source")
+                .with_attr("pool", pool)
+                .with_attr("volume", vol)
         }
         other => return Err(EditError::SourceKind(other.to_string())),
     };
@@ -312,35 +357,44 @@ fn new_disk_element(d: &Disk, domain_type: &str) -> Result<Element, EditError> {
     Ok(el)
 }
 
-fn update_disk_element(el: &mut Element, old: &Disk, new: &Disk, domain_type: &str) -> Result<(), EditError> {
+fn update_disk_element(
+    el: &mut Element,
+    old: &Disk,
+    new: &Disk,
+    domain_type: &str,
+) -> Result<(), EditError> {
     if old.device != new.device {
         el.set_attr("device", new.device.clone());
     }
     if old.kind != new.kind || old.source != new.source {
         el.set_attr("type", new.kind.clone());
-        let pos = el.children.iter().position(|n| matches!(n, Node::Element(e) if e.name == "source"));
+        let pos = el
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(e) if e.name == "source"));
         el.remove_children(|e| e.name == "source");
         if let Some(src) = source_element(new)? {
             let pos = pos.unwrap_or_else(|| position_after(el, &["driver"]));
-            el.children.insert(pos.min(el.children.len()), Node::Element(src));
+            el.children
+                .insert(pos.min(el.children.len()), Node::Element(src));
         }
     }
-    if old.format != new.format || old.cache != new.cache {
-        if driver_wanted(new) || el.child("driver").is_some() {
-            if el.child("driver").is_none() {
-                let mut drv = Element::new("driver");
-                if matches!(domain_type, "qemu" | "kvm" | "xen") {
-                    drv.set_attr("name", "qemu");
-                }
-                el.children.insert(0, Node::Element(drv));
+    if (old.format != new.format || old.cache != new.cache)
+        && (driver_wanted(new) || el.child("driver").is_some())
+    {
+        if el.child("driver").is_none() {
+            let mut drv = Element::new("driver");
+            if matches!(domain_type, "qemu" | "kvm" | "xen") {
+                drv.set_attr("name", "qemu");
             }
-            let drv = el.child_mut("driver").expect("ensured");
-            for (attr, v) in [("type", &new.format), ("cache", &new.cache)] {
-                match v {
-                    Some(v) => drv.set_attr(attr, v.clone()),
-                    None => {
-                        drv.remove_attr(attr);
-                    }
+            el.children.insert(0, Node::Element(drv));
+        }
+        let drv = el.child_mut("driver").expect("ensured");
+        for (attr, v) in [("type", &new.format), ("cache", &new.cache)] {
+            match v {
+                Some(v) => drv.set_attr(attr, v.clone()),
+                None => {
+                    drv.remove_attr(attr);
                 }
             }
         }
@@ -348,7 +402,8 @@ fn update_disk_element(el: &mut Element, old: &Disk, new: &Disk, domain_type: &s
     if old.readonly != new.readonly {
         if new.readonly {
             let pos = position_after(el, &["target", "source"]);
-            el.children.insert(pos, Node::Element(Element::new("readonly")));
+            el.children
+                .insert(pos, Node::Element(Element::new("readonly")));
         } else {
             el.remove_children(|e| e.name == "readonly");
         }
@@ -365,8 +420,10 @@ fn set_boot_order(el: &mut Element, order: Option<u32>) {
             Some(b) => b.set_attr("order", o.to_string()),
             None => {
                 let pos = position_after(el, &["readonly", "target", "source", "model", "mac"]);
-                el.children
-                    .insert(pos, Node::Element(Element::new("boot").with_attr("order", o.to_string())));
+                el.children.insert(
+                    pos,
+                    Node::Element(Element::new("boot").with_attr("order", o.to_string())),
+                );
             }
         },
         None => {
@@ -424,7 +481,12 @@ fn merge_disks(devices: &mut Element, wanted: &[Disk], domain_type: &str) -> Res
         })
         .collect();
     let order: Vec<(String, String)> = wanted.iter().map(disk_key).collect();
-    let rank = |e: &Element| order.iter().position(|k| *k == disk_key_of(e)).unwrap_or(usize::MAX);
+    let rank = |e: &Element| {
+        order
+            .iter()
+            .position(|k| *k == disk_key_of(e))
+            .unwrap_or(usize::MAX)
+    };
     let sorted = kept.windows(2).all(|w| rank(&w[0]) <= rank(&w[1]));
     if !sorted {
         kept.sort_by_key(|e| rank(e));
@@ -458,7 +520,9 @@ fn merge_disks(devices: &mut Element, wanted: &[Disk], domain_type: &str) -> Res
                     .position(|n| matches!(n, Node::Element(e) if e.name == "disk" && disk_key_of(e) == disk_key(w)))
             });
         let at = before_next.unwrap_or(pos);
-        devices.children.insert(at, Node::Element(new_disk_element(d, domain_type)?));
+        devices
+            .children
+            .insert(at, Node::Element(new_disk_element(d, domain_type)?));
         pos = position_after(devices, &["disk"]);
     }
     Ok(())
@@ -482,7 +546,9 @@ fn nic_source(n: &Nic) -> Option<Element> {
     Some(match n.kind.as_str() {
         "bridge" => Element::new("source").with_attr("bridge", src.clone()),
         "network" => Element::new("source").with_attr("network", src.clone()),
-        "direct" => Element::new("source").with_attr("dev", src.clone()).with_attr("mode", "bridge"),
+        "direct" => Element::new("source")
+            .with_attr("dev", src.clone())
+            .with_attr("mode", "bridge"),
         _ => return None,
     })
 }
@@ -511,7 +577,8 @@ fn update_nic_element(el: &mut Element, old: &Nic, new: &Nic) {
         el.remove_children(|e| e.name == "source");
         if let Some(src) = nic_source(new) {
             let pos = pos.unwrap_or_else(|| position_after(el, &["mac"]));
-            el.children.insert(pos.min(el.children.len()), Node::Element(src));
+            el.children
+                .insert(pos.min(el.children.len()), Node::Element(src));
         }
     }
     if old.model != new.model {
@@ -520,8 +587,10 @@ fn update_nic_element(el: &mut Element, old: &Nic, new: &Nic) {
                 Some(me) => me.set_attr("type", m.clone()),
                 None => {
                     let pos = position_after(el, &["source", "mac"]);
-                    el.children
-                        .insert(pos, Node::Element(Element::new("model").with_attr("type", m.clone())));
+                    el.children.insert(
+                        pos,
+                        Node::Element(Element::new("model").with_attr("type", m.clone())),
+                    );
                 }
             },
             None => {
@@ -537,7 +606,11 @@ fn update_nic_element(el: &mut Element, old: &Nic, new: &Nic) {
 fn merge_nics(devices: &mut Element, wanted: &[Nic]) {
     let mut index = 0;
     let mut remove = Vec::new();
-    let wanted_keys: Vec<String> = wanted.iter().enumerate().map(|(i, n)| nic_key(n, i)).collect();
+    let wanted_keys: Vec<String> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, n)| nic_key(n, i))
+        .collect();
     let mut seen = Vec::new();
     for (i, node) in devices.children.iter_mut().enumerate() {
         let Node::Element(el) = node else { continue };
@@ -564,7 +637,9 @@ fn merge_nics(devices: &mut Element, wanted: &[Nic]) {
     }
     for (k, n) in wanted_keys.iter().zip(wanted) {
         if !seen.contains(k) {
-            devices.children.insert(pos, Node::Element(new_nic_element(n)));
+            devices
+                .children
+                .insert(pos, Node::Element(new_nic_element(n)));
             pos += 1;
         }
     }
@@ -649,18 +724,28 @@ fn merge_graphics(devices: &mut Element, wanted: &[Graphics]) {
     for i in remove.into_iter().rev() {
         devices.children.remove(i);
     }
-    let mut pos = position_after(devices, &["graphics", "input", "interface", "disk", "emulator"]);
-    for g in wanted.iter().filter(|g| !seen.contains(&g.kind)) {
-        devices.children.insert(pos, Node::Element(new_graphics_element(g)));
-        pos += 1;
-    }
+    let pos = position_after(
+        devices,
+        &["graphics", "input", "interface", "disk", "emulator"],
+    );
+    let added: Vec<Node> = wanted
+        .iter()
+        .filter(|g| !seen.contains(&g.kind))
+        .map(|g| Node::Element(new_graphics_element(g)))
+        .collect();
+    devices.children.splice(pos..pos, added);
 }
 
 /// Set (or clear) the VNC/SPICE password on the graphics element of `kind`.
 pub fn set_graphics_password(tree: &mut Element, kind: &str, password: Option<&str>) -> bool {
-    let Some(devices) = tree.child_mut("devices") else { return false };
+    let Some(devices) = tree.child_mut("devices") else {
+        return false;
+    };
     let mut found = false;
-    for g in devices.elements_mut().filter(|e| e.name == "graphics" && e.attr("type") == Some(kind)) {
+    for g in devices
+        .elements_mut()
+        .filter(|e| e.name == "graphics" && e.attr("type") == Some(kind))
+    {
         found = true;
         match password {
             Some(p) => g.set_attr("passwd", p),
@@ -719,7 +804,13 @@ mod tests {
         merge(&mut after, &old, &new).unwrap();
         // Whatever was merged must read back as what was wanted.
         let reread = domain_from_tree(&after).unwrap();
-        assert_eq!(reread.disks, new.disks.iter().map(|d| Disk { ..d.clone() }).collect::<Vec<_>>());
+        assert_eq!(
+            reread.disks,
+            new.disks
+                .iter()
+                .map(|d| Disk { ..d.clone() })
+                .collect::<Vec<_>>()
+        );
         assert_eq!(reread.nics, new.nics);
         assert_eq!(reread.notes, new.notes);
         (before, after)
@@ -772,7 +863,10 @@ mod tests {
             d.disks.push(extra);
         });
         let disks = domain_from_tree(&after).unwrap().disks;
-        assert_eq!(disks.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(), ["vda", "sda", "vdb"]);
+        assert_eq!(
+            disks.iter().map(|d| d.target.as_str()).collect::<Vec<_>>(),
+            ["vda", "sda", "vdb"]
+        );
         // Move the CD-ROM first: the controller between the disks stays in its place.
         let (_, after) = edit(|d| d.disks.swap(0, 1));
         let devs: Vec<String> = after
@@ -784,7 +878,18 @@ mod tests {
                 other => other.to_string(),
             })
             .collect();
-        assert_eq!(devs, ["emulator", "sda", "controller", "vda", "interface", "graphics", "hostdev"]);
+        assert_eq!(
+            devs,
+            [
+                "emulator",
+                "sda",
+                "controller",
+                "vda",
+                "interface",
+                "graphics",
+                "hostdev"
+            ]
+        );
         let (_, after) = edit(|d| {
             d.disks.remove(1);
         });
@@ -813,7 +918,10 @@ mod tests {
         assert_eq!(def.nics[0].source.as_deref(), Some("br1"));
         assert_eq!(def.nics[1].model.as_deref(), Some("e1000"));
         assert_eq!(def.graphics[0].keymap.as_deref(), Some("de"));
-        assert_eq!(def.notes.description.as_deref(), Some("</description><evil/> & more"));
+        assert_eq!(
+            def.notes.description.as_deref(),
+            Some("</description><evil/> & more")
+        );
         assert!(!xml.contains("<evil/>"), "notes must be escaped");
         let (_, after) = edit(|d| {
             d.graphics.clear();
@@ -833,12 +941,25 @@ mod tests {
             d.boot_devices = vec!["cdrom".into(), "hd".into()];
         });
         let def = domain_from_tree(&after).unwrap();
-        assert_eq!(def.features, crate::domain::Features { acpi: true, apic: false, pae: false, hyperv: true }, "{}", after.to_xml());
+        assert_eq!(
+            def.features,
+            crate::domain::Features {
+                acpi: true,
+                apic: false,
+                pae: false,
+                hyperv: true
+            },
+            "{}",
+            after.to_xml()
+        );
         assert_eq!(def.cpu_model.as_deref(), Some("host-model"));
         assert_eq!(def.rtc.as_deref(), Some("localtime"));
         assert_eq!(def.boot_devices, ["cdrom", "hd"]);
         let (_, after) = edit(|d| d.cpu_model = Some("Haswell".into()));
-        assert_eq!(domain_from_tree(&after).unwrap().cpu_model.as_deref(), Some("Haswell"));
+        assert_eq!(
+            domain_from_tree(&after).unwrap().cpu_model.as_deref(),
+            Some("Haswell")
+        );
     }
 
     #[test]

@@ -24,9 +24,18 @@ pub enum ResolveError {
     #[error("this host cannot run {wanted} guests; it offers: {offered}")]
     OsType { wanted: String, offered: String },
     #[error("this host offers no {arch} {os_type} guests; it offers: {offered}")]
-    Arch { arch: String, os_type: String, offered: String },
+    Arch {
+        arch: String,
+        os_type: String,
+        offered: String,
+    },
     #[error("this host cannot run {wanted} domains for {os_type}/{arch}; it offers: {offered}")]
-    DomainType { wanted: String, os_type: String, arch: String, offered: String },
+    DomainType {
+        wanted: String,
+        os_type: String,
+        arch: String,
+        offered: String,
+    },
 }
 
 fn describe(caps: &HostCaps) -> String {
@@ -49,9 +58,22 @@ fn os_label(os: &str) -> &str {
 
 /// Pick what a new VM of `os_type` (`hvm`/`xen`) with `domain_type` (`kvm`/`qemu`/`xen`)
 /// on `arch` becomes on a host with `caps`.
-pub fn resolve(caps: &HostCaps, domain_type: &str, os_type: &str, arch: Option<&str>) -> Result<Resolved, ResolveError> {
-    let want_os: &[&str] = if os_type == "xen" { &["xen", "linux"] } else { &["hvm"] };
-    let candidates: Vec<&GuestCaps> = caps.guests.iter().filter(|g| want_os.contains(&g.os_type.as_str())).collect();
+pub fn resolve(
+    caps: &HostCaps,
+    domain_type: &str,
+    os_type: &str,
+    arch: Option<&str>,
+) -> Result<Resolved, ResolveError> {
+    let want_os: &[&str] = if os_type == "xen" {
+        &["xen", "linux"]
+    } else {
+        &["hvm"]
+    };
+    let candidates: Vec<&GuestCaps> = caps
+        .guests
+        .iter()
+        .filter(|g| want_os.contains(&g.os_type.as_str()))
+        .collect();
     if candidates.is_empty() {
         return Err(ResolveError::OsType {
             wanted: os_label(os_type).to_string(),
@@ -59,7 +81,9 @@ pub fn resolve(caps: &HostCaps, domain_type: &str, os_type: &str, arch: Option<&
         });
     }
     let mut notes = Vec::new();
-    let is_test = candidates.iter().all(|g| g.domain_types.iter().all(|t| t == "test"));
+    let is_test = candidates
+        .iter()
+        .all(|g| g.domain_types.iter().all(|t| t == "test"));
     let want_arch = arch
         .map(str::to_string)
         .or_else(|| caps.host_arch.clone())
@@ -89,7 +113,9 @@ pub fn resolve(caps: &HostCaps, domain_type: &str, os_type: &str, arch: Option<&
         notes.push("KVM is not available on this host: the VM uses QEMU emulation (TCG), which is much slower".into());
         "qemu".to_string()
     } else if offered.iter().any(|t| t == "test") {
-        notes.push(format!("libvirt test-driver host: domain type test instead of {domain_type}"));
+        notes.push(format!(
+            "libvirt test-driver host: domain type test instead of {domain_type}"
+        ));
         "test".to_string()
     } else {
         return Err(ResolveError::DomainType {
@@ -112,7 +138,11 @@ pub fn resolve(caps: &HostCaps, domain_type: &str, os_type: &str, arch: Option<&
     };
     Ok(Resolved {
         domain_type: chosen,
-        os_type: if os_type == "xen" { guest.os_type.clone() } else { "hvm".into() },
+        os_type: if os_type == "xen" {
+            guest.os_type.clone()
+        } else {
+            "hvm".into()
+        },
         arch: guest.arch.clone(),
         machine,
         emulator: guest.emulator.clone(),
@@ -152,18 +182,38 @@ fn skeleton(def: &DomainDef, r: &Resolved) -> Element {
         root.push_child(Element::new("uuid").with_text(def.uuid.clone()));
     }
     root = root
-        .with_child(Element::new("memory").with_attr("unit", "KiB").with_text(def.max_memory_kib.to_string()))
-        .with_child(Element::new("currentMemory").with_attr("unit", "KiB").with_text(def.memory_kib.to_string()))
-        .with_child(Element::new("vcpu").with_attr("placement", "static").with_text(def.vcpus.to_string()))
+        .with_child(
+            Element::new("memory")
+                .with_attr("unit", "KiB")
+                .with_text(def.max_memory_kib.to_string()),
+        )
+        .with_child(
+            Element::new("currentMemory")
+                .with_attr("unit", "KiB")
+                .with_text(def.memory_kib.to_string()),
+        )
+        .with_child(
+            Element::new("vcpu")
+                .with_attr("placement", "static")
+                .with_text(def.vcpus.to_string()),
+        )
         .with_child(Element::new("os").with_child(type_el))
         .with_child(Element::new("on_poweroff").with_text("destroy"))
         .with_child(Element::new("on_reboot").with_text("restart"))
         .with_child(Element::new("on_crash").with_text("destroy"));
     if matches!(r.domain_type.as_str(), "kvm" | "qemu") {
         devices.push_child(Element::new("console").with_attr("type", "pty"));
-        if def.graphics.iter().any(|g| g.kind == "vnc" || g.kind == "spice") {
+        if def
+            .graphics
+            .iter()
+            .any(|g| g.kind == "vnc" || g.kind == "spice")
+        {
             // An absolute pointer keeps the VNC mouse in sync with the guest's.
-            devices.push_child(Element::new("input").with_attr("type", "tablet").with_attr("bus", "usb"));
+            devices.push_child(
+                Element::new("input")
+                    .with_attr("type", "tablet")
+                    .with_attr("bus", "usb"),
+            );
         }
     }
     root.push_child(devices);
@@ -216,15 +266,32 @@ pub struct NewVm {
 }
 
 /// Build the definition of a new VM from a profile and a request, for the resolved target.
-pub fn from_profile(p: &crate::profile::Profile, r: &Resolved, new: NewVm) -> (DomainDef, Vec<String>) {
+pub fn from_profile(
+    p: &crate::profile::Profile,
+    r: &Resolved,
+    new: NewVm,
+) -> (DomainDef, Vec<String>) {
     use crate::domain::{Disk, Graphics, Nic};
     let mut notes = r.notes.clone();
     let pv = r.os_type != "hvm";
-    let disk_bus = if pv { "xen".to_string() } else { p.disk_bus.clone() };
-    let cdrom_bus = if pv { "xen".to_string() } else { p.cdrom_bus.clone().unwrap_or_else(|| "sata".into()) };
+    let disk_bus = if pv {
+        "xen".to_string()
+    } else {
+        p.disk_bus.clone()
+    };
+    let cdrom_bus = if pv {
+        "xen".to_string()
+    } else {
+        p.cdrom_bus.clone().unwrap_or_else(|| "sata".into())
+    };
     let mut disks: Vec<Disk> = Vec::new();
     let mut used: Vec<String> = Vec::new();
-    let mut add = |disks: &mut Vec<Disk>, device: &str, bus: &str, kind: &str, source: Option<String>, format: Option<String>| {
+    let mut add = |disks: &mut Vec<Disk>,
+                   device: &str,
+                   bus: &str,
+                   kind: &str,
+                   source: Option<String>,
+                   format: Option<String>| {
         let refs: Vec<&str> = used.iter().map(String::as_str).collect();
         let target = crate::targets::first_free(bus, &refs).unwrap_or_else(|_| format!("{bus}?"));
         used.push(target.clone());
@@ -240,17 +307,40 @@ pub fn from_profile(p: &crate::profile::Profile, r: &Resolved, new: NewVm) -> (D
         });
     };
     for (kind, source, format) in &new.disks {
-        add(&mut disks, "disk", &disk_bus, kind, Some(source.clone()), format.clone());
+        add(
+            &mut disks,
+            "disk",
+            &disk_bus,
+            kind,
+            Some(source.clone()),
+            format.clone(),
+        );
     }
     let wants_cdrom = new.cdrom.is_some() || (!pv && p.boot.iter().any(|b| b == "cdrom"));
     if wants_cdrom {
-        add(&mut disks, "cdrom", &cdrom_bus, "file", new.cdrom.clone(), Some("raw".into()).filter(|_| new.cdrom.is_some()));
+        add(
+            &mut disks,
+            "cdrom",
+            &cdrom_bus,
+            "file",
+            new.cdrom.clone(),
+            Some("raw".into()).filter(|_| new.cdrom.is_some()),
+        );
     }
     if p.driver_iso.is_some() && !pv {
-        add(&mut disks, "cdrom", &cdrom_bus, "file", new.driver_iso.clone(), Some("raw".into()).filter(|_| new.driver_iso.is_some()));
+        add(
+            &mut disks,
+            "cdrom",
+            &cdrom_bus,
+            "file",
+            new.driver_iso.clone(),
+            Some("raw".into()).filter(|_| new.driver_iso.is_some()),
+        );
     }
     let nic_specs: Vec<(String, String, Option<String>)> = if new.nics.is_empty() {
-        p.network_source().map(|(k, s)| vec![(k, s, None)]).unwrap_or_default()
+        p.network_source()
+            .map(|(k, s)| vec![(k, s, None)])
+            .unwrap_or_default()
     } else {
         new.nics.clone()
     };
@@ -276,7 +366,11 @@ pub fn from_profile(p: &crate::profile::Profile, r: &Resolved, new: NewVm) -> (D
         vec![]
     };
     let mut cpu_model = p.cpu_model.clone();
-    if matches!(cpu_model.as_deref(), Some("host-model" | "host-passthrough")) && r.domain_type != "kvm" {
+    if matches!(
+        cpu_model.as_deref(),
+        Some("host-model" | "host-passthrough")
+    ) && r.domain_type != "kvm"
+    {
         notes.push(format!(
             "CPU model {} needs KVM; the VM gets the hypervisor's default CPU",
             cpu_model.as_deref().unwrap_or_default()
@@ -333,7 +427,10 @@ mod tests {
 
     #[test]
     fn resolution_table() {
-        let kvm = caps(&[("hvm", "x86_64", &["qemu", "kvm"]), ("hvm", "i686", &["qemu", "kvm"])]);
+        let kvm = caps(&[
+            ("hvm", "x86_64", &["qemu", "kvm"]),
+            ("hvm", "i686", &["qemu", "kvm"]),
+        ]);
         let tcg = caps(&[("hvm", "x86_64", &["qemu"])]);
         let xen = caps(&[("hvm", "x86_64", &["xen"]), ("xen", "x86_64", &["xen"])]);
         let test = caps(&[("hvm", "i686", &["test"]), ("xen", "i686", &["test"])]);
@@ -349,11 +446,27 @@ mod tests {
         ];
         for (c, dt, os, want_dt, want_arch, note) in ok {
             let r = resolve(c, dt, os, None).unwrap_or_else(|e| panic!("{dt}/{os}: {e}"));
-            assert_eq!((r.domain_type.as_str(), r.arch.as_str()), (want_dt, want_arch), "{dt}/{os}");
+            assert_eq!(
+                (r.domain_type.as_str(), r.arch.as_str()),
+                (want_dt, want_arch),
+                "{dt}/{os}"
+            );
             assert_eq!(!r.notes.is_empty(), note, "{dt}/{os}: {:?}", r.notes);
         }
-        assert_eq!(resolve(&kvm, "kvm", "hvm", None).unwrap().machine.as_deref(), Some("pc"));
-        assert_eq!(resolve(&xen, "xen", "xen", None).unwrap().machine.as_deref(), Some("xenpv"));
+        assert_eq!(
+            resolve(&kvm, "kvm", "hvm", None)
+                .unwrap()
+                .machine
+                .as_deref(),
+            Some("pc")
+        );
+        assert_eq!(
+            resolve(&xen, "xen", "xen", None)
+                .unwrap()
+                .machine
+                .as_deref(),
+            Some("xenpv")
+        );
         // Refusals.
         let e = resolve(&kvm, "xen", "xen", None).unwrap_err().to_string();
         assert!(e.contains("cannot run Xen paravirtualised"), "{e}");

@@ -10,6 +10,7 @@ pub mod glob;
 pub mod hosts;
 pub mod profile;
 pub mod state;
+pub mod storage;
 pub mod targets;
 pub mod units;
 pub mod uuid;

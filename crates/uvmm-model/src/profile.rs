@@ -8,9 +8,15 @@ use crate::units::parse_size;
 use serde::{Deserialize, Serialize};
 
 pub const BUILTIN: [(&str, &str); 4] = [
-    ("windows.toml", include_str!("../../../profiles/windows.toml")),
+    (
+        "windows.toml",
+        include_str!("../../../profiles/windows.toml"),
+    ),
     ("linux.toml", include_str!("../../../profiles/linux.toml")),
-    ("linux-xen-pv.toml", include_str!("../../../profiles/linux-xen-pv.toml")),
+    (
+        "linux-xen-pv.toml",
+        include_str!("../../../profiles/linux-xen-pv.toml"),
+    ),
     ("other.toml", include_str!("../../../profiles/other.toml")),
 ];
 
@@ -145,7 +151,10 @@ impl Profile {
             return Err("name must not be empty".into());
         }
         if !matches!(self.domain_type.as_str(), "kvm" | "qemu" | "xen") {
-            return Err(format!("domain_type '{}' (expected kvm, qemu or xen)", self.domain_type));
+            return Err(format!(
+                "domain_type '{}' (expected kvm, qemu or xen)",
+                self.domain_type
+            ));
         }
         if !matches!(self.os_type.as_str(), "hvm" | "xen") {
             return Err(format!("os_type '{}' (expected hvm or xen)", self.os_type));
@@ -164,18 +173,24 @@ impl Profile {
             }
         }
         if !matches!(self.disk_format.as_str(), "raw" | "qcow2") {
-            return Err(format!("disk_format '{}' (expected raw or qcow2)", self.disk_format));
+            return Err(format!(
+                "disk_format '{}' (expected raw or qcow2)",
+                self.disk_format
+            ));
         }
         crate::targets::bus_prefix(&self.disk_bus).map_err(|e| e.to_string())?;
         if let Some(b) = &self.cdrom_bus {
             crate::targets::bus_prefix(b).map_err(|e| format!("cdrom_bus: {e}"))?;
         }
         if let Some(n) = &self.network {
-            parse_network(n).ok_or_else(|| format!("network '{n}' (expected network=NAME or bridge=NAME)"))?;
+            parse_network(n)
+                .ok_or_else(|| format!("network '{n}' (expected network=NAME or bridge=NAME)"))?;
         }
         for b in &self.boot {
             if !matches!(b.as_str(), "hd" | "cdrom" | "network" | "fd") {
-                return Err(format!("boot device '{b}' (expected hd, cdrom, network or fd)"));
+                return Err(format!(
+                    "boot device '{b}' (expected hd, cdrom, network or fd)"
+                ));
             }
         }
         if !matches!(self.rtc.as_str(), "utc" | "localtime") {
@@ -196,7 +211,8 @@ pub fn parse_network(spec: &str) -> Option<(String, String)> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    (matches!(kind, "network" | "bridge" | "direct") && ok_name).then(|| (kind.to_string(), name.to_string()))
+    (matches!(kind, "network" | "bridge" | "direct") && ok_name)
+        .then(|| (kind.to_string(), name.to_string()))
 }
 
 /// The built-in profiles.
@@ -211,7 +227,10 @@ pub fn builtin() -> Vec<Profile> {
 pub fn overlay(local: Vec<Profile>) -> Vec<Profile> {
     let mut all = builtin();
     for p in local {
-        match all.iter_mut().find(|b| b.name.eq_ignore_ascii_case(&p.name)) {
+        match all
+            .iter_mut()
+            .find(|b| b.name.eq_ignore_ascii_case(&p.name))
+        {
             Some(slot) => *slot = p,
             None => all.push(p),
         }
@@ -273,8 +292,14 @@ mod tests {
 
     #[test]
     fn network_specs() {
-        assert_eq!(parse_network("bridge=br0"), Some(("bridge".into(), "br0".into())));
-        assert_eq!(parse_network("network=default"), Some(("network".into(), "default".into())));
+        assert_eq!(
+            parse_network("bridge=br0"),
+            Some(("bridge".into(), "br0".into()))
+        );
+        assert_eq!(
+            parse_network("network=default"),
+            Some(("network".into(), "default".into()))
+        );
         for bad in ["br0", "bridge=", "vlan=3", "bridge=a b", "bridge=x'y"] {
             assert_eq!(parse_network(bad), None, "{bad}");
         }

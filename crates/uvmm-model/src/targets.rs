@@ -85,7 +85,16 @@ mod tests {
 
     #[test]
     fn suffixes_round_trip() {
-        for (i, s) in [(0, "a"), (1, "b"), (25, "z"), (26, "aa"), (27, "ab"), (51, "az"), (52, "ba"), (701, "zz")] {
+        for (i, s) in [
+            (0, "a"),
+            (1, "b"),
+            (25, "z"),
+            (26, "aa"),
+            (27, "ab"),
+            (51, "az"),
+            (52, "ba"),
+            (701, "zz"),
+        ] {
             assert_eq!(index_to_suffix(i), s);
             assert_eq!(suffix_to_index(s), Some(i));
         }
@@ -105,7 +114,11 @@ mod tests {
             ("floppy", &[], Err(())),
         ];
         for (bus, used, want) in table {
-            assert_eq!(first_free(bus, used).map_err(|_| ()), want.map(String::from), "{bus} {used:?}");
+            assert_eq!(
+                first_free(bus, used).map_err(|_| ()),
+                want.map(String::from),
+                "{bus} {used:?}"
+            );
         }
     }
 

@@ -12,7 +12,7 @@ pub enum SizeError {
 
 /// Multiplier in bytes for a libvirt/SI/IEC unit name. libvirt treats `k`, `M`, `G` as
 /// powers of 1024 and `KB`, `MB`, `GB` as powers of 1000; so do we.
-fn unit_bytes(unit: &str) -> Option<u64> {
+pub(crate) fn unit_bytes(unit: &str) -> Option<u64> {
     const K: u64 = 1024;
     Some(match unit {
         "" | "b" | "B" | "bytes" => 1,

@@ -14,8 +14,13 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
 /// VM names: 1-64 characters of letters, digits, `.`, `_`, `-`, starting with a letter or
 /// digit. Stricter than libvirt on purpose: names end up in file names and shell commands.
 pub fn vm_name(name: &str) -> Result<(), Invalid> {
-    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if name.is_empty() || name.len() > 64 || !ok_chars || !ok_start {
         return invalid(format!(
             "invalid VM name '{}': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
@@ -30,7 +35,12 @@ pub fn volume_name(name: &str) -> Result<(), Invalid> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@'));
-    if name.is_empty() || name.len() > 255 || !ok_chars || name.starts_with('.') || name.contains("..") {
+    if name.is_empty()
+        || name.len() > 255
+        || !ok_chars
+        || name.starts_with('.')
+        || name.contains("..")
+    {
         return invalid(format!(
             "invalid volume name '{}': use letters, digits, '.', '_', '-', '+', '@'; no '/', no '..', not starting with '.'",
             printable(name)
@@ -43,7 +53,9 @@ pub fn volume_name(name: &str) -> Result<(), Invalid> {
 pub fn object_name(what: &str, name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
         && !name.starts_with('.');
     if !ok {
         return invalid(format!("invalid {what} name '{}'", printable(name)));
@@ -69,7 +81,10 @@ pub fn host_path(path: &str) -> Result<(), Invalid> {
 /// Unicast MAC address, `52:54:00:12:34:56`.
 pub fn mac(mac: &str) -> Result<String, Invalid> {
     let parts: Vec<&str> = mac.split(':').collect();
-    let hex_ok = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    let hex_ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
     if !hex_ok {
         return invalid(format!("invalid MAC address '{}'", printable(mac)));
     }
@@ -81,7 +96,10 @@ pub fn mac(mac: &str) -> Result<String, Invalid> {
 }
 
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).take(80).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(80)
+        .collect()
 }
 
 /// Free text such as notes: any printable text, limited in size.
@@ -89,7 +107,10 @@ pub fn note(field: &str, text: &str) -> Result<(), Invalid> {
     if text.len() > 4096 {
         return invalid(format!("{field} is longer than 4096 bytes"));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return invalid(format!("{field} contains control characters"));
     }
     Ok(())
@@ -97,17 +118,27 @@ pub fn note(field: &str, text: &str) -> Result<(), Invalid> {
 
 fn disk(d: &Disk) -> Result<(), Invalid> {
     if !matches!(d.device.as_str(), "disk" | "cdrom" | "floppy") {
-        return invalid(format!("disk {}: device '{}' (expected disk, cdrom or floppy)", d.target, d.device));
+        return invalid(format!(
+            "disk {}: device '{}' (expected disk, cdrom or floppy)",
+            d.target, d.device
+        ));
     }
     let bus = d.bus.as_deref().unwrap_or("");
-    crate::targets::check_target(bus, &d.target).map_err(|e| Invalid(format!("disk {}: {e}", d.target)))?;
+    crate::targets::check_target(bus, &d.target)
+        .map_err(|e| Invalid(format!("disk {}: {e}", d.target)))?;
     if let Some(f) = &d.format {
         if !matches!(f.as_str(), "raw" | "qcow2") {
-            return invalid(format!("disk {}: format '{f}' (expected raw or qcow2)", d.target));
+            return invalid(format!(
+                "disk {}: format '{f}' (expected raw or qcow2)",
+                d.target
+            ));
         }
     }
     if let Some(c) = &d.cache {
-        if !matches!(c.as_str(), "default" | "none" | "writethrough" | "writeback" | "directsync" | "unsafe") {
+        if !matches!(
+            c.as_str(),
+            "default" | "none" | "writethrough" | "writeback" | "directsync" | "unsafe"
+        ) {
             return invalid(format!(
                 "disk {}: cache '{c}' (expected default, none, writethrough, writeback, directsync or unsafe)",
                 d.target
@@ -118,19 +149,32 @@ fn disk(d: &Disk) -> Result<(), Invalid> {
         ("file" | "block", Some(p)) => host_path(p)?,
         ("file", None) if d.device != "disk" => {}
         ("volume", Some(v)) => {
-            let (pool, vol) = v.split_once('/').ok_or_else(|| Invalid(format!("disk {}: volume source must be POOL/VOLUME", d.target)))?;
+            let (pool, vol) = v.split_once('/').ok_or_else(|| {
+                Invalid(format!(
+                    "disk {}: volume source must be POOL/VOLUME",
+                    d.target
+                ))
+            })?;
             object_name("pool", pool)?;
             volume_name(vol)?;
         }
         (kind, None) => return invalid(format!("disk {}: a {kind} disk needs a source", d.target)),
-        (kind, _) => return invalid(format!("disk {}: source kind '{kind}' (expected file, block or volume)", d.target)),
+        (kind, _) => {
+            return invalid(format!(
+                "disk {}: source kind '{kind}' (expected file, block or volume)",
+                d.target
+            ))
+        }
     }
     Ok(())
 }
 
 fn nic(n: &Nic) -> Result<(), Invalid> {
     if !matches!(n.kind.as_str(), "bridge" | "network" | "direct" | "user") {
-        return invalid(format!("network interface type '{}' (expected bridge, network, direct or user)", n.kind));
+        return invalid(format!(
+            "network interface type '{}' (expected bridge, network, direct or user)",
+            n.kind
+        ));
     }
     if n.kind != "user" {
         let src = n.source.as_deref().unwrap_or("");
@@ -140,7 +184,10 @@ fn nic(n: &Nic) -> Result<(), Invalid> {
         mac(m)?;
     }
     if let Some(model) = &n.model {
-        if !matches!(model.as_str(), "virtio" | "e1000" | "e1000e" | "rtl8139" | "netfront" | "ne2k_pci" | "pcnet") {
+        if !matches!(
+            model.as_str(),
+            "virtio" | "e1000" | "e1000e" | "rtl8139" | "netfront" | "ne2k_pci" | "pcnet"
+        ) {
             return invalid(format!(
                 "network model '{model}' (expected virtio, e1000, e1000e, rtl8139, netfront, ne2k_pci or pcnet)"
             ));
@@ -151,16 +198,27 @@ fn nic(n: &Nic) -> Result<(), Invalid> {
 
 fn graphics(g: &Graphics) -> Result<(), Invalid> {
     if !matches!(g.kind.as_str(), "vnc" | "spice") {
-        return invalid(format!("graphics type '{}' (expected vnc or spice)", g.kind));
+        return invalid(format!(
+            "graphics type '{}' (expected vnc or spice)",
+            g.kind
+        ));
     }
     if let Some(l) = &g.listen {
-        l.parse::<std::net::IpAddr>()
-            .map_err(|_| Invalid(format!("graphics listen address '{}' is not an IP address", printable(l))))?;
+        l.parse::<std::net::IpAddr>().map_err(|_| {
+            Invalid(format!(
+                "graphics listen address '{}' is not an IP address",
+                printable(l)
+            ))
+        })?;
     }
     if let Some(k) = &g.keymap {
-        let ok = (2..=8).contains(&k.len()) && k.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        let ok =
+            (2..=8).contains(&k.len()) && k.chars().all(|c| c.is_ascii_lowercase() || c == '-');
         if !ok {
-            return invalid(format!("keymap '{}' (expected e.g. de, en-us, fr-ch)", printable(k)));
+            return invalid(format!(
+                "keymap '{}' (expected e.g. de, en-us, fr-ch)",
+                printable(k)
+            ));
         }
     }
     Ok(())
@@ -175,7 +233,11 @@ pub struct HostLimits {
 
 /// Check `new`; when `old` is given (an edit), only what changed is checked, so that an odd
 /// device libvirt accepted earlier does not block unrelated edits.
-pub fn definition(new: &DomainDef, old: Option<&DomainDef>, host: HostLimits) -> Result<(), Invalid> {
+pub fn definition(
+    new: &DomainDef,
+    old: Option<&DomainDef>,
+    host: HostLimits,
+) -> Result<(), Invalid> {
     let changed = |f: &dyn Fn(&DomainDef) -> bool| old.is_none_or(|o| !f(o));
     if changed(&|o| o.name == new.name) {
         vm_name(&new.name)?;
@@ -203,11 +265,18 @@ pub fn definition(new: &DomainDef, old: Option<&DomainDef>, host: HostLimits) ->
     if changed(&|o| o.vcpus == new.vcpus) {
         if let Some(cpus) = host.cpus.filter(|c| *c > 0) {
             if new.vcpus > cpus.saturating_mul(4) {
-                return invalid(format!("{} vCPUs is far more than the host's {cpus} CPUs", new.vcpus));
+                return invalid(format!(
+                    "{} vCPUs is far more than the host's {cpus} CPUs",
+                    new.vcpus
+                ));
             }
         }
     }
-    for (field, v) in [("description", &new.notes.description), ("contact", &new.notes.contact), ("os", &new.notes.os)] {
+    for (field, v) in [
+        ("description", &new.notes.description),
+        ("contact", &new.notes.contact),
+        ("os", &new.notes.os),
+    ] {
         if let Some(t) = v {
             note(field, t)?;
         }
@@ -218,14 +287,20 @@ pub fn definition(new: &DomainDef, old: Option<&DomainDef>, host: HostLimits) ->
         }
     }
     if let Some(c) = &new.cpu_model {
-        let ok = c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        let ok = c.len() <= 64
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
         if !ok {
             return invalid(format!("CPU model '{}'", printable(c)));
         }
     }
     for b in &new.boot_devices {
-        if !matches!(b.as_str(), "hd" | "cdrom" | "network" | "fd") && changed(&|o| o.boot_devices == new.boot_devices) {
-            return invalid(format!("boot device '{b}' (expected hd, cdrom, network or fd)"));
+        if !matches!(b.as_str(), "hd" | "cdrom" | "network" | "fd")
+            && changed(&|o| o.boot_devices == new.boot_devices)
+        {
+            return invalid(format!(
+                "boot device '{b}' (expected hd, cdrom, network or fd)"
+            ));
         }
     }
     let mut targets = std::collections::HashSet::new();
@@ -254,7 +329,12 @@ pub fn definition(new: &DomainDef, old: Option<&DomainDef>, host: HostLimits) ->
         }
     }
     let mut orders = std::collections::HashSet::new();
-    for o in new.disks.iter().filter_map(|d| d.boot_order).chain(new.nics.iter().filter_map(|n| n.boot_order)) {
+    for o in new
+        .disks
+        .iter()
+        .filter_map(|d| d.boot_order)
+        .chain(new.nics.iter().filter_map(|n| n.boot_order))
+    {
         if !orders.insert(o) {
             return invalid(format!("boot order {o} is used twice"));
         }
@@ -271,13 +351,25 @@ mod tests {
         for ok in ["web-01", "a", "Win10.desk_2", &"x".repeat(64)] {
             assert!(vm_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-x", ".x", "a b", "a/b", "ä", "x\n", "<x>", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a b",
+            "a/b",
+            "ä",
+            "x\n",
+            "<x>",
+            &"x".repeat(65),
+        ] {
             assert!(vm_name(bad).is_err(), "{bad:?}");
         }
         for ok in ["disk.qcow2", "web-01-data.raw", "a+b@c"] {
             assert!(volume_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a/b", "..", "../etc", "x..y", ".hidden", "a\u{7}", "a b"] {
+        for bad in [
+            "", "a/b", "..", "../etc", "x..y", ".hidden", "a\u{7}", "a b",
+        ] {
             assert!(volume_name(bad).is_err(), "{bad:?}");
         }
         for ok in ["/var/lib/libvirt/images/a.qcow2", "/dev/sdb"] {
@@ -291,7 +383,12 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(mac("52:54:00:AB:cd:01").unwrap(), "52:54:00:ab:cd:01");
-        for bad in ["52:54:00:ab:cd", "01:00:5e:00:00:01", "zz:54:00:ab:cd:01", "525400abcd01"] {
+        for bad in [
+            "52:54:00:ab:cd",
+            "01:00:5e:00:00:01",
+            "zz:54:00:ab:cd:01",
+            "525400abcd01",
+        ] {
             assert!(mac(bad).is_err(), "{bad}");
         }
     }
@@ -320,25 +417,98 @@ mod tests {
 
     #[test]
     fn definitions() {
-        let host = HostLimits { memory_kib: Some(8 << 20), cpus: Some(4) };
+        let host = HostLimits {
+            memory_kib: Some(8 << 20),
+            cpus: Some(4),
+        };
         assert!(definition(&base(), None, host).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut DomainDef)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut DomainDef)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|d| d.name = "bad name".into()), "invalid VM name"),
-            (Box::new(|d| d.max_memory_kib = 100 << 20), "more than the host has"),
+            (
+                Box::new(|d| d.max_memory_kib = 100 << 20),
+                "more than the host has",
+            ),
             (Box::new(|d| d.max_memory_kib = 1024), "at least 16MiB"),
             (Box::new(|d| d.memory_kib = 2 << 20), "exceeds"),
             (Box::new(|d| d.vcpus = 0), "at least one vCPU"),
             (Box::new(|d| d.vcpus = 64), "far more"),
-            (Box::new(|d| d.notes.description = Some("a\u{1b}[31m".into())), "control characters"),
-            (Box::new(|d| d.disks[0].target = "hda".into()), "does not belong to bus"),
-            (Box::new(|d| d.disks[0].source = Some("../x".into())), "invalid path"),
-            (Box::new(|d| d.disks[0].format = Some("vmdk".into())), "format"),
-            (Box::new(|d| { let x = d.disks[0].clone(); d.disks.push(x); }), "two disks"),
-            (Box::new(|d| d.nics.push(Nic { kind: "bridge".into(), source: Some("br 0".into()), ..Nic::default() })), "invalid bridge name"),
-            (Box::new(|d| d.nics.push(Nic { kind: "bridge".into(), source: Some("br0".into()), model: Some("tulip".into()), ..Nic::default() })), "network model"),
-            (Box::new(|d| d.graphics.push(Graphics { kind: "vnc".into(), listen: Some("everywhere".into()), ..Graphics::default() })), "not an IP"),
-            (Box::new(|d| d.graphics.push(Graphics { kind: "vnc".into(), keymap: Some("DE".into()), ..Graphics::default() })), "keymap"),
-            (Box::new(|d| { d.disks[0].boot_order = Some(1); d.nics.push(Nic { kind: "network".into(), source: Some("default".into()), boot_order: Some(1), ..Nic::default() }); }), "used twice"),
+            (
+                Box::new(|d| d.notes.description = Some("a\u{1b}[31m".into())),
+                "control characters",
+            ),
+            (
+                Box::new(|d| d.disks[0].target = "hda".into()),
+                "does not belong to bus",
+            ),
+            (
+                Box::new(|d| d.disks[0].source = Some("../x".into())),
+                "invalid path",
+            ),
+            (
+                Box::new(|d| d.disks[0].format = Some("vmdk".into())),
+                "format",
+            ),
+            (
+                Box::new(|d| {
+                    let x = d.disks[0].clone();
+                    d.disks.push(x);
+                }),
+                "two disks",
+            ),
+            (
+                Box::new(|d| {
+                    d.nics.push(Nic {
+                        kind: "bridge".into(),
+                        source: Some("br 0".into()),
+                        ..Nic::default()
+                    })
+                }),
+                "invalid bridge name",
+            ),
+            (
+                Box::new(|d| {
+                    d.nics.push(Nic {
+                        kind: "bridge".into(),
+                        source: Some("br0".into()),
+                        model: Some("tulip".into()),
+                        ..Nic::default()
+                    })
+                }),
+                "network model",
+            ),
+            (
+                Box::new(|d| {
+                    d.graphics.push(Graphics {
+                        kind: "vnc".into(),
+                        listen: Some("everywhere".into()),
+                        ..Graphics::default()
+                    })
+                }),
+                "not an IP",
+            ),
+            (
+                Box::new(|d| {
+                    d.graphics.push(Graphics {
+                        kind: "vnc".into(),
+                        keymap: Some("DE".into()),
+                        ..Graphics::default()
+                    })
+                }),
+                "keymap",
+            ),
+            (
+                Box::new(|d| {
+                    d.disks[0].boot_order = Some(1);
+                    d.nics.push(Nic {
+                        kind: "network".into(),
+                        source: Some("default".into()),
+                        boot_order: Some(1),
+                        ..Nic::default()
+                    });
+                }),
+                "used twice",
+            ),
         ];
         for (f, want) in cases {
             let mut d = base();
@@ -351,7 +521,10 @@ mod tests {
     #[test]
     fn edits_check_only_what_changed() {
         let mut odd = base();
-        odd.nics.push(Nic { kind: "ethernet".into(), ..Nic::default() });
+        odd.nics.push(Nic {
+            kind: "ethernet".into(),
+            ..Nic::default()
+        });
         let mut edited = odd.clone();
         edited.memory_kib = 512 << 10;
         assert!(definition(&edited, Some(&odd), HostLimits::default()).is_ok());

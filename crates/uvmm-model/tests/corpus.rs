@@ -89,7 +89,9 @@ fn project_demo_hosts_parse() {
 }
 
 fn corpus_domains() -> Vec<(PathBuf, String)> {
-    let Some(dir) = corpus_dir() else { return vec![] };
+    let Some(dir) = corpus_dir() else {
+        return vec![];
+    };
     ["domain-qemu", "domain-xen"]
         .iter()
         .flat_map(|sub| xml_files(&dir.join(sub)))
@@ -126,8 +128,16 @@ fn a_memory_edit_changes_only_memory() {
         new.max_memory_kib = old.max_memory_kib + 1024;
         let mut merged = tree.clone();
         uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
-        assert_eq!(domain::domain_from_tree(&merged).unwrap().max_memory_kib, new.max_memory_kib);
-        assert_eq!(without(merged, &["memory"]), without(tree, &["memory"]), "{}", file.display());
+        assert_eq!(
+            domain::domain_from_tree(&merged).unwrap().max_memory_kib,
+            new.max_memory_kib
+        );
+        assert_eq!(
+            without(merged, &["memory"]),
+            without(tree, &["memory"]),
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -145,11 +155,21 @@ fn notes_edit_changes_only_notes() {
         // Other metadata (e.g. libosinfo) is kept.
         let other_meta = |t: &xml::Element| -> Vec<xml::Element> {
             t.child("metadata")
-                .map(|m| m.elements().filter(|e| e.local_name() != "notes").cloned().collect())
+                .map(|m| {
+                    m.elements()
+                        .filter(|e| e.local_name() != "notes")
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         assert_eq!(other_meta(&merged), other_meta(&tree), "{}", file.display());
-        assert_eq!(without(merged, &["metadata"]), without(tree, &["metadata"]), "{}", file.display());
+        assert_eq!(
+            without(merged, &["metadata"]),
+            without(tree, &["metadata"]),
+            "{}",
+            file.display()
+        );
     }
 }
 
@@ -160,7 +180,11 @@ fn adding_a_disk_keeps_every_other_device() {
         let old = domain::domain_from_tree(&tree).unwrap();
         let mut new = old.clone();
         let used: Vec<&str> = old.disks.iter().map(|d| d.target.as_str()).collect();
-        let bus = if old.is_xen_pv() || old.domain_type == "xen" { "xen" } else { "virtio" };
+        let bus = if old.is_xen_pv() || old.domain_type == "xen" {
+            "xen"
+        } else {
+            "virtio"
+        };
         let target = uvmm_model::targets::first_free(bus, &used).unwrap();
         new.disks.push(domain::Disk {
             device: "disk".into(),
@@ -181,13 +205,22 @@ fn adding_a_disk_keeps_every_other_device() {
             t.child("devices")
                 .map(|d| {
                     d.elements()
-                        .filter(|e| !(e.name == "disk" && e.find("target").and_then(|t| t.attr("dev")) == Some(target.as_str())))
+                        .filter(|e| {
+                            !(e.name == "disk"
+                                && e.find("target").and_then(|t| t.attr("dev"))
+                                    == Some(target.as_str()))
+                        })
                         .cloned()
                         .collect()
                 })
                 .unwrap_or_default()
         };
         assert_eq!(others(&merged), others(&tree), "{}", file.display());
-        assert_eq!(without(merged, &["devices"]), without(tree, &["devices"]), "{}", file.display());
+        assert_eq!(
+            without(merged, &["devices"]),
+            without(tree, &["devices"]),
+            "{}",
+            file.display()
+        );
     }
 }

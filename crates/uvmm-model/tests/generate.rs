@@ -10,7 +10,9 @@ use uvmm_model::generate::{from_profile, generate, resolve, NewVm};
 use uvmm_model::profile::builtin;
 
 fn caps(name: &str) -> uvmm_model::caps::HostCaps {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     parse_capabilities(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -43,7 +45,8 @@ fn every_profile_generates_valid_xml_on_every_host_kind() {
                 Err(e) => {
                     // Only the mismatches the issue names may be refused.
                     let pv_on_kvm = p.is_xen_pv() && host == "caps-qemu.xml";
-                    let kvm_on_xen = !p.is_xen_pv() && host == "caps-xen.xml" && p.domain_type != "xen";
+                    let kvm_on_xen =
+                        !p.is_xen_pv() && host == "caps-xen.xml" && p.domain_type != "xen";
                     assert!(pv_on_kvm || kvm_on_xen, "{} on {host}: {e}", p.name);
                     continue;
                 }
@@ -51,14 +54,23 @@ fn every_profile_generates_valid_xml_on_every_host_kind() {
             let new = NewVm {
                 name: format!("{}test", p.name_prefix.clone().unwrap_or_default()),
                 uuid: Some("c7a5fdbd-edaf-9455-926a-d65c16db1809".into()),
-                disks: vec![("file".into(), "/var/lib/libvirt/images/a.img".into(), Some(p.disk_format.clone()))],
+                disks: vec![(
+                    "file".into(),
+                    "/var/lib/libvirt/images/a.img".into(),
+                    Some(p.disk_format.clone()),
+                )],
                 cdrom: Some("/var/lib/libvirt/images/install.iso".into()),
                 driver_iso: p.driver_iso.clone(),
-                notes: Notes { description: Some("<b>&\"quoted\"</b>".into()), contact: Some("ops".into()), os: Some(p.name.clone()) },
+                notes: Notes {
+                    description: Some("<b>&\"quoted\"</b>".into()),
+                    contact: Some("ops".into()),
+                    os: Some(p.name.clone()),
+                },
                 ..NewVm::default()
             };
             let (def, _notes) = from_profile(&p, &r, new);
-            uvmm_model::validate::definition(&def, None, Default::default()).unwrap_or_else(|e| panic!("{} on {host}: {e}", p.name));
+            uvmm_model::validate::definition(&def, None, Default::default())
+                .unwrap_or_else(|e| panic!("{} on {host}: {e}", p.name));
             let xml = generate(&def, &r).unwrap();
             validate(&xml, &format!("{} on {host}", p.name));
             let back = parse_domain(&xml).unwrap();
@@ -67,7 +79,10 @@ fn every_profile_generates_valid_xml_on_every_host_kind() {
             assert_eq!(back.notes, def.notes);
             assert_eq!(back.domain_type, r.domain_type);
             if r.domain_type == "qemu" || r.domain_type == "kvm" {
-                assert!(back.features.acpi && back.features.apic, "QEMU x86 needs <acpi/><apic/>: {xml}");
+                assert!(
+                    back.features.acpi && back.features.apic,
+                    "QEMU x86 needs <acpi/><apic/>: {xml}"
+                );
             }
             if p.is_xen_pv() {
                 assert_eq!(back.bootloader.as_deref(), Some("/usr/bin/pygrub"));
@@ -84,12 +99,16 @@ fn every_profile_generates_valid_xml_on_every_host_kind() {
 fn windows_profile_has_driver_cdrom_localtime_and_hyperv() {
     let p = builtin().into_iter().find(|p| p.name == "Windows").unwrap();
     let r = resolve(&caps("caps-qemu.xml"), "kvm", "hvm", None).unwrap();
-    let (def, _) = from_profile(&p, &r, NewVm {
-        name: "win-1".into(),
-        disks: vec![("file".into(), "/img/win.qcow2".into(), Some("qcow2".into()))],
-        driver_iso: Some("/iso/virtio-win.iso".into()),
-        ..NewVm::default()
-    });
+    let (def, _) = from_profile(
+        &p,
+        &r,
+        NewVm {
+            name: "win-1".into(),
+            disks: vec![("file".into(), "/img/win.qcow2".into(), Some("qcow2".into()))],
+            driver_iso: Some("/iso/virtio-win.iso".into()),
+            ..NewVm::default()
+        },
+    );
     let cds: Vec<_> = def.disks.iter().filter(|d| d.device == "cdrom").collect();
     assert_eq!(cds.len(), 2, "install CD-ROM and driver CD-ROM");
     assert_eq!(cds[0].source, None);
@@ -99,9 +118,23 @@ fn windows_profile_has_driver_cdrom_localtime_and_hyperv() {
     assert_eq!(def.disks[0].bus.as_deref(), Some("virtio"));
     assert_eq!(def.cpu_model.as_deref(), Some("host-model"));
     // On a TCG-only host: qemu, no host-model CPU, and the answer says so.
-    let tcg = parse_capabilities(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/caps-qemu.xml")).unwrap().replace("<domain type='kvm'/>", "")).unwrap();
+    let tcg = parse_capabilities(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/caps-qemu.xml"),
+        )
+        .unwrap()
+        .replace("<domain type='kvm'/>", ""),
+    )
+    .unwrap();
     let r = resolve(&tcg, "kvm", "hvm", None).unwrap();
-    let (def, notes) = from_profile(&p, &r, NewVm { name: "win-2".into(), ..NewVm::default() });
+    let (def, notes) = from_profile(
+        &p,
+        &r,
+        NewVm {
+            name: "win-2".into(),
+            ..NewVm::default()
+        },
+    );
     assert_eq!(def.domain_type, "qemu");
     assert_eq!(def.cpu_model, None);
     assert!(notes.iter().any(|n| n.contains("TCG")), "{notes:?}");
