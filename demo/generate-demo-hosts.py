@@ -113,6 +113,16 @@ def node(host, spec):
              "<node>\n"]
     for i, (name, state, mem, vcpus, desc, os_name) in enumerate(spec["vms"]):
         parts.append(domain(host, name, state, mem, vcpus, desc, os_name, pool_path, i))
+        bridge = "xenbr0" if host.startswith("demo-xen") else "br0"
+    parts.append(f"""  <interface type='bridge' name='{bridge}'>
+    <start mode='onboot'/>
+    <bridge stp='off'>
+      <interface type='ethernet' name='eth0'>
+        <mac address='{mac_for(host, "eth0")}'/>
+      </interface>
+    </bridge>
+  </interface>
+""")
     parts.append(f"""  <network>
     <name>default</name>
     <uuid>{uuid_for(host, "net-default")}</uuid>

@@ -34,11 +34,13 @@ install_build_deps() {
     fi
 }
 
-# What the tests need beyond the build: a real libvirtd and virsh (libvirt-daemon,
-# libvirt-clients), xmllint for virt-xml-validate, qemu-img.
+# What the tests need beyond the build: a real libvirtd with the QEMU driver and QEMU
+# itself (libvirt-daemon-system creates the libvirt-qemu user the QEMU driver needs),
+# virsh, xmllint for virt-xml-validate, unshare/setpriv, qemu-img.
 install_test_deps() {
     install_build_deps
-    apt_install libvirt-daemon libvirt-clients libxml2-utils util-linux
+    apt_install libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu \
+        qemu-system-x86 libvirt-clients libxml2-utils util-linux
     # libvirt-daemon pulls Debian's QEMU 7.2, which replaces the image's backported
     # qemu-utils 10; put the matching stock qemu-utils back.
     apt_install qemu-utils

@@ -176,7 +176,8 @@ pub struct CreateVmRequest {
     pub disks: Option<Vec<NewVolume>>,
     /// Installation medium: a path on the host or `POOL/VOLUME`.
     pub cdrom: Option<String>,
-    /// `network=NAME` or `bridge=NAME` per interface; absent: the profile's network.
+    /// `network=NAME` or `bridge=NAME` per interface; absent: the profile's network;
+    /// empty: no network interface.
     pub networks: Option<Vec<String>>,
     /// Force a domain type (e.g. `qemu` for emulation even where KVM exists).
     pub domain_type: Option<String>,

@@ -109,6 +109,9 @@ pub enum EditCmd {
         /// network=NAME or bridge=NAME; repeat for more interfaces (default: the profile's).
         #[arg(long = "network")]
         networks: Vec<String>,
+        /// Create the VM without a network interface.
+        #[arg(long, conflicts_with = "networks")]
+        no_network: bool,
         /// Force a domain type, e.g. qemu for emulation (TCG).
         #[arg(long = "type")]
         domain_type: Option<String>,
@@ -307,6 +310,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             no_disk,
             cdrom,
             networks,
+            no_network,
             domain_type,
             description,
             contact,
@@ -336,7 +340,11 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 vcpus,
                 disks,
                 cdrom,
-                networks: (!networks.is_empty()).then_some(networks),
+                networks: if no_network {
+                    Some(vec![])
+                } else {
+                    (!networks.is_empty()).then_some(networks)
+                },
                 domain_type,
                 description,
                 contact,

@@ -12,7 +12,7 @@ use uvmm_model::boot::{
 };
 use uvmm_model::caps::HostCaps;
 use uvmm_model::domain::{domain_from_tree, Disk, DomainDef, Graphics, Nic, Notes};
-use uvmm_model::edit::{merge, set_graphics_password};
+use uvmm_model::edit::{merge, retarget_disks, set_graphics_password};
 use uvmm_model::generate::{from_profile, generate, resolve, NewVm};
 use uvmm_model::profile::{parse_network, Profile};
 use uvmm_model::storage::{delete_refusal, pool_is_shared, volume_xml};
@@ -221,13 +221,21 @@ fn resolve_image(
             return Ok((k, s, vol.def.format.clone(), None));
         }
         if facts.local {
-            let meta = std::fs::metadata(spec).map_err(|_| bad(format!("image {spec} does not exist on this host (it is neither a volume of a storage pool nor a file)")))?;
-            let kind = if meta.file_type().is_file() {
-                "file"
+            let meta = std::fs::metadata(spec).map_err(|_| {
+                bad(format!(
+                    "image {spec} does not exist on this host (it is neither a volume of a storage pool nor a file)"
+                ))
+            })?;
+            if !meta.file_type().is_file() {
+                return Ok(("block".into(), spec.into(), Some("raw".into()), None));
+            }
+            // Outside a pool nobody records the format; the header tells qcow2 from raw.
+            let format = if has_qcow2_magic(std::path::Path::new(spec)) {
+                "qcow2"
             } else {
-                "block"
+                "raw"
             };
-            return Ok((kind.into(), spec.into(), None, None));
+            return Ok(("file".into(), spec.into(), Some(format.into()), None));
         }
         return Ok((
             "file".into(),
@@ -253,6 +261,15 @@ fn resolve_image(
         .ok_or_else(|| bad(format!("no volume '{name}' in pool '{pool}'")))?;
     let (k, s) = source_of(vol);
     Ok((k, s, vol.def.format.clone(), None))
+}
+
+fn has_qcow2_magic(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"QFI\xfb"
 }
 
 /// Check that a network or bridge exists on the host.
@@ -339,7 +356,11 @@ pub fn create(
 
     // Check networks first: nothing is created when a reference is wrong.
     let mut nics = Vec::new();
-    for spec in req.networks.clone().unwrap_or_default() {
+    let specs = match &req.networks {
+        Some(list) => list.clone(),
+        None => p.network.clone().into_iter().collect(),
+    };
+    for spec in specs {
         let (kind, name) = parse_network(&spec).ok_or_else(|| {
             bad(format!(
                 "network '{spec}' (expected network=NAME or bridge=NAME)"
@@ -347,11 +368,7 @@ pub fn create(
         })?;
         nics.push((kind, name, Some(random_mac(&resolved.domain_type))));
     }
-    if nics.is_empty() {
-        if let Some((kind, name)) = p.network_source() {
-            nics.push((kind, name, Some(random_mac(&resolved.domain_type))));
-        }
-    }
+
     for (kind, name, _) in &nics {
         if let Some(w) = check_network(hv, kind, name)? {
             warnings.push(w);
@@ -1070,10 +1087,18 @@ pub fn set_boot(
             )),
         }
     }
-    if change == BootChange::Changed {
-        store(hv, tree, &old, &new)?;
-        if running {
-            warnings.push(NEXT_BOOT.into());
+    match change {
+        BootChange::Unchanged => {}
+        BootChange::Changed => {
+            store(hv, tree, &old, &new)?;
+            if running {
+                warnings.push(NEXT_BOOT.into());
+            }
+        }
+        BootChange::Retargeted(renames) => {
+            let mut tree = tree;
+            retarget_disks(&mut tree, &renames);
+            hv.define(&tree.to_xml())?;
         }
     }
     ctx.refresh(uuid);

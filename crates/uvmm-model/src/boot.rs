@@ -1,8 +1,11 @@
 //! "Set as boot medium" and the pygrub preflight.
 //!
 //! Xen PV guests boot through pygrub, which reads the *first* disk of the list: the chosen
-//! drive moves to the front (only while the VM is shut off). HVM guests get a per-device
-//! boot order with the chosen drive first; every other device keeps its relative order.
+//! drive moves to the front (only while the VM is shut off). libvirt keeps disks sorted by
+//! bus and target name, so "first" means "lowest target": the chosen drive takes the first
+//! target (`xvda`) and the drives before it move one target down. HVM guests get a
+//! per-device boot order with the chosen drive first; every other device keeps its
+//! relative order.
 //!
 //! The preflight reads an image's partition table (MBR boot flag, GPT legacy-BIOS-bootable
 //! attribute). pygrub needs a bootable partition or the kernel on the first partition.
@@ -21,7 +24,11 @@ pub enum BootError {
 pub enum BootChange {
     /// The drive already was the boot medium.
     Unchanged,
+    /// Per-device boot order changed (HVM).
     Changed,
+    /// Targets were renamed (Xen PV): `(old, new)` pairs, to apply to the XML as they are
+    /// so that every drive keeps its own settings.
+    Retargeted(Vec<(String, String)>),
 }
 
 /// Make `target` the boot medium of `def`.
@@ -36,15 +43,32 @@ pub fn set_boot_medium(
         .position(|d| d.target == target)
         .ok_or_else(|| BootError::NoDrive(target.to_string()))?;
     if def.is_xen_pv() {
-        if pos == 0 {
+        let bus = def.disks[pos].bus.clone();
+        // The drives of the same bus, in target order.
+        let mut group: Vec<usize> = (0..def.disks.len())
+            .filter(|i| def.disks[*i].bus == bus)
+            .collect();
+        group.sort_by_key(|i| target_rank(&def.disks[*i].target));
+        if group.first() == Some(&pos) {
             return Ok(BootChange::Unchanged);
         }
         if running {
             return Err(BootError::Running);
         }
-        let d = def.disks.remove(pos);
-        def.disks.insert(0, d);
-        return Ok(BootChange::Changed);
+        let slots: Vec<String> = group.iter().map(|i| def.disks[*i].target.clone()).collect();
+        let order: Vec<usize> = std::iter::once(pos)
+            .chain(group.iter().copied().filter(|i| *i != pos))
+            .collect();
+        let mut renames = Vec::new();
+        for (slot, idx) in slots.iter().zip(&order) {
+            if def.disks[*idx].target != *slot {
+                renames.push((def.disks[*idx].target.clone(), slot.clone()));
+                def.disks[*idx].target = slot.clone();
+            }
+        }
+        def.disks
+            .sort_by_key(|d| (d.bus.clone(), target_rank(&d.target)));
+        return Ok(BootChange::Retargeted(renames));
     }
     // HVM: the current effective order as a list of device references.
     #[derive(PartialEq, Clone, Copy)]
@@ -120,6 +144,18 @@ pub fn set_boot_medium(
     // libvirt refuses <os><boot dev> together with per-device boot order.
     def.boot_devices.clear();
     Ok(BootChange::Changed)
+}
+
+/// Sort key of a target name: (prefix, index), so `xvdb` < `xvdaa`.
+fn target_rank(target: &str) -> (String, usize) {
+    for prefix in ["xvd", "vd", "sd", "hd", "fd"] {
+        if let Some(rest) = target.strip_prefix(prefix) {
+            if let Some(i) = crate::targets::suffix_to_index(rest) {
+                return (prefix.to_string(), i);
+            }
+        }
+    }
+    (target.to_string(), usize::MAX)
 }
 
 /// What the partition table of an image says about booting.
@@ -255,17 +291,29 @@ mod tests {
             ],
             ..DomainDef::default()
         };
+        let change = set_boot_medium(&mut d, "xvdc", false).unwrap();
         assert_eq!(
-            set_boot_medium(&mut d, "xvdc", false),
-            Ok(BootChange::Changed)
+            change,
+            BootChange::Retargeted(vec![
+                ("xvdc".into(), "xvda".into()),
+                ("xvda".into(), "xvdb".into()),
+                ("xvdb".into(), "xvdc".into())
+            ])
         );
-        assert_eq!(targets(&d), ["xvdc", "xvda", "xvdb"]);
+        // The image that was on xvdc is now first; the others moved down, in order.
+        let sources: Vec<&str> = d
+            .disks
+            .iter()
+            .map(|x| x.source.as_deref().unwrap())
+            .collect();
+        assert_eq!(targets(&d), ["xvda", "xvdb", "xvdc"]);
+        assert_eq!(sources, ["/img/xvdc", "/img/xvda", "/img/xvdb"]);
         assert_eq!(
-            set_boot_medium(&mut d, "xvdc", true),
+            set_boot_medium(&mut d, "xvda", true),
             Ok(BootChange::Unchanged)
         );
         assert_eq!(
-            set_boot_medium(&mut d, "xvda", true),
+            set_boot_medium(&mut d, "xvdb", true),
             Err(BootError::Running)
         );
         assert_eq!(

@@ -347,10 +347,17 @@ pub(crate) fn read_disk(dev: &Element) -> Disk {
 pub(crate) fn read_nic(dev: &Element) -> Nic {
     let kind = dev.attr("type").unwrap_or("").to_string();
     let src = dev.child("source");
+    // A running network NIC also names its bridge; the network is what was configured.
     let source = src.and_then(|s| {
-        s.attr("bridge")
-            .or_else(|| s.attr("network"))
+        let preferred = match kind.as_str() {
+            "network" => s.attr("network"),
+            "bridge" => s.attr("bridge"),
+            _ => None,
+        };
+        preferred
             .or_else(|| s.attr("dev"))
+            .or_else(|| s.attr("network"))
+            .or_else(|| s.attr("bridge"))
             .map(str::to_string)
     });
     Nic {
@@ -462,6 +469,9 @@ mod tests {
     <interface type='bridge'>
       <mac address='52:54:00:AB:CD:EF'/><source bridge='br0'/><model type='virtio'/><target dev='vnet3'/>
     </interface>
+    <interface type='network'>
+      <mac address='52:54:00:AB:CD:F0'/><source network='isolated' portid='x' bridge='virbr9'/>
+    </interface>
     <graphics type='vnc' port='5901' autoport='yes' listen='0.0.0.0' keymap='de' passwd='secret'/>
     <hostdev mode='subsystem' type='pci'/>
   </devices>
@@ -492,6 +502,7 @@ mod tests {
         );
         assert_eq!(d.nics[0].mac.as_deref(), Some("52:54:00:ab:cd:ef"));
         assert_eq!(d.nics[0].source.as_deref(), Some("br0"));
+        assert_eq!(d.nics[1].source.as_deref(), Some("isolated"));
         assert_eq!(d.vnc_port(), Some(5901));
         assert!(d.graphics[0].password_set);
         assert_eq!(d.boot_order(), vec!["sdb", "vda"]);

@@ -736,6 +736,22 @@ fn merge_graphics(devices: &mut Element, wanted: &[Graphics]) {
     devices.children.splice(pos..pos, added);
 }
 
+/// Rename disk targets (`(old, new)` pairs, applied simultaneously), keeping every other
+/// part of each disk element with its disk.
+pub fn retarget_disks(tree: &mut Element, renames: &[(String, String)]) {
+    let Some(devices) = tree.child_mut("devices") else {
+        return;
+    };
+    for disk in devices.elements_mut().filter(|e| e.name == "disk") {
+        if let Some(t) = disk.child_mut("target") {
+            let current = t.attr("dev").unwrap_or("").to_string();
+            if let Some((_, new)) = renames.iter().find(|(old, _)| *old == current) {
+                t.set_attr("dev", new.clone());
+            }
+        }
+    }
+}
+
 /// Set (or clear) the VNC/SPICE password on the graphics element of `kind`.
 pub fn set_graphics_password(tree: &mut Element, kind: &str, password: Option<&str>) -> bool {
     let Some(devices) = tree.child_mut("devices") else {

@@ -260,7 +260,7 @@ pub struct NewVm {
     pub cdrom: Option<String>,
     /// Source of the driver CD-ROM, when the profile wants one and the image exists.
     pub driver_iso: Option<String>,
-    /// `(kind, source, mac)`; empty means the profile's network.
+    /// `(kind, source, mac)` of every network interface.
     pub nics: Vec<(String, String, Option<String>)>,
     pub notes: crate::domain::Notes,
 }
@@ -337,14 +337,8 @@ pub fn from_profile(
             Some("raw".into()).filter(|_| new.driver_iso.is_some()),
         );
     }
-    let nic_specs: Vec<(String, String, Option<String>)> = if new.nics.is_empty() {
-        p.network_source()
-            .map(|(k, s)| vec![(k, s, None)])
-            .unwrap_or_default()
-    } else {
-        new.nics.clone()
-    };
-    let nics = nic_specs
+    let nics = new
+        .nics
         .into_iter()
         .map(|(kind, source, mac)| Nic {
             kind,

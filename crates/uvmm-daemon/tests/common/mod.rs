@@ -425,3 +425,86 @@ impl Drop for Libvirtd {
         self.kill();
     }
 }
+
+/// A real system-mode libvirtd with the QEMU driver (qemu:///system), isolated in a private
+/// mount namespace by tests/support/system-libvirtd.sh. Guests run under QEMU TCG.
+pub struct SystemLibvirtd {
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl SystemLibvirtd {
+    pub fn start(dir: &Path) -> SystemLibvirtd {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/system-libvirtd.sh");
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(script)
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start system libvirtd");
+        let d = SystemLibvirtd {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        };
+        let sock = dir.join("sock/libvirt-sock");
+        wait_for(Duration::from_secs(30), "system libvirtd socket", || {
+            UnixStream::connect(&sock).ok().map(|_| ())
+        });
+        d
+    }
+
+    pub fn uri(&self) -> String {
+        format!(
+            "qemu+unix:///system?socket={}",
+            self.dir.join("sock/libvirt-sock").display()
+        )
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.dir.join("images")
+    }
+
+    /// Run virsh against this libvirtd.
+    pub fn virsh(&self, args: &[&str]) -> String {
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(self.uri())
+            .args(args)
+            .output()
+            .expect("virsh");
+        assert!(
+            out.status.success(),
+            "virsh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for SystemLibvirtd {
+    fn drop(&mut self) {
+        // QEMU processes outlive libvirtd: stop them first.
+        if let Ok(out) = Command::new("virsh")
+            .arg("-c")
+            .arg(self.uri())
+            .args(["list", "--name"])
+            .output()
+        {
+            for name in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
+                let _ = Command::new("virsh")
+                    .arg("-c")
+                    .arg(self.uri())
+                    .args(["destroy", name.trim()])
+                    .output();
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

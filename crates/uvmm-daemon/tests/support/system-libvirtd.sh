@@ -1,0 +1,31 @@
+#!/bin/sh
+# Run a real system-mode libvirtd (qemu:///system) isolated in a private mount namespace:
+# /run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /etc/libvirt are
+# bind-mounted from DIR, so the test touches nothing of the machine's own libvirt state.
+# Its socket is DIR/sock/libvirt-sock: qemu+unix:///system?socket=DIR/sock/libvirt-sock
+# Needs root, libvirt-daemon-system (the libvirt-qemu user) and qemu-system-x86.
+set -eu
+D=$1
+mkdir -p "$D/run" "$D/lib" "$D/cache" "$D/log/qemu" "$D/etc" "$D/sock" "$D/images"
+cp -r /etc/libvirt/. "$D/etc/"
+cat > "$D/etc/libvirtd.conf" <<CONF
+unix_sock_dir = "$D/sock"
+unix_sock_rw_perms = "0770"
+CONF
+# QEMU runs as root without a security driver and logs to files (no virtlogd needed).
+cat > "$D/etc/qemu.conf" <<CONF
+user = "root"
+group = "root"
+dynamic_ownership = 0
+stdio_handler = "file"
+security_driver = "none"
+CONF
+mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
+exec unshare --mount --propagation private sh -c "
+  mount --bind '$D/run' /run/libvirt &&
+  mount --bind '$D/lib' /var/lib/libvirt &&
+  mount --bind '$D/cache' /var/cache/libvirt &&
+  mount --bind '$D/log' /var/log/libvirt &&
+  mount --bind '$D/etc' /etc/libvirt &&
+  exec libvirtd --config '$D/etc/libvirtd.conf'
+"

@@ -1,0 +1,857 @@
+//! Creating, editing and deleting VMs end to end on libvirt test-driver hosts, through the
+//! real CLI and raw HTTP.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn ok(out: std::process::Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn validate_xml(xml: &str, what: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("d.xml");
+    std::fs::write(&f, xml).unwrap();
+    let out = Command::new("virt-xml-validate")
+        .arg(&f)
+        .arg("domain")
+        .output()
+        .expect("virt-xml-validate");
+    assert!(
+        out.status.success(),
+        "{what}: {xml}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn xml_of(d: &Daemon, vm: &str, host: &str) -> String {
+    let v = d.cli_json(&["vm", "xml", vm, "--host", host, "--inactive"]);
+    v["xml"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn create_from_every_profile_on_test_driver_hosts() {
+    let d = Daemon::start(&demo_uris());
+    let profiles = d.cli_json(&["profile", "list"]);
+    assert_eq!(profiles.as_array().unwrap().len(), 4);
+    for (profile, host, name) in [
+        ("Windows", "demo-kvm1", "win-a"),
+        ("Linux", "demo-kvm1", "lin-a"),
+        ("Other", "demo-kvm2", "oth-a"),
+        ("Linux Xen PV", "demo-xen1", "pv-a"),
+    ] {
+        let r = ok(
+            d.cli(&[
+                "vm",
+                "create",
+                "--host",
+                host,
+                "--profile",
+                profile,
+                "--name",
+                name,
+                "--disk",
+                "pool=default,size=2GiB",
+                "--json",
+            ]),
+            profile,
+        );
+        assert!(
+            r["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("test-driver")),
+            "{r}"
+        );
+        let xml = xml_of(&d, name, host);
+        validate_xml(&xml, profile);
+        let vm = &r["vm"];
+        assert_eq!(vm["state"], "shutoff");
+        match profile {
+            "Windows" => {
+                let cds: Vec<&Value> = vm["disks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["device"] == "cdrom")
+                    .collect();
+                assert_eq!(cds.len(), 2, "install and driver CD-ROM: {vm}");
+                assert_eq!(vm["rtc"], "localtime");
+                // Hyper-V enlightenments exist for QEMU/KVM only (see the real-QEMU test).
+                assert_eq!(vm["features"]["hyperv"], false);
+                assert_eq!(vm["disks"][0]["bus"], "virtio");
+            }
+            "Linux" => assert_eq!(vm["nics"][0]["model"], "virtio"),
+            "Other" => {
+                assert_eq!(vm["disks"][0]["target"], "hda");
+                assert_eq!(vm["nics"][0]["model"], "rtl8139");
+            }
+            _ => {
+                assert_eq!(vm["bootloader"], "/usr/bin/pygrub");
+                assert_eq!(vm["disks"][0]["target"], "xvda");
+                assert_eq!(vm["os_type"], "xen");
+            }
+        }
+        assert!(
+            xml.contains("<acpi/>") || profile == "Linux Xen PV",
+            "{xml}"
+        );
+        // The new VM is in the list right away.
+        assert_eq!(d.vm(name, host)["state"], "shutoff");
+    }
+}
+
+#[test]
+fn set_as_boot_medium_on_xen_pv_and_hvm() {
+    let d = Daemon::start(&demo_uris());
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "demo-xen1",
+            "--profile",
+            "Linux Xen PV",
+            "--name",
+            "pv-b",
+            "--disk",
+            "pool=default,size=1GiB",
+            "--disk",
+            "pool=default,size=1GiB",
+            "--json",
+        ]),
+        "create",
+    );
+    let before = d.cli_json(&["vm", "disk", "list", "pv-b"]);
+    let second = before[1]["source"].as_str().unwrap().to_string();
+    let first = before[0]["source"].as_str().unwrap().to_string();
+    let r = ok(
+        d.cli(&["vm", "disk", "boot", "pv-b", "xvdb", "--json"]),
+        "boot xvdb",
+    );
+    // The chosen image is now the first disk (xvda): pygrub reads it.
+    assert_eq!(r["vm"]["disks"][0]["target"], "xvda", "{r}");
+    assert_eq!(r["vm"]["disks"][0]["source"], second.as_str(), "{r}");
+    assert_eq!(r["vm"]["disks"][1]["source"], first.as_str(), "{r}");
+    let xml = xml_of(&d, "pv-b", "demo-xen1");
+    assert!(
+        xml.find(&second).unwrap() < xml.find(&first).unwrap(),
+        "the chosen image must come first in the XML: {xml}"
+    );
+    // On the first disk it is a no-op; while running the order cannot change.
+    let before = xml_of(&d, "pv-b", "demo-xen1");
+    ok(
+        d.cli(&["vm", "disk", "boot", "pv-b", "xvda", "--json"]),
+        "no-op",
+    );
+    assert_eq!(xml_of(&d, "pv-b", "demo-xen1"), before);
+    ok(d.cli(&["vm", "start", "pv-b", "--json"]), "start");
+    let out = d.cli(&["vm", "disk", "boot", "pv-b", "xvdb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shut off"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // HVM: per-device boot order, the others keep their relative order.
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "demo-kvm1",
+            "--profile",
+            "Linux",
+            "--name",
+            "hvm-b",
+            "--disk",
+            "pool=default,size=1GiB",
+            "--json",
+        ]),
+        "create hvm",
+    );
+    let r = ok(
+        d.cli(&["vm", "disk", "boot", "hvm-b", "vda", "--json"]),
+        "boot vda",
+    );
+    assert_eq!(r["vm"]["boot_order"], json!(["vda", "sda"]), "{r}");
+    let xml = xml_of(&d, "hvm-b", "demo-kvm1");
+    assert!(
+        !xml.contains("<boot dev="),
+        "os/boot must go when per-device order is used: {xml}"
+    );
+    assert!(xml.contains("<boot order='1'/>"), "{xml}");
+    validate_xml(&xml, "hvm boot order");
+    let out = d.cli(&["vm", "disk", "boot", "hvm-b", "vdz"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A raw disk image with an MBR whose first partition has (or lacks) the boot flag.
+fn mbr_image(path: &std::path::Path, bootable: bool) {
+    let mut b = vec![0u8; 1 << 20];
+    b[446] = if bootable { 0x80 } else { 0 };
+    b[446 + 4] = 0x83;
+    b[510] = 0x55;
+    b[511] = 0xAA;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn pygrub_preflight_reads_raw_and_qcow2_images() {
+    let d = Daemon::start(&[demo_uri("demo-xen1")]);
+    let imgs = tempfile::tempdir().unwrap();
+    let qcow2_of = |raw: &std::path::Path, name: &str| {
+        let out = imgs.path().join(name);
+        let conv = Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "qcow2"])
+            .arg(raw)
+            .arg(&out)
+            .output()
+            .expect("qemu-img (qemu-utils)");
+        assert!(
+            conv.status.success(),
+            "{}",
+            String::from_utf8_lossy(&conv.stderr)
+        );
+        out
+    };
+    let flagged = imgs.path().join("flagged.raw");
+    let plain = imgs.path().join("plain.raw");
+    mbr_image(&flagged, true);
+    mbr_image(&plain, false);
+    let flagged_q = qcow2_of(&flagged, "flagged.qcow2");
+    let plain_q = qcow2_of(&plain, "plain.qcow2");
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "demo-xen1",
+            "--profile",
+            "Linux Xen PV",
+            "--name",
+            "pv-c",
+            "--disk",
+            "pool=default,size=1GiB",
+            "--json",
+        ]),
+        "create",
+    );
+    for img in [&flagged, &plain, &flagged_q, &plain_q] {
+        ok(
+            d.cli(&[
+                "vm",
+                "disk",
+                "add",
+                "pv-c",
+                "--volume",
+                img.to_str().unwrap(),
+                "--json",
+            ]),
+            "attach",
+        );
+    }
+    let disks = d.cli_json(&["vm", "disk", "list", "pv-c"]);
+    let formats: Vec<&str> = disks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["format"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        formats,
+        ["raw", "raw", "raw", "qcow2", "qcow2"],
+        "formats of attached images are recorded"
+    );
+    // Boot from an image (found by its path: targets move with every boot change).
+    let warnings = |image: &str| -> Vec<String> {
+        let disks = d.cli_json(&["vm", "disk", "list", "pv-c"]);
+        let target = disks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["source"].as_str().unwrap().ends_with(image))
+            .map(|d| d["target"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{image} not attached: {disks}"));
+        let r = ok(
+            d.cli(&["vm", "disk", "boot", "pv-c", &target, "--json"]),
+            image,
+        );
+        assert!(
+            r["vm"]["disks"][0]["source"]
+                .as_str()
+                .unwrap()
+                .ends_with(image),
+            "{r}"
+        );
+        assert_eq!(r["vm"]["disks"][0]["target"], "xvda");
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Raw with and without boot flag, then the same as qcow2 (read through qemu-img, which
+    // shows the guest's view, not the qcow2 file).
+    assert_eq!(warnings("flagged.raw"), Vec::<String>::new());
+    let w = warnings("plain.raw");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("no partition is marked bootable") && w.contains("MBR")),
+        "{w:?}"
+    );
+    assert_eq!(warnings("flagged.qcow2"), Vec::<String>::new());
+    let w = warnings("plain.qcow2");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("no partition is marked bootable")),
+        "{w:?}"
+    );
+    // A volume of the demo pool has no real file behind it: the answer says so plainly.
+    let w = warnings("pv-c.img");
+    assert!(
+        w.iter().any(|w| w.contains("could not be inspected")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn etag_guards_against_lost_updates() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let show = d.cli_json(&["vm", "show", "build-old"]);
+    let etag = show["etag"].as_str().unwrap().to_string();
+    let uuid = show["uuid"].as_str().unwrap().to_string();
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "set",
+            "build-old",
+            "memory=1536MiB",
+            "--if-match",
+            &etag,
+            "--json",
+        ]),
+        "first edit",
+    );
+    assert_eq!(r["vm"]["max_memory_kib"], 1536 * 1024);
+    assert_ne!(r["vm"]["etag"], etag.as_str());
+    // A second client still holding the old ETag is refused; nothing changes.
+    let out = d.cli(&["vm", "set", "build-old", "memory=3GiB", "--if-match", &etag]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed by someone else"));
+    let (status, body) = http_with_header(
+        &d,
+        "PATCH",
+        &format!("/api/v1/vms/{uuid}"),
+        "{\"vcpus\": 2}",
+        &etag,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        d.vm("build-old", "demo-kvm1")["max_memory_kib"],
+        1536 * 1024
+    );
+    assert_eq!(d.vm("build-old", "demo-kvm1")["vcpus"], 1);
+    // Without If-Match the edit goes through (last writer wins, as with virsh).
+    ok(
+        d.cli(&["vm", "set", "build-old", "vcpus=2", "--json"]),
+        "unguarded",
+    );
+    assert_eq!(d.vm("build-old", "demo-kvm1")["vcpus"], 2);
+}
+
+fn http_with_header(d: &Daemon, method: &str, path: &str, body: &str, etag: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: x\r\nIf-Match: {etag}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, resp)
+}
+
+#[test]
+fn changes_to_a_running_vm_are_stored_for_the_next_boot() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let r = ok(d.cli(&["vm", "set", "web-01", "vcpus=4", "--json"]), "set");
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().contains("next started")),
+        "{r}"
+    );
+    // Running: still 2 vCPUs; the persistent definition has 4.
+    assert_eq!(d.vm("web-01", "demo-kvm1")["vcpus"], 2);
+    assert!(xml_of(&d, "web-01", "demo-kvm1").contains(">4</vcpu>"));
+    ok(d.cli(&["vm", "stop", "web-01", "--json"]), "stop");
+    ok(d.cli(&["vm", "start", "web-01", "--json"]), "start");
+    assert_eq!(d.vm("web-01", "demo-kvm1")["vcpus"], 4);
+    // Notes change at once, also on a running VM, and are escaped.
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "set",
+            "web-01",
+            "description=</description><evil/> & \"x\"",
+            "--json",
+        ]),
+        "notes",
+    );
+    assert!(r["warnings"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(
+        d.vm("web-01", "demo-kvm1")["description"],
+        "</description><evil/> & \"x\""
+    );
+    let xml = xml_of(&d, "web-01", "demo-kvm1");
+    assert!(
+        !xml.contains("<evil/>") && xml.contains("&lt;evil/&gt;"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn drives_nics_and_media_through_the_cli() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "build-old",
+            "pool=default,size=5GiB,format=raw",
+            "--json",
+        ]),
+        "new disk",
+    );
+    let added: Vec<&Value> = r["vm"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["target"] == "vdb")
+        .collect();
+    assert_eq!(added.len(), 1, "{r}");
+    assert_eq!(added[0]["format"], "raw");
+    assert!(added[0]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("build-old-vdb.img"));
+    ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "build-old",
+            "--volume",
+            "default/web-02.qcow2",
+            "--json",
+        ]),
+        "existing volume",
+    );
+    ok(
+        d.cli(&["vm", "disk", "add", "build-old", "--cdrom", "--json"]),
+        "empty cdrom",
+    );
+    let disks = d.cli_json(&["vm", "disk", "list", "build-old"]);
+    let targets: Vec<&str> = disks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["target"].as_str().unwrap())
+        .collect();
+    // libvirt keeps disks sorted by bus and target.
+    assert_eq!(targets, ["vda", "vdb", "vdc", "sda", "sdb"]);
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "cdrom",
+            "insert",
+            "build-old",
+            "iso/debian-12-netinst.iso",
+            "--drive",
+            "sdb",
+            "--json",
+        ]),
+        "insert",
+    );
+    let sdb = r["vm"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == "sdb")
+        .unwrap()
+        .clone();
+    assert!(sdb["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("debian-12-netinst.iso"));
+    ok(
+        d.cli(&[
+            "vm",
+            "cdrom",
+            "eject",
+            "build-old",
+            "--drive",
+            "sdb",
+            "--json",
+        ]),
+        "eject",
+    );
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "remove",
+            "build-old",
+            "vdb",
+            "--delete-volume",
+            "--json",
+        ]),
+        "remove+delete",
+    );
+    assert_eq!(r["deleted"].as_array().unwrap().len(), 1, "{r}");
+    // web-02's image is shared: detaching it with --delete-volume keeps it.
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "remove",
+            "build-old",
+            "vdc",
+            "--delete-volume",
+            "--json",
+        ]),
+        "remove shared",
+    );
+    assert!(r["deleted"].as_array().unwrap().is_empty());
+    assert!(
+        r["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("web-02@demo-kvm1"),
+        "{r}"
+    );
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "nic",
+            "add",
+            "build-old",
+            "network=default",
+            "--model",
+            "e1000",
+            "--mac",
+            "52:54:00:aa:bb:cc",
+            "--json",
+        ]),
+        "nic add",
+    );
+    assert_eq!(r["vm"]["nics"].as_array().unwrap().len(), 2);
+    ok(
+        d.cli(&[
+            "vm",
+            "nic",
+            "remove",
+            "build-old",
+            "52:54:00:aa:bb:cc",
+            "--json",
+        ]),
+        "nic remove",
+    );
+    let show = d.cli_json(&["vm", "show", "build-old"]);
+    assert_eq!(show["nics"].as_array().unwrap().len(), 1);
+    assert_eq!(show["disks"].as_array().unwrap().len(), 3);
+}
+
+fn volumes_of(uri: &str, pool: &str) -> Vec<String> {
+    let out = Command::new("virsh")
+        .args(["-c", uri, "vol-list", pool])
+        .output()
+        .expect("virsh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn delete_with_and_without_volumes() {
+    // test:///default behind a real libvirtd: virsh sees what uvmm did.
+    let dir = tempfile::tempdir().unwrap();
+    let libvirtd = Libvirtd::start(&dir.path().join("libvirtd"));
+    let uri = libvirtd.uri();
+    let d = Daemon::start(std::slice::from_ref(&uri));
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "default",
+            "--profile",
+            "Linux",
+            "--name",
+            "del-a",
+            "--disk",
+            "pool=default-pool,size=1GiB",
+            "--disk",
+            "pool=default-pool,size=1GiB",
+            "--json",
+        ]),
+        "create a",
+    );
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "default",
+            "--profile",
+            "Linux",
+            "--name",
+            "del-b",
+            "--no-disk",
+            "--json",
+        ]),
+        "create b",
+    );
+    ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "del-b",
+            "--volume",
+            "default-pool/del-a-1.qcow2",
+            "--json",
+        ]),
+        "share",
+    );
+    assert_eq!(
+        volumes_of(&uri, "default-pool"),
+        ["del-a-1.qcow2", "del-a.qcow2"]
+    );
+
+    // Running VMs are not deleted.
+    ok(d.cli(&["vm", "start", "del-a", "--json"]), "start");
+    let out = d.cli(&["vm", "delete", "del-a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it"));
+    ok(d.cli(&["vm", "stop", "del-a", "--json"]), "stop");
+
+    let r = ok(
+        d.cli(&["vm", "delete", "del-a", "--volumes", "all", "--json"]),
+        "delete a",
+    );
+    assert_eq!(r["deleted"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r["kept"][0]["reason"].as_str().unwrap().contains("del-b"),
+        "shared image kept: {r}"
+    );
+    assert_eq!(volumes_of(&uri, "default-pool"), ["del-a-1.qcow2"]);
+    // Default: keep every image.
+    let r = ok(d.cli(&["vm", "delete", "del-b", "--json"]), "delete b");
+    assert!(r["deleted"].as_array().unwrap().is_empty());
+    assert_eq!(volumes_of(&uri, "default-pool"), ["del-a-1.qcow2"]);
+    assert!(d
+        .vms()
+        .iter()
+        .all(|v| v["name"] != "del-a" && v["name"] != "del-b"));
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let libvirtd = Libvirtd::start(&dir.path().join("libvirtd"));
+    let uri = libvirtd.uri();
+    let d = Daemon::start(std::slice::from_ref(&uri));
+    let vms_before: Vec<String> = d
+        .vms()
+        .iter()
+        .map(|v| format!("{} {}", v["name"], v["etag"]))
+        .collect();
+    let vols_before = volumes_of(&uri, "default-pool");
+    let create = |extra: Value| -> Value {
+        let mut base = json!({"host": "default", "profile": "Linux", "name": "new-vm", "disks": [{"pool": "default-pool", "size_bytes": 1073741824u64}], "networks": ["network=default"]});
+        for (k, v) in extra.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    };
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (create(json!({"name": "test"})), 409, "already exists"),
+        (create(json!({"name": "bad name"})), 400, "invalid VM name"),
+        (create(json!({"name": "../etc"})), 400, "invalid VM name"),
+        (create(json!({"name": ""})), 400, "invalid VM name"),
+        (
+            create(json!({"memory_kib": 1u64 << 40})),
+            400,
+            "more than the host has",
+        ),
+        (create(json!({"memory_kib": 0})), 400, "zero"),
+        (create(json!({"vcpus": 0})), 400, "vCPU"),
+        (create(json!({"profile": "BeOS"})), 400, "no profile"),
+        (create(json!({"host": "nowhere"})), 400, "no host"),
+        (
+            create(json!({"disks": [{"pool": "nopool", "size_bytes": 1024}]})),
+            400,
+            "no storage pool",
+        ),
+        (
+            create(json!({"disks": [{"pool": "default-pool", "size_bytes": 0}]})),
+            400,
+            "zero",
+        ),
+        (
+            create(json!({"disks": [{"pool": "default-pool", "size_bytes": 1024, "name": "a/b"}]})),
+            400,
+            "invalid volume name",
+        ),
+        (
+            create(json!({"disks": [{"pool": "default-pool", "size_bytes": 1024, "name": ".."}]})),
+            400,
+            "invalid volume name",
+        ),
+        (
+            create(
+                json!({"disks": [{"pool": "default-pool", "size_bytes": 1024, "format": "vmdk"}]}),
+            ),
+            400,
+            "format",
+        ),
+        (
+            create(json!({"networks": ["network=nonet"]})),
+            400,
+            "no virtual network",
+        ),
+        (
+            create(json!({"networks": ["bridge=nobr0"]})),
+            400,
+            "no bridge interface",
+        ),
+        (create(json!({"networks": ["vlan=5"]})), 400, "network"),
+        (
+            create(json!({"cdrom": "/nonexistent.iso"})),
+            400,
+            "does not exist",
+        ),
+        (
+            create(json!({"description": "bell\u{7}"})),
+            400,
+            "control characters",
+        ),
+        (create(json!({"domain_type": "vmware"})), 400, "domain_type"),
+        (create(json!({"colour": "red"})), 400, "unknown field"),
+    ];
+    for (body, status, text) in cases {
+        let (got, resp) = d.http("POST", "/api/v1/vms", Some(&body.to_string()));
+        assert_eq!(got, status, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(text),
+            "{body}: {resp}"
+        );
+    }
+    // A size that does not fit u64 is a JSON error, not an overflow.
+    let huge = r#"{"host":"default","profile":"Linux","name":"x","disks":[{"pool":"default-pool","size_bytes":99999999999999999999999}]}"#;
+    assert_eq!(d.http("POST", "/api/v1/vms", Some(huge)).0, 400);
+
+    // Edits with bad values.
+    let uuid = d.vm("test", "default")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edits: Vec<(&str, String, &str)> = vec![
+        ("PATCH", r#"{"vcpus": 0}"#.into(), "vCPU"),
+        ("PATCH", r#"{"memory_kib": 0}"#.into(), "zero"),
+        ("PATCH", r#"{"rtc": "gmt"}"#.into(), "rtc"),
+        ("PATCH", r#"{"boot": ["usb"]}"#.into(), "boot device"),
+        ("PATCH", r#"{"cpu_model": "a b"}"#.into(), "CPU model"),
+        (
+            "PATCH",
+            r#"{"vnc": true, "vnc_keymap": "DE!"}"#.into(),
+            "keymap",
+        ),
+        (
+            "PATCH",
+            r#"{"memory_kib": 1099511627776}"#.into(),
+            "more than the host has",
+        ),
+    ];
+    for (m, body, text) in edits {
+        let (got, resp) = d.http(m, &format!("/api/v1/vms/{uuid}"), Some(&body));
+        assert_eq!(got, 400, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(text),
+            "{body}: {resp}"
+        );
+    }
+    for (path, body, text) in [
+        (
+            "disks",
+            r#"{"source": {"kind": "new", "pool": "nopool", "size_bytes": 1024}}"#,
+            "no storage pool",
+        ),
+        (
+            "disks",
+            r#"{"source": {"kind": "new", "pool": "default-pool", "size_bytes": 1024, "name": "../x"}}"#,
+            "invalid volume name",
+        ),
+        (
+            "disks",
+            r#"{"source": {"kind": "volume", "volume": "default-pool/missing.img"}}"#,
+            "no volume",
+        ),
+        (
+            "disks",
+            r#"{"source": {"kind": "block", "path": "relative/dev"}}"#,
+            "invalid path",
+        ),
+        (
+            "disks",
+            r#"{"source": {"kind": "new", "pool": "default-pool", "size_bytes": 1024}, "bus": "nvme9"}"#,
+            "unknown disk bus",
+        ),
+        ("nics", r#"{"source": "bridge=nobr0"}"#, "no bridge"),
+        (
+            "nics",
+            r#"{"source": "network=default", "mac": "01:00:5e:00:00:01"}"#,
+            "multicast",
+        ),
+    ] {
+        let (got, resp) = d.http("POST", &format!("/api/v1/vms/{uuid}/{path}"), Some(body));
+        assert_eq!(got, 400, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(text),
+            "{body}: {resp}"
+        );
+    }
+    let vms_after: Vec<String> = d
+        .vms()
+        .iter()
+        .map(|v| format!("{} {}", v["name"], v["etag"]))
+        .collect();
+    assert_eq!(vms_after, vms_before, "bad input must not change any VM");
+    assert_eq!(
+        volumes_of(&uri, "default-pool"),
+        vols_before,
+        "bad input must not leave volumes behind"
+    );
+}
