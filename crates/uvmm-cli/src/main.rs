@@ -223,6 +223,14 @@ fn vm_detail_text(d: &VmDetail) -> String {
             "no".into()
         },
     );
+    kv("RTC:", opt(&d.rtc));
+    kv(
+        "CPU model:",
+        d.cpu_model
+            .clone()
+            .unwrap_or_else(|| "(hypervisor default)".into()),
+    );
+    kv("ETag:", d.etag.clone());
     kv(
         "Boot order:",
         if d.boot_order.is_empty() {
