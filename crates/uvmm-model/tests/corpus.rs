@@ -4,20 +4,22 @@
 use std::path::{Path, PathBuf};
 use uvmm_model::{domain, xml};
 
+/// The corpus lives beside the repository (`../shared/corpus/libvirt-xml`); `UVMM_CORPUS`
+/// points elsewhere.
 fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("UVMM_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/libvirt-xml")
-        });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "NOTE: shared corpus not found at {} - only project fixtures are checked",
-            dir.display()
-        );
-        None
+    let candidates: Vec<PathBuf> = match std::env::var_os("UVMM_CORPUS") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => vec![
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/libvirt-xml"),
+            PathBuf::from("/work/shared/corpus/libvirt-xml"),
+        ],
+    };
+    match candidates.iter().find(|d| d.is_dir()) {
+        Some(d) => Some(d.clone()),
+        None => {
+            eprintln!("NOTE: shared corpus not found at {candidates:?} - only project fixtures are checked");
+            None
+        }
     }
 }
 
