@@ -394,3 +394,98 @@ pub struct VersionInfo {
     pub version: String,
     pub api: String,
 }
+
+// ----- backups and restore -----
+
+/// The record of one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionMeta {
+    pub version: u32,
+    /// RFC 3339.
+    pub time: String,
+    pub host: String,
+    pub name: String,
+    pub hypervisor: String,
+    pub os_type: String,
+    pub cause: String,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Length of the XML file, to notice a damaged version.
+    pub xml_bytes: u64,
+}
+
+/// One VM's backups at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupSummary {
+    pub uuid: String,
+    pub name: String,
+    pub host: String,
+    pub hypervisor: String,
+    pub os_type: String,
+    /// Number of versions kept.
+    pub version_count: u32,
+    pub latest: u32,
+    pub last_change: String,
+    pub last_cause: String,
+    /// The VM was deleted (its latest version is the definition it had then).
+    pub deleted: bool,
+    /// Read from the original UVMM's layout.
+    pub old_layout: bool,
+}
+
+/// `GET /api/v1/backups/{vm}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupDetail {
+    #[serde(flatten)]
+    pub summary: BackupSummary,
+    pub versions: Vec<VersionMeta>,
+}
+
+/// `GET /api/v1/backups/{vm}/versions/{n}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BackupVersion {
+    pub uuid: String,
+    pub meta: VersionMeta,
+    pub xml: String,
+}
+
+/// `POST /api/v1/backups/prune`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PruneResponse {
+    pub removed: usize,
+}
+
+/// `POST /api/v1/restore`: a backup of the daemon's store (`backup` + `version`) or a
+/// definition brought along (`xml`, e.g. from the original UVMM's directory).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Name or UUID of a backed-up VM.
+    pub backup: Option<String>,
+    /// Version to restore (default: the latest).
+    pub version: Option<u32>,
+    /// A definition to restore instead of one from the store.
+    pub xml: Option<String>,
+    /// Target host id or URI (default: the host the backup came from).
+    pub host: Option<String>,
+    /// Redefine when a VM with the same name exists.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RestoreReport {
+    pub name: String,
+    pub uuid: String,
+    /// An existing VM with this name was redefined or replaced (`force`).
+    pub forced: bool,
+    /// UUID of a different VM with the same name that was undefined to make room (its
+    /// images were kept).
+    pub replaced: Option<String>,
+    pub warnings: Vec<String>,
+    /// The host URI it was restored on.
+    pub host: String,
+}

@@ -637,3 +637,132 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// List backed-up VMs (also deleted ones), optionally narrowed by a name pattern.
+    List { pattern: Option<String> },
+    /// Show the versions of a VM's backup, or one version's XML with --version.
+    Show {
+        /// VM name or UUID.
+        vm: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Unified diff of two versions.
+    Diff { vm: String, from: u32, to: u32 },
+    /// Remove old versions by the retention policy (the latest version always stays).
+    Prune,
+}
+
+pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        BackupCmd::List { pattern } => {
+            let path = match &pattern {
+                Some(p) => format!("/api/v1/backups?q={}", enc(p)),
+                None => "/api/v1/backups".into(),
+            };
+            let list: Vec<BackupSummary> = c.call(Method::GET, &path, None).await?;
+            if json {
+                print_json(&list);
+            } else {
+                print!("{}", backup_table(&list));
+            }
+        }
+        BackupCmd::Show {
+            vm,
+            version: Some(n),
+        } => {
+            let v: BackupVersion = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/backups/{}/versions/{n}", enc(&vm)),
+                    None,
+                )
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("{}", v.xml);
+            }
+        }
+        BackupCmd::Show { vm, version: None } => {
+            let d: BackupDetail = c
+                .call(Method::GET, &format!("/api/v1/backups/{}", enc(&vm)), None)
+                .await?;
+            if json {
+                print_json(&d);
+            } else {
+                println!(
+                    "{} ({}){}",
+                    d.summary.name,
+                    d.summary.uuid,
+                    if d.summary.deleted { " - deleted" } else { "" }
+                );
+                let mut t = Table::new(&["VERSION", "TIME", "CAUSE", "HOST", "NAME", "TYPE"]);
+                for v in &d.versions {
+                    t.row(vec![
+                        v.version.to_string(),
+                        v.time.clone(),
+                        v.cause.clone() + if v.deleted { " (deleted)" } else { "" },
+                        v.host.clone(),
+                        v.name.clone(),
+                        format!("{}/{}", v.hypervisor, v.os_type),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        BackupCmd::Diff { vm, from, to } => {
+            let diff = c
+                .call_text(
+                    Method::GET,
+                    &format!("/api/v1/backups/{}/diff?from={from}&to={to}", enc(&vm)),
+                )
+                .await?;
+            if json {
+                print_json(&json!({ "vm": vm, "from": from, "to": to, "diff": diff }));
+            } else {
+                print!("{diff}");
+            }
+        }
+        BackupCmd::Prune => {
+            let r: PruneResponse = c.call(Method::POST, "/api/v1/backups/prune", None).await?;
+            if json {
+                print_json(&r);
+            } else {
+                println!("removed {} old versions", r.removed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The table of backed-up VMs (shared with uvmm-restore -l).
+pub fn backup_table(list: &[BackupSummary]) -> String {
+    let mut t = Table::new(&[
+        "NAME",
+        "UUID",
+        "HOST",
+        "TYPE",
+        "VERSIONS",
+        "LAST CHANGE",
+        "CAUSE",
+    ]);
+    for b in list {
+        t.row(vec![
+            b.name.clone() + if b.deleted { " (deleted)" } else { "" },
+            b.uuid.clone(),
+            if b.host.is_empty() {
+                "-".into()
+            } else {
+                b.host.clone()
+            },
+            format!("{}/{}", b.hypervisor, b.os_type),
+            b.version_count.to_string(),
+            b.last_change.clone(),
+            b.last_cause.clone(),
+        ]);
+    }
+    t.render()
+}

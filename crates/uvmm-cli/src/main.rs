@@ -1,8 +1,8 @@
 //! uvmm: the command-line client of uvmmd.
 
-mod client;
 mod edit;
-mod table;
+
+use uvmm_cli::{client, table};
 
 use clap::{Parser, Subcommand};
 use client::{enc, Client, ClientError, Target};
@@ -51,6 +51,9 @@ enum Command {
     /// Virtual machines on all hosts.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Versioned backups of VM definitions.
+    #[command(subcommand)]
+    Backup(edit::BackupCmd),
     /// VM profiles (templates for `vm create`).
     #[command(subcommand)]
     Profile(edit::ProfileCmd),
@@ -534,6 +537,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
+        Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Events { count } => {
             let mut seen = 0usize;
             let json = cli.json;

@@ -134,7 +134,13 @@ pub struct NoParams {}
         set_boot,
         change_media,
         add_nic,
-        remove_nic
+        remove_nic,
+        list_backups,
+        show_backup,
+        backup_version,
+        backup_diff,
+        prune_backups,
+        restore
     ),
     components(schemas(
         HostSummary,
@@ -168,7 +174,14 @@ pub struct NoParams {}
         NicAddRequest,
         VmChangeResponse,
         DeleteResponse,
-        KeptVolume
+        KeptVolume,
+        BackupSummary,
+        BackupDetail,
+        BackupVersion,
+        VersionMeta,
+        PruneResponse,
+        RestoreRequest,
+        RestoreReport
     ))
 )]
 pub struct ApiDoc;
@@ -195,6 +208,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/vms/{uuid}/nics/{mac}", delete(remove_nic))
         .route("/api/v1/vms/{uuid}/{action}", post(vm_action))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/backups", get(list_backups))
+        .route("/api/v1/backups/prune", post(prune_backups))
+        .route("/api/v1/backups/{vm}", get(show_backup))
+        .route(
+            "/api/v1/backups/{vm}/versions/{version}",
+            get(backup_version),
+        )
+        .route("/api/v1/backups/{vm}/diff", get(backup_diff))
+        .route("/api/v1/restore", post(restore))
         .fallback(|| async { CoreError::NotFound("no such API path".into()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -516,4 +538,77 @@ async fn events(
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/v1/backups` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BackupQuery {
+    /// Case-insensitive glob on the VM name, e.g. `*winxp*`.
+    pub q: Option<String>,
+}
+
+/// `GET /api/v1/backups/{vm}/diff` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    pub from: u32,
+    pub to: u32,
+}
+
+#[utoipa::path(get, path = "/api/v1/backups", params(BackupQuery), responses((status = 200, body = [BackupSummary])))]
+async fn list_backups(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<BackupQuery>,
+) -> Result<Json<Vec<BackupSummary>>, CoreError> {
+    s.manager.backups(q.q.as_deref()).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/backups/{vm}", params(("vm" = String, Path, description = "VM name or UUID")),
+    responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody)))]
+async fn show_backup(
+    State(s): State<AppState>,
+    Path(vm): Path<String>,
+) -> Result<Json<BackupDetail>, CoreError> {
+    s.manager.backup(&vm).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/backups/{vm}/versions/{version}", params(("vm" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = BackupVersion), (status = 404, body = ErrorBody)))]
+async fn backup_version(
+    State(s): State<AppState>,
+    Path((vm, version)): Path<(String, u32)>,
+) -> Result<Json<BackupVersion>, CoreError> {
+    s.manager.backup_version(&vm, Some(version)).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/backups/{vm}/diff", params(("vm" = String, Path), DiffQuery),
+    responses((status = 200, content_type = "text/plain", body = String, description = "unified diff")))]
+async fn backup_diff(
+    State(s): State<AppState>,
+    Path(vm): Path<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> Result<impl IntoResponse, CoreError> {
+    let diff = s.manager.backup_diff(&vm, q.from, q.to)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        diff,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/backups/prune", responses((status = 200, body = PruneResponse)))]
+async fn prune_backups(State(s): State<AppState>) -> Result<Json<PruneResponse>, CoreError> {
+    s.manager.prune_backups().map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/restore", request_body = RestoreRequest,
+    responses((status = 200, body = RestoreReport), (status = 409, body = ErrorBody, description = "a check failed; the message names every failure")))]
+async fn restore(State(s): State<AppState>, body: Bytes) -> Result<Json<RestoreReport>, CoreError> {
+    let req: RestoreRequest = parse_body(&body)?;
+    s.manager.restore(req).await.map(Json)
 }

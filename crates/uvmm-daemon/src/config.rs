@@ -65,6 +65,10 @@ pub struct Args {
     #[arg(short = 'c', long = "state-dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Backup directory: every change of a VM definition is kept as a version there.
+    #[arg(long = "backup-dir", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
     /// Configuration file (TOML). A missing default file is fine; a missing file given
     /// here is an error.
     #[arg(long = "config", value_name = "FILE")]
@@ -81,6 +85,12 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     /// Directory of VM profile files (*.toml), overlaying the built-in profiles.
     pub profiles_dir: Option<PathBuf>,
+    /// Backup directory (default /var/backups/uvmm).
+    pub backup_dir: Option<PathBuf>,
+    /// Versions kept per VM (0: all); the latest is always kept.
+    pub backup_keep_versions: Option<u32>,
+    /// Versions older than this many days are pruned (0 or absent: no age limit).
+    pub backup_keep_days: Option<u64>,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
     pub ldap: Option<String>,
@@ -109,6 +119,8 @@ pub struct Settings {
     pub verbose: bool,
     pub state_dir: PathBuf,
     pub profiles_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub retention: uvmm_backup::Retention,
     pub timing: Timing,
 }
 
@@ -293,6 +305,17 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         profiles_dir: file
             .profiles_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROFILES_DIR)),
+        backup_dir: args
+            .backup_dir
+            .or(file.backup_dir)
+            .unwrap_or_else(|| PathBuf::from(uvmm_backup::store::DEFAULT_DIR)),
+        retention: uvmm_backup::Retention {
+            keep_versions: file.backup_keep_versions.unwrap_or(100),
+            max_age: file
+                .backup_keep_days
+                .filter(|d| *d > 0)
+                .map(|d| Duration::from_secs(d * 86_400)),
+        },
         timing,
     })
 }

@@ -13,7 +13,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
-use uvmm_libvirt::{Connector, HostEvent, Hypervisor, LibvirtError};
+use uvmm_backup::{BackupStore, Retention, VersionInput};
+use uvmm_libvirt::{Connector, ErrorKind, HostEvent, Hypervisor, LibvirtError, Lifecycle};
+use uvmm_model::domain::parse_domain;
 
 /// What the daemon's parts share.
 pub struct Shared {
@@ -21,6 +23,9 @@ pub struct Shared {
     pub bus: EventBus,
     pub timing: Timing,
     pub connector: Arc<dyn Connector>,
+    /// Where every definition change is recorded (None: no backups, for tests).
+    pub backups: Option<Arc<BackupStore>>,
+    pub retention: Retention,
 }
 
 impl Shared {
@@ -59,6 +64,23 @@ impl JobCtx<'_> {
 
     pub fn uri(&self) -> &str {
         &self.worker.uri
+    }
+
+    /// Record the domain's definition in the backup store (when it changed); a failure is
+    /// returned as a warning for the answer: the change itself has happened.
+    pub fn backup(&self, uuid: &str, cause: &str) -> Option<String> {
+        self.worker
+            .backup(self.hv, uuid, cause, false)
+            .err()
+            .map(|e| format!("the backup of this change failed: {e}"))
+    }
+
+    /// Record the definition a VM has right before it is deleted.
+    pub fn backup_deleted(&self, uuid: &str) -> Option<String> {
+        self.worker
+            .backup(self.hv, uuid, "delete", true)
+            .err()
+            .map(|e| format!("the backup of the deleted definition failed: {e}"))
     }
 
     /// The reason the host is unavailable, for jobs that were not run.
@@ -203,8 +225,17 @@ impl Worker {
         let domains = hv.list_domains()?;
         let free = hv.free_memory_kib().ok();
         let now = SystemTime::now();
+        let persistent: Vec<String> = domains
+            .iter()
+            .filter(|d| d.persistent)
+            .map(|d| d.uuid.clone())
+            .collect();
         self.shared
             .update(|c| ((), c.host_synced(&self.uri, info, free, domains, now)));
+        // Changes made while uvmm was not watching become versions now.
+        for uuid in persistent {
+            let _ = self.backup(hv, &uuid, "resync", false);
+        }
         Ok(())
     }
 
@@ -265,6 +296,11 @@ impl Worker {
                             return Exit::Lost(e.message);
                         }
                     }
+                    // A definition changed outside uvmm (uvmm's own changes were recorded
+                    // by their job already, so this finds nothing new).
+                    if matches!(event, Lifecycle::Defined | Lifecycle::Undefined) {
+                        let _ = self.backup(hv, &uuid, "external", false);
+                    }
                 }
                 HostMsg::Event(_, HostEvent::DomainChanged { uuid, .. }) => {
                     if let Err(e) = self.refresh(hv, &uuid) {
@@ -272,6 +308,7 @@ impl Worker {
                             return Exit::Lost(e.message);
                         }
                     }
+                    let _ = self.backup(hv, &uuid, "external", false);
                 }
                 HostMsg::Job(job) => {
                     job(Some(&JobCtx { hv, worker: self }));
@@ -279,6 +316,66 @@ impl Worker {
                         return Exit::Lost("connection lost during a request".into());
                     }
                 }
+            }
+        }
+    }
+
+    /// Save the persistent definition of `uuid` as a new backup version if it changed; a
+    /// domain that is gone is recorded as deleted. Transient domains have no definition.
+    fn backup(
+        &self,
+        hv: &dyn Hypervisor,
+        uuid: &str,
+        cause: &str,
+        deleting: bool,
+    ) -> Result<(), String> {
+        let Some(store) = &self.shared.backups else {
+            return Ok(());
+        };
+        let mut input = VersionInput {
+            host: self.uri.clone(),
+            cause: cause.to_string(),
+            deleted: deleting,
+            ..VersionInput::default()
+        };
+        match hv.domain(uuid) {
+            Ok(Some(snap)) if !snap.persistent => return Ok(()),
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return store
+                    .mark_deleted(uuid, &input)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let xml = match hv.domain_xml(uuid, true, true) {
+            Ok(x) => x,
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                return store
+                    .mark_deleted(uuid, &input)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Ok(def) = parse_domain(&xml) {
+            input.name = def.name;
+            input.hypervisor = def.domain_type;
+            input.os_type = def.os_type;
+        }
+        match store.save(uuid, &xml, &input) {
+            Ok(Some(v)) => {
+                tracing::debug!(uri = %self.uri, %uuid, version = v, %cause, "definition backed up");
+                if let Err(e) = store.prune_vm(uuid, self.shared.retention, SystemTime::now()) {
+                    tracing::warn!(%uuid, "pruning old versions failed: {e}");
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::error!(uri = %self.uri, %uuid, "backup failed: {e}");
+                Err(e.to_string())
             }
         }
     }
@@ -304,6 +401,7 @@ impl Worker {
         for uuid in stale {
             tracing::debug!(uri = %self.uri, %uuid, "cache disagreed with libvirt; re-reading");
             self.refresh(hv, &uuid)?;
+            let _ = self.backup(hv, &uuid, "resync", false);
         }
         Ok(())
     }

@@ -7,7 +7,6 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod manager;
-pub mod persist;
 pub mod process;
 pub mod profiles;
 pub mod server;

@@ -5,7 +5,6 @@ use crate::cache::{host_detail, host_summary, vm_summary};
 use crate::cache::{vm_detail, Cache, HostEntry};
 use crate::error::CoreError;
 use crate::host::{self, HostHandle, HostMsg, Job, JobCtx, Shared};
-use crate::persist::write_atomic;
 use crate::vmops::{self, HostFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -14,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_api::{
-    ActionResponse, CreateVmRequest, DeleteResponse, DiskAddRequest, HostDetail, HostOrigin,
-    HostSummary, NicAddRequest, Profile, VmChangeResponse, VmDetail, VmPage, VmPatch, VmQuery,
+    ActionResponse, BackupDetail, BackupSummary, BackupVersion, CreateVmRequest, DeleteResponse,
+    DiskAddRequest, HostDetail, HostOrigin, HostSummary, NicAddRequest, Profile, PruneResponse,
+    RestoreReport, RestoreRequest, VmChangeResponse, VmDetail, VmPage, VmPatch, VmQuery,
 };
+use uvmm_backup::atomic::write_atomic;
 use uvmm_model::hosts::HostUri;
 use uvmm_model::Action;
 
@@ -40,6 +41,16 @@ pub struct Manager {
     changes: Mutex<HostChanges>,
     changes_file: PathBuf,
     profiles: Vec<Profile>,
+}
+
+fn backup_error(e: uvmm_backup::store::BackupError) -> CoreError {
+    use uvmm_backup::store::BackupError as B;
+    match e {
+        B::NotFound(_) | B::NoVersion { .. } => CoreError::NotFound(e.to_string()),
+        B::Ambiguous { .. } => CoreError::Conflict(e.to_string()),
+        B::Invalid(m) => CoreError::BadRequest(m),
+        B::Io { .. } => CoreError::Internal(e.to_string()),
+    }
 }
 
 /// What a job needs to know about its host, taken from the cache.
@@ -545,6 +556,127 @@ impl Manager {
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    fn store(&self) -> Result<&uvmm_backup::BackupStore, CoreError> {
+        self.shared
+            .backups
+            .as_deref()
+            .ok_or_else(|| CoreError::NotFound("this daemon keeps no backups".into()))
+    }
+
+    pub fn backups(&self, pattern: Option<&str>) -> Result<Vec<BackupSummary>, CoreError> {
+        let mut list = self.store()?.list().map_err(backup_error)?;
+        if let Some(p) = pattern {
+            list.retain(|b| uvmm_model::glob::matches(p, &b.name));
+        }
+        Ok(list)
+    }
+
+    pub fn backup(&self, vm: &str) -> Result<BackupDetail, CoreError> {
+        let store = self.store()?;
+        let summary = store.find(vm).map_err(backup_error)?;
+        let versions = store.versions(&summary.uuid).map_err(backup_error)?;
+        Ok(BackupDetail { summary, versions })
+    }
+
+    pub fn backup_version(
+        &self,
+        vm: &str,
+        version: Option<u32>,
+    ) -> Result<BackupVersion, CoreError> {
+        let store = self.store()?;
+        let detail = self.backup(vm)?;
+        let n = version.unwrap_or(detail.summary.latest);
+        let meta = detail
+            .versions
+            .iter()
+            .find(|m| m.version == n)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("the backup of {vm} has no version {n}")))?;
+        let xml = store
+            .version_xml(&detail.summary.uuid, n)
+            .map_err(backup_error)?;
+        Ok(BackupVersion {
+            uuid: detail.summary.uuid,
+            meta,
+            xml,
+        })
+    }
+
+    pub fn backup_diff(&self, vm: &str, from: u32, to: u32) -> Result<String, CoreError> {
+        let store = self.store()?;
+        let summary = store.find(vm).map_err(backup_error)?;
+        store.diff(&summary.uuid, from, to).map_err(backup_error)
+    }
+
+    pub fn prune_backups(&self) -> Result<PruneResponse, CoreError> {
+        let removed = self
+            .store()?
+            .prune(self.shared.retention, SystemTime::now())
+            .map_err(backup_error)?;
+        Ok(PruneResponse { removed })
+    }
+
+    /// Restore a VM from a backup (or a definition brought along) onto a managed host.
+    pub async fn restore(&self, req: RestoreRequest) -> Result<RestoreReport, CoreError> {
+        let (xml, default_host) = match (&req.backup, &req.xml) {
+            (Some(vm), None) => {
+                let v = self.backup_version(vm, req.version)?;
+                (v.xml, Some(v.meta.host))
+            }
+            (None, Some(xml)) => (xml.clone(), None),
+            _ => {
+                return Err(CoreError::BadRequest(
+                    "give either backup (name or UUID) or xml".into(),
+                ))
+            }
+        };
+        let host = req
+            .host
+            .clone()
+            .or(default_host.filter(|h| !h.is_empty()))
+            .ok_or_else(|| {
+                CoreError::BadRequest(
+                    "the backup does not say which host it came from: give host".into(),
+                )
+            })?;
+        let (uri, local) = {
+            let cache = self.shared.read();
+            let h = cache.resolve_host(&host).map_err(|_| {
+                CoreError::BadRequest(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
+            })?;
+            if !h.available() {
+                return Err(CoreError::HostUnavailable {
+                    host: h.uri.clone(),
+                    reason: h
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "not connected".into()),
+                });
+            }
+            (
+                h.uri.clone(),
+                HostUri::parse(&h.uri)
+                    .map(|u| u.is_local())
+                    .unwrap_or(false),
+            )
+        };
+        let force = req.force;
+        self.run_job(&uri, move |ctx| {
+            let mut report =
+                uvmm_backup::restore::restore(ctx.hv, &xml, force, local).map_err(|e| match e {
+                    uvmm_backup::restore::RestoreError::Refused(_) => {
+                        CoreError::Conflict(e.to_string())
+                    }
+                    uvmm_backup::restore::RestoreError::Invalid(m) => CoreError::BadRequest(m),
+                    uvmm_backup::restore::RestoreError::Libvirt(l) => CoreError::from(l),
+                })?;
+            report.warnings.extend(ctx.backup(&report.uuid, "restore"));
+            ctx.refresh(&report.uuid);
+            Ok(report)
+        })
+        .await
     }
 
     /// The libvirt XML of a VM (live, or the persistent definition), without secrets.

@@ -75,6 +75,12 @@ pub async fn run(
             bus: EventBus::default(),
             timing: settings.timing,
             connector,
+            backups: Some(Arc::new({
+                let store = uvmm_backup::BackupStore::new(settings.backup_dir.clone());
+                store.clean_up();
+                store
+            })),
+            retention: settings.retention,
         });
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {

@@ -494,6 +494,7 @@ pub fn create(
             warnings.push(format!("could not enable autostart: {e}"));
         }
     }
+    warnings.extend(ctx.backup(&uuid, "create"));
     if req.start {
         if let Err(e) = hv.action(&uuid, uvmm_model::Action::Start) {
             warnings.push(format!("the VM was created but could not be started: {e}"));
@@ -638,6 +639,9 @@ pub fn edit(
     }
     if let Some(a) = patch.autostart {
         hv.set_autostart(uuid, a)?;
+    }
+    if xml_changed {
+        warnings.extend(ctx.backup(uuid, "edit"));
     }
     ctx.refresh(uuid);
     Ok(warnings)
@@ -794,6 +798,7 @@ pub fn add_disk(
     if running {
         warnings.push(NEXT_BOOT.into());
     }
+    warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
     Ok((target, warnings))
 }
@@ -907,8 +912,13 @@ pub fn delete(
     };
     let (to_delete, refused) = plan_deletion(hv, facts, &who_of(&def, facts), &chosen)?;
     kept.extend(refused);
+    // The last definition goes into the backup store before it goes from libvirt.
+    let backup_warning = ctx.backup_deleted(uuid);
     // Undefine first: if that fails, no image is gone.
     hv.undefine(uuid)?;
+    if let Some(w) = backup_warning {
+        tracing::error!(%uuid, "{w}");
+    }
     let mut deleted = Vec::new();
     for v in to_delete {
         let path = v
@@ -986,6 +996,7 @@ pub fn remove_disk(
     if running {
         warnings.push(NEXT_BOOT.into());
     }
+    warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
     Ok((
         uvmm_api::DeleteResponse {
@@ -1101,6 +1112,7 @@ pub fn set_boot(
             hv.define(&tree.to_xml())?;
         }
     }
+    warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
     Ok(warnings)
 }
@@ -1165,6 +1177,7 @@ pub fn change_media(
     } else {
         hv.define(&merged.to_xml())?;
     }
+    warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
     Ok(warnings)
 }
@@ -1223,6 +1236,7 @@ pub fn add_nic(
     if running {
         warnings.push(NEXT_BOOT.into());
     }
+    warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
     Ok((mac, warnings))
 }
@@ -1247,11 +1261,11 @@ pub fn remove_nic(
     }
     store(hv, tree, &old, &new)?;
     ctx.refresh(uuid);
-    Ok(if running {
-        vec![NEXT_BOOT.into()]
-    } else {
-        vec![]
-    })
+    let mut warnings: Vec<String> = ctx.backup(uuid, "edit").into_iter().collect();
+    if running {
+        warnings.push(NEXT_BOOT.into());
+    }
+    Ok(warnings)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ fn help_documents_every_option() {
         "-v, --verbose",
         "-b, --ldap",
         "-c, --state-dir",
+        "--backup-dir",
         "--config",
         "[URI]...",
     ] {

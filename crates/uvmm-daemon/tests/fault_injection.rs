@@ -151,6 +151,8 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
             inner: LibvirtConnector::default(),
             faults,
         }),
+        backups: None,
+        retention: Default::default(),
     });
     (
         Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),

@@ -156,6 +156,29 @@ fn profiles_create_start_and_delete_real_qemu_guests() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A Xen PV backup is not restored on a QEMU host (through uvmmd, and directly).
+    let old = tempfile::tempdir().unwrap();
+    let pv_uuid = "0e0e0e0e-1111-4222-8333-444444444444";
+    std::fs::write(
+        old.path().join(format!("{pv_uuid}.xml")),
+        format!("<domain type='xen'><name>pv-guest</name><uuid>{pv_uuid}</uuid><memory>524288</memory><bootloader>/usr/bin/pygrub</bootloader><os><type arch='x86_64' machine='xenpv'>linux</type></os></domain>"),
+    )
+    .unwrap();
+    for extra in [
+        vec!["--host", "localhost"],
+        vec!["--host", uri.as_str(), "--direct"],
+    ] {
+        let out = Command::new(uvmm_restore_bin())
+            .args(["-r", "pv-guest", "--dir", old.path().to_str().unwrap()])
+            .args(&extra)
+            .env("UVMM_SOCKET", &d.socket)
+            .output()
+            .unwrap();
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {msg}");
+        assert!(msg.contains("xen Xen PV guest"), "{extra:?}: {msg}");
+    }
+
     // CD-ROM media change on a running guest goes into QEMU right away.
     std::fs::write(lv.images().join("tools.iso"), vec![0u8; 1 << 20]).unwrap();
     lv.virsh(&["pool-refresh", "default"]);

@@ -54,6 +54,28 @@ fn walk_newest(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
+/// uvmm-restore, built next to uvmmd by `cargo test --workspace`.
+pub fn uvmm_restore_bin() -> PathBuf {
+    let bin = uvmmd_bin().with_file_name("uvmm-restore");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = walk_newest(&root.join("../uvmm-restore/src"))
+        .max(walk_newest(&root.join("../uvmm-backup/src")));
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run the tests with `cargo test --workspace`",
+                bin.display()
+            )
+        });
+    assert!(
+        built >= newest,
+        "{} is older than its sources: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -139,6 +161,8 @@ impl Daemon {
             dir.path().join("state").display().to_string(),
             "--config".into(),
             dir.path().join("uvmmd.toml").display().to_string(),
+            "--backup-dir".into(),
+            dir.path().join("backups").display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(hosts.iter().cloned());
@@ -208,6 +232,35 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    /// Kill -9: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again after a stop or kill, with the same arguments.
+    pub fn respawn(&mut self) {
+        self.spawn();
+        self.wait_hosts_settled();
+    }
+
+    /// Run uvmm-restore against this daemon's socket and backup directory.
+    pub fn restore(&self, args: &[&str]) -> Output {
+        Command::new(uvmm_restore_bin())
+            .args(args)
+            .arg("--dir")
+            .arg(self.backup_dir())
+            .env("UVMM_SOCKET", &self.socket)
+            .output()
+            .expect("run uvmm-restore")
     }
 
     pub fn log(&self) -> String {
@@ -385,6 +438,15 @@ impl Libvirtd {
     /// URI of the test driver's default host behind this libvirtd.
     pub fn uri(&self) -> String {
         format!("test+unix:///default?socket={}", self.socket().display())
+    }
+
+    /// libvirtd forgets test:///default when its last client disconnects; a test that
+    /// stops uvmmd keeps the host's state with this connection.
+    pub fn keeper(&self) -> std::sync::Arc<dyn uvmm_libvirt::Hypervisor> {
+        use uvmm_libvirt::Connector;
+        uvmm_libvirt::LibvirtConnector::default()
+            .connect(&self.uri(), std::sync::Arc::new(|_| {}))
+            .expect("keeper connection to libvirtd")
     }
 
     pub fn spawn(&mut self) {

@@ -1,0 +1,8 @@
+//! Versioned backups of VM definitions and restoring them: shared by uvmmd (which writes
+//! the store on every change) and uvmm-restore (which must work when uvmmd does not).
+
+pub mod atomic;
+pub mod restore;
+pub mod store;
+
+pub use store::{BackupStore, BackupSummary, Retention, VersionInput, VersionMeta};

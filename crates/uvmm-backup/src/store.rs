@@ -1,0 +1,706 @@
+//! The backup store.
+//!
+//! ```text
+//! <dir>/<uuid>.xml                 latest definition (the original UVMM's file name)
+//! <dir>/<uuid>/000001.xml          every version, oldest first
+//! <dir>/<uuid>/000001.meta.json    its record: time, host, hypervisor, name, cause, user
+//! ```
+//!
+//! A version counts once its metadata record exists; the record is written last, each file
+//! atomically (temporary file, fsync, rename, directory fsync), so a crash leaves either the
+//! old state or a complete new version, never a partial one. Files are 0600 in 0700
+//! directories: definitions carry secrets such as VNC passwords.
+//!
+//! The original UVMM's directory (`/var/backups/univention-virtual-machine-manager-daemon`)
+//! is read as well: `<uuid>.xml` or `<uuid>..xml`, and their `.save` variants holding the
+//! previous definition.
+
+use crate::atomic::write_atomic;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+pub use uvmm_api::{BackupSummary, VersionMeta};
+use uvmm_model::domain::parse_domain;
+use uvmm_model::uuid::normalize_uuid;
+
+pub const DEFAULT_DIR: &str = "/var/backups/uvmm";
+pub const OLD_UVMM_DIR: &str = "/var/backups/univention-virtual-machine-manager-daemon";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("backup store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no backup of '{0}'")]
+    NotFound(String),
+    #[error("'{name}' matches backups of {} VMs ({}): use the UUID", .uuids.len(), .uuids.join(", "))]
+    Ambiguous { name: String, uuids: Vec<String> },
+    #[error("backup of {uuid} has no version {version}")]
+    NoVersion { uuid: String, version: u32 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What the daemon knows about a change when it records it.
+#[derive(Debug, Clone, Default)]
+pub struct VersionInput {
+    pub host: String,
+    pub name: String,
+    /// Domain type: kvm, qemu, xen, test.
+    pub hypervisor: String,
+    pub os_type: String,
+    /// create, edit, delete, restore, external, resync, ...
+    pub cause: String,
+    pub user: Option<String>,
+    /// The VM was deleted with this change (its definition is the last one it had).
+    pub deleted: bool,
+}
+
+/// How long versions are kept. The latest version of a VM is never pruned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    /// Keep at most this many versions per VM (0: no limit).
+    pub keep_versions: u32,
+    /// Drop versions older than this (None: no age limit).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_versions: 100,
+            max_age: None,
+        }
+    }
+}
+
+pub struct BackupStore {
+    dir: PathBuf,
+    /// Serialises writers (several host workers may record the same UUID).
+    lock: Mutex<()>,
+}
+
+fn version_file(dir: &Path, uuid: &str, n: u32, ext: &str) -> PathBuf {
+    dir.join(uuid).join(format!("{n:06}.{ext}"))
+}
+
+/// Temporary files of writers that died (a crash between write and rename) are removed;
+/// those of this process may belong to a write in progress and stay.
+fn remove_stale_temp_files(dir: &Path) {
+    let own = format!(".tmp.{}.", std::process::id());
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp.") && !name.contains(&own) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+fn mkdir_private(path: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+impl BackupStore {
+    pub fn new(dir: impl Into<PathBuf>) -> BackupStore {
+        BackupStore {
+            dir: dir.into(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Remove what writers killed mid-write left behind (temporary files); called when the
+    /// daemon starts, before anything else writes.
+    pub fn clean_up(&self) {
+        remove_stale_temp_files(&self.dir);
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                remove_stale_temp_files(&e.path());
+            }
+        }
+    }
+
+    /// True when the directory holds the original UVMM's flat layout only.
+    pub fn is_old_layout(&self) -> bool {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return false;
+        };
+        let mut old = false;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir() && normalize_uuid(&name).is_ok() {
+                return false;
+            }
+            if old_layout_uuid(&name).is_some() {
+                old = true;
+            }
+        }
+        old
+    }
+
+    /// Versions of one UUID, oldest first (complete versions only).
+    pub fn versions(&self, uuid: &str) -> Result<Vec<VersionMeta>, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        if self.is_old_layout() {
+            return Ok(old_versions(&self.dir, &uuid));
+        }
+        let vdir = self.dir.join(&uuid);
+        let rd = match fs::read_dir(&vdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(&vdir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = name
+                .strip_suffix(".meta.json")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(text) = fs::read(e.path()) else {
+                continue;
+            };
+            let Ok(meta) = serde_json::from_slice::<VersionMeta>(&text) else {
+                tracing::warn!(file = %e.path().display(), "unreadable backup record skipped");
+                continue;
+            };
+            let xml_ok = fs::metadata(version_file(&self.dir, &uuid, n, "xml"))
+                .is_ok_and(|m| m.len() == meta.xml_bytes);
+            if meta.version == n && xml_ok {
+                out.push(meta);
+            }
+        }
+        out.sort_by_key(|m| m.version);
+        Ok(out)
+    }
+
+    /// The XML of a version.
+    pub fn version_xml(&self, uuid: &str, version: u32) -> Result<String, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        if self.is_old_layout() {
+            return old_version_xml(&self.dir, &uuid, version)
+                .ok_or(BackupError::NoVersion { uuid, version });
+        }
+        if !self.versions(&uuid)?.iter().any(|m| m.version == version) {
+            return Err(BackupError::NoVersion { uuid, version });
+        }
+        let path = version_file(&self.dir, &uuid, version, "xml");
+        fs::read_to_string(&path).map_err(io(&path))
+    }
+
+    pub fn latest(&self, uuid: &str) -> Result<Option<(VersionMeta, String)>, BackupError> {
+        let Some(meta) = self.versions(uuid)?.pop() else {
+            return Ok(None);
+        };
+        let xml = self.version_xml(uuid, meta.version)?;
+        Ok(Some((meta, xml)))
+    }
+
+    /// Record `xml` as the newest version of `uuid`, unless it equals the latest one (a
+    /// deletion is always recorded). Returns the new version number.
+    pub fn save(
+        &self,
+        uuid: &str,
+        xml: &str,
+        input: &VersionInput,
+    ) -> Result<Option<u32>, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.versions(&uuid)?;
+        if let Some(last) = existing.last() {
+            let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
+                .unwrap_or_default();
+            if last_xml == xml && !input.deleted && !last.deleted {
+                return Ok(None);
+            }
+            if last_xml == xml && input.deleted && last.deleted {
+                return Ok(None);
+            }
+        }
+        let n = existing.last().map(|m| m.version + 1).unwrap_or(1);
+        let vdir = self.dir.join(&uuid);
+        remove_stale_temp_files(&vdir);
+        remove_stale_temp_files(&self.dir);
+        mkdir_private(&self.dir).map_err(io(&self.dir))?;
+        mkdir_private(&vdir).map_err(io(&vdir))?;
+        let xml_path = version_file(&self.dir, &uuid, n, "xml");
+        write_atomic(&xml_path, xml.as_bytes(), 0o600).map_err(io(&xml_path))?;
+        let meta = VersionMeta {
+            version: n,
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            host: input.host.clone(),
+            name: input.name.clone(),
+            hypervisor: input.hypervisor.clone(),
+            os_type: input.os_type.clone(),
+            cause: input.cause.clone(),
+            user: input.user.clone(),
+            deleted: input.deleted,
+            xml_bytes: xml.len() as u64,
+        };
+        let meta_path = version_file(&self.dir, &uuid, n, "meta.json");
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        write_atomic(&meta_path, &json, 0o600).map_err(io(&meta_path))?;
+        let latest = self.dir.join(format!("{uuid}.xml"));
+        write_atomic(&latest, xml.as_bytes(), 0o600).map_err(io(&latest))?;
+        Ok(Some(n))
+    }
+
+    /// Record that a VM was deleted: its latest definition again, marked deleted.
+    pub fn mark_deleted(
+        &self,
+        uuid: &str,
+        input: &VersionInput,
+    ) -> Result<Option<u32>, BackupError> {
+        let Some((last, xml)) = self.latest(uuid)? else {
+            return Ok(None);
+        };
+        if last.deleted {
+            return Ok(None);
+        }
+        let mut input = input.clone();
+        input.deleted = true;
+        if input.name.is_empty() {
+            input.name = last.name.clone();
+        }
+        if input.hypervisor.is_empty() {
+            input.hypervisor = last.hypervisor.clone();
+            input.os_type = last.os_type.clone();
+        }
+        self.save(uuid, &xml, &input)
+    }
+
+    /// Every VM with backups.
+    pub fn list(&self) -> Result<Vec<BackupSummary>, BackupError> {
+        if self.is_old_layout() {
+            return Ok(old_list(&self.dir));
+        }
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !e.path().is_dir() || normalize_uuid(&name).is_err() {
+                continue;
+            }
+            let versions = self.versions(&name)?;
+            if let Some(last) = versions.last() {
+                out.push(BackupSummary {
+                    uuid: name.clone(),
+                    name: last.name.clone(),
+                    host: last.host.clone(),
+                    hypervisor: last.hypervisor.clone(),
+                    os_type: last.os_type.clone(),
+                    version_count: versions.len() as u32,
+                    latest: last.version,
+                    last_change: last.time.clone(),
+                    last_cause: last.cause.clone(),
+                    deleted: last.deleted,
+                    old_layout: false,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.uuid.cmp(&b.uuid)));
+        Ok(out)
+    }
+
+    /// Find the backup of a VM by UUID or name (latest name); an ambiguous name is an error.
+    pub fn find(&self, name_or_uuid: &str) -> Result<BackupSummary, BackupError> {
+        let all = self.list()?;
+        if let Ok(uuid) = normalize_uuid(name_or_uuid) {
+            return all
+                .into_iter()
+                .find(|b| b.uuid == uuid)
+                .ok_or_else(|| BackupError::NotFound(name_or_uuid.into()));
+        }
+        let mut hits: Vec<BackupSummary> =
+            all.into_iter().filter(|b| b.name == name_or_uuid).collect();
+        match hits.len() {
+            0 => Err(BackupError::NotFound(name_or_uuid.into())),
+            1 => Ok(hits.remove(0)),
+            _ => Err(BackupError::Ambiguous {
+                name: name_or_uuid.into(),
+                uuids: hits.iter().map(|b| b.uuid.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Apply the retention policy to every VM, deleted ones included; returns how many
+    /// versions were removed.
+    pub fn prune(&self, policy: Retention, now: SystemTime) -> Result<usize, BackupError> {
+        if self.is_old_layout() {
+            return Err(BackupError::Invalid(
+                "the original UVMM's backup directory is read-only for uvmm".into(),
+            ));
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = 0;
+        for b in self.list()? {
+            removed += self.prune_unlocked(&b.uuid, policy, now)?;
+        }
+        Ok(removed)
+    }
+
+    /// Apply the retention policy to one VM (done after each new version of it).
+    pub fn prune_vm(
+        &self,
+        uuid: &str,
+        policy: Retention,
+        now: SystemTime,
+    ) -> Result<usize, BackupError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune_unlocked(uuid, policy, now)
+    }
+
+    fn prune_unlocked(
+        &self,
+        uuid: &str,
+        policy: Retention,
+        now: SystemTime,
+    ) -> Result<usize, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let versions = self.versions(&uuid)?;
+        let count = versions.len();
+        let mut removed = 0;
+        // The latest version always stays.
+        for (i, v) in versions.iter().enumerate().take(count.saturating_sub(1)) {
+            let too_many = policy.keep_versions > 0 && count - i > policy.keep_versions as usize;
+            let too_old = policy.max_age.is_some_and(|age| {
+                humantime::parse_rfc3339(&v.time)
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > age)
+            });
+            if too_many || too_old {
+                // The record goes first: without it the version no longer counts.
+                let meta = version_file(&self.dir, &uuid, v.version, "meta.json");
+                fs::remove_file(&meta).map_err(io(&meta))?;
+                let _ = fs::remove_file(version_file(&self.dir, &uuid, v.version, "xml"));
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Unified diff between two versions.
+    pub fn diff(&self, uuid: &str, from: u32, to: u32) -> Result<String, BackupError> {
+        let a = self.version_xml(uuid, from)?;
+        let b = self.version_xml(uuid, to)?;
+        Ok(similar::TextDiff::from_lines(&a, &b)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("version {from}"), &format!("version {to}"))
+            .to_string())
+    }
+}
+
+// ----- the original UVMM's layout -----
+
+/// `<uuid>.xml`, `<uuid>..xml` and their `.save` variants -> (uuid, is_save).
+fn old_layout_uuid(file: &str) -> Option<(String, bool)> {
+    let (stem, save) = match file.strip_suffix(".save") {
+        Some(s) => (s, true),
+        None => (file, false),
+    };
+    let base = stem
+        .strip_suffix("..xml")
+        .or_else(|| stem.strip_suffix(".xml"))?;
+    normalize_uuid(base).ok().map(|u| (u, save))
+}
+
+fn old_files(dir: &Path) -> BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> {
+    let mut map: BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some((uuid, save)) = old_layout_uuid(&name) {
+            let slot = map.entry(uuid).or_default();
+            let target = if save { &mut slot.0 } else { &mut slot.1 };
+            // The newer "..xml" name wins over ".xml" when both exist.
+            if target.is_none() || name.contains("..xml") {
+                *target = Some(e.path());
+            }
+        }
+    }
+    map
+}
+
+fn old_meta(path: &Path, version: u32) -> Option<VersionMeta> {
+    let xml = fs::read_to_string(path).ok()?;
+    let def = parse_domain(&xml).ok()?;
+    let mtime = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    Some(VersionMeta {
+        version,
+        time: humantime::format_rfc3339_seconds(mtime).to_string(),
+        host: String::new(),
+        name: def.name,
+        hypervisor: def.domain_type,
+        os_type: def.os_type,
+        cause: if version == 1 {
+            "previous (.save)".into()
+        } else {
+            "latest".into()
+        },
+        user: None,
+        deleted: false,
+        xml_bytes: xml.len() as u64,
+    })
+}
+
+fn old_entries(dir: &Path, uuid: &str) -> Vec<(VersionMeta, PathBuf)> {
+    let files = old_files(dir);
+    let Some((save, latest)) = files.get(uuid) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if let Some(p) = save {
+        if let Some(m) = old_meta(p, 1) {
+            out.push((m, p.clone()));
+        }
+    }
+    if let Some(p) = latest {
+        let n = out.len() as u32 + 1;
+        if let Some(m) = old_meta(p, n) {
+            out.push((m, p.clone()));
+        }
+    }
+    out
+}
+
+fn old_versions(dir: &Path, uuid: &str) -> Vec<VersionMeta> {
+    old_entries(dir, uuid).into_iter().map(|(m, _)| m).collect()
+}
+
+fn old_version_xml(dir: &Path, uuid: &str, version: u32) -> Option<String> {
+    let (_, path) = old_entries(dir, uuid)
+        .into_iter()
+        .find(|(m, _)| m.version == version)?;
+    fs::read_to_string(path).ok()
+}
+
+fn old_list(dir: &Path) -> Vec<BackupSummary> {
+    let mut out: Vec<BackupSummary> = old_files(dir)
+        .keys()
+        .filter_map(|uuid| {
+            let versions = old_versions(dir, uuid);
+            let last = versions.last()?;
+            Some(BackupSummary {
+                uuid: uuid.clone(),
+                name: last.name.clone(),
+                host: String::new(),
+                hypervisor: last.hypervisor.clone(),
+                os_type: last.os_type.clone(),
+                version_count: versions.len() as u32,
+                latest: last.version,
+                last_change: last.time.clone(),
+                last_cause: last.cause.clone(),
+                deleted: false,
+                old_layout: true,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U: &str = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0";
+
+    fn xml(name: &str, mem: u32) -> String {
+        format!("<domain type='kvm'><name>{name}</name><uuid>{U}</uuid><memory>{mem}</memory><os><type>hvm</type></os></domain>")
+    }
+
+    fn input(cause: &str) -> VersionInput {
+        VersionInput {
+            host: "qemu:///system".into(),
+            name: "vm".into(),
+            hypervisor: "kvm".into(),
+            os_type: "hvm".into(),
+            cause: cause.into(),
+            ..VersionInput::default()
+        }
+    }
+
+    #[test]
+    fn versions_dedupe_diff_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path().join("b"));
+        assert_eq!(
+            store.save(U, &xml("vm", 1024), &input("create")).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.save(U, &xml("vm", 1024), &input("resync")).unwrap(),
+            None,
+            "unchanged XML makes no version"
+        );
+        assert_eq!(
+            store.save(U, &xml("vm", 2048), &input("edit")).unwrap(),
+            Some(2)
+        );
+        let v = store.versions(U).unwrap();
+        assert_eq!(
+            v.iter().map(|m| m.cause.as_str()).collect::<Vec<_>>(),
+            ["create", "edit"]
+        );
+        let diff = store.diff(U, 1, 2).unwrap();
+        assert!(
+            diff.contains("-<domain type='kvm'><name>vm</name>")
+                && diff.contains("<memory>2048</memory>"),
+            "{diff}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join(format!("b/{U}.xml"))).unwrap(),
+            xml("vm", 2048)
+        );
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("b")), 0o700);
+        assert_eq!(mode(&dir.path().join(format!("b/{U}"))), 0o700);
+        assert_eq!(mode(&dir.path().join(format!("b/{U}/000002.xml"))), 0o600);
+        assert_eq!(mode(&dir.path().join(format!("b/{U}.xml"))), 0o600);
+        // Deletion is always recorded, once.
+        assert_eq!(store.mark_deleted(U, &input("delete")).unwrap(), Some(3));
+        assert_eq!(store.mark_deleted(U, &input("delete")).unwrap(), None);
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list[0].deleted);
+        assert_eq!(store.find("vm").unwrap().uuid, U);
+        assert_eq!(store.find(&U.to_uppercase()).unwrap().uuid, U);
+        assert!(matches!(store.find("nope"), Err(BackupError::NotFound(_))));
+        assert!(matches!(
+            store.version_xml(U, 9),
+            Err(BackupError::NoVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn partial_versions_do_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path());
+        store.save(U, &xml("vm", 1), &input("create")).unwrap();
+        // A crash after the XML but before the record, and a truncated XML: both ignored.
+        fs::write(dir.path().join(format!("{U}/000002.xml")), xml("vm", 2)).unwrap();
+        store.save(U, &xml("vm", 3), &input("edit")).unwrap();
+        let v = store.versions(U).unwrap();
+        assert_eq!(v.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(store.version_xml(U, 2).unwrap(), xml("vm", 3));
+        fs::write(dir.path().join(format!("{U}/000002.xml")), "<dom").unwrap();
+        assert_eq!(store.versions(U).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn prune_keeps_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path());
+        for m in 1..=5 {
+            store.save(U, &xml("vm", m), &input("edit")).unwrap();
+        }
+        let removed = store
+            .prune(
+                Retention {
+                    keep_versions: 2,
+                    max_age: None,
+                },
+                SystemTime::now(),
+            )
+            .unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(
+            store
+                .versions(U)
+                .unwrap()
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>(),
+            [4, 5]
+        );
+        // Everything is "too old" in a year: only the latest survives.
+        let later = SystemTime::now() + Duration::from_secs(365 * 86400);
+        store
+            .prune(
+                Retention {
+                    keep_versions: 0,
+                    max_age: Some(Duration::from_secs(86400)),
+                },
+                later,
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .versions(U)
+                .unwrap()
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>(),
+            [5]
+        );
+        // New versions continue the numbering.
+        assert_eq!(
+            store.save(U, &xml("vm", 9), &input("edit")).unwrap(),
+            Some(6)
+        );
+    }
+
+    #[test]
+    fn old_uvmm_layout_in_all_four_name_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let u2 = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
+        let x2 = |mem: u32| {
+            format!("<domain type='xen'><name>winxp</name><uuid>{u2}</uuid><memory>{mem}</memory><os><type>hvm</type></os></domain>")
+        };
+        fs::write(dir.path().join(format!("{U}.xml")), xml("old-a", 1)).unwrap();
+        fs::write(dir.path().join(format!("{U}.xml.save")), xml("old-a", 0)).unwrap();
+        fs::write(dir.path().join(format!("{u2}..xml")), x2(2)).unwrap();
+        fs::write(dir.path().join(format!("{u2}..xml.save")), x2(1)).unwrap();
+        fs::write(dir.path().join("unrelated.txt"), "x").unwrap();
+        let store = BackupStore::new(dir.path());
+        assert!(store.is_old_layout());
+        let list = store.list().unwrap();
+        assert_eq!(
+            list.iter()
+                .map(|b| (b.name.as_str(), b.version_count))
+                .collect::<Vec<_>>(),
+            [("old-a", 2), ("winxp", 2)]
+        );
+        assert!(list.iter().all(|b| b.old_layout));
+        assert_eq!(
+            store.version_xml(u2, 1).unwrap(),
+            x2(1),
+            ".save is the previous definition"
+        );
+        assert_eq!(store.version_xml(u2, 2).unwrap(), x2(2));
+        assert_eq!(store.find("winxp").unwrap().hypervisor, "xen");
+        assert!(
+            store
+                .prune(Retention::default(), SystemTime::now())
+                .is_err(),
+            "old layout is read-only"
+        );
+    }
+}

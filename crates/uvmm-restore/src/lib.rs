@@ -1,0 +1,295 @@
+//! uvmm-restore (also installed as univention-virtual-machine-manager-restore): list the
+//! backups of VM definitions and bring a VM back, through uvmmd when it runs and directly
+//! through libvirt when it does not.
+
+use clap::Parser;
+use hyper::Method;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use uvmm_api::{BackupSummary, RestoreReport, VersionInfo, DEFAULT_SOCKET};
+use uvmm_backup::restore::{restore, RestoreError};
+use uvmm_backup::store::{BackupStore, DEFAULT_DIR, OLD_UVMM_DIR};
+use uvmm_backup::VersionInput;
+use uvmm_cli::client::{Client, ClientError, Target};
+use uvmm_libvirt::{Connector, LibvirtConnector};
+use uvmm_model::hosts::HostUri;
+
+/// Restore a virtual machine from its backup.
+///
+/// uvmmd saves every change of a VM definition as a new version in the backup directory
+/// (default /var/backups/uvmm). This tool lists those backups and restores a VM that is
+/// gone (or was changed badly), after checking that it can work:
+///
+///   - every disk and CD-ROM image the definition uses exists on the target host;
+///   - the target host runs the same kind of VM (a Xen PV backup is not restored on KVM,
+///     nor a KVM one on Xen);
+///   - no other VM has the same UUID under another name;
+///   - no VM of the same name exists, unless -f is given (it is then redefined).
+///
+/// It works through uvmmd when it runs (-u/UVMM_SOCKET, as uvmm does) and directly
+/// through libvirt when uvmmd is down or with --direct. The original UVMM's directory can
+/// be read with --dir /var/backups/univention-virtual-machine-manager-daemon.
+///
+/// Examples:
+///   uvmm-restore -l                      list all backups
+///   uvmm-restore -l -p "*winxp*"         only names matching the pattern
+///   uvmm-restore -r winxp                restore the latest version
+///   uvmm-restore -r winxp --version 3    restore an older version
+///   uvmm-restore -r winxp -f             redefine an existing VM of that name
+///
+/// Exit codes: 0 restored (or listed), 1 refused or failed, 2 usage error.
+#[derive(Debug, Parser)]
+// `--version` selects a backup version here, as in the interface; the program
+// version is not a flag.
+#[command(name = "uvmm-restore", about, long_about, max_term_width = 100)]
+pub struct Args {
+    /// List the backups (the default when nothing else is asked).
+    #[arg(short = 'l', long = "list", conflicts_with = "restore")]
+    pub list: bool,
+    /// Only backups whose VM name matches this glob (case-insensitive), e.g. "*winxp*".
+    #[arg(short = 'p', long = "pattern", value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Restore the VM with this name or UUID.
+    #[arg(short = 'r', long = "restore", value_name = "NAME|UUID")]
+    pub restore: Option<String>,
+    /// Redefine the VM even if one with the same name exists.
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Version to restore (default: the latest; see `uvmm backup show NAME`).
+    #[arg(long, value_name = "N")]
+    pub version: Option<u32>,
+    /// Target host: libvirt URI (or, through uvmmd, its host id). Default: the host the
+    /// backup came from.
+    #[arg(long, value_name = "URI")]
+    pub host: Option<String>,
+    /// Backup directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
+    pub dir: PathBuf,
+    /// uvmmd's UNIX socket.
+    #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Do not use uvmmd even if it runs: talk to libvirt directly.
+    #[arg(long)]
+    pub direct: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug)]
+enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> Failure {
+    Failure::Failed(e.to_string())
+}
+
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("uvmm-restore: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(m)) => {
+            eprintln!("uvmm-restore: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let store = BackupStore::new(&args.dir);
+    if !args.dir.is_dir() {
+        let hint = if args.dir == std::path::Path::new(DEFAULT_DIR)
+            && std::path::Path::new(OLD_UVMM_DIR).is_dir()
+        {
+            format!(" (the original UVMM's backups are in {OLD_UVMM_DIR}: use --dir)")
+        } else {
+            String::new()
+        };
+        return Err(failed(format!(
+            "backup directory {} does not exist{hint}",
+            args.dir.display()
+        )));
+    }
+    match &args.restore {
+        None => list(&store, &args),
+        Some(vm) => restore_vm(&store, vm, &args),
+    }
+}
+
+fn list(store: &BackupStore, args: &Args) -> Result<(), Failure> {
+    let mut all: Vec<BackupSummary> = store.list().map_err(failed)?;
+    if let Some(p) = &args.pattern {
+        all.retain(|b| uvmm_model::glob::matches(p, &b.name));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else if all.is_empty() {
+        println!(
+            "no backups{}",
+            args.pattern
+                .as_ref()
+                .map(|p| format!(" matching {p}"))
+                .unwrap_or_default()
+        );
+    } else {
+        let mut t = uvmm_cli::table::Table::new(&[
+            "NAME",
+            "UUID",
+            "HOST",
+            "TYPE",
+            "VERSIONS",
+            "LAST CHANGE",
+            "CAUSE",
+        ]);
+        for b in &all {
+            t.row(vec![
+                b.name.clone() + if b.deleted { " (deleted)" } else { "" },
+                b.uuid.clone(),
+                if b.host.is_empty() {
+                    "-".into()
+                } else {
+                    b.host.clone()
+                },
+                format!("{}/{}", b.hypervisor, b.os_type),
+                b.version_count.to_string(),
+                b.last_change.clone(),
+                b.last_cause.clone(),
+            ]);
+        }
+        print!("{}", t.render());
+    }
+    Ok(())
+}
+
+/// Is uvmmd answering on its socket?
+fn daemon(rt: &tokio::runtime::Runtime, socket: &std::path::Path) -> Option<Client> {
+    let c = Client::new(Target::Unix(socket.to_path_buf()));
+    let up = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            c.call::<VersionInfo>(Method::GET, "/api/v1/version", None),
+        )
+        .await
+    });
+    matches!(up, Ok(Ok(_))).then_some(c)
+}
+
+fn restore_vm(store: &BackupStore, vm: &str, args: &Args) -> Result<(), Failure> {
+    let summary = store.find(vm).map_err(failed)?;
+    let version = args.version.unwrap_or(summary.latest);
+    let xml = store.version_xml(&summary.uuid, version).map_err(failed)?;
+    let host = args
+        .host
+        .clone()
+        .or_else(|| Some(summary.host.clone()).filter(|h| !h.is_empty()))
+        .ok_or_else(|| Failure::Usage(format!("the backup of {} does not say which host it came from (original UVMM layout): give --host URI", summary.name)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    let via_daemon = if args.direct {
+        None
+    } else {
+        daemon(&rt, &args.socket)
+    };
+    let (report, start_hint) = match via_daemon {
+        Some(c) => {
+            let body = json!({ "xml": xml, "host": host, "force": args.force });
+            let report: RestoreReport = rt
+                .block_on(c.call(Method::POST, "/api/v1/restore", Some(&body)))
+                .map_err(|e| match e {
+                    ClientError::Api { body, .. } => Failure::Failed(body.error.message),
+                    other => failed(other),
+                })?;
+            let host_id = rt
+                .block_on(c.call::<serde_json::Value>(
+                    Method::GET,
+                    &format!("/api/v1/hosts/{}", uvmm_cli::client::enc(&report.host)),
+                    None,
+                ))
+                .ok()
+                .and_then(|h| h["id"].as_str().map(str::to_string))
+                .unwrap_or_else(|| report.host.clone());
+            let hint = format!("uvmm vm start {} --host {host_id}", report.name);
+            (report, hint)
+        }
+        None => {
+            if !args.direct {
+                eprintln!("uvmm-restore: uvmmd is not reachable at {}; restoring directly through libvirt", args.socket.display());
+            }
+            let parsed = HostUri::parse(&host).map_err(|e| {
+                Failure::Usage(format!(
+                    "--host: {e} (without uvmmd the host must be a libvirt URI)"
+                ))
+            })?;
+            let hv = LibvirtConnector::default()
+                .connect(&parsed.uri, Arc::new(|_| {}))
+                .map_err(|e| failed(format!("cannot connect to {host}: {e}")))?;
+            let mut report =
+                restore(hv.as_ref(), &xml, args.force, parsed.is_local()).map_err(|e| match e {
+                    RestoreError::Refused(_)
+                    | RestoreError::Invalid(_)
+                    | RestoreError::Libvirt(_) => failed(e),
+                })?;
+            // Record the restore like uvmmd would (not in the original UVMM's directory).
+            if !store.is_old_layout() {
+                let input = VersionInput {
+                    host: parsed.uri.clone(),
+                    name: report.name.clone(),
+                    cause: "restore".into(),
+                    ..VersionInput::default()
+                };
+                let def = uvmm_model::domain::parse_domain(&xml).ok();
+                let input = VersionInput {
+                    hypervisor: def
+                        .as_ref()
+                        .map(|d| d.domain_type.clone())
+                        .unwrap_or_default(),
+                    os_type: def.as_ref().map(|d| d.os_type.clone()).unwrap_or_default(),
+                    ..input
+                };
+                if let Err(e) = store.save(&report.uuid, &xml, &input) {
+                    report.warnings.push(format!(
+                        "the restore could not be recorded in the backup store: {e}"
+                    ));
+                }
+            }
+            let hint = format!("virsh -c '{}' start {}", parsed.uri, report.name);
+            (report, hint)
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "restored": report, "version": version, "start": start_hint })
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        for w in &report.warnings {
+            println!("warning: {w}");
+        }
+        println!(
+            "restored {} ({}) version {version} on {}",
+            report.name, report.uuid, report.host
+        );
+        println!("start it with: {start_hint}");
+    }
+    Ok(())
+}
