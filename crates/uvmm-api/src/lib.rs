@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
+pub use uvmm_model::monitor::Level;
 pub use uvmm_model::profile::Profile;
+pub use uvmm_model::storage::NewPool;
 pub use uvmm_model::{Action, VmState};
 
 /// API version prefix.
@@ -346,6 +348,10 @@ pub enum EventKind {
     VmState,
     /// Definition or availability changed, state did not.
     VmChanged,
+    /// A storage pool crossed a monitoring threshold (up or down): `level`, `message`.
+    PoolAlert,
+    /// A pool was added, removed, started or stopped.
+    PoolChanged,
     /// The client missed events (it was too slow); reload the full state.
     Resync,
 }
@@ -369,6 +375,12 @@ pub struct Event {
     pub message: Option<String>,
     /// The VM after the change (VM events except removal).
     pub vm: Option<VmSummary>,
+    /// Pool events: the pool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Pool alerts: the new level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
 }
 
 /// Body of every error answer.
@@ -488,4 +500,107 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
     /// The host URI it was restored on.
     pub host: String,
+}
+
+// ----- storage -----
+
+/// A storage pool of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PoolSummary {
+    pub name: String,
+    /// Host URI and id.
+    pub host: String,
+    pub host_id: String,
+    /// `dir`, `fs`, `netfs`, `logical`, `iscsi`, `iscsi-direct`, ...
+    pub kind: String,
+    pub active: bool,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub target_path: Option<String>,
+    pub source: Option<String>,
+    pub capacity: u64,
+    pub allocation: u64,
+    pub available: u64,
+    /// Sum of the capacities of its volumes: what sparse volumes can grow to.
+    pub provisioned: u64,
+    pub volume_count: usize,
+    /// Monitoring verdict with the daemon's thresholds.
+    pub level: Level,
+    /// Why the level is not ok.
+    pub alerts: Vec<String>,
+    /// False while the host is unreachable (figures are the last known).
+    pub available_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VolumeSummary {
+    pub name: String,
+    pub pool: String,
+    pub path: Option<String>,
+    pub kind: String,
+    pub format: Option<String>,
+    /// Size the guest sees, in bytes.
+    pub capacity: u64,
+    /// Bytes actually used on disk (small for sparse volumes).
+    pub allocation: u64,
+    /// VMs using it, as `name@host-id`.
+    pub used_by: Vec<String>,
+    /// Whether uvmm would delete it (same rule as for deleting VMs).
+    pub deletable: bool,
+    /// Why not, when it is not deletable.
+    pub keep_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PoolDetail {
+    #[serde(flatten)]
+    pub summary: PoolSummary,
+    pub volumes: Vec<VolumeSummary>,
+}
+
+/// `POST /api/v1/hosts/{id}/pools`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePoolRequest {
+    #[serde(flatten)]
+    pub pool: NewPool,
+    /// Create the storage (directory, file system, volume group); never overwrites data.
+    #[serde(default = "yes")]
+    pub build: bool,
+    #[serde(default = "yes")]
+    pub start: bool,
+    #[serde(default = "yes")]
+    pub autostart: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/hosts/{id}/pools/{pool}/volumes`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVolumeRequest {
+    pub name: String,
+    pub size_bytes: u64,
+    /// `raw` or `qcow2` (default raw).
+    pub format: Option<String>,
+    /// Allocate the full size now (default: sparse, allocation 0).
+    #[serde(default)]
+    pub preallocate: bool,
+}
+
+/// `POST /api/v1/hosts/{id}/pools/{pool}/volumes/{vol}/clone`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneVolumeRequest {
+    pub name: String,
+}
+
+/// `POST /api/v1/hosts/{id}/pools/{pool}/volumes/{vol}/resize`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeVolumeRequest {
+    /// New capacity in bytes; volumes only grow.
+    pub size_bytes: u64,
 }

@@ -30,6 +30,9 @@ pub enum ClientError {
     Unexpected { status: StatusCode, text: String },
     #[error("{0}")]
     Usage(String),
+    /// The request could not be carried out (exit code 1).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl Target {
@@ -139,6 +142,11 @@ impl Client {
             status,
             text: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
         })
+    }
+
+    /// A request whose answer has no body (204).
+    pub async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        self.raw(method, path, None, None).await.map(|_| ())
     }
 
     /// A request whose answer is text (e.g. XML).

@@ -1,6 +1,7 @@
 //! uvmm: the command-line client of uvmmd.
 
 mod edit;
+mod storage_cmd;
 
 use uvmm_cli::{client, table};
 
@@ -51,6 +52,12 @@ enum Command {
     /// Virtual machines on all hosts.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Storage pools.
+    #[command(subcommand)]
+    Pool(storage_cmd::PoolCmd),
+    /// Storage volumes (disk images).
+    #[command(subcommand)]
+    Volume(storage_cmd::VolumeCmd),
     /// Versioned backups of VM definitions.
     #[command(subcommand)]
     Backup(edit::BackupCmd),
@@ -538,6 +545,8 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
+        Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,
+        Command::Volume(cmd) => storage_cmd::run_volume(&c, cmd, cli.json).await?,
         Command::Events { count } => {
             let mut seen = 0usize;
             let json = cli.json;

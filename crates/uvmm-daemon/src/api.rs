@@ -140,7 +140,16 @@ pub struct NoParams {}
         backup_version,
         backup_diff,
         prune_backups,
-        restore
+        restore,
+        list_pools,
+        show_pool,
+        create_pool,
+        pool_action,
+        delete_pool,
+        create_volume,
+        clone_volume,
+        resize_volume,
+        delete_volume
     ),
     components(schemas(
         HostSummary,
@@ -181,7 +190,16 @@ pub struct NoParams {}
         VersionMeta,
         PruneResponse,
         RestoreRequest,
-        RestoreReport
+        RestoreReport,
+        PoolSummary,
+        PoolDetail,
+        VolumeSummary,
+        CreatePoolRequest,
+        NewPool,
+        CreateVolumeRequest,
+        CloneVolumeRequest,
+        ResizeVolumeRequest,
+        Level
     ))
 )]
 pub struct ApiDoc;
@@ -217,6 +235,33 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/backups/{vm}/diff", get(backup_diff))
         .route("/api/v1/restore", post(restore))
+        .route("/api/v1/pools", get(list_pools))
+        .route("/api/v1/hosts/{id}/pools", post(create_pool))
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}",
+            get(show_pool).delete(delete_pool),
+        )
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}/{action}",
+            post(pool_action),
+        )
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}/volumes",
+            post(create_volume),
+        )
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}",
+            delete(delete_volume),
+        )
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone",
+            post(clone_volume),
+        )
+        .route(
+            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/resize",
+            post(resize_volume),
+        )
+        .route("/metrics", get(metrics))
         .fallback(|| async { CoreError::NotFound("no such API path".into()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -611,4 +656,131 @@ async fn prune_backups(State(s): State<AppState>) -> Result<Json<PruneResponse>,
 async fn restore(State(s): State<AppState>, body: Bytes) -> Result<Json<RestoreReport>, CoreError> {
     let req: RestoreRequest = parse_body(&body)?;
     s.manager.restore(req).await.map(Json)
+}
+
+/// `GET /api/v1/pools` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PoolQuery {
+    /// Only pools of this host (id or URI).
+    pub host: Option<String>,
+}
+
+/// `DELETE /api/v1/hosts/{id}/pools/{pool}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PoolDeleteParams {
+    /// Also remove the pool's storage (e.g. its empty directory).
+    #[serde(default)]
+    pub delete_storage: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/pools", params(PoolQuery), responses((status = 200, body = [PoolSummary])))]
+async fn list_pools(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PoolQuery>,
+) -> Result<Json<Vec<PoolSummary>>, CoreError> {
+    s.manager.list_pools(q.host.as_deref()).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path)),
+    responses((status = 200, body = PoolDetail), (status = 404, body = ErrorBody)))]
+async fn show_pool(
+    State(s): State<AppState>,
+    Path((id, pool)): Path<(String, String)>,
+) -> Result<Json<PoolDetail>, CoreError> {
+    s.manager.pool(&id, &pool).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools", params(("id" = String, Path)), request_body = CreatePoolRequest,
+    responses((status = 201, body = PoolDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_pool(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: CreatePoolRequest = parse_body(&body)?;
+    let (pool, _warnings) = s.manager.create_pool(&id, req).await?;
+    Ok((StatusCode::CREATED, Json(pool)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/{action}", params(("id" = String, Path), ("pool" = String, Path), ("action" = String, Path, description = "start, stop or refresh")),
+    responses((status = 200, body = PoolDetail), (status = 409, body = ErrorBody)))]
+async fn pool_action(
+    State(s): State<AppState>,
+    Path((id, pool, action)): Path<(String, String, String)>,
+) -> Result<Json<PoolDetail>, CoreError> {
+    s.manager.pool_action(&id, &pool, action).await.map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path), PoolDeleteParams),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "volumes in use")))]
+async fn delete_pool(
+    State(s): State<AppState>,
+    Path((id, pool)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<PoolDeleteParams>,
+) -> Result<StatusCode, CoreError> {
+    s.manager.delete_pool(&id, &pool, p.delete_storage).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes", params(("id" = String, Path), ("pool" = String, Path)), request_body = CreateVolumeRequest,
+    responses((status = 201, body = VolumeSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_volume(
+    State(s): State<AppState>,
+    Path((id, pool)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: CreateVolumeRequest = parse_body(&body)?;
+    let v = s.manager.create_volume(&id, &pool, req).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = CloneVolumeRequest,
+    responses((status = 201, body = VolumeSummary)))]
+async fn clone_volume(
+    State(s): State<AppState>,
+    Path((id, pool, vol)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoreError> {
+    let req: CloneVolumeRequest = parse_body(&body)?;
+    let v = s.manager.clone_volume(&id, &pool, &vol, req.name).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/resize", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = ResizeVolumeRequest,
+    responses((status = 200, body = VolumeSummary), (status = 501, body = ErrorBody, description = "the pool cannot grow volumes")))]
+async fn resize_volume(
+    State(s): State<AppState>,
+    Path((id, pool, vol)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Json<VolumeSummary>, CoreError> {
+    let req: ResizeVolumeRequest = parse_body(&body)?;
+    s.manager
+        .resize_volume(&id, &pool, &vol, req.size_bytes)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "in use, or its pool's volumes are not deleted by uvmm")))]
+async fn delete_volume(
+    State(s): State<AppState>,
+    Path((id, pool, vol)): Path<(String, String, String)>,
+) -> Result<StatusCode, CoreError> {
+    s.manager.delete_volume(&id, &pool, &vol).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Prometheus metrics (text format 0.0.4).
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.manager.metrics(),
+    )
 }

@@ -6,12 +6,14 @@ use crate::error::CoreError;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime};
 use uvmm_api::{
-    Event, EventKind, HostDetail, HostOrigin, HostStatus, HostSummary, VmDetail, VmPage, VmQuery,
-    VmSummary,
+    Event, EventKind, HostDetail, HostOrigin, HostStatus, HostSummary, PoolDetail, PoolSummary,
+    VmDetail, VmPage, VmQuery, VmSummary, VolumeSummary,
 };
-use uvmm_libvirt::{DomainSnapshot, DomainStats, HostInfo};
+use uvmm_libvirt::{DomainSnapshot, DomainStats, HostInfo, PoolInfo};
 use uvmm_model::domain::{parse_domain, DomainDef};
+use uvmm_model::monitor::{evaluate, Level, Thresholds, Usage};
 use uvmm_model::state::state_reason;
+use uvmm_model::storage::VolumeDef;
 use uvmm_model::VmState;
 
 /// Weight of the newest sample in the smoothed CPU usage.
@@ -89,6 +91,27 @@ pub fn etag_of(xml: &str) -> String {
     format!("\"{:016x}\"", hash_str(xml))
 }
 
+/// A storage pool as last read, with the monitoring verdict.
+#[derive(Debug, Clone)]
+pub struct PoolEntry {
+    pub info: PoolInfo,
+    pub volumes: Vec<VolumeDef>,
+    pub provisioned: u64,
+    pub level: Level,
+    pub alerts: Vec<String>,
+}
+
+impl PoolEntry {
+    pub fn usage(&self) -> Usage {
+        Usage {
+            capacity: self.info.capacity,
+            allocation: self.info.allocation,
+            available: self.info.available,
+            provisioned: self.provisioned,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HostEntry {
     pub id: String,
@@ -101,6 +124,7 @@ pub struct HostEntry {
     pub since: SystemTime,
     pub retry_at: Option<SystemTime>,
     pub vms: BTreeMap<String, VmEntry>,
+    pub pools: Vec<PoolEntry>,
 }
 
 impl HostEntry {
@@ -130,7 +154,17 @@ fn event(kind: EventKind, host: &HostEntry) -> Event {
         available: Some(host.available()),
         message: None,
         vm: None,
+        pool: None,
+        level: None,
     }
+}
+
+fn pool_event(kind: EventKind, host: &HostEntry, pool: &PoolEntry, message: String) -> Event {
+    let mut e = event(kind, host);
+    e.pool = Some(pool.info.def.name.clone());
+    e.level = Some(pool.level);
+    e.message = Some(message);
+    e
 }
 
 fn vm_event(kind: EventKind, host: &HostEntry, vm: &VmEntry, previous: Option<VmState>) -> Event {
@@ -240,6 +274,69 @@ fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
         .cmp(b.chars().map(|c| c.to_ascii_lowercase()))
 }
 
+pub fn pool_summary(h: &HostEntry, p: &PoolEntry) -> PoolSummary {
+    PoolSummary {
+        name: p.info.def.name.clone(),
+        host: h.uri.clone(),
+        host_id: h.id.clone(),
+        kind: p.info.def.kind.clone(),
+        active: p.info.active,
+        autostart: p.info.autostart,
+        persistent: p.info.persistent,
+        target_path: p.info.def.target_path.clone(),
+        source: p.info.def.source.clone(),
+        capacity: p.info.capacity,
+        allocation: p.info.allocation,
+        available: p.info.available,
+        provisioned: p.provisioned,
+        volume_count: p.volumes.len(),
+        level: p.level,
+        alerts: p.alerts.clone(),
+        available_host: h.available(),
+    }
+}
+
+/// A pool with its volumes, who uses them and whether they may be deleted.
+pub fn pool_detail(cache: &Cache, h: &HostEntry, p: &PoolEntry) -> PoolDetail {
+    let shared = uvmm_model::storage::pool_is_shared(&p.info.def.kind);
+    let volumes = p
+        .volumes
+        .iter()
+        .map(|v| {
+            let mut users = v
+                .path
+                .as_deref()
+                .map(|path| cache.users_of(&h.uri, path, shared))
+                .unwrap_or_default();
+            // Disks may also reference the volume as POOL/VOLUME.
+            users.extend(cache.users_of(
+                &h.uri,
+                &format!("{}/{}", p.info.def.name, v.name),
+                shared,
+            ));
+            users.sort();
+            users.dedup();
+            let keep_reason = uvmm_model::storage::delete_refusal(Some(&p.info.def.kind), &users);
+            VolumeSummary {
+                name: v.name.clone(),
+                pool: p.info.def.name.clone(),
+                path: v.path.clone(),
+                kind: v.kind.clone(),
+                format: v.format.clone(),
+                capacity: v.capacity,
+                allocation: v.allocation,
+                used_by: users,
+                deletable: keep_reason.is_none(),
+                keep_reason,
+            }
+        })
+        .collect();
+    PoolDetail {
+        summary: pool_summary(h, p),
+        volumes,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SortKey {
     Name,
@@ -318,6 +415,7 @@ impl Cache {
             since: now,
             retry_at: None,
             vms: BTreeMap::new(),
+            pools: Vec::new(),
         };
         let ev = event(EventKind::HostAdded, &entry);
         self.ids.insert(id.to_string(), uri.to_string());
@@ -518,6 +616,107 @@ impl Cache {
             }
         }
         stale
+    }
+
+    /// A fresh read of a host's pools: monitoring verdicts, and events for what changed.
+    pub fn pools_updated(
+        &mut self,
+        uri: &str,
+        pools: Vec<(PoolInfo, Vec<VolumeDef>)>,
+        thresholds: &dyn Fn(&str, &str, &str) -> Thresholds,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let old = std::mem::take(&mut host.pools);
+        let mut events = Vec::new();
+        for (info, volumes) in pools {
+            let provisioned = volumes.iter().map(|v| v.capacity).sum();
+            let mut entry = PoolEntry {
+                info,
+                volumes,
+                provisioned,
+                level: Level::Ok,
+                alerts: vec![],
+            };
+            let (level, alerts) = evaluate(
+                &entry.usage(),
+                &thresholds(&host.id, &host.uri, &entry.info.def.name),
+            );
+            entry.level = level;
+            entry.alerts = alerts;
+            let prev = old.iter().find(|p| p.info.def.name == entry.info.def.name);
+            match prev {
+                None => events.push(pool_event(
+                    EventKind::PoolChanged,
+                    host,
+                    &entry,
+                    "pool added".into(),
+                )),
+                Some(p) if p.info.active != entry.info.active => {
+                    let what = if entry.info.active {
+                        "pool started"
+                    } else {
+                        "pool stopped"
+                    };
+                    events.push(pool_event(
+                        EventKind::PoolChanged,
+                        host,
+                        &entry,
+                        what.into(),
+                    ));
+                }
+                _ => {}
+            }
+            let prev_level = prev.map(|p| p.level).unwrap_or(Level::Ok);
+            if prev_level != entry.level {
+                let msg = if entry.level == Level::Ok {
+                    "back within thresholds".to_string()
+                } else {
+                    entry.alerts.join("; ")
+                };
+                tracing::warn!(host = %host.id, pool = %entry.info.def.name, level = entry.level.as_str(), "pool {}: {msg}", entry.level.as_str());
+                events.push(pool_event(EventKind::PoolAlert, host, &entry, msg));
+            }
+            host.pools.push(entry);
+        }
+        for p in &old {
+            if !host
+                .pools
+                .iter()
+                .any(|n| n.info.def.name == p.info.def.name)
+            {
+                events.push(pool_event(
+                    EventKind::PoolChanged,
+                    host,
+                    p,
+                    "pool removed".into(),
+                ));
+            }
+        }
+        events
+    }
+
+    /// Who uses an image: `name@host-id` of the VMs (on every host for shared pools).
+    pub fn users_of(&self, host_uri: &str, path: &str, shared: bool) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .hosts
+            .values()
+            .filter(|h| shared || h.uri == host_uri)
+            .flat_map(|h| {
+                h.vms
+                    .values()
+                    .filter(|v| {
+                        v.def
+                            .disks
+                            .iter()
+                            .any(|d| d.source.as_deref() == Some(path))
+                    })
+                    .map(move |v| format!("{}@{}", v.name, h.id))
+            })
+            .collect();
+        users.sort();
+        users
     }
 
     /// All VMs with a UUID (normally one; several when the same definition exists on

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uvmm_api::{DEFAULT_SOCKET, DEFAULT_TCP_PORT};
 use uvmm_model::hosts::HostUri;
+use uvmm_model::monitor::{Threshold, Thresholds};
 
 pub const DEFAULT_CONFIG: &str = "/etc/uvmm/uvmmd.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/uvmm";
@@ -91,6 +92,8 @@ pub struct FileConfig {
     pub backup_keep_versions: Option<u32>,
     /// Versions older than this many days are pruned (0 or absent: no age limit).
     pub backup_keep_days: Option<u64>,
+    /// Pool monitoring thresholds and interval.
+    pub monitoring: Option<MonitoringFile>,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
     pub ldap: Option<String>,
@@ -104,6 +107,125 @@ pub struct FileConfig {
     /// libvirt keepalive on remote connections: probe interval and missed probes.
     pub keepalive_interval_secs: Option<u32>,
     pub keepalive_count: Option<u32>,
+}
+
+/// `[monitoring]` of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringFile {
+    /// Seconds between pool reads (sizes, volumes) per host; default 60.
+    pub pool_interval_secs: Option<u64>,
+    /// Warning thresholds: percentages of used capacity ("80%") and/or minimum free
+    /// space ("20GiB:").
+    pub warning: Option<Vec<String>>,
+    pub critical: Option<Vec<String>>,
+    /// Warn when the volumes' capacities add up to more than this times the pool's size.
+    pub overcommit_warning: Option<f64>,
+    pub overcommit_critical: Option<f64>,
+    /// Per-pool overrides: `[[monitoring.pool]] name = "default"  host = "kvm1"  ...`
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<PoolThresholdFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolThresholdFile {
+    /// Host id or URI; all hosts when absent.
+    pub host: Option<String>,
+    pub name: String,
+    pub warning: Option<Vec<String>>,
+    pub critical: Option<Vec<String>>,
+    pub overcommit_warning: Option<f64>,
+    pub overcommit_critical: Option<f64>,
+}
+
+/// Pool monitoring: how often pools are read and the thresholds for each.
+#[derive(Debug, Clone)]
+pub struct Monitoring {
+    pub pool_interval: Duration,
+    pub default: Thresholds,
+    /// (host id or URI, pool name, thresholds)
+    pub pools: Vec<(Option<String>, String, Thresholds)>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            pool_interval: Duration::from_secs(60),
+            default: Thresholds::standard(),
+            pools: vec![],
+        }
+    }
+}
+
+impl Monitoring {
+    pub fn for_pool(&self, host_id: &str, uri: &str, pool: &str) -> Thresholds {
+        self.pools
+            .iter()
+            .find(|(h, p, _)| p == pool && h.as_deref().is_none_or(|h| h == host_id || h == uri))
+            .map(|(_, _, t)| t.clone())
+            .unwrap_or_else(|| self.default.clone())
+    }
+}
+
+fn thresholds(
+    list: &Option<Vec<String>>,
+    default: &[Threshold],
+) -> Result<Vec<Threshold>, ConfigError> {
+    match list {
+        None => Ok(default.to_vec()),
+        Some(l) => l
+            .iter()
+            .map(|s| Threshold::parse(s).map_err(ConfigError::Invalid))
+            .collect(),
+    }
+}
+
+fn ratio(v: Option<f64>, default: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(r) if r > 0.0 && r.is_finite() => Ok(Some(r)),
+        Some(r) => Err(ConfigError::Invalid(format!(
+            "overcommit ratio {r} must be positive"
+        ))),
+    }
+}
+
+fn monitoring(m: Option<MonitoringFile>) -> Result<Monitoring, ConfigError> {
+    let Some(m) = m else {
+        return Ok(Monitoring::default());
+    };
+    let std = Thresholds::standard();
+    let default = Thresholds {
+        warning: thresholds(&m.warning, &std.warning)?,
+        critical: thresholds(&m.critical, &std.critical)?,
+        overcommit_warning: ratio(m.overcommit_warning, std.overcommit_warning)?,
+        overcommit_critical: ratio(m.overcommit_critical, std.overcommit_critical)?,
+    };
+    let mut pools = Vec::new();
+    for p in &m.pools {
+        let t = Thresholds {
+            warning: thresholds(&p.warning, &default.warning)?,
+            critical: thresholds(&p.critical, &default.critical)?,
+            overcommit_warning: ratio(p.overcommit_warning, default.overcommit_warning)?,
+            overcommit_critical: ratio(p.overcommit_critical, default.overcommit_critical)?,
+        };
+        pools.push((p.host.clone(), p.name.clone(), t));
+    }
+    let pool_interval = match m.pool_interval_secs {
+        None => Duration::from_secs(60),
+        Some(0) => {
+            return Err(ConfigError::Invalid(
+                "pool_interval_secs must be at least 1".into(),
+            ))
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    Ok(Monitoring {
+        pool_interval,
+        default,
+        pools,
+    })
 }
 
 /// The effective settings after merging.
@@ -121,6 +243,7 @@ pub struct Settings {
     pub profiles_dir: PathBuf,
     pub backup_dir: PathBuf,
     pub retention: uvmm_backup::Retention,
+    pub monitoring: Monitoring,
     pub timing: Timing,
 }
 
@@ -309,6 +432,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
             .backup_dir
             .or(file.backup_dir)
             .unwrap_or_else(|| PathBuf::from(uvmm_backup::store::DEFAULT_DIR)),
+        monitoring: monitoring(file.monitoring)?,
         retention: uvmm_backup::Retention {
             keep_versions: file.backup_keep_versions.unwrap_or(100),
             max_age: file
@@ -396,6 +520,44 @@ mod tests {
             toml::from_str("reconnect_min_secs = 10\nreconnect_max_secs = 5").unwrap();
         assert!(merge(args(&[]), inverted).is_err());
         assert!(toml::from_str::<FileConfig>("stats_intervall_secs = 3").is_err());
+    }
+
+    #[test]
+    fn monitoring_config() {
+        let file: FileConfig = toml::from_str(
+            "[monitoring]\npool_interval_secs = 5\nwarning = [\"70%\", \"20GiB:\"]\n[[monitoring.pool]]\nname = \"big\"\nhost = \"kvm1\"\ncritical = [\"95%\"]\n",
+        )
+        .unwrap();
+        let s = merge(args(&[]), file).unwrap();
+        let m = &s.monitoring;
+        assert_eq!(m.pool_interval, Duration::from_secs(5));
+        assert_eq!(
+            m.default.warning,
+            vec![Threshold::UsedPercent(70.0), Threshold::MinFree(20 << 30)]
+        );
+        assert_eq!(m.default.critical, vec![Threshold::UsedPercent(90.0)]);
+        assert_eq!(
+            m.for_pool("kvm1", "qemu:///system", "big").critical,
+            vec![Threshold::UsedPercent(95.0)]
+        );
+        // The override inherits what it does not set; other hosts get the default.
+        assert_eq!(m.for_pool("kvm1", "x", "big").warning, m.default.warning);
+        assert_eq!(
+            m.for_pool("kvm2", "x", "big").critical,
+            vec![Threshold::UsedPercent(90.0)]
+        );
+        for bad in [
+            "[monitoring]\nwarning = [\"lots\"]",
+            "[monitoring]\novercommit_warning = -1.0",
+            "[monitoring]\npool_interval_secs = 0",
+            "[monitoring]\ncolour = 1",
+        ] {
+            let parsed = toml::from_str::<FileConfig>(bad);
+            assert!(
+                parsed.is_err() || merge(args(&[]), parsed.unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

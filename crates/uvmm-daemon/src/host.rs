@@ -7,7 +7,7 @@
 
 use crate::bus::EventBus;
 use crate::cache::Cache;
-use crate::config::Timing;
+use crate::config::{Monitoring, Timing};
 use crate::error::CoreError;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -26,6 +26,7 @@ pub struct Shared {
     /// Where every definition change is recorded (None: no backups, for tests).
     pub backups: Option<Arc<BackupStore>>,
     pub retention: Retention,
+    pub monitoring: Monitoring,
 }
 
 impl Shared {
@@ -64,6 +65,13 @@ impl JobCtx<'_> {
 
     pub fn uri(&self) -> &str {
         &self.worker.uri
+    }
+
+    /// Re-read the host's pools after a storage change.
+    pub fn refresh_pools(&self) {
+        if let Err(e) = self.worker.refresh_pools(self.hv) {
+            tracing::warn!(uri = %self.worker.uri, "refreshing pools failed: {e}");
+        }
     }
 
     /// Record the domain's definition in the backup store (when it changed); a failure is
@@ -224,6 +232,10 @@ impl Worker {
         let info = hv.host_info()?;
         let domains = hv.list_domains()?;
         let free = hv.free_memory_kib().ok();
+        // Pools first: once the host shows as connected, everything about it is known.
+        if let Err(e) = self.refresh_pools(hv) {
+            tracing::warn!(uri = %self.uri, "reading storage pools failed: {e}");
+        }
         let now = SystemTime::now();
         let persistent: Vec<String> = domains
             .iter()
@@ -259,21 +271,32 @@ impl Worker {
 
     fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
         let interval = self.shared.timing.stats_interval;
+        let pool_interval = self.shared.monitoring.pool_interval;
         // Statistics right away: primes CPU usage and catches changes made during sync.
         let mut next_stats = Instant::now();
+        let mut next_pools = Instant::now() + pool_interval;
         loop {
-            let timeout = next_stats.saturating_duration_since(Instant::now());
+            let timeout = next_stats
+                .min(next_pools)
+                .saturating_duration_since(Instant::now());
             let msg = match self.rx.recv_timeout(timeout) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = self.stats(hv) {
+                    let now = Instant::now();
+                    let result = if now >= next_pools {
+                        next_pools = now + pool_interval;
+                        self.refresh_pools(hv)
+                    } else {
+                        next_stats = now + interval;
+                        self.stats(hv)
+                    };
+                    if let Err(e) = result {
                         if !hv.is_alive() {
                             return Exit::Lost(e.message);
                         }
-                        tracing::warn!(uri = %self.uri, "statistics failed: {e}");
+                        tracing::warn!(uri = %self.uri, "periodic read failed: {e}");
                     }
-                    next_stats = Instant::now() + interval;
                     continue;
                 }
             };
@@ -387,6 +410,39 @@ impl Worker {
             Some(snap) => self.shared.update(|c| ((), c.vm_upsert(&self.uri, snap))),
             None => self.shared.update(|c| ((), c.vm_remove(&self.uri, uuid))),
         }
+        Ok(())
+    }
+
+    /// Read every pool (and the volumes of active ones) and let the cache judge them.
+    fn refresh_pools(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
+        let pools = match hv.pools() {
+            Ok(p) => p,
+            // Hosts without a storage driver have no pools; that is not a failure.
+            Err(e) if e.kind == ErrorKind::NotSupported => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut read = Vec::with_capacity(pools.len());
+        for p in pools {
+            let volumes = if p.active {
+                match hv.volumes(&p.def.name) {
+                    Ok(v) => v.into_iter().map(|v| v.def).collect(),
+                    Err(e) if e.kind == ErrorKind::NotFound => vec![],
+                    Err(e) => return Err(e),
+                }
+            } else {
+                vec![]
+            };
+            read.push((p, volumes));
+        }
+        let monitoring = &self.shared.monitoring;
+        self.shared.update(|c| {
+            (
+                (),
+                c.pools_updated(&self.uri, read, &|id, uri, pool| {
+                    monitoring.for_pool(id, uri, pool)
+                }),
+            )
+        });
         Ok(())
     }
 

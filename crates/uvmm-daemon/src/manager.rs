@@ -2,9 +2,10 @@
 //! calls. Handlers stay thin; the decisions live here.
 
 use crate::cache::{host_detail, host_summary, vm_summary};
-use crate::cache::{vm_detail, Cache, HostEntry};
+use crate::cache::{pool_detail, pool_summary, vm_detail, Cache, HostEntry};
 use crate::error::CoreError;
 use crate::host::{self, HostHandle, HostMsg, Job, JobCtx, Shared};
+use crate::storage;
 use crate::vmops::{self, HostFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -13,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_api::{
-    ActionResponse, BackupDetail, BackupSummary, BackupVersion, CreateVmRequest, DeleteResponse,
-    DiskAddRequest, HostDetail, HostOrigin, HostSummary, NicAddRequest, Profile, PruneResponse,
-    RestoreReport, RestoreRequest, VmChangeResponse, VmDetail, VmPage, VmPatch, VmQuery,
+    ActionResponse, BackupDetail, BackupSummary, BackupVersion, CreatePoolRequest, CreateVmRequest,
+    CreateVolumeRequest, DeleteResponse, DiskAddRequest, HostDetail, HostOrigin, HostSummary,
+    NicAddRequest, PoolDetail, PoolSummary, Profile, PruneResponse, RestoreReport, RestoreRequest,
+    VmChangeResponse, VmDetail, VmPage, VmPatch, VmQuery, VolumeSummary,
 };
 use uvmm_backup::atomic::write_atomic;
 use uvmm_model::hosts::HostUri;
@@ -556,6 +558,182 @@ impl Manager {
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)
+    }
+
+    pub fn list_pools(&self, host: Option<&str>) -> Result<Vec<PoolSummary>, CoreError> {
+        let cache = self.shared.read();
+        let only = host
+            .map(|h| cache.resolve_host(h).map(|e| e.uri.clone()))
+            .transpose()?;
+        let mut out: Vec<PoolSummary> = cache
+            .hosts()
+            .filter(|h| only.as_deref().is_none_or(|u| u == h.uri))
+            .flat_map(|h| h.pools.iter().map(move |p| pool_summary(h, p)))
+            .collect();
+        out.sort_by(|a, b| a.host_id.cmp(&b.host_id).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    pub fn pool(&self, host: &str, pool: &str) -> Result<PoolDetail, CoreError> {
+        let cache = self.shared.read();
+        let h = cache.resolve_host(host)?;
+        let p = h
+            .pools
+            .iter()
+            .find(|p| p.info.def.name == pool)
+            .ok_or_else(|| CoreError::NotFound(format!("no storage pool '{pool}' on {}", h.id)))?;
+        Ok(pool_detail(&cache, h, p))
+    }
+
+    /// A connected host's URI, or why not.
+    fn host_uri(&self, host: &str) -> Result<String, CoreError> {
+        let cache = self.shared.read();
+        let h = cache.resolve_host(host)?;
+        if !h.available() {
+            return Err(CoreError::HostUnavailable {
+                host: h.uri.clone(),
+                reason: h
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not connected yet".into()),
+            });
+        }
+        Ok(h.uri.clone())
+    }
+
+    pub async fn create_pool(
+        &self,
+        host: &str,
+        req: CreatePoolRequest,
+    ) -> Result<(PoolDetail, Vec<String>), CoreError> {
+        uvmm_model::storage::pool_xml(&req.pool).map_err(|e| CoreError::BadRequest(e.0))?;
+        let uri = self.host_uri(host)?;
+        let name = req.pool.name.clone();
+        let warnings = self
+            .run_job(&uri, move |ctx| storage::create_pool(ctx, req))
+            .await?;
+        Ok((self.pool(&uri, &name)?, warnings))
+    }
+
+    pub async fn pool_action(
+        &self,
+        host: &str,
+        pool: &str,
+        action: String,
+    ) -> Result<PoolDetail, CoreError> {
+        let uri = self.host_uri(host)?;
+        let detail = self.pool(&uri, pool)?;
+        let running: Vec<String> = {
+            let cache = self.shared.read();
+            detail
+                .volumes
+                .iter()
+                .flat_map(|v| v.used_by.iter())
+                .filter(|who| {
+                    let (name, hid) = who.rsplit_once('@').unwrap_or((who, ""));
+                    cache.hosts().any(|h| {
+                        h.id == hid
+                            && h.vms
+                                .values()
+                                .any(|vm| vm.name == name && vm.state.is_active())
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        let p = pool.to_string();
+        self.run_job(&uri, move |ctx| {
+            storage::pool_action(ctx, &p, &action, &running)
+        })
+        .await?;
+        self.pool(&uri, pool)
+    }
+
+    pub async fn delete_pool(
+        &self,
+        host: &str,
+        pool: &str,
+        delete_storage: bool,
+    ) -> Result<(), CoreError> {
+        let uri = self.host_uri(host)?;
+        let detail = self.pool(&uri, pool)?;
+        let mut in_use: Vec<String> = detail
+            .volumes
+            .iter()
+            .flat_map(|v| v.used_by.clone())
+            .collect();
+        in_use.sort();
+        in_use.dedup();
+        let p = pool.to_string();
+        self.run_job(&uri, move |ctx| {
+            storage::delete_pool(ctx, &p, delete_storage, &in_use)
+        })
+        .await
+    }
+
+    fn volume(&self, uri: &str, pool: &str, name: &str) -> Result<VolumeSummary, CoreError> {
+        self.pool(uri, pool)?
+            .volumes
+            .into_iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))
+    }
+
+    pub async fn create_volume(
+        &self,
+        host: &str,
+        pool: &str,
+        req: CreateVolumeRequest,
+    ) -> Result<VolumeSummary, CoreError> {
+        let uri = self.host_uri(host)?;
+        let name = req.name.clone();
+        let p = pool.to_string();
+        self.run_job(&uri, move |ctx| storage::create_volume(ctx, &p, req))
+            .await?;
+        self.volume(&uri, pool, &name)
+    }
+
+    pub async fn clone_volume(
+        &self,
+        host: &str,
+        pool: &str,
+        source: &str,
+        name: String,
+    ) -> Result<VolumeSummary, CoreError> {
+        let uri = self.host_uri(host)?;
+        let (p, s, n) = (pool.to_string(), source.to_string(), name.clone());
+        self.run_job(&uri, move |ctx| storage::clone_volume(ctx, &p, &s, &n))
+            .await?;
+        self.volume(&uri, pool, &name)
+    }
+
+    pub async fn delete_volume(&self, host: &str, pool: &str, name: &str) -> Result<(), CoreError> {
+        let uri = self.host_uri(host)?;
+        let v = self.volume(&uri, pool, name)?;
+        let (p, n) = (pool.to_string(), name.to_string());
+        self.run_job(&uri, move |ctx| {
+            storage::delete_volume(ctx, &p, &n, v.keep_reason)
+        })
+        .await
+    }
+
+    pub async fn resize_volume(
+        &self,
+        host: &str,
+        pool: &str,
+        name: &str,
+        size: u64,
+    ) -> Result<VolumeSummary, CoreError> {
+        let uri = self.host_uri(host)?;
+        let (p, n) = (pool.to_string(), name.to_string());
+        self.run_job(&uri, move |ctx| storage::resize_volume(ctx, &p, &n, size))
+            .await?;
+        self.volume(&uri, pool, name)
+    }
+
+    /// Prometheus text of everything the cache knows.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(&self.shared.read())
     }
 
     fn store(&self) -> Result<&uvmm_backup::BackupStore, CoreError> {

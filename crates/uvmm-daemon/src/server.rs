@@ -81,6 +81,7 @@ pub async fn run(
                 store
             })),
             retention: settings.retention,
+            monitoring: settings.monitoring.clone(),
         });
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {

@@ -147,7 +147,7 @@ fn ext_for(format: &str) -> &'static str {
 }
 
 /// Create a volume; refuses to touch an existing one.
-fn create_volume(
+pub fn create_volume(
     hv: &dyn Hypervisor,
     pool: &str,
     name: &str,

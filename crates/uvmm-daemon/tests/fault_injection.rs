@@ -129,6 +129,23 @@ impl Hypervisor for FaultyHost {
     fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {
         self.inner.networks()
     }
+    fn define_pool(&self, xml: &str) -> Result<(), LibvirtError> {
+        self.inner.define_pool(xml)
+    }
+    fn pool_action(&self, pool: &str, action: PoolAction) -> Result<(), LibvirtError> {
+        self.inner.pool_action(pool, action)
+    }
+    fn clone_volume(
+        &self,
+        pool: &str,
+        source: &str,
+        xml: &str,
+    ) -> Result<VolumeInfo, LibvirtError> {
+        self.inner.clone_volume(pool, source, xml)
+    }
+    fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError> {
+        self.inner.resize_volume(pool, name, capacity)
+    }
     fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
         self.inner.interfaces()
     }
@@ -153,6 +170,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
         }),
         backups: None,
         retention: Default::default(),
+        monitoring: Default::default(),
     });
     (
         Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),

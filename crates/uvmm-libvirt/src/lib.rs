@@ -75,6 +75,23 @@ pub struct VolumeInfo {
     pub def: VolumeDef,
 }
 
+/// Operations on a storage pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolAction {
+    /// Create the pool's storage (directory, file system, volume group); never overwrites
+    /// existing data.
+    Build,
+    Start,
+    Stop,
+    /// Re-read the pool's volumes and sizes from the storage.
+    Refresh,
+    /// Remove the definition (storage untouched).
+    Undefine,
+    /// Remove the pool's storage (e.g. the empty directory); the pool must be stopped.
+    DeleteStorage,
+    Autostart(bool),
+}
+
 /// A libvirt virtual network.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NetworkInfo {
@@ -184,6 +201,13 @@ pub trait Hypervisor: Send + Sync {
     fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError>;
     /// The first `len` bytes of a volume, read through libvirt (works for remote hosts).
     fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError>;
+    fn define_pool(&self, xml: &str) -> Result<(), LibvirtError>;
+    fn pool_action(&self, pool: &str, action: PoolAction) -> Result<(), LibvirtError>;
+    /// Create `xml` (a new volume) as a copy of volume `source` of the same pool.
+    fn clone_volume(&self, pool: &str, source: &str, xml: &str)
+        -> Result<VolumeInfo, LibvirtError>;
+    /// Grow a volume to `capacity` bytes.
+    fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError>;
     fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError>;
     /// Names of the host's network interfaces (bridges included), where the driver can
     /// list them.

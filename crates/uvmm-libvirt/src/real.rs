@@ -3,7 +3,7 @@
 use crate::events::{self, into_opaque};
 use crate::{
     Connector, DomainSnapshot, DomainStats, ErrorKind, EventSink, HostInfo, Hypervisor,
-    LibvirtError, NetworkInfo, PoolInfo, VolumeInfo,
+    LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
 };
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -453,6 +453,55 @@ impl Hypervisor for LibvirtHost {
         out.truncate(len as usize);
         let _ = stream.finish();
         Ok(out)
+    }
+
+    fn define_pool(&self, xml: &str) -> Result<(), LibvirtError> {
+        self.conn.define_storage_pool_xml(xml, 0)?;
+        Ok(())
+    }
+
+    fn pool_action(&self, pool: &str, action: PoolAction) -> Result<(), LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        match action {
+            PoolAction::Build => {
+                // Building a dir or netfs pool only makes a directory; for the others it
+                // formats storage, which must never overwrite existing data.
+                let kind = uvmm_model::storage::parse_pool(&p.xml_desc(0)?)
+                    .map(|d| d.kind)
+                    .unwrap_or_default();
+                let flags = if matches!(kind.as_str(), "dir" | "netfs") {
+                    0
+                } else {
+                    sys::VIR_STORAGE_POOL_BUILD_NO_OVERWRITE
+                };
+                p.build(flags)?
+            }
+            PoolAction::Start => p.create(0)?,
+            PoolAction::Stop => p.destroy()?,
+            PoolAction::Refresh => p.refresh(0)?,
+            PoolAction::Undefine => p.undefine()?,
+            PoolAction::DeleteStorage => p.delete(0)?,
+            PoolAction::Autostart(on) => p.set_autostart(on)?,
+        }
+        Ok(())
+    }
+
+    fn clone_volume(
+        &self,
+        pool: &str,
+        source: &str,
+        xml: &str,
+    ) -> Result<VolumeInfo, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        let src = p.lookup_storage_vol_by_name(source)?;
+        let vol = StorageVol::create_xml_from(&p, xml, &src, 0)?;
+        volume_info(pool, &vol)
+    }
+
+    fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        p.lookup_storage_vol_by_name(name)?.resize(capacity, 0)?;
+        Ok(())
     }
 
     fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {

@@ -8,6 +8,7 @@ pub mod edit;
 pub mod generate;
 pub mod glob;
 pub mod hosts;
+pub mod monitor;
 pub mod profile;
 pub mod state;
 pub mod storage;

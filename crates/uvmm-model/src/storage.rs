@@ -2,6 +2,7 @@
 //! rule that says whether a volume may be deleted.
 
 use crate::units::unit_bytes;
+use crate::validate::{host_path, object_name, Invalid};
 use crate::xml::{self, Element, XmlError};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,188 @@ pub fn volume_xml(name: &str, capacity: u64, format: Option<&str>, sparse: bool)
     root.to_xml()
 }
 
+/// What a new pool is made of. Which fields are needed depends on the kind (see
+/// [`pool_xml`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewPool {
+    pub name: String,
+    /// `dir`, `fs`, `netfs`, `logical`, `iscsi` or `iscsi-direct`.
+    pub kind: String,
+    /// Where the pool appears on the host (dir, fs, netfs, logical, iscsi).
+    pub target_path: Option<String>,
+    /// Storage server (netfs, iscsi, iscsi-direct).
+    pub source_host: Option<String>,
+    /// Exported directory (netfs) or block device (fs, logical).
+    pub source_path: Option<String>,
+    /// Volume group (logical) or target IQN (iscsi, iscsi-direct).
+    pub source_name: Option<String>,
+    /// File system type (fs: ext4, xfs, auto; netfs: nfs, cifs).
+    pub source_format: Option<String>,
+    /// Initiator IQN (iscsi-direct: libiscsi logs in as this initiator).
+    pub initiator_iqn: Option<String>,
+}
+
+fn need<'a>(v: &'a Option<String>, what: &str, kind: &str) -> Result<&'a str, Invalid> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Invalid(format!("a {kind} pool needs {what}")))
+}
+
+/// `host` or `host:port` (not for IPv6 literals, which have several colons).
+fn host_element(spec: &str) -> Result<Element, Invalid> {
+    let (name, port) = match spec.split_once(':') {
+        Some((h, p)) if !p.contains(':') => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| Invalid(format!("invalid port in '{spec}'")))?;
+            (h, Some(port))
+        }
+        _ => (spec, None),
+    };
+    hostname(name)?;
+    let mut el = Element::new("host").with_attr("name", name);
+    if let Some(p) = port {
+        el.set_attr("port", p.to_string());
+    }
+    Ok(el)
+}
+
+fn hostname(h: &str) -> Result<(), Invalid> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!("invalid host name '{h}'")))
+    }
+}
+
+fn iqn(s: &str) -> Result<(), Invalid> {
+    let ok = (s.starts_with("iqn.") || s.starts_with("eui."))
+        && s.len() <= 223
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "invalid iSCSI name '{s}' (expected iqn.YYYY-MM.domain:name)"
+        )))
+    }
+}
+
+/// Generate the XML of a new pool, checking every field for its kind.
+pub fn pool_xml(p: &NewPool) -> Result<String, Invalid> {
+    object_name("pool", &p.name)?;
+    let mut root = Element::new("pool")
+        .with_attr("type", p.kind.clone())
+        .with_child(Element::new("name").with_text(p.name.clone()));
+    let mut source = Element::new("source");
+    let target_path = |needed: bool| -> Result<Option<Element>, Invalid> {
+        match (&p.target_path, needed) {
+            (Some(t), _) => {
+                host_path(t)?;
+                Ok(Some(
+                    Element::new("target").with_child(Element::new("path").with_text(t.clone())),
+                ))
+            }
+            (None, true) => Err(Invalid(format!("a {} pool needs target_path", p.kind))),
+            (None, false) => Ok(None),
+        }
+    };
+    let target = match p.kind.as_str() {
+        "dir" => target_path(true)?,
+        "fs" => {
+            let dev = need(&p.source_path, "source_path (the block device)", "fs")?;
+            host_path(dev)?;
+            source.push_child(Element::new("device").with_attr("path", dev));
+            source.push_child(Element::new("format").with_attr(
+                "type",
+                p.source_format.clone().unwrap_or_else(|| "auto".into()),
+            ));
+            target_path(true)?
+        }
+        "netfs" => {
+            let host = need(&p.source_host, "source_host", "netfs")?;
+            let host = host_element(host)?;
+            let dir = need(
+                &p.source_path,
+                "source_path (the exported directory)",
+                "netfs",
+            )?;
+            host_path(dir)?;
+            source.push_child(host);
+            source.push_child(Element::new("dir").with_attr("path", dir));
+            source.push_child(Element::new("format").with_attr(
+                "type",
+                p.source_format.clone().unwrap_or_else(|| "nfs".into()),
+            ));
+            target_path(true)?
+        }
+        "logical" => {
+            let vg = need(&p.source_name, "source_name (the volume group)", "logical")?;
+            object_name("volume group", vg)?;
+            if let Some(dev) = &p.source_path {
+                host_path(dev)?;
+                source.push_child(Element::new("device").with_attr("path", dev.clone()));
+            }
+            source.push_child(Element::new("name").with_text(vg));
+            source.push_child(Element::new("format").with_attr("type", "lvm2"));
+            Some(
+                Element::new("target")
+                    .with_child(Element::new("path").with_text(format!("/dev/{vg}"))),
+            )
+        }
+        "iscsi" | "iscsi-direct" => {
+            let host = need(
+                &p.source_host,
+                "source_host (the iSCSI portal, host or host:port)",
+                &p.kind,
+            )?;
+            let host = host_element(host)?;
+            let target = need(&p.source_name, "source_name (the target IQN)", &p.kind)?;
+            iqn(target)?;
+            source.push_child(host);
+            source.push_child(Element::new("device").with_attr("path", target));
+            if p.kind == "iscsi-direct" {
+                let init = need(&p.initiator_iqn, "initiator_iqn", "iscsi-direct")?;
+                iqn(init)?;
+                source.push_child(
+                    Element::new("initiator")
+                        .with_child(Element::new("iqn").with_attr("name", init)),
+                );
+                None
+            } else {
+                Some(
+                    Element::new("target").with_child(
+                        Element::new("path").with_text(
+                            p.target_path
+                                .clone()
+                                .unwrap_or_else(|| "/dev/disk/by-path".into()),
+                        ),
+                    ),
+                )
+            }
+        }
+        other => {
+            return Err(Invalid(format!(
+                "pool type '{other}' (expected dir, fs, netfs, logical, iscsi or iscsi-direct)"
+            )))
+        }
+    };
+    if source.elements().next().is_some() {
+        root.push_child(source);
+    }
+    if let Some(t) = target {
+        root.push_child(t);
+    }
+    Ok(root.to_xml())
+}
+
 /// Pool types whose volumes uvmm may delete: the storage is files or logical volumes the
 /// pool itself manages. LUNs of iSCSI/SCSI/multipath pools belong to the storage system.
 pub fn pool_allows_delete(kind: &str) -> bool {
@@ -142,7 +325,7 @@ pub fn delete_refusal(pool_kind: Option<&str>, users: &[String]) -> Option<Strin
         Some(k) if !pool_allows_delete(k) => Some(format!(
             "its pool is of type {k}, whose volumes uvmm does not delete"
         )),
-        Some(_) if !users.is_empty() => Some(format!("it is also used by {}", users.join(", "))),
+        Some(_) if !users.is_empty() => Some(format!("it is used by {}", users.join(", "))),
         Some(_) => None,
     }
 }
@@ -185,6 +368,106 @@ mod tests {
         );
         let full = parse_volume(&volume_xml("b", 4096, None, false)).unwrap();
         assert_eq!(full.allocation, 4096);
+    }
+
+    #[test]
+    fn pool_xml_per_kind() {
+        let base = |kind: &str| NewPool {
+            name: "p1".into(),
+            kind: kind.into(),
+            ..NewPool::default()
+        };
+        let ok = [
+            NewPool {
+                target_path: Some("/srv/images".into()),
+                ..base("dir")
+            },
+            NewPool {
+                source_path: Some("/dev/sdb1".into()),
+                source_format: Some("ext4".into()),
+                target_path: Some("/srv/fs".into()),
+                ..base("fs")
+            },
+            NewPool {
+                source_host: Some("nas.example.com".into()),
+                source_path: Some("/export/vm".into()),
+                target_path: Some("/mnt/nas".into()),
+                ..base("netfs")
+            },
+            NewPool {
+                source_name: Some("vg0".into()),
+                ..base("logical")
+            },
+            NewPool {
+                source_host: Some("127.0.0.1:3261".into()),
+                source_name: Some("iqn.2026-11.de.example:vm".into()),
+                ..base("iscsi")
+            },
+            NewPool {
+                source_host: Some("127.0.0.1".into()),
+                source_name: Some("iqn.2026-11.de.example:vm".into()),
+                initiator_iqn: Some("iqn.2026-11.de.example:uvmm".into()),
+                ..base("iscsi-direct")
+            },
+        ];
+        for p in ok {
+            let xml = pool_xml(&p).unwrap_or_else(|e| panic!("{}: {e}", p.kind));
+            let back = parse_pool(&xml).unwrap();
+            assert_eq!(
+                (back.name.as_str(), back.kind.as_str()),
+                ("p1", p.kind.as_str()),
+                "{xml}"
+            );
+        }
+        let bad = [
+            (base("dir"), "target_path"),
+            (
+                NewPool {
+                    target_path: Some("relative".into()),
+                    ..base("dir")
+                },
+                "invalid path",
+            ),
+            (
+                NewPool {
+                    name: "a/b".into(),
+                    ..base("dir")
+                },
+                "invalid pool name",
+            ),
+            (base("netfs"), "source_host"),
+            (
+                NewPool {
+                    source_host: Some("h ost".into()),
+                    source_path: Some("/e".into()),
+                    target_path: Some("/m".into()),
+                    ..base("netfs")
+                },
+                "invalid host name",
+            ),
+            (base("logical"), "volume group"),
+            (
+                NewPool {
+                    source_host: Some("h".into()),
+                    source_name: Some("target1".into()),
+                    ..base("iscsi")
+                },
+                "invalid iSCSI name",
+            ),
+            (
+                NewPool {
+                    source_host: Some("h".into()),
+                    source_name: Some("iqn.2026-11.x:y".into()),
+                    ..base("iscsi-direct")
+                },
+                "initiator_iqn",
+            ),
+            (base("zfs2"), "pool type"),
+        ];
+        for (p, want) in bad {
+            let e = pool_xml(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{p:?}: {e}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn vm_name(name: &str) -> Result<(), Invalid> {
 pub fn volume_name(name: &str) -> Result<(), Invalid> {
     let ok_chars = name
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@'));
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@' | ':'));
     if name.is_empty()
         || name.len() > 255
         || !ok_chars
@@ -42,7 +42,7 @@ pub fn volume_name(name: &str) -> Result<(), Invalid> {
         || name.contains("..")
     {
         return invalid(format!(
-            "invalid volume name '{}': use letters, digits, '.', '_', '-', '+', '@'; no '/', no '..', not starting with '.'",
+            "invalid volume name '{}': use letters, digits, '.', '_', '-', '+', '@', ':'; no '/', no '..', not starting with '.'",
             printable(name)
         ));
     }
@@ -364,7 +364,7 @@ mod tests {
         ] {
             assert!(vm_name(bad).is_err(), "{bad:?}");
         }
-        for ok in ["disk.qcow2", "web-01-data.raw", "a+b@c"] {
+        for ok in ["disk.qcow2", "web-01-data.raw", "a+b@c", "unit:0:0:1"] {
             assert!(volume_name(ok).is_ok(), "{ok}");
         }
         for bad in [

@@ -76,6 +76,26 @@ pub fn uvmm_restore_bin() -> PathBuf {
     bin
 }
 
+/// check_uvmm, built next to uvmmd by `cargo test --workspace`.
+pub fn check_uvmm_bin() -> PathBuf {
+    let bin = uvmmd_bin().with_file_name("check_uvmm");
+    let newest = walk_newest(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../uvmm-check/src"));
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run the tests with `cargo test --workspace`",
+                bin.display()
+            )
+        });
+    assert!(
+        built >= newest,
+        "{} is older than its sources: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

@@ -1,0 +1,475 @@
+//! check_uvmm: a Nagios/Icinga plugin (Monitoring Plugins guidelines) for uvmm's storage
+//! pools, its hosts and the daemon itself.
+
+use clap::{Parser, Subcommand};
+use hyper::Method;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uvmm_api::{HostStatus, HostSummary, PoolSummary, VersionInfo, DEFAULT_SOCKET};
+use uvmm_cli::client::{Client, Target};
+use uvmm_libvirt::{Connector, LibvirtConnector};
+use uvmm_model::monitor::{evaluate, Level, Threshold, Thresholds, Usage};
+
+/// check_uvmm - monitor uvmm with Nagios, Icinga, NRPE or anything that runs
+/// Monitoring Plugins.
+///
+/// One status line (with performance data after '|'), exit code 0 OK, 1 WARNING,
+/// 2 CRITICAL, 3 UNKNOWN.
+///
+///   check_uvmm pools -w 80% -c 90%                    every pool of every host
+///   check_uvmm pools -H kvm1 -P default -w 20GiB: -c 5GiB:   free-space thresholds
+///   check_uvmm pools -w 80% -c 90% --overcommit-warn 1.5
+///   check_uvmm pools --direct qemu:///system -w 80% -c 90%  without uvmmd
+///   check_uvmm daemon                                  uvmmd answers in time
+///   check_uvmm hosts                                   all hosts connected
+#[derive(Debug, Parser)]
+#[command(name = "check_uvmm", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// uvmmd's UNIX socket.
+    #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    socket: std::path::PathBuf,
+    /// Seconds before giving up (UNKNOWN, or CRITICAL for `daemon`).
+    #[arg(short = 't', long = "timeout", default_value_t = 10, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    check: Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum Check {
+    /// Storage pools: used space, free space, overcommitment.
+    Pools {
+        /// Only this host (id or URI; with --direct ignored).
+        #[arg(short = 'H', long = "host")]
+        host: Option<String>,
+        /// Only this pool.
+        #[arg(short = 'P', long = "pool")]
+        pool: Option<String>,
+        /// Warning: a used percentage (80%) or a minimum of free space (20GiB:); repeatable.
+        #[arg(short = 'w', long = "warning")]
+        warning: Vec<String>,
+        /// Critical, like --warning.
+        #[arg(short = 'c', long = "critical")]
+        critical: Vec<String>,
+        /// Warn when the volumes' sizes add up to more than this times the pool's size.
+        #[arg(long = "overcommit-warn")]
+        overcommit_warn: Option<f64>,
+        #[arg(long = "overcommit-crit")]
+        overcommit_crit: Option<f64>,
+        /// Ask libvirt directly (URI) instead of uvmmd.
+        #[arg(long = "direct", value_name = "URI")]
+        direct: Option<String>,
+    },
+    /// uvmmd answers within the timeout.
+    Daemon,
+    /// Every managed host is connected.
+    Hosts,
+}
+
+const NAMES: [&str; 4] = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
+
+struct Outcome {
+    code: u8,
+    text: String,
+    perf: Vec<String>,
+}
+
+impl Outcome {
+    fn unknown(text: impl Into<String>) -> Outcome {
+        Outcome {
+            code: 3,
+            text: text.into(),
+            perf: vec![],
+        }
+    }
+}
+
+fn code_of(level: Level) -> u8 {
+    match level {
+        Level::Ok => 0,
+        Level::Warning => 1,
+        Level::Critical => 2,
+    }
+}
+
+/// A perfdata label: quoted, with quotes doubled, per the guidelines.
+fn label(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn perf_bytes(name: &str, value: u64, warn: Option<u64>, crit: Option<u64>, max: u64) -> String {
+    format!(
+        "{}={value}B;{};{};0;{max}",
+        label(name),
+        warn.map(|w| w.to_string()).unwrap_or_default(),
+        crit.map(|c| c.to_string()).unwrap_or_default()
+    )
+}
+
+fn parse_thresholds(list: &[String]) -> Result<Vec<Threshold>, String> {
+    list.iter().map(|s| Threshold::parse(s)).collect()
+}
+
+/// Judge pools: `(label, usage)` pairs.
+fn judge_pools(pools: &[(String, Usage)], t: &Thresholds) -> Outcome {
+    if pools.is_empty() {
+        return Outcome::unknown("no storage pool matches");
+    }
+    let mut worst = Level::Ok;
+    let mut problems = Vec::new();
+    let mut perf = Vec::new();
+    for (name, u) in pools {
+        let (level, reasons) = evaluate(u, t);
+        worst = worst.max(level);
+        if level > Level::Ok {
+            problems.push(format!("{name} {}: {}", level.as_str(), reasons.join(", ")));
+        }
+        let first_used = |list: &[Threshold]| list.first().map(|th| th.as_used_bytes(u.capacity));
+        perf.push(perf_bytes(
+            name,
+            u.allocation,
+            first_used(&t.warning),
+            first_used(&t.critical),
+            u.capacity,
+        ));
+        perf.push(format!(
+            "{}={:.3};{};{};0;",
+            label(&format!("{name} overcommit")),
+            u.overcommit(),
+            t.overcommit_warning
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            t.overcommit_critical
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        ));
+    }
+    let text = if problems.is_empty() {
+        format!(
+            "{} storage pool{} within thresholds",
+            pools.len(),
+            if pools.len() == 1 { "" } else { "s" }
+        )
+    } else {
+        problems.join("; ")
+    };
+    Outcome {
+        code: code_of(worst),
+        text,
+        perf,
+    }
+}
+
+fn judge_hosts(hosts: &[HostSummary]) -> Outcome {
+    let down: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.status == HostStatus::Unavailable)
+        .map(|h| format!("{} ({})", h.id, h.last_error.clone().unwrap_or_default()))
+        .collect();
+    let connecting = hosts
+        .iter()
+        .filter(|h| h.status == HostStatus::Connecting)
+        .count();
+    let perf = vec![
+        format!("hosts={};;;0", hosts.len()),
+        format!("unavailable={};;1;0", down.len()),
+    ];
+    if !down.is_empty() {
+        Outcome {
+            code: 2,
+            text: format!(
+                "{} of {} hosts unavailable: {}",
+                down.len(),
+                hosts.len(),
+                down.join(", ")
+            ),
+            perf,
+        }
+    } else if connecting > 0 {
+        Outcome {
+            code: 1,
+            text: format!("{connecting} of {} hosts still connecting", hosts.len()),
+            perf,
+        }
+    } else if hosts.is_empty() {
+        Outcome {
+            code: 1,
+            text: "uvmmd manages no hosts".into(),
+            perf,
+        }
+    } else {
+        Outcome {
+            code: 0,
+            text: format!("all {} hosts connected", hosts.len()),
+            perf,
+        }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Outcome::unknown(e.to_string()),
+    };
+    let timeout = Duration::from_secs(cli.timeout.max(1));
+    let client = Client::new(Target::Unix(cli.socket.clone()));
+    let call = |path: &str| -> Result<serde_json::Value, String> {
+        rt.block_on(async {
+            tokio::time::timeout(
+                timeout,
+                client.call::<serde_json::Value>(Method::GET, path, None),
+            )
+            .await
+        })
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+        .map_err(|e| e.to_string())
+    };
+    match cli.check {
+        Check::Daemon => {
+            let started = Instant::now();
+            match call("/api/v1/version")
+                .and_then(|v| serde_json::from_value::<VersionInfo>(v).map_err(|e| e.to_string()))
+            {
+                Ok(v) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    Outcome {
+                        code: 0,
+                        text: format!("uvmmd {} answered in {:.0} ms", v.version, secs * 1000.0),
+                        perf: vec![format!("time={secs:.4}s;;{};0", timeout.as_secs())],
+                    }
+                }
+                Err(e) => Outcome {
+                    code: 2,
+                    text: format!("uvmmd does not answer at {}: {e}", cli.socket.display()),
+                    perf: vec![],
+                },
+            }
+        }
+        Check::Hosts => match call("/api/v1/hosts")
+            .and_then(|v| serde_json::from_value::<Vec<HostSummary>>(v).map_err(|e| e.to_string()))
+        {
+            Ok(hosts) => judge_hosts(&hosts),
+            Err(e) => Outcome::unknown(format!("cannot ask uvmmd: {e}")),
+        },
+        Check::Pools {
+            host,
+            pool,
+            warning,
+            critical,
+            overcommit_warn,
+            overcommit_crit,
+            direct,
+        } => {
+            let thresholds = match (parse_thresholds(&warning), parse_thresholds(&critical)) {
+                (Ok(w), Ok(c)) => Thresholds {
+                    warning: w,
+                    critical: c,
+                    overcommit_warning: overcommit_warn,
+                    overcommit_critical: overcommit_crit,
+                },
+                (Err(e), _) | (_, Err(e)) => return Outcome::unknown(e),
+            };
+            if thresholds.warning.is_empty()
+                && thresholds.critical.is_empty()
+                && overcommit_warn.is_none()
+                && overcommit_crit.is_none()
+            {
+                return Outcome::unknown(
+                    "give thresholds: -w 80% -c 90% (or -w 20GiB: for free space)",
+                );
+            }
+            let pools: Result<Vec<(String, Usage)>, String> = match &direct {
+                Some(uri) => direct_pools(uri, timeout),
+                None => {
+                    let path = match &host {
+                        Some(h) => format!("/api/v1/pools?host={}", uvmm_cli::client::enc(h)),
+                        None => "/api/v1/pools".into(),
+                    };
+                    call(&path)
+                        .and_then(|v| {
+                            serde_json::from_value::<Vec<PoolSummary>>(v).map_err(|e| e.to_string())
+                        })
+                        .map(|list| {
+                            list.into_iter()
+                                .filter(|p| p.active)
+                                .map(|p| {
+                                    let u = Usage {
+                                        capacity: p.capacity,
+                                        allocation: p.allocation,
+                                        available: p.available,
+                                        provisioned: p.provisioned,
+                                    };
+                                    (format!("{}/{}", p.host_id, p.name), u)
+                                })
+                                .collect()
+                        })
+                }
+            };
+            match pools {
+                Ok(list) => {
+                    let list: Vec<(String, Usage)> = list
+                        .into_iter()
+                        .filter(|(name, _)| {
+                            pool.as_deref()
+                                .is_none_or(|p| name.rsplit('/').next() == Some(p))
+                        })
+                        .collect();
+                    judge_pools(&list, &thresholds)
+                }
+                Err(e) => Outcome::unknown(format!("cannot read the pools: {e}")),
+            }
+        }
+    }
+}
+
+/// Read pools straight from libvirt (when uvmmd is down), within the timeout.
+fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<(String, Usage)>, String> {
+    let uri = uri.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = (|| {
+            let hv = LibvirtConnector::default()
+                .connect(&uri, Arc::new(|_| {}))
+                .map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for p in hv
+                .pools()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|p| p.active)
+            {
+                let provisioned = hv
+                    .volumes(&p.def.name)
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|v| v.def.capacity)
+                    .sum();
+                out.push((
+                    p.def.name.clone(),
+                    Usage {
+                        capacity: p.capacity,
+                        allocation: p.allocation,
+                        available: p.available,
+                        provisioned,
+                    },
+                ));
+            }
+            Ok(out)
+        })();
+        let _ = tx.send(result);
+    });
+    rx.recv_timeout(timeout)
+        .map_err(|_| format!("libvirt did not answer within {} s", timeout.as_secs()))?
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            if e.use_stderr() {
+                // Usage errors are UNKNOWN for a monitoring plugin.
+                println!(
+                    "UVMM UNKNOWN - {}",
+                    e.to_string().lines().next().unwrap_or("usage error")
+                );
+                let _ = e.print();
+                return ExitCode::from(3);
+            }
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let what = match &cli.check {
+        Check::Pools { .. } => "POOLS",
+        Check::Daemon => "DAEMON",
+        Check::Hosts => "HOSTS",
+    };
+    let o = run(cli);
+    let code = o.code.min(3);
+    if o.perf.is_empty() {
+        println!("UVMM {what} {} - {}", NAMES[code as usize], o.text);
+    } else {
+        println!(
+            "UVMM {what} {} - {} | {}",
+            NAMES[code as usize],
+            o.text,
+            o.perf.join(" ")
+        );
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn pools_judged_with_perfdata() {
+        let t = Thresholds {
+            warning: vec![Threshold::UsedPercent(80.0)],
+            critical: vec![Threshold::UsedPercent(90.0)],
+            overcommit_warning: Some(1.5),
+            overcommit_critical: None,
+        };
+        let u = |used: u64, prov: u64| Usage {
+            capacity: 100 * GIB,
+            allocation: used * GIB,
+            available: (100 - used) * GIB,
+            provisioned: prov * GIB,
+        };
+        let table = [(10, 10, 0), (85, 10, 1), (95, 10, 2), (10, 200, 1)];
+        for (used, prov, code) in table {
+            let o = judge_pools(&[("kvm1/default".into(), u(used, prov))], &t);
+            assert_eq!(o.code, code, "{used}% {prov}: {}", o.text);
+            assert_eq!(
+                o.perf[0],
+                format!(
+                    "'kvm1/default'={}B;{};{};0;{}",
+                    used * GIB,
+                    80 * GIB,
+                    90 * GIB,
+                    100 * GIB
+                )
+            );
+        }
+        assert_eq!(judge_pools(&[], &t).code, 3);
+        assert_eq!(label("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn hosts_judged() {
+        let h = |id: &str, status: HostStatus| HostSummary {
+            id: id.into(),
+            uri: format!("qemu+ssh://{id}/system"),
+            status,
+            available: status == HostStatus::Connected,
+            origin: uvmm_api::HostOrigin::Config,
+            hostname: None,
+            driver: None,
+            libvirt_version: None,
+            hypervisor_version: None,
+            cpus: None,
+            memory_kib: None,
+            free_memory_kib: None,
+            vm_count: 0,
+            running_count: 0,
+            last_error: (status == HostStatus::Unavailable).then(|| "EOF".into()),
+            since: String::new(),
+            retry_in_secs: None,
+        };
+        assert_eq!(judge_hosts(&[h("a", HostStatus::Connected)]).code, 0);
+        let o = judge_hosts(&[
+            h("a", HostStatus::Connected),
+            h("b", HostStatus::Unavailable),
+        ]);
+        assert_eq!(o.code, 2);
+        assert!(o.text.contains("b (EOF)"), "{}", o.text);
+        assert_eq!(judge_hosts(&[h("a", HostStatus::Connecting)]).code, 1);
+    }
+}

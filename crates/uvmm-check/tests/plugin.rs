@@ -1,0 +1,60 @@
+//! check_uvmm without a daemon: the plugin contract (one line, exit codes 0-3).
+
+use std::process::Command;
+
+fn check(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_check_uvmm"))
+        .args(args)
+        .env("UVMM_SOCKET", "/nonexistent/uvmm.sock")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn exit_codes_follow_the_plugin_guidelines() {
+    // Usage errors are UNKNOWN (3), with a status line.
+    let (code, out) = check(&["frobnicate"]);
+    assert_eq!(code, 3);
+    assert!(out.starts_with("UVMM UNKNOWN - "), "{out}");
+    let (code, out) = check(&["pools"]);
+    assert_eq!(code, 3, "no thresholds: {out}");
+    let (code, out) = check(&["pools", "-w", "lots"]);
+    assert_eq!(code, 3, "{out}");
+    // A daemon that does not answer is CRITICAL for `daemon`, UNKNOWN for the others.
+    let (code, out) = check(&["daemon", "-t", "2"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("UVMM DAEMON CRITICAL - uvmmd does not answer"),
+        "{out}"
+    );
+    let (code, _) = check(&["hosts"]);
+    assert_eq!(code, 3);
+    assert_eq!(out.lines().count(), 1, "exactly one line");
+}
+
+#[test]
+fn direct_mode_reads_libvirt() {
+    let (code, out) = check(&[
+        "pools",
+        "--direct",
+        "test:///default",
+        "-w",
+        "80%",
+        "-c",
+        "90%",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("'default-pool'=0B;"), "{out}");
+    let (code, out) = check(&[
+        "pools",
+        "--direct",
+        "test:///nonexistent/host.xml",
+        "-w",
+        "80%",
+    ]);
+    assert_eq!(code, 3, "{out}");
+}

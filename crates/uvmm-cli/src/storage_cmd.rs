@@ -1,0 +1,443 @@
+//! `uvmm pool ...` and `uvmm volume ...`.
+
+use crate::client::{enc, Client, ClientError};
+use crate::table::Table;
+use crate::{opt, print_json};
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::json;
+use uvmm_api::*;
+use uvmm_model::units::{format_bytes, parse_size};
+
+fn usage(msg: impl Into<String>) -> ClientError {
+    ClientError::Usage(msg.into())
+}
+
+#[derive(Debug, Args)]
+pub struct PoolRef {
+    /// Pool name.
+    pub pool: String,
+    /// Host id or URI (needed when several hosts have a pool of this name).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCmd {
+    /// List storage pools with size, use and what sparse volumes could grow to.
+    List {
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Show a pool and its volumes.
+    Show(PoolRef),
+    /// Define a pool, build its storage, start it and mark it autostart.
+    Create {
+        name: String,
+        #[arg(long)]
+        host: String,
+        /// dir, fs, netfs, logical, iscsi or iscsi-direct.
+        #[arg(long = "type")]
+        kind: String,
+        /// Where the pool appears on the host (dir, fs, netfs).
+        #[arg(long)]
+        target: Option<String>,
+        /// Storage server (netfs, iscsi, iscsi-direct).
+        #[arg(long)]
+        source_host: Option<String>,
+        /// Exported directory (netfs) or block device (fs, logical).
+        #[arg(long)]
+        source_path: Option<String>,
+        /// Volume group (logical) or target IQN (iscsi, iscsi-direct).
+        #[arg(long)]
+        source_name: Option<String>,
+        /// File system type (fs, netfs).
+        #[arg(long)]
+        source_format: Option<String>,
+        /// Initiator IQN (iscsi-direct).
+        #[arg(long)]
+        initiator: Option<String>,
+        #[arg(long)]
+        no_build: bool,
+        #[arg(long)]
+        no_start: bool,
+        #[arg(long)]
+        no_autostart: bool,
+    },
+    Start(PoolRef),
+    Stop(PoolRef),
+    /// Re-read volumes and sizes from the storage.
+    Refresh(PoolRef),
+    /// Remove the pool's definition (refused while VMs use its volumes).
+    Delete {
+        #[command(flatten)]
+        pool: PoolRef,
+        /// Also remove its storage (e.g. the empty directory).
+        #[arg(long)]
+        delete_storage: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// List volumes: path, format, size, allocation on disk, used by.
+    List {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        pool: Option<String>,
+    },
+    /// Create a volume (sparse unless --preallocate).
+    Create {
+        #[command(flatten)]
+        pool: PoolRef,
+        name: String,
+        /// Size, e.g. 20GiB.
+        size: String,
+        /// raw (default) or qcow2.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        preallocate: bool,
+    },
+    /// Copy a volume within its pool.
+    Clone {
+        #[command(flatten)]
+        pool: PoolRef,
+        source: String,
+        name: String,
+    },
+    /// Grow a volume (where the pool supports it).
+    Resize {
+        #[command(flatten)]
+        pool: PoolRef,
+        name: String,
+        size: String,
+    },
+    /// Delete a volume (refused while a VM uses it).
+    Delete {
+        #[command(flatten)]
+        pool: PoolRef,
+        name: String,
+    },
+}
+
+/// Find the host of a pool by name when --host is not given.
+async fn host_of(c: &Client, r: &PoolRef) -> Result<String, ClientError> {
+    if let Some(h) = &r.host {
+        return Ok(h.clone());
+    }
+    let pools: Vec<PoolSummary> = c.call(Method::GET, "/api/v1/pools", None).await?;
+    let hits: Vec<&PoolSummary> = pools.iter().filter(|p| p.name == r.pool).collect();
+    match hits.len() {
+        0 => Err(ClientError::Failed(format!(
+            "no storage pool named '{}'",
+            r.pool
+        ))),
+        1 => Ok(hits[0].host_id.clone()),
+        _ => Err(ClientError::Failed(format!(
+            "storage pool '{}' exists on {} hosts ({}); choose one with --host",
+            r.pool,
+            hits.len(),
+            hits.iter()
+                .map(|p| p.host_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn pool_path(host: &str, pool: &str, rest: &str) -> String {
+    format!("/api/v1/hosts/{}/pools/{}{rest}", enc(host), enc(pool))
+}
+
+fn pools_table(pools: &[PoolSummary]) -> String {
+    let mut t = Table::new(&[
+        "HOST",
+        "POOL",
+        "TYPE",
+        "STATE",
+        "SIZE",
+        "USED",
+        "FREE",
+        "USE%",
+        "PROVISIONED",
+        "LEVEL",
+        "PATH/SOURCE",
+    ]);
+    for p in pools {
+        let pct = if p.capacity > 0 {
+            p.allocation as f64 * 100.0 / p.capacity as f64
+        } else {
+            0.0
+        };
+        t.row(vec![
+            p.host_id.clone(),
+            p.name.clone(),
+            p.kind.clone(),
+            if p.active {
+                "active".into()
+            } else {
+                "inactive".into()
+            },
+            format_bytes(p.capacity),
+            format_bytes(p.allocation),
+            format_bytes(p.available),
+            format!("{pct:.1}"),
+            format_bytes(p.provisioned),
+            p.level.as_str().to_string(),
+            p.target_path
+                .clone()
+                .or(p.source.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
+
+fn volumes_table(vols: &[VolumeSummary]) -> String {
+    let mut t = Table::new(&[
+        "POOL", "VOLUME", "FORMAT", "SIZE", "ON DISK", "USED BY", "PATH",
+    ]);
+    for v in vols {
+        t.row(vec![
+            v.pool.clone(),
+            v.name.clone(),
+            opt(&v.format),
+            format_bytes(v.capacity),
+            format_bytes(v.allocation),
+            if v.used_by.is_empty() {
+                "-".into()
+            } else {
+                v.used_by.join(",")
+            },
+            opt(&v.path),
+        ]);
+    }
+    t.render()
+}
+
+fn size(s: &str) -> Result<u64, ClientError> {
+    parse_size(s).map_err(|e| usage(format!("size: {e}")))
+}
+
+pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), ClientError> {
+    let show = |d: &PoolDetail| {
+        if json {
+            print_json(d);
+        } else {
+            print!("{}", pools_table(std::slice::from_ref(&d.summary)));
+            for a in &d.summary.alerts {
+                println!("alert: {a}");
+            }
+            println!();
+            print!("{}", volumes_table(&d.volumes));
+        }
+    };
+    match cmd {
+        PoolCmd::List { host } => {
+            let path = match &host {
+                Some(h) => format!("/api/v1/pools?host={}", enc(h)),
+                None => "/api/v1/pools".into(),
+            };
+            let pools: Vec<PoolSummary> = c.call(Method::GET, &path, None).await?;
+            if json {
+                print_json(&pools);
+            } else {
+                print!("{}", pools_table(&pools));
+            }
+        }
+        PoolCmd::Show(r) => {
+            let host = host_of(c, &r).await?;
+            let d: PoolDetail = c
+                .call(Method::GET, &pool_path(&host, &r.pool, ""), None)
+                .await?;
+            show(&d);
+        }
+        PoolCmd::Create {
+            name,
+            host,
+            kind,
+            target,
+            source_host,
+            source_path,
+            source_name,
+            source_format,
+            initiator,
+            no_build,
+            no_start,
+            no_autostart,
+        } => {
+            let req = CreatePoolRequest {
+                pool: NewPool {
+                    name,
+                    kind,
+                    target_path: target,
+                    source_host,
+                    source_path,
+                    source_name,
+                    source_format,
+                    initiator_iqn: initiator,
+                },
+                build: !no_build,
+                start: !no_start,
+                autostart: !no_autostart,
+            };
+            let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
+            let d: PoolDetail = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/hosts/{}/pools", enc(&host)),
+                    Some(&body),
+                )
+                .await?;
+            show(&d);
+        }
+
+        PoolCmd::Start(r) => pool_action(c, r, "start", json).await?,
+        PoolCmd::Stop(r) => pool_action(c, r, "stop", json).await?,
+        PoolCmd::Refresh(r) => pool_action(c, r, "refresh", json).await?,
+        PoolCmd::Delete {
+            pool,
+            delete_storage,
+        } => {
+            let host = host_of(c, &pool).await?;
+            let path = format!(
+                "{}?delete_storage={delete_storage}",
+                pool_path(&host, &pool.pool, "")
+            );
+            c.call_empty(Method::DELETE, &path).await?;
+            if json {
+                print_json(&json!({ "deleted": pool.pool, "host": host }));
+            } else {
+                println!("storage pool {} on {host} removed", pool.pool);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn pool_action(c: &Client, r: PoolRef, action: &str, json: bool) -> Result<(), ClientError> {
+    let host = host_of(c, &r).await?;
+    let d: PoolDetail = c
+        .call(
+            Method::POST,
+            &pool_path(&host, &r.pool, &format!("/{action}")),
+            None,
+        )
+        .await?;
+    if json {
+        print_json(&d);
+    } else {
+        print!("{}", pools_table(std::slice::from_ref(&d.summary)));
+    }
+    Ok(())
+}
+
+pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), ClientError> {
+    let print_vol = |v: &VolumeSummary| {
+        if json {
+            print_json(v);
+        } else {
+            print!("{}", volumes_table(std::slice::from_ref(v)));
+        }
+    };
+    match cmd {
+        VolumeCmd::List { host, pool } => {
+            let path = match &host {
+                Some(h) => format!("/api/v1/pools?host={}", enc(h)),
+                None => "/api/v1/pools".into(),
+            };
+            let pools: Vec<PoolSummary> = c.call(Method::GET, &path, None).await?;
+            let mut vols = Vec::new();
+            for p in pools
+                .iter()
+                .filter(|p| pool.as_deref().is_none_or(|n| n == p.name) && p.active)
+            {
+                let d: PoolDetail = c
+                    .call(Method::GET, &pool_path(&p.host_id, &p.name, ""), None)
+                    .await?;
+                vols.extend(d.volumes);
+            }
+            if json {
+                print_json(&vols);
+            } else {
+                print!("{}", volumes_table(&vols));
+            }
+        }
+        VolumeCmd::Create {
+            pool,
+            name,
+            size: s,
+            format,
+            preallocate,
+        } => {
+            let host = host_of(c, &pool).await?;
+            let body = serde_json::to_value(CreateVolumeRequest {
+                name,
+                size_bytes: size(&s)?,
+                format,
+                preallocate,
+            })
+            .map_err(|e| usage(e.to_string()))?;
+            let v: VolumeSummary = c
+                .call(
+                    Method::POST,
+                    &pool_path(&host, &pool.pool, "/volumes"),
+                    Some(&body),
+                )
+                .await?;
+            print_vol(&v);
+        }
+        VolumeCmd::Clone { pool, source, name } => {
+            let host = host_of(c, &pool).await?;
+            let body = json!({ "name": name });
+            let v: VolumeSummary = c
+                .call(
+                    Method::POST,
+                    &pool_path(
+                        &host,
+                        &pool.pool,
+                        &format!("/volumes/{}/clone", enc(&source)),
+                    ),
+                    Some(&body),
+                )
+                .await?;
+            print_vol(&v);
+        }
+        VolumeCmd::Resize {
+            pool,
+            name,
+            size: s,
+        } => {
+            let host = host_of(c, &pool).await?;
+            let body = json!({ "size_bytes": size(&s)? });
+            let v: VolumeSummary = c
+                .call(
+                    Method::POST,
+                    &pool_path(
+                        &host,
+                        &pool.pool,
+                        &format!("/volumes/{}/resize", enc(&name)),
+                    ),
+                    Some(&body),
+                )
+                .await?;
+            print_vol(&v);
+        }
+        VolumeCmd::Delete { pool, name } => {
+            let host = host_of(c, &pool).await?;
+            c.call_empty(
+                Method::DELETE,
+                &pool_path(&host, &pool.pool, &format!("/volumes/{}", enc(&name))),
+            )
+            .await?;
+            if json {
+                print_json(&json!({ "deleted": name, "pool": pool.pool, "host": host }));
+            } else {
+                println!("volume {name} deleted from {} on {host}", pool.pool);
+            }
+        }
+    }
+    Ok(())
+}
