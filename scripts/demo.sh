@@ -8,7 +8,8 @@ install_build_deps
 
 echo "==> cargo build --release"
 cargo build --release --locked --bins -q
-install -m 0755 target/release/uvmmd target/release/uvmm target/release/uvmm-restore /usr/local/bin/
+install -m 0755 target/release/uvmmd target/release/uvmm target/release/uvmm-restore \
+    target/release/check_uvmm /usr/local/bin/
 ln -sf uvmm-restore /usr/local/bin/univention-virtual-machine-manager-restore
 
 # Restart a demo daemon started earlier by this script.
