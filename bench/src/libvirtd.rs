@@ -113,6 +113,18 @@ fn domain_xml(i: usize, j: usize) -> String {
 
 impl Fleet {
     pub fn start(work: &Path, n: usize) -> Result<Fleet> {
+        // Every libvirtd (all as user nobody) takes an inotify instance; the kernel's
+        // default of 128 per user stops the 128th.
+        let limit = "/proc/sys/fs/inotify/max_user_instances";
+        let current: usize = std::fs::read_to_string(limit)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(128);
+        if current < n * 2 + 64 {
+            std::fs::write(limit, format!("{}", n * 2 + 64)).with_context(|| {
+                format!("raise {limit} to run {n} libvirtd as one user (needs root)")
+            })?;
+        }
         // nobody must be able to reach the work directory.
         let _ = Command::new("chmod").arg("o+x").arg(work).status();
         let mut hosts = Vec::with_capacity(n);
@@ -135,46 +147,60 @@ impl Fleet {
     /// Define `m` VMs per host (every other one running) and remove the test driver's
     /// default VM, through keeper connections, in parallel.
     pub fn populate(&mut self, m: usize) -> Result<()> {
-        let results: Vec<Result<(Arc<dyn Hypervisor>, Vec<(String, String, bool)>)>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .hosts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        let uri = h.uri();
-                        s.spawn(move || -> Result<_> {
-                            let hv = LibvirtConnector::default().connect(&uri, Arc::new(|_| {}))?;
-                            for d in hv.list_domains()? {
-                                if d.state.is_active() {
-                                    hv.action(&d.uuid, Action::Stop)?;
-                                }
-                                hv.undefine(&d.uuid)?;
+        type Populated = Result<(Arc<dyn Hypervisor>, Vec<(String, String, bool)>)>;
+        let results: Vec<Populated> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let uri = h.uri();
+                    s.spawn(move || -> Result<_> {
+                        let hv = LibvirtConnector::default().connect(&uri, Arc::new(|_| {}))?;
+                        for d in hv.list_domains()? {
+                            if d.state.is_active() {
+                                hv.action(&d.uuid, Action::Stop)?;
                             }
-                            let mut vms = Vec::with_capacity(m);
-                            for j in 0..m {
-                                let id = hv.define(&domain_xml(i, j))?;
-                                let running = j % 2 == 0;
-                                if running {
-                                    hv.action(&id, Action::Start)?;
-                                }
-                                vms.push((format!("h{i:03}-vm{j:02}"), id, running));
+                            hv.undefine(&d.uuid)?;
+                        }
+                        let mut vms = Vec::with_capacity(m);
+                        for j in 0..m {
+                            let id = hv.define(&domain_xml(i, j))?;
+                            let running = j % 2 == 0;
+                            if running {
+                                hv.action(&id, Action::Start)?;
                             }
-                            Ok((hv, vms))
-                        })
+                            vms.push((format!("h{i:03}-vm{j:02}"), id, running));
+                        }
+                        Ok((hv, vms))
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("populate thread"))
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("populate thread"))
+                .collect()
+        });
         for (h, r) in self.hosts.iter_mut().zip(results) {
             let (hv, vms) = r?;
             h.keeper = Some(hv);
             h.vms = vms;
         }
         Ok(())
+    }
+
+    /// The keeper of host `i`, reconnected if libvirt dropped it (e.g. its keepalive gave up
+    /// while the host was stopped with SIGSTOP).
+    pub fn keeper(&mut self, i: usize) -> Result<Arc<dyn Hypervisor>> {
+        let h = &mut self.hosts[i];
+        if let Some(k) = &h.keeper {
+            if k.is_alive() {
+                return Ok(k.clone());
+            }
+        }
+        let k = LibvirtConnector::default().connect(&h.uri(), Arc::new(|_| {}))?;
+        h.keeper = Some(k.clone());
+        Ok(k)
     }
 
     pub fn uris(&self) -> Vec<String> {

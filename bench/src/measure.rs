@@ -392,7 +392,8 @@ pub async fn measure(args: &Args, uvmmd: &Path, work: &Path, fleet: &mut Fleet) 
         } else {
             (Action::Start, "running")
         };
-        let keeper = host.keeper.clone().context("keeper")?;
+        let keeper = fleet.keeper(hi)?;
+        let host = &mut fleet.hosts[hi];
         let t0 = Instant::now();
         let u = uuid.clone();
         tokio::task::spawn_blocking(move || keeper.action(&u, action)).await??;
@@ -412,7 +413,7 @@ pub async fn measure(args: &Args, uvmmd: &Path, work: &Path, fleet: &mut Fleet) 
         if want == "paused" {
             // Keep the fleet's notion simple: a paused VM is resumed right away, and that
             // change is not measured.
-            let keeper = fleet.hosts[hi].keeper.clone().context("keeper")?;
+            let keeper = fleet.keeper(hi)?;
             let u = uuid.clone();
             tokio::task::spawn_blocking(move || keeper.action(&u, Action::Resume)).await??;
             fleet.hosts[hi].vms[j].2 = true;

@@ -15,7 +15,7 @@
 //! is read as well: `<uuid>.xml` or `<uuid>..xml`, and their `.save` variants holding the
 //! previous definition.
 
-use crate::atomic::write_atomic;
+use crate::atomic::{sync_dir, write_atomic, write_renamed};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -88,9 +88,12 @@ impl Default for Retention {
 
 pub struct BackupStore {
     dir: PathBuf,
-    /// Serialises writers (several host workers may record the same UUID).
-    lock: Mutex<()>,
+    /// Writers of one UUID go one after the other (several host workers may record the
+    /// same UUID); different VMs do not wait for each other.
+    locks: Vec<Mutex<()>>,
 }
+
+const LOCK_STRIPES: usize = 64;
 
 fn version_file(dir: &Path, uuid: &str, n: u32, ext: &str) -> PathBuf {
     dir.join(uuid).join(format!("{n:06}.{ext}"))
@@ -120,12 +123,20 @@ impl BackupStore {
     pub fn new(dir: impl Into<PathBuf>) -> BackupStore {
         BackupStore {
             dir: dir.into(),
-            lock: Mutex::new(()),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn lock(&self, uuid: &str) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = uuid
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+            % LOCK_STRIPES;
+        self.locks[stripe].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Remove what writers killed mid-write left behind (temporary files); called when the
@@ -226,7 +237,7 @@ impl BackupStore {
         input: &VersionInput,
     ) -> Result<Option<u32>, BackupError> {
         let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock(&uuid);
         let existing = self.versions(&uuid)?;
         if let Some(last) = existing.last() {
             let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
@@ -245,7 +256,7 @@ impl BackupStore {
         mkdir_private(&self.dir).map_err(io(&self.dir))?;
         mkdir_private(&vdir).map_err(io(&vdir))?;
         let xml_path = version_file(&self.dir, &uuid, n, "xml");
-        write_atomic(&xml_path, xml.as_bytes(), 0o600).map_err(io(&xml_path))?;
+        write_renamed(&xml_path, xml.as_bytes(), 0o600).map_err(io(&xml_path))?;
         let meta = VersionMeta {
             version: n,
             time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -261,7 +272,10 @@ impl BackupStore {
         let meta_path = version_file(&self.dir, &uuid, n, "meta.json");
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| BackupError::Invalid(e.to_string()))?;
-        write_atomic(&meta_path, &json, 0o600).map_err(io(&meta_path))?;
+        write_renamed(&meta_path, &json, 0o600).map_err(io(&meta_path))?;
+        // One directory fsync for both names: a version whose record or XML did not make
+        // it counts as absent (see `versions`).
+        sync_dir(&vdir).map_err(io(&vdir))?;
         let latest = self.dir.join(format!("{uuid}.xml"));
         write_atomic(&latest, xml.as_bytes(), 0o600).map_err(io(&latest))?;
         Ok(Some(n))
@@ -357,9 +371,9 @@ impl BackupStore {
                 "the original UVMM's backup directory is read-only for uvmm".into(),
             ));
         }
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut removed = 0;
         for b in self.list()? {
+            let _guard = self.lock(&b.uuid);
             removed += self.prune_unlocked(&b.uuid, policy, now)?;
         }
         Ok(removed)
@@ -372,7 +386,8 @@ impl BackupStore {
         policy: Retention,
         now: SystemTime,
     ) -> Result<usize, BackupError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = normalize_uuid(uuid).unwrap_or_else(|_| uuid.to_string());
+        let _guard = self.lock(&key);
         self.prune_unlocked(uuid, policy, now)
     }
 

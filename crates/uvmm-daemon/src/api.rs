@@ -329,8 +329,16 @@ async fn remove_host(
 async fn list_vms(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<VmQuery>,
-) -> Result<Json<VmPage>, CoreError> {
-    s.manager.list_vms(&q).map(Json)
+) -> Result<axum::response::Response, CoreError> {
+    if q == VmQuery::default() {
+        let body = s.manager.list_all_json()?;
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response());
+    }
+    s.manager.list_vms(&q).map(|p| Json(p).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), HostParam),

@@ -32,6 +32,8 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
+    /// Lower-case name: the sort key for people's order, computed once.
+    pub name_key: String,
     /// Hash of the live XML: tells definition changes apart from state changes.
     pub xml_hash: u64,
     pub cpu_usage: f64,
@@ -51,6 +53,7 @@ impl VmEntry {
             }
         });
         VmEntry {
+            name_key: s.name.to_lowercase(),
             xml_hash: hash_str(&s.xml),
             uuid: s.uuid,
             name: s.name,
@@ -59,9 +62,18 @@ impl VmEntry {
             persistent: s.persistent,
             autostart: s.autostart,
             managed_save: s.managed_save,
-            max_memory_kib: s.max_memory_kib,
-            memory_kib: s.memory_kib,
-            vcpus: s.vcpus,
+            // Bulk statistics leave sizes of inactive domains out: the XML has them.
+            max_memory_kib: if s.max_memory_kib > 0 {
+                s.max_memory_kib
+            } else {
+                def.max_memory_kib
+            },
+            memory_kib: if s.memory_kib > 0 {
+                s.memory_kib
+            } else {
+                def.memory_kib
+            },
+            vcpus: if s.vcpus > 0 { s.vcpus } else { def.vcpus },
             def,
             cpu_usage: 0.0,
             cpu_sample: None,
@@ -137,6 +149,10 @@ impl HostEntry {
 pub struct Cache {
     hosts: BTreeMap<String, HostEntry>,
     ids: HashMap<String, String>,
+    /// Bumped by every change that produced an event (see `Shared::update`).
+    pub generation: u64,
+    /// Bumped by every statistics round.
+    pub stats_generation: u64,
 }
 
 /// An event before the bus gives it a sequence number and time.
@@ -265,13 +281,6 @@ pub fn host_detail(h: &HostEntry, now: SystemTime) -> HostDetail {
             .map(|i| i.caps.guests.clone())
             .unwrap_or_default(),
     }
-}
-
-/// People expect `web-01` and `Web-02` next to each other.
-fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.chars()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.chars().map(|c| c.to_ascii_lowercase()))
 }
 
 pub fn pool_summary(h: &HostEntry, p: &PoolEntry) -> PoolSummary {
@@ -571,6 +580,7 @@ impl Cache {
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
+        self.stats_generation += 1;
         if free_memory_kib.is_some() {
             host.free_memory_kib = free_memory_kib;
         }
@@ -697,6 +707,12 @@ impl Cache {
         events
     }
 
+    pub fn set_free_memory(&mut self, uri: &str, kib: u64) {
+        if let Some(h) = self.hosts.get_mut(uri) {
+            h.free_memory_kib = Some(kib);
+        }
+    }
+
     /// Who uses an image: `name@host-id` of the VMs (on every host for shared pools).
     pub fn users_of(&self, host_uri: &str, path: &str, shared: bool) -> Vec<String> {
         let mut users: Vec<String> = self
@@ -766,6 +782,7 @@ impl Cache {
             .transpose()
             .map_err(|e| CoreError::BadRequest(e.to_string()))?;
         let (key, desc) = parse_sort(q.sort.as_deref().unwrap_or("name"))?;
+        let pattern = q.q.as_deref().map(uvmm_model::glob::Pattern::new);
         let only_host = q
             .host
             .as_deref()
@@ -779,19 +796,19 @@ impl Cache {
             .filter(|(_, v)| state.is_none_or(|s| v.state == s))
             .filter(|(_, v)| q.name.as_deref().is_none_or(|n| v.name == n))
             .filter(|(_, v)| {
-                q.q.as_deref().is_none_or(|pat| {
-                    uvmm_model::glob::matches(pat, &v.name)
+                pattern.as_ref().is_none_or(|pat| {
+                    pat.matches(&v.name)
                         || v.def
                             .notes
                             .description
                             .as_deref()
-                            .is_some_and(|d| uvmm_model::glob::matches(pat, d))
+                            .is_some_and(|d| pat.matches(d))
                 })
             })
             .collect();
-        rows.sort_by(|(ha, a), (hb, b)| {
+        let cmp = |(ha, a): &(&HostEntry, &VmEntry), (hb, b): &(&HostEntry, &VmEntry)| {
             let primary = match key {
-                SortKey::Name => name_order(&a.name, &b.name),
+                SortKey::Name => a.name_key.cmp(&b.name_key),
                 SortKey::Host => ha.id.cmp(&hb.id),
                 SortKey::State => a.state.cmp(&b.state),
                 SortKey::Memory => a.memory_kib.cmp(&b.memory_kib),
@@ -801,12 +818,22 @@ impl Cache {
             let primary = if desc { primary.reverse() } else { primary };
             // A stable secondary order keeps pages consistent between requests.
             primary
-                .then_with(|| name_order(&a.name, &b.name))
+                .then_with(|| a.name_key.cmp(&b.name_key))
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| ha.id.cmp(&hb.id))
-        });
+        };
         let total = rows.len();
         let offset = q.offset.unwrap_or(0);
+        // A page needs only its first offset+limit rows in order: select those, sort them.
+        let wanted = q
+            .limit
+            .map(|l| offset.saturating_add(l))
+            .unwrap_or(usize::MAX);
+        if wanted < rows.len() {
+            rows.select_nth_unstable_by(wanted, cmp);
+            rows.truncate(wanted);
+        }
+        rows.sort_by(cmp);
         let items = rows
             .into_iter()
             .skip(offset)
@@ -991,6 +1018,7 @@ mod tests {
             cpu_time_ns: Some(cpu),
             balloon_current_kib: Some(512),
             vcpus_current: Some(2),
+            ..DomainStats::default()
         };
         let other = DomainStats {
             uuid: U2.into(),

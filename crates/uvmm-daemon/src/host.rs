@@ -10,7 +10,7 @@ use crate::cache::Cache;
 use crate::config::{Monitoring, Timing};
 use crate::error::CoreError;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_backup::{BackupStore, Retention, VersionInput};
@@ -27,6 +27,16 @@ pub struct Shared {
     pub backups: Option<Arc<BackupStore>>,
     pub retention: Retention,
     pub monitoring: Monitoring,
+    /// The rendered answer to `GET /api/v1/vms` without parameters (see `Manager`).
+    pub list_render: Mutex<Option<ListRender>>,
+}
+
+/// A rendered full VM list and the cache state it shows.
+pub struct ListRender {
+    pub generation: u64,
+    pub stats_generation: u64,
+    pub at: Instant,
+    pub body: bytes::Bytes,
 }
 
 impl Shared {
@@ -35,6 +45,9 @@ impl Shared {
     pub fn update<R>(&self, f: impl FnOnce(&mut Cache) -> (R, Vec<uvmm_api::Event>)) -> R {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         let (r, events) = f(&mut cache);
+        if !events.is_empty() {
+            cache.generation += 1;
+        }
         self.bus.publish(events);
         r
     }
@@ -77,18 +90,33 @@ impl JobCtx<'_> {
     /// Record the domain's definition in the backup store (when it changed); a failure is
     /// returned as a warning for the answer: the change itself has happened.
     pub fn backup(&self, uuid: &str, cause: &str) -> Option<String> {
-        self.worker
-            .backup(self.hv, uuid, cause, false)
-            .err()
-            .map(|e| format!("the backup of this change failed: {e}"))
+        // Jobs only define persistent VMs.
+        record_backup(
+            &self.worker.shared,
+            &self.worker.uri,
+            self.hv,
+            uuid,
+            cause,
+            false,
+            Some(true),
+        )
+        .err()
+        .map(|e| format!("the backup of this change failed: {e}"))
     }
 
     /// Record the definition a VM has right before it is deleted.
     pub fn backup_deleted(&self, uuid: &str) -> Option<String> {
-        self.worker
-            .backup(self.hv, uuid, "delete", true)
-            .err()
-            .map(|e| format!("the backup of the deleted definition failed: {e}"))
+        record_backup(
+            &self.worker.shared,
+            &self.worker.uri,
+            self.hv,
+            uuid,
+            "delete",
+            true,
+            Some(true),
+        )
+        .err()
+        .map(|e| format!("the backup of the deleted definition failed: {e}"))
     }
 
     /// The reason the host is unavailable, for jobs that were not run.
@@ -124,6 +152,71 @@ impl HostHandle {
 
     pub fn stop(&self) {
         let _ = self.tx.send(HostMsg::Stop);
+    }
+}
+
+/// Save the persistent definition of `uuid` as a new backup version if it changed; a
+/// domain that is gone is recorded as deleted. Transient domains have no definition to
+/// keep. `persistent` is passed when the caller knows it; otherwise the cache says.
+pub fn record_backup(
+    shared: &Shared,
+    uri: &str,
+    hv: &dyn Hypervisor,
+    uuid: &str,
+    cause: &str,
+    deleting: bool,
+    persistent: Option<bool>,
+) -> Result<(), String> {
+    let Some(store) = &shared.backups else {
+        return Ok(());
+    };
+    let mut input = VersionInput {
+        host: uri.to_string(),
+        cause: cause.to_string(),
+        deleted: deleting,
+        ..VersionInput::default()
+    };
+    let mark_deleted = |input: &VersionInput| {
+        store
+            .mark_deleted(uuid, input)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let persistent = persistent.or_else(|| {
+        shared
+            .read()
+            .host(uri)
+            .and_then(|h| h.vms.get(uuid))
+            .map(|v| v.persistent)
+    });
+    match persistent {
+        None => return mark_deleted(&input),
+        Some(false) => return Ok(()),
+        Some(true) => {}
+    }
+    let xml = match hv.domain_xml(uuid, true, true) {
+        Ok(x) => x,
+        Err(e) if e.kind == ErrorKind::NotFound => return mark_deleted(&input),
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Ok(def) = parse_domain(&xml) {
+        input.name = def.name;
+        input.hypervisor = def.domain_type;
+        input.os_type = def.os_type;
+    }
+    match store.save(uuid, &xml, &input) {
+        Ok(Some(v)) => {
+            tracing::debug!(%uri, %uuid, version = v, %cause, "definition backed up");
+            if let Err(e) = store.prune_vm(uuid, shared.retention, SystemTime::now()) {
+                tracing::warn!(%uuid, "pruning old versions failed: {e}");
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            tracing::error!(%uri, %uuid, "backup failed: {e}");
+            Err(e.to_string())
+        }
     }
 }
 
@@ -182,7 +275,7 @@ impl Worker {
                 .shared
                 .connector
                 .connect(&self.uri, sink)
-                .and_then(|hv| self.sync(&*hv).map(|_| hv));
+                .and_then(|hv| self.sync(&hv).map(|_| hv));
             match attempt {
                 Ok(hv) => {
                     tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
@@ -228,12 +321,12 @@ impl Worker {
     }
 
     /// Full read of the host after (re)connecting.
-    fn sync(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
+    fn sync(&self, hv: &Arc<dyn Hypervisor>) -> Result<(), LibvirtError> {
         let info = hv.host_info()?;
         let domains = hv.list_domains()?;
         let free = hv.free_memory_kib().ok();
         // Pools first: once the host shows as connected, everything about it is known.
-        if let Err(e) = self.refresh_pools(hv) {
+        if let Err(e) = self.refresh_pools(hv.as_ref()) {
             tracing::warn!(uri = %self.uri, "reading storage pools failed: {e}");
         }
         let now = SystemTime::now();
@@ -244,9 +337,27 @@ impl Worker {
             .collect();
         self.shared
             .update(|c| ((), c.host_synced(&self.uri, info, free, domains, now)));
-        // Changes made while uvmm was not watching become versions now.
-        for uuid in persistent {
-            let _ = self.backup(hv, &uuid, "resync", false);
+        // Changes made while uvmm was not watching become versions now, on a thread of
+        // their own: with thousands of VMs this takes a while, and the worker must answer
+        // events and requests meanwhile.
+        let (shared, uri, hv) = (self.shared.clone(), self.uri.clone(), hv.clone());
+        let spawned = std::thread::Builder::new()
+            .name("backup resync".into())
+            .spawn(move || {
+                for uuid in persistent {
+                    let _ = record_backup(
+                        &shared,
+                        &uri,
+                        hv.as_ref(),
+                        &uuid,
+                        "resync",
+                        false,
+                        Some(true),
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(uri = %self.uri, "cannot start the backup resync: {e}");
         }
         Ok(())
     }
@@ -343,8 +454,6 @@ impl Worker {
         }
     }
 
-    /// Save the persistent definition of `uuid` as a new backup version if it changed; a
-    /// domain that is gone is recorded as deleted. Transient domains have no definition.
     fn backup(
         &self,
         hv: &dyn Hypervisor,
@@ -352,55 +461,7 @@ impl Worker {
         cause: &str,
         deleting: bool,
     ) -> Result<(), String> {
-        let Some(store) = &self.shared.backups else {
-            return Ok(());
-        };
-        let mut input = VersionInput {
-            host: self.uri.clone(),
-            cause: cause.to_string(),
-            deleted: deleting,
-            ..VersionInput::default()
-        };
-        match hv.domain(uuid) {
-            Ok(Some(snap)) if !snap.persistent => return Ok(()),
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return store
-                    .mark_deleted(uuid, &input)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-        let xml = match hv.domain_xml(uuid, true, true) {
-            Ok(x) => x,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                return store
-                    .mark_deleted(uuid, &input)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        if let Ok(def) = parse_domain(&xml) {
-            input.name = def.name;
-            input.hypervisor = def.domain_type;
-            input.os_type = def.os_type;
-        }
-        match store.save(uuid, &xml, &input) {
-            Ok(Some(v)) => {
-                tracing::debug!(uri = %self.uri, %uuid, version = v, %cause, "definition backed up");
-                if let Err(e) = store.prune_vm(uuid, self.shared.retention, SystemTime::now()) {
-                    tracing::warn!(%uuid, "pruning old versions failed: {e}");
-                }
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                tracing::error!(uri = %self.uri, %uuid, "backup failed: {e}");
-                Err(e.to_string())
-            }
-        }
+        record_backup(&self.shared, &self.uri, hv, uuid, cause, deleting, None)
     }
 
     /// Re-read one domain after an event. Whatever the event said, libvirt's answer now is
@@ -434,6 +495,10 @@ impl Worker {
             };
             read.push((p, volumes));
         }
+        if let Ok(free) = hv.free_memory_kib() {
+            let mut cache = self.shared.cache.write().unwrap_or_else(|p| p.into_inner());
+            cache.set_free_memory(&self.uri, free);
+        }
         let monitoring = &self.shared.monitoring;
         self.shared.update(|c| {
             (
@@ -448,7 +513,8 @@ impl Worker {
 
     fn stats(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
         let stats = hv.domain_stats()?;
-        let free = hv.free_memory_kib().ok();
+        // Free host memory changes slowly; it is read with the pools (refresh_pools).
+        let free = None;
         let now = Instant::now();
         let stale = {
             let mut cache = self.shared.cache.write().unwrap_or_else(|p| p.into_inner());

@@ -239,6 +239,37 @@ impl Manager {
         self.shared.read().list_vms(q)
     }
 
+    /// `GET /api/v1/vms` without parameters, the most frequent and largest read: rendered
+    /// once and reused until something changes. Statistics (CPU, memory) are sampled
+    /// every interval anyway, so a render is reused for up to one interval after them;
+    /// any change that produces an event (state, definition, host) renders anew.
+    pub fn list_all_json(&self) -> Result<bytes::Bytes, CoreError> {
+        let mut slot = self
+            .shared
+            .list_render
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let cache = self.shared.read();
+        if let Some(r) = slot.as_ref() {
+            let fresh_stats = r.stats_generation == cache.stats_generation
+                || r.at.elapsed() < self.shared.timing.stats_interval;
+            if r.generation == cache.generation && fresh_stats {
+                return Ok(r.body.clone());
+            }
+        }
+        let page = cache.list_vms(&VmQuery::default())?;
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&page).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        *slot = Some(crate::host::ListRender {
+            generation: cache.generation,
+            stats_generation: cache.stats_generation,
+            at: std::time::Instant::now(),
+            body: body.clone(),
+        });
+        Ok(body)
+    }
+
     pub fn vm(&self, uuid: &str, host: Option<&str>) -> Result<VmDetail, CoreError> {
         let cache = self.shared.read();
         let (h, v) = cache.resolve_vm(uuid, host)?;

@@ -82,6 +82,7 @@ pub async fn run(
             })),
             retention: settings.retention,
             monitoring: settings.monitoring.clone(),
+            list_render: Default::default(),
         });
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {

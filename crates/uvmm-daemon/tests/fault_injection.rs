@@ -171,6 +171,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
         backups: None,
         retention: Default::default(),
         monitoring: Default::default(),
+        list_render: Default::default(),
     });
     (
         Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),

@@ -105,6 +105,8 @@ pub struct NetworkInfo {
 pub struct DomainStats {
     pub uuid: String,
     pub state: Option<VmState>,
+    pub reason: Option<u32>,
+    pub balloon_maximum_kib: Option<u64>,
     pub cpu_time_ns: Option<u64>,
     pub balloon_current_kib: Option<u64>,
     pub vcpus_current: Option<u32>,

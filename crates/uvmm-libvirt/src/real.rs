@@ -228,15 +228,60 @@ impl Hypervisor for LibvirtHost {
     }
 
     fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError> {
+        // Bulk calls instead of six calls per domain: flag-filtered lists tell persistent,
+        // autostart and managed-save domains apart, one stats call gives states and sizes;
+        // only the XML is read per domain. (Name and UUID come with the list, no call.)
         let domains = self.conn.list_all_domains(0)?;
+        let stats = match crate::stats::all_domain_stats(&self.conn) {
+            Ok(s) => s,
+            Err(e) if e.kind == ErrorKind::NotSupported => {
+                return self.list_domains_one_by_one(&domains)
+            }
+            Err(e) => return Err(e),
+        };
+        let stats: std::collections::HashMap<String, DomainStats> =
+            stats.into_iter().map(|s| (s.uuid.clone(), s)).collect();
+        let set = |flags: u32| -> Result<std::collections::HashSet<String>, LibvirtError> {
+            Ok(self
+                .conn
+                .list_all_domains(flags)?
+                .iter()
+                .filter_map(|d| d.uuid_string().ok())
+                .collect())
+        };
+        let persistent = set(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)?;
+        let autostart = set(sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?;
+        let managed = set(sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?;
         let mut out = Vec::with_capacity(domains.len());
         for dom in &domains {
-            match self.snapshot(dom) {
-                Ok(s) => out.push(s),
-                // Undefined between listing and reading: simply gone.
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            let uuid = dom.uuid_string()?;
+            let Some(st) = stats.get(&uuid) else {
+                // Defined after the stats call: read it the long way.
+                if let Ok(s) = self.snapshot(dom) {
+                    out.push(s);
+                }
+                continue;
+            };
+            let xml = match dom.xml_desc(sys::VIR_DOMAIN_XML_SECURE) {
+                Ok(x) => x,
+                Err(e) if LibvirtError::from(e.clone()).kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            out.push(DomainSnapshot {
+                name: dom.name()?,
+                state: st.state.unwrap_or(VmState::Unknown),
+                reason: st.reason.unwrap_or(0),
+                persistent: persistent.contains(&uuid),
+                autostart: autostart.contains(&uuid),
+                managed_save: managed.contains(&uuid),
+                // Zero means "not reported" (inactive domains): the cache takes the XML's.
+                max_memory_kib: st.balloon_maximum_kib.unwrap_or(0),
+                memory_kib: st.balloon_current_kib.unwrap_or(0),
+                vcpus: st.vcpus_current.unwrap_or(0),
+                cpu_time_ns: st.cpu_time_ns.unwrap_or(0),
+                uuid,
+                xml,
+            });
         }
         Ok(out)
     }
@@ -540,6 +585,23 @@ fn volume_info(pool: &str, vol: &StorageVol) -> Result<VolumeInfo, LibvirtError>
 }
 
 impl LibvirtHost {
+    /// Drivers without bulk statistics: every domain on its own.
+    fn list_domains_one_by_one(
+        &self,
+        domains: &[Domain],
+    ) -> Result<Vec<DomainSnapshot>, LibvirtError> {
+        let mut out = Vec::with_capacity(domains.len());
+        for dom in domains {
+            match self.snapshot(dom) {
+                Ok(s) => out.push(s),
+                // Undefined between listing and reading: simply gone.
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     fn must(&self, uuid: &str) -> Result<Domain, LibvirtError> {
         self.lookup(uuid)?.ok_or_else(|| {
             LibvirtError::new(ErrorKind::NotFound, format!("domain {uuid} not found"))

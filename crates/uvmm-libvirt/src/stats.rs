@@ -70,6 +70,8 @@ fn read_record(rec: &sys::virDomainStatsRecord) -> DomainStats {
             b"state.state" => {
                 stats.state = as_u64().map(|s| VmState::from_libvirt(s as u32));
             }
+            b"state.reason" => stats.reason = as_u64().map(|r| r as u32),
+            b"balloon.maximum" => stats.balloon_maximum_kib = as_u64(),
             b"cpu.time" => stats.cpu_time_ns = as_u64(),
             b"balloon.current" => stats.balloon_current_kib = as_u64(),
             b"vcpu.current" => stats.vcpus_current = as_u64().map(|v| v as u32),

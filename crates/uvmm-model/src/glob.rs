@@ -1,24 +1,64 @@
 //! Case-insensitive glob matching (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`) for VM name patterns
 //! such as the original tool's `"*winxp*"`.
 
+/// A compiled pattern: case-insensitive glob; without glob characters a substring match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    chars: Vec<char>,
+    /// The same pattern as bytes, when it is ASCII.
+    ascii: Option<Vec<u8>>,
+}
+
+fn lower(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Pattern {
+        let mut chars: Vec<char> = pattern.chars().map(lower).collect();
+        if !chars.iter().any(|c| matches!(c, '*' | '?' | '[')) {
+            chars.insert(0, '*');
+            chars.push('*');
+        }
+        let ascii = chars
+            .iter()
+            .all(|c| c.is_ascii())
+            .then(|| chars.iter().map(|c| *c as u8).collect());
+        Pattern { chars, ascii }
+    }
+
+    /// Match without allocating: the text is walked by byte index (by bytes outright
+    /// when pattern and text are ASCII, the common case for VM names).
+    pub fn matches(&self, text: &str) -> bool {
+        if text.is_ascii() {
+            if let Some(bytes) = &self.ascii {
+                return glob_ascii(bytes, text.as_bytes());
+            }
+        }
+        glob(&self.chars, text)
+    }
+}
+
 /// Match `text` against `pattern`, ignoring case. A pattern without any glob character
 /// matches as a substring, which is what people mean when they type `vm list web`.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    if !p.iter().any(|c| matches!(c, '*' | '?' | '[')) {
-        let needle: String = p.iter().collect();
-        let hay: String = t.iter().collect();
-        return hay.contains(&needle);
-    }
-    glob(&p, &t)
+    Pattern::new(pattern).matches(text)
 }
 
-/// Iterative glob with single backtrack point: linear for `*`-only patterns.
-fn glob(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
+fn char_at(t: &str, i: usize) -> (char, usize) {
+    let c = t[i..]
+        .chars()
+        .next()
+        .expect("index is a char boundary inside the text");
+    (lower(c), c.len_utf8())
+}
+
+/// Iterative glob with a single backtrack point: linear for `*`-only patterns.
+fn glob(p: &[char], t: &str) -> bool {
+    let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
+        let (c, clen) = char_at(t, ti);
         if pi < p.len() {
             match p[pi] {
                 '*' => {
@@ -28,24 +68,77 @@ fn glob(p: &[char], t: &[char]) -> bool {
                 }
                 '?' => {
                     pi += 1;
-                    ti += 1;
+                    ti += clen;
                     continue;
                 }
                 '[' => {
-                    if let Some((ok, next)) = class(&p[pi..], t[ti]) {
+                    if let Some((ok, next)) = class(&p[pi..], c) {
+                        if ok {
+                            pi += next;
+                            ti += clen;
+                            continue;
+                        }
+                    } else if c == '[' {
+                        // Unclosed bracket: literal '['.
+                        pi += 1;
+                        ti += clen;
+                        continue;
+                    }
+                }
+                pc if pc == c => {
+                    pi += 1;
+                    ti += clen;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                let (_, slen) = char_at(t, st);
+                pi = sp + 1;
+                ti = st + slen;
+                star = Some((sp, st + slen));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// [`glob`] for ASCII pattern and text: byte steps, ASCII case folding.
+fn glob_ascii(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        let c = t[ti].to_ascii_lowercase();
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                b'[' => {
+                    let chars: Vec<char> = p[pi..].iter().map(|b| *b as char).collect();
+                    if let Some((ok, next)) = class(&chars, c as char) {
                         if ok {
                             pi += next;
                             ti += 1;
                             continue;
                         }
-                    } else if t[ti] == '[' {
-                        // Unclosed bracket: literal '['.
+                    } else if c == b'[' {
                         pi += 1;
                         ti += 1;
                         continue;
                     }
                 }
-                c if c == t[ti] => {
+                pc if pc == c => {
                     pi += 1;
                     ti += 1;
                     continue;
@@ -62,7 +155,7 @@ fn glob(p: &[char], t: &[char]) -> bool {
             None => return false,
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 /// Evaluate a bracket class at the start of `p`; returns (matched, length of the class).
@@ -115,6 +208,8 @@ mod tests {
             ("[", "[", true),
             ("x[", "x[", true),
             ("", "anything", true),
+            ("ÄRGER", "viel ärger hier", true),
+            ("*ä?", "xäy", true),
         ];
         for (p, t, want) in cases {
             assert_eq!(matches(p, t), want, "{p} vs {t}");
