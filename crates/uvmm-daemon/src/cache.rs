@@ -570,12 +570,16 @@ impl Cache {
 
     /// Apply one bulk statistics read. Returns the UUIDs whose cached state disagrees with
     /// libvirt (a missed event): the worker re-reads those.
+    /// Apply one bulk statistics read; returns the VMs whose cached state disagrees with
+    /// libvirt (to be re-read). `complete` says the read covered every domain; otherwise it
+    /// covered the active ones, and only an active VM missing from it is a disagreement.
     pub fn apply_stats(
         &mut self,
         uri: &str,
         stats: &[DomainStats],
         free_memory_kib: Option<u64>,
         now: Instant,
+        complete: bool,
     ) -> Vec<String> {
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
@@ -620,8 +624,8 @@ impl Cache {
                 }
             }
         }
-        for uuid in host.vms.keys() {
-            if !seen.contains(uuid.as_str()) {
+        for (uuid, vm) in &host.vms {
+            if (complete || vm.state.is_active()) && !seen.contains(uuid.as_str()) {
                 stale.push(uuid.clone());
             }
         }
@@ -1030,7 +1034,8 @@ mod tests {
                 URI,
                 &[stat(0, VmState::Running), other.clone()],
                 Some(99),
-                t0
+                t0,
+                true
             )
             .is_empty());
         // 1 s later, 1 s of CPU on 2 vCPUs = 50 %, smoothed from 0 -> 25 %.
@@ -1039,6 +1044,7 @@ mod tests {
             &[stat(1_000_000_000, VmState::Running), other.clone()],
             None,
             t0 + Duration::from_secs(1),
+            true,
         );
         assert!(stale.is_empty());
         let vm = &c.host(URI).unwrap().vms[U1];
@@ -1051,6 +1057,7 @@ mod tests {
             &[stat(u64::MAX, VmState::Running), other.clone()],
             None,
             t0 + Duration::from_secs(2),
+            true,
         );
         assert!(c.host(URI).unwrap().vms[U1].cpu_usage <= 100.0);
         // State disagreement, unknown UUID and a VM missing from the stats: all stale.
@@ -1060,12 +1067,27 @@ mod tests {
         };
         let mut stale = c.apply_stats(
             URI,
-            &[stat(0, VmState::Paused), unknown],
+            &[stat(0, VmState::Paused), unknown.clone()],
             None,
             t0 + Duration::from_secs(3),
+            true,
         );
         stale.sort();
         assert_eq!(stale, vec![U1.to_string(), U2.to_string(), U3.to_string()]);
+        // A read of the active VMs only: the shut-off VM is expected to be missing, a
+        // running one is not.
+        let stale = c.apply_stats(URI, &[unknown], None, t0 + Duration::from_secs(4), false);
+        let mut stale = stale;
+        stale.sort();
+        assert_eq!(stale, vec![U1.to_string(), U3.to_string()]);
+        let stale = c.apply_stats(
+            URI,
+            &[stat(0, VmState::Running)],
+            None,
+            t0 + Duration::from_secs(5),
+            false,
+        );
+        assert!(stale.is_empty(), "{stale:?}");
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct FileConfig {
     pub ldap: Option<String>,
     /// Seconds between statistics refreshes (one bulk call per host).
     pub stats_interval_secs: Option<u64>,
+    /// Seconds between statistics reads that cover inactive VMs too, to catch changes
+    /// whose event was lost (the others read active VMs only).
+    pub reconcile_interval_secs: Option<u64>,
     /// First reconnection delay; doubles up to `reconnect_max_secs`.
     pub reconnect_min_secs: Option<u64>,
     pub reconnect_max_secs: Option<u64>,
@@ -251,6 +254,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     pub stats_interval: Duration,
+    pub reconcile_interval: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub call_timeout: Duration,
@@ -262,6 +266,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             stats_interval: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(60),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(300),
             call_timeout: Duration::from_secs(60),
@@ -372,6 +377,11 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         file.stats_interval_secs,
         "stats_interval_secs",
         timing.stats_interval,
+    )?;
+    timing.reconcile_interval = secs(
+        file.reconcile_interval_secs,
+        "reconcile_interval_secs",
+        timing.reconcile_interval,
     )?;
     timing.reconnect_min = secs(
         file.reconnect_min_secs,

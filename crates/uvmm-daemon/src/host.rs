@@ -344,8 +344,10 @@ impl Worker {
         let spawned = std::thread::Builder::new()
             .name("backup resync".into())
             .spawn(move || {
+                let started = Instant::now();
+                let (count, mut failed) = (persistent.len(), 0usize);
                 for uuid in persistent {
-                    let _ = record_backup(
+                    if record_backup(
                         &shared,
                         &uri,
                         hv.as_ref(),
@@ -353,8 +355,19 @@ impl Worker {
                         "resync",
                         false,
                         Some(true),
-                    );
+                    )
+                    .is_err()
+                    {
+                        failed += 1;
+                    }
                 }
+                tracing::info!(
+                    %uri,
+                    vms = count,
+                    failed,
+                    ms = started.elapsed().as_millis() as u64,
+                    "backups checked against the host's definitions"
+                );
             });
         if let Err(e) = spawned {
             tracing::error!(uri = %self.uri, "cannot start the backup resync: {e}");
@@ -383,8 +396,10 @@ impl Worker {
     fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
         let interval = self.shared.timing.stats_interval;
         let pool_interval = self.shared.monitoring.pool_interval;
+        let reconcile_interval = self.shared.timing.reconcile_interval;
         // Statistics right away: primes CPU usage and catches changes made during sync.
         let mut next_stats = Instant::now();
+        let mut next_reconcile = Instant::now();
         let mut next_pools = Instant::now() + pool_interval;
         loop {
             let timeout = next_stats
@@ -400,7 +415,11 @@ impl Worker {
                         self.refresh_pools(hv)
                     } else {
                         next_stats = now + interval;
-                        self.stats(hv)
+                        let complete = now >= next_reconcile;
+                        if complete {
+                            next_reconcile = now + reconcile_interval;
+                        }
+                        self.stats(hv, complete)
                     };
                     if let Err(e) = result {
                         if !hv.is_alive() {
@@ -511,14 +530,17 @@ impl Worker {
         Ok(())
     }
 
-    fn stats(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
-        let stats = hv.domain_stats()?;
+    /// Statistics of the active VMs, or with `complete` of every VM: events keep the
+    /// inactive ones current, and the complete read (every `reconcile_interval`) is the
+    /// safety net that catches a change whose event was lost.
+    fn stats(&self, hv: &dyn Hypervisor, complete: bool) -> Result<(), LibvirtError> {
+        let stats = hv.domain_stats(!complete)?;
         // Free host memory changes slowly; it is read with the pools (refresh_pools).
         let free = None;
         let now = Instant::now();
         let stale = {
             let mut cache = self.shared.cache.write().unwrap_or_else(|p| p.into_inner());
-            cache.apply_stats(&self.uri, &stats, free, now)
+            cache.apply_stats(&self.uri, &stats, free, now, complete)
         };
         for uuid in stale {
             tracing::debug!(uri = %self.uri, %uuid, "cache disagreed with libvirt; re-reading");

@@ -1,10 +1,10 @@
 //! Faults injected through the `Connector`/`Hypervisor` traits around the real libvirt
-//! test driver: refused connections, a dropped connection, a host that hangs.
+//! test driver: refused connections, a dropped connection, a host that hangs, lost events.
 
 mod common;
 
 use common::{demo_uri, wait_for};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use uvmm_api::{HostOrigin, HostStatus, VmQuery};
@@ -23,6 +23,10 @@ struct Faults {
     /// Actions on this host hang until it is cleared.
     hang_uri: Mutex<Option<String>>,
     sinks: Mutex<Vec<EventSink>>,
+    /// Domain events are lost (connection events still arrive).
+    lose_events: AtomicBool,
+    /// The real connections, for changes made behind uvmm's back.
+    inner: Mutex<Vec<Arc<dyn Hypervisor>>>,
 }
 
 struct FaultyConnector {
@@ -49,7 +53,14 @@ impl Connector for FaultyConnector {
             ));
         }
         self.faults.sinks.lock().unwrap().push(sink.clone());
-        let inner = self.inner.connect(uri, sink)?;
+        let faults = self.faults.clone();
+        let lossy: EventSink = Arc::new(move |e| {
+            if !faults.lose_events.load(Ordering::SeqCst) || matches!(e, HostEvent::Closed { .. }) {
+                sink(e)
+            }
+        });
+        let inner = self.inner.connect(uri, lossy)?;
+        self.faults.inner.lock().unwrap().push(inner.clone());
         Ok(Arc::new(FaultyHost {
             inner,
             faults: self.faults.clone(),
@@ -76,8 +87,8 @@ impl Hypervisor for FaultyHost {
         }
         self.inner.action(uuid, action)
     }
-    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError> {
-        self.inner.domain_stats()
+    fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
+        self.inner.domain_stats(active_only)
     }
     fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
         self.inner.free_memory_kib()
@@ -158,6 +169,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
         bus: EventBus::default(),
         timing: Timing {
             stats_interval: Duration::from_millis(200),
+            reconcile_interval: Duration::from_millis(1000),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_millis(400),
             call_timeout: Duration::from_millis(500),
@@ -304,5 +316,62 @@ async fn a_hung_host_costs_only_its_own_requests() {
         .await
         .unwrap();
     assert_eq!(r.vm.unwrap().state, uvmm_model::VmState::Paused);
+    m.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_events_are_caught_by_statistics_and_reconciliation() {
+    let faults = Arc::new(Faults::default());
+    let (m, _dir) = manager(faults.clone());
+    m.start(&[(demo_uri("demo-kvm1"), HostOrigin::Cmdline)]);
+    wait_for(Duration::from_secs(3), "connected", || {
+        (status(&m, "demo-kvm1") == HostStatus::Connected).then_some(())
+    });
+    let vm = |state: uvmm_model::VmState| {
+        m.list_vms(&VmQuery::default())
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|v| v.state == state)
+            .expect("the demo host has running and shut-off VMs")
+    };
+    let running = vm(uvmm_model::VmState::Running);
+    let shutoff = vm(uvmm_model::VmState::Shutoff);
+    let state_of = |uuid: &str| {
+        m.list_vms(&VmQuery::default())
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|v| v.uuid == uuid)
+            .map(|v| v.state)
+    };
+    let behind_our_back = faults.inner.lock().unwrap().last().unwrap().clone();
+    faults.lose_events.store(true, Ordering::SeqCst);
+
+    // An active VM that changed: the next statistics read (active VMs) disagrees.
+    behind_our_back
+        .action(&running.uuid, Action::Pause)
+        .unwrap();
+    wait_for(Duration::from_secs(5), "paused VM noticed", || {
+        (state_of(&running.uuid) == Some(uvmm_model::VmState::Paused)).then_some(())
+    });
+    // An active VM that stopped is missing from the read of active VMs.
+    behind_our_back.action(&running.uuid, Action::Stop).unwrap();
+    wait_for(Duration::from_secs(5), "stopped VM noticed", || {
+        (state_of(&running.uuid) == Some(uvmm_model::VmState::Shutoff)).then_some(())
+    });
+    // Inactive VMs defined or undefined: only the complete read finds them.
+    let ghost = behind_our_back
+        .define(
+            "<domain type='test'><name>ghost</name><memory>65536</memory>\
+             <os><type>hvm</type></os></domain>",
+        )
+        .unwrap();
+    behind_our_back.undefine(&shutoff.uuid).unwrap();
+    wait_for(Duration::from_secs(5), "reconciliation", || {
+        (state_of(&ghost) == Some(uvmm_model::VmState::Shutoff)
+            && state_of(&shutoff.uuid).is_none())
+        .then_some(())
+    });
     m.shutdown();
 }

@@ -16,25 +16,43 @@ use virt::sys;
 
 static EVENT_LOOP: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Register libvirt's default event loop implementation and run it on a thread. Must
-/// happen before the first connection is opened, or that connection gets no events and
-/// no keepalive. Idempotent.
+/// Environment variable that selects libvirt's own (GLib) event loop instead of ours:
+/// `UVMM_LIBVIRT_EVENT_LOOP=default`. A way out should the epoll loop misbehave with some
+/// libvirt version; it costs O(hosts) per wakeup (see `eventloop`).
+pub const EVENT_LOOP_ENV: &str = "UVMM_LIBVIRT_EVENT_LOOP";
+
+/// Register the event loop implementation and run it on a thread. Must happen before the
+/// first connection is opened, or that connection gets no events and no keepalive.
+/// Idempotent.
 pub fn ensure_event_loop() -> Result<(), String> {
     EVENT_LOOP
         .get_or_init(|| {
             // libvirt prints every error to stderr unless a handler is installed; errors
             // are reported through Result values instead.
             virt::error::clear_error_callback();
-            virt::event::event_register_default_impl().map_err(|e| e.to_string())?;
-            std::thread::Builder::new()
-                .name("libvirt-events".into())
-                .spawn(|| loop {
-                    if let Err(e) = virt::event::event_run_default_impl() {
-                        tracing::error!("libvirt event loop iteration failed: {e}");
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                })
-                .map_err(|e| e.to_string())?;
+            let use_default = std::env::var(EVENT_LOOP_ENV).is_ok_and(|v| v == "default");
+            let spawned = if use_default {
+                virt::event::event_register_default_impl().map_err(|e| e.to_string())?;
+                std::thread::Builder::new()
+                    .name("libvirt-events".into())
+                    .spawn(|| loop {
+                        if let Err(e) = virt::event::event_run_default_impl() {
+                            tracing::error!("libvirt event loop iteration failed: {e}");
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    })
+            } else {
+                let l = crate::eventloop::register().map_err(|e| e.to_string())?;
+                std::thread::Builder::new()
+                    .name("libvirt-events".into())
+                    .spawn(move || loop {
+                        if let Err(e) = l.iterate(None) {
+                            tracing::error!("libvirt event loop iteration failed: {e}");
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    })
+            };
+            spawned.map_err(|e| e.to_string())?;
             Ok(())
         })
         .clone()

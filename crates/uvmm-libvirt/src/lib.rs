@@ -9,6 +9,7 @@
 //! slow or hung host only ever blocks itself.
 
 mod error;
+mod eventloop;
 mod events;
 mod real;
 mod stats;
@@ -172,8 +173,10 @@ pub trait Hypervisor: Send + Sync {
     /// One domain; `Ok(None)` when it does not exist (any more).
     fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError>;
     fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError>;
-    /// Statistics of all domains in one call.
-    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError>;
+    /// Statistics of all domains in one call; with `active_only`, of the active ones
+    /// (those with a domain ID: running, paused, ...), which is all that changes between
+    /// events.
+    fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError>;
     fn free_memory_kib(&self) -> Result<u64, LibvirtError>;
     /// Domain XML; `inactive` for the persistent definition, `secure` to include secrets
     /// (VNC passwords).

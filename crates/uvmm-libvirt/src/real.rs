@@ -232,7 +232,7 @@ impl Hypervisor for LibvirtHost {
         // autostart and managed-save domains apart, one stats call gives states and sizes;
         // only the XML is read per domain. (Name and UUID come with the list, no call.)
         let domains = self.conn.list_all_domains(0)?;
-        let stats = match crate::stats::all_domain_stats(&self.conn) {
+        let stats = match crate::stats::all_domain_stats(&self.conn, false) {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::NotSupported => {
                 return self.list_domains_one_by_one(&domains)
@@ -314,8 +314,8 @@ impl Hypervisor for LibvirtHost {
         .map_err(LibvirtError::from)
     }
 
-    fn domain_stats(&self) -> Result<Vec<DomainStats>, LibvirtError> {
-        crate::stats::all_domain_stats(&self.conn)
+    fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
+        crate::stats::all_domain_stats(&self.conn, active_only)
     }
 
     fn free_memory_kib(&self) -> Result<u64, LibvirtError> {

@@ -44,9 +44,24 @@ fn reads_host_and_domains() {
         .domain("00000000-0000-0000-0000-000000000000")
         .unwrap()
         .is_none());
-    let stats = host.domain_stats().unwrap();
+    let stats = host.domain_stats(false).unwrap();
     assert_eq!(stats.len(), 5);
     assert!(stats.iter().all(|s| s.state.is_some()));
+    // UUIDs are formatted by us from the raw bytes: they must match libvirt's own.
+    let mut from_stats: Vec<&str> = stats.iter().map(|s| s.uuid.as_str()).collect();
+    let mut from_list: Vec<&str> = doms.iter().map(|d| d.uuid.as_str()).collect();
+    from_stats.sort();
+    from_list.sort();
+    assert_eq!(from_stats, from_list);
+    let active = host.domain_stats(true).unwrap();
+    let running: Vec<&str> = doms
+        .iter()
+        .filter(|d| d.state.is_active())
+        .map(|d| d.uuid.as_str())
+        .collect();
+    assert_eq!(active.len(), running.len());
+    assert!(!active.is_empty() && active.len() < stats.len());
+    assert!(active.iter().all(|s| running.contains(&s.uuid.as_str())));
 }
 
 #[test]
