@@ -7,6 +7,10 @@ pub struct Pattern {
     chars: Vec<char>,
     /// The same pattern as bytes, when it is ASCII.
     ascii: Option<Vec<u8>>,
+    /// An ASCII pattern made of literals and `*` only (the usual `*web*`), split at `*`:
+    /// matched by searching for each piece in turn, which is several times faster than
+    /// the general matcher when filtering 10,000 names per request.
+    pieces: Option<Vec<Vec<u8>>>,
 }
 
 fn lower(c: char) -> char {
@@ -20,23 +24,77 @@ impl Pattern {
             chars.insert(0, '*');
             chars.push('*');
         }
-        let ascii = chars
+        let ascii: Option<Vec<u8>> = chars
             .iter()
             .all(|c| c.is_ascii())
             .then(|| chars.iter().map(|c| *c as u8).collect());
-        Pattern { chars, ascii }
+        let pieces = ascii
+            .as_ref()
+            .filter(|p| !p.iter().any(|b| matches!(b, b'?' | b'[')))
+            .map(|p| p.split(|b| *b == b'*').map(<[u8]>::to_vec).collect());
+        Pattern {
+            chars,
+            ascii,
+            pieces,
+        }
     }
 
     /// Match without allocating: the text is walked by byte index (by bytes outright
     /// when pattern and text are ASCII, the common case for VM names).
     pub fn matches(&self, text: &str) -> bool {
         if text.is_ascii() {
+            if let Some(pieces) = &self.pieces {
+                return pieces_match(pieces, text.as_bytes());
+            }
             if let Some(bytes) = &self.ascii {
                 return glob_ascii(bytes, text.as_bytes());
             }
         }
         glob(&self.chars, text)
     }
+}
+
+/// Match lower-case ASCII `pieces` (a pattern split at `*`) against ASCII text, ignoring
+/// case: the first piece is a prefix, the last a suffix, the others are found in order.
+/// Taking the leftmost occurrence of each middle piece is correct because `*` absorbs
+/// any gap.
+fn pieces_match(pieces: &[Vec<u8>], t: &[u8]) -> bool {
+    let (first, last) = match pieces {
+        [] => return t.is_empty(),
+        [only] => return t.eq_ignore_ascii_case(only),
+        [first, .., last] => (first, last),
+    };
+    if t.len() < first.len() + last.len()
+        || !t[..first.len()].eq_ignore_ascii_case(first)
+        || !t[t.len() - last.len()..].eq_ignore_ascii_case(last)
+    {
+        return false;
+    }
+    let (mut pos, end) = (first.len(), t.len() - last.len());
+    for piece in &pieces[1..pieces.len() - 1] {
+        match find_ignore_case(&t[pos..end], piece) {
+            Some(i) => pos += i + piece.len(),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Leftmost position of lower-case ASCII `needle` in `hay`, ignoring ASCII case.
+fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some(&first) = needle.first() else {
+        return Some(0);
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut from = 0;
+    while from + needle.len() <= hay.len() {
+        let i = from + memchr::memchr2(first, upper, &hay[from..=hay.len() - needle.len()])?;
+        if hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
 }
 
 /// Match `text` against `pattern`, ignoring case. A pattern without any glob character
@@ -210,9 +268,48 @@ mod tests {
             ("", "anything", true),
             ("ÄRGER", "viel ärger hier", true),
             ("*ä?", "xäy", true),
+            // Literal-and-star patterns (the fast path) must agree with the general one.
+            ("*vm3*", "h000-vm30", true),
+            ("*vm3*", "bench VM 30 of host 0", false),
+            ("*vm 3*", "bench VM 30 of host 0", true),
+            ("*vm3*", "h000-vm23", false),
+            ("vm*", "VM-1", true),
+            ("vm*", "a-vm", false),
+            ("*-01", "web-01", true),
+            ("*-01", "web-011", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+            ("ab*ba", "aba", false),
+            ("*a*b*a*", "xxaxxbxxa", true),
+            ("*a*b*a*", "xxaxxbxx", false),
+            ("**", "", true),
+            ("*aab*", "aaab", true),
+            ("exact", "EXACT", true),
+            ("exact*", "exac", false),
         ];
         for (p, t, want) in cases {
             assert_eq!(matches(p, t), want, "{p} vs {t}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_matcher() {
+        let patterns = [
+            "*a*", "a*", "*a", "a*b", "*ab*ba*", "b*a*b", "**a", "*", "aa*aa",
+        ];
+        let texts = [
+            "", "a", "b", "ab", "ba", "aba", "abba", "aabbaa", "bab", "AbBa", "aaaa",
+        ];
+        for p in patterns {
+            let fast = super::Pattern::new(p);
+            assert!(fast.pieces.is_some(), "{p} takes the fast path");
+            for t in texts {
+                assert_eq!(
+                    fast.matches(t),
+                    super::glob_ascii(fast.ascii.as_deref().unwrap(), t.as_bytes()),
+                    "{p} vs {t}"
+                );
+            }
         }
     }
 
