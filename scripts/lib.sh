@@ -17,7 +17,7 @@ apt_install() {
     echo "==> apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-        local opts=()
+    local opts=()
     [ -n "${APT_NO_RECOMMENDS:-}" ] && opts+=(--no-install-recommends)
     apt-get install -y -qq "${opts[@]}" "${missing[@]}" >/dev/null
 }
@@ -43,7 +43,7 @@ install_test_deps() {
     install_build_deps
     apt_install libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu \
         qemu-system-x86 libvirt-clients libxml2-utils util-linux
-        # libvirt-daemon pulls Debian's QEMU 7.2, which replaces the image's backported
+    # libvirt-daemon pulls Debian's QEMU 7.2, which replaces the image's backported
     # qemu-utils 10; put the matching stock qemu-utils back.
     apt_install qemu-utils
     # Storage and monitoring tests: a user-space iSCSI target (tgt), libvirt's libiscsi

@@ -3,7 +3,9 @@
 //! decided in one pure place that the unit tests below cover with tables.
 
 use crate::error::CoreError;
+use crate::listing::{f64_key, prefix_key, ListRow, ListRows};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 use uvmm_api::{
     Event, EventKind, HostDetail, HostOrigin, HostStatus, HostSummary, PoolDetail, PoolSummary,
@@ -135,13 +137,40 @@ pub struct HostEntry {
     pub last_error: Option<String>,
     pub since: SystemTime,
     pub retry_at: Option<SystemTime>,
-    pub vms: BTreeMap<String, VmEntry>,
+    /// Private: every change must go through `vms_mut` or `refresh_rows`, so the
+    /// listing rows never disagree with the entries.
+    vms: BTreeMap<String, VmEntry>,
+    rows: OnceLock<ListRows>,
     pub pools: Vec<PoolEntry>,
 }
 
 impl HostEntry {
     pub fn available(&self) -> bool {
         self.status == HostStatus::Connected
+    }
+
+    pub fn vms(&self) -> &BTreeMap<String, VmEntry> {
+        &self.vms
+    }
+
+    /// For changes of the VM set or of names and descriptions: the rows are rebuilt.
+    fn vms_mut(&mut self) -> &mut BTreeMap<String, VmEntry> {
+        self.rows = OnceLock::new();
+        &mut self.vms
+    }
+
+    /// After figures changed in place (statistics): copy them into the rows.
+    fn refresh_rows(&mut self) {
+        if let Some(rows) = self.rows.get_mut() {
+            if !rows.refresh_figures(&self.vms) {
+                self.rows = OnceLock::new();
+            }
+        }
+    }
+
+    /// The listing rows, built on first use after a change.
+    pub fn rows(&self) -> &ListRows {
+        self.rows.get_or_init(|| ListRows::build(&self.vms))
     }
 }
 
@@ -424,6 +453,7 @@ impl Cache {
             since: now,
             retry_at: None,
             vms: BTreeMap::new(),
+            rows: OnceLock::new(),
             pools: Vec::new(),
         };
         let ev = event(EventKind::HostAdded, &entry);
@@ -471,7 +501,7 @@ impl Cache {
             let vm = VmEntry::from_snapshot(snap);
             fresh.insert(vm.uuid.clone(), vm);
         }
-        let old = std::mem::take(&mut host.vms);
+        let old = std::mem::take(host.vms_mut());
         for (uuid, old_vm) in &old {
             if !fresh.contains_key(uuid) {
                 events.push(vm_event(
@@ -495,7 +525,7 @@ impl Cache {
                     }
                 }
             }
-            host.vms.insert(uuid, vm);
+            host.vms_mut().insert(uuid, vm);
         }
         if !was_available {
             events.insert(0, event(EventKind::HostConnected, host));
@@ -524,6 +554,7 @@ impl Cache {
                 vm.cpu_usage = 0.0;
                 vm.cpu_sample = None;
             }
+            host.refresh_rows();
             let mut ev = event(EventKind::HostUnavailable, host);
             ev.message = Some(error.to_string());
             vec![ev]
@@ -554,7 +585,7 @@ impl Cache {
                 }
             }
         };
-        host.vms.insert(vm.uuid.clone(), vm);
+        host.vms_mut().insert(vm.uuid.clone(), vm);
         ev.into_iter().collect()
     }
 
@@ -562,7 +593,7 @@ impl Cache {
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
-        match host.vms.remove(uuid) {
+        match host.vms_mut().remove(uuid) {
             Some(vm) => vec![vm_event(EventKind::VmRemoved, host, &vm, Some(vm.state))],
             None => vec![],
         }
@@ -629,6 +660,7 @@ impl Cache {
                 stale.push(uuid.clone());
             }
         }
+        host.refresh_rows();
         stale
     }
 
@@ -792,39 +824,62 @@ impl Cache {
             .as_deref()
             .map(|h| self.resolve_host(h).map(|e| e.uri.as_str()))
             .transpose()?;
-        let mut rows: Vec<(&HostEntry, &VmEntry)> = self
+        // Rows come from each host's dense listing rows (see `listing.rs`); each carries
+        // its primary sort key, so comparisons touch only this vector.
+        type Row<'a> = (u128, &'a HostEntry, &'a ListRows, &'a ListRow);
+        let mut rows: Vec<Row> = Vec::new();
+        for h in self
             .hosts
             .values()
             .filter(|h| only_host.is_none_or(|u| u == h.uri))
-            .flat_map(|h| h.vms.values().map(move |v| (h, v)))
-            .filter(|(_, v)| state.is_none_or(|s| v.state == s))
-            .filter(|(_, v)| q.name.as_deref().is_none_or(|n| v.name == n))
-            .filter(|(_, v)| {
-                pattern.as_ref().is_none_or(|pat| {
-                    pat.matches(&v.name)
-                        || v.def
-                            .notes
-                            .description
-                            .as_deref()
-                            .is_some_and(|d| pat.matches(d))
-                })
+        {
+            let host_key = prefix_key(&h.id);
+            let lr = h.rows();
+            rows.extend(
+                lr.rows
+                    .iter()
+                    .filter(|r| state.is_none_or(|s| r.state == s))
+                    .filter(|r| q.name.as_deref().is_none_or(|n| lr.name(r) == n))
+                    .filter(|r| {
+                        pattern.as_ref().is_none_or(|pat| {
+                            pat.matches(lr.name(r))
+                                || lr.description(r).is_some_and(|d| pat.matches(d))
+                        })
+                    })
+                    .map(|r| {
+                        let k = match key {
+                            SortKey::Name => r.name_prefix,
+                            SortKey::Host => host_key,
+                            SortKey::State => r.state as u128,
+                            SortKey::Memory => r.memory_kib as u128,
+                            SortKey::Vcpus => r.vcpus as u128,
+                            SortKey::Cpu => f64_key(r.cpu_usage),
+                        };
+                        (k, h, lr, r)
+                    }),
+            );
+        }
+        // The row key orders like the primary key wherever the keys differ; ties fall
+        // back to the full key, then a stable secondary order that keeps pages consistent
+        // between requests.
+        let cmp = |(ka, ha, la, a): &Row, (kb, hb, lb, b): &Row| {
+            let k = if desc { kb.cmp(ka) } else { ka.cmp(kb) };
+            k.then_with(|| {
+                let primary = match key {
+                    SortKey::Name => la.name_key(a).cmp(lb.name_key(b)),
+                    SortKey::Host => ha.id.cmp(&hb.id),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                if desc {
+                    primary.reverse()
+                } else {
+                    primary
+                }
             })
-            .collect();
-        let cmp = |(ha, a): &(&HostEntry, &VmEntry), (hb, b): &(&HostEntry, &VmEntry)| {
-            let primary = match key {
-                SortKey::Name => a.name_key.cmp(&b.name_key),
-                SortKey::Host => ha.id.cmp(&hb.id),
-                SortKey::State => a.state.cmp(&b.state),
-                SortKey::Memory => a.memory_kib.cmp(&b.memory_kib),
-                SortKey::Vcpus => a.vcpus.cmp(&b.vcpus),
-                SortKey::Cpu => a.cpu_usage.total_cmp(&b.cpu_usage),
-            };
-            let primary = if desc { primary.reverse() } else { primary };
-            // A stable secondary order keeps pages consistent between requests.
-            primary
-                .then_with(|| a.name_key.cmp(&b.name_key))
-                .then_with(|| a.name.cmp(&b.name))
-                .then_with(|| ha.id.cmp(&hb.id))
+            .then_with(|| a.name_prefix.cmp(&b.name_prefix))
+            .then_with(|| la.name_key(a).cmp(lb.name_key(b)))
+            .then_with(|| la.name(a).cmp(lb.name(b)))
+            .then_with(|| ha.id.cmp(&hb.id))
         };
         let total = rows.len();
         let offset = q.offset.unwrap_or(0);
@@ -842,7 +897,7 @@ impl Cache {
             .into_iter()
             .skip(offset)
             .take(q.limit.unwrap_or(usize::MAX))
-            .map(|(h, v)| vm_summary(h, v))
+            .filter_map(|(_, h, lr, r)| h.vms.get(lr.uuid(r)).map(|v| vm_summary(h, v)))
             .collect();
         Ok(VmPage {
             total,
@@ -1198,6 +1253,83 @@ mod tests {
             }),
             Err(CoreError::NotFound(_))
         ));
+    }
+
+    /// The listing rows are built once and then kept: every kind of change must reach
+    /// them (a list is taken before each change so the rows exist when it happens).
+    #[test]
+    fn listings_follow_every_change_after_the_rows_exist() {
+        let mut c = cache_with(vec![
+            snap(U1, "alpha", VmState::Running),
+            snap(U2, "beta", VmState::Shutoff),
+        ]);
+        let list = |c: &Cache, sort: &str| -> Vec<String> {
+            c.list_vms(&VmQuery {
+                sort: Some(sort.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|v| format!("{}:{}:{}:{}", v.name, v.state, v.memory_kib, v.vcpus))
+            .collect()
+        };
+        assert_eq!(
+            list(&c, "name"),
+            ["alpha:running:1024:2", "beta:shutoff:1024:2"]
+        );
+        // Statistics change figures in place.
+        let t0 = Instant::now();
+        let stat = DomainStats {
+            uuid: U1.into(),
+            state: Some(VmState::Running),
+            cpu_time_ns: Some(0),
+            balloon_current_kib: Some(4096),
+            vcpus_current: Some(4),
+            ..DomainStats::default()
+        };
+        c.apply_stats(URI, &[stat], None, t0, false);
+        assert_eq!(
+            list(&c, "-memory"),
+            ["alpha:running:4096:4", "beta:shutoff:1024:2"]
+        );
+        assert_eq!(list(&c, "vcpus")[0], "beta:shutoff:1024:2");
+        // A state change, a rename and a new description through upsert.
+        c.vm_upsert(URI, snap(U2, "aardvark", VmState::Running));
+        assert_eq!(
+            list(&c, "name"),
+            ["aardvark:running:1024:2", "alpha:running:4096:4"]
+        );
+        let by_desc = |c: &Cache, q: &str| {
+            c.list_vms(&VmQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .total
+        };
+        assert_eq!(by_desc(&c, "d-aardvark"), 1);
+        assert_eq!(by_desc(&c, "d-beta"), 0);
+        // A new VM, a removed VM.
+        c.vm_upsert(URI, snap(U3, "zulu", VmState::Paused));
+        assert_eq!(list(&c, "-name")[0], "zulu:paused:1024:2");
+        c.vm_remove(URI, U1);
+        assert_eq!(
+            list(&c, "name"),
+            ["aardvark:running:1024:2", "zulu:paused:1024:2"]
+        );
+        // A full resync replaces the set.
+        c.host_synced(
+            URI,
+            HostInfo::default(),
+            None,
+            vec![snap(U1, "omega", VmState::Shutoff)],
+            SystemTime::now(),
+        );
+        assert_eq!(list(&c, "name"), ["omega:shutoff:1024:2"]);
+        // Losing the host zeroes CPU figures; the listing shows the VM still.
+        c.host_unavailable(URI, "gone", None, SystemTime::now());
+        assert_eq!(list(&c, "cpu"), ["omega:shutoff:1024:2"]);
     }
 
     #[test]

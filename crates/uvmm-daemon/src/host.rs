@@ -186,7 +186,7 @@ pub fn record_backup(
         shared
             .read()
             .host(uri)
-            .and_then(|h| h.vms.get(uuid))
+            .and_then(|h| h.vms().get(uuid))
             .map(|v| v.persistent)
     });
     match persistent {

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod host;
+pub mod listing;
 pub mod manager;
 pub mod metrics;
 pub mod process;

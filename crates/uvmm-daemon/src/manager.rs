@@ -58,7 +58,7 @@ fn backup_error(e: uvmm_backup::store::BackupError) -> CoreError {
 /// What a job needs to know about its host, taken from the cache.
 fn facts(cache: &Cache, h: &HostEntry) -> HostFacts {
     let sources = |h: &HostEntry| -> Vec<(String, String)> {
-        h.vms
+        h.vms()
             .values()
             .flat_map(|v| {
                 let who = format!("{}@{}", v.name, h.id);
@@ -357,7 +357,7 @@ impl Manager {
         let cache = self.shared.read();
         let vm = cache
             .host(&uri)
-            .and_then(|h| h.vms.get(&uuid).map(|v| vm_summary(h, v)));
+            .and_then(|h| h.vms().get(&uuid).map(|v| vm_summary(h, v)));
         Ok(ActionResponse { action, vm })
     }
 
@@ -383,7 +383,7 @@ impl Manager {
         let cache = self.shared.read();
         let vm = cache
             .host(uri)
-            .and_then(|h| h.vms.get(uuid).map(|v| vm_detail(h, v)))
+            .and_then(|h| h.vms().get(uuid).map(|v| vm_detail(h, v)))
             .ok_or_else(|| {
                 CoreError::Internal(format!("VM {uuid} is not in the cache after the change"))
             })?;
@@ -421,7 +421,7 @@ impl Manager {
                         .unwrap_or_else(|| "not connected yet".into()),
                 });
             }
-            if h.vms.values().any(|v| v.name == req.name) {
+            if h.vms().values().any(|v| v.name == req.name) {
                 return Err(CoreError::Conflict(format!(
                     "a VM named '{}' already exists on {}",
                     req.name, h.id
@@ -664,7 +664,7 @@ impl Manager {
                     let (name, hid) = who.rsplit_once('@').unwrap_or((who, ""));
                     cache.hosts().any(|h| {
                         h.id == hid
-                            && h.vms
+                            && h.vms()
                                 .values()
                                 .any(|vm| vm.name == name && vm.state.is_active())
                     })

@@ -61,7 +61,7 @@ pub fn render(cache: &Cache) -> String {
     );
     for h in cache.hosts() {
         for s in VmState::ALL {
-            let n = h.vms.values().filter(|v| v.state == s).count();
+            let n = h.vms().values().filter(|v| v.state == s).count();
             f.sample(
                 "uvmm_host_vms",
                 &[("host", &h.id), ("state", s.as_str())],
@@ -89,7 +89,7 @@ pub fn render(cache: &Cache) -> String {
     for (name, help, value) in vm_families {
         f.header(name, help, "gauge");
         for h in cache.hosts() {
-            for v in h.vms.values() {
+            for v in h.vms().values() {
                 f.sample(
                     name,
                     &[("host", &h.id), ("vm", &v.name), ("uuid", &v.uuid)],
@@ -104,7 +104,7 @@ pub fn render(cache: &Cache) -> String {
         "gauge",
     );
     for h in cache.hosts() {
-        for v in h.vms.values() {
+        for v in h.vms().values() {
             f.sample(
                 "uvmm_vm_state",
                 &[
