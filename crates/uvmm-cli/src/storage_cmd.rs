@@ -82,6 +82,9 @@ pub enum PoolCmd {
 pub enum VolumeCmd {
     /// List volumes: path, format, size, allocation on disk, used by.
     List {
+        /// Only this pool (like `volume create POOL ...`; `--pool` says the same).
+        #[arg(value_name = "POOL", conflicts_with = "pool")]
+        pool_arg: Option<String>,
         #[arg(long)]
         host: Option<String>,
         #[arg(long)]
@@ -343,7 +346,12 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
         }
     };
     match cmd {
-        VolumeCmd::List { host, pool } => {
+        VolumeCmd::List {
+            pool_arg,
+            host,
+            pool,
+        } => {
+            let pool = pool.or(pool_arg);
             let path = match &host {
                 Some(h) => format!("/api/v1/pools?host={}", enc(h)),
                 None => "/api/v1/pools".into(),

@@ -194,6 +194,11 @@ fn pools_and_volumes_on_test_driver_hosts() {
         names.contains(&"data.img") && names.contains(&"full.img") && !names.contains(&"copy.img"),
         "{names:?}"
     );
+    // The pool may also be named like `volume create POOL`: same answer.
+    assert_eq!(
+        d.cli_json(&["volume", "list", "default", "--host", "demo-kvm1"]),
+        vols
+    );
 
     // Pools: create (dir), stop, start, refresh, delete; bad definitions refused.
     let p = d.cli_json(&[
