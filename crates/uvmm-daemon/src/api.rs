@@ -262,6 +262,10 @@ pub fn router(state: AppState) -> Router {
             post(resize_volume),
         )
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            note_demand,
+        ))
         .fallback(|| async { CoreError::NotFound("no such API path".into()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -276,6 +280,16 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// Every request counts as someone watching (see `Shared::stats_interval_now`).
+async fn note_demand(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    s.manager.shared.demand.touch();
+    next.run(req).await
 }
 
 #[utoipa::path(get, path = "/api/v1/version", responses((status = 200, body = VersionInfo)))]

@@ -47,6 +47,11 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Open event streams (each `/api/v1/events` client holds one receiver).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.seq.load(Ordering::SeqCst)
     }

@@ -102,6 +102,10 @@ pub struct FileConfig {
     /// Seconds between statistics reads that cover inactive VMs too, to catch changes
     /// whose event was lost (the others read active VMs only).
     pub reconcile_interval_secs: Option<u64>,
+    /// Seconds between statistics refreshes while nobody is watching: no event stream
+    /// open and no API request for three `stats_interval`s. Equal to `stats_interval_secs`
+    /// turns the slow-down off.
+    pub idle_stats_interval_secs: Option<u64>,
     /// First reconnection delay; doubles up to `reconnect_max_secs`.
     pub reconnect_min_secs: Option<u64>,
     pub reconnect_max_secs: Option<u64>,
@@ -254,6 +258,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     pub stats_interval: Duration,
+    /// Statistics interval while nobody is watching (see `Shared::stats_interval_now`).
+    pub idle_stats_interval: Duration,
     pub reconcile_interval: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -266,6 +272,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             stats_interval: Duration::from_secs(5),
+            idle_stats_interval: Duration::from_secs(30),
             reconcile_interval: Duration::from_secs(60),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(300),
@@ -378,6 +385,21 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         "stats_interval_secs",
         timing.stats_interval,
     )?;
+    timing.idle_stats_interval = secs(
+        file.idle_stats_interval_secs,
+        "idle_stats_interval_secs",
+        timing.idle_stats_interval,
+    )?;
+    if file.idle_stats_interval_secs.is_none() {
+        // A long statistics interval needs no slower idle one.
+        timing.idle_stats_interval = timing.idle_stats_interval.max(timing.stats_interval);
+    } else if timing.idle_stats_interval < timing.stats_interval {
+        return Err(ConfigError::Invalid(format!(
+            "idle_stats_interval_secs ({}) must not be shorter than stats_interval_secs ({})",
+            timing.idle_stats_interval.as_secs(),
+            timing.stats_interval.as_secs()
+        )));
+    }
     timing.reconcile_interval = secs(
         file.reconcile_interval_secs,
         "reconcile_interval_secs",
@@ -530,6 +552,29 @@ mod tests {
             toml::from_str("reconnect_min_secs = 10\nreconnect_max_secs = 5").unwrap();
         assert!(merge(args(&[]), inverted).is_err());
         assert!(toml::from_str::<FileConfig>("stats_intervall_secs = 3").is_err());
+        let idle_faster: FileConfig =
+            toml::from_str("stats_interval_secs = 10\nidle_stats_interval_secs = 5").unwrap();
+        assert!(merge(args(&[]), idle_faster).is_err());
+    }
+
+    #[test]
+    fn idle_statistics_interval() {
+        let t = |toml_text: &str| merge(args(&[]), toml::from_str(toml_text).unwrap()).unwrap();
+        let d = t("");
+        assert_eq!(
+            (d.timing.stats_interval, d.timing.idle_stats_interval),
+            (Duration::from_secs(5), Duration::from_secs(30))
+        );
+        // A long fast interval lifts the default idle one with it.
+        assert_eq!(
+            t("stats_interval_secs = 60").timing.idle_stats_interval,
+            Duration::from_secs(60)
+        );
+        // Equal intervals: no slow-down.
+        assert_eq!(
+            t("idle_stats_interval_secs = 5").timing.idle_stats_interval,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -29,6 +29,40 @@ pub struct Shared {
     pub monitoring: Monitoring,
     /// The rendered answer to `GET /api/v1/vms` without parameters (see `Manager`).
     pub list_render: Mutex<Option<ListRender>>,
+    /// When the API was last asked anything.
+    pub demand: Demand,
+}
+
+/// When the API was last used, so statistics can slow down while nobody is looking.
+#[derive(Debug)]
+pub struct Demand {
+    epoch: Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Demand {
+    fn default() -> Self {
+        Demand {
+            epoch: Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Demand {
+    pub fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Time since the last request (since start when there was none).
+    pub fn idle_for(&self) -> Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
 }
 
 /// A rendered full VM list and the cache state it shows.
@@ -50,6 +84,22 @@ impl Shared {
         }
         self.bus.publish(events);
         r
+    }
+
+    /// The statistics interval to use now. Statistics are read for people (CPU and
+    /// memory on a page, metrics) and cost each host one libvirt call per round, which at
+    /// 200 hosts is most of an idle daemon's CPU. So while nobody watches — no event
+    /// stream open and no request for three intervals — rounds come every
+    /// `idle_stats_interval` instead; the first request after that brings the fast rate
+    /// back from the next round on.
+    pub fn stats_interval_now(&self) -> Duration {
+        let t = &self.timing;
+        let watched = self.bus.subscribers() > 0 || self.demand.idle_for() < t.stats_interval * 3;
+        if watched {
+            t.stats_interval
+        } else {
+            t.idle_stats_interval.max(t.stats_interval)
+        }
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
@@ -394,15 +444,19 @@ impl Worker {
     }
 
     fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
-        let interval = self.shared.timing.stats_interval;
         let pool_interval = self.shared.monitoring.pool_interval;
         let reconcile_interval = self.shared.timing.reconcile_interval;
         // Statistics right away: primes CPU usage and catches changes made during sync.
-        let mut next_stats = Instant::now();
+        let fast = self.shared.timing.stats_interval;
+        let mut last_stats: Option<Instant> = None;
+        let mut next_check = Instant::now();
         let mut next_reconcile = Instant::now();
         let mut next_pools = Instant::now() + pool_interval;
         loop {
-            let timeout = next_stats
+            // Wake at the fast rate even while idle: a returning reader gets fresh
+            // statistics within one fast interval, and an idle wake-up without a round
+            // costs nothing but the check.
+            let timeout = next_check
                 .min(next_pools)
                 .saturating_duration_since(Instant::now());
             let msg = match self.rx.recv_timeout(timeout) {
@@ -410,11 +464,16 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
+                    let interval = self.shared.stats_interval_now();
                     let result = if now >= next_pools {
                         next_pools = now + pool_interval;
                         self.refresh_pools(hv)
+                    } else if let Some(t) = last_stats.filter(|t| now < *t + interval) {
+                        next_check = (now + fast).min(t + interval);
+                        continue;
                     } else {
-                        next_stats = now + interval;
+                        last_stats = Some(now);
+                        next_check = now + fast;
                         let complete = now >= next_reconcile;
                         if complete {
                             next_reconcile = now + reconcile_interval;

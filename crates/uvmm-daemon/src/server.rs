@@ -83,6 +83,7 @@ pub async fn run(
             retention: settings.retention,
             monitoring: settings.monitoring.clone(),
             list_render: Default::default(),
+            demand: Default::default(),
         });
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {

@@ -27,6 +27,8 @@ struct Faults {
     lose_events: AtomicBool,
     /// The real connections, for changes made behind uvmm's back.
     inner: Mutex<Vec<Arc<dyn Hypervisor>>>,
+    /// Bulk statistics calls made.
+    stats_calls: AtomicUsize,
 }
 
 struct FaultyConnector {
@@ -88,6 +90,7 @@ impl Hypervisor for FaultyHost {
         self.inner.action(uuid, action)
     }
     fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
+        self.faults.stats_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.domain_stats(active_only)
     }
     fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
@@ -163,12 +166,25 @@ impl Hypervisor for FaultyHost {
 }
 
 fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
+    manager_with(
+        faults,
+        Duration::from_millis(200),
+        Duration::from_millis(200),
+    )
+}
+
+fn manager_with(
+    faults: Arc<Faults>,
+    stats_interval: Duration,
+    idle_stats_interval: Duration,
+) -> (Arc<Manager>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let shared = Arc::new(Shared {
         cache: RwLock::default(),
         bus: EventBus::default(),
         timing: Timing {
-            stats_interval: Duration::from_millis(200),
+            stats_interval,
+            idle_stats_interval,
             reconcile_interval: Duration::from_millis(1000),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_millis(400),
@@ -184,6 +200,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
         retention: Default::default(),
         monitoring: Default::default(),
         list_render: Default::default(),
+        demand: Default::default(),
     });
     (
         Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),
@@ -373,5 +390,65 @@ async fn lost_events_are_caught_by_statistics_and_reconciliation() {
             && state_of(&shutoff.uuid).is_none())
         .then_some(())
     });
+    m.shutdown();
+}
+
+/// Statistics are for people: while nobody watches (no event stream, no request for three
+/// intervals) rounds come at the idle interval; an open stream or a request brings the
+/// fast rate back. Margins are wide: fast is 100 ms, idle 5 s, windows 1.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_slow_down_while_nobody_watches() {
+    let faults = Arc::new(Faults::default());
+    let (m, _dir) = manager_with(
+        faults.clone(),
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    m.start(&[(demo_uri("demo-kvm1"), HostOrigin::Cmdline)]);
+    wait_for(Duration::from_secs(3), "connected", || {
+        (status(&m, "demo-kvm1") == HostStatus::Connected).then_some(())
+    });
+    let calls_in = |window: Duration| {
+        let faults = faults.clone();
+        async move {
+            let a = faults.stats_calls.load(Ordering::SeqCst);
+            tokio::time::sleep(window).await;
+            faults.stats_calls.load(Ordering::SeqCst) - a
+        }
+    };
+    let window = Duration::from_millis(1500);
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let idle = calls_in(window).await;
+    assert!(idle <= 1, "{idle} rounds in 1.5 s while nobody watched");
+
+    let stream = m.shared.bus.subscribe();
+    let watched = calls_in(window).await;
+    assert!(
+        watched >= 5,
+        "{watched} rounds in 1.5 s with an event stream open"
+    );
+    drop(stream);
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let idle = calls_in(window).await;
+    assert!(idle <= 1, "{idle} rounds in 1.5 s after the stream closed");
+
+    // Requests count as watching.
+    let touching = {
+        let m = m.clone();
+        tokio::spawn(async move {
+            loop {
+                m.shared.demand.touch();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let watched = calls_in(window).await;
+    touching.abort();
+    assert!(
+        watched >= 5,
+        "{watched} rounds in 1.5 s while requests came"
+    );
     m.shutdown();
 }
