@@ -207,13 +207,12 @@ pub fn write(args: &Args, r: &Results) -> Result<(PathBuf, PathBuf)> {
         r.raw_libvirt_s, vs_raw
     );
     match (r.virsh_measured_s, r.virsh_all_hosts_s) {
-        (Some(m), Some(all)) if r.virsh_hosts_measured == r.hosts => {
+        (Some(m), Some(_)) if r.virsh_hosts_measured == r.hosts => {
             let _ = writeln!(
                 md,
                 "| virsh list + dominfo per VM, all hosts | {m:.1} s | {:.0}x |",
                 vs_virsh.unwrap_or(0.0)
             );
-            let _ = all;
         }
         (Some(m), Some(all)) => {
             let _ = writeln!(md, "| virsh list + dominfo per VM, {} hosts measured ({m:.1} s), extrapolated to {} | {all:.1} s | {:.0}x |", r.virsh_hosts_measured, r.hosts, vs_virsh.unwrap_or(0.0));

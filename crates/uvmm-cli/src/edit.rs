@@ -666,7 +666,7 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
             if json {
                 print_json(&list);
             } else {
-                print!("{}", backup_table(&list));
+                print!("{}", uvmm_cli::table::backup_table(&list));
             }
         }
         BackupCmd::Show {
@@ -736,33 +736,4 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
         }
     }
     Ok(())
-}
-
-/// The table of backed-up VMs (shared with uvmm-restore -l).
-pub fn backup_table(list: &[BackupSummary]) -> String {
-    let mut t = Table::new(&[
-        "NAME",
-        "UUID",
-        "HOST",
-        "TYPE",
-        "VERSIONS",
-        "LAST CHANGE",
-        "CAUSE",
-    ]);
-    for b in list {
-        t.row(vec![
-            b.name.clone() + if b.deleted { " (deleted)" } else { "" },
-            b.uuid.clone(),
-            if b.host.is_empty() {
-                "-".into()
-            } else {
-                b.host.clone()
-            },
-            format!("{}/{}", b.hypervisor, b.os_type),
-            b.version_count.to_string(),
-            b.last_change.clone(),
-            b.last_cause.clone(),
-        ]);
-    }
-    t.render()
 }

@@ -338,12 +338,17 @@ async fn pool_action(c: &Client, r: PoolRef, action: &str, json: bool) -> Result
 }
 
 pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), ClientError> {
-    let print_vol = |v: &VolumeSummary| {
+    // Create, clone and resize all POST under the pool and answer with the volume.
+    let post = |host: String, pool: String, rest: String, body: serde_json::Value| async move {
+        let v: VolumeSummary = c
+            .call(Method::POST, &pool_path(&host, &pool, &rest), Some(&body))
+            .await?;
         if json {
-            print_json(v);
+            print_json(&v);
         } else {
-            print!("{}", volumes_table(std::slice::from_ref(v)));
+            print!("{}", volumes_table(std::slice::from_ref(&v)));
         }
+        Ok::<(), ClientError>(())
     };
     match cmd {
         VolumeCmd::List {
@@ -388,30 +393,13 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
                 preallocate,
             })
             .map_err(|e| usage(e.to_string()))?;
-            let v: VolumeSummary = c
-                .call(
-                    Method::POST,
-                    &pool_path(&host, &pool.pool, "/volumes"),
-                    Some(&body),
-                )
-                .await?;
-            print_vol(&v);
+            post(host, pool.pool, "/volumes".into(), body).await?;
         }
         VolumeCmd::Clone { pool, source, name } => {
             let host = host_of(c, &pool).await?;
             let body = json!({ "name": name });
-            let v: VolumeSummary = c
-                .call(
-                    Method::POST,
-                    &pool_path(
-                        &host,
-                        &pool.pool,
-                        &format!("/volumes/{}/clone", enc(&source)),
-                    ),
-                    Some(&body),
-                )
-                .await?;
-            print_vol(&v);
+            let rest = format!("/volumes/{}/clone", enc(&source));
+            post(host, pool.pool, rest, body).await?;
         }
         VolumeCmd::Resize {
             pool,
@@ -420,18 +408,8 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
         } => {
             let host = host_of(c, &pool).await?;
             let body = json!({ "size_bytes": size(&s)? });
-            let v: VolumeSummary = c
-                .call(
-                    Method::POST,
-                    &pool_path(
-                        &host,
-                        &pool.pool,
-                        &format!("/volumes/{}/resize", enc(&name)),
-                    ),
-                    Some(&body),
-                )
-                .await?;
-            print_vol(&v);
+            let rest = format!("/volumes/{}/resize", enc(&name));
+            post(host, pool.pool, rest, body).await?;
         }
         VolumeCmd::Delete { pool, name } => {
             let host = host_of(c, &pool).await?;

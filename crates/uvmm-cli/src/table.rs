@@ -48,6 +48,35 @@ impl Table {
     }
 }
 
+/// The table of backed-up VMs (shared with uvmm-restore -l).
+pub fn backup_table(list: &[uvmm_api::BackupSummary]) -> String {
+    let mut t = Table::new(&[
+        "NAME",
+        "UUID",
+        "HOST",
+        "TYPE",
+        "VERSIONS",
+        "LAST CHANGE",
+        "CAUSE",
+    ]);
+    for b in list {
+        t.row(vec![
+            b.name.clone() + if b.deleted { " (deleted)" } else { "" },
+            b.uuid.clone(),
+            if b.host.is_empty() {
+                "-".into()
+            } else {
+                b.host.clone()
+            },
+            format!("{}/{}", b.hypervisor, b.os_type),
+            b.version_count.to_string(),
+            b.last_change.clone(),
+            b.last_cause.clone(),
+        ]);
+    }
+    t.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

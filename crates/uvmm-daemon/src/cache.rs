@@ -149,6 +149,20 @@ impl HostEntry {
         self.status == HostStatus::Connected
     }
 
+    /// Ok when connected; otherwise the error a request for this host answers with.
+    pub fn ensure_available(&self) -> Result<(), CoreError> {
+        if self.available() {
+            return Ok(());
+        }
+        Err(CoreError::HostUnavailable {
+            host: self.uri.clone(),
+            reason: self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not connected yet".into()),
+        })
+    }
+
     pub fn vms(&self) -> &BTreeMap<String, VmEntry> {
         &self.vms
     }
@@ -162,9 +176,7 @@ impl HostEntry {
     /// After figures changed in place (statistics): copy them into the rows.
     fn refresh_rows(&mut self) {
         if let Some(rows) = self.rows.get_mut() {
-            if !rows.refresh_figures(&self.vms) {
-                self.rows = OnceLock::new();
-            }
+            rows.refresh_figures(&self.vms);
         }
     }
 

@@ -89,21 +89,16 @@ impl ListRows {
     }
 
     /// Copy the figures that change without an event (statistics) from the entries.
-    /// Returns false when the rows no longer line up with `vms` (they must be rebuilt).
-    pub fn refresh_figures(&mut self, vms: &BTreeMap<String, VmEntry>) -> bool {
-        if self.rows.len() != vms.len() {
-            return false;
-        }
+    /// The VM set is the one the rows were built from: `HostEntry` drops the rows on
+    /// every change of the set, so rows and entries pair up in map order.
+    pub fn refresh_figures(&mut self, vms: &BTreeMap<String, VmEntry>) {
+        debug_assert_eq!(self.rows.len(), vms.len());
         for (row, vm) in self.rows.iter_mut().zip(vms.values()) {
-            if self.text[row.uuid.0 as usize..row.uuid.1 as usize] != *vm.uuid {
-                return false;
-            }
             row.memory_kib = vm.memory_kib;
             row.cpu_usage = vm.cpu_usage;
             row.vcpus = vm.vcpus;
             row.state = vm.state;
         }
-        true
     }
 }
 

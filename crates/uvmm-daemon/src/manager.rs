@@ -312,15 +312,7 @@ impl Manager {
     ) -> Result<(String, String, HostFacts), CoreError> {
         let cache = self.shared.read();
         let (h, v) = cache.resolve_vm(uuid, host)?;
-        if !h.available() {
-            return Err(CoreError::HostUnavailable {
-                host: h.uri.clone(),
-                reason: h
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "not connected yet".into()),
-            });
-        }
+        h.ensure_available()?;
         Ok((h.uri.clone(), v.uuid.clone(), facts(&cache, h)))
     }
 
@@ -333,15 +325,7 @@ impl Manager {
         let (uri, uuid) = {
             let cache = self.shared.read();
             let (h, v) = cache.resolve_vm(uuid, host)?;
-            if !h.available() {
-                return Err(CoreError::HostUnavailable {
-                    host: h.uri.clone(),
-                    reason: h
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "not connected yet".into()),
-                });
-            }
+            h.ensure_available()?;
             action.check(v.state)?;
             (h.uri.clone(), v.uuid.clone())
         };
@@ -412,15 +396,7 @@ impl Manager {
             let h = cache
                 .resolve_host(&req.host)
                 .map_err(|_| CoreError::BadRequest(format!("no host '{}'", req.host)))?;
-            if !h.available() {
-                return Err(CoreError::HostUnavailable {
-                    host: h.uri.clone(),
-                    reason: h
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "not connected yet".into()),
-                });
-            }
+            h.ensure_available()?;
             if h.vms().values().any(|v| v.name == req.name) {
                 return Err(CoreError::Conflict(format!(
                     "a VM named '{}' already exists on {}",
@@ -620,15 +596,7 @@ impl Manager {
     fn host_uri(&self, host: &str) -> Result<String, CoreError> {
         let cache = self.shared.read();
         let h = cache.resolve_host(host)?;
-        if !h.available() {
-            return Err(CoreError::HostUnavailable {
-                host: h.uri.clone(),
-                reason: h
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "not connected yet".into()),
-            });
-        }
+        h.ensure_available()?;
         Ok(h.uri.clone())
     }
 
@@ -855,15 +823,7 @@ impl Manager {
             let h = cache.resolve_host(&host).map_err(|_| {
                 CoreError::BadRequest(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
             })?;
-            if !h.available() {
-                return Err(CoreError::HostUnavailable {
-                    host: h.uri.clone(),
-                    reason: h
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "not connected".into()),
-                });
-            }
+            h.ensure_available()?;
             (
                 h.uri.clone(),
                 HostUri::parse(&h.uri)

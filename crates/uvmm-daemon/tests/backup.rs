@@ -7,15 +7,6 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
-fn ok(out: std::process::Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",

@@ -6,27 +6,11 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
-
-fn ok(out: std::process::Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn fails(out: std::process::Output, text: &str) {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(text), "expected '{text}' in: {err}");
-}
 
 #[test]
 fn pools_and_volumes_on_test_driver_hosts() {
@@ -244,59 +228,40 @@ fn pools_and_volumes_on_test_driver_hosts() {
         .unwrap()
         .iter()
         .all(|p| p["name"] != "scratch"));
-    fails(
-        d.cli(&[
-            "pool",
-            "create",
+    // Bad definitions are refused and create nothing.
+    let pools_before = d
+        .cli_json(&["pool", "list", "--host", "demo-kvm1"])
+        .as_array()
+        .unwrap()
+        .len();
+    for (name, rest, error) in [
+        ("x", &["--type", "dir"][..], "needs target_path"),
+        (
             "x",
-            "--host",
-            "demo-kvm1",
-            "--type",
-            "dir",
-        ]),
-        "needs target_path",
-    );
-    fails(
-        d.cli(&[
-            "pool",
-            "create",
-            "x",
-            "--host",
-            "demo-kvm1",
-            "--type",
-            "netfs",
-            "--target",
-            "/mnt/x",
-        ]),
-        "needs source_host",
-    );
-    fails(
-        d.cli(&[
-            "pool",
-            "create",
+            &["--type", "netfs", "--target", "/mnt/x"][..],
+            "needs source_host",
+        ),
+        (
             "default",
-            "--host",
-            "demo-kvm1",
-            "--type",
-            "dir",
-            "--target",
-            "/x",
-        ]),
-        "already exists",
-    );
-    fails(
-        d.cli(&[
-            "pool",
-            "create",
+            &["--type", "dir", "--target", "/x"][..],
+            "already exists",
+        ),
+        (
             "../x",
-            "--host",
-            "demo-kvm1",
-            "--type",
-            "dir",
-            "--target",
-            "/x",
-        ]),
-        "invalid pool name",
+            &["--type", "dir", "--target", "/x"][..],
+            "invalid pool name",
+        ),
+    ] {
+        let mut args = vec!["pool", "create", name, "--host", "demo-kvm1"];
+        args.extend_from_slice(rest);
+        fails(d.cli(&args), error);
+    }
+    assert_eq!(
+        d.cli_json(&["pool", "list", "--host", "demo-kvm1"])
+            .as_array()
+            .unwrap()
+            .len(),
+        pools_before
     );
 }
 

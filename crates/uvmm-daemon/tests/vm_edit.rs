@@ -7,16 +7,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
-fn ok(out: std::process::Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 fn validate_xml(xml: &str, what: &str) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("d.xml");

@@ -523,6 +523,15 @@ fn global() -> Option<&'static EventLoop> {
     LOOP.get()
 }
 
+/// Run `f` on the registered loop; `fallback` when there is none or `f` panicked (a
+/// panic must not unwind into libvirt's C frames).
+fn guarded<T>(fallback: T, f: impl FnOnce(&EventLoop) -> T) -> T {
+    match global() {
+        Some(l) => catch_unwind(AssertUnwindSafe(|| f(l))).unwrap_or(fallback),
+        None => fallback,
+    }
+}
+
 unsafe extern "C" fn c_add_handle(
     fd: c_int,
     events: c_int,
@@ -530,26 +539,18 @@ unsafe extern "C" fn c_add_handle(
     opaque: *mut c_void,
     ff: sys::virFreeCallback,
 ) -> c_int {
-    let (Some(l), Some(cb)) = (global(), cb) else {
-        return -1;
-    };
-    catch_unwind(AssertUnwindSafe(|| {
-        l.add_handle(fd, events, cb, opaque, ff)
-    }))
-    .unwrap_or(-1)
+    match cb {
+        Some(cb) => guarded(-1, |l| l.add_handle(fd, events, cb, opaque, ff)),
+        None => -1,
+    }
 }
 
 unsafe extern "C" fn c_update_handle(watch: c_int, events: c_int) {
-    if let Some(l) = global() {
-        let _ = catch_unwind(AssertUnwindSafe(|| l.update_handle(watch, events)));
-    }
+    guarded((), |l| l.update_handle(watch, events))
 }
 
 unsafe extern "C" fn c_remove_handle(watch: c_int) -> c_int {
-    match global() {
-        Some(l) => catch_unwind(AssertUnwindSafe(|| l.remove_handle(watch))).unwrap_or(-1),
-        None => -1,
-    }
+    guarded(-1, |l| l.remove_handle(watch))
 }
 
 unsafe extern "C" fn c_add_timeout(
@@ -558,23 +559,18 @@ unsafe extern "C" fn c_add_timeout(
     opaque: *mut c_void,
     ff: sys::virFreeCallback,
 ) -> c_int {
-    let (Some(l), Some(cb)) = (global(), cb) else {
-        return -1;
-    };
-    catch_unwind(AssertUnwindSafe(|| l.add_timeout(interval, cb, opaque, ff))).unwrap_or(-1)
+    match cb {
+        Some(cb) => guarded(-1, |l| l.add_timeout(interval, cb, opaque, ff)),
+        None => -1,
+    }
 }
 
 unsafe extern "C" fn c_update_timeout(timer: c_int, interval: c_int) {
-    if let Some(l) = global() {
-        let _ = catch_unwind(AssertUnwindSafe(|| l.update_timeout(timer, interval)));
-    }
+    guarded((), |l| l.update_timeout(timer, interval))
 }
 
 unsafe extern "C" fn c_remove_timeout(timer: c_int) -> c_int {
-    match global() {
-        Some(l) => catch_unwind(AssertUnwindSafe(|| l.remove_timeout(timer))).unwrap_or(-1),
-        None => -1,
-    }
+    guarded(-1, |l| l.remove_timeout(timer))
 }
 
 /// Install the epoll loop as libvirt's event implementation and return it; the caller

@@ -147,31 +147,7 @@ fn list(store: &BackupStore, args: &Args) -> Result<(), Failure> {
                 .unwrap_or_default()
         );
     } else {
-        let mut t = uvmm_cli::table::Table::new(&[
-            "NAME",
-            "UUID",
-            "HOST",
-            "TYPE",
-            "VERSIONS",
-            "LAST CHANGE",
-            "CAUSE",
-        ]);
-        for b in &all {
-            t.row(vec![
-                b.name.clone() + if b.deleted { " (deleted)" } else { "" },
-                b.uuid.clone(),
-                if b.host.is_empty() {
-                    "-".into()
-                } else {
-                    b.host.clone()
-                },
-                format!("{}/{}", b.hypervisor, b.os_type),
-                b.version_count.to_string(),
-                b.last_change.clone(),
-                b.last_cause.clone(),
-            ]);
-        }
-        print!("{}", t.render());
+        print!("{}", uvmm_cli::table::backup_table(&all));
     }
     Ok(())
 }

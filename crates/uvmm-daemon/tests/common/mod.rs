@@ -96,6 +96,24 @@ pub fn check_uvmm_bin() -> PathBuf {
     bin
 }
 
+/// A command that must succeed and print JSON (`--json`): that JSON.
+pub fn ok(out: Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A command that must fail with exit code 1 and say `text`.
+pub fn fails(out: Output, text: &str) {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(text), "expected '{text}' in: {err}");
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
