@@ -32,11 +32,14 @@ uvmm vm list
 cat <<MSG
 
 uvmmd is running (pid $(cat /run/uvmm/uvmmd.pid)).
-  API:      UNIX socket /run/uvmm/uvmm.sock, and http://127.0.0.1:2106/api/v1/
+  API:      UNIX socket /run/uvmm/uvmm.sock (root), and http://127.0.0.1:2106/api/v1/
+            with the API token in /var/lib/uvmm/api-token (root-only; see docs/security.md)
   Log:      /var/log/uvmm/uvmmd.log
   Try:      uvmm vm start build-old      (in another terminal first: uvmm events)
             uvmm vm show web-01 --host demo-kvm2
-            curl -s http://127.0.0.1:2106/api/v1/vms?state=running
+            uvmm --url http://127.0.0.1:2106 vm list --state running
+            curl -s -H "Authorization: Bearer \$(cat /var/lib/uvmm/api-token)" \\
+                 'http://127.0.0.1:2106/api/v1/vms?state=running'
   Stop:     kill \$(cat /run/uvmm/uvmmd.pid)
 The demo hosts are libvirt test-driver hosts: every restart starts them afresh.
 MSG

@@ -421,8 +421,19 @@ impl BackupStore {
 
     /// Unified diff between two versions.
     pub fn diff(&self, uuid: &str, from: u32, to: u32) -> Result<String, BackupError> {
-        let a = self.version_xml(uuid, from)?;
-        let b = self.version_xml(uuid, to)?;
+        self.diff_with(uuid, from, to, |x| x)
+    }
+
+    /// The diff of two versions after `view` (e.g. secrets redacted) is applied to each.
+    pub fn diff_with(
+        &self,
+        uuid: &str,
+        from: u32,
+        to: u32,
+        view: impl Fn(String) -> String,
+    ) -> Result<String, BackupError> {
+        let a = view(self.version_xml(uuid, from)?);
+        let b = view(self.version_xml(uuid, to)?);
         Ok(similar::TextDiff::from_lines(&a, &b)
             .unified_diff()
             .context_radius(3)

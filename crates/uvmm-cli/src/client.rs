@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 client for the daemon's API over its UNIX socket (or plain TCP on
-//! loopback until TLS exists).
+//! loopback until TLS exists, with the API token).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -11,7 +11,35 @@ use uvmm_api::ErrorBody;
 #[derive(Debug, Clone)]
 pub enum Target {
     Unix(PathBuf),
-    Tcp { authority: String },
+    /// TCP needs the API token (uvmmd's `<state_dir>/api-token`).
+    Tcp {
+        authority: String,
+        token: String,
+    },
+}
+
+/// Where the CLI finds the API token for TCP: `UVMM_TOKEN`, else the file given with
+/// `--token-file` / `UVMM_TOKEN_FILE`, else uvmmd's default state directory.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/uvmm/api-token";
+
+/// Read the API token (see `DEFAULT_TOKEN_FILE`).
+pub fn load_token(file: Option<&std::path::Path>) -> Result<String, ClientError> {
+    if let Ok(t) = std::env::var("UVMM_TOKEN") {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let path = file
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_TOKEN_FILE));
+    std::fs::read_to_string(&path)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| {
+            ClientError::Usage(format!(
+                "the TCP listener needs uvmmd's API token: cannot read {}: {e} (give it with UVMM_TOKEN or --token-file; only who may read that file may use TCP)",
+                path.display()
+            ))
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +64,11 @@ pub enum ClientError {
 }
 
 impl Target {
-    pub fn from_url(url: &str) -> Result<Target, ClientError> {
+    /// A TCP target; the token is read only here, so a bad URL is reported first.
+    pub fn from_url(
+        url: &str,
+        token_file: Option<&std::path::Path>,
+    ) -> Result<Target, ClientError> {
         if let Some(rest) = url.strip_prefix("http://") {
             let authority = rest.trim_end_matches('/').to_string();
             if authority.is_empty() || authority.contains('/') {
@@ -44,7 +76,8 @@ impl Target {
                     "--url {url}: expected http://HOST:PORT"
                 )));
             }
-            Ok(Target::Tcp { authority })
+            let token = load_token(token_file)?;
+            Ok(Target::Tcp { authority, token })
         } else if url.starts_with("https://") {
             Err(ClientError::Usage(
                 "--url https://...: TLS is not implemented yet; use the UNIX socket or http://127.0.0.1:2106".into(),
@@ -59,7 +92,7 @@ impl Target {
     fn describe(&self) -> String {
         match self {
             Target::Unix(p) => p.display().to_string(),
-            Target::Tcp { authority } => format!("http://{authority}"),
+            Target::Tcp { authority, .. } => format!("http://{authority}"),
         }
     }
 }
@@ -91,7 +124,7 @@ impl Client {
                 tokio::spawn(conn);
                 sender.send_request(req).await.map_err(http)
             }
-            Target::Tcp { authority } => {
+            Target::Tcp { authority, .. } => {
                 let stream = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(connect_err)?;
@@ -105,17 +138,27 @@ impl Client {
         }
     }
 
-    fn build(method: Method, path: &str, body: Option<&serde_json::Value>) -> Request<Full<Bytes>> {
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
         let bytes = body
             .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()))
             .unwrap_or_default();
-        Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "uvmmd")
-            .header("content-type", "application/json")
-            .body(Full::new(bytes))
-            .expect("request parts are valid")
+        let mut req = Request::builder().method(method).uri(path);
+        req = match &self.target {
+            Target::Unix(_) => req.header("host", "uvmmd"),
+            Target::Tcp { authority, token } => req
+                .header("host", authority.as_str())
+                .header("authorization", format!("Bearer {token}")),
+        };
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        req.body(Full::new(bytes))
+            .map_err(|e| ClientError::Usage(format!("cannot build the request for {path}: {e}")))
     }
 
     /// Send a request and decode a JSON answer; error answers become `ClientError::Api`.
@@ -162,7 +205,7 @@ impl Client {
         body: Option<&serde_json::Value>,
         if_match: Option<&str>,
     ) -> Result<Bytes, ClientError> {
-        let mut req = Self::build(method, path, body);
+        let mut req = self.build(method, path, body)?;
         if let Some(tag) = if_match {
             let value = hyper::header::HeaderValue::from_str(tag)
                 .map_err(|_| ClientError::Usage(format!("invalid ETag '{tag}'")))?;
@@ -194,7 +237,7 @@ impl Client {
         path: &str,
         mut on_data: impl FnMut(&str) -> bool,
     ) -> Result<(), ClientError> {
-        let resp = self.send(Self::build(Method::GET, path, None)).await?;
+        let resp = self.send(self.build(Method::GET, path, None)?).await?;
         if !resp.status().is_success() {
             let status = resp.status();
             return Err(ClientError::Unexpected {
@@ -248,12 +291,22 @@ mod tests {
         assert_eq!(enc("test:///default"), "test%3A%2F%2F%2Fdefault");
         assert_eq!(enc("web-01"), "web-01");
         assert_eq!(enc("a b&c"), "a%20b%26c");
-        assert!(matches!(
-            Target::from_url("http://127.0.0.1:2106"),
-            Ok(Target::Tcp { .. })
-        ));
-        assert!(Target::from_url("https://h:2106").is_err());
-        assert!(Target::from_url("ftp://h").is_err());
-        assert!(Target::from_url("http://").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("api-token");
+        std::fs::write(&token, "abc\n").unwrap();
+        match Target::from_url("http://127.0.0.1:2106", Some(&token)) {
+            Ok(Target::Tcp { authority, token }) => {
+                assert_eq!(
+                    (authority.as_str(), token.as_str()),
+                    ("127.0.0.1:2106", "abc")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = dir.path().join("missing");
+        assert!(Target::from_url("http://127.0.0.1:2106", Some(&missing)).is_err());
+        assert!(Target::from_url("https://h:2106", Some(&token)).is_err());
+        assert!(Target::from_url("ftp://h", Some(&token)).is_err());
+        assert!(Target::from_url("http://", Some(&token)).is_err());
     }
 }

@@ -2,4 +2,5 @@
 //! and plain-text tables.
 
 pub mod client;
+pub mod shell;
 pub mod table;

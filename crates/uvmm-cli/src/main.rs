@@ -30,9 +30,15 @@ struct Cli {
     #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
     socket: PathBuf,
 
-    /// Talk to uvmmd over TCP instead (http://127.0.0.1:2106; https once TLS exists).
+    /// Talk to uvmmd over TCP instead (http://127.0.0.1:2106; https once TLS exists). TCP
+    /// needs uvmmd's API token: UVMM_TOKEN, or the file of --token-file.
     #[arg(long, global = true)]
     url: Option<String>,
+
+    /// File with the API token for --url (default /var/lib/uvmm/api-token, uvmmd's
+    /// state directory; readable by root only).
+    #[arg(long, env = "UVMM_TOKEN_FILE", global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -384,7 +390,7 @@ async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError>
 
 async fn run(cli: Cli) -> Result<(), ClientError> {
     let target = match &cli.url {
-        Some(u) => Target::from_url(u)?,
+        Some(u) => Target::from_url(u, cli.token_file.as_deref())?,
         None => Target::Unix(cli.socket.clone()),
     };
     let c = Client::new(target);

@@ -2,15 +2,15 @@
 //! become JSON through `CoreError`'s `IntoResponse`.
 
 use crate::error::CoreError;
+use crate::http_guard::Guard;
 use crate::manager::Manager;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uvmm_api::*;
 
 #[derive(Clone)]
@@ -28,7 +30,29 @@ pub struct AppState {
     pub manager: Arc<Manager>,
     /// Flips to true at shutdown; ends the event streams so the server can stop.
     pub shutdown: watch::Receiver<bool>,
+    /// How long a client may take to send a request body.
+    pub request_timeout: std::time::Duration,
+    /// The rendered OpenAPI document (set by `router`).
+    pub openapi: Arc<bytes::Bytes>,
 }
+
+impl AppState {
+    pub fn new(
+        manager: Arc<Manager>,
+        shutdown: watch::Receiver<bool>,
+        request_timeout: std::time::Duration,
+    ) -> AppState {
+        AppState {
+            manager,
+            shutdown,
+            request_timeout,
+            openapi: Arc::default(),
+        }
+    }
+}
+
+/// The largest request body accepted (a restored definition is the largest legitimate one).
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Query string extractor whose errors are JSON 400 answers.
 pub struct ApiQuery<T>(pub T);
@@ -43,7 +67,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// JSON body parser whose errors are JSON 400 answers (also for a missing content type).
+/// Path parameters whose errors are JSON 400 answers.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = CoreError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| CoreError::BadRequest(format!("invalid path: {}", e.body_text())))
+    }
+}
+
+/// A request body, read within the size limit and the request timeout.
+pub struct ApiBody(pub Bytes);
+
+impl FromRequest<AppState> for ApiBody {
+    type Rejection = CoreError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
+        match tokio::time::timeout(state.request_timeout, read).await {
+            Err(_) => Err(CoreError::RequestTimeout(format!(
+                "the request body did not arrive within {} s",
+                state.request_timeout.as_secs()
+            ))),
+            Ok(Ok(bytes)) => Ok(ApiBody(bytes)),
+            Ok(Err(e)) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                if too_large {
+                    Err(crate::http_guard::too_large(MAX_BODY))
+                } else {
+                    Err(CoreError::BadRequest(format!(
+                        "cannot read the request body: {e}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A JSON request body (see `ApiBody`); its errors are JSON 4xx answers.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = CoreError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ApiBody(bytes) = ApiBody::from_request(req, state).await?;
+        parse_body(&bytes).map(ApiJson)
+    }
+}
+
+/// JSON body parser whose errors are JSON 400 answers.
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoreError> {
     serde_json::from_slice(body)
         .map_err(|e| CoreError::BadRequest(format!("invalid JSON body: {e}")))
@@ -107,49 +184,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<String>, CoreError> {
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
+/// The schemas every operation may refer to; the paths come from the routes themselves
+/// (`api_routes`), so the document and the router cannot drift.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "uvmm API",
         description = "Manage the virtual machines of many libvirt hosts."
-    ),
-    paths(
-        version,
-        list_hosts,
-        add_host,
-        show_host,
-        remove_host,
-        list_vms,
-        show_vm,
-        vm_action,
-        events,
-        list_profiles,
-        show_profile,
-        create_vm,
-        edit_vm,
-        delete_vm,
-        vm_xml,
-        add_disk,
-        remove_disk,
-        set_boot,
-        change_media,
-        add_nic,
-        remove_nic,
-        list_backups,
-        show_backup,
-        backup_version,
-        backup_diff,
-        prune_backups,
-        restore,
-        list_pools,
-        show_pool,
-        create_pool,
-        pool_action,
-        delete_pool,
-        create_volume,
-        clone_volume,
-        resize_volume,
-        delete_volume
     ),
     components(schemas(
         HostSummary,
@@ -204,67 +245,117 @@ pub struct NoParams {}
 )]
 pub struct ApiDoc;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/version", get(version))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/hosts", get(list_hosts).post(add_host))
-        .route("/api/v1/hosts/{id}", get(show_host).delete(remove_host))
-        .route("/api/v1/profiles", get(list_profiles))
-        .route("/api/v1/profiles/{name}", get(show_profile))
-        .route("/api/v1/vms", get(list_vms).post(create_vm))
-        .route(
-            "/api/v1/vms/{uuid}",
-            get(show_vm).patch(edit_vm).delete(delete_vm),
+/// The route table: every path and method with its handler and its OpenAPI declaration.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(version))
+        .routes(routes!(openapi))
+        .routes(routes!(list_hosts, add_host))
+        .routes(routes!(show_host, remove_host))
+        .routes(routes!(list_profiles))
+        .routes(routes!(show_profile))
+        .routes(routes!(list_vms, create_vm))
+        .routes(routes!(show_vm, edit_vm, delete_vm))
+        .routes(routes!(vm_xml))
+        .routes(routes!(add_disk))
+        .routes(routes!(remove_disk))
+        .routes(routes!(set_boot))
+        .routes(routes!(change_media))
+        .routes(routes!(add_nic))
+        .routes(routes!(remove_nic))
+        .routes(routes!(vm_action))
+        .routes(routes!(events))
+        .routes(routes!(list_backups))
+        .routes(routes!(prune_backups))
+        .routes(routes!(show_backup))
+        .routes(routes!(backup_version))
+        .routes(routes!(backup_diff))
+        .routes(routes!(restore))
+        .routes(routes!(list_pools))
+        .routes(routes!(create_pool))
+        .routes(routes!(show_pool, delete_pool))
+        .routes(routes!(pool_action))
+        .routes(routes!(create_volume))
+        .routes(routes!(delete_volume))
+        .routes(routes!(clone_volume))
+        .routes(routes!(resize_volume))
+        .routes(routes!(metrics))
+}
+
+/// The answers every operation can give besides its own: the JSON error envelope for bad
+/// input, missing login, refused origin, oversized or non-JSON bodies, and server faults.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+    let error = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
         )
-        .route("/api/v1/vms/{uuid}/xml", get(vm_xml))
-        .route("/api/v1/vms/{uuid}/disks", post(add_disk))
-        .route("/api/v1/vms/{uuid}/disks/{target}", delete(remove_disk))
-        .route("/api/v1/vms/{uuid}/disks/{target}/boot", post(set_boot))
-        .route("/api/v1/vms/{uuid}/disks/{target}/media", put(change_media))
-        .route("/api/v1/vms/{uuid}/nics", post(add_nic))
-        .route("/api/v1/vms/{uuid}/nics/{mac}", delete(remove_nic))
-        .route("/api/v1/vms/{uuid}/{action}", post(vm_action))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/backups", get(list_backups))
-        .route("/api/v1/backups/prune", post(prune_backups))
-        .route("/api/v1/backups/{vm}", get(show_backup))
-        .route(
-            "/api/v1/backups/{vm}/versions/{version}",
-            get(backup_version),
-        )
-        .route("/api/v1/backups/{vm}/diff", get(backup_diff))
-        .route("/api/v1/restore", post(restore))
-        .route("/api/v1/pools", get(list_pools))
-        .route("/api/v1/hosts/{id}/pools", post(create_pool))
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}",
-            get(show_pool).delete(delete_pool),
-        )
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}/{action}",
-            post(pool_action),
-        )
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}/volumes",
-            post(create_volume),
-        )
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}",
-            delete(delete_volume),
-        )
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone",
-            post(clone_volume),
-        )
-        .route(
-            "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/resize",
-            post(resize_volume),
-        )
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            note_demand,
+    };
+    let common = [
+        ("400", "invalid input: path, query or body"),
+        ("401", "the TCP listener needs the API token"),
+        ("403", "foreign Host or Origin"),
+        ("408", "the request body did not arrive in time"),
+        ("413", "the request body is too large"),
+        ("415", "the request body is not application/json"),
+        ("500", "internal error"),
+        ("503", "the host is unavailable, or too many connections"),
+        ("504", "the host did not answer in time"),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (code, what) in common {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(what));
+            }
+            op.responses
+                .responses
+                .entry("default".to_string())
+                .or_insert_with(|| error("any other error, in the same envelope"));
+        }
+    }
+}
+
+/// The OpenAPI document as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    document_errors(&mut doc);
+    doc
+}
+
+/// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
+/// and methods.
+pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
+    let (routes, mut doc) = api_routes().split_for_parts();
+    document_errors(&mut doc);
+    let params = crate::http_guard::declared_params(&doc);
+    state.openapi = Arc::new(bytes::Bytes::from(
+        serde_json::to_vec(&doc).unwrap_or_default(),
+    ));
+    let guard = Guard::new(guard.token, guard.tcp_hosts, params);
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            crate::http_guard::request_checks,
         ))
         .fallback(|| async { CoreError::NotFound("no such API path".into()) })
         .method_not_allowed_fallback(|| async {
@@ -279,7 +370,22 @@ pub fn router(state: AppState) -> Router {
                 }),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            note_demand,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::http_guard::connection_checks,
+        ))
         .with_state(state)
+}
+
+/// What the guard is told at start (see `http_guard`).
+#[derive(Clone, Default)]
+pub struct GuardConfig {
+    pub token: Option<String>,
+    pub tcp_hosts: std::collections::HashSet<String>,
 }
 
 /// Every request counts as someone watching (see `Shared::stats_interval_now`).
@@ -300,8 +406,14 @@ async fn version() -> Json<VersionInfo> {
     })
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, content_type = "application/json", body = Object, description = "the OpenAPI document")))]
+async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        (*s.openapi).clone(),
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/hosts", responses((status = 200, body = [HostSummary])))]
@@ -314,8 +426,10 @@ async fn list_hosts(
 
 #[utoipa::path(post, path = "/api/v1/hosts", request_body = AddHostRequest,
     responses((status = 201, body = HostSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn add_host(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, CoreError> {
-    let req: AddHostRequest = parse_body(&body)?;
+async fn add_host(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<AddHostRequest>,
+) -> Result<impl IntoResponse, CoreError> {
     let host = s.manager.add_host(&req.uri).await?;
     Ok((StatusCode::CREATED, Json(host)))
 }
@@ -324,7 +438,7 @@ async fn add_host(State(s): State<AppState>, body: Bytes) -> Result<impl IntoRes
     responses((status = 200, body = HostDetail), (status = 404, body = ErrorBody)))]
 async fn show_host(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<HostDetail>, CoreError> {
     s.manager.host(&id).map(Json)
 }
@@ -333,7 +447,7 @@ async fn show_host(
     responses((status = 200, body = HostSummary, description = "the removed host"), (status = 404, body = ErrorBody)))]
 async fn remove_host(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<HostSummary>, CoreError> {
     s.manager.remove_host(&id).map(Json)
 }
@@ -359,7 +473,7 @@ async fn list_vms(
     responses((status = 200, body = VmDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "UUID on several hosts")))]
 async fn show_vm(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
 ) -> Result<impl IntoResponse, CoreError> {
     let vm = s.manager.vm(&uuid, p.host.as_deref())?;
@@ -382,15 +496,17 @@ async fn list_profiles(State(s): State<AppState>) -> Json<Vec<Profile>> {
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody)))]
 async fn show_profile(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Profile>, CoreError> {
     s.manager.profile(&name).map(Json)
 }
 
 #[utoipa::path(post, path = "/api/v1/vms", request_body = CreateVmRequest,
     responses((status = 201, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_vm(State(s): State<AppState>, body: Bytes) -> Result<impl IntoResponse, CoreError> {
-    let req: CreateVmRequest = parse_body(&body)?;
+async fn create_vm(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CreateVmRequest>,
+) -> Result<impl IntoResponse, CoreError> {
     let resp = s.manager.create_vm(req).await?;
     Ok((StatusCode::CREATED, changed(resp)))
 }
@@ -399,12 +515,11 @@ async fn create_vm(State(s): State<AppState>, body: Bytes) -> Result<impl IntoRe
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "stale If-Match")))]
 async fn edit_vm(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(patch): ApiJson<VmPatch>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let patch: VmPatch = parse_body(&body)?;
     let resp = s
         .manager
         .edit_vm(&uuid, p.host.as_deref(), patch, if_match(&headers)?)
@@ -416,7 +531,7 @@ async fn edit_vm(
     responses((status = 200, body = DeleteResponse), (status = 409, body = ErrorBody, description = "running, or stale If-Match")))]
 async fn delete_vm(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<DeleteParams>,
     headers: HeaderMap,
 ) -> Result<Json<DeleteResponse>, CoreError> {
@@ -431,7 +546,7 @@ async fn delete_vm(
     responses((status = 200, content_type = "application/xml", body = String)))]
 async fn vm_xml(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<XmlParams>,
 ) -> Result<impl IntoResponse, CoreError> {
     let xml = s
@@ -445,12 +560,11 @@ async fn vm_xml(
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 async fn add_disk(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<DiskAddRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: DiskAddRequest = parse_body(&body)?;
     let resp = s
         .manager
         .add_disk(&uuid, p.host.as_deref(), req, if_match(&headers)?)
@@ -462,7 +576,7 @@ async fn add_disk(
     responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)))]
 async fn remove_disk(
     State(s): State<AppState>,
-    Path((uuid, target)): Path<(String, String)>,
+    ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<DiskDeleteParams>,
     headers: HeaderMap,
 ) -> Result<Json<DeleteResponse>, CoreError> {
@@ -483,7 +597,7 @@ async fn remove_disk(
     responses((status = 200, body = VmChangeResponse, description = "warnings carry the pygrub preflight"), (status = 409, body = ErrorBody)))]
 async fn set_boot(
     State(s): State<AppState>,
-    Path((uuid, target)): Path<(String, String)>,
+    ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, CoreError> {
@@ -498,12 +612,11 @@ async fn set_boot(
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 async fn change_media(
     State(s): State<AppState>,
-    Path((uuid, target)): Path<(String, String)>,
+    ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<MediaRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: MediaRequest = parse_body(&body)?;
     let resp = s
         .manager
         .change_media(
@@ -521,12 +634,11 @@ async fn change_media(
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 async fn add_nic(
     State(s): State<AppState>,
-    Path(uuid): Path<String>,
+    ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<NicAddRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: NicAddRequest = parse_body(&body)?;
     let resp = s
         .manager
         .add_nic(&uuid, p.host.as_deref(), req, if_match(&headers)?)
@@ -538,7 +650,7 @@ async fn add_nic(
     responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody)))]
 async fn remove_nic(
     State(s): State<AppState>,
-    Path((uuid, mac)): Path<(String, String)>,
+    ApiPath((uuid, mac)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, CoreError> {
@@ -555,9 +667,9 @@ async fn remove_nic(
         (status = 409, body = ErrorBody, description = "invalid transition"), (status = 503, body = ErrorBody)))]
 async fn vm_action(
     State(s): State<AppState>,
-    Path((uuid, action)): Path<(String, String)>,
+    ApiPath((uuid, action)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<ActionResponse>, CoreError> {
     let action: Action = action
         .parse()
@@ -637,7 +749,7 @@ async fn list_backups(
     responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody)))]
 async fn show_backup(
     State(s): State<AppState>,
-    Path(vm): Path<String>,
+    ApiPath(vm): ApiPath<String>,
 ) -> Result<Json<BackupDetail>, CoreError> {
     s.manager.backup(&vm).map(Json)
 }
@@ -646,7 +758,7 @@ async fn show_backup(
     responses((status = 200, body = BackupVersion), (status = 404, body = ErrorBody)))]
 async fn backup_version(
     State(s): State<AppState>,
-    Path((vm, version)): Path<(String, u32)>,
+    ApiPath((vm, version)): ApiPath<(String, u32)>,
 ) -> Result<Json<BackupVersion>, CoreError> {
     s.manager.backup_version(&vm, Some(version)).map(Json)
 }
@@ -655,7 +767,7 @@ async fn backup_version(
     responses((status = 200, content_type = "text/plain", body = String, description = "unified diff")))]
 async fn backup_diff(
     State(s): State<AppState>,
-    Path(vm): Path<String>,
+    ApiPath(vm): ApiPath<String>,
     ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> Result<impl IntoResponse, CoreError> {
     let diff = s.manager.backup_diff(&vm, q.from, q.to)?;
@@ -675,8 +787,10 @@ async fn prune_backups(State(s): State<AppState>) -> Result<Json<PruneResponse>,
 
 #[utoipa::path(post, path = "/api/v1/restore", request_body = RestoreRequest,
     responses((status = 200, body = RestoreReport), (status = 409, body = ErrorBody, description = "a check failed; the message names every failure")))]
-async fn restore(State(s): State<AppState>, body: Bytes) -> Result<Json<RestoreReport>, CoreError> {
-    let req: RestoreRequest = parse_body(&body)?;
+async fn restore(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<RestoreRequest>,
+) -> Result<Json<RestoreReport>, CoreError> {
     s.manager.restore(req).await.map(Json)
 }
 
@@ -711,7 +825,7 @@ async fn list_pools(
     responses((status = 200, body = PoolDetail), (status = 404, body = ErrorBody)))]
 async fn show_pool(
     State(s): State<AppState>,
-    Path((id, pool)): Path<(String, String)>,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
 ) -> Result<Json<PoolDetail>, CoreError> {
     s.manager.pool(&id, &pool).map(Json)
 }
@@ -720,10 +834,9 @@ async fn show_pool(
     responses((status = 201, body = PoolDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_pool(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<CreatePoolRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: CreatePoolRequest = parse_body(&body)?;
     let (pool, _warnings) = s.manager.create_pool(&id, req).await?;
     Ok((StatusCode::CREATED, Json(pool)))
 }
@@ -732,7 +845,7 @@ async fn create_pool(
     responses((status = 200, body = PoolDetail), (status = 409, body = ErrorBody)))]
 async fn pool_action(
     State(s): State<AppState>,
-    Path((id, pool, action)): Path<(String, String, String)>,
+    ApiPath((id, pool, action)): ApiPath<(String, String, String)>,
 ) -> Result<Json<PoolDetail>, CoreError> {
     s.manager.pool_action(&id, &pool, action).await.map(Json)
 }
@@ -741,7 +854,7 @@ async fn pool_action(
     responses((status = 204), (status = 409, body = ErrorBody, description = "volumes in use")))]
 async fn delete_pool(
     State(s): State<AppState>,
-    Path((id, pool)): Path<(String, String)>,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<PoolDeleteParams>,
 ) -> Result<StatusCode, CoreError> {
     s.manager.delete_pool(&id, &pool, p.delete_storage).await?;
@@ -752,10 +865,9 @@ async fn delete_pool(
     responses((status = 201, body = VolumeSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_volume(
     State(s): State<AppState>,
-    Path((id, pool)): Path<(String, String)>,
-    body: Bytes,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<CreateVolumeRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: CreateVolumeRequest = parse_body(&body)?;
     let v = s.manager.create_volume(&id, &pool, req).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -764,10 +876,9 @@ async fn create_volume(
     responses((status = 201, body = VolumeSummary)))]
 async fn clone_volume(
     State(s): State<AppState>,
-    Path((id, pool, vol)): Path<(String, String, String)>,
-    body: Bytes,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    ApiJson(req): ApiJson<CloneVolumeRequest>,
 ) -> Result<impl IntoResponse, CoreError> {
-    let req: CloneVolumeRequest = parse_body(&body)?;
     let v = s.manager.clone_volume(&id, &pool, &vol, req.name).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -776,10 +887,9 @@ async fn clone_volume(
     responses((status = 200, body = VolumeSummary), (status = 501, body = ErrorBody, description = "the pool cannot grow volumes")))]
 async fn resize_volume(
     State(s): State<AppState>,
-    Path((id, pool, vol)): Path<(String, String, String)>,
-    body: Bytes,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    ApiJson(req): ApiJson<ResizeVolumeRequest>,
 ) -> Result<Json<VolumeSummary>, CoreError> {
-    let req: ResizeVolumeRequest = parse_body(&body)?;
     s.manager
         .resize_volume(&id, &pool, &vol, req.size_bytes)
         .await
@@ -790,13 +900,15 @@ async fn resize_volume(
     responses((status = 204), (status = 409, body = ErrorBody, description = "in use, or its pool's volumes are not deleted by uvmm")))]
 async fn delete_volume(
     State(s): State<AppState>,
-    Path((id, pool, vol)): Path<(String, String, String)>,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, CoreError> {
     s.manager.delete_volume(&id, &pool, &vol).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format 0.0.4")))]
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(

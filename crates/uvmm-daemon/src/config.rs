@@ -114,6 +114,131 @@ pub struct FileConfig {
     /// libvirt keepalive on remote connections: probe interval and missed probes.
     pub keepalive_interval_secs: Option<u32>,
     pub keepalive_count: Option<u32>,
+    /// What API clients may do beyond the defaults, and the listeners' limits.
+    pub api: Option<ApiFile>,
+}
+
+/// `[api]` of the configuration file: the privilege boundary between API clients and
+/// uvmmd (which runs as root next to libvirt). See docs/security.md.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    /// Accept, for hosts added through the API, the `ext` transport and URI parameters that
+    /// name local programs, sockets or files (`command`, `socket`, `keyfile`, …). Default
+    /// false: only the configuration file and command line may use them.
+    pub allow_local_program_uris: Option<bool>,
+    /// Directories below which API clients may add `test:///PATH` hosts. Default: none
+    /// (only `test:///default`).
+    pub test_host_dirs: Option<Vec<PathBuf>>,
+    /// Directories below which API clients may use disk and CD-ROM images that are not
+    /// volumes of a storage pool. Default: none (pool volumes only).
+    pub image_dirs: Option<Vec<PathBuf>>,
+    /// Extra names the TCP listener answers to in the `Host` header (its own address and,
+    /// on loopback, `localhost` are always accepted). Guards against DNS rebinding.
+    pub tcp_host_names: Option<Vec<String>>,
+    /// Open connections per peer (UNIX socket: per user id; TCP: per address).
+    pub max_connections_per_peer: Option<usize>,
+    /// Open connections per listener.
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
+    /// connection) and its body.
+    pub request_timeout_secs: Option<u64>,
+}
+
+/// The API policy and limits after merging (see `ApiFile`).
+#[derive(Debug, Clone)]
+pub struct ApiPolicy {
+    pub runtime_hosts: uvmm_model::hosts::RuntimeHostPolicy,
+    pub image_dirs: Vec<String>,
+    pub tcp_host_names: Vec<String>,
+    pub max_connections_per_peer: usize,
+    pub max_connections: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiPolicy {
+    fn default() -> Self {
+        ApiPolicy {
+            runtime_hosts: Default::default(),
+            image_dirs: vec![],
+            tcp_host_names: vec![],
+            max_connections_per_peer: 64,
+            max_connections: 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn plain_dirs(list: Option<Vec<PathBuf>>, key: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for d in list.unwrap_or_default() {
+        let s = d.to_string_lossy().trim_end_matches('/').to_string();
+        if s.is_empty() || !uvmm_model::hosts::plain_absolute_path(&s) {
+            return Err(ConfigError::Invalid(format!(
+                "[api] {key}: '{}' must be a plain absolute directory path (not /, no '..')",
+                d.display()
+            )));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
+    let f = f.unwrap_or_default();
+    let d = ApiPolicy::default();
+    let positive = |v: Option<usize>, key: &str, def: usize| match v {
+        Some(0) => Err(ConfigError::Invalid(format!(
+            "[api] {key} must be at least 1"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(def),
+    };
+    let request_timeout = match f.request_timeout_secs {
+        Some(0) => {
+            return Err(ConfigError::Invalid(
+                "[api] request_timeout_secs must be at least 1".into(),
+            ))
+        }
+        Some(s) if s > 3600 => {
+            return Err(ConfigError::Invalid(
+                "[api] request_timeout_secs must be at most 3600".into(),
+            ))
+        }
+        Some(s) => Duration::from_secs(s),
+        None => d.request_timeout,
+    };
+    for n in f.tcp_host_names.iter().flatten() {
+        let ok = !n.is_empty()
+            && n.len() <= 253
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "[api] tcp_host_names: '{n}' is not a host name"
+            )));
+        }
+    }
+    Ok(ApiPolicy {
+        runtime_hosts: uvmm_model::hosts::RuntimeHostPolicy {
+            allow_local_programs: f.allow_local_program_uris.unwrap_or(false),
+            test_dirs: plain_dirs(f.test_host_dirs, "test_host_dirs")?,
+        },
+        image_dirs: plain_dirs(f.image_dirs, "image_dirs")?,
+        tcp_host_names: f
+            .tcp_host_names
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect(),
+        max_connections_per_peer: positive(
+            f.max_connections_per_peer,
+            "max_connections_per_peer",
+            d.max_connections_per_peer,
+        )?,
+        max_connections: positive(f.max_connections, "max_connections", d.max_connections)?,
+        request_timeout,
+    })
 }
 
 /// `[monitoring]` of the configuration file.
@@ -252,6 +377,7 @@ pub struct Settings {
     pub retention: uvmm_backup::Retention,
     pub monitoring: Monitoring,
     pub timing: Timing,
+    pub api: ApiPolicy,
 }
 
 /// Intervals of the host manager.
@@ -473,6 +599,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
                 .map(|d| Duration::from_secs(d * 86_400)),
         },
         timing,
+        api: api_policy(file.api)?,
     })
 }
 

@@ -30,10 +30,41 @@ pub enum CoreError {
     Libvirt(LibvirtError),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    RequestTimeout(String),
+}
+
+/// A libvirt message as clients may see it: its first line only, printable, bounded.
+/// libvirt's parse errors quote the file they read on the following lines (`test:///FILE`
+/// with a file that is not XML shows its first line), so the rest goes to the log only.
+pub fn client_safe(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("").trim();
+    let mut out: String = first
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    if message.trim_end().contains('\n') || first.chars().count() > 300 {
+        out.push_str(" (more in the daemon log)");
+    }
+    out
 }
 
 impl From<LibvirtError> for CoreError {
-    fn from(e: LibvirtError) -> Self {
+    fn from(mut e: LibvirtError) -> Self {
+        let safe = client_safe(&e.message);
+        if safe != e.message {
+            tracing::info!("libvirt said: {}", e.message);
+            e.message = safe;
+        }
         match e.kind {
             ErrorKind::NotFound => CoreError::NotFound(e.message),
             ErrorKind::InvalidOperation => CoreError::Conflict(e.message),
@@ -59,6 +90,11 @@ impl CoreError {
             }
             CoreError::Libvirt(_) => StatusCode::BAD_GATEWAY,
             CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            CoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            CoreError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -74,6 +110,11 @@ impl CoreError {
             CoreError::Libvirt(e) if e.kind == ErrorKind::NotSupported => "not_supported",
             CoreError::Libvirt(_) => "libvirt_error",
             CoreError::Internal(_) => "internal",
+            CoreError::Unauthorized(_) => "unauthorized",
+            CoreError::Forbidden(_) => "forbidden",
+            CoreError::TooLarge(_) => "too_large",
+            CoreError::UnsupportedMediaType(_) => "unsupported_media_type",
+            CoreError::RequestTimeout(_) => "request_timeout",
         }
     }
 
@@ -112,6 +153,23 @@ impl IntoResponse for CoreError {
 mod tests {
     use super::*;
     use uvmm_model::{Action, VmState};
+
+    #[test]
+    fn client_safe_messages() {
+        let table = [
+            ("plain", "plain"),
+            (
+                "/etc/shadow:1: Start tag expected, '<' not found\nroot:$y$j9T$secret:19000::\n^",
+                "/etc/shadow:1: Start tag expected, '<' not found (more in the daemon log)",
+            ),
+            ("tab\there", "tabhere"),
+            ("", ""),
+        ];
+        for (input, want) in table {
+            assert_eq!(client_safe(input), want, "{input:?}");
+        }
+        assert!(client_safe(&"x".repeat(1000)).len() < 340);
+    }
 
     #[test]
     fn status_table() {
@@ -153,6 +211,14 @@ mod tests {
             (lv(ErrorKind::InvalidInput).into(), 400, "bad_request"),
             (lv(ErrorKind::NotSupported).into(), 501, "not_supported"),
             (lv(ErrorKind::Other).into(), 502, "libvirt_error"),
+            (CoreError::Unauthorized("x".into()), 401, "unauthorized"),
+            (CoreError::Forbidden("x".into()), 403, "forbidden"),
+            (CoreError::TooLarge("x".into()), 413, "too_large"),
+            (
+                CoreError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
         ];
         for (err, status, code) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

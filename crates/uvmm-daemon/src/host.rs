@@ -361,6 +361,7 @@ impl Worker {
     }
 
     fn mark_unavailable(&self, reason: &str, retry_in: Duration) {
+        let reason = &crate::error::client_safe(reason);
         let now = SystemTime::now();
         self.shared.update(|c| {
             (

@@ -3,6 +3,7 @@
 
 use crate::cache::{host_detail, host_summary, vm_summary};
 use crate::cache::{pool_detail, pool_summary, vm_detail, Cache, HostEntry};
+use crate::config::ApiPolicy;
 use crate::error::CoreError;
 use crate::host::{self, HostHandle, HostMsg, Job, JobCtx, Shared};
 use crate::storage;
@@ -43,6 +44,8 @@ pub struct Manager {
     changes: Mutex<HostChanges>,
     changes_file: PathBuf,
     profiles: Vec<Profile>,
+    /// What API clients may ask for (see `ApiPolicy`).
+    pub policy: ApiPolicy,
 }
 
 fn backup_error(e: uvmm_backup::store::BackupError) -> CoreError {
@@ -56,7 +59,7 @@ fn backup_error(e: uvmm_backup::store::BackupError) -> CoreError {
 }
 
 /// What a job needs to know about its host, taken from the cache.
-fn facts(cache: &Cache, h: &HostEntry) -> HostFacts {
+fn facts(cache: &Cache, h: &HostEntry, image_dirs: &[String]) -> HostFacts {
     let sources = |h: &HostEntry| -> Vec<(String, String)> {
         h.vms()
             .values()
@@ -83,7 +86,17 @@ fn facts(cache: &Cache, h: &HostEntry) -> HostFacts {
         },
         users_here: sources(h),
         users_anywhere: cache.hosts().flat_map(sources).collect(),
+        image_dirs: image_dirs.to_vec(),
     }
+}
+
+/// The value checks of a new VM (name, memory, vCPUs, notes, devices) for a definition a
+/// client sends to be restored.
+fn check_client_definition_values(xml: &str, facts: &HostFacts) -> Result<(), CoreError> {
+    let def = uvmm_model::domain::parse_domain(xml)
+        .map_err(|e| CoreError::BadRequest(format!("not a domain definition: {e}")))?;
+    uvmm_model::validate::definition(&def, None, facts.limits)
+        .map_err(|e| CoreError::BadRequest(format!("the definition cannot be restored: {e}")))
 }
 
 impl Manager {
@@ -110,7 +123,13 @@ impl Manager {
             changes: Mutex::new(changes),
             changes_file,
             profiles,
+            policy: ApiPolicy::default(),
         })
+    }
+
+    pub fn with_policy(mut self, policy: ApiPolicy) -> Manager {
+        self.policy = policy;
+        self
     }
 
     /// Start managing the configured hosts plus the runtime changes.
@@ -126,9 +145,16 @@ impl Manager {
             .cloned()
             .collect();
         for uri in &changes.added {
-            if !all.iter().any(|(u, _)| u == uri) {
-                all.push((uri.clone(), HostOrigin::Runtime));
+            if all.iter().any(|(u, _)| u == uri) {
+                continue;
             }
+            // Saved by an API client, perhaps before today's rules: check again, since
+            // libvirt acts on the URI with uvmmd's rights at every (re)connection.
+            if let Err(e) = self.check_runtime_uri(uri) {
+                tracing::error!(%uri, "not connecting to a host added through the API: {e}");
+                continue;
+            }
+            all.push((uri.clone(), HostOrigin::Runtime));
         }
         for (uri, origin) in all {
             self.spawn(&uri, origin, None);
@@ -176,8 +202,43 @@ impl Manager {
         Ok(host_detail(cache.resolve_host(id)?, SystemTime::now()))
     }
 
-    pub async fn add_host(&self, uri: &str) -> Result<HostSummary, CoreError> {
+    /// The rules for hosts added through the API (see `RuntimeHostPolicy`).
+    fn check_runtime_uri(&self, uri: &str) -> Result<HostUri, CoreError> {
         let parsed = HostUri::parse(uri).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+        parsed
+            .check_runtime(&self.policy.runtime_hosts)
+            .map_err(|e| CoreError::Forbidden(e.to_string()))?;
+        if parsed.driver == "test" && parsed.path != "/default" {
+            // The path is below a permitted directory; so must be what it resolves to (a
+            // symbolic link in there must not lead libvirt elsewhere).
+            // A node file that does not exist yet may come later (the host then connects):
+            // its directory must resolve below the permitted ones.
+            let path = std::path::Path::new(&parsed.path);
+            let real = match std::fs::canonicalize(path) {
+                Ok(r) => Some(r),
+                Err(_) => path
+                    .parent()
+                    .and_then(|p| std::fs::canonicalize(p).ok())
+                    .map(|p| p.join(path.file_name().unwrap_or_default())),
+            };
+            let inside = real.is_some_and(|r| {
+                uvmm_model::hosts::path_under(
+                    &r.to_string_lossy(),
+                    &self.policy.runtime_hosts.test_dirs,
+                )
+            });
+            if !inside {
+                return Err(CoreError::Forbidden(format!(
+                    "{} leads outside the permitted directories",
+                    parsed.path
+                )));
+            }
+        }
+        Ok(parsed)
+    }
+
+    pub async fn add_host(&self, uri: &str) -> Result<HostSummary, CoreError> {
+        let parsed = self.check_runtime_uri(uri)?;
         let (tx, rx) = oneshot::channel();
         {
             // Hold the changes lock across check, persist and spawn: two concurrent adds of
@@ -313,7 +374,11 @@ impl Manager {
         let cache = self.shared.read();
         let (h, v) = cache.resolve_vm(uuid, host)?;
         h.ensure_available()?;
-        Ok((h.uri.clone(), v.uuid.clone(), facts(&cache, h)))
+        Ok((
+            h.uri.clone(),
+            v.uuid.clone(),
+            facts(&cache, h, &self.policy.image_dirs),
+        ))
     }
 
     pub async fn vm_action(
@@ -403,7 +468,7 @@ impl Manager {
                     req.name, h.id
                 )));
             }
-            (h.uri.clone(), facts(&cache, h))
+            (h.uri.clone(), facts(&cache, h, &self.policy.image_dirs))
         };
         let plan = vmops::CreatePlan {
             profile,
@@ -771,9 +836,13 @@ impl Manager {
             .find(|m| m.version == n)
             .cloned()
             .ok_or_else(|| CoreError::NotFound(format!("the backup of {vm} has no version {n}")))?;
-        let xml = store
-            .version_xml(&detail.summary.uuid, n)
-            .map_err(backup_error)?;
+        // The files keep secrets (a restore brings a VNC password back); clients do not
+        // see them.
+        let xml = uvmm_model::secrets::redact(
+            &store
+                .version_xml(&detail.summary.uuid, n)
+                .map_err(backup_error)?,
+        );
         Ok(BackupVersion {
             uuid: detail.summary.uuid,
             meta,
@@ -784,7 +853,9 @@ impl Manager {
     pub fn backup_diff(&self, vm: &str, from: u32, to: u32) -> Result<String, CoreError> {
         let store = self.store()?;
         let summary = store.find(vm).map_err(backup_error)?;
-        store.diff(&summary.uuid, from, to).map_err(backup_error)
+        store
+            .diff_with(&summary.uuid, from, to, |x| uvmm_model::secrets::redact(&x))
+            .map_err(backup_error)
     }
 
     pub fn prune_backups(&self) -> Result<PruneResponse, CoreError> {
@@ -800,7 +871,11 @@ impl Manager {
         let (xml, default_host) = match (&req.backup, &req.xml) {
             (Some(vm), None) => {
                 let v = self.backup_version(vm, req.version)?;
-                (v.xml, Some(v.meta.host))
+                let xml = self
+                    .store()?
+                    .version_xml(&v.uuid, v.meta.version)
+                    .map_err(backup_error)?;
+                (xml, Some(v.meta.host))
             }
             (None, Some(xml)) => (xml.clone(), None),
             _ => {
@@ -818,7 +893,7 @@ impl Manager {
                     "the backup does not say which host it came from: give host".into(),
                 )
             })?;
-        let (uri, local) = {
+        let (uri, local, facts) = {
             let cache = self.shared.read();
             let h = cache.resolve_host(&host).map_err(|_| {
                 CoreError::BadRequest(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
@@ -829,10 +904,20 @@ impl Manager {
                 HostUri::parse(&h.uri)
                     .map(|u| u.is_local())
                     .unwrap_or(false),
+                facts(&cache, h, &self.policy.image_dirs),
             )
         };
         let force = req.force;
+        // A definition brought by the client passes the checks of a new VM first; one from
+        // uvmmd's own backups was read from libvirt and is restored as it was.
+        let from_client = req.xml.is_some();
+        if from_client {
+            check_client_definition_values(&xml, &facts)?;
+        }
         self.run_job(&uri, move |ctx| {
+            if from_client {
+                vmops::check_client_definition(ctx.hv, &facts, &xml)?;
+            }
             let mut report =
                 uvmm_backup::restore::restore(ctx.hv, &xml, force, local).map_err(|e| match e {
                     uvmm_backup::restore::RestoreError::Refused(_) => {

@@ -115,7 +115,50 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // Not world-readable: libvirt's messages can quote what it read, and the log names
+    // every client's changes.
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o770))?;
+    }
+    Ok(file)
+}
+
+/// Keeps each log record on one line: a message with line breaks (libvirt's often have
+/// them) would otherwise let its later lines pass for records of their own. The formatter
+/// hands over a whole record per write; its final newline stays, inner ones become `\n`.
+pub struct OneLine<W: Write>(pub W);
+
+impl<W: Write> Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        if !body.contains(&b'\n') && !body.contains(&b'\r') {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+        if body.len() < buf.len() {
+            out.push(b'\n');
+        }
+        self.0.write_all(&out)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 impl LogFile {
@@ -133,9 +176,9 @@ impl LogFile {
     }
 }
 
-pub struct LogWriter(Arc<Mutex<File>>);
+pub struct FileWriter(Arc<Mutex<File>>);
 
-impl Write for LogWriter {
+impl Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
     }
@@ -144,16 +187,53 @@ impl Write for LogWriter {
     }
 }
 
+pub type LogWriter = OneLine<FileWriter>;
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
     type Writer = LogWriter;
     fn make_writer(&'a self) -> Self::Writer {
-        LogWriter(self.file.clone())
+        OneLine(FileWriter(self.file.clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_records_stay_on_one_line() {
+        let table: [(&[u8], &[u8]); 5] = [
+            (b"plain\n", b"plain\n"),
+            (b"a\nb\n", b"a\\nb\n"),
+            (b"a\r\nb", b"a\\r\\nb"),
+            (b"", b""),
+            (b"\n", b"\n"),
+        ];
+        for (input, want) in table {
+            let mut w = OneLine(Vec::new());
+            w.write_all(input).unwrap();
+            assert_eq!(w.0, want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn log_file_is_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uvmmd.log");
+        LogFile::open(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        // A log left world-readable by an older version is tightened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        LogFile::open(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
 
     #[test]
     fn log_reopen_follows_rotation() {

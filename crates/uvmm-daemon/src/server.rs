@@ -49,6 +49,14 @@ pub async fn run(
     ready: Box<dyn FnOnce(Result<(), String>) + Send>,
 ) -> anyhow::Result<()> {
     let started = async {
+        match crate::conn::raise_fd_limit() {
+            Ok(n) if n < 4096 => tracing::warn!(
+                limit = n,
+                "the open-file limit is low; raise it (LimitNOFILE) for many hosts or clients"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+        }
         std::fs::create_dir_all(&settings.state_dir).with_context(|| {
             format!(
                 "cannot create state directory {}",
@@ -90,12 +98,28 @@ pub async fn run(
             tracing::error!("skipping profile: {p}");
         }
         let manager = Arc::new(
-            Manager::new(shared, settings.state_dir.clone(), profiles).map_err(|e| anyhow!(e))?,
+            Manager::new(shared, settings.state_dir.clone(), profiles)
+                .map_err(|e| anyhow!(e))?
+                .with_policy(settings.api.clone()),
         );
-        anyhow::Ok((unix, tcp, pidfile, manager))
+        // The TCP listener is guarded by the API token (see http_guard).
+        let guard = match &tcp {
+            Some(l) => {
+                let (token, path) = crate::http_guard::load_or_create_token(&settings.state_dir)
+                    .map_err(|e| anyhow!(e))?;
+                let addr = l.local_addr()?;
+                tracing::info!(token_file = %path.display(), "TCP clients authenticate with the API token");
+                api::GuardConfig {
+                    token: Some(token),
+                    tcp_hosts: crate::http_guard::tcp_host_names(addr, &settings.api.tcp_host_names),
+                }
+            }
+            None => api::GuardConfig::default(),
+        };
+        anyhow::Ok((unix, tcp, pidfile, manager, guard))
     }
     .await;
-    let (unix, tcp, pidfile, manager) = match started {
+    let (unix, tcp, pidfile, manager, guard) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -118,31 +142,28 @@ pub async fn run(
     manager.start(&configured);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = api::router(AppState {
-        manager: manager.clone(),
-        shutdown: stop_rx.clone(),
-    });
-    let mut servers = Vec::new();
-    {
-        let mut stop = stop_rx.clone();
-        let app = app.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(unix, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }));
-    }
+    let app = api::router(
+        AppState::new(
+            manager.clone(),
+            stop_rx.clone(),
+            settings.api.request_timeout,
+        ),
+        guard,
+    );
+    let policy = Arc::new(settings.api.clone());
+    let mut servers = vec![tokio::spawn(crate::conn::serve_unix(
+        unix,
+        app.clone(),
+        policy.clone(),
+        stop_rx.clone(),
+    ))];
     if let Some(tcp) = tcp {
-        let mut stop = stop_rx.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(tcp, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        servers.push(tokio::spawn(crate::conn::serve_tcp(
+            tcp,
+            app,
+            policy,
+            stop_rx.clone(),
+        )));
     }
     tracing::info!(
         socket = %settings.socket.display(),

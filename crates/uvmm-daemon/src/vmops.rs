@@ -77,6 +77,8 @@ pub struct HostFacts {
     pub users_here: Vec<(String, String)>,
     /// Disk sources of VMs on every host (for shared pools).
     pub users_anywhere: Vec<(String, String)>,
+    /// Directories below which client paths outside pools are accepted (`[api] image_dirs`).
+    pub image_dirs: Vec<String>,
 }
 
 impl HostFacts {
@@ -208,6 +210,76 @@ fn source_of(vol: &VolumeInfo) -> (String, String) {
     }
 }
 
+/// Check a path a client gave for an image or block device. A volume of one of the
+/// host's pools is returned as such. Any other path is accepted only below `[api]
+/// image_dirs`, and is refused *before* anything looks at it: uvmmd runs as root, and an
+/// answer that differed between an existing and a missing file in a root-only directory
+/// would tell a client what is there (and attaching any host file to a VM would give it
+/// the file). On the local host the resolved path (symbolic links followed) must stay
+/// below those directories as well.
+fn client_path(
+    hv: &dyn Hypervisor,
+    facts: &HostFacts,
+    path: &str,
+) -> Result<Option<VolumeInfo>, CoreError> {
+    validate::host_path(path).map_err(invalid)?;
+    if let Some(vol) = hv.volume_by_path(path)? {
+        return Ok(Some(vol));
+    }
+    if !uvmm_model::hosts::path_under(path, &facts.image_dirs) {
+        return Err(CoreError::Forbidden(format!(
+            "{path} is not a volume of a storage pool on this host; paths outside pools are \
+             accepted only below the directories in [api] image_dirs ({})",
+            if facts.image_dirs.is_empty() {
+                "none configured".to_string()
+            } else {
+                facts.image_dirs.join(", ")
+            }
+        )));
+    }
+    if facts.local {
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if !uvmm_model::hosts::path_under(&real.to_string_lossy(), &facts.image_dirs) {
+                return Err(CoreError::Forbidden(format!(
+                    "{path} leads outside the directories in [api] image_dirs"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The host-facing checks of a definition a client wants restored (see
+/// `uvmm_model::foreign`): nothing that runs programs or opens host paths beyond pool
+/// volumes and `[api] image_dirs`.
+pub fn check_client_definition(
+    hv: &dyn Hypervisor,
+    facts: &HostFacts,
+    xml_text: &str,
+) -> Result<(), CoreError> {
+    let tree = xml::parse_root(xml_text, "domain")
+        .map_err(|e| bad(format!("not a domain definition: {e}")))?;
+    let emulators: Vec<String> = facts
+        .caps
+        .guests
+        .iter()
+        .filter_map(|g| g.emulator.clone())
+        .collect();
+    let mut check = uvmm_model::foreign::check(&tree, &emulators);
+    for (what, path) in &check.paths {
+        if let Err(e) = client_path(hv, facts, path) {
+            check.refused.push(format!("{what}: {e}"));
+        }
+    }
+    if check.refused.is_empty() {
+        return Ok(());
+    }
+    Err(CoreError::Forbidden(format!(
+        "this definition cannot be restored through the API:\n  - {}\n(an administrator can restore it with uvmm-restore --direct)",
+        check.refused.join("\n  - ")
+    )))
+}
+
 /// Resolve an image reference (`/path` or `POOL/VOLUME`) to (kind, source, format, warning).
 fn resolve_image(
     hv: &dyn Hypervisor,
@@ -215,8 +287,7 @@ fn resolve_image(
     spec: &str,
 ) -> Result<(String, String, Option<String>, Option<String>), CoreError> {
     if spec.starts_with('/') {
-        validate::host_path(spec).map_err(invalid)?;
-        if let Some(vol) = hv.volume_by_path(spec)? {
+        if let Some(vol) = client_path(hv, facts, spec)? {
             let (k, s) = source_of(&vol);
             return Ok((k, s, vol.def.format.clone(), None));
         }
@@ -744,11 +815,8 @@ pub fn add_disk(
             }
         }
         DiskSource::Block { path } => {
-            validate::host_path(path).map_err(invalid)?;
-            if facts.local
-                && !std::path::Path::new(path).exists()
-                && hv.volume_by_path(path)?.is_none()
-            {
+            let volume = client_path(hv, facts, path)?;
+            if facts.local && volume.is_none() && !std::path::Path::new(path).exists() {
                 return Err(bad(format!(
                     "block device {path} does not exist on this host"
                 )));

@@ -169,6 +169,18 @@ fn raw_sse_stream_carries_changes() {
     }
 }
 
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn hosts_added_and_removed_at_runtime_survive_a_restart() {
     let mut d = Daemon::start(&[demo_uri("demo-kvm1")]);
@@ -184,11 +196,11 @@ fn hosts_added_and_removed_at_runtime_survive_a_restart() {
     assert_eq!(d.vms().len(), 9);
 
     // An unreachable host is accepted (it may come up later) and reported unavailable.
-    let (status, gone) = d.http(
-        "POST",
-        "/api/v1/hosts",
-        Some(r#"{"uri":"test:///nonexistent/host.xml"}"#),
+    let missing = format!(
+        r#"{{"uri":"test://{}/missing-host.xml"}}"#,
+        repo_root().join("demo/hosts").display()
     );
+    let (status, gone) = d.http("POST", "/api/v1/hosts", Some(&missing));
     assert_eq!(status, 201);
     assert_eq!(gone["status"], "unavailable", "{gone}");
     assert!(gone["last_error"].as_str().unwrap().len() > 3);
@@ -216,14 +228,18 @@ fn hosts_added_and_removed_at_runtime_survive_a_restart() {
         .collect();
     assert_eq!(
         ids,
-        vec!["demo-kvm2", "host"],
+        vec!["demo-kvm2", "missing-host"],
         "runtime changes must survive a restart"
     );
 
     // Remove by URI, then add the removed command-line host back.
+    let missing_uri = format!(
+        "test://{}/missing-host.xml",
+        repo_root().join("demo/hosts").display()
+    );
     let (status, _) = d.http(
         "DELETE",
-        "/api/v1/hosts/test%3A%2F%2F%2Fnonexistent%2Fhost.xml",
+        &format!("/api/v1/hosts/{}", encode(&missing_uri)),
         None,
     );
     assert_eq!(status, 200);

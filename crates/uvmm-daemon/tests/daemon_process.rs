@@ -192,9 +192,17 @@ fn stale_socket_is_replaced_and_tcp_listener_serves_the_api() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let mut d = Daemon::start_with(&[demo_uri("demo-xen1")], &["-s", &listen], "");
-    // Also talk over TCP, through the CLI.
+    // Also talk over TCP, through the CLI, which needs the API token.
+    let url = format!("http://{listen}");
+    let refused = Command::new(uvmm_bin())
+        .args(["--url", &url, "--token-file", "/nonexistent", "vm", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "no token is a usage error");
+    let token = d.token_file();
     let out = Command::new(uvmm_bin())
-        .args(["--url", &format!("http://{listen}"), "vm", "list", "--json"])
+        .args(["--url", &url, "--token-file", token.to_str().unwrap()])
+        .args(["vm", "list", "--json"])
         .output()
         .unwrap();
     assert!(

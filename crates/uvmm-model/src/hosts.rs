@@ -121,6 +121,173 @@ impl HostUri {
     }
 }
 
+/// Where hosts added at runtime (through the API) may point. Hosts in the configuration
+/// file or on the command line are the administrator's word and are not checked; a host
+/// added by an API client is, because libvirt acts on a URI with uvmmd's rights (root):
+/// `qemu+ext://…?command=PROG` runs PROG, `?socket=`, `?keyfile=`, `?pkipath=` … name local
+/// files, and `test:///FILE` makes libvirt parse FILE (and echo parts of it in errors).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeHostPolicy {
+    /// Allow the `ext` transport and URI parameters that name local programs, sockets or
+    /// files (`[api] allow_local_program_uris = true` in the configuration).
+    pub allow_local_programs: bool,
+    /// Directories below which `test:///PATH` node files may be opened.
+    pub test_dirs: Vec<String>,
+}
+
+/// URI parameters that name nothing on the local machine. Everything else (`command`,
+/// `netcat`, `socket`, `keyfile`, `pkipath`, `known_hosts`, `name`, …) is refused for
+/// runtime hosts unless the configuration allows local programs.
+const HARMLESS_PARAMS: [&str; 6] = [
+    "no_verify",
+    "no_tty",
+    "sshauth",
+    "mode",
+    "proxy",
+    "tls_priority",
+];
+
+/// Paths that select a driver instance, the only ones a runtime host may use (a path such as
+/// `/embed?root=…` makes libvirt create files wherever it says).
+const INSTANCE_PATHS: [&str; 4] = ["", "/", "/system", "/session"];
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `dir` as a prefix: absolute, no trailing slash (except `/` itself).
+fn under_dir(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    !dir.is_empty()
+        && path.len() > dir.len() + 1
+        && path.starts_with(dir)
+        && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// True when `path` is absolute and plain: no `.` or `..` segments, no empty segments, no
+/// percent escapes or control characters (so what is checked is what libvirt opens).
+pub fn plain_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 4096
+        && !path
+            .chars()
+            .any(|c| c.is_control() || c == '%' || c == '\\')
+        && path[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// True when `path` is a plain absolute path below one of `dirs`.
+pub fn path_under(path: &str, dirs: &[String]) -> bool {
+    plain_absolute_path(path) && dirs.iter().any(|d| under_dir(path, d))
+}
+
+/// Why a runtime host URI is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UriRefused(pub String);
+
+impl HostUri {
+    /// Check a URI that an API client wants to add (see `RuntimeHostPolicy`).
+    pub fn check_runtime(&self, policy: &RuntimeHostPolicy) -> Result<(), UriRefused> {
+        let refuse = |why: String| Err(UriRefused(why));
+        let local_hint = "; an administrator can add it to the configuration file, or allow \
+                          such URIs with [api] allow_local_program_uris = true";
+        if self.transport.as_deref() == Some("ext") && !policy.allow_local_programs {
+            return refuse(format!(
+                "the ext transport runs a local program as uvmmd's user and is not accepted \
+                 from API clients{local_hint}"
+            ));
+        }
+        let (rest, query) = match self.uri.split_once("://") {
+            Some((_, r)) => match r.split_once('?') {
+                Some((r, q)) => (r, Some(q)),
+                None => (r, None),
+            },
+            None => return refuse("not a URI".into()),
+        };
+        if let Some(q) = query {
+            for pair in q.split('&').filter(|p| !p.is_empty()) {
+                let raw = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
+                let Some(key) = percent_decode(raw) else {
+                    return refuse(format!("unreadable URI parameter '{raw}'"));
+                };
+                if !HARMLESS_PARAMS.contains(&key.to_ascii_lowercase().as_str())
+                    && !policy.allow_local_programs
+                {
+                    return refuse(format!(
+                        "URI parameter '{key}' is not accepted from API clients (it can name a \
+                         local program, socket or file; accepted: {}){local_hint}",
+                        HARMLESS_PARAMS.join(", ")
+                    ));
+                }
+            }
+        }
+        // Authority: user and host end up as ssh arguments; an argument that starts with
+        // '-' would be read as an option.
+        let authority = rest.split('/').next().unwrap_or("");
+        if let Some((user, _)) = authority.rsplit_once('@') {
+            let ok = !user.is_empty()
+                && !user.starts_with('-')
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                return refuse(format!(
+                    "user name '{user}' in the URI (expected letters, digits, '.', '_', '-')"
+                ));
+            }
+        }
+        if self.host.as_deref().is_some_and(|h| h.starts_with('-')) {
+            return refuse("a host name cannot start with '-'".into());
+        }
+        if self.driver == "test" {
+            if self.path == "/default" {
+                return Ok(());
+            }
+            if path_under(&self.path, &policy.test_dirs) {
+                return Ok(());
+            }
+            return refuse(if policy.test_dirs.is_empty() {
+                "test:///PATH hosts are not accepted from API clients (libvirt would read \
+                 PATH with uvmmd's rights); use test:///default, or let an administrator name \
+                 a directory for node files with [api] test_host_dirs"
+                    .to_string()
+            } else {
+                format!(
+                    "test:///PATH must be a plain path below {} (libvirt reads it with \
+                     uvmmd's rights)",
+                    policy.test_dirs.join(", ")
+                )
+            });
+        }
+        if !INSTANCE_PATHS.contains(&self.path.as_str()) {
+            return refuse(format!(
+                "URI path '{}' is not accepted from API clients (expected /system, /session \
+                 or /)",
+                self.path
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +366,105 @@ mod tests {
         }
         let e = HostUri::parse("http://x/").unwrap_err().to_string();
         assert!(e.contains("unknown hypervisor driver 'http'"), "{e}");
+    }
+
+    #[test]
+    fn runtime_policy() {
+        let strict = RuntimeHostPolicy {
+            allow_local_programs: false,
+            test_dirs: vec!["/var/lib/uvmm/test-hosts".into()],
+        };
+        let lax = RuntimeHostPolicy {
+            allow_local_programs: true,
+            test_dirs: vec![],
+        };
+        // (uri, accepted when strict, accepted when local programs are allowed)
+        let table = [
+            ("qemu:///system", true, true),
+            ("qemu:///session", true, true),
+            ("qemu+ssh://root@kvm1.example.com/system", true, true),
+            (
+                "qemu+ssh://kvm1/system?no_verify=1&sshauth=privkey",
+                true,
+                true,
+            ),
+            (
+                "qemu+tls://kvm1:16514/system?tls_priority=NORMAL",
+                true,
+                true,
+            ),
+            ("xen://xen1.example.com/", true, true),
+            ("xen://xen1.example.com", true, true),
+            ("test:///default", true, true),
+            ("test:///var/lib/uvmm/test-hosts/a.xml", true, false),
+            ("test:///var/lib/uvmm/test-hosts/sub/a.xml", true, false),
+            ("qemu+ext:///system?command=/tmp/evil", false, true),
+            ("qemu+ext:///system", false, true),
+            ("qemu+ssh://kvm1/system?command=/tmp/evil", false, true),
+            ("qemu+ssh://kvm1/system?netcat=/tmp/nc", false, true),
+            ("qemu+unix:///system?socket=/tmp/sock", false, true),
+            (
+                "qemu+ssh://kvm1/system?keyfile=/root/.ssh/id_rsa",
+                false,
+                true,
+            ),
+            ("qemu+tls://kvm1/system?pkipath=/root", false, true),
+            (
+                "qemu+ssh://kvm1/system?known_hosts=/etc/shadow",
+                false,
+                true,
+            ),
+            ("qemu+unix:///system?name=test:///etc/shadow", false, true),
+            ("qemu+ssh://kvm1/system?%63ommand=/tmp/evil", false, true),
+            ("qemu+ssh://kvm1/system?COMMAND=/tmp/evil", false, true),
+            ("qemu+ssh://kvm1/system?x=%zz", false, true),
+            ("test:///etc/shadow", false, false),
+            (
+                "test:///var/lib/uvmm/test-hosts/../../../../etc/shadow",
+                false,
+                false,
+            ),
+            ("test:///var/lib/uvmm/test-hosts/%2e%2e/x.xml", false, false),
+            ("test:///var/lib/uvmm/test-hosts", false, false),
+            ("test:///var/lib/uvmm/test-hostsX/a.xml", false, false),
+            ("test:///var/lib/uvmm/test-hosts//a.xml", false, false),
+            ("qemu:///embed?root=/etc", false, false),
+            ("qemu:///embed", false, false),
+            ("qemu+ssh://-oProxyCommand/system", false, false),
+            ("qemu+ssh://-v@kvm1/system", false, false),
+            ("qemu+ssh://us%65r@kvm1/system", false, false),
+        ];
+        for (uri, strict_ok, lax_ok) in table {
+            let u = HostUri::parse(uri);
+            let check = |p: &RuntimeHostPolicy| u.as_ref().map(|u| u.check_runtime(p).is_ok());
+            assert_eq!(check(&strict).unwrap_or(false), strict_ok, "strict: {uri}");
+            assert_eq!(check(&lax).unwrap_or(false), lax_ok, "lax: {uri}");
+        }
+        let msg = HostUri::parse("qemu+ext:///system?command=/x")
+            .unwrap()
+            .check_runtime(&RuntimeHostPolicy::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("allow_local_program_uris"), "{msg}");
+    }
+
+    #[test]
+    fn paths_under_directories() {
+        let dirs = vec!["/srv/iso".to_string(), "/data/".to_string()];
+        for (p, ok) in [
+            ("/srv/iso/debian.iso", true),
+            ("/data/x/y.img", true),
+            ("/srv/iso", false),
+            ("/srv/isofiles/x", false),
+            ("/srv/iso/../../etc/shadow", false),
+            ("/srv/iso/./x", false),
+            ("/srv/iso//x", false),
+            ("/srv/iso/a%2fb", false),
+            ("srv/iso/x", false),
+            ("/etc/shadow", false),
+        ] {
+            assert_eq!(path_under(p, &dirs), ok, "{p}");
+        }
+        assert!(!path_under("/srv/iso/x", &[]));
     }
 }

@@ -165,6 +165,32 @@ fn daemon(rt: &tokio::runtime::Runtime, socket: &std::path::Path) -> Option<Clie
     matches!(up, Ok(Ok(_))).then_some(c)
 }
 
+/// Does uvmmd keep this very version (same time and size), i.e. is our directory its?
+fn same_version_in_daemon(
+    rt: &tokio::runtime::Runtime,
+    c: &Client,
+    store: &BackupStore,
+    uuid: &str,
+    version: u32,
+) -> bool {
+    let Ok(local) = store.versions(uuid) else {
+        return false;
+    };
+    let Some(mine) = local.iter().find(|m| m.version == version) else {
+        return false;
+    };
+    let theirs: Result<uvmm_api::BackupDetail, _> = rt.block_on(c.call(
+        Method::GET,
+        &format!("/api/v1/backups/{}", uvmm_cli::client::enc(uuid)),
+        None,
+    ));
+    theirs.is_ok_and(|d| {
+        d.versions
+            .iter()
+            .any(|m| m.version == version && m.time == mine.time && m.xml_bytes == mine.xml_bytes)
+    })
+}
+
 fn restore_vm(store: &BackupStore, vm: &str, args: &Args) -> Result<(), Failure> {
     let summary = store.find(vm).map_err(failed)?;
     let version = args.version.unwrap_or(summary.latest);
@@ -185,7 +211,16 @@ fn restore_vm(store: &BackupStore, vm: &str, args: &Args) -> Result<(), Failure>
     };
     let (report, start_hint) = match via_daemon {
         Some(c) => {
-            let body = json!({ "xml": xml, "host": host, "force": args.force });
+            // A version uvmmd keeps itself is restored by reference: uvmmd then trusts it
+            // as the definition libvirt had. A definition from elsewhere (another
+            // directory, the original UVMM's layout) is sent along and passes the checks of
+            // a client's definition.
+            let own = same_version_in_daemon(&rt, &c, store, &summary.uuid, version);
+            let body = if own {
+                json!({ "backup": summary.uuid, "version": version, "host": host, "force": args.force })
+            } else {
+                json!({ "xml": xml, "host": host, "force": args.force })
+            };
             let report: RestoreReport = rt
                 .block_on(c.call(Method::POST, "/api/v1/restore", Some(&body)))
                 .map_err(|e| match e {
@@ -201,7 +236,14 @@ fn restore_vm(store: &BackupStore, vm: &str, args: &Args) -> Result<(), Failure>
                 .ok()
                 .and_then(|h| h["id"].as_str().map(str::to_string))
                 .unwrap_or_else(|| report.host.clone());
-            let hint = format!("uvmm vm start {} --host {host_id}", report.name);
+            let hint = uvmm_cli::shell::command(&[
+                "uvmm",
+                "vm",
+                "start",
+                &report.name,
+                "--host",
+                &host_id,
+            ]);
             (report, hint)
         }
         None => {
@@ -245,7 +287,8 @@ fn restore_vm(store: &BackupStore, vm: &str, args: &Args) -> Result<(), Failure>
                     ));
                 }
             }
-            let hint = format!("virsh -c '{}' start {}", parsed.uri, report.name);
+            let hint =
+                uvmm_cli::shell::command(&["virsh", "-c", &parsed.uri, "start", &report.name]);
             (report, hint)
         }
     };

@@ -125,6 +125,14 @@ pub fn demo_uri(name: &str) -> String {
     format!("test://{}/demo/hosts/{name}.xml", repo_root().display())
 }
 
+/// A configuration that lets API clients add the demo hosts (`[api] test_host_dirs`).
+pub fn demo_runtime_config() -> String {
+    format!(
+        "[api]\ntest_host_dirs = [\"{}\"]\n",
+        repo_root().join("demo/hosts").display()
+    )
+}
+
 pub fn demo_uris() -> Vec<String> {
     ["demo-kvm1", "demo-kvm2", "demo-xen1"]
         .iter()
@@ -182,8 +190,10 @@ pub struct Daemon {
 impl Daemon {
     /// Start uvmmd on `hosts` with a fresh state directory and wait until every host has
     /// finished its first connection attempt.
+    /// Start on `hosts`; API clients may add the demo hosts at runtime (their directory is
+    /// the `[api] test_host_dirs` of the configuration).
     pub fn start(hosts: &[String]) -> Daemon {
-        Self::start_with(hosts, &[], "")
+        Self::start_with(hosts, &[], &demo_runtime_config())
     }
 
     pub fn start_with(hosts: &[String], extra: &[&str], config: &str) -> Daemon {
@@ -270,6 +280,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The API token TCP clients need (made by uvmmd when it listens on TCP).
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.path().join("state").join("api-token")
     }
 
     pub fn backup_dir(&self) -> PathBuf {
