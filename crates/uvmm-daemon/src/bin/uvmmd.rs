@@ -56,6 +56,7 @@ fn main() -> ExitCode {
             .init(),
         None => tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(|| process::OneLine(std::io::stderr()))
             .init(),
     }
