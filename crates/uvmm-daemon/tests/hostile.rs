@@ -355,9 +355,7 @@ fn hostile_requests_with_the_token_are_refused_and_change_nothing() {
         root_only.join("missing.iso").display()
     );
     let vm = format!("/api/v1/vms/{uuid}");
-    let evil_name = format!(
-        r#"{{"host":"demo-kvm1","xml":"<domain type='test'><name>evil$(id);`id`</name><uuid>11111111-2222-3333-4444-555555555555</uuid><memory>1048576</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"}}"#
-    );
+    let evil_name = r#"{"host":"demo-kvm1","xml":"<domain type='test'><name>evil$(id);`id`</name><uuid>11111111-2222-3333-4444-555555555555</uuid><memory>1048576</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"}"#.to_string();
     let tiny_memory = r#"{"host":"demo-kvm1","xml":"<domain type='test'><name>tiny</name><uuid>11111111-2222-3333-4444-555555555556</uuid><memory>1</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"}"#.to_string();
     let shadow_disk = format!(
         r#"{{"host":"demo-kvm1","xml":"<domain type='test'><name>reader</name><uuid>11111111-2222-3333-4444-555555555557</uuid><memory>1048576</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='{}'/><target dev='vda' bus='virtio'/></disk></devices></domain>"}}"#,
