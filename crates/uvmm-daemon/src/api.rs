@@ -173,6 +173,7 @@ pub struct NoParams {}
         Graphics,
         GuestCaps,
         Features,
+        Pending,
         Profile,
         CreateVmRequest,
         NewVolume,
