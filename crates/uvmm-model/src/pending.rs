@@ -54,6 +54,18 @@ fn nics_as_configured(nics: &[Nic]) -> Vec<Nic> {
         .collect()
 }
 
+/// Drives without what an empty drive does not have: a format (QEMU's persistent
+/// definition says `raw` for an empty CD-ROM, the running VM shows none).
+fn disks_as_configured(disks: &[Disk]) -> Vec<Disk> {
+    disks
+        .iter()
+        .map(|d| Disk {
+            format: d.source.as_ref().and(d.format.clone()),
+            ..d.clone()
+        })
+        .collect()
+}
+
 /// Graphics without the port an automatic port assignment gave the running VM.
 fn graphics_as_configured(graphics: &[Graphics]) -> Vec<Graphics> {
     graphics
@@ -84,7 +96,9 @@ pub fn pending(live: &DomainDef, next: &DomainDef) -> Option<Pending> {
         vcpus: differ(&live.vcpus, &next.vcpus),
         domain_type: differ(&live.domain_type, &next.domain_type),
         boot_order: differ(&live.boot_order(), &next.boot_order()),
-        disks: differ(&live.disks, &next.disks),
+        // The next start's drives as they are, when they differ in more than that.
+        disks: (disks_as_configured(&live.disks) != disks_as_configured(&next.disks))
+            .then(|| next.disks.clone()),
         nics: (live_nics != next_nics).then_some(next_nics),
         graphics: differ(
             &graphics_as_configured(&live.graphics),
@@ -110,15 +124,26 @@ mod tests {
             vcpus: 2,
             boot_devices: vec!["hd".into()],
             cpu_model: Some("Skylake-Client-IBRS".into()),
-            disks: vec![Disk {
-                device: "disk".into(),
-                kind: "file".into(),
-                target: "vda".into(),
-                bus: Some("virtio".into()),
-                source: Some("/img/vm.qcow2".into()),
-                format: Some("qcow2".into()),
-                ..Disk::default()
-            }],
+            disks: vec![
+                Disk {
+                    device: "disk".into(),
+                    kind: "file".into(),
+                    target: "vda".into(),
+                    bus: Some("virtio".into()),
+                    source: Some("/img/vm.qcow2".into()),
+                    format: Some("qcow2".into()),
+                    ..Disk::default()
+                },
+                // An empty CD-ROM drive: QEMU's persistent XML says raw, the live one nothing.
+                Disk {
+                    device: "cdrom".into(),
+                    kind: "file".into(),
+                    target: "sda".into(),
+                    bus: Some("sata".into()),
+                    readonly: true,
+                    ..Disk::default()
+                },
+            ],
             nics: vec![Nic {
                 kind: "network".into(),
                 source: Some("default".into()),
@@ -142,6 +167,7 @@ mod tests {
         d.cpu_model = Some("host-model".into());
         d.nics[0].target = None;
         d.graphics[0].port = None;
+        d.disks[1].format = Some("raw".into());
         d
     }
 
@@ -178,6 +204,17 @@ mod tests {
                     disks: Some({
                         let mut disks = stored().disks;
                         disks[0].boot_order = Some(1);
+                        disks
+                    }),
+                    ..Pending::default()
+                },
+            ),
+            (
+                Box::new(|d| d.disks[1].source = Some("/iso/a.iso".into())),
+                Pending {
+                    disks: Some({
+                        let mut disks = stored().disks;
+                        disks[1].source = Some("/iso/a.iso".into());
                         disks
                     }),
                     ..Pending::default()
