@@ -451,7 +451,5 @@ fn live_media_change_with_changes_pending_for_the_next_start() {
     } else {
         fails(out, "offers no kvm domains");
     }
-    for name in ["m-1"] {
-        ok(d.cli(&["vm", "stop", name, "--json"]), "stop");
-    }
+    ok(d.cli(&["vm", "stop", "m-1", "--json"]), "stop");
 }

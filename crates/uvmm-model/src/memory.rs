@@ -74,11 +74,9 @@ fn scale_cells(cells: &[u64], initial: u64) -> Result<Vec<u64>, MemoryError> {
                 .ok_or_else(|| too_small.clone())?
         } else {
             // Cells without a size (or all zero) are shared equally.
-            let exact = if old_sum == 0 {
-                initial as u128 / n
-            } else {
-                initial as u128 * *cell as u128 / old_sum
-            };
+            let exact = (initial as u128 * *cell as u128)
+                .checked_div(old_sum)
+                .unwrap_or(initial as u128 / n);
             let rounded = (exact + CELL_ALIGN_KIB as u128 / 2) / CELL_ALIGN_KIB as u128
                 * CELL_ALIGN_KIB as u128;
             // `rounded` is at most `initial` plus half a MiB, and `initial` fits a u64.
