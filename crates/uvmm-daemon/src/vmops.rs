@@ -1320,7 +1320,12 @@ pub fn change_media(
     } else {
         None
     };
-    let stored_pos = old.disks.iter().position(|d| d.target == target);
+    // A transient VM has no definition for a next start: only the running one changes.
+    let stored_pos = old
+        .disks
+        .iter()
+        .position(|d| d.target == target)
+        .filter(|_| snap.persistent || !running);
     let live_pos = live
         .as_ref()
         .and_then(|(_, d)| d.disks.iter().position(|x| x.target == target));
@@ -1391,7 +1396,7 @@ pub fn change_media(
         }
     }
     match (live_pos.is_some(), stored_pos.is_some()) {
-        (true, false) => warnings.push(format!(
+        (true, false) if snap.persistent => warnings.push(format!(
             "{target} is not in the definition for the next start (it was removed while the VM runs): the medium was changed in the running VM only"
         )),
         (false, true) if running => warnings.push(format!(
