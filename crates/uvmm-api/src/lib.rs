@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;
+pub use uvmm_model::pending::Pending;
 pub use uvmm_model::profile::Profile;
 pub use uvmm_model::storage::NewPool;
 pub use uvmm_model::{Action, VmState};
@@ -142,8 +143,14 @@ pub struct VmDetail {
     pub cpu_model: Option<String>,
     pub features: Features,
     /// Version of this representation; send it as `If-Match` with changes to make sure
-    /// nobody changed the VM in between (409 otherwise).
+    /// nobody changed the VM in between (409 otherwise). Changes stored for the next start
+    /// of a running VM change it too.
     pub etag: String,
+    /// Changes stored for the next start of a running VM: the next-boot values where they
+    /// differ from the live ones above (which stay what runs now). Absent when there are
+    /// none, and for VMs that are not running.
+    #[serde(default)]
+    pub pending: Option<Pending>,
 }
 
 /// A disk to create in a storage pool for a new VM or drive.
@@ -215,6 +222,9 @@ pub struct VmPatch {
     pub vnc_listen: Option<String>,
     /// VNC password; empty removes it.
     pub vnc_password: Option<String>,
+    /// Domain type: `qemu` (emulation, TCG) or `kvm`, as the host offers; only while the
+    /// VM is shut off. Switches a VM whose host advertises a KVM that does not work.
+    pub domain_type: Option<String>,
 }
 
 /// What a new drive is.

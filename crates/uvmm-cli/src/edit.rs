@@ -2,7 +2,7 @@
 
 use crate::client::{enc, Client, ClientError};
 use crate::table::Table;
-use crate::{opt, print_json, resolve, vm_detail_text, VmRef};
+use crate::{print_json, resolve, vm_detail_text, VmRef};
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ fn yes_no(key: &str, v: &str) -> Result<bool, ClientError> {
 pub fn parse_settings(pairs: &[String]) -> Result<VmPatch, ClientError> {
     let mut p = VmPatch::default();
     if pairs.is_empty() {
-        return Err(usage("nothing to set: give key=value pairs (memory, vcpus, description, contact, os, autostart, rtc, cpu_model, boot, vnc, keymap, vnc_listen, vnc_password)"));
+        return Err(usage("nothing to set: give key=value pairs (memory, vcpus, description, contact, os, autostart, rtc, cpu_model, boot, vnc, keymap, vnc_listen, vnc_password, type)"));
     }
     for pair in pairs {
         let (k, v) = pair
@@ -75,7 +75,8 @@ pub fn parse_settings(pairs: &[String]) -> Result<VmPatch, ClientError> {
             "keymap" | "vnc_keymap" => p.vnc_keymap = Some(v.to_string()),
             "vnc_listen" => p.vnc_listen = Some(v.to_string()),
             "vnc_password" => p.vnc_password = Some(v.to_string()),
-            other => return Err(usage(format!("unknown key '{other}' (known: memory, vcpus, description, contact, os, autostart, rtc, cpu_model, boot, vnc, keymap, vnc_listen, vnc_password)"))),
+            "type" | "domain_type" => p.domain_type = Some(v.to_string()),
+            other => return Err(usage(format!("unknown key '{other}' (known: memory, vcpus, description, contact, os, autostart, rtc, cpu_model, boot, vnc, keymap, vnc_listen, vnc_password, type)"))),
         }
     }
     Ok(p)
@@ -129,6 +130,7 @@ pub enum EditCmd {
     },
     /// Change settings: memory=2GiB vcpus=2 description=... contact=... os=... autostart=yes
     /// rtc=localtime cpu_model=host-model boot=hd,cdrom vnc=on keymap=de vnc_password=...
+    /// type=qemu (or kvm; shut-off VMs only: QEMU emulation where KVM does not work)
     Set {
         #[command(flatten)]
         vm: VmRef,
@@ -400,21 +402,12 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                     .call(Method::GET, &vm_path(&uuid, &host, ""), None)
                     .await?;
                 if json {
-                    print_json(&d.disks);
+                    print_json(&crate::pending::disks_json(&d.disks, d.pending.as_ref()));
                 } else {
-                    let mut t =
-                        Table::new(&["TARGET", "DEVICE", "BUS", "FORMAT", "SOURCE", "BOOT"]);
-                    for disk in &d.disks {
-                        t.row(vec![
-                            disk.target.clone(),
-                            disk.device.clone(),
-                            opt(&disk.bus),
-                            opt(&disk.format),
-                            disk.source.clone().unwrap_or_else(|| "(empty)".into()),
-                            opt(&disk.boot_order),
-                        ]);
-                    }
-                    print!("{}", t.render());
+                    print!(
+                        "{}",
+                        crate::pending::disk_table(&d.disks, d.pending.as_ref(), "")
+                    );
                 }
             }
             DiskCmd::Add {
@@ -594,8 +587,10 @@ mod tests {
             "autostart=yes".into(),
             "boot=hd,cdrom".into(),
             "description=a=b".into(),
+            "type=qemu".into(),
         ])
         .unwrap();
+        assert_eq!(p.domain_type.as_deref(), Some("qemu"));
         assert_eq!(p.memory_kib, Some(2 * 1024 * 1024));
         assert_eq!(p.vcpus, Some(2));
         assert_eq!(p.autostart, Some(true));

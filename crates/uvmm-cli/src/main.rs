@@ -1,6 +1,7 @@
 //! uvmm: the command-line client of uvmmd.
 
 mod edit;
+mod pending;
 mod storage_cmd;
 
 use uvmm_cli::{client, table};
@@ -212,6 +213,7 @@ fn vm_table(vms: &[VmSummary]) -> String {
 
 fn vm_detail_text(d: &VmDetail) -> String {
     let s = &d.summary;
+    let p = d.pending.as_ref();
     let mut out = String::new();
     let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
     kv("Name:", s.name.clone());
@@ -220,15 +222,33 @@ fn vm_detail_text(d: &VmDetail) -> String {
     kv("State:", format!("{} ({})", state_text(s), s.reason));
     kv(
         "Type:",
-        format!("{} / {} / {}", s.domain_type, s.os_type, opt(&d.arch)),
+        format!(
+            "{} / {} / {}{}",
+            s.domain_type,
+            s.os_type,
+            opt(&d.arch),
+            pending::note(p.and_then(|p| p.domain_type.clone()))
+        ),
     );
     if let Some(b) = &d.bootloader {
         kv("Bootloader:", b.clone());
     }
-    kv("vCPUs:", s.vcpus.to_string());
+    kv(
+        "vCPUs:",
+        format!(
+            "{}{}",
+            s.vcpus,
+            pending::note(p.and_then(|p| p.vcpus).map(|v| v.to_string()))
+        ),
+    );
     kv(
         "Memory:",
-        format!("{} (max {})", kib(s.memory_kib), kib(s.max_memory_kib)),
+        format!(
+            "{} (max {}){}",
+            kib(s.memory_kib),
+            kib(s.max_memory_kib),
+            pending::memory(p)
+        ),
     );
     kv("CPU usage:", format!("{:.1} %", s.cpu_usage));
     kv(
@@ -239,49 +259,52 @@ fn vm_detail_text(d: &VmDetail) -> String {
             "no".into()
         },
     );
-    kv("RTC:", opt(&d.rtc));
+    kv(
+        "RTC:",
+        format!(
+            "{}{}",
+            opt(&d.rtc),
+            pending::note(p.and_then(|p| p.rtc.clone()))
+        ),
+    );
+    let cpu_text = |m: &str| {
+        if m.is_empty() {
+            "(hypervisor default)".to_string()
+        } else {
+            m.to_string()
+        }
+    };
     kv(
         "CPU model:",
-        d.cpu_model
-            .clone()
-            .unwrap_or_else(|| "(hypervisor default)".into()),
+        format!(
+            "{}{}",
+            cpu_text(d.cpu_model.as_deref().unwrap_or("")),
+            pending::note(p.and_then(|p| p.cpu_model.as_deref().map(cpu_text)))
+        ),
     );
     kv("ETag:", d.etag.clone());
+    let order_text = |o: &[String]| {
+        if o.is_empty() {
+            "-".to_string()
+        } else {
+            o.join(", ")
+        }
+    };
     kv(
         "Boot order:",
-        if d.boot_order.is_empty() {
-            "-".into()
-        } else {
-            d.boot_order.join(", ")
-        },
+        format!(
+            "{}{}",
+            order_text(&d.boot_order),
+            pending::note(p.and_then(|p| p.boot_order.as_deref().map(order_text)))
+        ),
     );
     kv("Description:", opt(&s.description));
     kv("Contact:", opt(&d.contact));
     kv("OS:", opt(&d.os));
     out.push_str("\nDrives:\n");
-    let mut t = Table::new(&["  TARGET", "DEVICE", "BUS", "FORMAT", "SOURCE", "BOOT"]);
-    for disk in &d.disks {
-        t.row(vec![
-            format!("  {}", disk.target),
-            disk.device.clone(),
-            opt(&disk.bus),
-            opt(&disk.format),
-            disk.source.clone().unwrap_or_else(|| "(empty)".into()),
-            opt(&disk.boot_order),
-        ]);
-    }
-    out.push_str(&t.render());
+    out.push_str(&pending::disk_table(&d.disks, p, "  "));
     out.push_str("\nNetwork interfaces:\n");
-    let mut t = Table::new(&["  MAC", "TYPE", "SOURCE", "MODEL"]);
-    for n in &d.nics {
-        t.row(vec![
-            format!("  {}", opt(&n.mac)),
-            n.kind.clone(),
-            opt(&n.source),
-            opt(&n.model),
-        ]);
-    }
-    out.push_str(&t.render());
+    out.push_str(&pending::nic_table(&d.nics, p));
     if !d.graphics.is_empty() {
         out.push_str("\nGraphics:\n");
         for g in &d.graphics {
@@ -297,6 +320,20 @@ fn vm_detail_text(d: &VmDetail) -> String {
                 }
             ));
         }
+    }
+    if let Some(next) = p.and_then(|p| p.graphics.as_ref()) {
+        let text: Vec<String> = next
+            .iter()
+            .map(|g| format!("{} listen {}", g.kind, opt(&g.listen)))
+            .collect();
+        out.push_str(&format!(
+            "  (next boot: {})\n",
+            if text.is_empty() {
+                "no graphics".to_string()
+            } else {
+                text.join("; ")
+            }
+        ));
     }
     out
 }

@@ -214,6 +214,7 @@ pub struct NoParams {}
         Graphics,
         GuestCaps,
         Features,
+        Pending,
         Profile,
         CreateVmRequest,
         NewVolume,

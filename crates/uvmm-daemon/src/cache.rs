@@ -14,6 +14,7 @@ use uvmm_api::{
 use uvmm_libvirt::{DomainSnapshot, DomainStats, HostInfo, PoolInfo};
 use uvmm_model::domain::{parse_domain, DomainDef};
 use uvmm_model::monitor::{evaluate, Level, Thresholds, Usage};
+use uvmm_model::pending::{pending, Pending};
 use uvmm_model::state::state_reason;
 use uvmm_model::storage::VolumeDef;
 use uvmm_model::VmState;
@@ -34,9 +35,12 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
+    /// What the next start of a running VM brings (its persistent definition differs).
+    pub pending: Option<Pending>,
     /// Lower-case name: the sort key for people's order, computed once.
     pub name_key: String,
-    /// Hash of the live XML: tells definition changes apart from state changes.
+    /// Hash of the live XML (and of the persistent one of a running VM): tells definition
+    /// changes apart from state changes, and is the ETag.
     pub xml_hash: u64,
     pub cpu_usage: f64,
     cpu_sample: Option<(u64, Instant)>,
@@ -54,9 +58,19 @@ impl VmEntry {
                 ..DomainDef::default()
             }
         });
+        // A change stored for the next start is a change of the VM: it shows, and it
+        // changes the ETag (an edit based on the old persistent definition must fail).
+        let pending = s.next_boot_xml.as_deref().and_then(|x| match parse_domain(x) {
+            Ok(next) => pending(&def, &next),
+            Err(e) => {
+                tracing::warn!(uuid = %s.uuid, name = %s.name, "unreadable persistent XML: {e}");
+                None
+            }
+        });
         VmEntry {
             name_key: s.name.to_lowercase(),
-            xml_hash: hash_str(&s.xml),
+            xml_hash: xml_hash(&s.xml, s.next_boot_xml.as_deref()),
+            pending,
             uuid: s.uuid,
             name: s.name,
             state: s.state,
@@ -99,10 +113,19 @@ fn hash_str(s: &str) -> u64 {
     })
 }
 
-/// The ETag of a VM: a hash of its live XML (as read with secrets, so a password change
-/// counts as a change).
-pub fn etag_of(xml: &str) -> String {
-    format!("\"{:016x}\"", hash_str(xml))
+/// Hash of the live XML, combined with the persistent XML of a running VM. A shut-off VM
+/// keeps the hash of its one definition.
+fn xml_hash(live: &str, next_boot: Option<&str>) -> u64 {
+    match next_boot {
+        None => hash_str(live),
+        Some(next) => hash_str(live) ^ hash_str(next).rotate_left(1),
+    }
+}
+
+/// The ETag of a VM: a hash of its live XML and, while it runs, of its persistent XML
+/// (both as read with secrets, so a password change counts as a change).
+pub fn etag_of(live: &str, next_boot: Option<&str>) -> String {
+    format!("\"{:016x}\"", xml_hash(live, next_boot))
 }
 
 /// A storage pool as last read, with the monitoring verdict.
@@ -282,6 +305,7 @@ pub fn vm_detail(host: &HostEntry, vm: &VmEntry) -> VmDetail {
         cpu_model: d.cpu_model.clone(),
         features: d.features,
         etag: format!("\"{:016x}\"", vm.xml_hash),
+        pending: vm.pending.clone(),
     }
 }
 
@@ -943,6 +967,7 @@ mod tests {
             xml: format!(
                 "<domain type='test'><name>{name}</name><uuid>{uuid}</uuid><description>d-{name}</description></domain>"
             ),
+            next_boot_xml: None,
         }
     }
 
@@ -1037,8 +1062,19 @@ mod tests {
         let mut saved = snap(U1, "a", VmState::Shutoff);
         saved.managed_save = true;
         let stopped = snap(U1, "a", VmState::Shutoff);
+        // A change stored for the next start of a running VM.
+        let mut same_next = running.clone();
+        same_next.next_boot_xml = Some(running.xml.clone());
+        let mut vcpus_next = running.clone();
+        vcpus_next.next_boot_xml = Some(running.xml.replace("</uuid>", "</uuid><vcpu>4</vcpu>"));
         let table: Vec<(Option<DomainSnapshot>, DomainSnapshot, Option<EventKind>)> = vec![
             (None, running.clone(), Some(EventKind::VmAdded)),
+            (
+                Some(same_next.clone()),
+                vcpus_next.clone(),
+                Some(EventKind::VmChanged),
+            ),
+            (Some(vcpus_next.clone()), vcpus_next.clone(), None),
             (Some(running.clone()), running.clone(), None),
             (
                 Some(running.clone()),
@@ -1062,6 +1098,21 @@ mod tests {
             assert_eq!(ev.first().map(|e| e.kind), want, "{before:?} -> {after:?}");
             assert!(ev.len() <= 1);
         }
+        // The detail shows the pending value next to the live one; the ETag is that of
+        // the live and the persistent definition together, as `vmops` computes it.
+        let c = cache_with(vec![vcpus_next.clone()]);
+        let h = c.host(URI).unwrap();
+        let d = vm_detail(h, &h.vms()[U1]);
+        assert_eq!(d.summary.vcpus, 2);
+        assert_eq!(d.pending.as_ref().and_then(|p| p.vcpus), Some(4));
+        assert_eq!(
+            d.etag,
+            etag_of(&vcpus_next.xml, vcpus_next.next_boot_xml.as_deref())
+        );
+        assert_ne!(d.etag, etag_of(&vcpus_next.xml, None));
+        let c = cache_with(vec![same_next]);
+        let h = c.host(URI).unwrap();
+        assert_eq!(vm_detail(h, &h.vms()[U1]).pending, None);
     }
 
     #[test]

@@ -387,16 +387,25 @@ impl Manager {
         host: Option<&str>,
         action: Action,
     ) -> Result<ActionResponse, CoreError> {
-        let (uri, uuid) = {
+        let (uri, uuid, hint) = {
             let cache = self.shared.read();
             let (h, v) = cache.resolve_vm(uuid, host)?;
             h.ensure_available()?;
             action.check(v.state)?;
-            (h.uri.clone(), v.uuid.clone())
+            let hint = match action {
+                Action::Start => vmops::kvm_start_hint(&v.name, &v.def.domain_type),
+                _ => None,
+            };
+            (h.uri.clone(), v.uuid.clone(), hint)
         };
         let id = uuid.clone();
         self.run_job(&uri, move |ctx| {
-            ctx.hv.action(&id, action)?;
+            ctx.hv.action(&id, action).map_err(|mut e| {
+                if let Some(h) = hint {
+                    e.message = format!("{}. {h}", e.message.trim_end_matches('.'));
+                }
+                e
+            })?;
             // Answer only once the cache shows the result, so a `vm list` right after the
             // request sees the new state.
             ctx.refresh(&id);
@@ -492,7 +501,7 @@ impl Manager {
         let id = uuid.clone();
         let warnings = self
             .run_job(&uri, move |ctx| {
-                vmops::edit(ctx, &id, patch, if_match.as_deref(), facts.limits)
+                vmops::edit(ctx, &id, patch, if_match.as_deref(), &facts)
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)

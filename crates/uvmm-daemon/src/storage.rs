@@ -197,6 +197,15 @@ pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Res
             vol.def.capacity
         )));
     }
+    if let Some(info) = ctx.hv.pools()?.iter().find(|p| p.def.name == pool) {
+        uvmm_model::storage::check_volume_size(
+            size,
+            vol.def.format.as_deref(),
+            &crate::vmops::room_of(info),
+            false,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+    }
     ctx.hv.resize_volume(pool, name, size)?;
     ctx.refresh_pools();
     Ok(())

@@ -15,7 +15,9 @@ use uvmm_model::domain::{domain_from_tree, Disk, DomainDef, Graphics, Nic, Notes
 use uvmm_model::edit::{merge, retarget_disks, set_graphics_password};
 use uvmm_model::generate::{from_profile, generate, resolve, NewVm};
 use uvmm_model::profile::{parse_network, Profile};
-use uvmm_model::storage::{delete_refusal, pool_is_shared, volume_xml};
+use uvmm_model::storage::{
+    check_volume_size, delete_refusal, pool_is_shared, volume_xml, PoolRoom,
+};
 use uvmm_model::validate::{self, HostLimits};
 use uvmm_model::xml;
 
@@ -105,24 +107,51 @@ fn load(
     uuid: &str,
     if_match: Option<&str>,
 ) -> Result<(xml::Element, DomainDef, bool), CoreError> {
+    let (tree, def, snap) = load_with_snapshot(hv, uuid, if_match)?;
+    Ok((tree, def, snap.state.is_active()))
+}
+
+fn parse_tree(xml_text: &str) -> Result<(xml::Element, DomainDef), CoreError> {
+    let tree = xml::parse_root(xml_text, "domain")
+        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
+    let def = domain_from_tree(&tree)
+        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
+    Ok((tree, def))
+}
+
+/// [`load`], also returning what libvirt says about the domain now (state, live XML).
+fn load_with_snapshot(
+    hv: &dyn Hypervisor,
+    uuid: &str,
+    if_match: Option<&str>,
+) -> Result<(xml::Element, DomainDef, uvmm_libvirt::DomainSnapshot), CoreError> {
+    let snap = hv
+        .domain(uuid)?
+        .ok_or_else(|| CoreError::NotFound(format!("no VM {uuid} on this host")))?;
     if let Some(tag) = if_match {
-        let live = hv.domain_xml(uuid, false, true)?;
-        if etag_of(&live) != tag && tag != "*" {
+        // The same ETag the cache shows: live and persistent definition together.
+        if etag_of(&snap.xml, snap.next_boot_xml.as_deref()) != tag && tag != "*" {
             return Err(CoreError::Conflict(
                 "the VM was changed by someone else since you read it (ETag mismatch); reload and try again".into(),
             ));
         }
     }
-    let xml_text = hv.domain_xml(uuid, true, true)?;
-    let tree = xml::parse_root(&xml_text, "domain")
-        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
-    let def = domain_from_tree(&tree)
-        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
-    let running = hv
-        .domain(uuid)?
-        .map(|s| s.state.is_active())
-        .unwrap_or(false);
-    Ok((tree, def, running))
+    let xml_text = match &snap.next_boot_xml {
+        Some(x) => x.clone(),
+        None => hv.domain_xml(uuid, true, true)?,
+    };
+    let (tree, def) = parse_tree(&xml_text)?;
+    Ok((tree, def, snap))
+}
+
+/// What to tell someone whose KVM VM did not start: where KVM is advertised but does not
+/// work, every profile picks it, and emulation is the way out.
+pub fn kvm_start_hint(name: &str, domain_type: &str) -> Option<String> {
+    (domain_type == "kvm").then(|| {
+        format!(
+            "{name} uses KVM: if KVM does not work on this host, switch it to QEMU emulation (TCG) with `uvmm vm set {name} type=qemu` (new VMs: `uvmm vm create --type qemu`)"
+        )
+    })
 }
 
 /// Merge `new` into `tree` and define it. Returns whether anything changed.
@@ -183,6 +212,8 @@ pub fn create_volume(
             "storage pool '{pool}' is not active"
         )));
     }
+    check_volume_size(size, Some(format), &room_of(info), preallocate)
+        .map_err(|e| bad(e.to_string()))?;
     if hv.volumes(pool)?.iter().any(|v| v.def.name == name) {
         return Err(CoreError::Conflict(format!(
             "volume '{name}' already exists in pool '{pool}'; choose another name or attach it"
@@ -198,6 +229,15 @@ pub fn create_volume(
             _ => CoreError::from(e),
         })?;
     Ok(vol)
+}
+
+/// What a pool offers a new volume, for [`check_volume_size`].
+pub fn room_of(info: &uvmm_libvirt::PoolInfo) -> PoolRoom {
+    PoolRoom {
+        name: info.def.name.clone(),
+        capacity: info.capacity,
+        available: info.available,
+    }
 }
 
 /// Turn a volume into the disk source uvmm writes: file and block volumes by path,
@@ -482,6 +522,7 @@ pub fn create(
             .unwrap_or_default(),
     };
     // Validate every disk request before creating the first volume.
+    let pools = hv.pools()?;
     let mut planned = Vec::new();
     for (i, d) in disk_reqs.iter().enumerate() {
         let format = d.format.clone().unwrap_or_else(|| p.disk_format.clone());
@@ -496,6 +537,10 @@ pub fn create(
         validate::volume_name(&name).map_err(invalid)?;
         if d.size_bytes == 0 {
             return Err(bad("a disk size of zero is not a disk"));
+        }
+        if let Some(info) = pools.iter().find(|p| p.def.name == d.pool) {
+            check_volume_size(d.size_bytes, Some(&format), &room_of(info), d.preallocate)
+                .map_err(|e| bad(e.to_string()))?;
         }
         planned.push((d.pool.clone(), name, d.size_bytes, format, d.preallocate));
     }
@@ -568,7 +613,12 @@ pub fn create(
     warnings.extend(ctx.backup(&uuid, "create"));
     if req.start {
         if let Err(e) = hv.action(&uuid, uvmm_model::Action::Start) {
-            warnings.push(format!("the VM was created but could not be started: {e}"));
+            let hint = kvm_start_hint(&req.name, &resolved.domain_type)
+                .map(|h| format!(". {h}"))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "the VM was created but could not be started: {e}{hint}"
+            ));
         }
     }
     ctx.refresh(&uuid);
@@ -596,24 +646,99 @@ fn opt_text(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// Switch a shut-off QEMU/KVM VM between `kvm` and `qemu` (TCG), where the host offers
+/// the wanted type for the VM's OS type and architecture. Returns a warning when the CPU
+/// model had to go (host-model and host-passthrough need KVM).
+fn set_domain_type(
+    new: &mut DomainDef,
+    wanted: &str,
+    snap: &uvmm_libvirt::DomainSnapshot,
+    caps: &HostCaps,
+) -> Result<Option<String>, CoreError> {
+    if !matches!(wanted, "kvm" | "qemu") {
+        return Err(bad(format!(
+            "domain type '{wanted}' (expected qemu or kvm)"
+        )));
+    }
+    if new.domain_type == wanted {
+        return Ok(None);
+    }
+    if !matches!(new.domain_type.as_str(), "kvm" | "qemu") {
+        return Err(bad(format!(
+            "{} is a {} domain: only QEMU/KVM VMs switch between kvm and qemu",
+            new.name, new.domain_type
+        )));
+    }
+    if snap.state.is_active() {
+        return Err(CoreError::Conflict(format!(
+            "{} is {}: its domain type changes only while it is shut off",
+            new.name, snap.state
+        )));
+    }
+    if snap.managed_save {
+        return Err(CoreError::Conflict(format!(
+            "{} has a saved state (suspended) that belongs to its {} domain: start it and shut it down before changing the domain type",
+            new.name, new.domain_type
+        )));
+    }
+    let arch = new.arch.as_deref();
+    let offered = caps.guests.iter().any(|g| {
+        g.os_type == new.os_type
+            && arch.is_none_or(|a| g.arch == a)
+            && g.domain_types.iter().any(|t| t == wanted)
+    });
+    if !offered {
+        let what: Vec<String> = caps
+            .guests
+            .iter()
+            .filter(|g| g.os_type == new.os_type && arch.is_none_or(|a| g.arch == a))
+            .flat_map(|g| g.domain_types.clone())
+            .collect();
+        return Err(bad(format!(
+            "this host offers no {wanted} domains for {}/{} (it offers: {})",
+            new.os_type,
+            arch.unwrap_or("any architecture"),
+            if what.is_empty() {
+                "none".to_string()
+            } else {
+                what.join(", ")
+            }
+        )));
+    }
+    new.domain_type = wanted.to_string();
+    // As for new VMs: these CPU models need KVM, emulation takes QEMU's default CPU.
+    let cpu = new.cpu_model.clone();
+    if wanted == "qemu" && matches!(cpu.as_deref(), Some("host-model" | "host-passthrough")) {
+        new.cpu_model = None;
+        return Ok(Some(format!(
+            "CPU model {} needs KVM; the VM now gets the hypervisor's default CPU",
+            cpu.unwrap_or_default()
+        )));
+    }
+    Ok(None)
+}
+
 /// The job of `PATCH /api/v1/vms/{uuid}`. Returns warnings.
 pub fn edit(
     ctx: &JobCtx<'_>,
     uuid: &str,
     patch: VmPatch,
     if_match: Option<&str>,
-    limits: HostLimits,
+    facts: &HostFacts,
 ) -> Result<Vec<String>, CoreError> {
     let hv = ctx.hv;
-    let (mut tree, old, running) = load(hv, uuid, if_match)?;
+    let limits = facts.limits;
+    let (mut tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
+    let running = snap.state.is_active();
     let mut new = old.clone();
     let mut warnings = Vec::new();
     if let Some(m) = patch.memory_kib {
-        if m == 0 {
-            return Err(bad("memory must not be zero"));
-        }
-        new.max_memory_kib = m;
-        new.memory_kib = m;
+        // Keeps NUMA cells, <maxMemory> and memory devices consistent with the new total,
+        // or says why it cannot.
+        uvmm_model::memory::set_total(&mut new, m).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(t) = &patch.domain_type {
+        warnings.extend(set_domain_type(&mut new, t, &snap, &facts.caps)?);
     }
     if let Some(v) = patch.vcpus {
         new.vcpus = v;
@@ -647,6 +772,8 @@ pub fn edit(
         for n in &mut new.nics {
             n.boot_order = None;
         }
+        // libvirt refuses <os><boot> next to any per-device order, <hostdev> ones too.
+        new.other_boot.clear();
     }
     if let Some(on) = patch.vnc {
         let has = new.graphics.iter().any(|g| g.kind == "vnc");
@@ -1185,7 +1312,66 @@ pub fn set_boot(
     Ok(warnings)
 }
 
+/// The drive `target` of `def` with a new medium (`None`: ejected). The format is the
+/// image's where the drive names one (a raw ISO in a drive that says qcow2 would not
+/// read); a drive without `<driver type>` gets none, so insert and eject leave the
+/// definition as it was.
+fn with_medium(
+    def: &DomainDef,
+    pos: usize,
+    medium: Option<&(String, String, Option<String>)>,
+) -> DomainDef {
+    let mut new = def.clone();
+    let drive = &mut new.disks[pos];
+    match medium {
+        Some((kind, src, format)) => {
+            drive.kind = kind.clone();
+            drive.source = Some(src.clone());
+            if drive.format.is_some() {
+                // Pools call ISO images "iso"; QEMU reads them as raw.
+                let f = match format.as_deref() {
+                    Some("qcow2") => "qcow2",
+                    _ => "raw",
+                };
+                drive.format = Some(f.into());
+            }
+        }
+        None => {
+            drive.source = None;
+            drive.kind = "file".into();
+        }
+    }
+    new
+}
+
+/// The `<disk>` element of `target` in a domain tree, as XML for `update_device`.
+fn drive_xml(tree: &xml::Element, target: &str) -> Result<String, CoreError> {
+    tree.child("devices")
+        .and_then(|d| {
+            d.elements().find(|e| {
+                e.name == "disk" && e.find("target").and_then(|t| t.attr("dev")) == Some(target)
+            })
+        })
+        .map(|e| e.to_xml())
+        .ok_or_else(|| CoreError::Internal("merged drive vanished".into()))
+}
+
+fn device_words(device: &str) -> &str {
+    match device {
+        "cdrom" => "a CD-ROM drive",
+        "floppy" => "a floppy drive",
+        "disk" => "a hard disk",
+        other => other,
+    }
+}
+
 /// The job of `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert or eject, also live.
+///
+/// A running VM has two definitions: the live one and the persistent one for its next
+/// start, which may differ (a drive added or removed, a boot order changed while it
+/// runs). Each is changed from its own XML: libvirt refuses a device taken from one into
+/// the other ("per-device boot elements cannot be used together with os/boot elements").
+/// A drive in only one of them is changed there, and the answer says so.
 pub fn change_media(
     ctx: &JobCtx<'_>,
     facts: &HostFacts,
@@ -1195,55 +1381,96 @@ pub fn change_media(
     if_match: Option<&str>,
 ) -> Result<Vec<String>, CoreError> {
     let hv = ctx.hv;
-    let (tree, old, running) = load(hv, uuid, if_match)?;
-    let pos = old
+    let (tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
+    let running = snap.state.is_active();
+    let live = if running {
+        Some(parse_tree(&snap.xml)?)
+    } else {
+        None
+    };
+    // A transient VM has no definition for a next start: only the running one changes.
+    let stored_pos = old
         .disks
         .iter()
         .position(|d| d.target == target)
-        .ok_or_else(|| CoreError::NotFound(format!("{} has no drive {target}", old.name)))?;
-    if !matches!(old.disks[pos].device.as_str(), "cdrom" | "floppy") {
+        .filter(|_| snap.persistent || !running);
+    let live_pos = live
+        .as_ref()
+        .and_then(|(_, d)| d.disks.iter().position(|x| x.target == target));
+    let stored_drive = stored_pos.map(|p| &old.disks[p]);
+    let live_drive = live.as_ref().zip(live_pos).map(|((_, d), p)| &d.disks[p]);
+    let drive = match (live_drive, stored_drive) {
+        (None, None) => {
+            return Err(CoreError::NotFound(format!(
+                "{} has no drive {target}",
+                old.name
+            )))
+        }
+        (Some(l), Some(s)) if l.device != s.device => {
+            return Err(CoreError::Conflict(format!(
+                "{target} is {} in the running VM but {} in its definition for the next start; change the medium after a restart",
+                device_words(&l.device),
+                device_words(&s.device)
+            )))
+        }
+        (Some(d), _) | (None, Some(d)) => d,
+    };
+    if !matches!(drive.device.as_str(), "cdrom" | "floppy") {
         return Err(bad(format!(
             "{target} is a hard disk; media can only be changed in CD-ROM and floppy drives"
         )));
     }
     let mut warnings = Vec::new();
-    let mut new = old.clone();
-    match source {
+    let medium = match source {
         Some(s) => {
-            let (kind, src, _, w) = resolve_image(hv, facts, s)?;
+            let (kind, src, format, w) = resolve_image(hv, facts, s)?;
             warnings.extend(w);
-            new.disks[pos].kind = if kind == "block" {
-                "block".into()
+            Some((kind, src, format))
+        }
+        None => None,
+    };
+    // The persistent definition first, then the running VM; if the running VM refuses
+    // (a locked tray, say), the definition goes back to what it was.
+    let mut defined_old = None;
+    if let Some(pos) = stored_pos {
+        let new = with_medium(&old, pos, medium.as_ref());
+        if new != old {
+            let mut merged = tree.clone();
+            merge(&mut merged, &old, &new).map_err(|e| bad(e.to_string()))?;
+            if running && live_pos.is_none() {
+                // Only the next start has this drive: nothing to change live.
+                hv.define(&merged.to_xml())?;
+            } else if running {
+                hv.update_device(uuid, &drive_xml(&merged, target)?, false)?;
+                defined_old = Some(drive_xml(&tree, target)?);
             } else {
-                kind
-            };
-            new.disks[pos].source = Some(src);
-            new.disks[pos].format = Some("raw".into());
-        }
-        None => {
-            new.disks[pos].source = None;
-            new.disks[pos].kind = "file".into();
+                hv.define(&merged.to_xml())?;
+            }
         }
     }
-    if old == new {
-        return Ok(warnings);
+    if let (Some((live_tree, live_def)), Some(pos)) = (&live, live_pos) {
+        let new = with_medium(live_def, pos, medium.as_ref());
+        if new != *live_def {
+            let mut merged = live_tree.clone();
+            merge(&mut merged, live_def, &new).map_err(|e| bad(e.to_string()))?;
+            if let Err(e) = hv.update_device(uuid, &drive_xml(&merged, target)?, true) {
+                if let Some(back) = defined_old {
+                    if let Err(undo) = hv.update_device(uuid, &back, false) {
+                        tracing::error!(%uuid, "cannot restore drive {target} of the persistent definition: {undo}");
+                    }
+                }
+                return Err(e.into());
+            }
+        }
     }
-    let mut merged = tree.clone();
-    merge(&mut merged, &old, &new).map_err(|e| bad(e.to_string()))?;
-    if running {
-        // Change the medium in the running VM and in its definition in one call.
-        let disk_xml = merged
-            .child("devices")
-            .and_then(|d| {
-                d.elements().find(|e| {
-                    e.name == "disk" && e.find("target").and_then(|t| t.attr("dev")) == Some(target)
-                })
-            })
-            .map(|e| e.to_xml())
-            .ok_or_else(|| CoreError::Internal("merged drive vanished".into()))?;
-        hv.update_device(uuid, &disk_xml, true)?;
-    } else {
-        hv.define(&merged.to_xml())?;
+    match (live_pos.is_some(), stored_pos.is_some()) {
+        (true, false) if snap.persistent => warnings.push(format!(
+            "{target} is not in the definition for the next start (it was removed while the VM runs): the medium was changed in the running VM only"
+        )),
+        (false, true) if running => warnings.push(format!(
+            "{target} was added while the VM runs and is not in the running VM yet: the medium is there from its next start"
+        )),
+        _ => {}
     }
     warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
@@ -1321,11 +1548,20 @@ pub fn remove_nic(
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let mut new = old.clone();
     new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
-    if new.nics.len() == old.nics.len() {
-        return Err(CoreError::NotFound(format!(
-            "{} has no network interface {mac}",
-            old.name
-        )));
+    match old.nics.len() - new.nics.len() {
+        0 => {
+            return Err(CoreError::NotFound(format!(
+                "{} has no network interface {mac}",
+                old.name
+            )))
+        }
+        1 => {}
+        n => {
+            return Err(CoreError::Conflict(format!(
+                "{} has {n} network interfaces with MAC {mac} (a clone?), and a MAC is how uvmm tells them apart: give one of them another MAC (virsh edit) first",
+                old.name
+            )))
+        }
     }
     store(hv, tree, &old, &new)?;
     ctx.refresh(uuid);

@@ -226,3 +226,230 @@ fn profiles_create_start_and_delete_real_qemu_guests() {
     assert!(lv.images().join("q-lin.qcow2").exists());
     assert!(!lv.virsh(&["list", "--all", "--name"]).contains("q-lin"));
 }
+
+fn inactive_xml(d: &Daemon, vm: &str) -> String {
+    d.cli_json(&["vm", "xml", vm, "--inactive"])["xml"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn target_of<'a>(disks: &'a serde_json::Value, target: &str) -> Option<&'a serde_json::Value> {
+    disks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == target)
+}
+
+/// A running guest whose stored definition has changes for its next start: media change
+/// works on each definition from its own XML, a drive in only one of them is changed
+/// there, and `vm show` says what the next start brings. Then the switch from kvm to qemu.
+#[test]
+fn live_media_change_with_changes_pending_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let lv = SystemLibvirtd::start(&dir.path().join("libvirt"));
+    lv.virsh(&[
+        "pool-define-as",
+        "default",
+        "dir",
+        "--target",
+        lv.images().to_str().unwrap(),
+    ]);
+    lv.virsh(&["pool-start", "default"]);
+    for iso in ["a.iso", "b.iso", "c.iso"] {
+        std::fs::write(lv.images().join(iso), vec![0u8; 1 << 20]).unwrap();
+    }
+    lv.virsh(&["pool-refresh", "default"]);
+    let d = Daemon::start(&[lv.uri()]);
+    // Linux profile: a virtio disk and an empty SATA CD-ROM (sda), boot list cdrom, hd.
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "localhost",
+            "--profile",
+            "Linux",
+            "--name",
+            "m-1",
+            "--type",
+            "qemu",
+            "--memory",
+            "128MiB",
+            "--no-network",
+            "--disk",
+            "pool=default,size=64MiB",
+            "--start",
+            "--json",
+        ]),
+        "create",
+    );
+    let show = d.cli_json(&["vm", "show", "m-1"]);
+    assert_eq!(show["state"], "running", "{show}");
+    // Nothing pending right after the start: what only a running VM has (the CPU QEMU
+    // got, ports, aliases) is not a change.
+    assert_eq!(show["pending"], serde_json::Value::Null, "{show}");
+
+    // Item 3: "Set as boot medium" while running stores per-device boot orders for the
+    // next start; the running VM keeps <os><boot dev>. Media change must still work.
+    ok(
+        d.cli(&["vm", "disk", "boot", "m-1", "vda", "--json"]),
+        "boot medium",
+    );
+    ok(
+        d.cli(&["vm", "cdrom", "insert", "m-1", "default/a.iso", "--json"]),
+        "insert with a pending boot order",
+    );
+    assert!(lv.virsh(&["domblklist", "m-1"]).contains("a.iso"));
+    let r = d.cli_json(&["vm", "show", "m-1"]);
+    assert_eq!(
+        r["pending"]["boot_order"],
+        serde_json::json!(["vda", "sda"]),
+        "{r}"
+    );
+    assert_eq!(r["boot_order"], serde_json::json!(["cdrom", "hd"]));
+    let stored = inactive_xml(&d, "m-1");
+    assert!(
+        stored.contains("a.iso") && stored.contains("<boot order='2'/>"),
+        "{stored}"
+    );
+    let text = String::from_utf8_lossy(&d.cli(&["vm", "show", "m-1"]).stdout).into_owned();
+    assert!(text.contains("cdrom, hd (next boot: vda, sda)"), "{text}");
+
+    // Item 4: a CD-ROM drive added while running exists only in the stored definition.
+    let r = ok(
+        d.cli(&["vm", "disk", "add", "m-1", "--cdrom", "--json"]),
+        "cdrom for the next start",
+    );
+    let added = r["vm"]["pending"]["disks"].clone();
+    assert!(target_of(&added, "sdb").is_some(), "{r}");
+    assert!(target_of(&r["vm"]["disks"], "sdb").is_none(), "{r}");
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "cdrom",
+            "insert",
+            "m-1",
+            "default/b.iso",
+            "--drive",
+            "sdb",
+            "--json",
+        ]),
+        "insert into a drive of the next start",
+    );
+    assert!(
+        r["warnings"].to_string().contains("from its next start"),
+        "{r}"
+    );
+    assert!(inactive_xml(&d, "m-1").contains("b.iso"));
+    assert!(!lv.virsh(&["domblklist", "m-1"]).contains("b.iso"));
+    // ... and a drive removed while running exists only in the running VM.
+    ok(
+        d.cli(&["vm", "disk", "remove", "m-1", "sda", "--json"]),
+        "remove for the next start",
+    );
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "cdrom",
+            "insert",
+            "m-1",
+            "default/c.iso",
+            "--drive",
+            "sda",
+            "--json",
+        ]),
+        "insert into a drive of the running VM only",
+    );
+    assert!(r["warnings"].to_string().contains("running VM only"), "{r}");
+    assert!(lv.virsh(&["domblklist", "m-1"]).contains("c.iso"));
+    assert!(!inactive_xml(&d, "m-1").contains("c.iso"));
+    let text = String::from_utf8_lossy(&d.cli(&["vm", "disk", "list", "m-1"]).stdout).into_owned();
+    let row = |t: &str| {
+        text.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("{t}: {text}"))
+            .to_string()
+    };
+    assert!(row("sda").ends_with("removed"), "{text}");
+    assert!(row("sdb").ends_with("added"), "{text}");
+    // Ejecting works on both sides too.
+    ok(
+        d.cli(&["vm", "cdrom", "eject", "m-1", "--drive", "sda", "--json"]),
+        "eject live only",
+    );
+    assert!(!lv.virsh(&["domblklist", "m-1"]).contains("c.iso"));
+    // After a restart the stored definition is what runs.
+    ok(d.cli(&["vm", "stop", "m-1", "--json"]), "stop");
+    ok(d.cli(&["vm", "start", "m-1", "--json"]), "start");
+    let show = d.cli_json(&["vm", "show", "m-1"]);
+    assert_eq!(show["pending"], serde_json::Value::Null, "{show}");
+    assert_eq!(show["boot_order"], serde_json::json!(["vda"]), "{show}");
+    assert!(lv.virsh(&["domblklist", "m-1"]).contains("b.iso"));
+
+    // Item 11: a VM made for KVM switches to QEMU emulation (and back where KVM is
+    // offered) while shut off.
+    let caps = d.get("/api/v1/hosts/localhost")["capabilities"].clone();
+    let has_kvm = caps.as_array().unwrap().iter().any(|g| {
+        g["domain_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "kvm")
+    });
+    ok(
+        d.cli(&[
+            "vm",
+            "create",
+            "--host",
+            "localhost",
+            "--profile",
+            "Linux",
+            "--name",
+            "k-1",
+            "--memory",
+            "128MiB",
+            "--no-network",
+            "--disk",
+            "pool=default,size=64MiB",
+            "--json",
+        ]),
+        "create without --type",
+    );
+    let t = d.cli_json(&["vm", "show", "k-1"])["domain_type"].clone();
+    assert_eq!(t == "kvm", has_kvm, "profiles pick kvm where it is offered");
+    if has_kvm {
+        // A start that fails says how to get out of a broken KVM. (The image is removed
+        // behind libvirt's back: a start failure that does not depend on this machine's
+        // KVM.)
+        std::fs::remove_file(lv.images().join("k-1.qcow2")).unwrap();
+        fails(d.cli(&["vm", "start", "k-1"]), "uvmm vm set k-1 type=qemu");
+        lv.virsh(&["pool-refresh", "default"]);
+        ok(
+            d.cli(&["vm", "disk", "remove", "k-1", "vda", "--json"]),
+            "drop the lost disk",
+        );
+    }
+    let r = ok(
+        d.cli(&["vm", "set", "k-1", "type=qemu", "--json"]),
+        "type=qemu",
+    );
+    assert_eq!(r["vm"]["domain_type"], "qemu", "{r}");
+    let xml = inactive_xml(&d, "k-1");
+    assert!(xml.starts_with("<domain type='qemu'"), "{xml}");
+    ok(d.cli(&["vm", "start", "k-1", "--json"]), "start under TCG");
+    assert!(lv.virsh(&["domstate", "k-1"]).contains("running"));
+    fails(
+        d.cli(&["vm", "set", "k-1", "type=kvm"]),
+        "only while it is shut off",
+    );
+    ok(d.cli(&["vm", "stop", "k-1", "--json"]), "stop");
+    let out = d.cli(&["vm", "set", "k-1", "type=kvm", "--json"]);
+    if has_kvm {
+        assert_eq!(ok(out, "back to kvm")["vm"]["domain_type"], "kvm");
+    } else {
+        fails(out, "offers no kvm domains");
+    }
+    ok(d.cli(&["vm", "stop", "m-1", "--json"]), "stop");
+}

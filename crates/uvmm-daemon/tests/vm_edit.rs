@@ -845,3 +845,390 @@ fn bad_input_is_refused_and_changes_nothing() {
         "bad input must not leave volumes behind"
     );
 }
+
+/// A test-driver host with the definitions real administrators brought along: a USB
+/// device and a USB redirection that boot before the disk, NUMA cells with a DIMM and a
+/// hot-plug limit, a clone whose two NICs share a MAC, and a KVM domain.
+const ODD_HOST: &str = r#"<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+<cpu><mode>host</mode><topology sockets='1' cores='4' threads='1'/></cpu>
+<memory>16777216</memory>
+<domain type='test'>
+  <name>usb-boot</name>
+  <uuid>7e0b7e63-2a5c-4a8b-9a5e-1d2f3a4b5c01</uuid>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os><type>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><source file='/img/usb-boot.img'/><target dev='vda' bus='virtio'/><boot order='3'/></disk>
+    <disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>
+    <controller type='usb' index='0' model='piix3-uhci'/>
+    <hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source><boot order='2'/></hostdev>
+    <redirdev bus='usb' type='spicevmc'><boot order='1'/></redirdev>
+  </devices>
+  <test:runstate>5</test:runstate>
+</domain>
+<domain type='test'>
+  <name>numa</name>
+  <uuid>7e0b7e63-2a5c-4a8b-9a5e-1d2f3a4b5c02</uuid>
+  <maxMemory slots='4' unit='GiB'>4</maxMemory>
+  <memory unit='MiB'>1536</memory>
+  <vcpu>2</vcpu>
+  <os><type>hvm</type></os>
+  <cpu><numa><cell id='0' cpus='0' memory='512' unit='MiB'/><cell id='1' cpus='1' memory='512' unit='MiB'/></numa></cpu>
+  <devices>
+    <memory model='dimm'><target><size unit='MiB'>512</size><node>0</node></target></memory>
+  </devices>
+  <test:runstate>5</test:runstate>
+</domain>
+<domain type='test'>
+  <name>clone</name>
+  <uuid>7e0b7e63-2a5c-4a8b-9a5e-1d2f3a4b5c03</uuid>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os><type>hvm</type></os>
+  <devices>
+    <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>
+    <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>
+  </devices>
+  <test:runstate>5</test:runstate>
+</domain>
+<domain type='kvm'>
+  <name>kvm-guest</name>
+  <uuid>7e0b7e63-2a5c-4a8b-9a5e-1d2f3a4b5c04</uuid>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os><type>hvm</type></os>
+  <test:runstate>5</test:runstate>
+</domain>
+<network><name>default</name><bridge name='virbr0'/><forward/><ip address='192.168.122.1' netmask='255.255.255.0'/></network>
+<pool type='dir'><name>default</name><target><path>/var/lib/libvirt/images</path></target></pool>
+</node>"#;
+
+fn odd_host() -> (tempfile::TempDir, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("odd.xml");
+    std::fs::write(&node, ODD_HOST).unwrap();
+    let d = Daemon::start(&[format!("test://{}", node.display())]);
+    (dir, d)
+}
+
+#[test]
+fn set_as_boot_medium_renumbers_every_device_with_a_boot_order() {
+    let (_dir, d) = odd_host();
+    let r = ok(
+        d.cli(&["vm", "disk", "boot", "usb-boot", "sda", "--json"]),
+        "boot from the CD-ROM",
+    );
+    assert_eq!(
+        r["vm"]["boot_order"],
+        json!(["sda", "redirdev#1", "hostdev#1", "vda"]),
+        "{r}"
+    );
+    let xml = xml_of(&d, "usb-boot", "odd");
+    for want in [
+        "<boot order='1'/>",
+        "<boot order='2'/>",
+        "<boot order='3'/>",
+        "<boot order='4'/>",
+        "<product id='0xbeef'/>",
+    ] {
+        assert!(xml.contains(want), "{want}: {xml}");
+    }
+    validate_xml(&xml, "usb-boot");
+    // Back to a boot device list: no device keeps an order (libvirt refuses the mix).
+    ok(
+        d.cli(&["vm", "set", "usb-boot", "boot=hd,cdrom", "--json"]),
+        "boot list",
+    );
+    let xml = xml_of(&d, "usb-boot", "odd");
+    assert!(!xml.contains("<boot order"), "{xml}");
+    assert!(
+        xml.contains("<redirdev") && xml.contains("<hostdev"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn memory_edits_keep_numa_cells_dimms_and_the_hotplug_limit_consistent() {
+    let (_dir, d) = odd_host();
+    // 3 GiB in all: the 512 MiB DIMM stays, the cells share the rest as before (1:1).
+    let r = ok(
+        d.cli(&["vm", "set", "numa", "memory=3GiB", "--json"]),
+        "memory",
+    );
+    assert_eq!(r["vm"]["max_memory_kib"], 3 << 20, "{r}");
+    let xml = xml_of(&d, "numa", "odd");
+    assert_eq!(
+        xml.matches("memory='1310720' unit='KiB'").count(),
+        2,
+        "each cell 1280 MiB: {xml}"
+    );
+    assert!(xml.contains("<size unit='KiB'>524288</size>"), "{xml}");
+    // What the definition cannot hold is refused in uvmm's words, and changes nothing.
+    let uuid = r["vm"]["uuid"].as_str().unwrap().to_string();
+    for (body, text) in [
+        (r#"{"memory_kib": 8388608}"#, "<maxMemory> of 4 GiB"),
+        (
+            r#"{"memory_kib": 524288}"#,
+            "memory devices (DIMMs) already hold 512 MiB",
+        ),
+        (r#"{"memory_kib": 1024}"#, "memory devices (DIMMs)"),
+    ] {
+        let (status, resp) = d.http("PATCH", &format!("/api/v1/vms/{uuid}"), Some(body));
+        assert_eq!(status, 400, "{body}: {resp}");
+        let msg = resp["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(text), "{body}: {msg}");
+    }
+    assert_eq!(xml_of(&d, "numa", "odd"), xml);
+}
+
+#[test]
+fn nics_sharing_a_mac_block_only_the_edits_that_need_them_apart() {
+    let (_dir, d) = odd_host();
+    // Edits that do not touch the NICs go through.
+    ok(
+        d.cli(&["vm", "set", "clone", "description=cloned", "--json"]),
+        "description",
+    );
+    ok(d.cli(&["vm", "set", "clone", "vcpus=2", "--json"]), "vcpus");
+    ok(
+        d.cli(&["vm", "disk", "add", "clone", "--cdrom", "--json"]),
+        "cdrom",
+    );
+    let show = d.cli_json(&["vm", "show", "clone"]);
+    assert_eq!(show["description"], "cloned");
+    assert_eq!(show["nics"].as_array().unwrap().len(), 2, "{show}");
+    // A third NIC with that MAC, or removing "the" NIC with it, is refused with the reason.
+    fails(
+        d.cli(&[
+            "vm",
+            "nic",
+            "add",
+            "clone",
+            "network=default",
+            "--mac",
+            "52:54:00:12:34:56",
+        ]),
+        "already has a network interface with MAC",
+    );
+    fails(
+        d.cli(&["vm", "nic", "remove", "clone", "52:54:00:12:34:56"]),
+        "2 network interfaces with MAC 52:54:00:12:34:56",
+    );
+    assert_eq!(
+        d.cli_json(&["vm", "show", "clone"])["nics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn cdrom_insert_and_eject_leave_the_drive_as_it_was() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let before = xml_of(&d, "build-old", "demo-kvm1");
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "cdrom",
+            "insert",
+            "build-old",
+            "iso/debian-12-netinst.iso",
+            "--json",
+        ]),
+        "insert",
+    );
+    let sda = r["vm"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == "sda")
+        .unwrap()
+        .clone();
+    assert!(sda["source"].as_str().unwrap().ends_with(".iso"), "{sda}");
+    assert_eq!(sda["format"], Value::Null, "no <driver type> added: {sda}");
+    ok(
+        d.cli(&["vm", "cdrom", "eject", "build-old", "--json"]),
+        "eject",
+    );
+    // The drive is as it was (libvirt re-indents the metadata of every redefinition).
+    let cdrom = |xml: &str| {
+        let start = xml.find("<disk type='file' device='cdrom'>").unwrap();
+        xml[start..start + xml[start..].find("</disk>").unwrap()].to_string()
+    };
+    assert_eq!(cdrom(&xml_of(&d, "build-old", "demo-kvm1")), cdrom(&before));
+}
+
+#[test]
+fn sizes_nobody_can_hold_are_refused_before_libvirt_sees_them() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let uuid = d.vm("build-old", "demo-kvm1")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let etag_before = d.cli_json(&["vm", "show", "build-old"])["etag"].clone();
+    let vols_before = d.get("/api/v1/hosts/demo-kvm1/pools/default")["volumes"].clone();
+    let two63 = 1u64 << 63;
+    let new_disk = |size: u64| {
+        format!(r#"{{"source": {{"kind": "new", "pool": "default", "size_bytes": {size}}}}}"#)
+    };
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        // libvirt takes 2^63 - 1 as a number and fails on 2^63 ("numerical overflow").
+        (
+            "POST",
+            format!("/api/v1/vms/{uuid}/disks"),
+            new_disk(two63),
+            "more than libvirt can represent",
+        ),
+        (
+            "POST",
+            format!("/api/v1/vms/{uuid}/disks"),
+            new_disk(u64::MAX),
+            "more than libvirt can represent",
+        ),
+        (
+            "POST",
+            format!("/api/v1/vms/{uuid}/disks"),
+            new_disk(two63 - 1),
+            "a qcow2 image holds at most 2 PiB",
+        ),
+        (
+            "POST",
+            format!("/api/v1/vms/{uuid}/disks"),
+            new_disk(100 * (1 << 30) + 1),
+            "pool 'default' holds 100 GiB in all",
+        ),
+        (
+            "POST",
+            "/api/v1/hosts/demo-kvm1/pools/default/volumes".into(),
+            format!(r#"{{"name": "big.img", "size_bytes": {two63}}}"#),
+            "more than libvirt can represent",
+        ),
+        (
+            "POST",
+            "/api/v1/hosts/demo-kvm1/pools/default/volumes".into(),
+            format!(r#"{{"name": "big.img", "size_bytes": {}}}"#, two63 - 1),
+            "a raw image holds at most",
+        ),
+        (
+            "POST",
+            "/api/v1/hosts/demo-kvm1/pools/default/volumes/build-old.qcow2/resize".into(),
+            format!(r#"{{"size_bytes": {two63}}}"#),
+            "more than libvirt can represent",
+        ),
+        (
+            "POST",
+            "/api/v1/vms".into(),
+            format!(
+                r#"{{"host": "demo-kvm1", "profile": "Linux", "name": "huge", "disks": [{{"pool": "default", "size_bytes": {two63}}}]}}"#
+            ),
+            "more than libvirt can represent",
+        ),
+        // 2^54 KiB is 2^64 bytes: wrapping arithmetic once said "memory 0 B".
+        (
+            "PATCH",
+            format!("/api/v1/vms/{uuid}"),
+            format!(r#"{{"memory_kib": {}}}"#, 1u64 << 54),
+            "more than libvirt can represent",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/vms/{uuid}"),
+            format!(r#"{{"memory_kib": {}}}"#, u64::MAX),
+            "more than libvirt can represent",
+        ),
+    ];
+    for (method, path, body, text) in cases {
+        let (status, resp) = d.http(method, &path, Some(&body));
+        assert_eq!(status, 400, "{method} {path} {body}: {resp}");
+        let msg = resp["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(text), "{body}: {msg}");
+        assert!(!msg.contains(" 0 B"), "{body}: {msg}");
+    }
+    assert_eq!(
+        d.cli_json(&["vm", "show", "build-old"])["etag"],
+        etag_before
+    );
+    assert_eq!(
+        d.get("/api/v1/hosts/demo-kvm1/pools/default")["volumes"],
+        vols_before
+    );
+    assert!(d.vms().iter().all(|v| v["name"] != "huge"));
+}
+
+#[test]
+fn domain_type_changes_only_to_what_the_host_offers() {
+    let (_dir, d) = odd_host();
+    // A KVM definition on a host that offers neither kvm nor qemu (a test-driver host):
+    // refused with what the host does offer. The real switch is tested on QEMU.
+    let out = d.cli(&["vm", "set", "kvm-guest", "type=qemu"]);
+    fails(out, "this host offers no qemu domains for hvm");
+    fails(
+        d.cli(&["vm", "set", "kvm-guest", "type=vmware"]),
+        "expected qemu or kvm",
+    );
+    fails(
+        d.cli(&["vm", "set", "numa", "type=kvm"]),
+        "only QEMU/KVM VMs switch",
+    );
+    assert_eq!(d.vm("kvm-guest", "odd")["domain_type"], "kvm");
+}
+
+#[test]
+fn next_boot_values_are_shown_next_to_the_live_ones() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let show = d.cli_json(&["vm", "show", "web-01"]);
+    assert_eq!(show["state"], "running");
+    assert_eq!(show["pending"], Value::Null, "{show}");
+    let etag = show["etag"].as_str().unwrap().to_string();
+    ok(
+        d.cli(&["vm", "set", "web-01", "vcpus=4", "memory=3GiB", "--json"]),
+        "set",
+    );
+    ok(
+        d.cli(&["vm", "disk", "add", "web-01", "--cdrom", "--json"]),
+        "cdrom for the next start",
+    );
+    let show = d.cli_json(&["vm", "show", "web-01"]);
+    assert_eq!(show["vcpus"], 2, "live value stays: {show}");
+    assert_eq!(show["pending"]["vcpus"], 4, "{show}");
+    assert_eq!(show["pending"]["max_memory_kib"], 3 << 20, "{show}");
+    assert!(show["pending"]["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["device"] == "cdrom"));
+    assert!(show["pending"].get("nics").is_none(), "unchanged: {show}");
+    // A change for the next start is a change: the old ETag no longer fits.
+    assert_ne!(show["etag"], etag.as_str());
+    let uuid = show["uuid"].as_str().unwrap().to_string();
+    let (status, _) = http_with_header(
+        &d,
+        "PATCH",
+        &format!("/api/v1/vms/{uuid}"),
+        "{\"vcpus\": 1}",
+        &etag,
+    );
+    assert_eq!(status, 409);
+    let text = String::from_utf8_lossy(&d.cli(&["vm", "show", "web-01"]).stdout).into_owned();
+    assert!(text.contains("vCPUs:       2 (next boot: 4)"), "{text}");
+    assert!(text.contains("(next boot: 3 GiB, max 3 GiB)"), "{text}");
+    let text =
+        String::from_utf8_lossy(&d.cli(&["vm", "disk", "list", "web-01"]).stdout).into_owned();
+    assert!(
+        text.lines().next().unwrap().ends_with("NEXT BOOT"),
+        "{text}"
+    );
+    assert!(text.lines().last().unwrap().ends_with("added"), "{text}");
+    let list = d.cli_json(&["vm", "disk", "list", "web-01"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.last().unwrap()["next_boot"], "added", "{list:?}");
+    assert_eq!(list[0]["next_boot"], "unchanged", "{list:?}");
+    // After a restart the stored values are the live ones.
+    ok(d.cli(&["vm", "stop", "web-01", "--json"]), "stop");
+    ok(d.cli(&["vm", "start", "web-01", "--json"]), "start");
+    let show = d.cli_json(&["vm", "show", "web-01"]);
+    assert_eq!(show["vcpus"], 4);
+    assert_eq!(show["pending"], Value::Null, "{show}");
+}

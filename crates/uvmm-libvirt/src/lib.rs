@@ -55,6 +55,10 @@ pub struct DomainSnapshot {
     pub cpu_time_ns: u64,
     /// Live XML (what is running now, e.g. with the assigned VNC port), with secrets.
     pub xml: String,
+    /// The persistent definition (with secrets) of a running persistent domain: what its
+    /// next start brings, when changes were stored while it ran. `None` for inactive and
+    /// transient domains, whose live XML is all there is.
+    pub next_boot_xml: Option<String>,
 }
 
 /// A storage pool as libvirt reports it now.
@@ -187,8 +191,10 @@ pub trait Hypervisor: Send + Sync {
     /// NVRAM. Disk images are not touched.
     fn undefine(&self, uuid: &str) -> Result<(), LibvirtError>;
     fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError>;
-    /// Change a device (e.g. the medium of a CD-ROM) in the persistent definition and,
-    /// with `live`, in the running VM.
+    /// Change a device (e.g. the medium of a CD-ROM): with `live` in the running VM only,
+    /// otherwise in the persistent definition only. The two are changed separately
+    /// because they may differ (changes stored for the next start), and libvirt refuses a
+    /// device of one that does not fit the other.
     fn update_device(&self, uuid: &str, device_xml: &str, live: bool) -> Result<(), LibvirtError>;
     /// Update the running VM's notes: `<description>` and the project's metadata element
     /// (`None` removes it). The persistent definition is changed through `define`.

@@ -166,6 +166,21 @@ impl LibvirtHost {
         }
     }
 
+    /// The persistent definition of an active persistent domain (see
+    /// [`DomainSnapshot::next_boot_xml`]).
+    fn next_boot_xml(
+        dom: &Domain,
+        active: bool,
+        persistent: bool,
+    ) -> Result<Option<String>, LibvirtError> {
+        if !(active && persistent) {
+            return Ok(None);
+        }
+        Ok(Some(dom.xml_desc(
+            sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE,
+        )?))
+    }
+
     fn snapshot(&self, dom: &Domain) -> Result<DomainSnapshot, LibvirtError> {
         let uuid = dom.uuid_string()?;
         let name = dom.name()?;
@@ -182,10 +197,12 @@ impl LibvirtHost {
         // With secrets: the cache then knows whether a VNC password is set (it never
         // shows the password), and a password change changes the ETag.
         let xml = dom.xml_desc(sys::VIR_DOMAIN_XML_SECURE)?;
+        let state = VmState::from_libvirt(state.max(0) as u32);
+        let next_boot_xml = Self::next_boot_xml(dom, state.is_active(), persistent)?;
         Ok(DomainSnapshot {
             uuid,
             name,
-            state: VmState::from_libvirt(state.max(0) as u32),
+            state,
             reason: reason.max(0) as u32,
             persistent,
             autostart,
@@ -195,6 +212,7 @@ impl LibvirtHost {
             vcpus: info.nr_virt_cpu,
             cpu_time_ns: info.cpu_time,
             xml,
+            next_boot_xml,
         })
     }
 }
@@ -267,9 +285,16 @@ impl Hypervisor for LibvirtHost {
                 Err(e) if LibvirtError::from(e.clone()).kind == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
+            let state = st.state.unwrap_or(VmState::Unknown);
+            let next_boot_xml =
+                match Self::next_boot_xml(dom, state.is_active(), persistent.contains(&uuid)) {
+                    Ok(x) => x,
+                    Err(e) if e.kind == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
             out.push(DomainSnapshot {
                 name: dom.name()?,
-                state: st.state.unwrap_or(VmState::Unknown),
+                state,
                 reason: st.reason.unwrap_or(0),
                 persistent: persistent.contains(&uuid),
                 autostart: autostart.contains(&uuid),
@@ -281,6 +306,7 @@ impl Hypervisor for LibvirtHost {
                 cpu_time_ns: st.cpu_time_ns.unwrap_or(0),
                 uuid,
                 xml,
+                next_boot_xml,
             });
         }
         Ok(out)
@@ -389,10 +415,11 @@ impl Hypervisor for LibvirtHost {
     }
 
     fn update_device(&self, uuid: &str, device_xml: &str, live: bool) -> Result<(), LibvirtError> {
-        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
-        if live {
-            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
-        }
+        let flags = if live {
+            sys::VIR_DOMAIN_AFFECT_LIVE
+        } else {
+            sys::VIR_DOMAIN_AFFECT_CONFIG
+        };
         self.must(uuid)?.update_device_flags(device_xml, flags)?;
         Ok(())
     }

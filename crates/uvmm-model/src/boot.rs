@@ -71,14 +71,18 @@ pub fn set_boot_medium(
         return Ok(BootChange::Retargeted(renames));
     }
     // HVM: the current effective order as a list of device references.
+    // Every device with a boot order takes part (`<hostdev>`, `<redirdev>`, ... too):
+    // libvirt refuses two devices with the same order.
     #[derive(PartialEq, Clone, Copy)]
     enum Dev {
         Disk(usize),
         Nic(usize),
+        Other(usize),
     }
     let mut current: Vec<Dev> = Vec::new();
     let has_per_device = def.disks.iter().any(|d| d.boot_order.is_some())
-        || def.nics.iter().any(|n| n.boot_order.is_some());
+        || def.nics.iter().any(|n| n.boot_order.is_some())
+        || !def.other_boot.is_empty();
     if has_per_device {
         let mut ordered: Vec<(u32, Dev)> = def
             .disks
@@ -90,6 +94,12 @@ pub fn set_boot_medium(
                     .iter()
                     .enumerate()
                     .filter_map(|(i, n)| n.boot_order.map(|o| (o, Dev::Nic(i)))),
+            )
+            .chain(
+                def.other_boot
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (b.order, Dev::Other(i))),
             )
             .collect();
         ordered.sort_by_key(|(o, _)| *o);
@@ -139,6 +149,7 @@ pub fn set_boot_medium(
         match *dev {
             Dev::Disk(d) => def.disks[d].boot_order = order,
             Dev::Nic(n) => def.nics[n].boot_order = order,
+            Dev::Other(o) => def.other_boot[o].order = i as u32 + 1,
         }
     }
     // libvirt refuses <os><boot dev> together with per-device boot order.
@@ -320,6 +331,70 @@ mod tests {
             set_boot_medium(&mut d, "xvdz", false),
             Err(BootError::NoDrive("xvdz".into()))
         );
+    }
+
+    #[test]
+    fn every_device_with_a_boot_order_is_renumbered() {
+        use crate::domain::DeviceBoot;
+        let other = |element: &str, index: usize, order: u32| DeviceBoot {
+            element: element.into(),
+            index,
+            order,
+        };
+        // (orders of vda, sda, hostdev#1, redirdev#1 before; target; wanted boot order)
+        type Case = (
+            [Option<u32>; 2],
+            Vec<DeviceBoot>,
+            &'static str,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            // A USB redirection and a passed-through device boot before the disk.
+            (
+                [Some(3), None],
+                vec![other("redirdev", 0, 1), other("hostdev", 0, 2)],
+                "sda",
+                vec!["sda", "redirdev#1", "hostdev#1", "vda"],
+            ),
+            // Gaps in the numbering close up.
+            (
+                [Some(5), Some(9)],
+                vec![other("hostdev", 1, 7)],
+                "sda",
+                vec!["sda", "vda", "hostdev#2"],
+            ),
+            // Only other devices had an order.
+            (
+                [None, None],
+                vec![other("hostdev", 0, 1)],
+                "vda",
+                vec!["vda", "hostdev#1"],
+            ),
+        ];
+        for (disk_orders, others, target, want) in cases {
+            let mut d = DomainDef {
+                os_type: "hvm".into(),
+                disks: vec![disk("vda", "disk", "virtio"), disk("sda", "cdrom", "sata")],
+                other_boot: others.clone(),
+                ..DomainDef::default()
+            };
+            d.disks[0].boot_order = disk_orders[0];
+            d.disks[1].boot_order = disk_orders[1];
+            assert_eq!(
+                set_boot_medium(&mut d, target, false),
+                Ok(BootChange::Changed)
+            );
+            assert_eq!(d.boot_order(), want, "{others:?}");
+            // Orders are 1..n without repeats: what libvirt insists on.
+            let mut orders: Vec<u32> = d
+                .disks
+                .iter()
+                .filter_map(|x| x.boot_order)
+                .chain(d.other_boot.iter().map(|b| b.order))
+                .collect();
+            orders.sort();
+            assert_eq!(orders, (1..=want.len() as u32).collect::<Vec<_>>());
+        }
     }
 
     #[test]

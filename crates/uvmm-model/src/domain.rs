@@ -93,6 +93,26 @@ pub struct Features {
     pub hyperv: bool,
 }
 
+/// A device other than a disk or NIC that has a per-device boot order (`<hostdev>`,
+/// `<redirdev>`, ...): uvmm does not model the device, but "Set as boot medium" must
+/// renumber it, or libvirt refuses two devices with the same order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceBoot {
+    /// Element name under `<devices>`, e.g. `hostdev`.
+    pub element: String,
+    /// Which element of that name (0-based, in document order).
+    pub index: usize,
+    pub order: u32,
+}
+
+impl DeviceBoot {
+    /// How the device appears in a boot order list: `hostdev#1` is the first `<hostdev>`.
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.element, self.index + 1)
+    }
+}
+
 /// What the daemon knows about a domain from its XML.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainDef {
@@ -126,6 +146,16 @@ pub struct DomainDef {
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
     pub graphics: Vec<Graphics>,
+    /// Memory of each NUMA cell in KiB (`<cpu><numa><cell memory>`, in document order).
+    /// When there are cells, libvirt takes the VM's initial memory from their sum.
+    pub numa_cells_kib: Vec<u64>,
+    /// `<maxMemory>` in KiB: the limit for memory hot-plug.
+    pub hotplug_max_kib: Option<u64>,
+    /// Sum of the memory devices (`<devices><memory>`: DIMMs, NVDIMMs, ...) in KiB. They
+    /// are part of `<memory>` but not of the NUMA cells.
+    pub memory_devices_kib: u64,
+    /// Devices other than disks and NICs with a boot order.
+    pub other_boot: Vec<DeviceBoot>,
 }
 
 impl DomainDef {
@@ -150,6 +180,7 @@ impl DomainDef {
                     )
                 })
             }))
+            .chain(self.other_boot.iter().map(|b| (b.order, b.label())))
             .collect();
         if ordered.is_empty() {
             return self.boot_devices.clone();
@@ -253,17 +284,66 @@ pub fn domain_from_tree(root: &Element) -> Result<DomainDef, DomainError> {
         ..DomainDef::default()
     };
 
+    def.numa_cells_kib = read_numa_cells(root)?;
+    def.hotplug_max_kib = memory_field(root, "maxMemory")?;
     if let Some(devices) = root.child("devices") {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
         for dev in devices.elements() {
+            let index = match seen.iter_mut().find(|(n, _)| *n == dev.name) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count - 1
+                }
+                None => {
+                    seen.push((&dev.name, 1));
+                    0
+                }
+            };
             match dev.name.as_str() {
                 "disk" => def.disks.push(read_disk(dev)),
                 "interface" => def.nics.push(read_nic(dev)),
                 "graphics" => def.graphics.push(read_graphics(dev)),
-                _ => {}
+                "memory" => {
+                    let size = dev.find("target/size").map(|s| {
+                        libvirt_memory_kib(&s.text(), s.attr("unit")).map_err(|e| {
+                            DomainError::Invalid {
+                                field: "memory device",
+                                message: e.to_string(),
+                            }
+                        })
+                    });
+                    if let Some(size) = size.transpose()? {
+                        def.memory_devices_kib = def.memory_devices_kib.saturating_add(size);
+                    }
+                }
+                _ => {
+                    if let Some(order) = boot_order_of(dev) {
+                        def.other_boot.push(DeviceBoot {
+                            element: dev.name.clone(),
+                            index,
+                            order,
+                        });
+                    }
+                }
             }
         }
     }
     Ok(def)
+}
+
+fn read_numa_cells(root: &Element) -> Result<Vec<u64>, DomainError> {
+    let Some(numa) = root.find("cpu/numa") else {
+        return Ok(Vec::new());
+    };
+    numa.children_named("cell")
+        .map(|c| {
+            let value = c.attr("memory").unwrap_or("");
+            libvirt_memory_kib(value, c.attr("unit")).map_err(|e| DomainError::Invalid {
+                field: "numa",
+                message: format!("cell memory: {e}"),
+            })
+        })
+        .collect()
 }
 
 fn read_cpu_model(root: &Element) -> Option<String> {

@@ -18,6 +18,9 @@ pub enum EditError {
 
 /// Apply the differences between `old` (read from `tree`) and `new` to `tree`.
 pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(), EditError> {
+    if old.domain_type != new.domain_type {
+        tree.set_attr("type", new.domain_type.clone());
+    }
     if old.title != new.title {
         set_opt_text(tree, "title", new.title.as_deref(), &["name", "uuid"]);
     }
@@ -50,6 +53,9 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
     if old.cpu_model != new.cpu_model {
         merge_cpu(tree, new.cpu_model.as_deref());
     }
+    if old.numa_cells_kib != new.numa_cells_kib {
+        merge_numa_cells(tree, &new.numa_cells_kib);
+    }
     if old.rtc != new.rtc {
         match &new.rtc {
             Some(offset) => {
@@ -64,7 +70,11 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
     if old.features != new.features {
         merge_features(tree, old, new);
     }
-    if old.disks == new.disks && old.nics == new.nics && old.graphics == new.graphics {
+    if old.disks == new.disks
+        && old.nics == new.nics
+        && old.graphics == new.graphics
+        && old.other_boot == new.other_boot
+    {
         return Ok(());
     }
     let domain_type = new.domain_type.clone();
@@ -82,7 +92,50 @@ pub fn merge(tree: &mut Element, old: &DomainDef, new: &DomainDef) -> Result<(),
     if old.graphics != new.graphics {
         merge_graphics(devices, &new.graphics);
     }
+    if old.other_boot != new.other_boot {
+        merge_other_boot(devices, &new.other_boot);
+    }
     Ok(())
+}
+
+/// Set the boot order of the devices uvmm does not model (`<hostdev>`, `<redirdev>`, ...):
+/// every such device with a `<boot>` gets the order `wanted` gives it, or loses it.
+fn merge_other_boot(devices: &mut Element, wanted: &[crate::domain::DeviceBoot]) {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for el in devices.elements_mut() {
+        if matches!(el.name.as_str(), "disk" | "interface") {
+            continue;
+        }
+        let index = match counts.iter_mut().find(|(n, _)| *n == el.name) {
+            Some((_, c)) => {
+                *c += 1;
+                *c - 1
+            }
+            None => {
+                counts.push((el.name.clone(), 1));
+                0
+            }
+        };
+        let order = wanted
+            .iter()
+            .find(|b| b.element == el.name && b.index == index)
+            .map(|b| b.order);
+        if order.is_some() || el.child("boot").is_some() {
+            set_boot_order(el, order);
+        }
+    }
+}
+
+/// Write the memory of the NUMA cells, in KiB, keeping every other attribute of a cell
+/// (cpus, distances, memAccess, ...). The model never adds or removes cells.
+fn merge_numa_cells(tree: &mut Element, cells: &[u64]) {
+    let Some(numa) = tree.child_mut("cpu").and_then(|cpu| cpu.child_mut("numa")) else {
+        return;
+    };
+    for (cell, kib) in numa.elements_mut().filter(|e| e.name == "cell").zip(cells) {
+        cell.set_attr("memory", kib.to_string());
+        cell.set_attr("unit", "KiB");
+    }
 }
 
 /// Merge `new` into `xml` and return the result as XML text.
@@ -216,7 +269,17 @@ fn merge_os(tree: &mut Element, old: &DomainDef, new: &DomainDef) {
 
 fn merge_cpu(tree: &mut Element, model: Option<&str>) {
     let Some(model) = model else {
-        tree.remove_children(|e| e.name == "cpu");
+        // Back to the hypervisor's default CPU: only the model goes; topology, NUMA cells
+        // and cache settings live in <cpu> too and stay.
+        if let Some(cpu) = tree.child_mut("cpu") {
+            for attr in ["mode", "match", "check"] {
+                cpu.remove_attr(attr);
+            }
+            cpu.remove_children(|e| matches!(e.name.as_str(), "model" | "vendor" | "feature"));
+            if cpu.elements().next().is_none() {
+                tree.remove_children(|e| e.name == "cpu");
+            }
+        }
         return;
     };
     let cpu = ensure_child_after(tree, "cpu", &["features", "os"]);
@@ -372,7 +435,8 @@ fn update_disk_element(
             .children
             .iter()
             .position(|n| matches!(n, Node::Element(e) if e.name == "source"));
-        el.remove_children(|e| e.name == "source");
+        // The backing chain (live XML) described the old image, not the new one.
+        el.remove_children(|e| e.name == "source" || e.name == "backingStore");
         if let Some(src) = source_element(new)? {
             let pos = pos.unwrap_or_else(|| position_after(el, &["driver"]));
             el.children
@@ -538,7 +602,25 @@ fn nic_key_of(el: &Element, index: usize) -> String {
 }
 
 fn nic_key(n: &Nic, index: usize) -> String {
-    n.mac.clone().unwrap_or_else(|| format!("#{index}"))
+    n.mac
+        .as_ref()
+        .map(|m| m.to_ascii_lowercase())
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+/// Make keys unique by counting repeats: two NICs sharing a MAC (clones often do) are
+/// told apart by their order, `mac`, `mac/2`, ...
+fn number_repeats(keys: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let n = keys[..i].iter().filter(|x| *x == k).count();
+        out.push(if n == 0 {
+            k.clone()
+        } else {
+            format!("{k}/{}", n + 1)
+        });
+    }
+    out
 }
 
 fn nic_source(n: &Nic) -> Option<Element> {
@@ -604,21 +686,30 @@ fn update_nic_element(el: &mut Element, old: &Nic, new: &Nic) {
 }
 
 fn merge_nics(devices: &mut Element, wanted: &[Nic]) {
-    let mut index = 0;
     let mut remove = Vec::new();
-    let wanted_keys: Vec<String> = wanted
-        .iter()
-        .enumerate()
-        .map(|(i, n)| nic_key(n, i))
-        .collect();
+    let wanted_keys = number_repeats(
+        wanted
+            .iter()
+            .enumerate()
+            .map(|(i, n)| nic_key(n, i))
+            .collect(),
+    );
+    let present_keys = number_repeats(
+        devices
+            .elements()
+            .filter(|e| e.name == "interface")
+            .enumerate()
+            .map(|(i, e)| nic_key_of(e, i))
+            .collect(),
+    );
+    let mut present = present_keys.into_iter();
     let mut seen = Vec::new();
     for (i, node) in devices.children.iter_mut().enumerate() {
         let Node::Element(el) = node else { continue };
         if el.name != "interface" {
             continue;
         }
-        let key = nic_key_of(el, index);
-        index += 1;
+        let key = present.next().unwrap_or_default();
         match wanted_keys.iter().position(|k| *k == key) {
             Some(w) => {
                 let old = crate::domain::read_nic(el);
@@ -975,6 +1066,171 @@ mod tests {
         assert_eq!(
             domain_from_tree(&after).unwrap().cpu_model.as_deref(),
             Some("Haswell")
+        );
+    }
+
+    const CLONE: &str = r#"<domain type='kvm'>
+  <name>clone</name>
+  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa1</uuid>
+  <memory unit='KiB'>2097152</memory>
+  <vcpu>2</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <cpu mode='host-model'>
+    <topology sockets='1' dies='1' cores='2' threads='1'/>
+    <numa>
+      <cell id='0' cpus='0' memory='1048576' unit='KiB' memAccess='shared'/>
+      <cell id='1' cpus='1' memory='1024' unit='MiB'/>
+    </numa>
+  </cpu>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/img/a.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+      <boot order='2'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:00:00:01'/>
+      <source network='default'/>
+      <model type='virtio'/>
+    </interface>
+    <interface type='bridge'>
+      <mac address='52:54:00:00:00:01'/>
+      <source bridge='br0'/>
+      <model type='e1000'/>
+      <boot order='3'/>
+    </interface>
+    <hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0x5678'/></source><boot order='4'/></hostdev>
+    <redirdev bus='usb' type='spicevmc'><boot order='1'/></redirdev>
+    <hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/></source></hostdev>
+  </devices>
+</domain>"#;
+
+    fn edit_xml(xml: &str, f: impl FnOnce(&mut DomainDef)) -> (DomainDef, Element) {
+        let mut tree = parse(xml).unwrap();
+        let old = domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        f(&mut new);
+        merge(&mut tree, &old, &new).unwrap();
+        let reread = domain_from_tree(&parse(&tree.to_xml()).unwrap()).unwrap();
+        assert_eq!(reread, new, "what was merged reads back as what was wanted");
+        (reread, tree)
+    }
+
+    #[test]
+    fn nics_sharing_a_mac_are_told_apart_by_order() {
+        let (def, tree) = edit_xml(CLONE, |d| {
+            d.nics[1].source = Some("br1".into());
+            d.nics[1].boot_order = None;
+        });
+        assert_eq!(def.nics[0].source.as_deref(), Some("default"));
+        assert_eq!(def.nics[0].model.as_deref(), Some("virtio"));
+        assert_eq!(def.nics[1].source.as_deref(), Some("br1"));
+        assert_eq!(def.nics[1].model.as_deref(), Some("e1000"));
+        assert_eq!(tree.to_xml().matches("<interface").count(), 2);
+        // Removing the second of the two keeps the first.
+        let (def, _) = edit_xml(CLONE, |d| {
+            d.nics.remove(1);
+        });
+        assert_eq!(def.nics.len(), 1);
+        assert_eq!(def.nics[0].source.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn boot_orders_of_unmodelled_devices_are_written() {
+        let (def, tree) = edit_xml(CLONE, |d| {
+            crate::boot::set_boot_medium(d, "sda", false).unwrap();
+        });
+        assert_eq!(
+            def.boot_order(),
+            [
+                "sda",
+                "redirdev#1",
+                "vda",
+                "nic:52:54:00:00:00:01",
+                "hostdev#1"
+            ]
+        );
+        let xml = tree.to_xml();
+        // The devices keep everything else, and the PCI device still has no order.
+        assert!(xml.contains("<product id=\"0x5678\"/>"), "{xml}");
+        assert_eq!(xml.matches("<boot order").count(), 5, "{xml}");
+        // A boot device list replaces every per-device order.
+        let (def, tree) = edit_xml(CLONE, |d| {
+            d.boot_devices = vec!["hd".into()];
+            d.disks[0].boot_order = None;
+            d.nics[1].boot_order = None;
+            d.other_boot.clear();
+        });
+        assert_eq!(def.boot_order(), ["hd"]);
+        assert!(!tree.to_xml().contains("<boot order"));
+    }
+
+    #[test]
+    fn numa_cells_follow_memory_and_survive_cpu_model_changes() {
+        let (def, tree) = edit_xml(CLONE, |d| crate::memory::set_total(d, 3 << 20).unwrap());
+        assert_eq!(def.numa_cells_kib, [1536 << 10, 1536 << 10]);
+        let xml = tree.to_xml();
+        assert!(xml.contains("memAccess=\"shared\""), "{xml}");
+        assert!(
+            xml.contains("<memory unit=\"KiB\">3145728</memory>"),
+            "{xml}"
+        );
+        // The hypervisor's default CPU: the model goes, topology and NUMA cells stay.
+        let (def, tree) = edit_xml(CLONE, |d| d.cpu_model = None);
+        assert_eq!(def.numa_cells_kib.len(), 2);
+        let cpu = tree.child("cpu").unwrap();
+        assert_eq!(cpu.attr("mode"), None);
+        assert!(cpu.child("topology").is_some());
+        // Without anything else in <cpu>, the element goes.
+        let (_, after) = edit(|d| d.cpu_model = Some("Haswell".into()));
+        let mut tree = after;
+        let old = domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        new.cpu_model = None;
+        merge(&mut tree, &old, &new).unwrap();
+        assert!(tree.child("cpu").is_none());
+    }
+
+    #[test]
+    fn domain_type_changes() {
+        let (def, tree) = edit_xml(CLONE, |d| d.domain_type = "qemu".into());
+        assert_eq!(def.domain_type, "qemu");
+        assert_eq!(tree.attr("type"), Some("qemu"));
+    }
+
+    #[test]
+    fn inserting_and_ejecting_media_restores_the_drive() {
+        // An empty drive without <driver>: insert, eject, and it is as it was.
+        let before = parse(CLONE).unwrap();
+        let (_, inserted) = edit_xml(CLONE, |d| d.disks[1].source = Some("/iso/a.iso".into()));
+        let cd = inserted
+            .find("devices")
+            .unwrap()
+            .elements()
+            .nth(1)
+            .unwrap()
+            .clone();
+        assert!(cd.child("driver").is_none(), "{}", cd.to_xml());
+        let mut tree = inserted;
+        let old = domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        new.disks[1].source = None;
+        merge(&mut tree, &old, &new).unwrap();
+        assert_eq!(tree, before);
+        // A live drive's backing chain belongs to the old image and goes with it.
+        let live = CLONE.replace(
+            "<target dev='sda' bus='sata'/>",
+            "<source file='/iso/old.iso' index='2'/><backingStore/><target dev='sda' bus='sata'/>",
+        );
+        let (_, tree) = edit_xml(&live, |d| d.disks[1].source = Some("/iso/new.iso".into()));
+        let xml = tree.to_xml();
+        assert!(
+            xml.contains("/iso/new.iso") && !xml.contains("backingStore"),
+            "{xml}"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Storage pools and volumes: reading their libvirt XML, writing new volumes, and the one
 //! rule that says whether a volume may be deleted.
 
-use crate::units::unit_bytes;
+use crate::units::{format_bytes, unit_bytes};
 use crate::validate::{host_path, object_name, Invalid};
 use crate::xml::{self, Element, XmlError};
 use serde::{Deserialize, Serialize};
@@ -116,6 +116,90 @@ pub fn volume_xml(name: &str, capacity: u64, format: Option<&str>, sparse: bool)
     }
     root.push_child(target);
     root.to_xml()
+}
+
+/// The largest qcow2 image with the cluster size libvirt creates (64 KiB): the L1 table
+/// may take 32 MiB, so 4 Mi L2 tables of 8192 clusters of 64 KiB, 2 PiB.
+pub const QCOW2_MAX_BYTES: u64 = 1 << 51;
+
+/// The largest image QEMU opens: its block layer keeps lengths as signed 64-bit numbers
+/// aligned to 1 GiB.
+pub const QEMU_MAX_BYTES: u64 = (i64::MAX as u64) & !((1 << 30) - 1);
+
+/// What a pool offers a new or growing volume (as the pool last reported it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRoom {
+    pub name: String,
+    /// Size of the whole pool in bytes; 0 when unknown (the checks then skip the pool).
+    pub capacity: u64,
+    pub available: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeSizeError {
+    #[error("a disk size of zero is not a disk")]
+    Zero,
+    #[error("a disk of {} ({} bytes) is more than libvirt can represent (at most {} bytes)", format_bytes(*.0), .0, crate::units::LIBVIRT_MAX_BYTES)]
+    Libvirt(u64),
+    #[error("a {format} image holds at most {} ({max} bytes); {} ({size} bytes) does not fit", format_bytes(*max), format_bytes(*size))]
+    Format { format: String, size: u64, max: u64 },
+    #[error("pool '{pool}' holds {} in all: a disk of {} could never be filled", format_bytes(*capacity), format_bytes(*size))]
+    Pool {
+        pool: String,
+        size: u64,
+        capacity: u64,
+    },
+    #[error("pool '{pool}' has {} free: a fully allocated disk of {} does not fit", format_bytes(*available), format_bytes(*size))]
+    Free {
+        pool: String,
+        size: u64,
+        available: u64,
+    },
+}
+
+/// Whether a volume of `size` bytes in `format` can be made in (or grown to in) `pool`.
+/// Sparse volumes may overcommit the free space, but not the pool's whole capacity.
+pub fn check_volume_size(
+    size: u64,
+    format: Option<&str>,
+    pool: &PoolRoom,
+    preallocate: bool,
+) -> Result<(), VolumeSizeError> {
+    if size == 0 {
+        return Err(VolumeSizeError::Zero);
+    }
+    if size > crate::units::LIBVIRT_MAX_BYTES {
+        return Err(VolumeSizeError::Libvirt(size));
+    }
+    let max = match format {
+        Some("qcow2") => Some(QCOW2_MAX_BYTES),
+        Some("raw") | None => Some(QEMU_MAX_BYTES),
+        _ => None,
+    };
+    if let Some(max) = max.filter(|m| size > *m) {
+        return Err(VolumeSizeError::Format {
+            format: format.unwrap_or("raw").to_string(),
+            size,
+            max,
+        });
+    }
+    if pool.capacity > 0 {
+        if size > pool.capacity {
+            return Err(VolumeSizeError::Pool {
+                pool: pool.name.clone(),
+                size,
+                capacity: pool.capacity,
+            });
+        }
+        if preallocate && size > pool.available {
+            return Err(VolumeSizeError::Free {
+                pool: pool.name.clone(),
+                size,
+                available: pool.available,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a new pool is made of. Which fields are needed depends on the kind (see
@@ -333,6 +417,110 @@ pub fn delete_refusal(pool_kind: Option<&str>, users: &[String]) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_sizes_at_the_edges() {
+        const GIB: u64 = 1 << 30;
+        let pool = PoolRoom {
+            name: "default".into(),
+            capacity: 100 * GIB,
+            available: 10 * GIB,
+        };
+        let huge = PoolRoom {
+            name: "huge".into(),
+            capacity: u64::MAX,
+            available: u64::MAX,
+        };
+        let unknown = PoolRoom {
+            name: "lun".into(),
+            capacity: 0,
+            available: 0,
+        };
+        let i63 = i64::MAX as u64;
+        type Want = Result<(), VolumeSizeError>;
+        // (size, format, pool, preallocate, wanted)
+        let table: Vec<(u64, Option<&str>, &PoolRoom, bool, Want)> = vec![
+            (1, Some("raw"), &pool, false, Ok(())),
+            (100 * GIB, Some("qcow2"), &pool, false, Ok(())),
+            (10 * GIB, Some("raw"), &pool, true, Ok(())),
+            (0, Some("raw"), &pool, false, Err(VolumeSizeError::Zero)),
+            (
+                100 * GIB + 1,
+                Some("qcow2"),
+                &pool,
+                false,
+                Err(VolumeSizeError::Pool {
+                    pool: "default".into(),
+                    size: 100 * GIB + 1,
+                    capacity: 100 * GIB,
+                }),
+            ),
+            (
+                10 * GIB + 1,
+                Some("raw"),
+                &pool,
+                true,
+                Err(VolumeSizeError::Free {
+                    pool: "default".into(),
+                    size: 10 * GIB + 1,
+                    available: 10 * GIB,
+                }),
+            ),
+            // libvirt: 2^63 - 1 is a number it takes, 2^63 overflows.
+            (
+                1 << 63,
+                Some("raw"),
+                &huge,
+                false,
+                Err(VolumeSizeError::Libvirt(1 << 63)),
+            ),
+            (
+                u64::MAX,
+                None,
+                &unknown,
+                false,
+                Err(VolumeSizeError::Libvirt(u64::MAX)),
+            ),
+            (
+                i63,
+                Some("raw"),
+                &huge,
+                false,
+                Err(VolumeSizeError::Format {
+                    format: "raw".into(),
+                    size: i63,
+                    max: QEMU_MAX_BYTES,
+                }),
+            ),
+            (QEMU_MAX_BYTES, Some("raw"), &huge, false, Ok(())),
+            (QCOW2_MAX_BYTES, Some("qcow2"), &huge, false, Ok(())),
+            (
+                QCOW2_MAX_BYTES + 1,
+                Some("qcow2"),
+                &huge,
+                false,
+                Err(VolumeSizeError::Format {
+                    format: "qcow2".into(),
+                    size: QCOW2_MAX_BYTES + 1,
+                    max: QCOW2_MAX_BYTES,
+                }),
+            ),
+            // A pool that does not say its size is not checked against it.
+            (QEMU_MAX_BYTES, None, &unknown, true, Ok(())),
+        ];
+        for (size, format, room, prealloc, want) in table {
+            assert_eq!(
+                check_volume_size(size, format, room, prealloc),
+                want,
+                "{size} {format:?} in {}",
+                room.name
+            );
+        }
+        let msg = check_volume_size(1 << 63, Some("raw"), &huge, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg, "a disk of 8 EiB (9223372036854775808 bytes) is more than libvirt can represent (at most 9223372036854775807 bytes)");
+    }
 
     #[test]
     fn pools_and_volumes_parse() {

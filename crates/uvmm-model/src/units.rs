@@ -84,10 +84,28 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     }
 }
 
+/// The largest size libvirt takes for a volume: it keeps capacities as signed 64-bit
+/// numbers in places, so 2^63 bytes fails with "numerical overflow".
+pub const LIBVIRT_MAX_BYTES: u64 = i64::MAX as u64;
+
+/// The largest memory size libvirt takes, in KiB (`VIR_DOMAIN_MEMORY_PARAM_UNLIMITED`:
+/// the byte count must fit a signed 64-bit number).
+pub const LIBVIRT_MAX_MEMORY_KIB: u64 = (i64::MAX as u64) >> 10;
+
 /// Format bytes for people, with binary units: `2.0 GiB`, `512 MiB`, `0 B`.
 pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
+    format_value(bytes as f64)
+}
+
+/// Format a size given in KiB, as [`format_bytes`] does. Never overflows: `u64::MAX` KiB
+/// is more bytes than a `u64` holds, and must not come out as "0 B".
+pub fn format_kib(kib: u64) -> String {
+    format_value(kib as f64 * 1024.0)
+}
+
+fn format_value(bytes: f64) -> String {
+    const UNITS: [&str; 8] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"];
+    let mut value = bytes;
     let mut unit = 0;
     while value >= 1024.0 && unit < UNITS.len() - 1 {
         value /= 1024.0;
@@ -156,8 +174,21 @@ mod tests {
 
     #[test]
     fn formatting() {
-        assert_eq!(format_bytes(0), "0 B");
-        assert_eq!(format_bytes(1536), "1.5 KiB");
-        assert_eq!(format_bytes(2 << 30), "2 GiB");
+        let table = [
+            (format_bytes(0), "0 B"),
+            (format_bytes(1536), "1.5 KiB"),
+            (format_bytes(2 << 30), "2 GiB"),
+            (format_bytes(1 << 63), "8 EiB"),
+            (format_bytes(u64::MAX), "16 EiB"),
+            (format_kib(0), "0 B"),
+            (format_kib(1), "1 KiB"),
+            (format_kib(2 << 20), "2 GiB"),
+            // 2^54 KiB is 2^64 bytes: wrapping arithmetic made this "0 B".
+            (format_kib(1 << 54), "16 EiB"),
+            (format_kib(u64::MAX), "16 ZiB"),
+        ];
+        for (got, want) in table {
+            assert_eq!(got, want);
+        }
     }
 }

@@ -248,13 +248,22 @@ pub fn definition(
     if new.memory_kib > new.max_memory_kib {
         return invalid("current memory exceeds the maximum memory");
     }
-    if changed(&|o| o.max_memory_kib == new.max_memory_kib) {
+    let memory_changed = changed(&|o| {
+        o.max_memory_kib == new.max_memory_kib
+            && o.numa_cells_kib == new.numa_cells_kib
+            && o.hotplug_max_kib == new.hotplug_max_kib
+            && o.memory_devices_kib == new.memory_devices_kib
+    });
+    if memory_changed {
+        if let Some(why) = crate::memory::inconsistency(new) {
+            return invalid(why);
+        }
         if let Some(host_mem) = host.memory_kib.filter(|m| *m > 0) {
             if new.max_memory_kib > host_mem {
                 return invalid(format!(
                     "memory {} is more than the host has ({})",
-                    crate::units::format_bytes(new.max_memory_kib * 1024),
-                    crate::units::format_bytes(host_mem * 1024)
+                    crate::units::format_kib(new.max_memory_kib),
+                    crate::units::format_kib(host_mem)
                 ));
             }
         }
@@ -312,10 +321,19 @@ pub fn definition(
             disk(d)?;
         }
     }
-    let mut macs = std::collections::HashSet::new();
+    // A MAC shared by two NICs is refused only where this change makes (more of) it:
+    // libvirt accepts shared MACs and clones often have them, and an unrelated edit must
+    // not fail because of them.
+    let mac_count = |d: &DomainDef, m: &str| {
+        d.nics
+            .iter()
+            .filter(|n| n.mac.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(m)))
+            .count()
+    };
     for n in &new.nics {
         if let Some(m) = &n.mac {
-            if !macs.insert(m.to_ascii_lowercase()) {
+            let now = mac_count(new, m);
+            if now > 1 && old.is_none_or(|o| now > mac_count(o, m)) {
                 return invalid(format!("two network interfaces use MAC {m}"));
             }
         }
@@ -334,6 +352,7 @@ pub fn definition(
         .iter()
         .filter_map(|d| d.boot_order)
         .chain(new.nics.iter().filter_map(|n| n.boot_order))
+        .chain(new.other_boot.iter().map(|b| b.order))
     {
         if !orders.insert(o) {
             return invalid(format!("boot order {o} is used twice"));
@@ -516,6 +535,104 @@ mod tests {
             let err = definition(&d, None, host).unwrap_err().to_string();
             assert!(err.contains(want), "{want}: got {err}");
         }
+    }
+
+    #[test]
+    fn shared_macs_block_only_edits_that_add_to_them() {
+        fn nic(mac: &str, source: &str) -> Nic {
+            Nic {
+                kind: "network".into(),
+                source: Some(source.into()),
+                mac: Some(mac.into()),
+                ..Nic::default()
+            }
+        }
+        let mut clone = base();
+        clone.nics = vec![
+            nic("52:54:00:aa:00:01", "default"),
+            nic("52:54:00:aa:00:01", "other"),
+        ];
+        type Edit = Box<dyn Fn(&mut DomainDef)>;
+        // (edit of the clone, refused?)
+        let cases: Vec<(Edit, bool)> = vec![
+            (Box::new(|d| d.notes.description = Some("x".into())), false),
+            (Box::new(|d| d.memory_kib = 512 << 10), false),
+            (Box::new(|d| d.nics[1].source = Some("third".into())), false),
+            (
+                Box::new(|d| d.nics.push(nic("52:54:00:00:00:02", "default"))),
+                false,
+            ),
+            (
+                Box::new(|d| {
+                    d.nics.pop();
+                }),
+                false,
+            ),
+            // A third NIC with the same MAC is this edit's doing.
+            (
+                Box::new(|d| d.nics.push(nic("52:54:00:aa:00:01", "x"))),
+                true,
+            ),
+            // So is a new pair.
+            (
+                Box::new(|d| {
+                    d.nics.push(nic("52:54:00:00:00:02", "a"));
+                    d.nics.push(nic("52:54:00:00:00:02", "b"));
+                }),
+                true,
+            ),
+            // MACs are compared without regard to case.
+            (
+                Box::new(|d| d.nics.push(nic("52:54:00:AA:00:01", "c"))),
+                true,
+            ),
+        ];
+        for (f, refused) in cases {
+            let mut new = clone.clone();
+            f(&mut new);
+            let got = definition(&new, Some(&clone), HostLimits::default());
+            assert_eq!(got.is_err(), refused, "{:?}: {got:?}", new.nics);
+            if refused {
+                assert!(got
+                    .unwrap_err()
+                    .0
+                    .contains("two network interfaces use MAC"));
+            }
+        }
+        // A new definition with a shared MAC is refused outright.
+        assert!(definition(&clone, None, HostLimits::default()).is_err());
+    }
+
+    #[test]
+    fn memory_checks_do_not_overflow() {
+        let host = HostLimits {
+            memory_kib: Some(8 << 20),
+            cpus: None,
+        };
+        // (wanted KiB, part of the message); 2^54 KiB once came out as "memory 0 B".
+        let table: [(u64, &str); 4] = [
+            (1 << 54, "more than libvirt can represent"),
+            (u64::MAX, "more than libvirt can represent"),
+            (
+                crate::units::LIBVIRT_MAX_MEMORY_KIB,
+                "memory 8.0 EiB is more than the host has (8 GiB)",
+            ),
+            (16 << 20, "memory 16 GiB is more than the host has (8 GiB)"),
+        ];
+        for (kib, want) in table {
+            let mut d = base();
+            d.max_memory_kib = kib;
+            let err = definition(&d, None, host).unwrap_err().0;
+            assert!(err.contains(want), "{kib}: {err}");
+            assert!(!err.contains(" 0 B"), "{err}");
+        }
+        // NUMA cells that do not add up are named, not passed to libvirt.
+        let mut d = base();
+        d.numa_cells_kib = vec![256 << 10, 256 << 10];
+        let err = definition(&d, None, host).unwrap_err().0;
+        assert!(err.contains("NUMA cells add up to 512 MiB"), "{err}");
+        d.numa_cells_kib = vec![512 << 10, 512 << 10];
+        assert_eq!(definition(&d, None, host), Ok(()));
     }
 
     #[test]

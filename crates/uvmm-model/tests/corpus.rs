@@ -226,3 +226,99 @@ fn adding_a_disk_keeps_every_other_device() {
         );
     }
 }
+
+#[test]
+fn memory_changes_keep_numa_cells_and_dimms_consistent() {
+    let mut with_cells = 0;
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let old = domain::domain_from_tree(&tree).unwrap();
+        let mut new = old.clone();
+        let wanted = old.max_memory_kib + 256 * 1024;
+        match uvmm_model::memory::set_total(&mut new, wanted) {
+            Ok(()) => {}
+            // The corpus has hot-plug limits that leave no room: refused, nothing changed.
+            Err(uvmm_model::memory::MemoryError::AboveHotplugMax { .. }) => {
+                assert_eq!(new, old, "{}", file.display());
+                continue;
+            }
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+        let mut merged = tree.clone();
+        uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
+        let back = domain::domain_from_tree(&xml::parse(&merged.to_xml()).unwrap()).unwrap();
+        assert_eq!(back.max_memory_kib, wanted, "{}", file.display());
+        assert_eq!(
+            uvmm_model::memory::inconsistency(&back),
+            None,
+            "{}",
+            file.display()
+        );
+        if !old.numa_cells_kib.is_empty() {
+            with_cells += 1;
+            let sum: u64 = back.numa_cells_kib.iter().sum();
+            assert_eq!(sum + back.memory_devices_kib, wanted, "{}", file.display());
+        }
+        // Nothing but memory, current memory and the cells' sizes changed.
+        let strip = |mut t: xml::Element| {
+            if let Some(cells) = t.child_mut("cpu").and_then(|c| c.child_mut("numa")) {
+                for cell in cells.elements_mut() {
+                    cell.remove_attr("memory");
+                    cell.remove_attr("unit");
+                }
+            }
+            without(t, &["memory", "currentMemory"])
+        };
+        assert_eq!(strip(merged), strip(tree), "{}", file.display());
+    }
+    if corpus_dir().is_some() {
+        assert!(
+            with_cells >= 2,
+            "the corpus has NUMA definitions: {with_cells}"
+        );
+    }
+}
+
+#[test]
+fn set_as_boot_medium_leaves_every_boot_order_unique() {
+    for (file, text) in corpus_domains() {
+        let tree = xml::parse(&text).unwrap();
+        let old = domain::domain_from_tree(&tree).unwrap();
+        if old.is_xen_pv() {
+            continue;
+        }
+        for disk in &old.disks {
+            let mut new = old.clone();
+            let change = uvmm_model::boot::set_boot_medium(&mut new, &disk.target, false).unwrap();
+            if change == uvmm_model::boot::BootChange::Unchanged {
+                continue;
+            }
+            let mut merged = tree.clone();
+            uvmm_model::edit::merge(&mut merged, &old, &new).unwrap();
+            let back = domain::domain_from_tree(&merged).unwrap();
+            assert_eq!(back.boot_order().first(), Some(&disk.target));
+            // What libvirt checks: every <boot order> under <devices> differs, and no
+            // <os><boot dev> is left next to them.
+            let orders: Vec<String> = merged
+                .child("devices")
+                .map(|d| {
+                    d.elements()
+                        .filter_map(|e| e.child("boot").and_then(|b| b.attr("order")))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut unique = orders.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), orders.len(), "{}: {orders:?}", file.display());
+            if !orders.is_empty() {
+                assert!(
+                    merged.child("os").is_none_or(|o| o.child("boot").is_none()),
+                    "{}",
+                    file.display()
+                );
+            }
+        }
+    }
+}

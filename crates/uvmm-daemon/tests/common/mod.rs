@@ -546,10 +546,19 @@ impl Drop for Libvirtd {
 pub struct SystemLibvirtd {
     pub dir: PathBuf,
     child: Option<Child>,
+    /// One at a time per test binary: two such libvirtds hand out the same VNC port to
+    /// their guests, and the second QEMU fails to start. Released after the libvirtd.
+    _exclusive: std::sync::MutexGuard<'static, ()>,
 }
+
+static SYSTEM_LIBVIRTD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl SystemLibvirtd {
     pub fn start(dir: &Path) -> SystemLibvirtd {
+        // A test that failed while holding the lock poisoned it; the lock is still good.
+        let exclusive = SYSTEM_LIBVIRTD
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/system-libvirtd.sh");
         let log = std::fs::File::create(dir.with_extension("log")).unwrap();
         let child = Command::new(script)
@@ -561,6 +570,7 @@ impl SystemLibvirtd {
         let d = SystemLibvirtd {
             dir: dir.to_path_buf(),
             child: Some(child),
+            _exclusive: exclusive,
         };
         let sock = dir.join("sock/libvirt-sock");
         wait_for(Duration::from_secs(30), "system libvirtd socket", || {

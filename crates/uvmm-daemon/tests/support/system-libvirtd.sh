@@ -3,6 +3,8 @@
 # /run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /etc/libvirt are
 # bind-mounted from DIR, so the test touches nothing of the machine's own libvirt state.
 # Its socket is DIR/sock/libvirt-sock: qemu+unix:///system?socket=DIR/sock/libvirt-sock
+# Its pid file is DIR/libvirtd.pid, not the system's /run/libvirtd.pid: several of these run
+# at once (one per test).
 # Needs root, libvirt-daemon-system (the libvirt-qemu user) and qemu-system-x86.
 set -eu
 D=$1
@@ -27,5 +29,5 @@ exec unshare --mount --propagation private sh -c "
   mount --bind '$D/cache' /var/cache/libvirt &&
   mount --bind '$D/log' /var/log/libvirt &&
   mount --bind '$D/etc' /etc/libvirt &&
-  exec libvirtd --config '$D/etc/libvirtd.conf'
+  exec libvirtd --config '$D/etc/libvirtd.conf' --pid-file '$D/libvirtd.pid'
 "
