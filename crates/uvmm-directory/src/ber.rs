@@ -180,7 +180,7 @@ pub fn parse_sync_info(t: StructureTag) -> R<Option<SyncInfo>> {
     }
     let info = match v.id {
         0 => SyncInfo::NewCookie(bytes(v, "syncInfo newcookie")?),
-        id @ (1 | 2 | 3) => {
+        id @ 1..=3 => {
             let mut cookie = None;
             // refreshDone defaults to TRUE, refreshDeletes (syncIdSet) to FALSE.
             let mut flag = id != 3;

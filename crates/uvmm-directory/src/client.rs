@@ -107,7 +107,7 @@ pub struct User {
 /// How the client started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened {
-    Online(RefreshOutcome),
+    Online(Box<RefreshOutcome>),
     /// Directory unreachable: running on the cache (or on nothing, if there is none).
     Degraded {
         error: String,
@@ -202,7 +202,7 @@ impl Directory {
         };
         d.snapshot = d.build_snapshot();
         match d.refresh().await {
-            Ok(o) => Ok((d, Opened::Online(o))),
+            Ok(o) => Ok((d, Opened::Online(Box::new(o)))),
             Err(e) if e.is_unavailable() => Ok((
                 d,
                 Opened::Degraded {
@@ -789,7 +789,7 @@ async fn apply_edit(
             let res = timed("note modify", limit, async {
                 ldap.modify(&dn, mods).await.map_err(|source| Error::Ldap {
                     op: format!("modify {dn}"),
-                    source,
+                    source: Box::new(source),
                 })
             })
             .await?;
@@ -819,7 +819,7 @@ async fn apply_edit(
             let res = timed("note add", limit, async {
                 ldap.add(&dn, attrs).await.map_err(|source| Error::Ldap {
                     op: format!("add {dn}"),
-                    source,
+                    source: Box::new(source),
                 })
             })
             .await?;

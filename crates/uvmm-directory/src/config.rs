@@ -535,7 +535,8 @@ mod tests {
     #[test]
     fn invalid_configs_are_refused() {
         let base = DirectoryConfig::new("ldap://x/dc=x");
-        let cases: Vec<(Box<dyn Fn(&mut DirectoryConfig)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut DirectoryConfig)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|c| {
                     c.uri = "ldaps://x/dc=x".into();

@@ -73,7 +73,7 @@ pub(crate) async fn connect(cfg: &DirectoryConfig, url: &LdapUrl) -> Result<Ldap
                 } else {
                     Error::Connect {
                         url: server.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 }
             })
@@ -100,7 +100,7 @@ pub(crate) async fn bind(ldap: &mut Ldap, dn: &str, password: &str, limit: Durat
             .await
             .map_err(|source| Error::Ldap {
                 op: "bind".into(),
-                source,
+                source: Box::new(source),
             })
     })
     .await?;
@@ -157,7 +157,7 @@ pub(crate) async fn search(
     timed(&op, limit, async {
         let err = |source| Error::Ldap {
             op: op.clone(),
-            source,
+            source: Box::new(source),
         };
         if !controls.is_empty() {
             ldap.with_controls(controls);

@@ -150,7 +150,8 @@ mod tests {
     #[test]
     fn change_sets() {
         type Edit = fn(&mut State);
-        let table: Vec<(&str, Edit, fn(&ChangeSet) -> bool)> = vec![
+        type Check = fn(&ChangeSet) -> bool;
+        let table: Vec<(&str, Edit, Check)> = vec![
             ("nothing", |_| {}, |c| c.is_empty()),
             (
                 "host added",

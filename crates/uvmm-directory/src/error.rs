@@ -26,7 +26,7 @@ pub enum Error {
     Connect {
         url: String,
         #[source]
-        source: ldap3::LdapError,
+        source: Box<ldap3::LdapError>,
     },
 
     #[error("the directory did not answer {op} within {secs} s")]
@@ -36,7 +36,7 @@ pub enum Error {
     Ldap {
         op: String,
         #[source]
-        source: ldap3::LdapError,
+        source: Box<ldap3::LdapError>,
     },
 
     #[error("directory {op} failed: {message} (LDAP result {rc})")]
@@ -168,7 +168,7 @@ mod tests {
             (
                 Error::Ldap {
                     op: "search".into(),
-                    source: ldap3::LdapError::EndOfStream,
+                    source: Box::new(ldap3::LdapError::EndOfStream),
                 },
                 true,
             ),

@@ -1006,7 +1006,8 @@ mod tests {
         assert_eq!(q.description.as_deref(), Some("UCS 4 (64 Bit)"));
 
         type Change = fn(&mut DirectoryProfile);
-        let table: Vec<(Change, Result<fn(&ConvertedProfile) -> bool, &str>)> = vec![
+        type Check = fn(&ConvertedProfile) -> bool;
+        let table: Vec<(Change, Result<Check, &str>)> = vec![
             (
                 |p| p.arch = Some("automatic".into()),
                 Ok(|c| c.profile.arch.is_none()),

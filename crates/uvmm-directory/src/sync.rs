@@ -27,6 +27,8 @@ use std::time::Duration;
 const SYNC_REFRESH_REQUIRED: u32 = 4096;
 /// noSuchObject: the search base does not exist (e.g. no profiles container yet).
 const NO_SUCH_OBJECT: u32 = 32;
+/// sizeLimitExceeded.
+const SIZE_LIMIT_EXCEEDED: u32 = 4;
 /// Above this many changed entries, polling reads the whole set in one search instead of
 /// one base search per entry.
 const POLL_FETCH_ONE_BY_ONE: usize = 16;
@@ -82,6 +84,14 @@ fn check(op: &str, res: &LdapResult) -> Result<bool> {
     match res.rc {
         0 => Ok(true),
         NO_SUCH_OBJECT => Ok(false),
+        // A cut-off result would look like deletions; say what to change instead.
+        SIZE_LIMIT_EXCEEDED => Err(Error::Result {
+            op: op.to_string(),
+            rc: res.rc,
+            message: "the server's size limit cut the result short; let uvmm's bind DN read \
+                      every entry (slapd: limits dn.exact=\"<bind DN>\" size=unlimited)"
+                .into(),
+        }),
         _ => Err(result_error(op, res)),
     }
 }

@@ -264,6 +264,7 @@ impl Slapd {
              suffix \"{BASE}\"\n\
              rootdn \"{ROOT_DN}\"\n\
              rootpw {ROOT_PW}\n\
+             limits dn.exact=\"{SERVICE_DN}\" size=unlimited time=unlimited\n\
              directory {d}/db\n\
              maxsize 268435456\n\
              index objectClass,entryCSN,entryUUID,uid,memberUid,member,uniqueMember eq\n\
