@@ -207,25 +207,54 @@ pub(crate) async fn refresh_sync(
     if let Some(c) = done.cookie {
         new_cookie = Some(c);
     }
-    let mut entries = if cookie.is_none() {
-        // A first refresh sends every entry: the old content (if any) is irrelevant.
-        BTreeMap::new()
-    } else if done.refresh_deletes || delete_phase {
-        // Delete phase: what was not named as deleted is still there.
-        let mut e = old.entries.clone();
-        e.retain(|k, _| !deleted.contains(k));
-        e
-    } else {
-        // Present phase: only what was named as present (or sent) is still there.
-        let mut e = old.entries.clone();
-        e.retain(|k, _| present.contains(k) && !deleted.contains(k));
-        e
+    let received = Received {
+        upserts,
+        present,
+        deleted,
+        deletes_named: done.refresh_deletes || delete_phase,
     };
-    entries.extend(upserts);
     Ok(RawSet {
-        entries,
+        entries: apply_sync(&old.entries, cookie.is_some(), received),
         cookie: new_cookie.map(|c| hex(&c)).or_else(|| old.cookie.clone()),
     })
+}
+
+/// What one sync refresh sent.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    /// Entries sent in full (added or modified).
+    pub upserts: BTreeMap<String, RawEntry>,
+    /// Keys named as present (unchanged).
+    pub present: BTreeSet<String>,
+    /// Keys named as deleted.
+    pub deleted: BTreeSet<String>,
+    /// The server used the delete phase (refreshDeletes): unnamed entries are unchanged.
+    /// Otherwise the present phase: unnamed entries are gone.
+    pub deletes_named: bool,
+}
+
+/// RFC 4533 section 3.4 applied to the old content. Pure, tested as a table.
+pub(crate) fn apply_sync(
+    old: &BTreeMap<String, RawEntry>,
+    had_cookie: bool,
+    r: Received,
+) -> BTreeMap<String, RawEntry> {
+    let mut entries = if !had_cookie {
+        // A first refresh sends every entry: the old content (if any) is irrelevant.
+        BTreeMap::new()
+    } else if r.deletes_named {
+        let mut e = old.clone();
+        e.retain(|k, _| !r.deleted.contains(k));
+        e
+    } else {
+        let mut e = old.clone();
+        e.retain(|k, _| {
+            (r.present.contains(k) || r.upserts.contains_key(k)) && !r.deleted.contains(k)
+        });
+        e
+    };
+    entries.extend(r.upserts);
+    entries
 }
 
 /// Poll refresh: list stamps, read only what changed.
@@ -309,4 +338,78 @@ pub(crate) async fn refresh_poll(
         entries,
         cookie: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: &[&str]) -> BTreeMap<String, RawEntry> {
+        keys.iter()
+            .map(|k| (k.to_string(), RawEntry::new(format!("cn={k}"))))
+            .collect()
+    }
+    fn keys(m: &BTreeMap<String, RawEntry>) -> Vec<&str> {
+        m.keys().map(String::as_str).collect()
+    }
+    fn names(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sync_results_applied() {
+        let old = set(&["a", "b", "c"]);
+        type Case = (&'static str, bool, Received, Vec<&'static str>);
+        let table: Vec<Case> = vec![
+            (
+                "first refresh: exactly what was sent",
+                false,
+                Received {
+                    upserts: set(&["x"]),
+                    ..Default::default()
+                },
+                vec!["x"],
+            ),
+            (
+                "delete phase, nothing named: unchanged",
+                true,
+                Received {
+                    deletes_named: true,
+                    ..Default::default()
+                },
+                vec!["a", "b", "c"],
+            ),
+            (
+                "delete phase: named deletions go, additions come",
+                true,
+                Received {
+                    deletes_named: true,
+                    deleted: names(&["b"]),
+                    upserts: set(&["d"]),
+                    ..Default::default()
+                },
+                vec!["a", "c", "d"],
+            ),
+            (
+                "present phase: what is not named is gone",
+                true,
+                Received {
+                    present: names(&["a"]),
+                    upserts: set(&["c"]),
+                    ..Default::default()
+                },
+                vec!["a", "c"],
+            ),
+            (
+                "present phase, nothing at all: everything is gone",
+                true,
+                Received::default(),
+                vec![],
+            ),
+        ];
+        for (name, had_cookie, r, want) in table {
+            let got = apply_sync(&old, had_cookie, r);
+            assert_eq!(keys(&got), want, "{name}");
+        }
+    }
 }

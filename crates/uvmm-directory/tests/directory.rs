@@ -54,11 +54,23 @@ fn edit_desc(v: &str) -> NoteEdit {
 /// change-detection methods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_are_discovered_and_followed() {
-    let s = Slapd::start(Options {
+    // Sync with a server that lists unchanged entries (present phase) and with one that
+    // names deletions (delete phase, syncprov session log); and polling.
+    let plain = Slapd::start(Options {
         syncprov: true,
         ..Default::default()
     });
-    for method in [ChangeDetection::Sync, ChangeDetection::Poll] {
+    let logged = Slapd::start(Options {
+        syncprov: true,
+        sessionlog: true,
+        ..Default::default()
+    });
+    let runs = [
+        (&plain, ChangeDetection::Sync),
+        (&logged, ChangeDetection::Sync),
+        (&plain, ChangeDetection::Poll),
+    ];
+    for (s, method) in runs {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = config(&s.uri(), &tmp.path().join("cache"));
         c.change_detection = method;
@@ -115,6 +127,7 @@ async fn hosts_are_discovered_and_followed() {
     }
 
     // Limited to the hosts this uvmmd may manage (univentionVirtualMachineManageableBy).
+    let s = plain;
     let tmp = tempfile::tempdir().unwrap();
     let mut c = config(&s.uri(), &tmp.path().join("cache"));
     c.hosts.managed_by = Some("uvmm-a.example.com".into());
@@ -669,4 +682,56 @@ async fn configuration_errors_are_not_outages() {
         "{opened:?}"
     );
     assert!(d.snapshot().hosts.is_empty());
+}
+
+/// A server that accepts connections but never answers (SIGSTOP): every operation ends at
+/// its timeout, the client turns degraded and queues; once it answers again, all is
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_server_times_out_and_recovers() {
+    let s = Slapd::start(Options {
+        syncprov: true,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(&s.uri(), &tmp.path().join("cache"));
+    c.timeout_secs = 1;
+    c.connect_timeout_secs = 1;
+    let mut d = open_online(c).await;
+    s.pause();
+    let t = Instant::now();
+    let e = d.refresh().await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    assert!(!d.status().online);
+    let w = d
+        .set_note(U2, edit_desc("written after the hang"))
+        .await
+        .unwrap();
+    assert_eq!(w, NoteWrite::Queued { pending: 1 });
+    s.resume();
+    let r = d.refresh().await.unwrap();
+    assert_eq!(r.replay.applied.len(), 1);
+    assert!(d.status().online);
+    assert_eq!(
+        s.count("(univentionVirtualMachineDescription=written after the hang)"),
+        1
+    );
+}
+
+/// The daemon runs refreshes on tokio tasks: the futures must be `Send`.
+#[test]
+fn futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let run = |mut d: Directory| async move {
+        let r = d.refresh();
+        send(&r);
+        drop(r);
+        let w = d.set_note(U1, NoteEdit::default());
+        send(&w);
+        drop(w);
+        let a = d.authenticate("a", "b");
+        send(&a);
+    };
+    let _ = run;
 }

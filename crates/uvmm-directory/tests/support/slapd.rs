@@ -51,6 +51,9 @@ fn free_port() -> u16 {
 pub struct Options {
     /// Load the syncprov overlay (content synchronisation for clients and consumers).
     pub syncprov: bool,
+    /// Keep a syncprov session log, so refreshes name deletions (delete phase) instead of
+    /// listing every unchanged entry (present phase).
+    pub sessionlog: bool,
     /// Also listen on ldaps:// and offer StartTLS, with a test CA made for this server.
     pub tls: bool,
     /// Replicate everything from this provider (ldap://127.0.0.1:PORT) with syncrepl.
@@ -272,6 +275,9 @@ impl Slapd {
         ));
         if self.opts.syncprov {
             c.push_str("overlay syncprov\nsyncprov-checkpoint 100 1\n");
+            if self.opts.sessionlog {
+                c.push_str("syncprov-sessionlog 1000\n");
+            }
         }
         if let Some(p) = self.opts.consumer_of {
             c.push_str(&format!(
@@ -354,6 +360,7 @@ impl Slapd {
         };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             match child.try_wait() {
@@ -372,6 +379,23 @@ impl Slapd {
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Freeze slapd (SIGSTOP): connections are accepted by the kernel but never answered,
+    /// like a hung server.
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(c) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            nix::sys::signal::kill(pid, sig).expect("signal slapd");
         }
     }
 
