@@ -26,8 +26,8 @@ pub use conflict::{Conflict, Winner};
 pub use diff::{diff, ChangeSet, NoteChange};
 pub use error::{Error, Result};
 pub use model::{
-    ConvertedProfile, DirectoryProfile, Group, HostEntry, Note, NoteEdit, NoteField, NoteValues,
-    Snapshot,
+    merge_profiles, ConvertedProfile, DirectoryProfile, Group, HostEntry, Note, NoteEdit,
+    NoteField, NoteValues, ProfileConversionError, ProfileOrigin, Snapshot,
 };
 
 /// The schema files shipped with the crate, for tools that install them.

@@ -842,6 +842,50 @@ impl DirectoryProfile {
     }
 }
 
+/// Where a profile in a merged listing comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProfileOrigin {
+    /// Built in or from a local profile file (whatever the caller passed in).
+    Local,
+    /// From the directory entry `dn`; `ignored` lists attributes uvmm cannot apply.
+    Directory { dn: String, ignored: Vec<String> },
+}
+
+/// Local profiles and the directory's, merged: a directory profile replaces a local one of
+/// the same name (case-insensitive), as the issue asks. Directory profiles that cannot be
+/// converted are returned separately with the reason, so the listing can show them as
+/// unusable instead of hiding them.
+pub fn merge_profiles(
+    local: Vec<Profile>,
+    snapshot: &Snapshot,
+) -> (Vec<(Profile, ProfileOrigin)>, Vec<ProfileConversionError>) {
+    let mut out: Vec<(Profile, ProfileOrigin)> = local
+        .into_iter()
+        .map(|p| (p, ProfileOrigin::Local))
+        .collect();
+    let mut unusable = Vec::new();
+    for dp in snapshot.profiles.values() {
+        match dp.to_profile() {
+            Ok(c) => {
+                let origin = ProfileOrigin::Directory {
+                    dn: dp.dn.clone(),
+                    ignored: c.ignored,
+                };
+                match out
+                    .iter_mut()
+                    .find(|(p, _)| p.name.eq_ignore_ascii_case(&c.profile.name))
+                {
+                    Some(slot) => *slot = (c.profile, origin),
+                    None => out.push((c.profile, origin)),
+                }
+            }
+            Err(e) => unusable.push(e),
+        }
+    }
+    (out, unusable)
+}
+
 /// Parse an LDAP GeneralizedTime (`20260131235959Z`, optionally with a fraction) into Unix
 /// seconds. Only UTC (`Z`) is accepted: that is what OpenLDAP writes in `modifyTimestamp`.
 pub fn parse_generalized_time(s: &str) -> Option<i64> {
@@ -1094,6 +1138,32 @@ mod tests {
                 (got, _) => panic!("case {i}: unexpected {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn directory_profiles_win_over_local_ones() {
+        let local = uvmm_model::profile::builtin();
+        let n_local = local.len();
+        let mut s = Snapshot::default();
+        let mut linux = ucs_profile();
+        linux.name = "linux".into();
+        linux.dn = "cn=linux,dc=x".into();
+        s.profiles.insert("linux".into(), linux);
+        s.profiles.insert("ucs".into(), ucs_profile());
+        let mut broken = ucs_profile();
+        broken.name = "broken".into();
+        broken.ram = Some("lots".into());
+        s.profiles.insert("broken".into(), broken);
+        let (all, unusable) = merge_profiles(local, &s);
+        assert_eq!(all.len(), n_local + 1);
+        let (p, origin) = all.iter().find(|(p, _)| p.name == "linux").unwrap();
+        assert_eq!(p.memory, "1GiB");
+        assert!(matches!(origin, ProfileOrigin::Directory { dn, .. } if dn == "cn=linux,dc=x"));
+        assert!(all
+            .iter()
+            .any(|(p, o)| p.name == "Windows" && *o == ProfileOrigin::Local));
+        assert_eq!(unusable.len(), 1);
+        assert!(unusable[0].to_string().contains("memory"));
     }
 
     #[test]
