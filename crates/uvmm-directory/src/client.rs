@@ -497,7 +497,18 @@ impl Directory {
             Ok::<_, Error>(report)
         };
         match attempt.await {
-            Ok(report) => Ok(NoteWrite::Applied { report }),
+            Ok(report) => {
+                // This caller's own edit refused for good (e.g. a schema violation): an
+                // error for them, not a success with a footnote. Earlier queued edits that
+                // were refused stay in the report.
+                if let Some((_, reason)) = report.rejected.iter().find(|(r, _)| r.seq == seq) {
+                    return Err(Error::NoteRejected {
+                        uuid: uuid.to_string(),
+                        reason: reason.clone(),
+                    });
+                }
+                Ok(NoteWrite::Applied { report })
+            }
             Err(e) if e.is_unavailable() => {
                 self.mark_degraded(&e);
                 Ok(NoteWrite::Queued {

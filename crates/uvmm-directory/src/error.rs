@@ -63,6 +63,9 @@ pub enum Error {
     #[error("the directory sent something malformed: {0}")]
     Protocol(String),
 
+    #[error("the directory refused the note of VM {uuid}: {reason}")]
+    NoteRejected { uuid: String, reason: String },
+
     #[error("invalid VM note key {key:?}: {reason}")]
     NoteKey { key: String, reason: String },
 

@@ -664,6 +664,27 @@ async fn configuration_errors_are_not_outages() {
     .unwrap();
     let e = Directory::open(c.clone()).await.err().expect("unsafe file");
     assert!(e.to_string().contains("chmod 600"), "{e}");
+    // An account that may read but not write notes: the write is refused for good, an
+    // error for the caller, and nothing stays queued.
+    let mut reader = config(&s.uri(), &tmp.path().join("reader"));
+    reader.bind_dn = Some("uid=alice,cn=users,dc=example,dc=com".into());
+    std::fs::write(reader.password_file.as_ref().unwrap(), "alice-pw\n").unwrap();
+    std::fs::set_permissions(
+        reader.password_file.as_ref().unwrap(),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let mut d = open_online(reader).await;
+    let e = d.set_note(U1, edit_desc("not allowed")).await.unwrap_err();
+    assert!(matches!(e, Error::NoteRejected { .. }), "{e}");
+    assert!(uvmm_directory::error_chain(&e).contains("50"), "{e}");
+    assert_eq!(d.status().pending_writes, 0);
+    assert!(!tmp.path().join("reader/notes-journal.jsonl").exists());
+    assert_eq!(
+        d.note(U1).unwrap().description.as_deref(),
+        Some("web server")
+    );
+
     // Nobody listening: degraded, with nothing cached.
     let mut down = config(
         "ldap://127.0.0.1:1/dc=example,dc=com",
