@@ -269,19 +269,19 @@ impl Directory {
                 kind: KIND_PROFILES,
                 base: join_dn(&self.cfg.profiles.base, base),
                 filter: self.cfg.profiles.filter.clone(),
-                attrs: PROFILE_ATTRIBUTES.to_vec(),
+                attrs: owned(&PROFILE_ATTRIBUTES),
             },
             Query {
                 kind: KIND_NOTES,
                 base: join_dn(&self.cfg.notes.base, base),
                 filter: "(objectClass=univentionVirtualMachine)".into(),
-                attrs: NOTE_ATTRIBUTES.to_vec(),
+                attrs: owned(&NOTE_ATTRIBUTES),
             },
             Query {
                 kind: KIND_GROUPS,
                 base: join_dn(&self.cfg.users.group_base, base),
                 filter: self.cfg.group_filter(),
-                attrs: GROUP_ATTRIBUTES.to_vec(),
+                attrs: owned(&GROUP_ATTRIBUTES),
             },
         ]
     }
@@ -686,15 +686,16 @@ impl Directory {
     }
 }
 
-fn host_attrs(cfg: &DirectoryConfig) -> Vec<&'static str> {
-    let mut a = HOST_ATTRIBUTES.to_vec();
-    // The service attribute is configurable; the common ones are requested by name, any
-    // other is covered by also asking for all user attributes.
-    match cfg.hosts.service_attribute.to_ascii_lowercase().as_str() {
-        "univentionservice" => a.push("univentionService"),
-        _ => a.push("*"),
-    }
+/// Only the attributes uvmm uses are requested (never `*`): what is read ends up in the
+/// cache file, and host entries in UCS carry secrets (Kerberos keys, password hashes).
+fn host_attrs(cfg: &DirectoryConfig) -> Vec<String> {
+    let mut a = owned(&HOST_ATTRIBUTES);
+    a.push(cfg.hosts.service_attribute.clone());
     a
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
 }
 
 fn fingerprint(cfg: &DirectoryConfig, url: &LdapUrl) -> String {

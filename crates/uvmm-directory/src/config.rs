@@ -362,6 +362,16 @@ impl DirectoryConfig {
             fill_template(t, &probe, verbatim)
                 .map_err(|e| Error::Config(format!("hosts URI template: {e}")))?;
         }
+        let attr = &self.hosts.service_attribute;
+        if attr.is_empty()
+            || !attr
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(Error::Config(format!(
+                "hosts.service_attribute {attr:?} is not an attribute name"
+            )));
+        }
         if self.hosts.services.is_empty() && self.hosts.uri_template.is_none() {
             return Err(Error::Config(
                 "hosts: no services and no uri_template, so no entry could become a host".into(),
@@ -569,6 +579,10 @@ mod tests {
             (
                 Box::new(|c| c.hosts.services.clear()),
                 "no entry could become a host",
+            ),
+            (
+                Box::new(|c| c.hosts.service_attribute = "*".into()),
+                "not an attribute name",
             ),
         ];
         for (change, want) in cases {

@@ -48,12 +48,12 @@ pub(crate) struct Query {
     pub kind: &'static str,
     pub base: String,
     pub filter: String,
-    pub attrs: Vec<&'static str>,
+    pub attrs: Vec<String>,
 }
 
 impl Query {
-    fn all_attrs(&self) -> Vec<&'static str> {
-        let mut a = self.attrs.clone();
+    fn all_attrs(&self) -> Vec<&str> {
+        let mut a: Vec<&str> = self.attrs.iter().map(String::as_str).collect();
         a.extend(STAMP_ATTRS);
         a
     }

@@ -386,6 +386,14 @@ async fn outage_cache_queue_and_replay() {
          replace: univentionVirtualMachineDescription\nuniventionVirtualMachineDescription: db (early)\n"
     ));
     drop(d);
+    let cached = std::fs::read_to_string(cache.join("directory-cache.json")).unwrap();
+    for secret in ["kvm1-host-secret", "userpassword", "alice-pw", SERVICE_PW] {
+        assert!(
+            !cached.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} is cached"
+        );
+    }
+    assert!(cached.contains("uvmm-operators"), "groups are cached");
     let mode = std::fs::metadata(cache.join("directory-cache.json"))
         .unwrap()
         .permissions()
@@ -755,4 +763,78 @@ fn futures_are_send() {
         send(&a);
     };
     let _ = run;
+}
+
+/// The journal across a real process boundary: a child process (this test binary, run
+/// for the helper below) queues a note edit while slapd is down and then dies abruptly
+/// (abort, no destructors, no clean shutdown). The parent, a new process as far as the
+/// library is concerned, finds the edit and writes it when slapd is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_edit_survives_a_crashed_process() {
+    let mut s = Slapd::start(Options {
+        syncprov: true,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let c = config(&s.uri(), &cache);
+    drop(open_online(c.clone()).await);
+    s.stop();
+    std::fs::write(tmp.path().join("child.toml"), toml::to_string(&c).unwrap()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_queues_a_note_and_crashes",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("UVMM_DIRECTORY_CHILD_CONFIG", tmp.path().join("child.toml"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "the child should have aborted: {text}"
+    );
+    assert!(text.contains("queued, now crashing"), "{text}");
+
+    s.restart();
+    let (d, opened) = Directory::open(c).await.unwrap();
+    let Opened::Online(o) = opened else {
+        panic!("{opened:?}")
+    };
+    assert_eq!(o.replay.applied, [(U2.to_string(), 1)]);
+    assert_eq!(
+        d.note(U2).unwrap().description.as_deref(),
+        Some("from a process that crashed")
+    );
+}
+
+/// Helper for the test above; does nothing unless that test starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process of queued_edit_survives_a_crashed_process"]
+async fn child_queues_a_note_and_crashes() {
+    let Ok(path) = std::env::var("UVMM_DIRECTORY_CHILD_CONFIG") else {
+        return;
+    };
+    let c: DirectoryConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (mut d, opened) = Directory::open(c).await.unwrap();
+    assert!(matches!(
+        opened,
+        Opened::Degraded {
+            from_cache: true,
+            ..
+        }
+    ));
+    let w = d
+        .set_note(U2, edit_desc("from a process that crashed"))
+        .await
+        .unwrap();
+    assert_eq!(w, NoteWrite::Queued { pending: 1 });
+    println!("queued, now crashing");
+    std::process::abort();
 }
