@@ -17,6 +17,7 @@ pub mod escape;
 pub mod model;
 pub mod store;
 pub mod sync;
+pub mod watch;
 
 pub use client::{
     error_chain, Directory, NoteWrite, Opened, RefreshOutcome, ReplayReport, Status, User,
@@ -29,6 +30,7 @@ pub use model::{
     merge_profiles, ConvertedProfile, DirectoryProfile, Group, HostEntry, Note, NoteEdit,
     NoteField, NoteValues, ProfileConversionError, ProfileOrigin, Snapshot,
 };
+pub use watch::{spawn_refresh_loop, DirectoryEvent};
 
 /// The schema files shipped with the crate, for tools that install them.
 pub mod schema {

@@ -838,3 +838,62 @@ async fn child_queues_a_note_and_crashes() {
     println!("queued, now crashing");
     std::process::abort();
 }
+
+async fn next(
+    rx: &mut tokio::sync::mpsc::Receiver<uvmm_directory::DirectoryEvent>,
+) -> uvmm_directory::DirectoryEvent {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("an event within 20 s")
+        .expect("the loop runs")
+}
+
+/// The daemon's refresh loop: changes arrive as events without anyone asking; an outage is
+/// reported once, the recovery too, and a note queued meanwhile is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_loop_reports_changes_and_outages() {
+    use std::sync::Arc;
+    use uvmm_directory::{spawn_refresh_loop, DirectoryEvent};
+    let mut s = Slapd::start(Options {
+        syncprov: true,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(&s.uri(), &tmp.path().join("cache"));
+    c.poll_interval_secs = 1;
+    c.timeout_secs = 2;
+    c.connect_timeout_secs = 1;
+    let dir = Arc::new(tokio::sync::Mutex::new(open_online(c).await));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let task = spawn_refresh_loop(dir.clone(), tx);
+    s.ldapdelete("cn=xen1,cn=computers,dc=example,dc=com");
+    match next(&mut rx).await {
+        DirectoryEvent::Changed(o) => {
+            assert_eq!(o.changes.hosts_removed, ["xen://xen1.example.com/"])
+        }
+        other => panic!("{other:?}"),
+    }
+    s.stop();
+    assert!(matches!(
+        next(&mut rx).await,
+        DirectoryEvent::Degraded { .. }
+    ));
+    let w = dir
+        .lock()
+        .await
+        .set_note(U2, edit_desc("during the outage"))
+        .await
+        .unwrap();
+    assert!(matches!(w, NoteWrite::Queued { .. }));
+    s.restart();
+    assert_eq!(next(&mut rx).await, DirectoryEvent::Recovered);
+    match next(&mut rx).await {
+        DirectoryEvent::Changed(o) => assert_eq!(o.replay.applied.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    drop(rx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the loop ends when nobody listens")
+        .unwrap();
+}
