@@ -49,4 +49,8 @@ install_test_deps() {
     # Storage and monitoring tests: a user-space iSCSI target (tgt), libvirt's libiscsi
     # pool backend, and promtool (in Debian's prometheus package) to check /metrics.
     APT_NO_RECOMMENDS=1 apt_install tgt libvirt-daemon-driver-storage-iscsi-direct prometheus
+    # Directory tests (uvmm-directory): a real OpenLDAP slapd and its client tools, openssl
+    # for the test CA of the TLS tests. The packaged slapd instance is not started; the
+    # tests start their own on 127.0.0.1.
+    apt_install slapd ldap-utils openssl
 }

@@ -129,6 +129,16 @@ impl Profile {
         Ok(p)
     }
 
+    /// Check a profile built in code (e.g. converted from a directory entry) by the same
+    /// rules as a profile file; `source` names it in the error.
+    pub fn checked(self, source: &str) -> Result<Profile, ProfileError> {
+        self.validate().map_err(|message| ProfileError {
+            file: source.to_string(),
+            message,
+        })?;
+        Ok(self)
+    }
+
     pub fn is_xen_pv(&self) -> bool {
         self.os_type == "xen"
     }
