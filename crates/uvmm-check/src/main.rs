@@ -17,14 +17,22 @@ use uvmm_model::monitor::{evaluate, Level, Threshold, Thresholds, Usage};
 /// One status line (with performance data after '|'), exit code 0 OK, 1 WARNING,
 /// 2 CRITICAL, 3 UNKNOWN.
 ///
-///   check_uvmm pools -w 80% -c 90%                    every pool of every host
-///   check_uvmm pools -H kvm1 -P default -w 20GiB: -c 5GiB:   free-space thresholds
-///   check_uvmm pools -w 80% -c 90% --overcommit-warn 1.5
+///   check_uvmm pools -w 80% -c 90%                          every pool of every host
+///   check_uvmm pools -H kvm1 -P default -w 20GiB: -c 5GiB:  free-space thresholds
+///   check_uvmm pools -w 80% -c 90% --overcommit-warn 1.5    also overcommitment
 ///   check_uvmm pools --direct qemu:///system -w 80% -c 90%  without uvmmd
-///   check_uvmm daemon                                  uvmmd answers in time
-///   check_uvmm hosts                                   all hosts connected
+///   check_uvmm daemon                                       uvmmd answers in time
+///   check_uvmm hosts                                        all hosts connected
 #[derive(Debug, Parser)]
-#[command(name = "check_uvmm", version, about, long_about, max_term_width = 100)]
+// The examples are laid out by hand: keep the line breaks.
+#[command(
+    name = "check_uvmm",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 struct Cli {
     /// uvmmd's UNIX socket.
     #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]

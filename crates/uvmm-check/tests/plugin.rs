@@ -58,3 +58,24 @@ fn direct_mode_reads_libvirt() {
     ]);
     assert_eq!(code, 3, "{out}");
 }
+
+#[test]
+fn help_keeps_one_example_per_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_check_uvmm"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    for line in [
+        "check_uvmm pools -w 80% -c 90%                          every pool of every host",
+        "check_uvmm daemon                                       uvmmd answers in time",
+        "check_uvmm hosts                                        all hosts connected",
+    ] {
+        assert!(
+            lines.contains(&line),
+            "help lacks the line '{line}':\n{help}"
+        );
+    }
+}

@@ -43,7 +43,14 @@ use uvmm_model::hosts::HostUri;
 #[derive(Debug, Parser)]
 // `--version` selects a backup version here, as in the interface; the program
 // version is not a flag.
-#[command(name = "uvmm-restore", about, long_about, max_term_width = 100)]
+// The examples and the check list are laid out by hand: keep the line breaks.
+#[command(
+    name = "uvmm-restore",
+    about,
+    long_about,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 pub struct Args {
     /// List the backups (the default when nothing else is asked).
     #[arg(short = 'l', long = "list", conflicts_with = "restore")]
