@@ -300,6 +300,13 @@ enum Exit {
     Lost(String),
 }
 
+/// A connection attempt running on its own thread; its events carry generation `gen`.
+struct Attempt {
+    gen: u64,
+    rx: mpsc::Receiver<Result<Arc<dyn Hypervisor>, LibvirtError>>,
+    started: Instant,
+}
+
 struct Worker {
     shared: Arc<Shared>,
     uri: String,
@@ -313,20 +320,44 @@ impl Worker {
         let timing = self.shared.timing;
         let mut delay = timing.reconnect_min;
         let mut generation = 0u64;
+        // A connection attempt that has not finished yet (see `Attempt`).
+        let mut pending: Option<Attempt> = None;
         loop {
-            generation += 1;
-            let gen = generation;
-            let tx = self.tx.clone();
-            let sink: uvmm_libvirt::EventSink = Arc::new(move |ev| {
-                let _ = tx.send(HostMsg::Event(gen, ev));
-            });
+            let attempt = match pending.take() {
+                Some(a) => a,
+                None => {
+                    generation += 1;
+                    self.start_attempt(generation)
+                }
+            };
+            let waited = attempt.started.elapsed();
+            let outcome = attempt.rx.recv_timeout(
+                timing
+                    .connect_timeout
+                    .saturating_sub(waited)
+                    .max(Duration::from_millis(1)),
+            );
+            let gen = attempt.gen;
+            let result = match outcome {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    let secs = attempt.started.elapsed().as_secs();
+                    pending = Some(attempt);
+                    Err(LibvirtError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no answer within {secs} s while connecting (unreachable host, or \
+                             a libvirtd that does not answer); still trying"
+                        ),
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => Err(LibvirtError::new(
+                    ErrorKind::Connection,
+                    "the connection attempt ended without a result",
+                )),
+            };
             let started = Instant::now();
-            let attempt = self
-                .shared
-                .connector
-                .connect(&self.uri, sink)
-                .and_then(|hv| self.sync(&hv).map(|_| hv));
-            match attempt {
+            match result.and_then(|hv| self.sync(&hv).map(|_| hv)) {
                 Ok(hv) => {
                     tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
                     self.signal_first_attempt();
@@ -351,6 +382,39 @@ impl Worker {
                 return;
             }
             delay = (delay * 2).min(timing.reconnect_max);
+        }
+    }
+
+    /// Open a connection on a thread of its own: libvirt's open blocks without a time
+    /// limit (an unreachable `qemu+ssh://` host, a libvirtd that accepts but never
+    /// answers), and the worker must be able to give up, say why and retry. At most one
+    /// attempt per host runs; a hung one is waited for again at the next retry instead of
+    /// starting another thread next to it.
+    fn start_attempt(&self, gen: u64) -> Attempt {
+        let (tx, rx) = mpsc::channel();
+        let events = self.tx.clone();
+        let sink: uvmm_libvirt::EventSink = Arc::new(move |ev| {
+            let _ = events.send(HostMsg::Event(gen, ev));
+        });
+        let connector = self.shared.connector.clone();
+        let uri = self.uri.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!(
+                "connect {}",
+                uri.chars().take(32).collect::<String>()
+            ))
+            .spawn(move || {
+                // When the worker has given up on this attempt (it stopped), the
+                // connection is dropped here, which closes it.
+                let _ = tx.send(connector.connect(&uri, sink));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(uri = %self.uri, "cannot start a connection attempt: {e}");
+        }
+        Attempt {
+            gen,
+            rx,
+            started: Instant::now(),
         }
     }
 
