@@ -358,7 +358,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             };
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
             let resp: VmChangeResponse = c.call(Method::POST, "/api/v1/vms", Some(&body)).await?;
-            if !(start && !resp.vm.summary.state.is_active()) {
+            if !start || resp.vm.summary.state.is_active() {
                 print_change(&resp, json);
                 return Ok(());
             }
