@@ -482,9 +482,13 @@ pub struct RestoreRequest {
     pub xml: Option<String>,
     /// Target host id or URI (default: the host the backup came from).
     pub host: Option<String>,
-    /// Redefine when a VM with the same name exists.
+    /// Redefine when the VM exists under the same name (same UUID).
     #[serde(default)]
     pub force: bool,
+    /// Also when a *different* VM (another UUID) has the name: undefine it (its images
+    /// are kept) and restore this one in its place. Without it such a restore is refused.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// What a restore did.

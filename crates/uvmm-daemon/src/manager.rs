@@ -831,16 +831,22 @@ impl Manager {
                     .unwrap_or(false),
             )
         };
-        let force = req.force;
+        use uvmm_backup::restore::Existing;
+        let existing = match (req.force, req.replace) {
+            (_, true) => Existing::Replace,
+            (true, false) => Existing::Redefine,
+            (false, false) => Existing::Refuse,
+        };
         self.run_job(&uri, move |ctx| {
-            let mut report =
-                uvmm_backup::restore::restore(ctx.hv, &xml, force, local).map_err(|e| match e {
+            let mut report = uvmm_backup::restore::restore(ctx.hv, &xml, existing, local).map_err(
+                |e| match e {
                     uvmm_backup::restore::RestoreError::Refused(_) => {
                         CoreError::Conflict(e.to_string())
                     }
                     uvmm_backup::restore::RestoreError::Invalid(m) => CoreError::BadRequest(m),
                     uvmm_backup::restore::RestoreError::Libvirt(l) => CoreError::from(l),
-                })?;
+                },
+            )?;
             report.warnings.extend(ctx.backup(&report.uuid, "restore"));
             ctx.refresh(&report.uuid);
             Ok(report)
