@@ -534,6 +534,25 @@ pub struct PoolSummary {
     pub alerts: Vec<String>,
     /// False while the host is unreachable (figures are the last known).
     pub available_host: bool,
+    /// When libvirt last re-read the pool's storage for these figures (RFC 3339; absent
+    /// for inactive pools and pools never refreshed). libvirt reports a pool's allocation
+    /// as of its last refresh, so this is how current the figures are.
+    #[serde(default)]
+    pub refreshed: Option<String>,
+    /// Seconds since `refreshed`, when the answer was made.
+    #[serde(default)]
+    pub age_secs: Option<u64>,
+    /// The daemon refreshes active pools before their figures are this old
+    /// (`pool_interval_secs`).
+    #[serde(default)]
+    pub max_age_secs: u64,
+    /// The figures are older than `max_age_secs` (or were never refreshed): the refresh
+    /// fails (`refresh_error`) or the host is unreachable. Do not judge the pool by them.
+    #[serde(default)]
+    pub stale: bool,
+    /// Why the last refresh failed.
+    #[serde(default)]
+    pub refresh_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

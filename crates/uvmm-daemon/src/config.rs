@@ -123,7 +123,9 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringFile {
-    /// Seconds between pool reads (sizes, volumes) per host; default 60.
+    /// The longest age of pool figures, in seconds (default 60): uvmmd refreshes every
+    /// active pool (virStoragePoolRefresh, then sizes and volumes) before its figures are
+    /// that old, and answers show a pool whose figures are older as stale.
     pub pool_interval_secs: Option<u64>,
     /// Warning thresholds: percentages of used capacity ("80%") and/or minimum free
     /// space ("20GiB:").
@@ -169,6 +171,13 @@ impl Default for Monitoring {
 }
 
 impl Monitoring {
+    /// How often pools are refreshed: when their figures are three quarters of
+    /// `pool_interval` old, so a refresh (which takes a moment) lands before they are
+    /// older than promised.
+    pub fn refresh_period(&self) -> Duration {
+        (self.pool_interval * 3 / 4).max(Duration::from_millis(100))
+    }
+
     pub fn for_pool(&self, host_id: &str, uri: &str, pool: &str) -> Thresholds {
         self.pools
             .iter()

@@ -305,15 +305,30 @@ impl Manager {
     }
 
     /// Resolve a VM and make sure its host is connected: (host URI, UUID, facts).
+    ///
+    /// Every caller goes on to change or read the VM through a job. A definition check
+    /// is queued first (the worker runs jobs in order): a change made without an event
+    /// (`virsh ... --config`) since the last look is then recorded as `external` before
+    /// the coming change records its own version, instead of being claimed by it.
     fn target(
         &self,
         uuid: &str,
         host: Option<&str>,
     ) -> Result<(String, String, HostFacts), CoreError> {
-        let cache = self.shared.read();
-        let (h, v) = cache.resolve_vm(uuid, host)?;
-        h.ensure_available()?;
-        Ok((h.uri.clone(), v.uuid.clone(), facts(&cache, h)))
+        let (uri, id, facts) = {
+            let cache = self.shared.read();
+            let (h, v) = cache.resolve_vm(uuid, host)?;
+            h.ensure_available()?;
+            (h.uri.clone(), v.uuid.clone(), facts(&cache, h))
+        };
+        let check = id.clone();
+        let job: Job = Box::new(move |ctx| {
+            if let Some(ctx) = ctx {
+                ctx.check_definition(&check);
+            }
+        });
+        self.worker_send(&uri, HostMsg::Job(job))?;
+        Ok((uri, id, facts))
     }
 
     pub async fn vm_action(
