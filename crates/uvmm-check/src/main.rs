@@ -487,12 +487,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             if e.use_stderr() {
-                // Usage errors are UNKNOWN for a monitoring plugin.
-                println!(
-                    "UVMM UNKNOWN - {}",
-                    e.to_string().lines().next().unwrap_or("usage error")
-                );
-                let _ = e.print();
+                // Usage errors are UNKNOWN for a monitoring plugin. The error goes into
+                // the status line; standard error gets only the rest of clap's text
+                // (usage, hint), so a person at a terminal reads it once.
+                let text = e.to_string();
+                let mut lines = text.lines();
+                println!("UVMM UNKNOWN - {}", lines.next().unwrap_or("usage error"));
+                let rest = lines.collect::<Vec<_>>().join("\n");
+                if !rest.trim().is_empty() {
+                    eprintln!("{}", rest.trim());
+                }
                 return ExitCode::from(3);
             }
             let _ = e.print();

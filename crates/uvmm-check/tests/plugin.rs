@@ -20,6 +20,17 @@ fn exit_codes_follow_the_plugin_guidelines() {
     let (code, out) = check(&["frobnicate"]);
     assert_eq!(code, 3);
     assert!(out.starts_with("UVMM UNKNOWN - "), "{out}");
+    // The error is said once: in the status line, not again on standard error.
+    let err = Command::new(env!("CARGO_BIN_EXE_check_uvmm"))
+        .arg("frobnicate")
+        .output()
+        .unwrap()
+        .stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        !err.contains("frobnicate") && err.contains("Usage:"),
+        "{err}"
+    );
     let (code, out) = check(&["pools"]);
     assert_eq!(code, 3, "no thresholds: {out}");
     let (code, out) = check(&["pools", "-w", "lots"]);

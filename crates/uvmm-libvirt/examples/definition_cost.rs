@@ -48,13 +48,19 @@ fn domain_xml(kind: &str, i: usize) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let uri = args.get(1).expect("usage: definition_cost URI [N] [LIBVIRTD_PID]");
+    let uri = args
+        .get(1)
+        .expect("usage: definition_cost URI [N] [LIBVIRTD_PID]");
     let want: Option<usize> = args.get(2).and_then(|n| n.parse().ok());
     let daemon: Option<u32> = args.get(3).and_then(|p| p.parse().ok());
     let hv = LibvirtConnector::default()
         .connect(uri, Arc::new(|_| {}))
         .expect("connect");
-    let kind = if uri.starts_with("test") { "test" } else { "qemu" };
+    let kind = if uri.starts_with("test") {
+        "test"
+    } else {
+        "qemu"
+    };
     let mut persistent: Vec<String> = hv
         .list_domains()
         .expect("list")
