@@ -743,27 +743,29 @@ impl Worker {
         Ok(())
     }
 
-    /// Compare one VM's persistent definition with the one seen last; a change that came
-    /// without an event is recorded as `external` and the VM re-read (its view and ETag).
-    /// Only a broken connection is an error: one VM's odd answer must not stop a sweep.
+    /// Compare one VM's persistent definition with the one seen last (before a change
+    /// through uvmm). Only a broken connection is an error.
     fn check_definition(&self, hv: &dyn Hypervisor, uuid: &str) -> Result<(), LibvirtError> {
-        let xml = match hv.domain_xml(uuid, true, true) {
-            Ok(x) => x,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                // Gone without an event (or the event is still queued): the cache learns,
-                // and the backup store records the deletion.
-                self.defs.borrow_mut().forget(uuid);
-                self.refresh(hv, uuid)?;
-                let _ = self.record(hv, uuid, "external", false, None);
-                return Ok(());
-            }
-            Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+        match hv.domain_xml(uuid, true, true) {
+            Ok(xml) => self.compare_definition(hv, uuid, &xml),
+            Err(e) if e.kind == ErrorKind::NotFound => self.definition_gone(hv, uuid),
+            Err(e) if e.kind == ErrorKind::Connection => Err(e),
             Err(e) => {
                 tracing::debug!(uri = %self.uri, %uuid, "cannot read the definition: {e}");
-                return Ok(());
+                Ok(())
             }
-        };
-        let seen = self.defs.borrow_mut().observe(uuid, definition_hash(&xml));
+        }
+    }
+
+    /// A definition read now against the one seen last: a change that came without an
+    /// event is recorded as `external` and the VM re-read (its view and ETag).
+    fn compare_definition(
+        &self,
+        hv: &dyn Hypervisor,
+        uuid: &str,
+        xml: &str,
+    ) -> Result<(), LibvirtError> {
+        let seen = self.defs.borrow_mut().observe(uuid, definition_hash(xml));
         match seen {
             Seen::Same => {}
             Seen::New => {
@@ -771,10 +773,20 @@ impl Worker {
             }
             Seen::Changed => {
                 tracing::info!(uri = %self.uri, %uuid, "definition changed without an event (e.g. virsh --config): recorded as external");
-                self.refresh(hv, uuid)?;
+                // Version first: whoever sees the new view finds its version too.
                 let _ = self.record(hv, uuid, "external", false, None);
+                self.refresh(hv, uuid)?;
             }
         }
+        Ok(())
+    }
+
+    /// No persistent definition any more, without an event (or the event is still
+    /// queued): the cache learns, and the backup store records the deletion.
+    fn definition_gone(&self, hv: &dyn Hypervisor, uuid: &str) -> Result<(), LibvirtError> {
+        self.defs.borrow_mut().forget(uuid);
+        self.refresh(hv, uuid)?;
+        let _ = self.record(hv, uuid, "external", false, None);
         Ok(())
     }
 
@@ -794,8 +806,22 @@ impl Worker {
                 })
                 .unwrap_or_default()
         });
-        for uuid in due {
-            self.check_definition(hv, &uuid)?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let read = hv.persistent_definitions(&due)?;
+        for (uuid, xml) in &read {
+            self.compare_definition(hv, uuid, xml)?;
+        }
+        let listed: std::collections::HashSet<&str> =
+            read.iter().map(|(u, _)| u.as_str()).collect();
+        for uuid in due.iter().filter(|u| !listed.contains(u.as_str())) {
+            // Not listed as persistent: undefined, made transient, or unreadable; one
+            // look at the domain tells which.
+            match hv.domain(uuid)? {
+                Some(s) if s.persistent => {}
+                _ => self.definition_gone(hv, uuid)?,
+            }
         }
         Ok(())
     }

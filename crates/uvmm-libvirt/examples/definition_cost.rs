@@ -6,7 +6,8 @@
 //! With N, domains named `defcost-*` are defined first until the host has N persistent
 //! domains (and are left there). With the pid of the libvirtd serving URI, its CPU time
 //! is measured too. Prints wall time and CPU time per VM, next to `virDomainGetInfo` per
-//! VM (the cheapest per-VM call) as a baseline measured in the same run.
+//! VM (the cheapest per-VM call) as a baseline measured in the same run, and the watch as
+//! it runs now: per slice one listing of the persistent domains, then one XML read per VM.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +108,33 @@ fn main() {
             }),
         ),
     ];
+    // What the watch does since: per slice (a twelfth of the VMs, one 5-s tick of a
+    // 60-s interval), one listing of the persistent domains and one XML read per VM.
+    {
+        let slice = n.div_ceil(12).max(1);
+        let (c0, d0, t0) = (cpu_self(), daemon.and_then(cpu_of), Instant::now());
+        let mut bytes = 0;
+        for _ in 0..3 {
+            for chunk in persistent.chunks(slice) {
+                for (_, xml) in hv.persistent_definitions(chunk).expect("definitions") {
+                    std::hint::black_box(fnv(&xml));
+                    bytes += xml.len();
+                }
+            }
+        }
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (3 * n.max(1)) as f64;
+        let server = match (d0, daemon.and_then(cpu_of)) {
+            (Some(a), Some(b)) => format!(", libvirtd CPU {:.0} us", per(b - a)),
+            _ => String::new(),
+        };
+        println!(
+            "definition check in slices of {slice}: listing + GetXMLDesc + hash: {:.0} us wall, \
+             client CPU {:.0} us{server} per VM ({} bytes/VM)",
+            per(t0.elapsed()),
+            per(cpu_self() - c0),
+            bytes / (3 * n.max(1))
+        );
+    }
     for (what, call) in &calls {
         let (c0, d0, t0) = (cpu_self(), daemon.and_then(cpu_of), Instant::now());
         let mut bytes = 0;
