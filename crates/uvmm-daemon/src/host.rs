@@ -232,21 +232,9 @@ pub fn definition_hash(xml: &str) -> u64 {
 /// Save the persistent definition of `uuid` as a new backup version if it changed; a
 /// domain that is gone is recorded as deleted. Transient domains have no definition to
 /// keep. `persistent` is passed when the caller knows it; otherwise the cache says.
-pub fn record_backup(
-    shared: &Shared,
-    uri: &str,
-    hv: &dyn Hypervisor,
-    uuid: &str,
-    cause: &str,
-    deleting: bool,
-    persistent: Option<bool>,
-) -> Result<(), String> {
-    record_definition(shared, uri, hv, uuid, cause, deleting, persistent).map(|_| ())
-}
-
-/// `record_backup`, also saying which definition it read (hashed) and whether it wrote a
-/// version. The definition is read even without a backup store: the hash is what the
-/// definition watch compares.
+/// Returns which definition it read (hashed) and whether it wrote a version; the
+/// definition is read even without a backup store, since the definition watch compares
+/// the hash.
 pub fn record_definition(
     shared: &Shared,
     uri: &str,
