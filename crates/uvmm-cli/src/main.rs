@@ -120,8 +120,10 @@ enum VmCmd {
     Show(VmRef),
     /// Boot the VM (or resume it from a managed-save image).
     Start(VmRef),
-    /// Ask the guest to power off (ACPI). The guest decides when (or whether) it does:
-    /// --wait waits until the VM is shut off and fails after --timeout seconds.
+    /// Ask the guest to power off (ACPI).
+    ///
+    /// The guest decides when (or whether) it does: the command says "shutdown
+    /// requested"; --wait waits until the VM is shut off and fails after --timeout seconds.
     Shutdown {
         #[command(flatten)]
         vm: VmRef,
