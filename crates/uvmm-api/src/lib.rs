@@ -492,9 +492,13 @@ pub struct RestoreRequest {
     pub xml: Option<String>,
     /// Target host id or URI (default: the host the backup came from).
     pub host: Option<String>,
-    /// Redefine when a VM with the same name exists.
+    /// Redefine when the VM exists under the same name (same UUID).
     #[serde(default)]
     pub force: bool,
+    /// Also when a *different* VM (another UUID) has the name: undefine it (its images
+    /// are kept) and restore this one in its place. Without it such a restore is refused.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// What a restore did.
@@ -540,6 +544,25 @@ pub struct PoolSummary {
     pub alerts: Vec<String>,
     /// False while the host is unreachable (figures are the last known).
     pub available_host: bool,
+    /// When libvirt last re-read the pool's storage for these figures (RFC 3339; absent
+    /// for inactive pools and pools never refreshed). libvirt reports a pool's allocation
+    /// as of its last refresh, so this is how current the figures are.
+    #[serde(default)]
+    pub refreshed: Option<String>,
+    /// Seconds since `refreshed`, when the answer was made.
+    #[serde(default)]
+    pub age_secs: Option<u64>,
+    /// The daemon refreshes active pools before their figures are this old
+    /// (`pool_interval_secs`).
+    #[serde(default)]
+    pub max_age_secs: u64,
+    /// The figures are older than `max_age_secs` (or were never refreshed): the refresh
+    /// fails (`refresh_error`) or the host is unreachable. Do not judge the pool by them.
+    #[serde(default)]
+    pub stale: bool,
+    /// Why the last refresh failed.
+    #[serde(default)]
+    pub refresh_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -22,7 +22,10 @@ fn is_pv(os: &str) -> bool {
     matches!(os, "xen" | "linux")
 }
 
-/// Check the images of `def` on the host; failures and warnings in words.
+/// Check the images of `def` on the host; failures and warnings in words. Only a broken
+/// connection is an error: anything libvirt says about one image (e.g. a volume it still
+/// lists although its file was removed behind its back, so reading it fails) becomes that
+/// drive's line in the list.
 fn check_images(
     hv: &dyn Hypervisor,
     def: &DomainDef,
@@ -36,23 +39,34 @@ fn check_images(
         match d.kind.as_str() {
             "volume" => {
                 let (pool, name) = src.split_once('/').unwrap_or(("", src));
-                let found = match hv.volumes(pool) {
-                    Ok(vols) => vols.iter().any(|v| v.def.name == name),
-                    Err(e) if e.kind == ErrorKind::NotFound => false,
-                    Err(e) => return Err(e),
-                };
-                if !found {
-                    failures.push(format!("{what} is missing on the target host"));
+                match hv.volumes(pool) {
+                    Ok(vols) if vols.iter().any(|v| v.def.name == name) => {}
+                    Ok(_) => failures.push(format!("{what} is missing on the target host")),
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        failures.push(format!("{what} is missing on the target host"))
+                    }
+                    Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                    Err(e) => failures.push(format!(
+                        "{what} could not be checked on the target host: {}",
+                        e.message
+                    )),
                 }
             }
             "file" | "block" => {
-                if hv.volume_by_path(src)?.is_some() {
-                    continue;
-                }
+                let unreadable = match hv.volume_by_path(src) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => None,
+                    Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                    Err(e) => Some(e.message),
+                };
                 if local {
                     if !std::path::Path::new(src).exists() {
                         failures.push(format!("{what} does not exist on the target host"));
+                    } else if let Some(m) = unreadable {
+                        warnings.push(format!("{what} exists, but libvirt cannot read it: {m}"));
                     }
+                } else if let Some(m) = unreadable {
+                    failures.push(format!("{what} cannot be read on the target host: {m}"));
                 } else {
                     warnings.push(format!("{what} is outside every storage pool of the remote target host and could not be verified"));
                 }
@@ -63,12 +77,24 @@ fn check_images(
     Ok(())
 }
 
+/// How a restore treats a VM that already has the backup's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Refuse.
+    #[default]
+    Refuse,
+    /// Redefine it when it is the same VM (same UUID); refuse a different VM.
+    Redefine,
+    /// Also undefine a different VM of that name (its images are kept) to make room.
+    Replace,
+}
+
 /// Check a backup against the target host and define it. `local` says whether the host's
 /// file system is this machine's (paths outside pools can then be checked directly).
 pub fn restore(
     hv: &dyn Hypervisor,
     xml: &str,
-    force: bool,
+    existing: Existing,
     local: bool,
 ) -> Result<RestoreReport, RestoreError> {
     let def = parse_domain(xml).map_err(|e| RestoreError::Invalid(e.to_string()))?;
@@ -120,10 +146,19 @@ pub fn restore(
     }
     let mut replaced = None;
     if let Some(d) = same_name {
-        if !force {
+        if existing == Existing::Refuse {
             failures.push(format!(
                 "a VM named {} already exists on the target host; use -f to redefine it",
                 def.name
+            ));
+        } else if d.uuid != def.uuid && existing != Existing::Replace {
+            // Redefining would not touch that VM: it would need to be undefined, which
+            // is more than -f promises.
+            failures.push(format!(
+                "the VM named {} on the target host is a different VM (UUID {}, the backup \
+                 is {}); -f only redefines the same VM: use --replace to undefine the other \
+                 one (its images are kept) and restore this one in its place",
+                def.name, d.uuid, def.uuid
             ));
         } else if d.uuid != def.uuid {
             if d.state.is_active() {

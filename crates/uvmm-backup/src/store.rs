@@ -472,7 +472,9 @@ fn old_files(dir: &Path) -> BTreeMap<String, (Option<PathBuf>, Option<PathBuf>)>
     map
 }
 
-fn old_meta(path: &Path, version: u32) -> Option<VersionMeta> {
+/// The record of an old-layout file; `save` says it is a `.save` file (the definition
+/// before the latest one), which is the only thing that makes it "previous".
+fn old_meta(path: &Path, version: u32, save: bool) -> Option<VersionMeta> {
     let xml = fs::read_to_string(path).ok()?;
     let def = parse_domain(&xml).ok()?;
     let mtime = fs::metadata(path)
@@ -485,7 +487,7 @@ fn old_meta(path: &Path, version: u32) -> Option<VersionMeta> {
         name: def.name,
         hypervisor: def.domain_type,
         os_type: def.os_type,
-        cause: if version == 1 {
+        cause: if save {
             "previous (.save)".into()
         } else {
             "latest".into()
@@ -503,13 +505,13 @@ fn old_entries(dir: &Path, uuid: &str) -> Vec<(VersionMeta, PathBuf)> {
     };
     let mut out = Vec::new();
     if let Some(p) = save {
-        if let Some(m) = old_meta(p, 1) {
+        if let Some(m) = old_meta(p, 1, true) {
             out.push((m, p.clone()));
         }
     }
     if let Some(p) = latest {
         let n = out.len() as u32 + 1;
-        if let Some(m) = old_meta(p, n) {
+        if let Some(m) = old_meta(p, n, false) {
             out.push((m, p.clone()));
         }
     }
@@ -722,6 +724,32 @@ mod tests {
         );
         assert_eq!(store.version_xml(u2, 2).unwrap(), x2(2));
         assert_eq!(store.find("winxp").unwrap().hypervisor, "xen");
+        let causes = |u: &str| -> Vec<String> {
+            store
+                .versions(u)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.cause)
+                .collect()
+        };
+        assert_eq!(causes(u2), ["previous (.save)", "latest"]);
+        // A lone <uuid>.xml is the latest definition, not a previous one.
+        let u3 = "0f0e0d0c-0b0a-0908-0706-050403020100";
+        fs::write(
+            dir.path().join(format!("{u3}.xml")),
+            format!("<domain type='kvm'><name>lone</name><uuid>{u3}</uuid><os><type>hvm</type></os></domain>"),
+        )
+        .unwrap();
+        assert_eq!(causes(u3), ["latest"]);
+        assert_eq!(store.find("lone").unwrap().last_cause, "latest");
+        // A lone .save file is all there is: still the previous definition.
+        let u4 = "1f0e0d0c-0b0a-0908-0706-050403020100";
+        fs::write(
+            dir.path().join(format!("{u4}.xml.save")),
+            format!("<domain type='kvm'><name>saved</name><uuid>{u4}</uuid><os><type>hvm</type></os></domain>"),
+        )
+        .unwrap();
+        assert_eq!(causes(u4), ["previous (.save)"]);
         assert!(
             store
                 .prune(Retention::default(), SystemTime::now())

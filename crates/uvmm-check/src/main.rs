@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uvmm_api::{HostStatus, HostSummary, PoolSummary, VersionInfo, DEFAULT_SOCKET};
 use uvmm_cli::client::{Client, Target};
-use uvmm_libvirt::{Connector, LibvirtConnector};
+use uvmm_libvirt::{Connector, LibvirtConnector, PoolAction};
 use uvmm_model::monitor::{evaluate, Level, Threshold, Thresholds, Usage};
 
 /// check_uvmm - monitor uvmm with Nagios, Icinga, NRPE or anything that runs
@@ -17,14 +17,26 @@ use uvmm_model::monitor::{evaluate, Level, Threshold, Thresholds, Usage};
 /// One status line (with performance data after '|'), exit code 0 OK, 1 WARNING,
 /// 2 CRITICAL, 3 UNKNOWN.
 ///
-///   check_uvmm pools -w 80% -c 90%                    every pool of every host
-///   check_uvmm pools -H kvm1 -P default -w 20GiB: -c 5GiB:   free-space thresholds
-///   check_uvmm pools -w 80% -c 90% --overcommit-warn 1.5
+/// Pool figures come with their age. Figures older than the daemon's pool_interval_secs
+/// (or --max-age), e.g. of an unreachable host, are never judged OK: the pool is UNKNOWN
+/// with the reason, or keeps the level its old figures already show.
+///
+///   check_uvmm pools -w 80% -c 90%                          every pool of every host
+///   check_uvmm pools -H kvm1 -P default -w 20GiB: -c 5GiB:  free-space thresholds
+///   check_uvmm pools -w 80% -c 90% --overcommit-warn 1.5    also overcommitment
 ///   check_uvmm pools --direct qemu:///system -w 80% -c 90%  without uvmmd
-///   check_uvmm daemon                                  uvmmd answers in time
-///   check_uvmm hosts                                   all hosts connected
+///   check_uvmm daemon                                       uvmmd answers in time
+///   check_uvmm hosts                                        all hosts connected
 #[derive(Debug, Parser)]
-#[command(name = "check_uvmm", version, about, long_about, max_term_width = 100)]
+// The examples are laid out by hand: keep the line breaks.
+#[command(
+    name = "check_uvmm",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment,
+    max_term_width = 100
+)]
 struct Cli {
     /// uvmmd's UNIX socket.
     #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
@@ -57,7 +69,11 @@ enum Check {
         overcommit_warn: Option<f64>,
         #[arg(long = "overcommit-crit")]
         overcommit_crit: Option<f64>,
-        /// Ask libvirt directly (URI) instead of uvmmd.
+        /// Figures older than this many seconds are never judged OK (default: the age the
+        /// daemon promises, its pool_interval_secs).
+        #[arg(long = "max-age", value_name = "SECS")]
+        max_age: Option<u64>,
+        /// Ask libvirt directly (URI) instead of uvmmd; the pools are refreshed first.
         #[arg(long = "direct", value_name = "URI")]
         direct: Option<String>,
     },
@@ -111,19 +127,82 @@ fn parse_thresholds(list: &[String]) -> Result<Vec<Threshold>, String> {
     list.iter().map(|s| Threshold::parse(s)).collect()
 }
 
-/// Judge pools: `(label, usage)` pairs.
-fn judge_pools(pools: &[(String, Usage)], t: &Thresholds) -> Outcome {
+/// One pool as the plugin judges it.
+#[derive(Debug, Clone)]
+struct PoolFigures {
+    /// `host/pool`, or the pool name with --direct.
+    name: String,
+    usage: Usage,
+    /// Seconds since libvirt last refreshed the pool for these figures; None: never (or
+    /// the refresh failed).
+    age_secs: Option<u64>,
+    /// Figures older than this are stale; None: the source does not say (not judged).
+    max_age_secs: Option<u64>,
+    refresh_error: Option<String>,
+}
+
+impl PoolFigures {
+    /// Why the figures cannot be trusted, if they cannot.
+    fn stale(&self) -> Option<String> {
+        let max = self.max_age_secs?;
+        let why = match self.age_secs {
+            Some(a) if a <= max => return None,
+            Some(a) => format!("figures {a} s old, older than {max} s"),
+            None => "figures never refreshed".to_string(),
+        };
+        Some(match &self.refresh_error {
+            Some(e) => format!("{why} (refresh failed: {e})"),
+            None => why,
+        })
+    }
+}
+
+/// Severity order for the overall result: CRITICAL > WARNING > UNKNOWN > OK, so a pool
+/// whose figures cannot be judged never hides behind an OK, nor hides a real problem.
+fn rank(code: u8) -> u8 {
+    match code {
+        0 => 0,
+        3 => 1,
+        1 => 2,
+        _ => 3,
+    }
+}
+
+/// Judge pools. Stale figures are never OK: such a pool is UNKNOWN with the reason,
+/// unless even its old figures cross a threshold (that level stands, marked as old).
+fn judge_pools(pools: &[PoolFigures], t: &Thresholds) -> Outcome {
     if pools.is_empty() {
         return Outcome::unknown("no storage pool matches");
     }
-    let mut worst = Level::Ok;
+    let mut worst = 0u8;
     let mut problems = Vec::new();
     let mut perf = Vec::new();
-    for (name, u) in pools {
+    for p in pools {
+        let (name, u) = (&p.name, &p.usage);
         let (level, reasons) = evaluate(u, t);
-        worst = worst.max(level);
-        if level > Level::Ok {
-            problems.push(format!("{name} {}: {}", level.as_str(), reasons.join(", ")));
+        let stale = p.stale();
+        let code = match (&stale, level) {
+            (Some(_), Level::Ok) => 3,
+            _ => code_of(level),
+        };
+        if rank(code) > rank(worst) {
+            worst = code;
+        }
+        match (&stale, level) {
+            (Some(why), Level::Ok) => problems.push(format!("{name} UNKNOWN: {why}")),
+            (Some(why), _) => problems.push(format!(
+                "{name} {}: {} ({why})",
+                level.as_str(),
+                reasons.join(", ")
+            )),
+            (None, Level::Ok) => {}
+            (None, _) => {
+                problems.push(format!("{name} {}: {}", level.as_str(), reasons.join(", ")))
+            }
+        }
+        // Old figures are not graphed as if they were current.
+        if stale.is_some() {
+            continue;
         }
         let first_used = |list: &[Threshold]| list.first().map(|th| th.as_used_bytes(u.capacity));
         perf.push(perf_bytes(
@@ -145,7 +224,7 @@ fn judge_pools(pools: &[(String, Usage)], t: &Thresholds) -> Outcome {
                 .unwrap_or_default()
         ));
     }
-    let text = if problems.is_empty() {
+    let mut text = if problems.is_empty() {
         format!(
             "{} storage pool{} within thresholds",
             pools.len(),
@@ -154,8 +233,17 @@ fn judge_pools(pools: &[(String, Usage)], t: &Thresholds) -> Outcome {
     } else {
         problems.join("; ")
     };
+    // How current the judged figures are (the stale ones say it themselves).
+    if let Some(age) = pools
+        .iter()
+        .filter(|p| p.stale().is_none())
+        .filter_map(|p| p.age_secs)
+        .max()
+    {
+        text.push_str(&format!(" (figures up to {age} s old)"));
+    }
     Outcome {
-        code: code_of(worst),
+        code: worst,
         text,
         perf,
     }
@@ -262,6 +350,7 @@ fn run(cli: Cli) -> Outcome {
             critical,
             overcommit_warn,
             overcommit_crit,
+            max_age,
             direct,
         } => {
             let thresholds = match (parse_thresholds(&warning), parse_thresholds(&critical)) {
@@ -282,7 +371,7 @@ fn run(cli: Cli) -> Outcome {
                     "give thresholds: -w 80% -c 90% (or -w 20GiB: for free space)",
                 );
             }
-            let pools: Result<Vec<(String, Usage)>, String> = match &direct {
+            let pools: Result<Vec<PoolFigures>, String> = match &direct {
                 Some(uri) => direct_pools(uri, timeout),
                 None => {
                     let path = match &host {
@@ -293,29 +382,22 @@ fn run(cli: Cli) -> Outcome {
                         .and_then(|v| {
                             serde_json::from_value::<Vec<PoolSummary>>(v).map_err(|e| e.to_string())
                         })
-                        .map(|list| {
-                            list.into_iter()
-                                .filter(|p| p.active)
-                                .map(|p| {
-                                    let u = Usage {
-                                        capacity: p.capacity,
-                                        allocation: p.allocation,
-                                        available: p.available,
-                                        provisioned: p.provisioned,
-                                    };
-                                    (format!("{}/{}", p.host_id, p.name), u)
-                                })
-                                .collect()
-                        })
+                        .map(|list| list.into_iter().filter(|p| p.active).map(figures).collect())
                 }
             };
             match pools {
                 Ok(list) => {
-                    let list: Vec<(String, Usage)> = list
+                    let list: Vec<PoolFigures> = list
                         .into_iter()
-                        .filter(|(name, _)| {
+                        .filter(|p| {
                             pool.as_deref()
-                                .is_none_or(|p| name.rsplit('/').next() == Some(p))
+                                .is_none_or(|want| p.name.rsplit('/').next() == Some(want))
+                        })
+                        .map(|mut p| {
+                            if max_age.is_some() {
+                                p.max_age_secs = max_age;
+                            }
+                            p
                         })
                         .collect();
                     judge_pools(&list, &thresholds)
@@ -326,8 +408,27 @@ fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// Read pools straight from libvirt (when uvmmd is down), within the timeout.
-fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<(String, Usage)>, String> {
+/// What uvmmd says about a pool. A daemon that does not report the figures' age (older
+/// than this plugin) leaves them unjudged for age.
+fn figures(p: PoolSummary) -> PoolFigures {
+    PoolFigures {
+        name: format!("{}/{}", p.host_id, p.name),
+        usage: Usage {
+            capacity: p.capacity,
+            allocation: p.allocation,
+            available: p.available,
+            provisioned: p.provisioned,
+        },
+        age_secs: p.age_secs,
+        max_age_secs: (p.max_age_secs > 0).then_some(p.max_age_secs),
+        refresh_error: p.refresh_error,
+    }
+}
+
+/// Read pools straight from libvirt (when uvmmd is down), within the timeout. libvirt
+/// reports a pool's figures as of its last refresh, so each active pool is refreshed
+/// first; one whose refresh fails is UNKNOWN (its figures may be any age).
+fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<PoolFigures>, String> {
     let uri = uri.to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -335,6 +436,17 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<(String, Usage)>, St
             let hv = LibvirtConnector::default()
                 .connect(&uri, Arc::new(|_| {}))
                 .map_err(|e| e.to_string())?;
+            let mut refresh_errors = std::collections::HashMap::new();
+            for p in hv
+                .pools()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|p| p.active)
+            {
+                if let Err(e) = hv.pool_action(&p.def.name, PoolAction::Refresh) {
+                    refresh_errors.insert(p.def.name.clone(), e.message);
+                }
+            }
             let mut out = Vec::new();
             for p in hv
                 .pools()
@@ -348,15 +460,19 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<(String, Usage)>, St
                     .iter()
                     .map(|v| v.def.capacity)
                     .sum();
-                out.push((
-                    p.def.name.clone(),
-                    Usage {
+                let refresh_error = refresh_errors.remove(&p.def.name);
+                out.push(PoolFigures {
+                    name: p.def.name.clone(),
+                    usage: Usage {
                         capacity: p.capacity,
                         allocation: p.allocation,
                         available: p.available,
                         provisioned,
                     },
-                ));
+                    age_secs: refresh_error.is_none().then_some(0),
+                    max_age_secs: Some(0),
+                    refresh_error,
+                });
             }
             Ok(out)
         })();
@@ -371,12 +487,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             if e.use_stderr() {
-                // Usage errors are UNKNOWN for a monitoring plugin.
-                println!(
-                    "UVMM UNKNOWN - {}",
-                    e.to_string().lines().next().unwrap_or("usage error")
-                );
-                let _ = e.print();
+                // Usage errors are UNKNOWN for a monitoring plugin. The error goes into
+                // the status line; standard error gets only the rest of clap's text
+                // (usage, hint), so a person at a terminal reads it once.
+                let text = e.to_string();
+                let mut lines = text.lines();
+                println!("UVMM UNKNOWN - {}", lines.next().unwrap_or("usage error"));
+                let rest = lines.collect::<Vec<_>>().join("\n");
+                if !rest.trim().is_empty() {
+                    eprintln!("{}", rest.trim());
+                }
                 return ExitCode::from(3);
             }
             let _ = e.print();
@@ -423,9 +543,16 @@ mod tests {
             available: (100 - used) * GIB,
             provisioned: prov * GIB,
         };
+        let fresh = |u: Usage| PoolFigures {
+            name: "kvm1/default".into(),
+            usage: u,
+            age_secs: Some(10),
+            max_age_secs: Some(60),
+            refresh_error: None,
+        };
         let table = [(10, 10, 0), (85, 10, 1), (95, 10, 2), (10, 200, 1)];
         for (used, prov, code) in table {
-            let o = judge_pools(&[("kvm1/default".into(), u(used, prov))], &t);
+            let o = judge_pools(&[fresh(u(used, prov))], &t);
             assert_eq!(o.code, code, "{used}% {prov}: {}", o.text);
             assert_eq!(
                 o.perf[0],
@@ -440,6 +567,72 @@ mod tests {
         }
         assert_eq!(judge_pools(&[], &t).code, 3);
         assert_eq!(label("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn stale_figures_are_never_ok() {
+        let t = Thresholds {
+            warning: vec![Threshold::UsedPercent(80.0)],
+            critical: vec![Threshold::UsedPercent(90.0)],
+            overcommit_warning: None,
+            overcommit_critical: None,
+        };
+        let pool = |name: &str, used: u64, age: Option<u64>, error: Option<&str>| PoolFigures {
+            name: name.into(),
+            usage: Usage {
+                capacity: 100 * GIB,
+                allocation: used * GIB,
+                available: (100 - used) * GIB,
+                provisioned: used * GIB,
+            },
+            age_secs: age,
+            max_age_secs: Some(60),
+            refresh_error: error.map(String::from),
+        };
+        // (pools, exit code, text expected)
+        let table: Vec<(Vec<PoolFigures>, u8, &str)> = vec![
+            (vec![pool("a", 10, Some(60), None)], 0, "within thresholds"),
+            (
+                vec![pool("a", 10, Some(61), None)],
+                3,
+                "a UNKNOWN: figures 61 s old, older than 60 s",
+            ),
+            (
+                vec![pool("a", 10, None, Some("pool busy"))],
+                3,
+                "figures never refreshed (refresh failed: pool busy)",
+            ),
+            // Old figures that already cross a threshold keep their level.
+            (
+                vec![pool("a", 95, Some(300), None)],
+                2,
+                "a critical: 95.0% used",
+            ),
+            // A real problem outranks an unjudged pool, an unjudged pool outranks OK.
+            (
+                vec![pool("a", 10, Some(300), None), pool("b", 85, Some(5), None)],
+                1,
+                "b warning",
+            ),
+            (
+                vec![pool("a", 10, Some(300), None), pool("b", 10, Some(5), None)],
+                3,
+                "a UNKNOWN",
+            ),
+        ];
+        for (pools, code, text) in table {
+            let o = judge_pools(&pools, &t);
+            assert_eq!(o.code, code, "{}", o.text);
+            assert!(o.text.contains(text), "{text}: {}", o.text);
+            // Stale figures are not graphed as current.
+            for p in &pools {
+                let graphed = o
+                    .perf
+                    .iter()
+                    .any(|l| l.starts_with(&format!("'{}'=", p.name)));
+                assert_eq!(graphed, p.stale().is_none(), "{}: {:?}", p.name, o.perf);
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,17 @@ fn exit_codes_follow_the_plugin_guidelines() {
     let (code, out) = check(&["frobnicate"]);
     assert_eq!(code, 3);
     assert!(out.starts_with("UVMM UNKNOWN - "), "{out}");
+    // The error is said once: in the status line, not again on standard error.
+    let err = Command::new(env!("CARGO_BIN_EXE_check_uvmm"))
+        .arg("frobnicate")
+        .output()
+        .unwrap()
+        .stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        !err.contains("frobnicate") && err.contains("Usage:"),
+        "{err}"
+    );
     let (code, out) = check(&["pools"]);
     assert_eq!(code, 3, "no thresholds: {out}");
     let (code, out) = check(&["pools", "-w", "lots"]);
@@ -57,4 +68,25 @@ fn direct_mode_reads_libvirt() {
         "80%",
     ]);
     assert_eq!(code, 3, "{out}");
+}
+
+#[test]
+fn help_keeps_one_example_per_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_check_uvmm"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    for line in [
+        "check_uvmm pools -w 80% -c 90%                          every pool of every host",
+        "check_uvmm daemon                                       uvmmd answers in time",
+        "check_uvmm hosts                                        all hosts connected",
+    ] {
+        assert!(
+            lines.contains(&line),
+            "help lacks the line '{line}':\n{help}"
+        );
+    }
 }

@@ -231,12 +231,14 @@ impl Client {
         Ok(bytes)
     }
 
-    /// Follow a Server-Sent Events stream, calling `on_data` with each `data:` payload.
+    /// Follow a Server-Sent Events stream, calling `on_data` with each `data:` payload
+    /// until it returns false (`StreamEnd::Stopped`) or the daemon ends the stream
+    /// (`StreamEnd::Closed`, e.g. because it stopped): callers must tell the two apart.
     pub async fn stream_events(
         &self,
         path: &str,
         mut on_data: impl FnMut(&str) -> bool,
-    ) -> Result<(), ClientError> {
+    ) -> Result<StreamEnd, ClientError> {
         let resp = self.send(self.build(Method::GET, path, None)?).await?;
         if !resp.status().is_success() {
             let status = resp.status();
@@ -261,12 +263,21 @@ impl Client {
                     .map(|d| d.strip_prefix(' ').unwrap_or(d))
                     .collect();
                 if !data.is_empty() && !on_data(&data.join("\n")) {
-                    return Ok(());
+                    return Ok(StreamEnd::Stopped);
                 }
             }
         }
-        Ok(())
+        Ok(StreamEnd::Closed)
     }
+}
+
+/// Why an event stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The caller had enough.
+    Stopped,
+    /// The daemon closed the stream (it stopped, or restarted).
+    Closed,
 }
 
 /// Percent-encode a path segment or query value.

@@ -124,7 +124,8 @@ pub enum EditCmd {
         os: Option<String>,
         #[arg(long)]
         autostart: bool,
-        /// Start the VM once it is created.
+        /// Start the VM once it is created. If it does not start, the command fails (exit
+        /// 1) and says why; the VM stays created, shut off.
         #[arg(long)]
         start: bool,
     },
@@ -255,6 +256,9 @@ pub enum ProfileCmd {
     Show { name: String },
 }
 
+/// How uvmmd words a failed `start` of `vm create` (the warning's prefix).
+const START_FAILED: &str = "the VM was created but could not be started";
+
 fn print_change(resp: &VmChangeResponse, json: bool) {
     if json {
         print_json(resp);
@@ -356,7 +360,39 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             };
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
             let resp: VmChangeResponse = c.call(Method::POST, "/api/v1/vms", Some(&body)).await?;
-            print_change(&resp, json);
+            if !start || resp.vm.summary.state.is_active() {
+                print_change(&resp, json);
+                return Ok(());
+            }
+            // Created, but --start did not get it running: not a success. The answer is
+            // shown (the VM exists), the start failure becomes the error, said once.
+            let (failed, rest): (Vec<&String>, Vec<&String>) = resp
+                .warnings
+                .iter()
+                .partition(|w| w.starts_with(START_FAILED));
+            let why = failed
+                .first()
+                .map(|w| {
+                    w.trim_start_matches(START_FAILED)
+                        .trim_start_matches(':')
+                        .trim()
+                })
+                .unwrap_or("it is not running")
+                .to_string();
+            if json {
+                print_change(&resp, json);
+            } else {
+                let mut shown = resp.clone();
+                shown.warnings = rest.into_iter().cloned().collect();
+                print_change(&shown, json);
+            }
+            let vm = &resp.vm.summary;
+            return Err(ClientError::Failed(format!(
+                "VM {} was created on {} but could not be started: {why}. It stays defined \
+                 (shut off): fix the cause, then `uvmm vm start {} --host {}`, or remove it \
+                 with `uvmm vm delete`",
+                vm.name, vm.host_id, vm.name, vm.host_id
+            )));
         }
         EditCmd::Set {
             vm,

@@ -1,6 +1,7 @@
 //! uvmm: the command-line client of uvmmd.
 
 mod edit;
+mod events_cmd;
 mod pending;
 mod storage_cmd;
 
@@ -72,10 +73,16 @@ enum Command {
     #[command(subcommand)]
     Profile(edit::ProfileCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
+    ///
+    /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
+    /// (with back-off) and first prints a `resync` line: events in between were missed.
     Events {
         /// Stop after this many events.
         #[arg(long)]
         count: Option<usize>,
+        /// Keep going when uvmmd stops or restarts: reconnect and continue.
+        #[arg(long)]
+        follow: bool,
     },
 }
 
@@ -121,7 +128,19 @@ enum VmCmd {
     /// Boot the VM (or resume it from a managed-save image).
     Start(VmRef),
     /// Ask the guest to power off (ACPI).
-    Shutdown(VmRef),
+    ///
+    /// The guest decides when (or whether) it does: the command says "shutdown
+    /// requested"; --wait waits until the VM is shut off and fails after --timeout seconds.
+    Shutdown {
+        #[command(flatten)]
+        vm: VmRef,
+        /// Wait until the VM is shut off.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this many seconds; the VM keeps running.
+        #[arg(long, value_name = "SECS", default_value_t = 300, requires = "wait")]
+        timeout: u64,
+    },
     /// Power off immediately.
     Stop(VmRef),
     /// Freeze the VM in memory.
@@ -338,25 +357,69 @@ fn vm_detail_text(d: &VmDetail) -> String {
     out
 }
 
-fn event_line(e: &Event) -> String {
-    let kind = serde_json::to_value(e.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    let subject = match &e.name {
-        Some(n) => format!("{n}@{}", e.host_id),
-        None => e.host_id.clone(),
-    };
-    let mut line = format!("{} {:<16} {}", e.time, kind, subject);
-    match (e.previous_state, e.state) {
-        (Some(p), Some(s)) if p != s => line.push_str(&format!(" {p} -> {s}")),
-        (_, Some(s)) => line.push_str(&format!(" {s}")),
-        _ => {}
+/// What an action achieved, in words: shutdown and reboot only ask the guest, so a VM
+/// that still runs afterwards was not "now running" because of them.
+fn action_outcome(resp: &ActionResponse, asked_for: &str) -> String {
+    let action = resp.action;
+    match &resp.vm {
+        Some(vm) if vm.state.is_active() && action == Action::Shutdown => format!(
+            "shutdown requested for {} on {} (it is still {}; the guest powers off when it \
+             is ready, --wait waits for that)",
+            vm.name,
+            vm.host_id,
+            state_text(vm)
+        ),
+        Some(vm) if action == Action::Reboot => format!(
+            "reboot requested for {} on {} (the guest restarts when it is ready)",
+            vm.name, vm.host_id
+        ),
+        Some(vm) => format!(
+            "{action}: {} on {} is now {}",
+            vm.name,
+            vm.host_id,
+            state_text(vm)
+        ),
+        None => format!("{action}: done; {asked_for} no longer exists (it was transient)"),
     }
-    if let Some(m) = &e.message {
-        line.push_str(&format!(" ({m})"));
+}
+
+/// After a shutdown request: poll until the VM is off (or gone), or fail after `timeout`.
+async fn wait_until_off(
+    c: &Client,
+    uuid: &str,
+    host: &str,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Result<ActionResponse, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let path = format!("/api/v1/vms/{uuid}?host={}", enc(host));
+    loop {
+        match c.call::<VmDetail>(Method::GET, &path, None).await {
+            Ok(d) if !d.summary.state.is_active() => {
+                return Ok(ActionResponse {
+                    action: Action::Shutdown,
+                    vm: Some(d.summary),
+                })
+            }
+            Ok(_) => {}
+            // A transient VM is gone once it is off.
+            Err(ClientError::Api { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {
+                return Ok(ActionResponse {
+                    action: Action::Shutdown,
+                    vm: None,
+                })
+            }
+            Err(e) => return Err(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Failed(format!(
+                "{name} did not shut down within {} s and is still running (the guest may \
+                 ignore the request; `uvmm vm stop {name}` powers it off)",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    line
 }
 
 /// Turn a name or UUID into (uuid, host URI).
@@ -503,8 +566,8 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         },
         Command::Vm(cmd) => {
-            let action = |a: Action, r: VmRef| (a, r);
-            let (action, r) = match cmd {
+            let action = |a: Action, r: VmRef| (a, r, None);
+            let (action, r, wait) = match cmd {
                 VmCmd::List {
                     host,
                     state,
@@ -551,7 +614,11 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     return Ok(());
                 }
                 VmCmd::Start(r) => action(Action::Start, r),
-                VmCmd::Shutdown(r) => action(Action::Shutdown, r),
+                VmCmd::Shutdown { vm, wait, timeout } => (
+                    Action::Shutdown,
+                    vm,
+                    wait.then(|| std::time::Duration::from_secs(timeout)),
+                ),
                 VmCmd::Stop(r) => action(Action::Stop, r),
                 VmCmd::Pause(r) => action(Action::Pause, r),
                 VmCmd::Resume(r) => action(Action::Resume, r),
@@ -568,49 +635,24 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     None,
                 )
                 .await?;
+            let resp = match wait {
+                Some(timeout) if resp.vm.as_ref().is_some_and(|v| v.state.is_active()) => {
+                    wait_until_off(&c, &uuid, &host, &r.vm, timeout).await?
+                }
+                _ => resp,
+            };
             if cli.json {
                 print_json(&resp);
             } else {
-                match &resp.vm {
-                    Some(vm) => println!(
-                        "{}: {} on {} is now {}",
-                        action,
-                        vm.name,
-                        vm.host_id,
-                        state_text(vm)
-                    ),
-                    None => println!(
-                        "{action}: done; {} no longer exists (it was transient)",
-                        r.vm
-                    ),
-                }
+                println!("{}", action_outcome(&resp, &r.vm));
             }
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,
         Command::Volume(cmd) => storage_cmd::run_volume(&c, cmd, cli.json).await?,
-        Command::Events { count } => {
-            let mut seen = 0usize;
-            let json = cli.json;
-            c.stream_events("/api/v1/events", |data| {
-                match serde_json::from_str::<Event>(data) {
-                    Ok(e) => {
-                        if json {
-                            println!("{}", serde_json::to_string(&e).unwrap_or_default())
-                        } else {
-                            println!("{}", event_line(&e))
-                        }
-                    }
-                    // resync notices are not full events; pass them on as they are.
-                    Err(_) => println!("{data}"),
-                }
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
-                seen += 1;
-                count.is_none_or(|n| seen < n)
-            })
-            .await?;
+        Command::Events { count, follow } => {
+            events_cmd::run(&c, cli.json, count, follow).await?;
         }
     }
     Ok(())

@@ -166,6 +166,7 @@ fn pools_table(pools: &[PoolSummary]) -> String {
         "USE%",
         "PROVISIONED",
         "LEVEL",
+        "AGE",
         "PATH/SOURCE",
     ]);
     for p in pools {
@@ -189,6 +190,7 @@ fn pools_table(pools: &[PoolSummary]) -> String {
             format!("{pct:.1}"),
             format_bytes(p.provisioned),
             p.level.as_str().to_string(),
+            figures_age(p),
             p.target_path
                 .clone()
                 .or(p.source.clone())
@@ -196,6 +198,38 @@ fn pools_table(pools: &[PoolSummary]) -> String {
         ]);
     }
     t.render()
+}
+
+/// How old the figures are: `12s`, `stale 340s` when older than the daemon promises (the
+/// level is then not to be trusted), `-` for inactive pools.
+fn figures_age(p: &PoolSummary) -> String {
+    match (p.active, p.age_secs, p.stale) {
+        (false, _, _) => "-".into(),
+        (true, None, _) => "stale (never refreshed)".into(),
+        (true, Some(a), true) => format!("stale {a}s"),
+        (true, Some(a), false) => format!("{a}s"),
+    }
+}
+
+/// The line `pool show` adds about the figures.
+fn figures_line(p: &PoolSummary) -> Option<String> {
+    if !p.active {
+        return None;
+    }
+    let mut line = match (p.age_secs, &p.refreshed) {
+        (Some(a), Some(t)) => format!(
+            "figures: refreshed {a} s ago ({t}); uvmmd refreshes them before they are {} s old",
+            p.max_age_secs
+        ),
+        _ => "figures: never refreshed".to_string(),
+    };
+    if p.stale {
+        line.push_str(" - STALE, do not judge the pool by them");
+    }
+    if let Some(e) = &p.refresh_error {
+        line.push_str(&format!("; the last refresh failed: {e}"));
+    }
+    Some(line)
 }
 
 fn volumes_table(vols: &[VolumeSummary]) -> String {
@@ -230,6 +264,9 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
             print_json(d);
         } else {
             print!("{}", pools_table(std::slice::from_ref(&d.summary)));
+            if let Some(f) = figures_line(&d.summary) {
+                println!("{f}");
+            }
             for a in &d.summary.alerts {
                 println!("alert: {a}");
             }

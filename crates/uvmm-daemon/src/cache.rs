@@ -107,7 +107,7 @@ impl VmEntry {
 }
 
 /// FNV-1a: stable across processes and releases, unlike std's DefaultHasher.
-fn hash_str(s: &str) -> u64 {
+pub fn hash_str(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -128,6 +128,16 @@ pub fn etag_of(live: &str, next_boot: Option<&str>) -> String {
     format!("\"{:016x}\"", xml_hash(live, next_boot))
 }
 
+/// How fresh a pool's figures are: libvirt reports them as of its last refresh of the
+/// pool (virStoragePoolRefresh).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolFreshness {
+    /// When the refresh behind these figures started; None: never on this connection.
+    pub refreshed_at: Option<SystemTime>,
+    /// Why the last refresh failed (the figures are then those of an earlier one).
+    pub error: Option<String>,
+}
+
 /// A storage pool as last read, with the monitoring verdict.
 #[derive(Debug, Clone)]
 pub struct PoolEntry {
@@ -136,6 +146,9 @@ pub struct PoolEntry {
     pub provisioned: u64,
     pub level: Level,
     pub alerts: Vec<String>,
+    pub freshness: PoolFreshness,
+    /// The longest age the daemon lets these figures reach (`pool_interval_secs`).
+    pub max_age: std::time::Duration,
 }
 
 impl PoolEntry {
@@ -348,7 +361,23 @@ pub fn host_detail(h: &HostEntry, now: SystemTime) -> HostDetail {
     }
 }
 
+/// Seconds the figures are old at `now`, and whether that is older than promised (never
+/// refreshed counts as too old). Inactive pools have no figures to judge.
+pub fn pool_age(p: &PoolEntry, now: SystemTime) -> (Option<u64>, bool) {
+    if !p.info.active {
+        return (None, false);
+    }
+    match p.freshness.refreshed_at {
+        None => (None, true),
+        Some(t) => {
+            let age = now.duration_since(t).unwrap_or_default();
+            (Some(age.as_secs()), age > p.max_age)
+        }
+    }
+}
+
 pub fn pool_summary(h: &HostEntry, p: &PoolEntry) -> PoolSummary {
+    let (age_secs, stale) = pool_age(p, SystemTime::now());
     PoolSummary {
         name: p.info.def.name.clone(),
         host: h.uri.clone(),
@@ -367,6 +396,11 @@ pub fn pool_summary(h: &HostEntry, p: &PoolEntry) -> PoolSummary {
         level: p.level,
         alerts: p.alerts.clone(),
         available_host: h.available(),
+        refreshed: p.freshness.refreshed_at.map(rfc3339),
+        age_secs,
+        max_age_secs: p.max_age.as_secs(),
+        stale,
+        refresh_error: p.freshness.error.clone(),
     }
 }
 
@@ -704,7 +738,8 @@ impl Cache {
     pub fn pools_updated(
         &mut self,
         uri: &str,
-        pools: Vec<(PoolInfo, Vec<VolumeDef>)>,
+        pools: Vec<(PoolInfo, Vec<VolumeDef>, PoolFreshness)>,
+        max_age: std::time::Duration,
         thresholds: &dyn Fn(&str, &str, &str) -> Thresholds,
     ) -> Vec<Event> {
         let Some(host) = self.hosts.get_mut(uri) else {
@@ -712,7 +747,7 @@ impl Cache {
         };
         let old = std::mem::take(&mut host.pools);
         let mut events = Vec::new();
-        for (info, volumes) in pools {
+        for (info, volumes, freshness) in pools {
             let provisioned = volumes.iter().map(|v| v.capacity).sum();
             let mut entry = PoolEntry {
                 info,
@@ -720,6 +755,8 @@ impl Cache {
                 provisioned,
                 level: Level::Ok,
                 alerts: vec![],
+                freshness,
+                max_age,
             };
             let (level, alerts) = evaluate(
                 &entry.usage(),
@@ -1434,5 +1471,42 @@ mod tests {
             SystemTime::now(),
         );
         assert_eq!(c.free_id("default"), "default-2");
+    }
+
+    #[test]
+    fn pool_figures_age() {
+        let now = SystemTime::now();
+        let secs = std::time::Duration::from_secs;
+        let entry = |active: bool, refreshed: Option<u64>| PoolEntry {
+            info: PoolInfo {
+                active,
+                ..PoolInfo::default()
+            },
+            volumes: vec![],
+            provisioned: 0,
+            level: Level::Ok,
+            alerts: vec![],
+            freshness: PoolFreshness {
+                refreshed_at: refreshed.map(|ago| now - secs(ago)),
+                error: None,
+            },
+            max_age: secs(60),
+        };
+        // (active, refreshed seconds ago, age, stale)
+        let table = [
+            (true, Some(0), Some(0), false),
+            (true, Some(60), Some(60), false),
+            (true, Some(61), Some(61), true),
+            (true, None, None, true),
+            (false, None, None, false),
+            (false, Some(600), None, false),
+        ];
+        for (active, ago, age, stale) in table {
+            assert_eq!(
+                pool_age(&entry(active, ago), now),
+                (age, stale),
+                "{active} {ago:?}"
+            );
+        }
     }
 }

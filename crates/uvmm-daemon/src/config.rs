@@ -111,6 +111,9 @@ pub struct FileConfig {
     pub reconnect_max_secs: Option<u64>,
     /// How long an API request waits for a host to carry out a call.
     pub call_timeout_secs: Option<u64>,
+    /// How long a connection attempt to a host may take before the host is shown as
+    /// unavailable (with the reason) and retried with back-off.
+    pub connect_timeout_secs: Option<u64>,
     /// libvirt keepalive on remote connections: probe interval and missed probes.
     pub keepalive_interval_secs: Option<u32>,
     pub keepalive_count: Option<u32>,
@@ -245,7 +248,9 @@ fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringFile {
-    /// Seconds between pool reads (sizes, volumes) per host; default 60.
+    /// The longest age of pool figures, in seconds (default 60): uvmmd refreshes every
+    /// active pool (virStoragePoolRefresh, then sizes and volumes) before its figures are
+    /// that old, and answers show a pool whose figures are older as stale.
     pub pool_interval_secs: Option<u64>,
     /// Warning thresholds: percentages of used capacity ("80%") and/or minimum free
     /// space ("20GiB:").
@@ -291,6 +296,13 @@ impl Default for Monitoring {
 }
 
 impl Monitoring {
+    /// How often pools are refreshed: when their figures are three quarters of
+    /// `pool_interval` old, so a refresh (which takes a moment) lands before they are
+    /// older than promised.
+    pub fn refresh_period(&self) -> Duration {
+        (self.pool_interval * 3 / 4).max(Duration::from_millis(100))
+    }
+
     pub fn for_pool(&self, host_id: &str, uri: &str, pool: &str) -> Thresholds {
         self.pools
             .iter()
@@ -390,6 +402,8 @@ pub struct Timing {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub call_timeout: Duration,
+    /// How long one connection attempt may take (libvirt's own open has no limit).
+    pub connect_timeout: Duration,
     pub keepalive_interval: u32,
     pub keepalive_count: u32,
 }
@@ -403,6 +417,7 @@ impl Default for Timing {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(300),
             call_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(30),
             keepalive_interval: 5,
             keepalive_count: 3,
         }
@@ -546,6 +561,11 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         "call_timeout_secs",
         timing.call_timeout,
     )?;
+    timing.connect_timeout = secs(
+        file.connect_timeout_secs,
+        "connect_timeout_secs",
+        timing.connect_timeout,
+    )?;
     if timing.reconnect_max < timing.reconnect_min {
         return Err(ConfigError::Invalid(
             "reconnect_max_secs must not be smaller than reconnect_min_secs".into(),
@@ -662,6 +682,7 @@ mod tests {
             vec!["test:///default", "xen://xen1/", "qemu:///system"]
         );
         assert_eq!(s.timing.stats_interval, Duration::from_secs(2));
+        assert_eq!(s.timing.connect_timeout, Duration::from_secs(30));
         assert_eq!(s.socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(s.pidfile, None);
         let d = merge(args(&["-d"]), FileConfig::default()).unwrap();
@@ -679,6 +700,8 @@ mod tests {
             toml::from_str("reconnect_min_secs = 10\nreconnect_max_secs = 5").unwrap();
         assert!(merge(args(&[]), inverted).is_err());
         assert!(toml::from_str::<FileConfig>("stats_intervall_secs = 3").is_err());
+        let no_wait: FileConfig = toml::from_str("connect_timeout_secs = 0").unwrap();
+        assert!(merge(args(&[]), no_wait).is_err());
         let idle_faster: FileConfig =
             toml::from_str("stats_interval_secs = 10\nidle_stats_interval_secs = 5").unwrap();
         assert!(merge(args(&[]), idle_faster).is_err());

@@ -7,14 +7,20 @@
 
 use crate::bus::EventBus;
 use crate::cache::Cache;
+use crate::cache::PoolFreshness;
 use crate::config::{Monitoring, Timing};
+use crate::defwatch::{DefWatch, Seen};
 use crate::error::CoreError;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_backup::{BackupStore, Retention, VersionInput};
-use uvmm_libvirt::{Connector, ErrorKind, HostEvent, Hypervisor, LibvirtError, Lifecycle};
+use uvmm_libvirt::{
+    Connector, ErrorKind, HostEvent, Hypervisor, LibvirtError, Lifecycle, PoolAction,
+};
 use uvmm_model::domain::parse_domain;
 
 /// What the daemon's parts share.
@@ -130,7 +136,7 @@ impl JobCtx<'_> {
         &self.worker.uri
     }
 
-    /// Re-read the host's pools after a storage change.
+    /// Refresh and re-read the host's pools after a storage change.
     pub fn refresh_pools(&self) {
         if let Err(e) = self.worker.refresh_pools(self.hv) {
             tracing::warn!(uri = %self.worker.uri, "refreshing pools failed: {e}");
@@ -141,32 +147,27 @@ impl JobCtx<'_> {
     /// returned as a warning for the answer: the change itself has happened.
     pub fn backup(&self, uuid: &str, cause: &str) -> Option<String> {
         // Jobs only define persistent VMs.
-        record_backup(
-            &self.worker.shared,
-            &self.worker.uri,
-            self.hv,
-            uuid,
-            cause,
-            false,
-            Some(true),
-        )
-        .err()
-        .map(|e| format!("the backup of this change failed: {e}"))
+        self.worker
+            .record(self.hv, uuid, cause, false, Some(true))
+            .err()
+            .map(|e| format!("the backup of this change failed: {e}"))
     }
 
     /// Record the definition a VM has right before it is deleted.
     pub fn backup_deleted(&self, uuid: &str) -> Option<String> {
-        record_backup(
-            &self.worker.shared,
-            &self.worker.uri,
-            self.hv,
-            uuid,
-            "delete",
-            true,
-            Some(true),
-        )
-        .err()
-        .map(|e| format!("the backup of the deleted definition failed: {e}"))
+        self.worker
+            .record(self.hv, uuid, "delete", true, Some(true))
+            .err()
+            .map(|e| format!("the backup of the deleted definition failed: {e}"))
+    }
+
+    /// Before a change through uvmm: catch a change made without an event (`virsh ...
+    /// --config`) since the last look, so it is recorded as `external` and the cache is
+    /// right, instead of the coming change's version claiming it.
+    pub fn check_definition(&self, uuid: &str) {
+        if let Err(e) = self.worker.check_definition(self.hv, uuid) {
+            tracing::debug!(uri = %self.worker.uri, %uuid, "definition check failed: {e}");
+        }
     }
 
     /// The reason the host is unavailable, for jobs that were not run.
@@ -185,6 +186,14 @@ pub enum HostMsg {
     /// A libvirt event from connection number `gen`.
     Event(u64, HostEvent),
     Job(Job),
+    /// The backup resync of connection `gen` is done: the hash of every persistent VM's
+    /// definition as it read it, and the VMs for which it recorded a new version (changed
+    /// while uvmm was not looking; re-read them, the cache may predate the change).
+    Baseline {
+        gen: u64,
+        hashes: Vec<(String, u64)>,
+        changed: Vec<String>,
+    },
     Stop,
 }
 
@@ -205,10 +214,28 @@ impl HostHandle {
     }
 }
 
+/// What recording a definition found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Hash of the persistent definition that was read (None: nothing read, e.g. the VM
+    /// is gone or transient).
+    pub hash: Option<u64>,
+    /// A new backup version was written.
+    pub new_version: bool,
+}
+
+/// Hash of a definition, as the cache hashes XML.
+pub fn definition_hash(xml: &str) -> u64 {
+    crate::cache::hash_str(xml)
+}
+
 /// Save the persistent definition of `uuid` as a new backup version if it changed; a
 /// domain that is gone is recorded as deleted. Transient domains have no definition to
 /// keep. `persistent` is passed when the caller knows it; otherwise the cache says.
-pub fn record_backup(
+/// Returns which definition it read (hashed) and whether it wrote a version; the
+/// definition is read even without a backup store, since the definition watch compares
+/// the hash.
+pub fn record_definition(
     shared: &Shared,
     uri: &str,
     hv: &dyn Hypervisor,
@@ -216,21 +243,22 @@ pub fn record_backup(
     cause: &str,
     deleting: bool,
     persistent: Option<bool>,
-) -> Result<(), String> {
-    let Some(store) = &shared.backups else {
-        return Ok(());
-    };
+) -> Result<Recorded, String> {
     let mut input = VersionInput {
         host: uri.to_string(),
         cause: cause.to_string(),
         deleted: deleting,
         ..VersionInput::default()
     };
-    let mark_deleted = |input: &VersionInput| {
-        store
+    let mark_deleted = |input: &VersionInput| match &shared.backups {
+        None => Ok(Recorded::default()),
+        Some(store) => store
             .mark_deleted(uuid, input)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map(|v| Recorded {
+                hash: None,
+                new_version: v.is_some(),
+            })
+            .map_err(|e| e.to_string()),
     };
     let persistent = persistent.or_else(|| {
         shared
@@ -241,13 +269,20 @@ pub fn record_backup(
     });
     match persistent {
         None => return mark_deleted(&input),
-        Some(false) => return Ok(()),
+        Some(false) => return Ok(Recorded::default()),
         Some(true) => {}
     }
     let xml = match hv.domain_xml(uuid, true, true) {
         Ok(x) => x,
         Err(e) if e.kind == ErrorKind::NotFound => return mark_deleted(&input),
         Err(e) => return Err(e.to_string()),
+    };
+    let hash = Some(definition_hash(&xml));
+    let Some(store) = &shared.backups else {
+        return Ok(Recorded {
+            hash,
+            new_version: false,
+        });
     };
     if let Ok(def) = parse_domain(&xml) {
         input.name = def.name;
@@ -260,9 +295,15 @@ pub fn record_backup(
             if let Err(e) = store.prune_vm(uuid, shared.retention, SystemTime::now()) {
                 tracing::warn!(%uuid, "pruning old versions failed: {e}");
             }
-            Ok(())
+            Ok(Recorded {
+                hash,
+                new_version: true,
+            })
         }
-        Ok(None) => Ok(()),
+        Ok(None) => Ok(Recorded {
+            hash,
+            new_version: false,
+        }),
         Err(e) => {
             tracing::error!(%uri, %uuid, "backup failed: {e}");
             Err(e.to_string())
@@ -284,6 +325,8 @@ pub fn spawn(
         rx,
         tx: tx.clone(),
         first_attempt,
+        defs: RefCell::default(),
+        pool_refresh: RefCell::default(),
     };
     let name = format!("host {}", uri.chars().take(40).collect::<String>());
     if let Err(e) = std::thread::Builder::new()
@@ -300,12 +343,23 @@ enum Exit {
     Lost(String),
 }
 
+/// A connection attempt running on its own thread; its events carry generation `gen`.
+struct Attempt {
+    gen: u64,
+    rx: mpsc::Receiver<Result<Arc<dyn Hypervisor>, LibvirtError>>,
+    started: Instant,
+}
+
 struct Worker {
     shared: Arc<Shared>,
     uri: String,
     rx: mpsc::Receiver<HostMsg>,
     tx: mpsc::Sender<HostMsg>,
     first_attempt: Option<oneshot::Sender<()>>,
+    /// Definitions as last seen, to catch changes that come without an event.
+    defs: RefCell<DefWatch>,
+    /// When each pool's figures were last refreshed by libvirt, and why a refresh failed.
+    pool_refresh: RefCell<HashMap<String, PoolFreshness>>,
 }
 
 impl Worker {
@@ -313,20 +367,44 @@ impl Worker {
         let timing = self.shared.timing;
         let mut delay = timing.reconnect_min;
         let mut generation = 0u64;
+        // A connection attempt that has not finished yet (see `Attempt`).
+        let mut pending: Option<Attempt> = None;
         loop {
-            generation += 1;
-            let gen = generation;
-            let tx = self.tx.clone();
-            let sink: uvmm_libvirt::EventSink = Arc::new(move |ev| {
-                let _ = tx.send(HostMsg::Event(gen, ev));
-            });
+            let attempt = match pending.take() {
+                Some(a) => a,
+                None => {
+                    generation += 1;
+                    self.start_attempt(generation)
+                }
+            };
+            let waited = attempt.started.elapsed();
+            let outcome = attempt.rx.recv_timeout(
+                timing
+                    .connect_timeout
+                    .saturating_sub(waited)
+                    .max(Duration::from_millis(1)),
+            );
+            let gen = attempt.gen;
+            let result = match outcome {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    let secs = attempt.started.elapsed().as_secs();
+                    pending = Some(attempt);
+                    Err(LibvirtError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no answer within {secs} s while connecting (unreachable host, or \
+                             a libvirtd that does not answer); still trying"
+                        ),
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => Err(LibvirtError::new(
+                    ErrorKind::Connection,
+                    "the connection attempt ended without a result",
+                )),
+            };
             let started = Instant::now();
-            let attempt = self
-                .shared
-                .connector
-                .connect(&self.uri, sink)
-                .and_then(|hv| self.sync(&hv).map(|_| hv));
-            match attempt {
+            match result.and_then(|hv| self.sync(&hv, gen).map(|_| hv)) {
                 Ok(hv) => {
                     tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
                     self.signal_first_attempt();
@@ -354,6 +432,39 @@ impl Worker {
         }
     }
 
+    /// Open a connection on a thread of its own: libvirt's open blocks without a time
+    /// limit (an unreachable `qemu+ssh://` host, a libvirtd that accepts but never
+    /// answers), and the worker must be able to give up, say why and retry. At most one
+    /// attempt per host runs; a hung one is waited for again at the next retry instead of
+    /// starting another thread next to it.
+    fn start_attempt(&self, gen: u64) -> Attempt {
+        let (tx, rx) = mpsc::channel();
+        let events = self.tx.clone();
+        let sink: uvmm_libvirt::EventSink = Arc::new(move |ev| {
+            let _ = events.send(HostMsg::Event(gen, ev));
+        });
+        let connector = self.shared.connector.clone();
+        let uri = self.uri.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!(
+                "connect {}",
+                uri.chars().take(32).collect::<String>()
+            ))
+            .spawn(move || {
+                // When the worker has given up on this attempt (it stopped), the
+                // connection is dropped here, which closes it.
+                let _ = tx.send(connector.connect(&uri, sink));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(uri = %self.uri, "cannot start a connection attempt: {e}");
+        }
+        Attempt {
+            gen,
+            rx,
+            started: Instant::now(),
+        }
+    }
+
     fn signal_first_attempt(&mut self) {
         if let Some(tx) = self.first_attempt.take() {
             let _ = tx.send(());
@@ -372,10 +483,13 @@ impl Worker {
     }
 
     /// Full read of the host after (re)connecting.
-    fn sync(&self, hv: &Arc<dyn Hypervisor>) -> Result<(), LibvirtError> {
+    fn sync(&self, hv: &Arc<dyn Hypervisor>, gen: u64) -> Result<(), LibvirtError> {
         let info = hv.host_info()?;
         let domains = hv.list_domains()?;
         let free = hv.free_memory_kib().ok();
+        // A new connection: figures and definitions seen on the old one count for nothing.
+        self.defs.borrow_mut().reset();
+        self.pool_refresh.borrow_mut().clear();
         // Pools first: once the host shows as connected, everything about it is known.
         if let Err(e) = self.refresh_pools(hv.as_ref()) {
             tracing::warn!(uri = %self.uri, "reading storage pools failed: {e}");
@@ -390,15 +504,19 @@ impl Worker {
             .update(|c| ((), c.host_synced(&self.uri, info, free, domains, now)));
         // Changes made while uvmm was not watching become versions now, on a thread of
         // their own: with thousands of VMs this takes a while, and the worker must answer
-        // events and requests meanwhile.
+        // events and requests meanwhile. What it reads is also the baseline of the
+        // definition watch.
         let (shared, uri, hv) = (self.shared.clone(), self.uri.clone(), hv.clone());
+        let tx = self.tx.clone();
         let spawned = std::thread::Builder::new()
             .name("backup resync".into())
             .spawn(move || {
                 let started = Instant::now();
                 let (count, mut failed) = (persistent.len(), 0usize);
+                let mut hashes = Vec::with_capacity(count);
+                let mut changed = Vec::new();
                 for uuid in persistent {
-                    if record_backup(
+                    match record_definition(
                         &shared,
                         &uri,
                         hv.as_ref(),
@@ -406,10 +524,16 @@ impl Worker {
                         "resync",
                         false,
                         Some(true),
-                    )
-                    .is_err()
-                    {
-                        failed += 1;
+                    ) {
+                        Ok(r) => {
+                            if let Some(h) = r.hash {
+                                hashes.push((uuid.clone(), h));
+                            }
+                            if r.new_version {
+                                changed.push(uuid);
+                            }
+                        }
+                        Err(_) => failed += 1,
                     }
                 }
                 tracing::info!(
@@ -419,9 +543,16 @@ impl Worker {
                     ms = started.elapsed().as_millis() as u64,
                     "backups checked against the host's definitions"
                 );
+                let _ = tx.send(HostMsg::Baseline {
+                    gen,
+                    hashes,
+                    changed,
+                });
             });
         if let Err(e) = spawned {
             tracing::error!(uri = %self.uri, "cannot start the backup resync: {e}");
+            // Without a baseline the watch would never start: let it learn instead.
+            self.defs.borrow_mut().set_baseline([]);
         }
         Ok(())
     }
@@ -437,58 +568,74 @@ impl Worker {
             match self.rx.recv_timeout(left) {
                 Ok(HostMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
                 Ok(HostMsg::Job(job)) => job(None),
-                // Events of a connection that is gone.
-                Ok(HostMsg::Event(..)) => {}
+                // Events and results of a connection that is gone.
+                Ok(HostMsg::Event(..) | HostMsg::Baseline { .. }) => {}
                 Err(RecvTimeoutError::Timeout) => return Exit::Lost(String::new()),
             }
         }
     }
 
     fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
-        let pool_interval = self.shared.monitoring.pool_interval;
+        let pool_period = self.shared.monitoring.refresh_period();
         let reconcile_interval = self.shared.timing.reconcile_interval;
-        // Statistics right away: primes CPU usage and catches changes made during sync.
         let fast = self.shared.timing.stats_interval;
+        // The definition watch hands out slices of its cycle at every tick; ticks no
+        // coarser than a tenth of the interval let it spread the cycle evenly.
+        let defs_tick = fast
+            .min(reconcile_interval / 10)
+            .max(Duration::from_millis(100));
         let mut last_stats: Option<Instant> = None;
+        // Statistics right away: primes CPU usage and catches changes made during sync.
         let mut next_check = Instant::now();
         let mut next_reconcile = Instant::now();
-        let mut next_pools = Instant::now() + pool_interval;
+        let mut next_pools = Instant::now() + pool_period;
+        let mut next_defs = Instant::now();
         loop {
-            // Wake at the fast rate even while idle: a returning reader gets fresh
-            // statistics within one fast interval, and an idle wake-up without a round
-            // costs nothing but the check.
-            let timeout = next_check
-                .min(next_pools)
-                .saturating_duration_since(Instant::now());
-            let msg = match self.rx.recv_timeout(timeout) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
-                Err(RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    let interval = self.shared.stats_interval_now();
-                    let result = if now >= next_pools {
-                        next_pools = now + pool_interval;
-                        self.refresh_pools(hv)
-                    } else if let Some(t) = last_stats.filter(|t| now < *t + interval) {
-                        next_check = (now + fast).min(t + interval);
-                        continue;
-                    } else {
+            // Periodic work comes first in every round, not only when the channel is
+            // quiet: a host with a steady stream of events must not starve its
+            // statistics, pool figures or definition checks.
+            let now = Instant::now();
+            let mut result = Ok(());
+            if now >= next_pools {
+                next_pools = now + pool_period;
+                result = self.refresh_pools(hv);
+            }
+            if result.is_ok() && now >= next_check {
+                let interval = self.shared.stats_interval_now();
+                match last_stats.filter(|t| now < *t + interval) {
+                    // Wake at the fast rate even while idle: a returning reader gets fresh
+                    // statistics within one fast interval, and an idle wake-up without a
+                    // round costs nothing but the check.
+                    Some(t) => next_check = (now + fast).min(t + interval),
+                    None => {
                         last_stats = Some(now);
                         next_check = now + fast;
                         let complete = now >= next_reconcile;
                         if complete {
                             next_reconcile = now + reconcile_interval;
                         }
-                        self.stats(hv, complete)
-                    };
-                    if let Err(e) = result {
-                        if !hv.is_alive() {
-                            return Exit::Lost(e.message);
-                        }
-                        tracing::warn!(uri = %self.uri, "periodic read failed: {e}");
+                        result = self.stats(hv, complete);
                     }
-                    continue;
                 }
+            }
+            if result.is_ok() && now >= next_defs {
+                next_defs = now + defs_tick;
+                result = self.sweep_definitions(hv, now);
+            }
+            if let Err(e) = result {
+                if !hv.is_alive() {
+                    return Exit::Lost(e.message);
+                }
+                tracing::warn!(uri = %self.uri, "periodic read failed: {e}");
+            }
+            let timeout = next_check
+                .min(next_pools)
+                .min(next_defs)
+                .saturating_duration_since(Instant::now());
+            let msg = match self.rx.recv_timeout(timeout) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
+                Err(RecvTimeoutError::Timeout) => continue,
             };
             match msg {
                 HostMsg::Stop => return Exit::Stop,
@@ -523,6 +670,19 @@ impl Worker {
                     }
                     let _ = self.backup(hv, &uuid, "external", false);
                 }
+                HostMsg::Baseline { gen: g, .. } if g != gen => {}
+                HostMsg::Baseline {
+                    hashes, changed, ..
+                } => {
+                    self.defs.borrow_mut().set_baseline(hashes);
+                    for uuid in changed {
+                        if let Err(e) = self.refresh(hv, &uuid) {
+                            if !hv.is_alive() {
+                                return Exit::Lost(e.message);
+                            }
+                        }
+                    }
+                }
                 HostMsg::Job(job) => {
                     job(Some(&JobCtx { hv, worker: self }));
                     if !hv.is_alive() {
@@ -540,7 +700,119 @@ impl Worker {
         cause: &str,
         deleting: bool,
     ) -> Result<(), String> {
-        record_backup(&self.shared, &self.uri, hv, uuid, cause, deleting, None)
+        self.record(hv, uuid, cause, deleting, None)
+    }
+
+    /// Record a definition (see `record_definition`) and remember what was read, so the
+    /// definition watch does not mistake a change it has just recorded for a new one.
+    fn record(
+        &self,
+        hv: &dyn Hypervisor,
+        uuid: &str,
+        cause: &str,
+        deleting: bool,
+        persistent: Option<bool>,
+    ) -> Result<(), String> {
+        let r = record_definition(
+            &self.shared,
+            &self.uri,
+            hv,
+            uuid,
+            cause,
+            deleting,
+            persistent,
+        )?;
+        let mut defs = self.defs.borrow_mut();
+        match r.hash {
+            Some(h) if !deleting => {
+                defs.observe(uuid, h);
+            }
+            _ => defs.forget(uuid),
+        }
+        Ok(())
+    }
+
+    /// Compare one VM's persistent definition with the one seen last (before a change
+    /// through uvmm). Only a broken connection is an error.
+    fn check_definition(&self, hv: &dyn Hypervisor, uuid: &str) -> Result<(), LibvirtError> {
+        match hv.domain_xml(uuid, true, true) {
+            Ok(xml) => self.compare_definition(hv, uuid, &xml),
+            Err(e) if e.kind == ErrorKind::NotFound => self.definition_gone(hv, uuid),
+            Err(e) if e.kind == ErrorKind::Connection => Err(e),
+            Err(e) => {
+                tracing::debug!(uri = %self.uri, %uuid, "cannot read the definition: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// A definition read now against the one seen last: a change that came without an
+    /// event is recorded as `external` and the VM re-read (its view and ETag).
+    fn compare_definition(
+        &self,
+        hv: &dyn Hypervisor,
+        uuid: &str,
+        xml: &str,
+    ) -> Result<(), LibvirtError> {
+        let seen = self.defs.borrow_mut().observe(uuid, definition_hash(xml));
+        match seen {
+            Seen::Same => {}
+            Seen::New => {
+                let _ = self.record(hv, uuid, "external", false, None);
+            }
+            Seen::Changed => {
+                tracing::info!(uri = %self.uri, %uuid, "definition changed without an event (e.g. virsh --config): recorded as external");
+                // Version first: whoever sees the new view finds its version too.
+                let _ = self.record(hv, uuid, "external", false, None);
+                self.refresh(hv, uuid)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// No persistent definition any more, without an event (or the event is still
+    /// queued): the cache learns, and the backup store records the deletion.
+    fn definition_gone(&self, hv: &dyn Hypervisor, uuid: &str) -> Result<(), LibvirtError> {
+        self.defs.borrow_mut().forget(uuid);
+        self.refresh(hv, uuid)?;
+        let _ = self.record(hv, uuid, "external", false, None);
+        Ok(())
+    }
+
+    /// The slice of the definition watch's cycle that is due now.
+    fn sweep_definitions(&self, hv: &dyn Hypervisor, now: Instant) -> Result<(), LibvirtError> {
+        let interval = self.shared.timing.reconcile_interval;
+        let due = self.defs.borrow_mut().due(now, interval, || {
+            self.shared
+                .read()
+                .host(&self.uri)
+                .map(|h| {
+                    h.vms()
+                        .values()
+                        .filter(|v| v.persistent)
+                        .map(|v| v.uuid.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if due.is_empty() {
+            return Ok(());
+        }
+        let read = hv.persistent_definitions(&due)?;
+        for (uuid, xml) in &read {
+            self.compare_definition(hv, uuid, xml)?;
+        }
+        let listed: std::collections::HashSet<&str> =
+            read.iter().map(|(u, _)| u.as_str()).collect();
+        for uuid in due.iter().filter(|u| !listed.contains(u.as_str())) {
+            // Not listed as persistent: undefined, made transient, or unreadable; one
+            // look at the domain tells which.
+            match hv.domain(uuid)? {
+                Some(s) if s.persistent => {}
+                _ => self.definition_gone(hv, uuid)?,
+            }
+        }
+        Ok(())
     }
 
     /// Re-read one domain after an event. Whatever the event said, libvirt's answer now is
@@ -553,14 +825,57 @@ impl Worker {
         Ok(())
     }
 
-    /// Read every pool (and the volumes of active ones) and let the cache judge them.
+    /// Refresh every active pool and read every pool (and the volumes of active ones); the
+    /// cache judges them. libvirt reports a pool's size and allocation as of its last
+    /// refresh (for a dir pool: data written into sparse volumes is not seen before), so
+    /// each read asks libvirt to re-read the storage first (virStoragePoolRefresh) and
+    /// records when that succeeded: the figures' age is part of every answer.
     fn refresh_pools(&self, hv: &dyn Hypervisor) -> Result<(), LibvirtError> {
-        let pools = match hv.pools() {
-            Ok(p) => p,
+        let list = |hv: &dyn Hypervisor| match hv.pools() {
+            Ok(p) => Ok(Some(p)),
             // Hosts without a storage driver have no pools; that is not a failure.
-            Err(e) if e.kind == ErrorKind::NotSupported => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) if e.kind == ErrorKind::NotSupported => Ok(None),
+            Err(e) => Err(e),
         };
+        let Some(mut pools) = list(hv)? else {
+            return Ok(());
+        };
+        let mut refreshed_any = false;
+        {
+            let mut fresh = self.pool_refresh.borrow_mut();
+            for p in pools.iter().filter(|p| p.active) {
+                let name = &p.def.name;
+                let started = SystemTime::now();
+                let prev = fresh.get(name).cloned().unwrap_or_default();
+                let now = match hv.pool_action(name, PoolAction::Refresh) {
+                    Ok(()) => {
+                        refreshed_any = true;
+                        PoolFreshness {
+                            refreshed_at: Some(started),
+                            error: None,
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                    // Gone or stopped meanwhile: the read below shows it.
+                    Err(e) if e.kind == ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        if prev.error.as_deref() != Some(e.message.as_str()) {
+                            tracing::warn!(uri = %self.uri, pool = %name, "refreshing the pool failed (its figures get older): {e}");
+                        }
+                        PoolFreshness {
+                            refreshed_at: prev.refreshed_at,
+                            error: Some(e.message),
+                        }
+                    }
+                };
+                fresh.insert(name.clone(), now);
+            }
+            fresh.retain(|name, _| pools.iter().any(|p| p.active && &p.def.name == name));
+        }
+        if refreshed_any {
+            pools = list(hv)?.unwrap_or_default();
+        }
+        let fresh = self.pool_refresh.borrow();
         let mut read = Vec::with_capacity(pools.len());
         for p in pools {
             let volumes = if p.active {
@@ -572,8 +887,14 @@ impl Worker {
             } else {
                 vec![]
             };
-            read.push((p, volumes));
+            let freshness = if p.active {
+                fresh.get(&p.def.name).cloned().unwrap_or_default()
+            } else {
+                PoolFreshness::default()
+            };
+            read.push((p, volumes, freshness));
         }
+        drop(fresh);
         if let Ok(free) = hv.free_memory_kib() {
             let mut cache = self.shared.cache.write().unwrap_or_else(|p| p.into_inner());
             cache.set_free_memory(&self.uri, free);
@@ -582,9 +903,12 @@ impl Worker {
         self.shared.update(|c| {
             (
                 (),
-                c.pools_updated(&self.uri, read, &|id, uri, pool| {
-                    monitoring.for_pool(id, uri, pool)
-                }),
+                c.pools_updated(
+                    &self.uri,
+                    read,
+                    monitoring.pool_interval,
+                    &|id, uri, pool| monitoring.for_pool(id, uri, pool),
+                ),
             )
         });
         Ok(())

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod conn;
+pub mod defwatch;
 pub mod error;
 pub mod host;
 pub mod http_guard;

@@ -366,19 +366,34 @@ impl Manager {
     }
 
     /// Resolve a VM and make sure its host is connected: (host URI, UUID, facts).
+    ///
+    /// Every caller goes on to change or read the VM through a job. A definition check
+    /// is queued first (the worker runs jobs in order): a change made without an event
+    /// (`virsh ... --config`) since the last look is then recorded as `external` before
+    /// the coming change records its own version, instead of being claimed by it.
     fn target(
         &self,
         uuid: &str,
         host: Option<&str>,
     ) -> Result<(String, String, HostFacts), CoreError> {
-        let cache = self.shared.read();
-        let (h, v) = cache.resolve_vm(uuid, host)?;
-        h.ensure_available()?;
-        Ok((
-            h.uri.clone(),
-            v.uuid.clone(),
-            facts(&cache, h, &self.policy.image_dirs),
-        ))
+        let (uri, id, facts) = {
+            let cache = self.shared.read();
+            let (h, v) = cache.resolve_vm(uuid, host)?;
+            h.ensure_available()?;
+            (
+                h.uri.clone(),
+                v.uuid.clone(),
+                facts(&cache, h, &self.policy.image_dirs),
+            )
+        };
+        let check = id.clone();
+        let job: Job = Box::new(move |ctx| {
+            if let Some(ctx) = ctx {
+                ctx.check_definition(&check);
+            }
+        });
+        self.worker_send(&uri, HostMsg::Job(job))?;
+        Ok((uri, id, facts))
     }
 
     pub async fn vm_action(
@@ -916,7 +931,12 @@ impl Manager {
                 facts(&cache, h, &self.policy.image_dirs),
             )
         };
-        let force = req.force;
+        use uvmm_backup::restore::Existing;
+        let existing = match (req.force, req.replace) {
+            (_, true) => Existing::Replace,
+            (true, false) => Existing::Redefine,
+            (false, false) => Existing::Refuse,
+        };
         // A definition brought by the client passes the checks of a new VM first; one from
         // uvmmd's own backups was read from libvirt and is restored as it was.
         let from_client = req.xml.is_some();
@@ -927,14 +947,15 @@ impl Manager {
             if from_client {
                 vmops::check_client_definition(ctx.hv, &facts, &xml)?;
             }
-            let mut report =
-                uvmm_backup::restore::restore(ctx.hv, &xml, force, local).map_err(|e| match e {
+            let mut report = uvmm_backup::restore::restore(ctx.hv, &xml, existing, local).map_err(
+                |e| match e {
                     uvmm_backup::restore::RestoreError::Refused(_) => {
                         CoreError::Conflict(e.to_string())
                     }
                     uvmm_backup::restore::RestoreError::Invalid(m) => CoreError::BadRequest(m),
                     uvmm_backup::restore::RestoreError::Libvirt(l) => CoreError::from(l),
-                })?;
+                },
+            )?;
             report.warnings.extend(ctx.backup(&report.uuid, "restore"));
             ctx.refresh(&report.uuid);
             Ok(report)

@@ -2,6 +2,7 @@
 
 use crate::cache::Cache;
 use std::fmt::Write;
+use std::time::SystemTime;
 use uvmm_model::monitor::Level;
 use uvmm_model::VmState;
 
@@ -167,6 +168,49 @@ pub fn render(cache: &Cache) -> String {
             }
         }
     }
+    // How current the pool figures are: libvirt reports them as of its last refresh.
+    // Only active pools that were refreshed have a time; alert on the age, e.g.
+    // `uvmm_pool_figures_age_seconds > uvmm_pool_figures_max_age_seconds`.
+    type PoolFigure = fn(&crate::cache::PoolEntry, SystemTime) -> Option<f64>;
+    let freshness: [(&str, &str, PoolFigure); 3] = [
+        (
+            "uvmm_pool_refresh_timestamp_seconds",
+            "When libvirt last re-read the pool's storage for these figures (Unix time).",
+            |p, _| {
+                p.freshness
+                    .refreshed_at
+                    .filter(|_| p.info.active)
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs_f64().floor())
+            },
+        ),
+        (
+            "uvmm_pool_figures_age_seconds",
+            "Age of the pool's figures in seconds.",
+            |p, now| {
+                p.freshness
+                    .refreshed_at
+                    .filter(|_| p.info.active)
+                    .map(|t| now.duration_since(t).unwrap_or_default().as_secs() as f64)
+            },
+        ),
+        (
+            "uvmm_pool_figures_max_age_seconds",
+            "The age uvmmd refreshes pool figures before (pool_interval_secs).",
+            |p, _| p.info.active.then_some(p.max_age.as_secs() as f64),
+        ),
+    ];
+    let now = SystemTime::now();
+    for (name, help, value) in freshness {
+        f.header(name, help, "gauge");
+        for h in cache.hosts() {
+            for p in &h.pools {
+                if let Some(v) = value(p, now) {
+                    f.sample(name, &[("host", &h.id), ("pool", &p.info.def.name)], v);
+                }
+            }
+        }
+    }
     out
 }
 
@@ -190,6 +234,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("uvmm_host_vms{host=\"x\",state=\"running\"} 0"));
+        // A pool refreshed 5 s ago: its figures' age, time and promised maximum.
+        let refreshed = SystemTime::now() - std::time::Duration::from_secs(5);
+        let pool = uvmm_libvirt::PoolInfo {
+            def: uvmm_model::storage::PoolDef {
+                name: "p".into(),
+                ..Default::default()
+            },
+            active: true,
+            ..Default::default()
+        };
+        let fresh = crate::cache::PoolFreshness {
+            refreshed_at: Some(refreshed),
+            error: None,
+        };
+        c.pools_updated(
+            "test:///x.xml",
+            vec![(pool, vec![], fresh)],
+            std::time::Duration::from_secs(60),
+            &|_, _, _| uvmm_model::monitor::Thresholds::standard(),
+        );
+        let text = render(&c);
+        for line in [
+            "uvmm_pool_figures_age_seconds{host=\"x\",pool=\"p\"} 5",
+            "uvmm_pool_figures_max_age_seconds{host=\"x\",pool=\"p\"} 60",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        let stamp = refreshed
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(text.contains(&format!(
+            "uvmm_pool_refresh_timestamp_seconds{{host=\"x\",pool=\"p\"}} {stamp}"
+        )));
         // Every sample line belongs to a family announced before it.
         let mut announced = std::collections::HashSet::new();
         for line in text.lines() {

@@ -72,8 +72,9 @@ pub struct PidFile {
 }
 
 impl PidFile {
-    /// Create the pid file; refuses when it names a live process.
-    pub fn create(path: &Path) -> Result<PidFile, String> {
+    /// Refuse when the pid file names a live process, without touching the file: a second
+    /// daemon must fail before it changes anything of the running one.
+    pub fn check(path: &Path) -> Result<(), String> {
         if let Ok(text) = std::fs::read_to_string(path) {
             if let Ok(pid) = text.trim().parse::<i32>() {
                 let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
@@ -85,6 +86,12 @@ impl PidFile {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Create the pid file; refuses when it names a live process.
+    pub fn create(path: &Path) -> Result<PidFile, String> {
+        Self::check(path)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -100,6 +107,36 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// An exclusive lock on the state directory, held for the daemon's lifetime: two daemons
+/// on one state directory would overwrite each other's `hosts.json`. The kernel drops the
+/// lock when the process ends, however it ends; the file itself stays (removing a lock
+/// file races with the next daemon taking it).
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl StateLock {
+    pub const FILE: &'static str = "uvmmd.lock";
+
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
+        let path = state_dir.join(Self::FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(format!(
+                "state directory {} is in use by another uvmmd",
+                state_dir.display()
+            )),
+            Err((_, e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        }
     }
 }
 
@@ -254,13 +291,35 @@ mod tests {
     }
 
     #[test]
+    fn state_lock_is_exclusive_and_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateLock::acquire(dir.path()).unwrap();
+        let second = StateLock::acquire(dir.path());
+        assert!(
+            second
+                .as_ref()
+                .is_err_and(|e| e.contains("in use by another uvmmd")),
+            "{:?}",
+            second.err()
+        );
+        drop(first);
+        assert!(StateLock::acquire(dir.path()).is_ok());
+    }
+
+    #[test]
     fn pid_file_refuses_live_process_and_cleans_up() {
         let dir = std::env::temp_dir().join(format!("uvmm-pid-{}", std::process::id()));
         let path = dir.join("uvmmd.pid");
         std::fs::create_dir_all(&dir).unwrap();
         // PID 1 is always alive.
         std::fs::write(&path, "1\n").unwrap();
+        assert!(PidFile::check(&path).is_err());
         assert!(PidFile::create(&path).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "1\n",
+            "a refused pid file is not touched"
+        );
         // A stale pid is replaced.
         std::fs::write(&path, "999999999\n").unwrap();
         let pf = PidFile::create(&path).unwrap();

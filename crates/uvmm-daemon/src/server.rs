@@ -5,7 +5,7 @@ use crate::bus::EventBus;
 use crate::config::Settings;
 use crate::host::Shared;
 use crate::manager::Manager;
-use crate::process::{LogFile, PidFile};
+use crate::process::{LogFile, PidFile, StateLock};
 use anyhow::{anyhow, Context};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,6 +17,34 @@ use tokio::sync::watch;
 use uvmm_api::HostOrigin;
 use uvmm_libvirt::Connector;
 
+/// A socket file that answers belongs to a running daemon.
+fn check_socket_free(path: &Path) -> anyhow::Result<()> {
+    if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(anyhow!(
+            "socket {} is in use: is another uvmmd running?",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Removes the socket file this daemon created when start-up fails after binding it.
+struct SocketFile<'a>(Option<&'a Path>);
+
+impl SocketFile<'_> {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketFile<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Bind the UNIX socket. A socket file left behind by a crashed daemon is replaced; one
 /// that still answers belongs to a running daemon and is an error.
 fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
@@ -24,12 +52,7 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(anyhow!(
-                "socket {} is in use: is another uvmmd running?",
-                path.display()
-            ));
-        }
+        check_socket_free(path)?;
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
@@ -57,21 +80,30 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
         }
+        // A second daemon must refuse before it changes anything of a running one: first
+        // the checks that touch nothing (pid file, socket), then what fails without side
+        // effects (TCP port, state directory lock), and only then the socket file and the
+        // pid file, which are removed again if a later step fails.
+        if let Some(p) = &settings.pidfile {
+            PidFile::check(p).map_err(|e| anyhow!(e))?;
+        }
+        check_socket_free(&settings.socket)?;
+        let tcp =
+            match settings.listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (is another uvmmd running?)")
+                })?),
+                None => None,
+            };
         std::fs::create_dir_all(&settings.state_dir).with_context(|| {
             format!(
                 "cannot create state directory {}",
                 settings.state_dir.display()
             )
         })?;
+        let state_lock = StateLock::acquire(&settings.state_dir).map_err(|e| anyhow!(e))?;
         let unix = bind_unix(&settings.socket)?;
-        let tcp = match settings.listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?,
-            ),
-            None => None,
-        };
+        let socket_file = SocketFile(Some(&settings.socket));
         let pidfile = settings
             .pidfile
             .as_deref()
@@ -116,10 +148,11 @@ pub async fn run(
             }
             None => api::GuardConfig::default(),
         };
-        anyhow::Ok((unix, tcp, pidfile, manager, guard))
+        socket_file.keep();
+        anyhow::Ok((unix, tcp, pidfile, manager, state_lock, guard))
     }
     .await;
-    let (unix, tcp, pidfile, manager, guard) = match started {
+    let (unix, tcp, pidfile, manager, _state_lock, guard) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));

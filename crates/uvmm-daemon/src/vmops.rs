@@ -13,7 +13,7 @@ use uvmm_model::boot::{
 use uvmm_model::caps::HostCaps;
 use uvmm_model::domain::{domain_from_tree, Disk, DomainDef, Graphics, Nic, Notes};
 use uvmm_model::edit::{merge, retarget_disks, set_graphics_password};
-use uvmm_model::generate::{from_profile, generate, resolve, NewVm};
+use uvmm_model::generate::{check_drive_slots, from_profile, generate, resolve, NewVm};
 use uvmm_model::profile::{parse_network, Profile};
 use uvmm_model::storage::{
     check_volume_size, delete_refusal, pool_is_shared, volume_xml, PoolRoom,
@@ -544,6 +544,8 @@ pub fn create(
         }
         planned.push((d.pool.clone(), name, d.size_bytes, format, d.preallocate));
     }
+    // A bus with too few slots (IDE: four) is refused before the first volume exists.
+    check_drive_slots(&p, &resolved, planned.len(), cdrom.is_some()).map_err(bad)?;
     let notes_in = Notes {
         description: req.description.clone().filter(|s| !s.is_empty()),
         contact: req.contact.clone().filter(|s| !s.is_empty()),

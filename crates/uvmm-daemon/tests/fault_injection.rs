@@ -189,6 +189,7 @@ fn manager_with(
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_millis(400),
             call_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
             keepalive_interval: 5,
             keepalive_count: 3,
         },

@@ -185,6 +185,25 @@ pub trait Hypervisor: Send + Sync {
     /// Domain XML; `inactive` for the persistent definition, `secure` to include secrets
     /// (VNC passwords).
     fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError>;
+    /// The persistent definitions (inactive XML with secrets) of those of `wanted` that
+    /// exist, as `(uuid, xml)`: what the definition watch compares. The default reads each
+    /// with `domain_xml`; the real implementation lists the persistent domains once and
+    /// saves the per-VM lookup (one round trip per VM instead of two).
+    fn persistent_definitions(
+        &self,
+        wanted: &[String],
+    ) -> Result<Vec<(String, String)>, LibvirtError> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for uuid in wanted {
+            match self.domain_xml(uuid, true, true) {
+                Ok(xml) => out.push((uuid.clone(), xml)),
+                Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                // Gone, or an odd answer about one domain: looked at next time.
+                Err(_) => {}
+            }
+        }
+        Ok(out)
+    }
     /// Define (create or replace) a persistent domain; returns its UUID.
     fn define(&self, xml: &str) -> Result<String, LibvirtError>;
     /// Remove a domain's definition with its managed-save image, snapshot metadata and

@@ -265,6 +265,93 @@ pub struct NewVm {
     pub notes: crate::domain::Notes,
 }
 
+/// What a drive of a new VM is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drive {
+    Disk,
+    /// The installation medium (an empty drive for HVM profiles that boot from CD-ROM).
+    Install,
+    /// The profile's driver CD-ROM.
+    Driver,
+}
+
+/// A new VM's drives with their bus, in the order `from_profile` adds them.
+fn drive_buses(
+    p: &crate::profile::Profile,
+    r: &Resolved,
+    disks: usize,
+    cdrom: bool,
+) -> Vec<(Drive, String)> {
+    let pv = r.os_type != "hvm";
+    let (disk_bus, cdrom_bus) = if pv {
+        ("xen".to_string(), "xen".to_string())
+    } else {
+        (
+            p.disk_bus.clone(),
+            p.cdrom_bus.clone().unwrap_or_else(|| "sata".into()),
+        )
+    };
+    let mut out = vec![(Drive::Disk, disk_bus); disks];
+    if cdrom || (!pv && p.boot.iter().any(|b| b == "cdrom")) {
+        out.push((Drive::Install, cdrom_bus.clone()));
+    }
+    if p.driver_iso.is_some() && !pv {
+        out.push((Drive::Driver, cdrom_bus));
+    }
+    out
+}
+
+/// Refuse, before anything is created, a new VM that needs more drives on a bus than the
+/// bus has slots: IDE has four (hda to hdd), so the `Other` profile takes at most four
+/// drives, CD-ROMs included.
+pub fn check_drive_slots(
+    p: &crate::profile::Profile,
+    r: &Resolved,
+    disks: usize,
+    cdrom: bool,
+) -> Result<(), String> {
+    let drives = drive_buses(p, r, disks, cdrom);
+    let mut buses: Vec<&str> = drives.iter().map(|(_, b)| b.as_str()).collect();
+    buses.sort_unstable();
+    buses.dedup();
+    for bus in buses {
+        let Ok((prefix, slots)) = crate::targets::bus_prefix(bus) else {
+            continue;
+        };
+        let on_bus = |cdroms: bool| {
+            drives
+                .iter()
+                .filter(|(d, b)| (*d != Drive::Disk) == cdroms && b == bus)
+                .count()
+        };
+        let (hd, cd) = (on_bus(false), on_bus(true));
+        if hd + cd <= slots {
+            continue;
+        }
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let last = crate::targets::index_to_suffix(slots - 1);
+        let mut need = vec![];
+        if hd > 0 {
+            need.push(plural(hd, "disk"));
+        }
+        if cd > 0 {
+            need.push(plural(cd, "CD-ROM drive"));
+        }
+        let spare = slots.saturating_sub(cd);
+        return Err(format!(
+            "profile {} puts its drives on the {} bus, which has {slots} slots ({prefix}a to \
+             {prefix}{last}): {} need {}. Create the VM with at most {} and add further \
+             disks afterwards on another bus (uvmm vm disk add VM pool=P,size=S --bus sata)",
+            p.name,
+            bus.to_uppercase(),
+            need.join(" and "),
+            hd + cd,
+            plural(spare, "disk"),
+        ));
+    }
+    Ok(())
+}
+
 /// Build the definition of a new VM from a profile and a request, for the resolved target.
 pub fn from_profile(
     p: &crate::profile::Profile,
@@ -274,68 +361,43 @@ pub fn from_profile(
     use crate::domain::{Disk, Graphics, Nic};
     let mut notes = r.notes.clone();
     let pv = r.os_type != "hvm";
-    let disk_bus = if pv {
-        "xen".to_string()
-    } else {
-        p.disk_bus.clone()
-    };
-    let cdrom_bus = if pv {
-        "xen".to_string()
-    } else {
-        p.cdrom_bus.clone().unwrap_or_else(|| "sata".into())
-    };
     let mut disks: Vec<Disk> = Vec::new();
     let mut used: Vec<String> = Vec::new();
-    let mut add = |disks: &mut Vec<Disk>,
-                   device: &str,
-                   bus: &str,
-                   kind: &str,
-                   source: Option<String>,
-                   format: Option<String>| {
+    let mut hard_disks = new.disks.iter();
+    for (drive, bus) in drive_buses(p, r, new.disks.len(), new.cdrom.is_some()) {
+        let (device, kind, source, format) = match drive {
+            Drive::Disk => {
+                let (kind, source, format) = hard_disks.next().cloned().unwrap_or_default();
+                ("disk", kind, Some(source), format)
+            }
+            Drive::Install => (
+                "cdrom",
+                "file".to_string(),
+                new.cdrom.clone(),
+                Some("raw".to_string()).filter(|_| new.cdrom.is_some()),
+            ),
+            Drive::Driver => (
+                "cdrom",
+                "file".to_string(),
+                new.driver_iso.clone(),
+                Some("raw".to_string()).filter(|_| new.driver_iso.is_some()),
+            ),
+        };
         let refs: Vec<&str> = used.iter().map(String::as_str).collect();
-        let target = crate::targets::first_free(bus, &refs).unwrap_or_else(|_| format!("{bus}?"));
+        // check_drive_slots refuses what does not fit before anything is created; a
+        // caller that skipped it gets a target libvirt refuses rather than a panic.
+        let target = crate::targets::first_free(&bus, &refs).unwrap_or_else(|_| format!("{bus}?"));
         used.push(target.clone());
         disks.push(Disk {
             device: device.into(),
-            kind: kind.into(),
+            kind,
             target,
-            bus: Some(bus.into()),
+            bus: Some(bus),
             source,
             format,
             readonly: device == "cdrom",
             ..Disk::default()
         });
-    };
-    for (kind, source, format) in &new.disks {
-        add(
-            &mut disks,
-            "disk",
-            &disk_bus,
-            kind,
-            Some(source.clone()),
-            format.clone(),
-        );
-    }
-    let wants_cdrom = new.cdrom.is_some() || (!pv && p.boot.iter().any(|b| b == "cdrom"));
-    if wants_cdrom {
-        add(
-            &mut disks,
-            "cdrom",
-            &cdrom_bus,
-            "file",
-            new.cdrom.clone(),
-            Some("raw".into()).filter(|_| new.cdrom.is_some()),
-        );
-    }
-    if p.driver_iso.is_some() && !pv {
-        add(
-            &mut disks,
-            "cdrom",
-            &cdrom_bus,
-            "file",
-            new.driver_iso.clone(),
-            Some("raw".into()).filter(|_| new.driver_iso.is_some()),
-        );
     }
     let nics = new
         .nics
@@ -479,5 +541,86 @@ mod tests {
         // The real caps parser feeds the resolver too.
         let c = parse_capabilities("<capabilities><host><cpu><arch>x86_64</arch></cpu></host><guest><os_type>hvm</os_type><arch name='x86_64'><machine>pc</machine><domain type='qemu'/></arch></guest></capabilities>").unwrap();
         assert_eq!(resolve(&c, "kvm", "hvm", None).unwrap().domain_type, "qemu");
+    }
+
+    #[test]
+    fn drive_slots_per_bus() {
+        let all = crate::profile::builtin();
+        let profile = |n: &str| all.iter().find(|p| p.name == n).unwrap().clone();
+        let hvm = resolve(&caps(&[("hvm", "x86_64", &["qemu"])]), "qemu", "hvm", None).unwrap();
+        let pv = resolve(&caps(&[("xen", "x86_64", &["xen"])]), "xen", "xen", None).unwrap();
+        // (profile, resolved, disks, installation medium, refusal expected)
+        let table: [(&str, &Resolved, usize, bool, Option<&str>); 7] = [
+            ("Other", &hvm, 3, true, None),
+            // Other boots from CD-ROM: it always has a (maybe empty) CD-ROM drive.
+            ("Other", &hvm, 4, false, Some("1 CD-ROM drive need 5")),
+            (
+                "Other",
+                &hvm,
+                4,
+                true,
+                Some("IDE bus, which has 4 slots (hda to hdd): 4 disks and 1 CD-ROM drive need 5"),
+            ),
+            ("Other", &hvm, 5, false, Some("at most 3 disks")),
+            ("Linux", &hvm, 30, true, None),
+            ("Windows", &hvm, 8, true, None),
+            ("Linux Xen PV", &pv, 12, true, None),
+        ];
+        for (name, r, disks, cdrom, refusal) in table {
+            let p = profile(name);
+            let got = check_drive_slots(&p, r, disks, cdrom);
+            match refusal {
+                None => assert!(got.is_ok(), "{name} {disks} {cdrom}: {got:?}"),
+                Some(text) => {
+                    let e = got.as_ref().unwrap_err();
+                    assert!(e.contains(text), "{name} {disks} {cdrom}: {e}");
+                }
+            }
+            if got.is_ok() {
+                // What passes the check gets real targets, never a placeholder.
+                let (def, _) = from_profile(
+                    &p,
+                    r,
+                    NewVm {
+                        name: "x".into(),
+                        disks: vec![("file".into(), "/i".into(), None); disks],
+                        cdrom: cdrom.then(|| "/c.iso".into()),
+                        ..NewVm::default()
+                    },
+                );
+                assert!(
+                    def.disks.iter().all(|d| !d.target.ends_with('?')),
+                    "{name}: {:?}",
+                    def.disks
+                );
+                assert_eq!(
+                    def.disks.iter().filter(|d| d.device == "disk").count(),
+                    disks
+                );
+            }
+        }
+        // The driver CD-ROM keeps its own medium when no installation medium is given.
+        let win = profile("Windows");
+        let (def, _) = from_profile(
+            &win,
+            &hvm,
+            NewVm {
+                name: "w".into(),
+                driver_iso: Some("/drivers.iso".into()),
+                ..NewVm::default()
+            },
+        );
+        let sources: Vec<Option<&str>> = def
+            .disks
+            .iter()
+            .filter(|d| d.device == "cdrom")
+            .map(|d| d.source.as_deref())
+            .collect();
+        assert_eq!(
+            sources.last(),
+            Some(&Some("/drivers.iso")),
+            "{:?}",
+            def.disks
+        );
     }
 }

@@ -29,6 +29,18 @@ fn help_is_a_manual() {
     ] {
         assert!(help.contains(text), "help lacks {text}");
     }
+    // Examples and the list of checks keep their lines (they used to run together).
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    for line in [
+        "uvmm-restore -l                      list all backups",
+        "uvmm-restore -l -p \"*winxp*\"         only names matching the pattern",
+        "- no other VM has the same UUID under another name;",
+    ] {
+        assert!(
+            lines.contains(&line),
+            "help lacks the line '{line}':\n{help}"
+        );
+    }
     // The original name works the same.
     let out = Command::new(env!(
         "CARGO_BIN_EXE_univention-virtual-machine-manager-restore"

@@ -82,10 +82,16 @@ fn main() -> ExitCode {
         }),
         None => Box::new(|_| {}),
     };
+    let has_log_file = log.is_some();
     match runtime.block_on(server::run(settings, connector, log, ready)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once per destination: into the log file when there is one, and always on
+            // standard error (without a log file the log *is* standard error, so logging
+            // it as well printed every start-up error twice).
+            if has_log_file {
+                tracing::error!("{e:#}");
+            }
             eprintln!("uvmmd: {e:#}");
             ExitCode::from(1)
         }
