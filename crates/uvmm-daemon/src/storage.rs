@@ -192,7 +192,8 @@ pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Res
         .find(|v| v.def.name == name)
         .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
     if size <= vol.def.capacity {
-        return Err(bad(format!(
+        // Depends on the volume as it is now: a conflict, not a malformed request.
+        return Err(CoreError::Conflict(format!(
             "volumes only grow: {name} has {} bytes, {size} is not more",
             vol.def.capacity
         )));

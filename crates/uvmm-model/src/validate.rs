@@ -238,29 +238,29 @@ pub fn definition(
     old: Option<&DomainDef>,
     host: HostLimits,
 ) -> Result<(), Invalid> {
+    definition_values(new, old)?;
+    host_limits(new, old, host)
+}
+
+/// The checks of `definition` that depend on the host: memory and vCPUs beyond what it
+/// has. The API answers these with 409 (the request is fine, this host cannot take it),
+/// the others with 400.
+pub fn host_limits(
+    new: &DomainDef,
+    old: Option<&DomainDef>,
+    host: HostLimits,
+) -> Result<(), Invalid> {
     let changed = |f: &dyn Fn(&DomainDef) -> bool| old.is_none_or(|o| !f(o));
-    if changed(&|o| o.name == new.name) {
-        vm_name(&new.name)?;
-    }
-    if new.max_memory_kib < 16 * 1024 {
-        return invalid("memory must be at least 16MiB");
-    }
-    if new.memory_kib > new.max_memory_kib {
-        return invalid("current memory exceeds the maximum memory");
-    }
     if changed(&|o| o.max_memory_kib == new.max_memory_kib) {
         if let Some(host_mem) = host.memory_kib.filter(|m| *m > 0) {
             if new.max_memory_kib > host_mem {
                 return invalid(format!(
                     "memory {} is more than the host has ({})",
-                    crate::units::format_bytes(new.max_memory_kib * 1024),
-                    crate::units::format_bytes(host_mem * 1024)
+                    crate::units::format_bytes(new.max_memory_kib.saturating_mul(1024)),
+                    crate::units::format_bytes(host_mem.saturating_mul(1024))
                 ));
             }
         }
-    }
-    if new.vcpus == 0 {
-        return invalid("a VM needs at least one vCPU");
     }
     if changed(&|o| o.vcpus == new.vcpus) {
         if let Some(cpus) = host.cpus.filter(|c| *c > 0) {
@@ -271,6 +271,28 @@ pub fn definition(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// The checks of `definition` that need nothing but the definition.
+pub fn definition_values(new: &DomainDef, old: Option<&DomainDef>) -> Result<(), Invalid> {
+    let changed = |f: &dyn Fn(&DomainDef) -> bool| old.is_none_or(|o| !f(o));
+    if changed(&|o| o.name == new.name) {
+        vm_name(&new.name)?;
+    }
+    if new.max_memory_kib < 16 * 1024 {
+        return invalid("memory must be at least 16MiB");
+    }
+    if new.memory_kib > new.max_memory_kib {
+        return invalid("current memory exceeds the maximum memory");
+    }
+    // Byte counts must fit in 64 bits (and this is far beyond any host).
+    if new.max_memory_kib > u64::MAX / 1024 {
+        return invalid("memory is larger than 16 EiB");
+    }
+    if new.vcpus == 0 {
+        return invalid("a VM needs at least one vCPU");
     }
     for (field, v) in [
         ("description", &new.notes.description),
