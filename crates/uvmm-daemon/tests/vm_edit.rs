@@ -199,8 +199,14 @@ fn mbr_image(path: &std::path::Path, bootable: bool) {
 
 #[test]
 fn pygrub_preflight_reads_raw_and_qcow2_images() {
-    let d = Daemon::start(&[demo_uri("demo-xen1")]);
+    // The images lie outside every pool: the configuration permits their directory.
     let imgs = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}image_dirs = [\"{}\"]\n",
+        demo_runtime_config(),
+        imgs.path().display()
+    );
+    let d = Daemon::start_with(&[demo_uri("demo-xen1")], &[], &config);
     let qcow2_of = |raw: &std::path::Path, name: &str| {
         let out = imgs.path().join(name);
         let conv = Command::new("qemu-img")
@@ -365,7 +371,7 @@ fn etag_guards_against_lost_updates() {
 fn http_with_header(d: &Daemon, method: &str, path: &str, body: &str, etag: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: x\r\nIf-Match: {etag}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: x\r\nIf-Match: {etag}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -738,10 +744,11 @@ fn bad_input_is_refused_and_changes_nothing() {
             "no bridge interface",
         ),
         (create(json!({"networks": ["vlan=5"]})), 400, "network"),
+        // Outside every pool, and no [api] image_dirs: refused before anything looks.
         (
             create(json!({"cdrom": "/nonexistent.iso"})),
-            404,
-            "does not exist",
+            403,
+            "not a volume of a storage pool",
         ),
         (
             create(json!({"description": "bell\u{7}"})),
