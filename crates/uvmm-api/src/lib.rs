@@ -513,6 +513,30 @@ pub struct ResyncNotice {
     pub missed: u64,
 }
 
+/// The codes of `ErrorInfo.code` (the field stays a string, so that a client built today
+/// reads a code added tomorrow; the document lists them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    Ambiguous,
+    InvalidTransition,
+    Conflict,
+    TooLarge,
+    UnsupportedMediaType,
+    Internal,
+    NotSupported,
+    LibvirtError,
+    HostUnavailable,
+    TooManyConnections,
+    Timeout,
+}
+
 /// Body of every error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -521,8 +545,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
-    /// Stable machine-readable code: `not_found`, `ambiguous`, `invalid_transition`,
-    /// `bad_request`, `conflict`, `host_unavailable`, `timeout`, `libvirt_error`, `internal`.
+    /// Stable machine-readable code (see `ErrorCode` and docs/api.md).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     pub message: String,
     /// Extra data, e.g. the candidates of an ambiguous name.

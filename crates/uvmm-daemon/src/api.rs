@@ -235,6 +235,7 @@ pub struct NoParams {}
         ResyncNotice,
         ErrorBody,
         ErrorInfo,
+        ErrorCode,
         VersionInfo,
         VmState,
         Action,

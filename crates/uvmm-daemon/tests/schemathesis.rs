@@ -30,7 +30,7 @@ const ST_DEFAULT: &str = "/opt/uvmm-schemathesis/bin/st";
 /// Test cases per operation and phase, and the time budget of the whole run (seconds);
 /// `UVMM_ST_MAX_EXAMPLES` and `UVMM_ST_MAX_TIME` change them for a longer or quicker run.
 const MAX_EXAMPLES: u32 = 25;
-const MAX_TIME: u32 = 100;
+const MAX_TIME: u32 = 120;
 
 fn setting(var: &str, default: u32) -> u32 {
     std::env::var(var)
