@@ -569,6 +569,17 @@ fn tighten_schemas(doc: &mut serde_json::Value) {
         }
     });
     let schemas = &mut doc["components"]["schemas"];
+    // An IP address or nothing (`validate::graphics` parses it as `std::net::IpAddr`).
+    schemas["VmPatch"]["properties"]["vnc_listen"] = json!({
+        "type": ["string", "null"],
+        "description": "An IP address (IPv4 or IPv6), or empty for the default.",
+        "anyOf": [
+            { "type": "null" },
+            { "type": "string", "maxLength": 0 },
+            { "type": "string", "format": "ipv4" },
+            { "type": "string", "format": "ipv6" }
+        ]
+    });
     // A restore names a backup, or brings a definition and the host to put it on.
     schemas["RestoreRequest"]["oneOf"] = json!([
         {

@@ -22,7 +22,11 @@ pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<Strin
         )));
     }
     hv.define_pool(&xml).map_err(|e| match e.kind {
-        ErrorKind::InvalidInput => bad(format!("libvirt refused the pool: {}", e.message)),
+        // The XML is made from checked values: libvirt refuses what clashes with the host
+        // (another pool on the same target, an unsupported type).
+        ErrorKind::InvalidInput => {
+            CoreError::Conflict(format!("libvirt refused the pool: {}", e.message))
+        }
         _ => CoreError::from(e),
     })?;
     let mut warnings = Vec::new();

@@ -201,7 +201,9 @@ pub fn create_volume(
     let vol = hv
         .create_volume(pool, &volume_xml(name, size, Some(format), !preallocate))
         .map_err(|e| match e.kind {
-            ErrorKind::InvalidInput => bad(format!(
+            // The XML is made from checked values: a refusal is about the pool (its space,
+            // its type), so a conflict.
+            ErrorKind::InvalidInput => CoreError::Conflict(format!(
                 "cannot create volume '{name}' in pool '{pool}': {}",
                 e.message
             )),
@@ -694,7 +696,7 @@ pub fn edit(
     check_definition(&new, Some(&old), limits)?;
     let password_changed = match &patch.vnc_password {
         Some(p) => {
-            if p.len() > 64 || p.chars().any(|c| c.is_control()) {
+            if p.chars().count() > 64 || p.chars().any(|c| c.is_control()) {
                 return Err(bad("VNC passwords are at most 64 printable characters"));
             }
             set_graphics_password(&mut tree, "vnc", opt_text(p).as_deref())
@@ -759,7 +761,8 @@ fn default_bus(def: &DomainDef, device: &str) -> String {
 
 fn add_target(def: &DomainDef, bus: &str) -> Result<String, CoreError> {
     let used: Vec<&str> = def.disks.iter().map(|d| d.target.as_str()).collect();
-    uvmm_model::targets::first_free(bus, &used).map_err(|e| bad(e.to_string()))
+    // The bus is known by now: no free target is the VM's state, not the request's fault.
+    uvmm_model::targets::first_free(bus, &used).map_err(|e| CoreError::Conflict(e.to_string()))
 }
 
 /// The job of `POST /api/v1/vms/{uuid}/disks`. Returns (target, warnings).

@@ -4,6 +4,13 @@
 //! it with a 4xx), and every answer must match the document (status, content type, headers,
 //! body schema). Any 5xx fails the run.
 //!
+//! Every check of schemathesis runs (`--checks all`) with positive and negative data, with
+//! two exceptions for one operation each, said where they are made (`config`): a restored
+//! definition is XML whose validity no schema states (400 is right), and the test driver
+//! cannot resize volumes (501 is right). `ignored_auth` has something to check because the
+//! document declares the TCP token; `use_after_free` and `ensure_resource_availability`
+//! follow the links schemathesis infers between operations (the document declares none).
+//!
 //! The run is bounded (`MAX_EXAMPLES` per operation and phase, `MAX_TIME`) and reproducible
 //! (fixed `SEED`): about two and a half minutes on two cores. schemathesis is installed by the README's
 //! test command (`scripts/lib.sh install_schemathesis`, a pinned version in
@@ -30,7 +37,7 @@ const ST_DEFAULT: &str = "/opt/uvmm-schemathesis/bin/st";
 /// Test cases per operation and phase, and the time budget of the whole run (seconds);
 /// `UVMM_ST_MAX_EXAMPLES` and `UVMM_ST_MAX_TIME` change them for a longer or quicker run.
 const MAX_EXAMPLES: u32 = 25;
-const MAX_TIME: u32 = 120;
+const MAX_TIME: u32 = 150;
 
 fn setting(var: &str, default: u32) -> u32 {
     std::env::var(var)
@@ -146,13 +153,21 @@ include-method = "POST"
 parameters = {{ "body.uri" = "test:///default" }}
 phases.coverage.enabled = false
 
-# The one exception to "valid data is accepted": a definition to restore is libvirt XML,
+# The one exception to "valid data is accepted" (the rest of the list is schemathesis's
+# default): a definition to restore is libvirt XML,
 # and whether a string is a valid domain definition the schema cannot say. The server
 # answers such XML with 400 (as it should); every other check stays on for this operation.
 [[operations]]
 include-path = "/api/v1/restore"
 include-method = "POST"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+# The one exception to "no 5xx": libvirt's test driver cannot resize volumes, and the API
+# says so as documented (501 not_supported). tests/storage.rs resizes on a real libvirtd.
+[[operations]]
+include-path = "/api/v1/hosts/{{id}}/pools/{{pool}}/volumes/{{volume}}/resize"
+include-method = "POST"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "501"]
 
 # Removing a host takes its VMs and pools out of every later test: only demo-xen1 goes.
 [[operations]]
@@ -245,7 +260,10 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             &setting("UVMM_ST_MAX_TIME", MAX_TIME).to_string(),
         ])
         .args(["--seed", &SEED.to_string()])
-        .args(["--workers", "2"])
+        // One worker: schemathesis's workers are threads, and Python 3.11's `ast` (which
+        // hypothesis uses to describe filters) is not thread-safe ("AST constructor
+        // recursion depth mismatch" errors came up now and then with two).
+        .args(["--workers", "1"])
         .args(["--request-timeout", "30"])
         .args(["--report", "junit"])
         .arg("--report-dir")

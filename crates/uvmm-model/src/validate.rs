@@ -104,8 +104,9 @@ fn printable(s: &str) -> String {
 
 /// Free text such as notes: any printable text, limited in size.
 pub fn note(field: &str, text: &str) -> Result<(), Invalid> {
-    if text.len() > 4096 {
-        return invalid(format!("{field} is longer than 4096 bytes"));
+    // Characters, as JSON Schema's maxLength counts them.
+    if text.chars().count() > 4096 {
+        return invalid(format!("{field} is longer than 4096 characters"));
     }
     if text
         .chars()
