@@ -53,4 +53,26 @@ install_test_deps() {
     # for the test CA of the TLS tests. The packaged slapd instance is not started; the
     # tests start their own on 127.0.0.1.
     apt_install slapd ldap-utils openssl
+    # The API fuzzing test (crates/uvmm-daemon/tests/schemathesis.rs) runs in a network
+    # namespace of its own (unshare, nsenter, ip).
+    apt_install iproute2
+    install_schemathesis
+}
+
+# schemathesis (PyPI) for the API fuzzing test, in its own virtualenv so that it cannot
+# disturb Debian's Python. Pinned: a new release brings new checks, which should arrive
+# through a change here, not as a surprise in CI. A second run only compares the version.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=/opt/uvmm-schemathesis
+install_schemathesis() {
+    local st="$SCHEMATHESIS_VENV/bin/st"
+    if [ -x "$st" ] && [ "$("$st" --version 2>/dev/null)" = "st, version $SCHEMATHESIS_VERSION" ]; then
+        return 0
+    fi
+    apt_install python3-venv
+    echo "==> installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV"
+    [ -x "$SCHEMATHESIS_VENV/bin/pip" ] || python3 -m venv "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION"
+    "$st" --version >/dev/null || die "schemathesis did not install"
 }

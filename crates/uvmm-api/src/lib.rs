@@ -15,6 +15,28 @@ pub use uvmm_model::profile::Profile;
 pub use uvmm_model::storage::NewPool;
 pub use uvmm_model::{Action, VmState};
 
+/// The patterns of the OpenAPI document, as the server checks them (the schema attributes
+/// below repeat them: utoipa takes literals only; a test compares).
+pub mod patterns {
+    /// VM names (`uvmm_model::validate::vm_name`).
+    pub const VM_NAME: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+    /// Volume names (`validate::volume_name`): no `/`, no `..`, not starting with `.`.
+    pub const VOLUME_NAME: &str = "^[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?$";
+    /// Pool and network names (`validate::object_name`).
+    pub const OBJECT_NAME: &str = "^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$";
+    /// An image: an absolute path without `..` segments, or `POOL/VOLUME`.
+    pub const IMAGE: &str = "^((/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+|[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?)$";
+    /// An absolute path without `..` segments (`validate::host_path`).
+    pub const PATH: &str = "^(/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+$";
+    /// A libvirt URI (`uvmm_model::hosts::HostUri::parse`): known driver and transport,
+    /// printable ASCII, a host part of letters, digits, `.`, `-`, `_` (or `[IPv6]`).
+    pub const HOST_URI: &str = "^(qemu|test|xen|libxl|lxc|bhyve|vz|ch)(\\+(unix|tcp|tls|ssh|libssh|libssh2|ext))?://([!-.0->@-~]*@)?(\\[[A-Za-z0-9._:-]*\\][!-.0->A-~]*|[A-Za-z0-9._-]*(:[!-.0->A-~]*)?)(/[!->@-~]*)?(\\?[!-~]*)?$";
+    /// A unicast MAC address (`validate::mac`: the lowest bit of the first octet is 0).
+    pub const MAC: &str = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$";
+    /// Free text: no control characters but newline and tab.
+    pub const NOTE: &str = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$";
+}
+
 /// API version prefix.
 pub const API_PREFIX: &str = "/api/v1";
 /// Default TCP port of the API listener (the original UVMM's port).
@@ -87,13 +109,21 @@ pub struct HostDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddHostRequest {
-    /// libvirt URI, e.g. `qemu+ssh://kvm1.example.com/system`.
+    /// libvirt URI, e.g. `qemu+ssh://kvm1.example.com/system`: a known driver and
+    /// transport, printable ASCII, at most 1024 characters. Hosts added here may not use the
+    /// `ext` transport, URI parameters that name local programs, sockets or files, or
+    /// `test:///` files outside the configured directories (403).
+    #[schema(
+        max_length = 1024,
+        pattern = "^(qemu|test|xen|libxl|lxc|bhyve|vz|ch)(\\+(unix|tcp|tls|ssh|libssh|libssh2|ext))?://([!-.0->@-~]*@)?(\\[[A-Za-z0-9._:-]*\\][!-.0->A-~]*|[A-Za-z0-9._-]*(:[!-.0->A-~]*)?)(/[!->@-~]*)?(\\?[!-~]*)?$"
+    )]
     pub uri: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VmSummary {
     pub name: String,
+    #[schema(format = "uuid")]
     pub uuid: String,
     /// URI of the host the VM is defined on.
     pub host: String,
@@ -157,12 +187,20 @@ pub struct VmDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVolume {
+    /// An active storage pool of the host.
+    #[schema(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$")]
     pub pool: String,
     /// Capacity in bytes.
+    #[schema(minimum = 1)]
     pub size_bytes: u64,
     /// `raw` or `qcow2` (default: the profile's, or qcow2).
+    #[schema(value_type = Option<VolumeFormat>)]
     pub format: Option<String>,
-    /// Volume name (default: derived from the VM name).
+    /// Volume name (default: derived from the VM name); no `..`.
+    #[schema(
+        max_length = 255,
+        pattern = "^[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?$"
+    )]
     pub name: Option<String>,
     /// Allocate the full size now instead of growing on demand (sparse, the default).
     #[serde(default)]
@@ -173,25 +211,45 @@ pub struct NewVolume {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVmRequest {
-    /// Host id or URI.
+    /// Host id or URI (404 when no such host is managed).
+    #[schema(min_length = 1)]
     pub host: String,
-    /// Profile name (`GET /api/v1/profiles`).
+    /// Profile name (`GET /api/v1/profiles`; 404 when there is none).
+    #[schema(min_length = 1)]
     pub profile: String,
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub name: String,
-    /// Memory in KiB (default: the profile's).
+    /// Memory in KiB (default: the profile's): at least 16 MiB; more than the host has is
+    /// refused with 409.
+    #[schema(minimum = 16384, maximum = 9007199254740991u64)]
     pub memory_kib: Option<u64>,
+    /// At least 1; more than four per host CPU is refused with 409.
+    #[schema(minimum = 1)]
     pub vcpus: Option<u32>,
     /// Disks to create; absent: one disk of the profile's size in pool `default`.
     pub disks: Option<Vec<NewVolume>>,
     /// Installation medium: a path on the host or `POOL/VOLUME`.
+    #[schema(
+        max_length = 4096,
+        pattern = "^((/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+|[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?)$"
+    )]
     pub cdrom: Option<String>,
     /// `network=NAME` or `bridge=NAME` per interface; absent: the profile's network;
-    /// empty: no network interface.
+    /// empty: no network interface. The network or bridge must exist (404 otherwise).
+    #[schema(inline, value_type = Option<Vec<NetworkSpec>>)]
     pub networks: Option<Vec<String>>,
-    /// Force a domain type (e.g. `qemu` for emulation even where KVM exists).
+    /// Force a domain type (e.g. `qemu` for emulation even where KVM exists); the host
+    /// must offer it for the profile's guest type (409 otherwise).
+    #[schema(value_type = Option<DomainType>)]
     pub domain_type: Option<String>,
+    /// At most 4096 characters, no control characters but newline and tab.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<String>,
+    /// Like `description`.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub contact: Option<String>,
+    /// Like `description`.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub os: Option<String>,
     #[serde(default)]
     pub autostart: bool,
@@ -204,23 +262,43 @@ pub struct CreateVmRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmPatch {
+    /// Memory in KiB: at least 16 MiB; more than the host has is refused with 409.
+    #[schema(minimum = 16384, maximum = 9007199254740991u64)]
     pub memory_kib: Option<u64>,
+    /// At least 1; more than four per host CPU is refused with 409.
+    #[schema(minimum = 1)]
     pub vcpus: Option<u32>,
+    /// At most 4096 characters, no control characters but newline and tab; empty clears.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<String>,
+    /// Like `description`.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub contact: Option<String>,
+    /// Like `description`.
+    #[schema(max_length = 4096, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub os: Option<String>,
     pub autostart: Option<bool>,
     /// `utc` or `localtime`.
+    #[schema(value_type = Option<Rtc>)]
     pub rtc: Option<String>,
     /// `host-model`, `host-passthrough`, a model name, or empty for the default.
+    #[schema(pattern = "^[A-Za-z0-9._-]{0,64}$")]
     pub cpu_model: Option<String>,
-    /// HVM boot order: `hd`, `cdrom`, `network`, `fd` (replaces per-device orders).
+    /// HVM boot order: `hd`, `cdrom`, `network`, `fd` (replaces per-device orders). Xen PV
+    /// VMs boot from their first disk: a boot order for them is refused with 409.
+    #[schema(inline, value_type = Option<Vec<BootDevice>>)]
     pub boot: Option<Vec<String>>,
     /// Turn the VNC console on or off.
     pub vnc: Option<bool>,
+    /// e.g. `de`, `en-us`; empty for the default. The VNC settings need a VNC console (409
+    /// otherwise).
+    #[schema(pattern = "^([a-z-]{2,8})?$")]
     pub vnc_keymap: Option<String>,
+    /// An IP address (IPv4 or IPv6), or empty for the default.
     pub vnc_listen: Option<String>,
-    /// VNC password; empty removes it.
+    /// VNC password: at most 64 characters, no control characters; empty removes it. Needs
+    /// a VNC console (409 otherwise).
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub vnc_password: Option<String>,
     /// Domain type: `qemu` (emulation, TCG) or `kvm`, as the host offers; only while the
     /// VM is shut off. Switches a VM whose host advertises a KVM that does not work.
@@ -233,19 +311,46 @@ pub struct VmPatch {
 pub enum DiskSource {
     /// Create a new volume (sparse unless `preallocate`).
     New {
+        #[schema(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$")]
         pool: String,
+        #[schema(minimum = 1)]
         size_bytes: u64,
+        #[schema(value_type = Option<VolumeFormat>)]
         format: Option<String>,
+        #[schema(
+            max_length = 255,
+            pattern = "^[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?$"
+        )]
         name: Option<String>,
         #[serde(default)]
         preallocate: bool,
     },
-    /// An existing volume: `POOL/VOLUME`.
-    Volume { volume: String },
-    /// A block device of the host, e.g. `/dev/vg0/data`.
-    Block { path: String },
+    /// An existing volume: `POOL/VOLUME`, or an image path below a storage pool or a
+    /// directory the configuration allows (403 otherwise).
+    Volume {
+        #[schema(
+            max_length = 4096,
+            pattern = "^((/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+|[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?)$"
+        )]
+        volume: String,
+    },
+    /// A block device of the host, e.g. `/dev/vg0/data` (below a permitted directory: 403
+    /// otherwise).
+    Block {
+        #[schema(
+            max_length = 4096,
+            pattern = "^(/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+$"
+        )]
+        path: String,
+    },
     /// A CD-ROM drive, empty or with an image (path or `POOL/VOLUME`).
-    Cdrom { source: Option<String> },
+    Cdrom {
+        #[schema(
+            max_length = 4096,
+            pattern = "^((/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+|[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?)$"
+        )]
+        source: Option<String>,
+    },
 }
 
 /// `POST /api/v1/vms/{uuid}/disks`
@@ -253,7 +358,9 @@ pub enum DiskSource {
 #[serde(deny_unknown_fields)]
 pub struct DiskAddRequest {
     pub source: DiskSource,
-    /// `virtio`, `sata`, `ide`, `scsi`, `xen` (default: like the VM's other disks).
+    /// `virtio`, `sata`, `ide`, `scsi`, `xen` (default: like the VM's other disks). Xen PV
+    /// VMs take `xen` only (409 otherwise).
+    #[schema(value_type = Option<DiskBus>)]
     pub bus: Option<String>,
 }
 
@@ -261,6 +368,11 @@ pub struct DiskAddRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaRequest {
+    /// An image path or `POOL/VOLUME`; `null` ejects.
+    #[schema(
+        max_length = 4096,
+        pattern = "^((/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+|[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}/[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?)$"
+    )]
     pub source: Option<String>,
 }
 
@@ -268,10 +380,14 @@ pub struct MediaRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NicAddRequest {
-    /// `network=NAME`, `bridge=NAME` or `direct=DEV`.
+    /// `network=NAME`, `bridge=NAME` or `direct=DEV`; it must exist on the host (404).
+    #[schema(pattern = "^(network|bridge|direct)=[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$")]
     pub source: String,
-    /// `virtio`, `e1000`, `rtl8139`, `netfront` (default: like the VM's other NICs).
+    /// The device model (default: like the VM's other NICs).
+    #[schema(value_type = Option<NicModel>)]
     pub model: Option<String>,
+    /// Unicast MAC address (default: a random one).
+    #[schema(pattern = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$")]
     pub mac: Option<String>,
 }
 
@@ -296,6 +412,7 @@ pub struct KeptVolume {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeleteResponse {
     pub name: String,
+    #[schema(format = "uuid")]
     pub uuid: String,
     pub deleted: Vec<String>,
     pub kept: Vec<KeptVolume>,
@@ -320,7 +437,8 @@ pub struct VmPage {
 pub struct VmQuery {
     /// Only VMs of this host (id or URI).
     pub host: Option<String>,
-    /// Only VMs in this state (`running`, `shutoff`, ...).
+    /// Only VMs in this state (other capitalisations are accepted too).
+    #[param(value_type = Option<VmState>)]
     pub state: Option<String>,
     /// Case-insensitive glob on name and description (`*web*`); plain text matches as a
     /// substring.
@@ -329,7 +447,9 @@ pub struct VmQuery {
     pub name: Option<String>,
     /// Sort key: `name`, `host`, `state`, `memory`, `vcpus`, `cpu`; prefix `-` for
     /// descending. Default `name`.
+    #[param(pattern = "^-?(name|host|state|memory|vcpus|cpu)$")]
     pub sort: Option<String>,
+    /// Rows to skip.
     pub offset: Option<usize>,
     /// Maximum rows; all when absent.
     pub limit: Option<usize>,
@@ -377,6 +497,7 @@ pub struct Event {
     /// Host URI.
     pub host: String,
     pub host_id: String,
+    #[schema(format = "uuid")]
     pub uuid: Option<String>,
     pub name: Option<String>,
     pub state: Option<VmState>,
@@ -393,6 +514,39 @@ pub struct Event {
     pub level: Option<Level>,
 }
 
+/// The `data:` of a `resync` message of the event stream: the client was too slow and
+/// missed `missed` events; it must reload the full state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResyncNotice {
+    /// Always `resync`.
+    pub kind: EventKind,
+    pub missed: u64,
+}
+
+/// The codes of `ErrorInfo.code` (the field stays a string, so that a client built today
+/// reads a code added tomorrow; the document lists them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    Ambiguous,
+    InvalidTransition,
+    Conflict,
+    TooLarge,
+    UnsupportedMediaType,
+    Internal,
+    NotSupported,
+    LibvirtError,
+    HostUnavailable,
+    TooManyConnections,
+    Timeout,
+}
+
 /// Body of every error answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -401,8 +555,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
-    /// Stable machine-readable code: `not_found`, `ambiguous`, `invalid_transition`,
-    /// `bad_request`, `conflict`, `host_unavailable`, `timeout`, `libvirt_error`, `internal`.
+    /// Stable machine-readable code (see `ErrorCode` and docs/api.md).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     pub message: String,
     /// Extra data, e.g. the candidates of an ambiguous name.
@@ -441,6 +595,7 @@ pub struct VersionMeta {
 /// One VM's backups at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BackupSummary {
+    #[schema(format = "uuid")]
     pub uuid: String,
     pub name: String,
     pub host: String,
@@ -468,6 +623,7 @@ pub struct BackupDetail {
 /// `GET /api/v1/backups/{vm}/versions/{n}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BackupVersion {
+    #[schema(format = "uuid")]
     pub uuid: String,
     pub meta: VersionMeta,
     pub xml: String,
@@ -487,6 +643,7 @@ pub struct RestoreRequest {
     /// Name or UUID of a backed-up VM.
     pub backup: Option<String>,
     /// Version to restore (default: the latest).
+    #[schema(minimum = 1)]
     pub version: Option<u32>,
     /// A definition to restore instead of one from the store.
     pub xml: Option<String>,
@@ -505,11 +662,13 @@ pub struct RestoreRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RestoreReport {
     pub name: String,
+    #[schema(format = "uuid")]
     pub uuid: String,
     /// An existing VM with this name was redefined or replaced (`force`).
     pub forced: bool,
     /// UUID of a different VM with the same name that was undefined to make room (its
     /// images were kept).
+    #[schema(format = "uuid")]
     pub replaced: Option<String>,
     pub warnings: Vec<String>,
     /// The host URI it was restored on.
@@ -614,9 +773,16 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVolumeRequest {
+    /// No `..`.
+    #[schema(
+        max_length = 255,
+        pattern = "^[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?$"
+    )]
     pub name: String,
+    #[schema(minimum = 1)]
     pub size_bytes: u64,
     /// `raw` or `qcow2` (default raw).
+    #[schema(value_type = Option<VolumeFormat>)]
     pub format: Option<String>,
     /// Allocate the full size now (default: sparse, allocation 0).
     #[serde(default)]
@@ -627,6 +793,11 @@ pub struct CreateVolumeRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloneVolumeRequest {
+    /// The new volume's name; no `..`.
+    #[schema(
+        max_length = 255,
+        pattern = "^[A-Za-z0-9_+@:-](\\.?[A-Za-z0-9_+@:-])*\\.?$"
+    )]
     pub name: String,
 }
 
@@ -634,6 +805,190 @@ pub struct CloneVolumeRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeVolumeRequest {
-    /// New capacity in bytes; volumes only grow.
+    /// New capacity in bytes; volumes only grow (409 when it is not more than now).
+    #[schema(minimum = 1)]
     pub size_bytes: u64,
+}
+
+// ----- value sets the schema documents (the fields stay strings) -----
+
+/// Image formats uvmm creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeFormat {
+    Raw,
+    Qcow2,
+}
+
+/// Domain types a VM can be created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainType {
+    Kvm,
+    Qemu,
+    Xen,
+}
+
+/// Real-time clock of a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Rtc {
+    Utc,
+    Localtime,
+}
+
+/// Boot devices of an HVM boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BootDevice {
+    Hd,
+    Cdrom,
+    Network,
+    Fd,
+}
+
+/// Buses a new drive can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskBus {
+    Virtio,
+    Sata,
+    Ide,
+    Scsi,
+    Xen,
+}
+
+/// Network interface models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NicModel {
+    Virtio,
+    E1000,
+    E1000e,
+    Rtl8139,
+    Netfront,
+    Ne2kPci,
+    Pcnet,
+}
+
+/// `network=NAME` or `bridge=NAME`.
+#[derive(ToSchema)]
+#[schema(pattern = "^(network|bridge)=[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$")]
+pub struct NetworkSpec(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::patterns::*;
+    use regex::Regex;
+    use utoipa::PartialSchema;
+    use uvmm_model::validate;
+
+    /// A fixed pseudo-random sequence (no dependency, same strings every run).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        /// A string of up to `max` characters drawn mostly from `alphabet`.
+        fn string(&mut self, alphabet: &[char], max: u64) -> String {
+            let len = self.next() % (max + 1);
+            (0..len)
+                .map(|_| {
+                    if self.next() % 20 == 0 {
+                        ['\n', '\u{85}', 'é', ' ', '\u{7f}'][(self.next() % 5) as usize]
+                    } else {
+                        alphabet[(self.next() % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect()
+        }
+    }
+
+    /// The document's patterns say exactly what the server's checks say: for every string
+    /// of a large generated set, the pattern matches iff the check accepts.
+    #[test]
+    fn patterns_agree_with_the_server_checks() {
+        let names: Vec<char> = "aZ09._-+@:/%".chars().collect();
+        let paths: Vec<char> = "/a.b-".chars().collect();
+        let uris: Vec<char> = "qemu+ssh:/test[]@?=x.1-_ %".chars().collect();
+        type Check = fn(&str) -> bool;
+        let table: Vec<(&str, Check, &[char], u64)> = vec![
+            (VM_NAME, |s| validate::vm_name(s).is_ok(), &names, 70),
+            (
+                VOLUME_NAME,
+                |s| validate::volume_name(s).is_ok() && s.len() <= 255,
+                &names,
+                20,
+            ),
+            (
+                OBJECT_NAME,
+                |s| validate::object_name("pool", s).is_ok(),
+                &names,
+                20,
+            ),
+            (PATH, |s| validate::host_path(s).is_ok(), &paths, 12),
+            (
+                HOST_URI,
+                |s| uvmm_model::hosts::HostUri::parse(s).is_ok(),
+                &uris,
+                30,
+            ),
+        ];
+        let mut rng = Lcg(7);
+        for (pattern, check, alphabet, max) in table {
+            let re = Regex::new(pattern).unwrap();
+            for i in 0..20_000 {
+                let mut s = rng.string(alphabet, max);
+                if pattern == HOST_URI && i % 2 == 0 {
+                    s = format!("qemu+ssh://{s}");
+                }
+                assert_eq!(
+                    re.is_match(&s),
+                    check(&s),
+                    "pattern {pattern} and the server disagree on {s:?}"
+                );
+            }
+        }
+        let mac = Regex::new(MAC).unwrap();
+        for s in [
+            "52:54:00:12:34:56",
+            "53:54:00:12:34:56",
+            "01:00:5e:00:00:01",
+            "FE:ff:00:00:00:0a",
+            "52:54:00:12:34",
+            "52-54-00-12-34-56",
+            "52:54:00:12:34:5g",
+            "52:54:00:12:34:56:78",
+        ] {
+            assert_eq!(mac.is_match(s), validate::mac(s).is_ok(), "{s}");
+        }
+    }
+
+    /// The schema attributes repeat the patterns as literals (utoipa takes no constants).
+    #[test]
+    fn schema_attributes_use_the_patterns() {
+        let schema = |s: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+            serde_json::to_value(s).unwrap()
+        };
+        let host = schema(super::AddHostRequest::schema());
+        assert_eq!(host["properties"]["uri"]["pattern"], HOST_URI);
+        let vm = schema(super::CreateVmRequest::schema());
+        assert_eq!(vm["properties"]["name"]["pattern"], VM_NAME);
+        assert_eq!(vm["properties"]["cdrom"]["pattern"], IMAGE);
+        let vol = schema(super::CreateVolumeRequest::schema());
+        assert_eq!(vol["properties"]["name"]["pattern"], VOLUME_NAME);
+        let clone = schema(super::CloneVolumeRequest::schema());
+        assert_eq!(clone["properties"]["name"]["pattern"], VOLUME_NAME);
+        let nic = schema(super::NicAddRequest::schema());
+        assert_eq!(nic["properties"]["mac"]["pattern"], MAC);
+        let patch = schema(super::VmPatch::schema());
+        assert_eq!(patch["properties"]["description"]["pattern"], NOTE);
+        let pool = schema(uvmm_model::storage::NewPool::schema());
+        assert_eq!(pool["properties"]["name"]["pattern"], OBJECT_NAME);
+        assert_eq!(pool["properties"]["target_path"]["pattern"], PATH);
+    }
 }

@@ -224,6 +224,10 @@ mod tests {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
             assert_eq!(err.body().error.code, code);
+            // The document's list of codes has it.
+            let listed: Result<uvmm_api::ErrorCode, _> =
+                serde_json::from_value(serde_json::Value::from(code));
+            assert!(listed.is_ok(), "{code} is not in ErrorCode");
         }
     }
 }

@@ -95,8 +95,10 @@ fn facts(cache: &Cache, h: &HostEntry, image_dirs: &[String]) -> HostFacts {
 fn check_client_definition_values(xml: &str, facts: &HostFacts) -> Result<(), CoreError> {
     let def = uvmm_model::domain::parse_domain(xml)
         .map_err(|e| CoreError::BadRequest(format!("not a domain definition: {e}")))?;
-    uvmm_model::validate::definition(&def, None, facts.limits)
-        .map_err(|e| CoreError::BadRequest(format!("the definition cannot be restored: {e}")))
+    uvmm_model::validate::definition_values(&def, None)
+        .map_err(|e| CoreError::BadRequest(format!("the definition cannot be restored: {e}")))?;
+    uvmm_model::validate::host_limits(&def, None, facts.limits)
+        .map_err(|e| CoreError::Conflict(format!("the definition cannot be restored here: {e}")))
 }
 
 impl Manager {
@@ -468,8 +470,10 @@ impl Manager {
     }
 
     pub async fn create_vm(&self, req: CreateVmRequest) -> Result<VmChangeResponse, CoreError> {
+        // A name that refers to nothing is a 404, like an unknown path: the request is
+        // well-formed (the schema's `minLength`), the thing is missing.
         let profile = self.profile(&req.profile).map_err(|_| {
-            CoreError::BadRequest(format!(
+            CoreError::NotFound(format!(
                 "no profile '{}' (known: {})",
                 req.profile,
                 self.profiles
@@ -484,7 +488,7 @@ impl Manager {
             let cache = self.shared.read();
             let h = cache
                 .resolve_host(&req.host)
-                .map_err(|_| CoreError::BadRequest(format!("no host '{}'", req.host)))?;
+                .map_err(|_| CoreError::NotFound(format!("no host '{}'", req.host)))?;
             h.ensure_available()?;
             if h.vms().values().any(|v| v.name == req.name) {
                 return Err(CoreError::Conflict(format!(
@@ -913,14 +917,15 @@ impl Manager {
             .clone()
             .or(default_host.filter(|h| !h.is_empty()))
             .ok_or_else(|| {
-                CoreError::BadRequest(
+                // The request is fine; this backup lacks what it needs (old records).
+                CoreError::Conflict(
                     "the backup does not say which host it came from: give host".into(),
                 )
             })?;
         let (uri, local, facts) = {
             let cache = self.shared.read();
             let h = cache.resolve_host(&host).map_err(|_| {
-                CoreError::BadRequest(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
+                CoreError::NotFound(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
             })?;
             h.ensure_available()?;
             (

@@ -22,7 +22,11 @@ pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<Strin
         )));
     }
     hv.define_pool(&xml).map_err(|e| match e.kind {
-        ErrorKind::InvalidInput => bad(format!("libvirt refused the pool: {}", e.message)),
+        // The XML is made from checked values: libvirt refuses what clashes with the host
+        // (another pool on the same target, an unsupported type).
+        ErrorKind::InvalidInput => {
+            CoreError::Conflict(format!("libvirt refused the pool: {}", e.message))
+        }
         _ => CoreError::from(e),
     })?;
     let mut warnings = Vec::new();
@@ -192,7 +196,8 @@ pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Res
         .find(|v| v.def.name == name)
         .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
     if size <= vol.def.capacity {
-        return Err(bad(format!(
+        // Depends on the volume as it is now: a conflict, not a malformed request.
+        return Err(CoreError::Conflict(format!(
             "volumes only grow: {name} has {} bytes, {size} is not more",
             vol.def.capacity
         )));

@@ -31,6 +31,16 @@ fn invalid(e: validate::Invalid) -> CoreError {
     CoreError::BadRequest(e.0)
 }
 
+/// `validate::definition`, with what the host cannot take as 409 rather than 400.
+pub fn check_definition(
+    new: &uvmm_model::domain::DomainDef,
+    old: Option<&uvmm_model::domain::DomainDef>,
+    host: validate::HostLimits,
+) -> Result<(), CoreError> {
+    validate::definition_values(new, old).map_err(invalid)?;
+    validate::host_limits(new, old, host).map_err(|e| CoreError::Conflict(e.0))
+}
+
 /// Random bytes from the kernel (MACs, UUIDs).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use std::io::Read;
@@ -198,7 +208,7 @@ pub fn create_volume(
     }
     let pools = hv.pools()?;
     let info = pools.iter().find(|p| p.def.name == pool).ok_or_else(|| {
-        bad(format!(
+        CoreError::NotFound(format!(
             "no storage pool '{pool}' on this host (it has: {})",
             pools
                 .iter()
@@ -222,7 +232,9 @@ pub fn create_volume(
     let vol = hv
         .create_volume(pool, &volume_xml(name, size, Some(format), !preallocate))
         .map_err(|e| match e.kind {
-            ErrorKind::InvalidInput => bad(format!(
+            // The XML is made from checked values: a refusal is about the pool (its space,
+            // its type), so a conflict.
+            ErrorKind::InvalidInput => CoreError::Conflict(format!(
                 "cannot create volume '{name}' in pool '{pool}': {}",
                 e.message
             )),
@@ -333,7 +345,7 @@ fn resolve_image(
         }
         if facts.local {
             let meta = std::fs::metadata(spec).map_err(|_| {
-                bad(format!(
+                CoreError::NotFound(format!(
                     "image {spec} does not exist on this host (it is neither a volume of a storage pool nor a file)"
                 ))
             })?;
@@ -363,13 +375,15 @@ fn resolve_image(
     validate::object_name("pool", pool).map_err(invalid)?;
     validate::volume_name(name).map_err(invalid)?;
     let vols = hv.volumes(pool).map_err(|e| match e.kind {
-        ErrorKind::NotFound => bad(format!("no storage pool '{pool}' on this host")),
+        ErrorKind::NotFound => {
+            CoreError::NotFound(format!("no storage pool '{pool}' on this host"))
+        }
         _ => CoreError::from(e),
     })?;
     let vol = vols
         .iter()
         .find(|v| v.def.name == name)
-        .ok_or_else(|| bad(format!("no volume '{name}' in pool '{pool}'")))?;
+        .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
     let (k, s) = source_of(vol);
     Ok((k, s, vol.def.format.clone(), None))
 }
@@ -389,7 +403,7 @@ fn check_network(hv: &dyn Hypervisor, kind: &str, name: &str) -> Result<Option<S
     match kind {
         "network" => {
             let net = nets.iter().find(|n| n.name == name).ok_or_else(|| {
-                bad(format!(
+                CoreError::NotFound(format!(
                     "no virtual network '{name}' on this host (it has: {})",
                     nets.iter()
                         .map(|n| n.name.as_str())
@@ -407,7 +421,7 @@ fn check_network(hv: &dyn Hypervisor, kind: &str, name: &str) -> Result<Option<S
             }
             match hv.interfaces() {
                 Ok(ifaces) if ifaces.iter().any(|i| i == name) => Ok(None),
-                Ok(ifaces) => Err(bad(format!(
+                Ok(ifaces) => Err(CoreError::NotFound(format!(
                     "no {kind} interface '{name}' on this host (it has: {})",
                     ifaces.join(", ")
                 ))),
@@ -447,8 +461,9 @@ pub fn create(
             "domain_type '{want_type}' (expected kvm, qemu or xen)"
         )));
     }
+    // The host cannot run this kind of guest: nothing wrong with the request as such.
     let resolved = resolve(&facts.caps, &want_type, &p.os_type, p.arch.as_deref())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| CoreError::Conflict(e.to_string()))?;
     if hv.list_domains()?.iter().any(|d| d.name == req.name) {
         return Err(CoreError::Conflict(format!(
             "a VM named '{}' already exists on this host",
@@ -564,7 +579,7 @@ pub fn create(
             ..NewVm::default()
         },
     );
-    validate::definition(&dry, None, facts.limits).map_err(invalid)?;
+    check_definition(&dry, None, facts.limits)?;
 
     let mut created: Vec<VolumeInfo> = Vec::new();
     let result = (|| {
@@ -590,7 +605,7 @@ pub fn create(
                 notes: notes_in.clone(),
             },
         );
-        validate::definition(&def, None, facts.limits).map_err(invalid)?;
+        check_definition(&def, None, facts.limits)?;
         let xml = generate(&def, &resolved).map_err(|e| bad(e.to_string()))?;
         let uuid = hv.define(&xml)?;
         Ok((uuid, notes))
@@ -665,8 +680,9 @@ fn set_domain_type(
     if new.domain_type == wanted {
         return Ok(None);
     }
+    // Well-formed, but not for this VM: 409 (the status rule of docs/api.md).
     if !matches!(new.domain_type.as_str(), "kvm" | "qemu") {
-        return Err(bad(format!(
+        return Err(CoreError::Conflict(format!(
             "{} is a {} domain: only QEMU/KVM VMs switch between kvm and qemu",
             new.name, new.domain_type
         )));
@@ -696,7 +712,7 @@ fn set_domain_type(
             .filter(|g| g.os_type == new.os_type && arch.is_none_or(|a| g.arch == a))
             .flat_map(|g| g.domain_types.clone())
             .collect();
-        return Err(bad(format!(
+        return Err(CoreError::Conflict(format!(
             "this host offers no {wanted} domains for {}/{} (it offers: {})",
             new.os_type,
             arch.unwrap_or("any architecture"),
@@ -765,7 +781,7 @@ pub fn edit(
     }
     if let Some(boot) = &patch.boot {
         if old.is_xen_pv() {
-            return Err(bad("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order"));
+            return Err(CoreError::Conflict("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order".into()));
         }
         new.boot_devices = boot.clone();
         for d in &mut new.disks {
@@ -795,7 +811,11 @@ pub fn edit(
             .graphics
             .iter_mut()
             .find(|g| g.kind == "vnc")
-            .ok_or_else(|| bad("the VM has no VNC console; turn it on with vnc=on first"))?;
+            .ok_or_else(|| {
+                CoreError::Conflict(
+                    "the VM has no VNC console; turn it on with vnc=on first".into(),
+                )
+            })?;
         if let Some(k) = &patch.vnc_keymap {
             g.keymap = opt_text(k);
         }
@@ -803,10 +823,10 @@ pub fn edit(
             g.listen = opt_text(l);
         }
     }
-    validate::definition(&new, Some(&old), limits).map_err(invalid)?;
+    check_definition(&new, Some(&old), limits)?;
     let password_changed = match &patch.vnc_password {
         Some(p) => {
-            if p.len() > 64 || p.chars().any(|c| c.is_control()) {
+            if p.chars().count() > 64 || p.chars().any(|c| c.is_control()) {
                 return Err(bad("VNC passwords are at most 64 printable characters"));
             }
             set_graphics_password(&mut tree, "vnc", opt_text(p).as_deref())
@@ -871,7 +891,8 @@ fn default_bus(def: &DomainDef, device: &str) -> String {
 
 fn add_target(def: &DomainDef, bus: &str) -> Result<String, CoreError> {
     let used: Vec<&str> = def.disks.iter().map(|d| d.target.as_str()).collect();
-    uvmm_model::targets::first_free(bus, &used).map_err(|e| bad(e.to_string()))
+    // The bus is known by now: no free target is the VM's state, not the request's fault.
+    uvmm_model::targets::first_free(bus, &used).map_err(|e| CoreError::Conflict(e.to_string()))
 }
 
 /// The job of `POST /api/v1/vms/{uuid}/disks`. Returns (target, warnings).
@@ -894,7 +915,9 @@ pub fn add_disk(
     let bus = req.bus.clone().unwrap_or_else(|| default_bus(&old, device));
     uvmm_model::targets::bus_prefix(&bus).map_err(|e| bad(e.to_string()))?;
     if old.is_xen_pv() && bus != "xen" {
-        return Err(bad("Xen PV VMs use the xen bus only"));
+        return Err(CoreError::Conflict(
+            "Xen PV VMs use the xen bus only".into(),
+        ));
     }
     let target = add_target(&old, &bus)?;
     let mut created = None;
@@ -946,7 +969,7 @@ pub fn add_disk(
         DiskSource::Block { path } => {
             let volume = client_path(hv, facts, path)?;
             if facts.local && volume.is_none() && !std::path::Path::new(path).exists() {
-                return Err(bad(format!(
+                return Err(CoreError::NotFound(format!(
                     "block device {path} does not exist on this host"
                 )));
             }
@@ -1088,7 +1111,12 @@ pub fn delete(
                 .collect();
             for w in &wanted {
                 if !def.disks.iter().any(|d| d.source.as_deref() == Some(*w)) {
-                    return Err(bad(format!("{w} is not an image of {}", def.name)));
+                    // Which paths are images depends on the VM: 409, like other
+                    // requests that do not fit the VM as it is.
+                    return Err(CoreError::Conflict(format!(
+                        "{w} is not an image of {}",
+                        def.name
+                    )));
                 }
             }
             for d in &def.disks {
@@ -1418,7 +1446,7 @@ pub fn change_media(
         (Some(d), _) | (None, Some(d)) => d,
     };
     if !matches!(drive.device.as_str(), "cdrom" | "floppy") {
-        return Err(bad(format!(
+        return Err(CoreError::Conflict(format!(
             "{target} is a hard disk; media can only be changed in CD-ROM and floppy drives"
         )));
     }

@@ -557,3 +557,116 @@ fn openapi_document_describes_the_api() {
         assert!(props.get(field).is_some(), "VmSummary.{field} missing");
     }
 }
+
+/// One raw exchange over the UNIX socket: the whole answer, headers included.
+fn raw_exchange(d: &Daemon, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    // The server may answer (413) and close before it has read everything.
+    let _ = s.write_all(request);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
+/// Every answer that is not a success is the JSON envelope (issue 10), whatever produced
+/// it; the one exception is a request that is not HTTP, which the HTTP library answers.
+#[test]
+fn every_error_is_the_json_envelope() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let uuid = d.vm("build-old", "demo-kvm1")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = format!("{{\"uri\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    // (request line and headers, body, status, code)
+    let table: Vec<(String, String, u16, &str)> = vec![
+        (
+            "OPTIONS /api/v1/vms".into(),
+            String::new(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "TRACE /api/v1/vms".into(),
+            String::new(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "PUT /api/v1/version".into(),
+            String::new(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET /api/v1/vms/a/b/c/d".into(),
+            String::new(),
+            404,
+            "not_found",
+        ),
+        (
+            "GET /api/v1/vms/%ZZ".into(),
+            String::new(),
+            400,
+            "bad_request",
+        ),
+        (
+            "GET /api/v1/backups/x/versions/99999999999".into(),
+            String::new(),
+            400,
+            "bad_request",
+        ),
+        ("POST /api/v1/hosts".into(), big, 413, "too_large"),
+        (
+            "POST /api/v1/hosts".into(),
+            "{\"uri\": 5}".into(),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("POST /api/v1/vms/{uuid}/pause"),
+            String::new(),
+            409,
+            "invalid_transition",
+        ),
+    ];
+    for (line, body, status, code) in table {
+        let req = format!(
+            "{line} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let resp = raw_exchange(&d, req.as_bytes());
+        let (head, text) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.0 {status} ")),
+            "{line}: {head}"
+        );
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{line}: {e}: {text}"));
+        assert_eq!(v["error"]["code"], code, "{line}: {v}");
+        if status == 405 {
+            assert!(head.to_ascii_lowercase().contains("\nallow: "), "{head}");
+        }
+    }
+    // An action's body may be nothing, `null` or `{}`, and numbers with a zero fraction are
+    // integers (JSON Schema says so too).
+    for body in ["", "null", "{}"] {
+        let (status, v) = d.http("POST", &format!("/api/v1/vms/{uuid}/start"), Some(body));
+        assert!(status == 200 || status == 409, "{body:?}: {status} {v}");
+        let _ = d.http("POST", &format!("/api/v1/vms/{uuid}/stop"), None);
+    }
+    let (status, v) = d.http(
+        "PATCH",
+        &format!("/api/v1/vms/{uuid}"),
+        Some(r#"{"vcpus": 2.0}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["vm"]["vcpus"], 2);
+    // Not HTTP at all: the HTTP library's bare 400, no body, connection closed (docs/api.md).
+    let resp = raw_exchange(&d, b"GARBAGE\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("content-length: 0"),
+        "{resp}"
+    );
+}

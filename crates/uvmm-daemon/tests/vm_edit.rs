@@ -699,16 +699,16 @@ fn bad_input_is_refused_and_changes_nothing() {
         (create(json!({"name": ""})), 400, "invalid VM name"),
         (
             create(json!({"memory_kib": 1u64 << 40})),
-            400,
+            409,
             "more than the host has",
         ),
         (create(json!({"memory_kib": 0})), 400, "zero"),
         (create(json!({"vcpus": 0})), 400, "vCPU"),
-        (create(json!({"profile": "BeOS"})), 400, "no profile"),
-        (create(json!({"host": "nowhere"})), 400, "no host"),
+        (create(json!({"profile": "BeOS"})), 404, "no profile"),
+        (create(json!({"host": "nowhere"})), 404, "no host"),
         (
             create(json!({"disks": [{"pool": "nopool", "size_bytes": 1024}]})),
-            400,
+            404,
             "no storage pool",
         ),
         (
@@ -735,12 +735,12 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             create(json!({"networks": ["network=nonet"]})),
-            400,
+            404,
             "no virtual network",
         ),
         (
             create(json!({"networks": ["bridge=nobr0"]})),
-            400,
+            404,
             "no bridge interface",
         ),
         (create(json!({"networks": ["vlan=5"]})), 400, "network"),
@@ -775,66 +775,77 @@ fn bad_input_is_refused_and_changes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let edits: Vec<(&str, String, &str)> = vec![
-        ("PATCH", r#"{"vcpus": 0}"#.into(), "vCPU"),
-        ("PATCH", r#"{"memory_kib": 0}"#.into(), "zero"),
-        ("PATCH", r#"{"rtc": "gmt"}"#.into(), "rtc"),
-        ("PATCH", r#"{"boot": ["usb"]}"#.into(), "boot device"),
-        ("PATCH", r#"{"cpu_model": "a b"}"#.into(), "CPU model"),
+    // (method, body, status, text): 400 for values the API never takes, 409 for what this
+    // host cannot take.
+    let edits: Vec<(&str, String, u16, &str)> = vec![
+        ("PATCH", r#"{"vcpus": 0}"#.into(), 400, "vCPU"),
+        ("PATCH", r#"{"memory_kib": 0}"#.into(), 400, "zero"),
+        ("PATCH", r#"{"rtc": "gmt"}"#.into(), 400, "rtc"),
+        ("PATCH", r#"{"boot": ["usb"]}"#.into(), 400, "boot device"),
+        ("PATCH", r#"{"cpu_model": "a b"}"#.into(), 400, "CPU model"),
         (
             "PATCH",
             r#"{"vnc": true, "vnc_keymap": "DE!"}"#.into(),
+            400,
             "keymap",
         ),
         (
             "PATCH",
             r#"{"memory_kib": 1099511627776}"#.into(),
+            409,
             "more than the host has",
         ),
     ];
-    for (m, body, text) in edits {
+    for (m, body, status, text) in edits {
         let (got, resp) = d.http(m, &format!("/api/v1/vms/{uuid}"), Some(&body));
-        assert_eq!(got, 400, "{body}: {resp}");
+        assert_eq!(got, status, "{body}: {resp}");
         assert!(
             resp["error"]["message"].as_str().unwrap().contains(text),
             "{body}: {resp}"
         );
     }
-    for (path, body, text) in [
+    // (path, body, status, text): 404 for a pool, volume or bridge that does not exist.
+    for (path, body, status, text) in [
         (
             "disks",
             r#"{"source": {"kind": "new", "pool": "nopool", "size_bytes": 1024}}"#,
+            404,
             "no storage pool",
         ),
         (
             "disks",
             r#"{"source": {"kind": "new", "pool": "default-pool", "size_bytes": 1024, "name": "../x"}}"#,
+            400,
             "invalid volume name",
         ),
         (
             "disks",
             r#"{"source": {"kind": "volume", "volume": "default-pool/missing.img"}}"#,
+            404,
             "no volume",
         ),
         (
             "disks",
             r#"{"source": {"kind": "block", "path": "relative/dev"}}"#,
+            400,
             "invalid path",
         ),
         (
             "disks",
             r#"{"source": {"kind": "new", "pool": "default-pool", "size_bytes": 1024}, "bus": "nvme9"}"#,
+            400,
             "unknown disk bus",
         ),
-        ("nics", r#"{"source": "bridge=nobr0"}"#, "no bridge"),
+        ("nics", r#"{"source": "bridge=nobr0"}"#, 404, "no bridge"),
         (
             "nics",
             r#"{"source": "network=default", "mac": "01:00:5e:00:00:01"}"#,
+            400,
             "multicast",
         ),
     ] {
         let (got, resp) = d.http("POST", &format!("/api/v1/vms/{uuid}/{path}"), Some(body));
-        assert_eq!(got, 400, "{body}: {resp}");
+        assert_eq!(got, status, "{body}: {resp}");
         assert!(
             resp["error"]["message"].as_str().unwrap().contains(text),
             "{body}: {resp}"

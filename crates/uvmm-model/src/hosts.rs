@@ -35,8 +35,10 @@ pub struct HostUri {
 impl HostUri {
     pub fn parse(uri: &str) -> Result<HostUri, UriError> {
         let bad = || UriError::Form(uri.to_string());
+        // URIs are ASCII (RFC 3986: anything else is percent-encoded).
         if uri.is_empty()
             || uri.len() > 1024
+            || !uri.is_ascii()
             || uri.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(bad());

@@ -208,20 +208,68 @@ pub fn check_volume_size(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$")
+    )]
     pub name: String,
-    /// `dir`, `fs`, `netfs`, `logical`, `iscsi` or `iscsi-direct`.
+    /// `dir`, `fs`, `netfs`, `logical`, `iscsi` or `iscsi-direct`. Which other fields are
+    /// needed depends on the kind: dir: `target_path`; fs: `source_path`, `target_path`;
+    /// netfs: `source_host`, `source_path`, `target_path`; logical: `source_name`;
+    /// iscsi: `source_host`, `source_name`; iscsi-direct: `source_host`, `source_name`,
+    /// `initiator_iqn` (400 when one is missing).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(dir|fs|netfs|logical|iscsi|iscsi-direct)$")
+    )]
     pub kind: String,
-    /// Where the pool appears on the host (dir, fs, netfs, logical, iscsi).
+    /// Where the pool appears on the host (dir, fs, netfs, logical, iscsi): an absolute
+    /// path without `..` segments, at most 4096 bytes.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 4096,
+            pattern = "^(/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+$"
+        )
+    )]
     pub target_path: Option<String>,
-    /// Storage server (netfs, iscsi, iscsi-direct).
+    /// Storage server (netfs, iscsi, iscsi-direct): `host` or `host:port`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 259,
+            pattern = "^([A-Za-z0-9.-]{1,253}|[A-Za-z0-9.-]{1,253}:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[0-5]?[0-9]{1,4})|[A-Za-z0-9.-]*:[A-Za-z0-9.-]*:[A-Za-z0-9.:-]*)$"
+        )
+    )]
     pub source_host: Option<String>,
-    /// Exported directory (netfs) or block device (fs, logical).
+    /// Exported directory (netfs) or block device (fs, logical): like `target_path`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 4096,
+            pattern = "^(/([^/\\x00-\\x1F\\x7F-\\x9F]*[^/.\\x00-\\x1F\\x7F-\\x9F][^/\\x00-\\x1F\\x7F-\\x9F]*|\\.?|\\.{3,}))+$"
+        )
+    )]
     pub source_path: Option<String>,
-    /// Volume group (logical) or target IQN (iscsi, iscsi-direct).
+    /// Volume group (logical: a name like a pool's) or target IQN (iscsi, iscsi-direct:
+    /// like `initiator_iqn`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._:-]{1,223}$"))]
     pub source_name: Option<String>,
-    /// File system type (fs: ext4, xfs, auto; netfs: nfs, cifs).
+    /// File system type: for fs one of `FS_FORMATS` (default auto), for netfs one of
+    /// `NETFS_FORMATS` (default nfs), as libvirt knows them.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^(auto|ext2|ext3|ext4|ufs|iso9660|udf|gfs|gfs2|vfat|hfs\\+|xfs|ocfs2|vmfs|nfs|cifs|glusterfs)$"
+        )
+    )]
     pub source_format: Option<String>,
-    /// Initiator IQN (iscsi-direct: libiscsi logs in as this initiator).
+    /// Initiator IQN (iscsi-direct: libiscsi logs in as this initiator):
+    /// `iqn.YYYY-MM.domain:name` or `eui.…`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(iqn|eui)\\.[A-Za-z0-9.:-]{0,219}$")
+    )]
     pub initiator_iqn: Option<String>,
 }
 
@@ -235,9 +283,12 @@ fn need<'a>(v: &'a Option<String>, what: &str, kind: &str) -> Result<&'a str, In
 fn host_element(spec: &str) -> Result<Element, Invalid> {
     let (name, port) = match spec.split_once(':') {
         Some((h, p)) if !p.contains(':') => {
+            // Digits only: `parse` would also take a sign.
             let port: u16 = p
                 .parse()
-                .map_err(|_| Invalid(format!("invalid port in '{spec}'")))?;
+                .ok()
+                .filter(|_| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| Invalid(format!("invalid port in '{spec}'")))?;
             (h, Some(port))
         }
         _ => (spec, None),
@@ -276,9 +327,60 @@ fn iqn(s: &str) -> Result<(), Invalid> {
     }
 }
 
+/// File system types of `fs` pools, as libvirt's storage driver names them.
+pub const FS_FORMATS: [&str; 14] = [
+    "auto", "ext2", "ext3", "ext4", "ufs", "iso9660", "udf", "gfs", "gfs2", "vfat", "hfs+", "xfs",
+    "ocfs2", "vmfs",
+];
+/// File system types of `netfs` pools.
+pub const NETFS_FORMATS: [&str; 4] = ["auto", "nfs", "cifs", "glusterfs"];
+
+fn check_format(kind: &str, format: &str, known: &[&str]) -> Result<(), Invalid> {
+    if known.contains(&format) {
+        return Ok(());
+    }
+    Err(Invalid(format!(
+        "source_format '{format}' for a {kind} pool (expected one of: {})",
+        known.join(", ")
+    )))
+}
+
+/// Every field that is given is checked, whether the kind uses it or not: a value that
+/// could never be right is a mistake worth reporting, not something to ignore.
+fn check_given_fields(p: &NewPool) -> Result<(), Invalid> {
+    for path in [&p.target_path, &p.source_path].into_iter().flatten() {
+        host_path(path)?;
+    }
+    if let Some(h) = &p.source_host {
+        host_element(h)?;
+    }
+    if let Some(n) = &p.source_name {
+        if object_name("volume group", n).is_err() && iqn(n).is_err() {
+            return Err(Invalid(format!(
+                "invalid source_name '{n}' (a volume group name or an iSCSI target IQN)"
+            )));
+        }
+    }
+    if let Some(f) = &p.source_format {
+        match p.kind.as_str() {
+            "fs" => check_format("fs", f, &FS_FORMATS)?,
+            "netfs" => check_format("netfs", f, &NETFS_FORMATS)?,
+            other => {
+                let all: Vec<&str> = FS_FORMATS.iter().chain(&NETFS_FORMATS).copied().collect();
+                check_format(other, f, &all)?
+            }
+        }
+    }
+    if let Some(i) = &p.initiator_iqn {
+        iqn(i)?;
+    }
+    Ok(())
+}
+
 /// Generate the XML of a new pool, checking every field for its kind.
 pub fn pool_xml(p: &NewPool) -> Result<String, Invalid> {
     object_name("pool", &p.name)?;
+    check_given_fields(p)?;
     let mut root = Element::new("pool")
         .with_attr("type", p.kind.clone())
         .with_child(Element::new("name").with_text(p.name.clone()));

@@ -104,8 +104,9 @@ fn printable(s: &str) -> String {
 
 /// Free text such as notes: any printable text, limited in size.
 pub fn note(field: &str, text: &str) -> Result<(), Invalid> {
-    if text.len() > 4096 {
-        return invalid(format!("{field} is longer than 4096 bytes"));
+    // Characters, as JSON Schema's maxLength counts them.
+    if text.chars().count() > 4096 {
+        return invalid(format!("{field} is longer than 4096 characters"));
     }
     if text
         .chars()
@@ -238,6 +239,18 @@ pub fn definition(
     old: Option<&DomainDef>,
     host: HostLimits,
 ) -> Result<(), Invalid> {
+    definition_values(new, old)?;
+    host_limits(new, old, host)
+}
+
+/// The checks of `definition` that depend on the host: memory and vCPUs beyond what it
+/// has. The API answers these with 409 (the request is fine, this host cannot take it),
+/// the others with 400.
+pub fn host_limits(
+    new: &DomainDef,
+    old: Option<&DomainDef>,
+    host: HostLimits,
+) -> Result<(), Invalid> {
     let changed = |f: &dyn Fn(&DomainDef) -> bool| old.is_none_or(|o| !f(o));
     if changed(&|o| o.name == new.name) {
         vm_name(&new.name)?;
@@ -268,9 +281,6 @@ pub fn definition(
             }
         }
     }
-    if new.vcpus == 0 {
-        return invalid("a VM needs at least one vCPU");
-    }
     if changed(&|o| o.vcpus == new.vcpus) {
         if let Some(cpus) = host.cpus.filter(|c| *c > 0) {
             if new.vcpus > cpus.saturating_mul(4) {
@@ -280,6 +290,28 @@ pub fn definition(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// The checks of `definition` that need nothing but the definition.
+pub fn definition_values(new: &DomainDef, old: Option<&DomainDef>) -> Result<(), Invalid> {
+    let changed = |f: &dyn Fn(&DomainDef) -> bool| old.is_none_or(|o| !f(o));
+    if changed(&|o| o.name == new.name) {
+        vm_name(&new.name)?;
+    }
+    if new.max_memory_kib < 16 * 1024 {
+        return invalid("memory must be at least 16MiB");
+    }
+    if new.memory_kib > new.max_memory_kib {
+        return invalid("current memory exceeds the maximum memory");
+    }
+    // libvirt keeps memory in bytes in 64 bits; say so before any arithmetic on it.
+    if new.max_memory_kib > crate::units::LIBVIRT_MAX_MEMORY_KIB {
+        return invalid(crate::memory::MemoryError::TooLarge(new.max_memory_kib).to_string());
+    }
+    if new.vcpus == 0 {
+        return invalid("a VM needs at least one vCPU");
     }
     for (field, v) in [
         ("description", &new.notes.description),

@@ -342,11 +342,8 @@ fn same_version_in_daemon(
     let Some(mine) = local.iter().find(|m| m.version == version) else {
         return false;
     };
-    let theirs: Result<BackupDetail, _> = rt.block_on(c.call(
-        Method::GET,
-        &format!("/api/v1/backups/{}", enc(uuid)),
-        None,
-    ));
+    let theirs: Result<BackupDetail, _> =
+        rt.block_on(c.call(Method::GET, &format!("/api/v1/backups/{}", enc(uuid)), None));
     theirs.is_ok_and(|d| {
         d.versions
             .iter()

@@ -185,6 +185,9 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub child: Option<Child>,
     pub args: Vec<String>,
+    /// A command that runs uvmmd (e.g. `unshare --net …`); uvmmd is started directly when
+    /// empty. The wrapper must exec uvmmd, so that the child is uvmmd itself.
+    pub wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -197,6 +200,16 @@ impl Daemon {
     }
 
     pub fn start_with(hosts: &[String], extra: &[&str], config: &str) -> Daemon {
+        Self::start_wrapped(&[], hosts, extra, config)
+    }
+
+    /// `start_with`, with uvmmd run by `wrapper` (see `Daemon::wrapper`).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        hosts: &[String],
+        extra: &[&str],
+        config: &str,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("uvmm.sock");
         std::fs::write(dir.path().join("uvmmd.toml"), config).unwrap();
@@ -219,6 +232,7 @@ impl Daemon {
             socket,
             child: None,
             args,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d.wait_hosts_settled();
@@ -227,7 +241,15 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("uvmmd.log")).unwrap();
-        let child = Command::new(uvmmd_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(uvmmd_bin());
+                c
+            }
+            None => Command::new(uvmmd_bin()),
+        };
+        let child = cmd
             .args(&self.args)
             .env("UVMM_LOG", "debug")
             .stdout(Stdio::null())
