@@ -1,19 +1,19 @@
 //! uvmmd: the daemon. See docs/ARCHITECTURE.md for how the parts fit together.
 
-pub mod api;
+pub mod backup;
 pub mod bus;
 pub mod cache;
 pub mod config;
-pub mod conn;
 pub mod defwatch;
 pub mod error;
-pub mod host;
-pub mod http_guard;
-pub mod listing;
+pub mod hosts;
+pub mod http;
+pub mod ids;
+pub mod jobs;
 pub mod manager;
 pub mod metrics;
 pub mod process;
 pub mod profiles;
 pub mod server;
 pub mod storage;
-pub mod vmops;
+pub mod vm;

@@ -5,9 +5,13 @@ use crate::cache::{host_detail, host_summary, vm_summary};
 use crate::cache::{pool_detail, pool_summary, vm_detail, Cache, HostEntry};
 use crate::config::ApiPolicy;
 use crate::error::CoreError;
-use crate::host::{self, HostHandle, HostMsg, Job, JobCtx, Shared};
+use crate::hosts::facts::HostFacts;
+use crate::hosts::shared::Shared;
+use crate::hosts::worker::{self as host, HostHandle, HostMsg};
+use crate::jobs::{Job, JobCtx};
 use crate::storage;
-use crate::vmops::{self, HostFacts};
+use crate::vm as vmops;
+use crate::vm::create::CreatePlan;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -324,7 +328,7 @@ impl Manager {
         let body = bytes::Bytes::from(
             serde_json::to_vec(&page).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
-        *slot = Some(crate::host::ListRender {
+        *slot = Some(crate::hosts::shared::ListRender {
             generation: cache.generation,
             stats_generation: cache.stats_generation,
             at: std::time::Instant::now(),
@@ -498,13 +502,13 @@ impl Manager {
             }
             (h.uri.clone(), facts(&cache, h, &self.policy.image_dirs))
         };
-        let plan = vmops::CreatePlan {
+        let plan = CreatePlan {
             profile,
             req,
             facts,
         };
         let (uuid, notes, warnings) = self
-            .run_job(&uri, move |ctx| vmops::create(ctx, plan))
+            .run_job(&uri, move |ctx| crate::vm::create::create(ctx, plan))
             .await?;
         self.changed(&uri, &uuid, notes, warnings)
     }
@@ -520,7 +524,7 @@ impl Manager {
         let id = uuid.clone();
         let warnings = self
             .run_job(&uri, move |ctx| {
-                vmops::edit(ctx, &id, patch, if_match.as_deref(), &facts)
+                crate::vm::edit::edit(ctx, &id, patch, if_match.as_deref(), &facts)
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)
@@ -535,7 +539,7 @@ impl Manager {
     ) -> Result<DeleteResponse, CoreError> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         self.run_job(&uri, move |ctx| {
-            vmops::delete(ctx, &facts, &uuid, &volumes, if_match.as_deref())
+            crate::vm::delete::delete(ctx, &facts, &uuid, &volumes, if_match.as_deref())
         })
         .await
     }
@@ -551,7 +555,7 @@ impl Manager {
         let id = uuid.clone();
         let (target, warnings) = self
             .run_job(&uri, move |ctx| {
-                vmops::add_disk(ctx, &facts, &id, req, if_match.as_deref())
+                crate::vm::disks::add_disk(ctx, &facts, &id, req, if_match.as_deref())
             })
             .await?;
         self.changed(&uri, &uuid, vec![format!("added drive {target}")], warnings)
@@ -567,7 +571,7 @@ impl Manager {
     ) -> Result<(DeleteResponse, Vec<String>), CoreError> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         self.run_job(&uri, move |ctx| {
-            vmops::remove_disk(
+            crate::vm::disks::remove_disk(
                 ctx,
                 &facts,
                 &uuid,
@@ -590,7 +594,7 @@ impl Manager {
         let id = uuid.clone();
         let warnings = self
             .run_job(&uri, move |ctx| {
-                vmops::set_boot(ctx, &facts, &id, &target, if_match.as_deref())
+                crate::vm::boot::set_boot(ctx, &facts, &id, &target, if_match.as_deref())
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)
@@ -608,7 +612,7 @@ impl Manager {
         let id = uuid.clone();
         let warnings = self
             .run_job(&uri, move |ctx| {
-                vmops::change_media(
+                crate::vm::media::change_media(
                     ctx,
                     &facts,
                     &id,
@@ -632,7 +636,7 @@ impl Manager {
         let id = uuid.clone();
         let (mac, warnings) = self
             .run_job(&uri, move |ctx| {
-                vmops::add_nic(ctx, &id, req, if_match.as_deref())
+                crate::vm::nics::add_nic(ctx, &id, req, if_match.as_deref())
             })
             .await?;
         self.changed(
@@ -654,7 +658,7 @@ impl Manager {
         let id = uuid.clone();
         let warnings = self
             .run_job(&uri, move |ctx| {
-                vmops::remove_nic(ctx, &id, &mac, if_match.as_deref())
+                crate::vm::nics::remove_nic(ctx, &id, &mac, if_match.as_deref())
             })
             .await?;
         self.changed(&uri, &uuid, vec![], warnings)
@@ -702,7 +706,7 @@ impl Manager {
         let uri = self.host_uri(host)?;
         let name = req.pool.name.clone();
         let warnings = self
-            .run_job(&uri, move |ctx| storage::create_pool(ctx, req))
+            .run_job(&uri, move |ctx| storage::pools::create_pool(ctx, req))
             .await?;
         Ok((self.pool(&uri, &name)?, warnings))
     }
@@ -735,7 +739,7 @@ impl Manager {
         };
         let p = pool.to_string();
         self.run_job(&uri, move |ctx| {
-            storage::pool_action(ctx, &p, &action, &running)
+            storage::pools::pool_action(ctx, &p, &action, &running)
         })
         .await?;
         self.pool(&uri, pool)
@@ -758,7 +762,7 @@ impl Manager {
         in_use.dedup();
         let p = pool.to_string();
         self.run_job(&uri, move |ctx| {
-            storage::delete_pool(ctx, &p, delete_storage, &in_use)
+            storage::pools::delete_pool(ctx, &p, delete_storage, &in_use)
         })
         .await
     }
@@ -780,8 +784,10 @@ impl Manager {
         let uri = self.host_uri(host)?;
         let name = req.name.clone();
         let p = pool.to_string();
-        self.run_job(&uri, move |ctx| storage::create_volume(ctx, &p, req))
-            .await?;
+        self.run_job(&uri, move |ctx| {
+            storage::volumes::create_volume(ctx, &p, req)
+        })
+        .await?;
         self.volume(&uri, pool, &name)
     }
 
@@ -794,8 +800,10 @@ impl Manager {
     ) -> Result<VolumeSummary, CoreError> {
         let uri = self.host_uri(host)?;
         let (p, s, n) = (pool.to_string(), source.to_string(), name.clone());
-        self.run_job(&uri, move |ctx| storage::clone_volume(ctx, &p, &s, &n))
-            .await?;
+        self.run_job(&uri, move |ctx| {
+            storage::volumes::clone_volume(ctx, &p, &s, &n)
+        })
+        .await?;
         self.volume(&uri, pool, &name)
     }
 
@@ -804,7 +812,7 @@ impl Manager {
         let v = self.volume(&uri, pool, name)?;
         let (p, n) = (pool.to_string(), name.to_string());
         self.run_job(&uri, move |ctx| {
-            storage::delete_volume(ctx, &p, &n, v.keep_reason)
+            storage::volumes::delete_volume(ctx, &p, &n, v.keep_reason)
         })
         .await
     }
@@ -818,8 +826,10 @@ impl Manager {
     ) -> Result<VolumeSummary, CoreError> {
         let uri = self.host_uri(host)?;
         let (p, n) = (pool.to_string(), name.to_string());
-        self.run_job(&uri, move |ctx| storage::resize_volume(ctx, &p, &n, size))
-            .await?;
+        self.run_job(&uri, move |ctx| {
+            storage::volumes::resize_volume(ctx, &p, &n, size)
+        })
+        .await?;
         self.volume(&uri, pool, name)
     }
 
@@ -950,7 +960,7 @@ impl Manager {
         }
         self.run_job(&uri, move |ctx| {
             if from_client {
-                vmops::check_client_definition(ctx.hv, &facts, &xml)?;
+                crate::vm::images::check_client_definition(ctx.hv, &facts, &xml)?;
             }
             let mut report = uvmm_backup::restore::restore(ctx.hv, &xml, existing, local).map_err(
                 |e| match e {

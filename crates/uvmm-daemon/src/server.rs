@@ -1,9 +1,9 @@
 //! Start-up and shutdown of the daemon: sockets, pid file, host manager, signals.
 
-use crate::api::{self, AppState};
 use crate::bus::EventBus;
 use crate::config::Settings;
-use crate::host::Shared;
+use crate::hosts::shared::Shared;
+use crate::http::{self as api, AppState};
 use crate::manager::Manager;
 use crate::process::{LogFile, PidFile, StateLock};
 use anyhow::{anyhow, Context};
@@ -72,7 +72,7 @@ pub async fn run(
     ready: Box<dyn FnOnce(Result<(), String>) + Send>,
 ) -> anyhow::Result<()> {
     let started = async {
-        match crate::conn::raise_fd_limit() {
+        match crate::http::conn::raise_fd_limit() {
             Ok(n) if n < 4096 => tracing::warn!(
                 limit = n,
                 "the open-file limit is low; raise it (LimitNOFILE) for many hosts or clients"
@@ -134,16 +134,16 @@ pub async fn run(
                 .map_err(|e| anyhow!(e))?
                 .with_policy(settings.api.clone()),
         );
-        // The TCP listener is guarded by the API token (see http_guard).
+        // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {
             Some(l) => {
-                let (token, path) = crate::http_guard::load_or_create_token(&settings.state_dir)
+                let (token, path) = crate::http::guard::load_or_create_token(&settings.state_dir)
                     .map_err(|e| anyhow!(e))?;
                 let addr = l.local_addr()?;
                 tracing::info!(token_file = %path.display(), "TCP clients authenticate with the API token");
                 api::GuardConfig {
                     token: Some(token),
-                    tcp_hosts: crate::http_guard::tcp_host_names(addr, &settings.api.tcp_host_names),
+                    tcp_hosts: crate::http::guard::tcp_host_names(addr, &settings.api.tcp_host_names),
                 }
             }
             None => api::GuardConfig::default(),
@@ -184,14 +184,14 @@ pub async fn run(
         guard,
     );
     let policy = Arc::new(settings.api.clone());
-    let mut servers = vec![tokio::spawn(crate::conn::serve_unix(
+    let mut servers = vec![tokio::spawn(crate::http::conn::serve_unix(
         unix,
         app.clone(),
         policy.clone(),
         stop_rx.clone(),
     ))];
     if let Some(tcp) = tcp {
-        servers.push(tokio::spawn(crate::conn::serve_tcp(
+        servers.push(tokio::spawn(crate::http::conn::serve_tcp(
             tcp,
             app,
             policy,

@@ -11,7 +11,7 @@ use uvmm_api::{HostOrigin, HostStatus, VmQuery};
 use uvmm_daemon::bus::EventBus;
 use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::CoreError;
-use uvmm_daemon::host::Shared;
+use uvmm_daemon::hosts::shared::Shared;
 use uvmm_daemon::manager::Manager;
 use uvmm_libvirt::*;
 use uvmm_model::Action;

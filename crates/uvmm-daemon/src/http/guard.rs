@@ -11,8 +11,8 @@
 //!    the OpenAPI document's, so the document and the check cannot drift).
 //! 5. Every request that changes something is logged once, with its peer and outcome.
 
-use crate::conn::Peer;
 use crate::error::CoreError;
+use crate::http::conn::Peer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;

@@ -1,12 +1,11 @@
-//! Storage pool and volume operations, each one job on its host's worker. What the cache
-//! knows (who uses a volume) is decided before the job and passed in.
+//! Storage pools: create, start, stop, refresh, delete. What the cache knows (who uses a
+//! volume) is decided before the job and passed in.
 
 use crate::error::CoreError;
-use crate::host::JobCtx;
-use uvmm_api::{CreatePoolRequest, CreateVolumeRequest};
-use uvmm_libvirt::{ErrorKind, PoolAction, VolumeInfo};
-use uvmm_model::storage::{pool_xml, volume_xml};
-use uvmm_model::validate;
+use crate::jobs::JobCtx;
+use uvmm_api::CreatePoolRequest;
+use uvmm_libvirt::{ErrorKind, PoolAction};
+use uvmm_model::storage::pool_xml;
 
 fn bad(msg: impl Into<String>) -> CoreError {
     CoreError::BadRequest(msg.into())
@@ -123,95 +122,6 @@ pub fn delete_pool(
     if info.persistent {
         hv.pool_action(pool, PoolAction::Undefine)?;
     }
-    ctx.refresh_pools();
-    Ok(())
-}
-
-pub fn create_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    req: CreateVolumeRequest,
-) -> Result<VolumeInfo, CoreError> {
-    let format = req.format.clone().unwrap_or_else(|| "raw".into());
-    let vol = crate::vmops::create_volume(
-        ctx.hv,
-        pool,
-        &req.name,
-        req.size_bytes,
-        &format,
-        req.preallocate,
-    )?;
-    ctx.refresh_pools();
-    Ok(vol)
-}
-
-pub fn clone_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    source: &str,
-    name: &str,
-) -> Result<VolumeInfo, CoreError> {
-    let hv = ctx.hv;
-    validate::volume_name(name).map_err(|e| bad(e.0))?;
-    let vols = hv.volumes(pool).map_err(|e| match e.kind {
-        ErrorKind::NotFound => CoreError::NotFound(format!("no storage pool '{pool}'")),
-        _ => CoreError::from(e),
-    })?;
-    let src = vols
-        .iter()
-        .find(|v| v.def.name == source)
-        .ok_or_else(|| CoreError::NotFound(format!("no volume '{source}' in pool '{pool}'")))?;
-    if vols.iter().any(|v| v.def.name == name) {
-        return Err(CoreError::Conflict(format!(
-            "volume '{name}' already exists in pool '{pool}'"
-        )));
-    }
-    let xml = volume_xml(name, src.def.capacity, src.def.format.as_deref(), true);
-    let vol = hv.clone_volume(pool, source, &xml)?;
-    ctx.refresh_pools();
-    Ok(vol)
-}
-
-pub fn delete_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    name: &str,
-    refusal: Option<String>,
-) -> Result<(), CoreError> {
-    if let Some(why) = refusal {
-        return Err(CoreError::Conflict(format!(
-            "volume {name} is not deleted: {why}"
-        )));
-    }
-    ctx.hv.delete_volume(pool, name)?;
-    ctx.refresh_pools();
-    Ok(())
-}
-
-pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Result<(), CoreError> {
-    let vol = ctx
-        .hv
-        .volumes(pool)?
-        .into_iter()
-        .find(|v| v.def.name == name)
-        .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
-    if size <= vol.def.capacity {
-        // Depends on the volume as it is now: a conflict, not a malformed request.
-        return Err(CoreError::Conflict(format!(
-            "volumes only grow: {name} has {} bytes, {size} is not more",
-            vol.def.capacity
-        )));
-    }
-    if let Some(info) = ctx.hv.pools()?.iter().find(|p| p.def.name == pool) {
-        uvmm_model::storage::check_volume_size(
-            size,
-            vol.def.format.as_deref(),
-            &crate::vmops::room_of(info),
-            false,
-        )
-        .map_err(|e| bad(e.to_string()))?;
-    }
-    ctx.hv.resize_volume(pool, name, size)?;
     ctx.refresh_pools();
     Ok(())
 }

@@ -1,0 +1,3 @@
+//! Backups of VM definitions: recording versions (`record`).
+
+pub mod record;

@@ -1,0 +1,649 @@
+//! How the cache changes: every update is a pure function of the cache and what libvirt
+//! said, returning the events it caused (added, removed, state changed, definition
+//! changed). `Shared::update` publishes them in change order.
+
+use super::*;
+use uvmm_api::{Event, EventKind};
+use uvmm_libvirt::DomainStats;
+use uvmm_model::monitor::{evaluate, Thresholds};
+
+/// Weight of the newest sample in the smoothed CPU usage.
+const CPU_SMOOTHING: f64 = 0.5;
+
+/// An event before the bus gives it a sequence number and time.
+fn event(kind: EventKind, host: &HostEntry) -> Event {
+    Event {
+        seq: 0,
+        time: String::new(),
+        kind,
+        host: host.uri.clone(),
+        host_id: host.id.clone(),
+        uuid: None,
+        name: None,
+        state: None,
+        previous_state: None,
+        available: Some(host.available()),
+        message: None,
+        vm: None,
+        pool: None,
+        level: None,
+    }
+}
+
+fn pool_event(kind: EventKind, host: &HostEntry, pool: &PoolEntry, message: String) -> Event {
+    let mut e = event(kind, host);
+    e.pool = Some(pool.info.def.name.clone());
+    e.level = Some(pool.level);
+    e.message = Some(message);
+    e
+}
+
+fn vm_event(kind: EventKind, host: &HostEntry, vm: &VmEntry, previous: Option<VmState>) -> Event {
+    let mut e = event(kind, host);
+    e.uuid = Some(vm.uuid.clone());
+    e.name = Some(vm.name.clone());
+    e.state = Some(vm.state);
+    e.previous_state = previous;
+    if kind != EventKind::VmRemoved {
+        e.vm = Some(vm_summary(host, vm));
+    }
+    e
+}
+
+impl Cache {
+    /// A free id for a new host, based on its URI.
+    pub fn free_id(&self, base: &str) -> String {
+        if !self.ids.contains_key(base) && !self.hosts.contains_key(base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|c| !self.ids.contains_key(c))
+            .expect("an unbounded range always has a free id")
+    }
+
+    pub fn add_host(
+        &mut self,
+        uri: &str,
+        id: &str,
+        origin: HostOrigin,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let entry = HostEntry {
+            id: id.to_string(),
+            uri: uri.to_string(),
+            origin,
+            status: HostStatus::Connecting,
+            info: None,
+            free_memory_kib: None,
+            last_error: None,
+            since: now,
+            retry_at: None,
+            vms: BTreeMap::new(),
+            rows: OnceLock::new(),
+            pools: Vec::new(),
+        };
+        let ev = event(EventKind::HostAdded, &entry);
+        self.ids.insert(id.to_string(), uri.to_string());
+        self.hosts.insert(uri.to_string(), entry);
+        vec![ev]
+    }
+
+    pub fn remove_host(&mut self, uri: &str) -> Vec<Event> {
+        match self.hosts.remove(uri) {
+            Some(h) => {
+                self.ids.remove(&h.id);
+                let mut ev = event(EventKind::HostRemoved, &h);
+                ev.available = Some(false);
+                vec![ev]
+            }
+            None => vec![],
+        }
+    }
+
+    /// A (re)connection finished its full synchronisation: replace the VM set.
+    pub fn host_synced(
+        &mut self,
+        uri: &str,
+        info: HostInfo,
+        free_memory_kib: Option<u64>,
+        domains: Vec<DomainSnapshot>,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let mut events = Vec::new();
+        let was_available = host.available();
+        host.status = HostStatus::Connected;
+        host.info = Some(info);
+        host.free_memory_kib = free_memory_kib;
+        host.last_error = None;
+        host.retry_at = None;
+        if !was_available {
+            host.since = now;
+        }
+        let mut fresh: BTreeMap<String, VmEntry> = BTreeMap::new();
+        for snap in domains {
+            let vm = VmEntry::from_snapshot(snap);
+            fresh.insert(vm.uuid.clone(), vm);
+        }
+        let old = std::mem::take(host.vms_mut());
+        for (uuid, old_vm) in &old {
+            if !fresh.contains_key(uuid) {
+                events.push(vm_event(
+                    EventKind::VmRemoved,
+                    host,
+                    old_vm,
+                    Some(old_vm.state),
+                ));
+            }
+        }
+        for (uuid, mut vm) in fresh {
+            match old.get(&uuid) {
+                None => events.push(vm_event(EventKind::VmAdded, host, &vm, None)),
+                Some(prev) => {
+                    vm.cpu_usage = prev.cpu_usage;
+                    vm.cpu_sample = prev.cpu_sample;
+                    if prev.state != vm.state || prev.managed_save != vm.managed_save {
+                        events.push(vm_event(EventKind::VmState, host, &vm, Some(prev.state)));
+                    } else if !prev.same_definition(&vm) {
+                        events.push(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)));
+                    }
+                }
+            }
+            host.vms_mut().insert(uuid, vm);
+        }
+        if !was_available {
+            events.insert(0, event(EventKind::HostConnected, host));
+        }
+        events
+    }
+
+    /// The host cannot be reached. Its VMs stay, marked unavailable through the host.
+    pub fn host_unavailable(
+        &mut self,
+        uri: &str,
+        error: &str,
+        retry_at: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let changed = host.status != HostStatus::Unavailable;
+        host.status = HostStatus::Unavailable;
+        host.last_error = Some(error.to_string());
+        host.retry_at = retry_at;
+        if changed {
+            host.since = now;
+            for vm in host.vms.values_mut() {
+                vm.cpu_usage = 0.0;
+                vm.cpu_sample = None;
+            }
+            host.refresh_rows();
+            let mut ev = event(EventKind::HostUnavailable, host);
+            ev.message = Some(error.to_string());
+            vec![ev]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Insert or refresh one VM.
+    pub fn vm_upsert(&mut self, uri: &str, snap: DomainSnapshot) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let mut vm = VmEntry::from_snapshot(snap);
+        let ev = match host.vms.get(&vm.uuid) {
+            None => Some(vm_event(EventKind::VmAdded, host, &vm, None)),
+            Some(prev) => {
+                if vm.state.is_active() {
+                    vm.cpu_usage = prev.cpu_usage;
+                    vm.cpu_sample = prev.cpu_sample;
+                }
+                if prev.state != vm.state || prev.managed_save != vm.managed_save {
+                    Some(vm_event(EventKind::VmState, host, &vm, Some(prev.state)))
+                } else if !prev.same_definition(&vm) {
+                    Some(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)))
+                } else {
+                    None
+                }
+            }
+        };
+        host.vms_mut().insert(vm.uuid.clone(), vm);
+        ev.into_iter().collect()
+    }
+
+    pub fn vm_remove(&mut self, uri: &str, uuid: &str) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        match host.vms_mut().remove(uuid) {
+            Some(vm) => vec![vm_event(EventKind::VmRemoved, host, &vm, Some(vm.state))],
+            None => vec![],
+        }
+    }
+
+    /// Apply one bulk statistics read. Returns the UUIDs whose cached state disagrees with
+    /// libvirt (a missed event): the worker re-reads those.
+    /// Apply one bulk statistics read; returns the VMs whose cached state disagrees with
+    /// libvirt (to be re-read). `complete` says the read covered every domain; otherwise it
+    /// covered the active ones, and only an active VM missing from it is a disagreement.
+    pub fn apply_stats(
+        &mut self,
+        uri: &str,
+        stats: &[DomainStats],
+        free_memory_kib: Option<u64>,
+        now: Instant,
+        complete: bool,
+    ) -> Vec<String> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        self.stats_generation += 1;
+        if free_memory_kib.is_some() {
+            host.free_memory_kib = free_memory_kib;
+        }
+        let mut stale = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(stats.len());
+        for s in stats {
+            seen.insert(s.uuid.as_str());
+            let Some(vm) = host.vms.get_mut(&s.uuid) else {
+                stale.push(s.uuid.clone());
+                continue;
+            };
+            if s.state.is_some_and(|st| st != vm.state) {
+                stale.push(s.uuid.clone());
+            }
+            if let Some(mem) = s.balloon_current_kib.filter(|m| *m > 0) {
+                vm.memory_kib = mem;
+            }
+            if let Some(v) = s.vcpus_current.filter(|v| *v > 0) {
+                vm.vcpus = v;
+            }
+            match (s.cpu_time_ns, vm.state.is_active()) {
+                (Some(cpu), true) => {
+                    if let Some((prev_cpu, prev_t)) = vm.cpu_sample {
+                        let dt = now.saturating_duration_since(prev_t).as_nanos() as f64;
+                        if dt > 0.0 && cpu >= prev_cpu {
+                            let pct = (cpu - prev_cpu) as f64 / dt / vm.vcpus.max(1) as f64 * 100.0;
+                            let pct = pct.clamp(0.0, 100.0);
+                            vm.cpu_usage =
+                                CPU_SMOOTHING * pct + (1.0 - CPU_SMOOTHING) * vm.cpu_usage;
+                        }
+                    }
+                    vm.cpu_sample = Some((cpu, now));
+                }
+                _ => {
+                    vm.cpu_usage = 0.0;
+                    vm.cpu_sample = None;
+                }
+            }
+        }
+        for (uuid, vm) in &host.vms {
+            if (complete || vm.state.is_active()) && !seen.contains(uuid.as_str()) {
+                stale.push(uuid.clone());
+            }
+        }
+        host.refresh_rows();
+        stale
+    }
+
+    /// A fresh read of a host's pools: monitoring verdicts, and events for what changed.
+    pub fn pools_updated(
+        &mut self,
+        uri: &str,
+        pools: Vec<(PoolInfo, Vec<VolumeDef>, PoolFreshness)>,
+        max_age: std::time::Duration,
+        thresholds: &dyn Fn(&str, &str, &str) -> Thresholds,
+    ) -> Vec<Event> {
+        let Some(host) = self.hosts.get_mut(uri) else {
+            return vec![];
+        };
+        let old = std::mem::take(&mut host.pools);
+        let mut events = Vec::new();
+        for (info, volumes, freshness) in pools {
+            let provisioned = volumes.iter().map(|v| v.capacity).sum();
+            let mut entry = PoolEntry {
+                info,
+                volumes,
+                provisioned,
+                level: Level::Ok,
+                alerts: vec![],
+                freshness,
+                max_age,
+            };
+            let (level, alerts) = evaluate(
+                &entry.usage(),
+                &thresholds(&host.id, &host.uri, &entry.info.def.name),
+            );
+            entry.level = level;
+            entry.alerts = alerts;
+            let prev = old.iter().find(|p| p.info.def.name == entry.info.def.name);
+            match prev {
+                None => events.push(pool_event(
+                    EventKind::PoolChanged,
+                    host,
+                    &entry,
+                    "pool added".into(),
+                )),
+                Some(p) if p.info.active != entry.info.active => {
+                    let what = if entry.info.active {
+                        "pool started"
+                    } else {
+                        "pool stopped"
+                    };
+                    events.push(pool_event(
+                        EventKind::PoolChanged,
+                        host,
+                        &entry,
+                        what.into(),
+                    ));
+                }
+                _ => {}
+            }
+            let prev_level = prev.map(|p| p.level).unwrap_or(Level::Ok);
+            if prev_level != entry.level {
+                let msg = if entry.level == Level::Ok {
+                    "back within thresholds".to_string()
+                } else {
+                    entry.alerts.join("; ")
+                };
+                tracing::warn!(host = %host.id, pool = %entry.info.def.name, level = entry.level.as_str(), "pool {}: {msg}", entry.level.as_str());
+                events.push(pool_event(EventKind::PoolAlert, host, &entry, msg));
+            }
+            host.pools.push(entry);
+        }
+        for p in &old {
+            if !host
+                .pools
+                .iter()
+                .any(|n| n.info.def.name == p.info.def.name)
+            {
+                events.push(pool_event(
+                    EventKind::PoolChanged,
+                    host,
+                    p,
+                    "pool removed".into(),
+                ));
+            }
+        }
+        events
+    }
+
+    pub fn set_free_memory(&mut self, uri: &str, kib: u64) {
+        if let Some(h) = self.hosts.get_mut(uri) {
+            h.free_memory_kib = Some(kib);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::time::Duration;
+    use uvmm_api::VmQuery;
+
+    pub(crate) const URI: &str = "test:///a.xml";
+
+    pub(crate) fn snap(uuid: &str, name: &str, state: VmState) -> DomainSnapshot {
+        DomainSnapshot {
+            uuid: uuid.into(),
+            name: name.into(),
+            state,
+            reason: 1,
+            persistent: true,
+            autostart: false,
+            managed_save: false,
+            max_memory_kib: 1024,
+            memory_kib: 1024,
+            vcpus: 2,
+            cpu_time_ns: 0,
+            xml: format!(
+                "<domain type='test'><name>{name}</name><uuid>{uuid}</uuid><description>d-{name}</description></domain>"
+            ),
+            next_boot_xml: None,
+        }
+    }
+
+    pub(crate) const U1: &str = "00000000-0000-0000-0000-000000000001";
+
+    pub(crate) const U2: &str = "00000000-0000-0000-0000-000000000002";
+
+    pub(crate) const U3: &str = "00000000-0000-0000-0000-000000000003";
+
+    pub(crate) fn cache_with(domains: Vec<DomainSnapshot>) -> Cache {
+        let mut c = Cache::default();
+        c.add_host(URI, "a", HostOrigin::Cmdline, SystemTime::now());
+        c.host_synced(URI, HostInfo::default(), None, domains, SystemTime::now());
+        c
+    }
+
+    pub(crate) fn kinds(events: &[Event]) -> Vec<EventKind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn sync_and_resync_produce_the_right_events() {
+        let mut c = Cache::default();
+        assert_eq!(
+            kinds(&c.add_host(URI, "a", HostOrigin::Cmdline, SystemTime::now())),
+            vec![EventKind::HostAdded]
+        );
+        let ev = c.host_synced(
+            URI,
+            HostInfo::default(),
+            None,
+            vec![
+                snap(U1, "a", VmState::Running),
+                snap(U2, "b", VmState::Shutoff),
+            ],
+            SystemTime::now(),
+        );
+        assert_eq!(
+            kinds(&ev),
+            vec![
+                EventKind::HostConnected,
+                EventKind::VmAdded,
+                EventKind::VmAdded
+            ]
+        );
+
+        let ev = c.host_unavailable(URI, "EOF", None, SystemTime::now());
+        assert_eq!(kinds(&ev), vec![EventKind::HostUnavailable]);
+        // VMs stay listed, marked unavailable.
+        let page = c.list_vms(&VmQuery::default()).unwrap();
+        assert_eq!(page.total, 2);
+        assert!(page.items.iter().all(|v| !v.available));
+        // A second failure while unavailable is not news.
+        assert!(c
+            .host_unavailable(URI, "again", None, SystemTime::now())
+            .is_empty());
+
+        // Reconnect: U1 now paused, U2 gone, U3 new.
+        let ev = c.host_synced(
+            URI,
+            HostInfo::default(),
+            None,
+            vec![
+                snap(U1, "a", VmState::Paused),
+                snap(U3, "c", VmState::Running),
+            ],
+            SystemTime::now(),
+        );
+        assert_eq!(
+            kinds(&ev),
+            vec![
+                EventKind::HostConnected,
+                EventKind::VmRemoved,
+                EventKind::VmState,
+                EventKind::VmAdded
+            ]
+        );
+        assert_eq!(ev[2].previous_state, Some(VmState::Running));
+        assert_eq!(ev[2].state, Some(VmState::Paused));
+        assert!(c
+            .list_vms(&VmQuery::default())
+            .unwrap()
+            .items
+            .iter()
+            .all(|v| v.available));
+    }
+
+    #[test]
+    fn upsert_table() {
+        // (before, after, expected event)
+        let running = snap(U1, "a", VmState::Running);
+        let mut renamed = snap(U1, "b", VmState::Running);
+        renamed.xml = running.xml.replace("<name>a</name>", "<name>b</name>");
+        let mut saved = snap(U1, "a", VmState::Shutoff);
+        saved.managed_save = true;
+        let stopped = snap(U1, "a", VmState::Shutoff);
+        // A change stored for the next start of a running VM.
+        let mut same_next = running.clone();
+        same_next.next_boot_xml = Some(running.xml.clone());
+        let mut vcpus_next = running.clone();
+        vcpus_next.next_boot_xml = Some(running.xml.replace("</uuid>", "</uuid><vcpu>4</vcpu>"));
+        let table: Vec<(Option<DomainSnapshot>, DomainSnapshot, Option<EventKind>)> = vec![
+            (None, running.clone(), Some(EventKind::VmAdded)),
+            (
+                Some(same_next.clone()),
+                vcpus_next.clone(),
+                Some(EventKind::VmChanged),
+            ),
+            (Some(vcpus_next.clone()), vcpus_next.clone(), None),
+            (Some(running.clone()), running.clone(), None),
+            (
+                Some(running.clone()),
+                stopped.clone(),
+                Some(EventKind::VmState),
+            ),
+            (
+                Some(running.clone()),
+                renamed.clone(),
+                Some(EventKind::VmChanged),
+            ),
+            (
+                Some(stopped.clone()),
+                saved.clone(),
+                Some(EventKind::VmState),
+            ),
+        ];
+        for (before, after, want) in table {
+            let mut c = cache_with(before.clone().into_iter().collect());
+            let ev = c.vm_upsert(URI, after.clone());
+            assert_eq!(ev.first().map(|e| e.kind), want, "{before:?} -> {after:?}");
+            assert!(ev.len() <= 1);
+        }
+        // The detail shows the pending value next to the live one; the ETag is that of
+        // the live and the persistent definition together, as `vmops` computes it.
+        let c = cache_with(vec![vcpus_next.clone()]);
+        let h = c.host(URI).unwrap();
+        let d = vm_detail(h, &h.vms()[U1]);
+        assert_eq!(d.summary.vcpus, 2);
+        assert_eq!(d.pending.as_ref().and_then(|p| p.vcpus), Some(4));
+        assert_eq!(
+            d.etag,
+            etag_of(&vcpus_next.xml, vcpus_next.next_boot_xml.as_deref())
+        );
+        assert_ne!(d.etag, etag_of(&vcpus_next.xml, None));
+        let c = cache_with(vec![same_next]);
+        let h = c.host(URI).unwrap();
+        assert_eq!(vm_detail(h, &h.vms()[U1]).pending, None);
+    }
+
+    #[test]
+    fn removal_and_unknown_host_are_quiet() {
+        let mut c = cache_with(vec![snap(U1, "a", VmState::Running)]);
+        assert_eq!(kinds(&c.vm_remove(URI, U1)), vec![EventKind::VmRemoved]);
+        assert!(c.vm_remove(URI, U1).is_empty());
+        assert!(c
+            .vm_upsert("test:///other", snap(U2, "x", VmState::Running))
+            .is_empty());
+        assert_eq!(kinds(&c.remove_host(URI)), vec![EventKind::HostRemoved]);
+        assert!(c.resolve_host("a").is_err());
+    }
+
+    #[test]
+    fn stats_compute_cpu_and_flag_missed_events() {
+        let mut c = cache_with(vec![
+            snap(U1, "a", VmState::Running),
+            snap(U2, "b", VmState::Shutoff),
+        ]);
+        let t0 = Instant::now();
+        let stat = |cpu: u64, state| DomainStats {
+            uuid: U1.into(),
+            state: Some(state),
+            cpu_time_ns: Some(cpu),
+            balloon_current_kib: Some(512),
+            vcpus_current: Some(2),
+            ..DomainStats::default()
+        };
+        let other = DomainStats {
+            uuid: U2.into(),
+            state: Some(VmState::Shutoff),
+            ..DomainStats::default()
+        };
+        assert!(c
+            .apply_stats(
+                URI,
+                &[stat(0, VmState::Running), other.clone()],
+                Some(99),
+                t0,
+                true
+            )
+            .is_empty());
+        // 1 s later, 1 s of CPU on 2 vCPUs = 50 %, smoothed from 0 -> 25 %.
+        let stale = c.apply_stats(
+            URI,
+            &[stat(1_000_000_000, VmState::Running), other.clone()],
+            None,
+            t0 + Duration::from_secs(1),
+            true,
+        );
+        assert!(stale.is_empty());
+        let vm = &c.host(URI).unwrap().vms[U1];
+        assert!((vm.cpu_usage - 25.0).abs() < 0.01, "{}", vm.cpu_usage);
+        assert_eq!(vm.memory_kib, 512);
+        assert_eq!(c.host(URI).unwrap().free_memory_kib, Some(99));
+        // Bogus counters (test driver) are clamped.
+        c.apply_stats(
+            URI,
+            &[stat(u64::MAX, VmState::Running), other.clone()],
+            None,
+            t0 + Duration::from_secs(2),
+            true,
+        );
+        assert!(c.host(URI).unwrap().vms[U1].cpu_usage <= 100.0);
+        // State disagreement, unknown UUID and a VM missing from the stats: all stale.
+        let unknown = DomainStats {
+            uuid: U3.into(),
+            ..DomainStats::default()
+        };
+        let mut stale = c.apply_stats(
+            URI,
+            &[stat(0, VmState::Paused), unknown.clone()],
+            None,
+            t0 + Duration::from_secs(3),
+            true,
+        );
+        stale.sort();
+        assert_eq!(stale, vec![U1.to_string(), U2.to_string(), U3.to_string()]);
+        // A read of the active VMs only: the shut-off VM is expected to be missing, a
+        // running one is not.
+        let stale = c.apply_stats(URI, &[unknown], None, t0 + Duration::from_secs(4), false);
+        let mut stale = stale;
+        stale.sort();
+        assert_eq!(stale, vec![U1.to_string(), U3.to_string()]);
+        let stale = c.apply_stats(
+            URI,
+            &[stat(0, VmState::Running)],
+            None,
+            t0 + Duration::from_secs(5),
+            false,
+        );
+        assert!(stale.is_empty(), "{stale:?}");
+    }
+}

@@ -1,0 +1,46 @@
+//! Managed hosts.
+
+use super::extract::*;
+use super::{AppState, NoParams};
+use crate::error::CoreError;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use uvmm_api::*;
+
+#[utoipa::path(get, path = "/api/v1/hosts", responses((status = 200, body = [HostSummary])))]
+pub(super) async fn list_hosts(
+    State(s): State<AppState>,
+    ApiQuery(_): ApiQuery<NoParams>,
+) -> Json<Vec<HostSummary>> {
+    Json(s.manager.list_hosts())
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts", request_body = AddHostRequest,
+    responses((status = 201, body = HostSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn add_host(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<AddHostRequest>,
+) -> Result<impl IntoResponse, CoreError> {
+    let host = s.manager.add_host(&req.uri).await?;
+    Ok((StatusCode::CREATED, Json(host)))
+}
+
+#[utoipa::path(get, path = "/api/v1/hosts/{id}", params(("id" = String, Path, description = "host id or URL-encoded URI")),
+    responses((status = 200, body = HostDetail), (status = 404, body = ErrorBody)))]
+pub(super) async fn show_host(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<HostDetail>, CoreError> {
+    s.manager.host(&id).map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/v1/hosts/{id}", params(("id" = String, Path, description = "host id or URL-encoded URI")),
+    responses((status = 200, body = HostSummary, description = "the removed host"), (status = 404, body = ErrorBody)))]
+pub(super) async fn remove_host(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<HostSummary>, CoreError> {
+    s.manager.remove_host(&id).map(Json)
+}

@@ -1,0 +1,123 @@
+//! Storage pools and volumes.
+
+use super::extract::*;
+use super::AppState;
+use crate::error::CoreError;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use uvmm_api::*;
+
+/// `GET /api/v1/pools` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PoolQuery {
+    /// Only pools of this host (id or URI).
+    pub host: Option<String>,
+}
+
+/// `DELETE /api/v1/hosts/{id}/pools/{pool}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PoolDeleteParams {
+    /// Also remove the pool's storage (e.g. its empty directory).
+    #[serde(default)]
+    pub delete_storage: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/pools", params(PoolQuery), responses((status = 200, body = [PoolSummary])))]
+pub(super) async fn list_pools(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PoolQuery>,
+) -> Result<Json<Vec<PoolSummary>>, CoreError> {
+    s.manager.list_pools(q.host.as_deref()).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path)),
+    responses((status = 200, body = PoolDetail), (status = 404, body = ErrorBody)))]
+pub(super) async fn show_pool(
+    State(s): State<AppState>,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
+) -> Result<Json<PoolDetail>, CoreError> {
+    s.manager.pool(&id, &pool).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools", params(("id" = String, Path)), request_body = CreatePoolRequest,
+    responses((status = 201, body = PoolDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_pool(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<CreatePoolRequest>,
+) -> Result<impl IntoResponse, CoreError> {
+    let (pool, _warnings) = s.manager.create_pool(&id, req).await?;
+    Ok((StatusCode::CREATED, Json(pool)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/{action}", params(("id" = String, Path), ("pool" = String, Path), ("action" = String, Path, pattern = "^(start|stop|refresh)$", description = "start, stop or refresh")),
+    responses((status = 200, body = PoolDetail), (status = 409, body = ErrorBody)))]
+pub(super) async fn pool_action(
+    State(s): State<AppState>,
+    ApiPath((id, pool, action)): ApiPath<(String, String, String)>,
+) -> Result<Json<PoolDetail>, CoreError> {
+    s.manager.pool_action(&id, &pool, action).await.map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path), PoolDeleteParams),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "volumes in use")))]
+pub(super) async fn delete_pool(
+    State(s): State<AppState>,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<PoolDeleteParams>,
+) -> Result<StatusCode, CoreError> {
+    s.manager.delete_pool(&id, &pool, p.delete_storage).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes", params(("id" = String, Path), ("pool" = String, Path)), request_body = CreateVolumeRequest,
+    responses((status = 201, body = VolumeSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_volume(
+    State(s): State<AppState>,
+    ApiPath((id, pool)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<CreateVolumeRequest>,
+) -> Result<impl IntoResponse, CoreError> {
+    let v = s.manager.create_volume(&id, &pool, req).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = CloneVolumeRequest,
+    responses((status = 201, body = VolumeSummary)))]
+pub(super) async fn clone_volume(
+    State(s): State<AppState>,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    ApiJson(req): ApiJson<CloneVolumeRequest>,
+) -> Result<impl IntoResponse, CoreError> {
+    let v = s.manager.clone_volume(&id, &pool, &vol, req.name).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/resize", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = ResizeVolumeRequest,
+    responses((status = 200, body = VolumeSummary), (status = 501, body = ErrorBody, description = "the pool cannot grow volumes")))]
+pub(super) async fn resize_volume(
+    State(s): State<AppState>,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    ApiJson(req): ApiJson<ResizeVolumeRequest>,
+) -> Result<Json<VolumeSummary>, CoreError> {
+    s.manager
+        .resize_volume(&id, &pool, &vol, req.size_bytes)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "in use, or its pool's volumes are not deleted by uvmm")))]
+pub(super) async fn delete_volume(
+    State(s): State<AppState>,
+    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+) -> Result<StatusCode, CoreError> {
+    s.manager.delete_volume(&id, &pool, &vol).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

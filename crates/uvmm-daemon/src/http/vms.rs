@@ -1,0 +1,157 @@
+//! VMs: list, show, create, edit, delete, XML and the lifecycle actions.
+
+use super::extract::*;
+use super::{AppState, NoParams};
+use crate::error::CoreError;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use uvmm_api::*;
+
+/// `?host=` on single-VM paths.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HostParam {
+    /// Host id or URI; needed only when the UUID exists on several hosts.
+    pub host: Option<String>,
+}
+
+/// `DELETE /api/v1/vms/{uuid}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    pub host: Option<String>,
+    /// `none` (default: keep every image), `all` (every deletable disk image), or a
+    /// comma-separated list of image paths.
+    pub volumes: Option<String>,
+}
+
+/// `GET /api/v1/vms/{uuid}/xml` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct XmlParams {
+    pub host: Option<String>,
+    /// The persistent definition instead of the running one.
+    #[serde(default)]
+    pub inactive: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/vms", params(VmQuery),
+    responses((status = 200, body = VmPage), (status = 400, body = ErrorBody)))]
+pub(super) async fn list_vms(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<VmQuery>,
+) -> Result<axum::response::Response, CoreError> {
+    if q == VmQuery::default() {
+        let body = s.manager.list_all_json()?;
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response());
+    }
+    s.manager.list_vms(&q).map(|p| Json(p).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), HostParam),
+    responses((status = 200, body = VmDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "UUID on several hosts")))]
+pub(super) async fn show_vm(
+    State(s): State<AppState>,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+) -> Result<impl IntoResponse, CoreError> {
+    let vm = s.manager.vm(&uuid, p.host.as_deref())?;
+    Ok(([(axum::http::header::ETAG, vm.etag.clone())], Json(vm)))
+}
+
+pub(super) fn changed(resp: VmChangeResponse) -> impl IntoResponse {
+    (
+        [(axum::http::header::ETAG, resp.vm.etag.clone())],
+        Json(resp),
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/vms", request_body = CreateVmRequest,
+    responses((status = 201, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_vm(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CreateVmRequest>,
+) -> Result<impl IntoResponse, CoreError> {
+    let resp = s.manager.create_vm(req).await?;
+    Ok((StatusCode::CREATED, changed(resp)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/vms/{uuid}", request_body = VmPatch, params(("uuid" = String, Path), HostParam),
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "stale If-Match")))]
+pub(super) async fn edit_vm(
+    State(s): State<AppState>,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<VmPatch>,
+) -> Result<impl IntoResponse, CoreError> {
+    let resp = s
+        .manager
+        .edit_vm(&uuid, p.host.as_deref(), patch, if_match(&headers)?)
+        .await?;
+    Ok(changed(resp))
+}
+
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), DeleteParams),
+    responses((status = 200, body = DeleteResponse), (status = 409, body = ErrorBody, description = "running, or stale If-Match")))]
+pub(super) async fn delete_vm(
+    State(s): State<AppState>,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<DeleteParams>,
+    headers: HeaderMap,
+) -> Result<Json<DeleteResponse>, CoreError> {
+    let volumes = p.volumes.unwrap_or_else(|| "none".into());
+    s.manager
+        .delete_vm(&uuid, p.host.as_deref(), volumes, if_match(&headers)?)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/vms/{uuid}/xml", params(("uuid" = String, Path), XmlParams),
+    responses((status = 200, content_type = "application/xml", body = String)))]
+pub(super) async fn vm_xml(
+    State(s): State<AppState>,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<XmlParams>,
+) -> Result<impl IntoResponse, CoreError> {
+    let xml = s
+        .manager
+        .vm_xml(&uuid, p.host.as_deref(), p.inactive)
+        .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml))
+}
+
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/{action}",
+    params(("uuid" = String, Path), ("action" = Action, Path), HostParam),
+    request_body(content = Option<NoParams>, description = "none, or an empty object `{}`", content_type = "application/json"),
+    responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "invalid transition"), (status = 503, body = ErrorBody)))]
+pub(super) async fn vm_action(
+    State(s): State<AppState>,
+    ApiPath((uuid, action)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    ApiBody(body): ApiBody,
+) -> Result<Json<ActionResponse>, CoreError> {
+    let action: Action = action
+        .parse()
+        .map_err(|e: uvmm_model::state::ParseEnumError| CoreError::BadRequest(e.to_string()))?;
+    // Actions take no body; anything but nothing, `null` or `{}` is a mistake worth
+    // reporting.
+    if !body.iter().all(u8::is_ascii_whitespace) && body.trim_ascii() != b"null" {
+        let _: NoParams = parse_body(&body)?;
+    }
+    s.manager
+        .vm_action(&uuid, p.host.as_deref(), action)
+        .await
+        .map(Json)
+}

@@ -1,0 +1,171 @@
+//! Volumes: creation (also for new VM disks: VM code calls `make_volume`), clone, resize,
+//! delete.
+
+use crate::error::CoreError;
+use crate::jobs::JobCtx;
+use uvmm_api::CreateVolumeRequest;
+use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
+use uvmm_model::storage::{check_volume_size, volume_xml, PoolRoom};
+use uvmm_model::validate;
+
+pub(crate) fn bad(msg: impl Into<String>) -> CoreError {
+    CoreError::BadRequest(msg.into())
+}
+
+pub(crate) fn invalid(e: validate::Invalid) -> CoreError {
+    CoreError::BadRequest(e.0)
+}
+
+/// Create a volume; refuses to touch an existing one.
+pub fn make_volume(
+    hv: &dyn Hypervisor,
+    pool: &str,
+    name: &str,
+    size: u64,
+    format: &str,
+    preallocate: bool,
+) -> Result<VolumeInfo, CoreError> {
+    validate::object_name("pool", pool).map_err(invalid)?;
+    validate::volume_name(name).map_err(invalid)?;
+    if size == 0 {
+        return Err(bad("a disk size of zero is not a disk"));
+    }
+    if !matches!(format, "raw" | "qcow2") {
+        return Err(bad(format!(
+            "disk format '{format}' (expected raw or qcow2)"
+        )));
+    }
+    let pools = hv.pools()?;
+    let info = pools.iter().find(|p| p.def.name == pool).ok_or_else(|| {
+        CoreError::NotFound(format!(
+            "no storage pool '{pool}' on this host (it has: {})",
+            pools
+                .iter()
+                .map(|p| p.def.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if !info.active {
+        return Err(CoreError::Conflict(format!(
+            "storage pool '{pool}' is not active"
+        )));
+    }
+    check_volume_size(size, Some(format), &room_of(info), preallocate)
+        .map_err(|e| bad(e.to_string()))?;
+    if hv.volumes(pool)?.iter().any(|v| v.def.name == name) {
+        return Err(CoreError::Conflict(format!(
+            "volume '{name}' already exists in pool '{pool}'; choose another name or attach it"
+        )));
+    }
+    let vol = hv
+        .create_volume(pool, &volume_xml(name, size, Some(format), !preallocate))
+        .map_err(|e| match e.kind {
+            // The XML is made from checked values: a refusal is about the pool (its space,
+            // its type), so a conflict.
+            ErrorKind::InvalidInput => CoreError::Conflict(format!(
+                "cannot create volume '{name}' in pool '{pool}': {}",
+                e.message
+            )),
+            _ => CoreError::from(e),
+        })?;
+    Ok(vol)
+}
+
+/// What a pool offers a new volume, for [`check_volume_size`].
+pub fn room_of(info: &uvmm_libvirt::PoolInfo) -> PoolRoom {
+    PoolRoom {
+        name: info.def.name.clone(),
+        capacity: info.capacity,
+        available: info.available,
+    }
+}
+
+pub fn create_volume(
+    ctx: &JobCtx<'_>,
+    pool: &str,
+    req: CreateVolumeRequest,
+) -> Result<VolumeInfo, CoreError> {
+    let format = req.format.clone().unwrap_or_else(|| "raw".into());
+    let vol = make_volume(
+        ctx.hv,
+        pool,
+        &req.name,
+        req.size_bytes,
+        &format,
+        req.preallocate,
+    )?;
+    ctx.refresh_pools();
+    Ok(vol)
+}
+
+pub fn clone_volume(
+    ctx: &JobCtx<'_>,
+    pool: &str,
+    source: &str,
+    name: &str,
+) -> Result<VolumeInfo, CoreError> {
+    let hv = ctx.hv;
+    validate::volume_name(name).map_err(|e| bad(e.0))?;
+    let vols = hv.volumes(pool).map_err(|e| match e.kind {
+        ErrorKind::NotFound => CoreError::NotFound(format!("no storage pool '{pool}'")),
+        _ => CoreError::from(e),
+    })?;
+    let src = vols
+        .iter()
+        .find(|v| v.def.name == source)
+        .ok_or_else(|| CoreError::NotFound(format!("no volume '{source}' in pool '{pool}'")))?;
+    if vols.iter().any(|v| v.def.name == name) {
+        return Err(CoreError::Conflict(format!(
+            "volume '{name}' already exists in pool '{pool}'"
+        )));
+    }
+    let xml = volume_xml(name, src.def.capacity, src.def.format.as_deref(), true);
+    let vol = hv.clone_volume(pool, source, &xml)?;
+    ctx.refresh_pools();
+    Ok(vol)
+}
+
+pub fn delete_volume(
+    ctx: &JobCtx<'_>,
+    pool: &str,
+    name: &str,
+    refusal: Option<String>,
+) -> Result<(), CoreError> {
+    if let Some(why) = refusal {
+        return Err(CoreError::Conflict(format!(
+            "volume {name} is not deleted: {why}"
+        )));
+    }
+    ctx.hv.delete_volume(pool, name)?;
+    ctx.refresh_pools();
+    Ok(())
+}
+
+pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Result<(), CoreError> {
+    let vol = ctx
+        .hv
+        .volumes(pool)?
+        .into_iter()
+        .find(|v| v.def.name == name)
+        .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
+    if size <= vol.def.capacity {
+        // Depends on the volume as it is now: a conflict, not a malformed request.
+        return Err(CoreError::Conflict(format!(
+            "volumes only grow: {name} has {} bytes, {size} is not more",
+            vol.def.capacity
+        )));
+    }
+    if let Some(info) = ctx.hv.pools()?.iter().find(|p| p.def.name == pool) {
+        uvmm_model::storage::check_volume_size(
+            size,
+            vol.def.format.as_deref(),
+            &room_of(info),
+            false,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+    }
+    ctx.hv.resize_volume(pool, name, size)?;
+    ctx.refresh_pools();
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Network interfaces.
+
+use super::*;
+use crate::error::CoreError;
+use crate::ids::random_mac;
+use crate::jobs::JobCtx;
+use uvmm_libvirt::Hypervisor;
+use uvmm_model::domain::Nic;
+use uvmm_model::profile::parse_network;
+use uvmm_model::validate::{self, HostLimits};
+
+/// Check that a network or bridge exists on the host.
+pub(crate) fn check_network(
+    hv: &dyn Hypervisor,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>, CoreError> {
+    let nets = hv.networks().unwrap_or_default();
+    match kind {
+        "network" => {
+            let net = nets.iter().find(|n| n.name == name).ok_or_else(|| {
+                CoreError::NotFound(format!(
+                    "no virtual network '{name}' on this host (it has: {})",
+                    nets.iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            Ok((!net.active).then(|| {
+                format!("virtual network '{name}' is not active: the VM cannot start until it is")
+            }))
+        }
+        "bridge" | "direct" => {
+            if nets.iter().any(|n| n.bridge.as_deref() == Some(name)) {
+                return Ok(None);
+            }
+            match hv.interfaces() {
+                Ok(ifaces) if ifaces.iter().any(|i| i == name) => Ok(None),
+                Ok(ifaces) => Err(CoreError::NotFound(format!(
+                    "no {kind} interface '{name}' on this host (it has: {})",
+                    ifaces.join(", ")
+                ))),
+                Err(_) => Ok(Some(format!(
+                    "could not verify that {kind} '{name}' exists on this host"
+                ))),
+            }
+        }
+        other => Err(bad(format!("unknown network kind '{other}'"))),
+    }
+}
+
+/// The job of `POST /api/v1/vms/{uuid}/nics`. Returns (mac, warnings).
+pub fn add_nic(
+    ctx: &JobCtx<'_>,
+    uuid: &str,
+    req: uvmm_api::NicAddRequest,
+    if_match: Option<&str>,
+) -> Result<(String, Vec<String>), CoreError> {
+    let hv = ctx.hv;
+    let (tree, old, running) = load(hv, uuid, if_match)?;
+    let (kind, name) = parse_network(&req.source).ok_or_else(|| {
+        bad(format!(
+            "network '{}' (expected network=NAME, bridge=NAME or direct=DEV)",
+            req.source
+        ))
+    })?;
+    let mut warnings = Vec::new();
+    warnings.extend(check_network(hv, &kind, &name)?);
+    let mac = match &req.mac {
+        Some(m) => validate::mac(m).map_err(invalid)?,
+        None => random_mac(&old.domain_type),
+    };
+    if old
+        .nics
+        .iter()
+        .any(|n| n.mac.as_deref() == Some(mac.as_str()))
+    {
+        return Err(CoreError::Conflict(format!(
+            "{} already has a network interface with MAC {mac}",
+            old.name
+        )));
+    }
+    let model = req
+        .model
+        .clone()
+        .or_else(|| old.nics.first().and_then(|n| n.model.clone()))
+        .or_else(|| match (old.is_xen_pv(), old.domain_type.as_str()) {
+            (true, _) => Some("netfront".into()),
+            (false, "kvm" | "qemu") => Some("virtio".into()),
+            (false, "xen") => Some("e1000".into()),
+            _ => None,
+        });
+    let mut new = old.clone();
+    new.nics.push(Nic {
+        kind,
+        source: Some(name),
+        mac: Some(mac.clone()),
+        model,
+        ..Nic::default()
+    });
+    validate::definition(&new, Some(&old), HostLimits::default()).map_err(invalid)?;
+    store(hv, tree, &old, &new)?;
+    if running {
+        warnings.push(NEXT_BOOT.into());
+    }
+    warnings.extend(ctx.backup(uuid, "edit"));
+    ctx.refresh(uuid);
+    Ok((mac, warnings))
+}
+
+/// The job of `DELETE /api/v1/vms/{uuid}/nics/{mac}`.
+pub fn remove_nic(
+    ctx: &JobCtx<'_>,
+    uuid: &str,
+    mac: &str,
+    if_match: Option<&str>,
+) -> Result<Vec<String>, CoreError> {
+    let hv = ctx.hv;
+    let mac = validate::mac(mac).map_err(invalid)?;
+    let (tree, old, running) = load(hv, uuid, if_match)?;
+    let mut new = old.clone();
+    new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
+    match old.nics.len() - new.nics.len() {
+        0 => {
+            return Err(CoreError::NotFound(format!(
+                "{} has no network interface {mac}",
+                old.name
+            )))
+        }
+        1 => {}
+        n => {
+            return Err(CoreError::Conflict(format!(
+                "{} has {n} network interfaces with MAC {mac} (a clone?), and a MAC is how uvmm tells them apart: give one of them another MAC (virsh edit) first",
+                old.name
+            )))
+        }
+    }
+    store(hv, tree, &old, &new)?;
+    ctx.refresh(uuid);
+    let mut warnings: Vec<String> = ctx.backup(uuid, "edit").into_iter().collect();
+    if running {
+        warnings.push(NEXT_BOOT.into());
+    }
+    Ok(warnings)
+}
