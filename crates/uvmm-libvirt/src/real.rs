@@ -3,7 +3,7 @@
 use crate::events::{self, into_opaque};
 use crate::{
     Connector, DomainSnapshot, DomainStats, ErrorKind, EventSink, HostInfo, Hypervisor,
-    LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
+    JobProgress, LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
 };
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -340,6 +340,33 @@ impl Hypervisor for LibvirtHost {
         .map_err(LibvirtError::from)
     }
 
+    fn job_progress(&self, uuid: &str) -> Result<Option<JobProgress>, LibvirtError> {
+        let dom = self.must(uuid)?;
+        // SAFETY: an all-zero `virDomainJobInfo` is a valid value of that plain C struct
+        // (integers only).
+        let mut info: sys::virDomainJobInfo = unsafe { std::mem::zeroed() };
+        // SAFETY: dom is a live domain handle; info is a valid, writable out-pointer.
+        if unsafe { sys::virDomainGetJobInfo(dom.as_ptr(), &mut info) } < 0 {
+            return Err(virt::error::Error::last_error().into());
+        }
+        if info.type_ == sys::VIR_DOMAIN_JOB_NONE as c_int {
+            return Ok(None);
+        }
+        Ok(Some(JobProgress {
+            processed: info.dataProcessed,
+            total: info.dataTotal,
+        }))
+    }
+
+    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let dom = self.must(uuid)?;
+        // SAFETY: dom is a live domain handle.
+        if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
+            return Err(virt::error::Error::last_error().into());
+        }
+        Ok(())
+    }
+
     fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
         crate::stats::all_domain_stats(&self.conn, active_only)
     }
@@ -513,6 +540,21 @@ impl Hypervisor for LibvirtHost {
             out.push(volume_info(pool, &vol)?);
         }
         Ok(out)
+    }
+
+    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        match p.lookup_storage_vol_by_name(name) {
+            Ok(vol) => Ok(Some(volume_info(pool, &vol)?)),
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError> {
