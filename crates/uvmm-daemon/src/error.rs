@@ -1,42 +1,48 @@
-//! The daemon's error type.
+//! What can go wrong, said by what it is, with its cause kept. Each resource has its own
+//! enum (`vm::VmError`, `storage::StorageError`, `hosts::HostError`, `backup::BackupError`,
+//! `cache::LookupError`, `jobs::JobError`, `http::error::RequestError`); [`Error`] gathers
+//! them for the handlers. Nothing here knows HTTP: `http::error` is the one place that
+//! turns these into status codes (the rule is in docs/api.md).
 
-use uvmm_api::VmSummary;
 use uvmm_libvirt::{ErrorKind, LibvirtError};
-use uvmm_model::state::TransitionError;
 
+pub use crate::backup::BackupError;
+pub use crate::cache::LookupError;
+pub use crate::hosts::HostError;
+pub use crate::http::error::RequestError;
+pub use crate::jobs::JobError;
+pub use crate::storage::StorageError;
+pub use crate::vm::VmError;
+
+/// Everything an operation can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{message}")]
-    Ambiguous {
-        message: String,
-        candidates: Vec<VmSummary>,
-    },
-    #[error("{0}")]
-    InvalidTransition(#[from] TransitionError),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("host {host} is unavailable: {reason}")]
-    HostUnavailable { host: String, reason: String },
-    #[error("host {host} did not answer within {secs} s")]
-    Timeout { host: String, secs: u64 },
-    #[error("libvirt: {0}")]
-    Libvirt(LibvirtError),
-    #[error("{0}")]
-    Internal(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    RequestTimeout(String),
+pub enum Error {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// No profile of that name.
+    #[error("{what}")]
+    NoProfile { what: String },
+    /// A broken invariant: a bug (the daemon log has the details).
+    #[error("{what}")]
+    Internal { what: String },
+}
+
+impl Error {
+    pub fn internal(what: impl Into<String>) -> Error {
+        Error::Internal { what: what.into() }
+    }
 }
 
 /// A libvirt message as clients may see it: its first line only, printable, bounded.
@@ -55,20 +61,27 @@ pub fn client_safe(message: &str) -> String {
     out
 }
 
-impl From<LibvirtError> for CoreError {
-    fn from(mut e: LibvirtError) -> Self {
-        let safe = client_safe(&e.message);
-        if safe != e.message {
-            tracing::info!("libvirt said: {}", e.message);
-            e.message = safe;
-        }
-        match e.kind {
-            ErrorKind::NotFound => CoreError::NotFound(e.message),
-            ErrorKind::InvalidOperation => CoreError::Conflict(e.message),
-            ErrorKind::InvalidInput => CoreError::BadRequest(e.message),
-            ErrorKind::Exists => CoreError::Conflict(e.message),
-            _ => CoreError::Libvirt(e),
-        }
+/// A libvirt error as it enters the daemon's errors: its message made client-safe (the
+/// whole message goes to the log), its kind and code kept.
+pub fn from_libvirt(mut e: LibvirtError) -> LibvirtError {
+    let safe = client_safe(&e.message);
+    if safe != e.message {
+        tracing::info!("libvirt said: {}", e.message);
+        e.message = safe;
+    }
+    e
+}
+
+/// How a libvirt error reads in an answer: a refusal that is about the object (missing,
+/// in the wrong state, exists, bad input) in libvirt's words; a failure of libvirt itself
+/// marked as such.
+pub fn libvirt_message(e: &LibvirtError) -> String {
+    match e.kind {
+        ErrorKind::NotFound
+        | ErrorKind::InvalidOperation
+        | ErrorKind::InvalidInput
+        | ErrorKind::Exists => e.message.clone(),
+        _ => format!("libvirt: {}", e.message),
     }
 }
 

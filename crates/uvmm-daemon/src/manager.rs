@@ -1,17 +1,23 @@
 //! The host manager: which hosts are managed, their workers, and the operations the API
 //! calls. Handlers stay thin; the decisions live here.
 
+use crate::backup::BackupError;
+use crate::cache::LookupError;
 use crate::cache::{host_detail, host_summary, vm_summary};
 use crate::cache::{pool_detail, pool_summary, vm_detail, Cache, HostEntry};
 use crate::config::ApiPolicy;
-use crate::error::CoreError;
+use crate::error::Error;
 use crate::hosts::facts::HostFacts;
 use crate::hosts::shared::Shared;
 use crate::hosts::worker::{self as host, HostHandle, HostMsg};
+use crate::hosts::HostError;
+use crate::jobs::JobError;
 use crate::jobs::{Job, JobCtx};
 use crate::storage;
+use crate::storage::StorageError;
 use crate::vm as vmops;
 use crate::vm::create::CreatePlan;
+use crate::vm::VmError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,14 +58,8 @@ pub struct Manager {
     pub policy: ApiPolicy,
 }
 
-fn backup_error(e: uvmm_backup::store::BackupError) -> CoreError {
-    use uvmm_backup::store::BackupError as B;
-    match e {
-        B::NotFound(_) | B::NoVersion { .. } => CoreError::NotFound(e.to_string()),
-        B::Ambiguous { .. } => CoreError::Conflict(e.to_string()),
-        B::Invalid(m) => CoreError::BadRequest(m),
-        B::Io { .. } => CoreError::Internal(e.to_string()),
-    }
+fn backup_error(e: uvmm_backup::store::BackupError) -> Error {
+    Error::Backup(BackupError::Store(e))
 }
 
 /// What a job needs to know about its host, taken from the cache.
@@ -96,13 +96,10 @@ fn facts(cache: &Cache, h: &HostEntry, image_dirs: &[String]) -> HostFacts {
 
 /// The value checks of a new VM (name, memory, vCPUs, notes, devices) for a definition a
 /// client sends to be restored.
-fn check_client_definition_values(xml: &str, facts: &HostFacts) -> Result<(), CoreError> {
-    let def = uvmm_model::domain::parse_domain(xml)
-        .map_err(|e| CoreError::BadRequest(format!("not a domain definition: {e}")))?;
-    uvmm_model::validate::definition_values(&def, None)
-        .map_err(|e| CoreError::BadRequest(format!("the definition cannot be restored: {e}")))?;
-    uvmm_model::validate::host_limits(&def, None, facts.limits)
-        .map_err(|e| CoreError::Conflict(format!("the definition cannot be restored here: {e}")))
+fn check_client_definition_values(xml: &str, facts: &HostFacts) -> Result<(), BackupError> {
+    let def = uvmm_model::domain::parse_domain(xml).map_err(BackupError::NotADefinition)?;
+    uvmm_model::validate::definition_values(&def, None).map_err(BackupError::BadValues)?;
+    uvmm_model::validate::host_limits(&def, None, facts.limits).map_err(BackupError::TooBig)
 }
 
 impl Manager {
@@ -110,17 +107,19 @@ impl Manager {
         shared: Arc<Shared>,
         state_dir: PathBuf,
         profiles: Vec<Profile>,
-    ) -> Result<Manager, CoreError> {
+    ) -> Result<Manager, HostError> {
         let changes_file = state_dir.join("hosts.json");
         let changes = match std::fs::read(&changes_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| CoreError::Internal(format!("{}: {e}", changes_file.display())))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| HostError::Load {
+                path: changes_file.clone(),
+                why: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostChanges::default(),
             Err(e) => {
-                return Err(CoreError::Internal(format!(
-                    "{}: {e}",
-                    changes_file.display()
-                )))
+                return Err(HostError::Load {
+                    path: changes_file,
+                    why: e.to_string(),
+                })
             }
         };
         Ok(Manager {
@@ -183,11 +182,14 @@ impl Manager {
             .insert(uri.to_string(), handle);
     }
 
-    fn save_changes(&self, changes: &HostChanges) -> Result<(), CoreError> {
-        let json =
-            serde_json::to_vec_pretty(changes).map_err(|e| CoreError::Internal(e.to_string()))?;
-        write_atomic(&self.changes_file, &json, 0o644).map_err(|e| {
-            CoreError::Internal(format!("cannot save {}: {e}", self.changes_file.display()))
+    fn save_changes(&self, changes: &HostChanges) -> Result<(), HostError> {
+        let json = serde_json::to_vec_pretty(changes).map_err(|e| HostError::Persist {
+            path: self.changes_file.clone(),
+            source: e.into(),
+        })?;
+        write_atomic(&self.changes_file, &json, 0o644).map_err(|e| HostError::Persist {
+            path: self.changes_file.clone(),
+            source: e,
         })
     }
 
@@ -203,17 +205,17 @@ impl Manager {
         hosts
     }
 
-    pub fn host(&self, id: &str) -> Result<HostDetail, CoreError> {
+    pub fn host(&self, id: &str) -> Result<HostDetail, Error> {
         let cache = self.shared.read();
         Ok(host_detail(cache.resolve_host(id)?, SystemTime::now()))
     }
 
     /// The rules for hosts added through the API (see `RuntimeHostPolicy`).
-    fn check_runtime_uri(&self, uri: &str) -> Result<HostUri, CoreError> {
-        let parsed = HostUri::parse(uri).map_err(|e| CoreError::BadRequest(e.to_string()))?;
+    fn check_runtime_uri(&self, uri: &str) -> Result<HostUri, HostError> {
+        let parsed = HostUri::parse(uri)?;
         parsed
             .check_runtime(&self.policy.runtime_hosts)
-            .map_err(|e| CoreError::Forbidden(e.to_string()))?;
+            .map_err(|e| HostError::Refused { why: e.to_string() })?;
         if parsed.driver == "test" && parsed.path != "/default" {
             // The path is below a permitted directory; so must be what it resolves to (a
             // symbolic link in there must not lead libvirt elsewhere).
@@ -234,16 +236,15 @@ impl Manager {
                 )
             });
             if !inside {
-                return Err(CoreError::Forbidden(format!(
-                    "{} leads outside the permitted directories",
-                    parsed.path
-                )));
+                return Err(HostError::Refused {
+                    why: format!("{} leads outside the permitted directories", parsed.path),
+                });
             }
         }
         Ok(parsed)
     }
 
-    pub async fn add_host(&self, uri: &str) -> Result<HostSummary, CoreError> {
+    pub async fn add_host(&self, uri: &str) -> Result<HostSummary, Error> {
         let parsed = self.check_runtime_uri(uri)?;
         let (tx, rx) = oneshot::channel();
         {
@@ -251,9 +252,10 @@ impl Manager {
             // one URI must not both succeed.
             let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
             if self.shared.read().host(uri).is_some() {
-                return Err(CoreError::Conflict(format!(
-                    "host {uri} is already managed"
-                )));
+                return Err(HostError::AlreadyManaged {
+                    uri: uri.to_string(),
+                }
+                .into());
             }
             let mut next = changes.clone();
             next.removed.retain(|u| u != uri);
@@ -272,10 +274,10 @@ impl Manager {
         cache
             .host(uri)
             .map(|h| host_summary(h, now))
-            .ok_or_else(|| CoreError::Internal("host vanished while being added".into()))
+            .ok_or_else(|| HostError::Vanished.into())
     }
 
-    pub fn remove_host(&self, id: &str) -> Result<HostSummary, CoreError> {
+    pub fn remove_host(&self, id: &str) -> Result<HostSummary, Error> {
         let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let (uri, summary) = {
             let cache = self.shared.read();
@@ -302,7 +304,7 @@ impl Manager {
         Ok(summary)
     }
 
-    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, CoreError> {
+    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
         self.shared.read().list_vms(q)
     }
 
@@ -310,7 +312,7 @@ impl Manager {
     /// once and reused until something changes. Statistics (CPU, memory) are sampled
     /// every interval anyway, so a render is reused for up to one interval after them;
     /// any change that produces an event (state, definition, host) renders anew.
-    pub fn list_all_json(&self) -> Result<bytes::Bytes, CoreError> {
+    pub fn list_all_json(&self) -> Result<bytes::Bytes, Error> {
         let mut slot = self
             .shared
             .list_render
@@ -326,7 +328,7 @@ impl Manager {
         }
         let page = cache.list_vms(&VmQuery::default())?;
         let body = bytes::Bytes::from(
-            serde_json::to_vec(&page).map_err(|e| CoreError::Internal(e.to_string()))?,
+            serde_json::to_vec(&page).map_err(|e| Error::internal(e.to_string()))?,
         );
         *slot = Some(crate::hosts::shared::ListRender {
             generation: cache.generation,
@@ -337,36 +339,40 @@ impl Manager {
         Ok(body)
     }
 
-    pub fn vm(&self, uuid: &str, host: Option<&str>) -> Result<VmDetail, CoreError> {
+    pub fn vm(&self, uuid: &str, host: Option<&str>) -> Result<VmDetail, Error> {
         let cache = self.shared.read();
         let (h, v) = cache.resolve_vm(uuid, host)?;
         Ok(crate::cache::vm_detail(h, v))
     }
 
     /// Run `f` on the worker of host `uri` and wait for its answer.
-    pub async fn run_job<T: Send + 'static>(
+    pub async fn run_job<T: Send + 'static, E: Into<Error> + Send + 'static>(
         &self,
         uri: &str,
-        f: impl FnOnce(&JobCtx<'_>) -> Result<T, CoreError> + Send + 'static,
-    ) -> Result<T, CoreError> {
+        f: impl FnOnce(&JobCtx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         let shared = self.shared.clone();
         let host = uri.to_string();
         let job: Job = Box::new(move |ctx| {
             let result = match ctx {
-                Some(ctx) => f(ctx),
-                None => Err(JobCtx::unavailable(&host, &shared.read())),
+                Some(ctx) => f(ctx).map_err(Into::into),
+                None => Err(JobCtx::unavailable(&host, &shared.read()).into()),
             };
             let _ = tx.send(result);
         });
         self.worker_send(uri, HostMsg::Job(job))?;
         let timeout = self.shared.timing.call_timeout;
         match tokio::time::timeout(timeout, rx).await {
-            Err(_) => Err(CoreError::Timeout {
+            Err(_) => Err(JobError::Timeout {
                 host: uri.to_string(),
                 secs: timeout.as_secs(),
-            }),
-            Ok(Err(_)) => Err(CoreError::Internal("host worker stopped".into())),
+            }
+            .into()),
+            Ok(Err(_)) => Err(JobError::WorkerStopped {
+                host: uri.to_string(),
+            }
+            .into()),
             Ok(Ok(result)) => result,
         }
     }
@@ -377,11 +383,7 @@ impl Manager {
     /// is queued first (the worker runs jobs in order): a change made without an event
     /// (`virsh ... --config`) since the last look is then recorded as `external` before
     /// the coming change records its own version, instead of being claimed by it.
-    fn target(
-        &self,
-        uuid: &str,
-        host: Option<&str>,
-    ) -> Result<(String, String, HostFacts), CoreError> {
+    fn target(&self, uuid: &str, host: Option<&str>) -> Result<(String, String, HostFacts), Error> {
         let (uri, id, facts) = {
             let cache = self.shared.read();
             let (h, v) = cache.resolve_vm(uuid, host)?;
@@ -407,12 +409,12 @@ impl Manager {
         uuid: &str,
         host: Option<&str>,
         action: Action,
-    ) -> Result<ActionResponse, CoreError> {
+    ) -> Result<ActionResponse, Error> {
         let (uri, uuid, hint) = {
             let cache = self.shared.read();
             let (h, v) = cache.resolve_vm(uuid, host)?;
             h.ensure_available()?;
-            action.check(v.state)?;
+            action.check(v.state).map_err(VmError::from)?;
             let hint = match action {
                 Action::Start => vmops::kvm_start_hint(&v.name, &v.def.domain_type),
                 _ => None,
@@ -430,7 +432,7 @@ impl Manager {
             // Answer only once the cache shows the result, so a `vm list` right after the
             // request sees the new state.
             ctx.refresh(&id);
-            Ok(())
+            Ok::<_, VmError>(())
         })
         .await?;
         let cache = self.shared.read();
@@ -444,12 +446,14 @@ impl Manager {
         self.profiles.clone()
     }
 
-    pub fn profile(&self, name: &str) -> Result<Profile, CoreError> {
+    pub fn profile(&self, name: &str) -> Result<Profile, Error> {
         self.profiles
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
             .cloned()
-            .ok_or_else(|| CoreError::NotFound(format!("no profile '{name}'")))
+            .ok_or_else(|| Error::NoProfile {
+                what: format!("no profile '{name}'"),
+            })
     }
 
     fn changed(
@@ -458,13 +462,13 @@ impl Manager {
         uuid: &str,
         notes: Vec<String>,
         warnings: Vec<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let cache = self.shared.read();
         let vm = cache
             .host(uri)
             .and_then(|h| h.vms().get(uuid).map(|v| vm_detail(h, v)))
             .ok_or_else(|| {
-                CoreError::Internal(format!("VM {uuid} is not in the cache after the change"))
+                Error::internal(format!("VM {uuid} is not in the cache after the change"))
             })?;
         Ok(VmChangeResponse {
             vm,
@@ -473,11 +477,11 @@ impl Manager {
         })
     }
 
-    pub async fn create_vm(&self, req: CreateVmRequest) -> Result<VmChangeResponse, CoreError> {
+    pub async fn create_vm(&self, req: CreateVmRequest) -> Result<VmChangeResponse, Error> {
         // A name that refers to nothing is a 404, like an unknown path: the request is
         // well-formed (the schema's `minLength`), the thing is missing.
-        let profile = self.profile(&req.profile).map_err(|_| {
-            CoreError::NotFound(format!(
+        let profile = self.profile(&req.profile).map_err(|_| Error::NoProfile {
+            what: format!(
                 "no profile '{}' (known: {})",
                 req.profile,
                 self.profiles
@@ -485,20 +489,21 @@ impl Manager {
                     .map(|p| p.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))
+            ),
         })?;
-        uvmm_model::validate::vm_name(&req.name).map_err(|e| CoreError::BadRequest(e.0))?;
+        uvmm_model::validate::vm_name(&req.name).map_err(VmError::from)?;
         let (uri, facts) = {
             let cache = self.shared.read();
             let h = cache
                 .resolve_host(&req.host)
-                .map_err(|_| CoreError::NotFound(format!("no host '{}'", req.host)))?;
+                .map_err(|_| LookupError::NoHost(req.host.clone()))?;
             h.ensure_available()?;
             if h.vms().values().any(|v| v.name == req.name) {
-                return Err(CoreError::Conflict(format!(
+                return Err(VmError::conflict(format!(
                     "a VM named '{}' already exists on {}",
                     req.name, h.id
-                )));
+                ))
+                .into());
             }
             (h.uri.clone(), facts(&cache, h, &self.policy.image_dirs))
         };
@@ -519,7 +524,7 @@ impl Manager {
         host: Option<&str>,
         patch: VmPatch,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         let id = uuid.clone();
         let warnings = self
@@ -536,7 +541,7 @@ impl Manager {
         host: Option<&str>,
         volumes: String,
         if_match: Option<String>,
-    ) -> Result<DeleteResponse, CoreError> {
+    ) -> Result<DeleteResponse, Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         self.run_job(&uri, move |ctx| {
             crate::vm::delete::delete(ctx, &facts, &uuid, &volumes, if_match.as_deref())
@@ -550,7 +555,7 @@ impl Manager {
         host: Option<&str>,
         req: DiskAddRequest,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         let id = uuid.clone();
         let (target, warnings) = self
@@ -568,7 +573,7 @@ impl Manager {
         target: String,
         delete_volume: bool,
         if_match: Option<String>,
-    ) -> Result<(DeleteResponse, Vec<String>), CoreError> {
+    ) -> Result<(DeleteResponse, Vec<String>), Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         self.run_job(&uri, move |ctx| {
             crate::vm::disks::remove_disk(
@@ -589,7 +594,7 @@ impl Manager {
         host: Option<&str>,
         target: String,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         let id = uuid.clone();
         let warnings = self
@@ -607,7 +612,7 @@ impl Manager {
         target: String,
         source: Option<String>,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, facts) = self.target(uuid, host)?;
         let id = uuid.clone();
         let warnings = self
@@ -631,7 +636,7 @@ impl Manager {
         host: Option<&str>,
         req: NicAddRequest,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, _) = self.target(uuid, host)?;
         let id = uuid.clone();
         let (mac, warnings) = self
@@ -653,7 +658,7 @@ impl Manager {
         host: Option<&str>,
         mac: String,
         if_match: Option<String>,
-    ) -> Result<VmChangeResponse, CoreError> {
+    ) -> Result<VmChangeResponse, Error> {
         let (uri, uuid, _) = self.target(uuid, host)?;
         let id = uuid.clone();
         let warnings = self
@@ -664,7 +669,7 @@ impl Manager {
         self.changed(&uri, &uuid, vec![], warnings)
     }
 
-    pub fn list_pools(&self, host: Option<&str>) -> Result<Vec<PoolSummary>, CoreError> {
+    pub fn list_pools(&self, host: Option<&str>) -> Result<Vec<PoolSummary>, Error> {
         let cache = self.shared.read();
         let only = host
             .map(|h| cache.resolve_host(h).map(|e| e.uri.clone()))
@@ -678,19 +683,21 @@ impl Manager {
         Ok(out)
     }
 
-    pub fn pool(&self, host: &str, pool: &str) -> Result<PoolDetail, CoreError> {
+    pub fn pool(&self, host: &str, pool: &str) -> Result<PoolDetail, Error> {
         let cache = self.shared.read();
         let h = cache.resolve_host(host)?;
         let p = h
             .pools
             .iter()
             .find(|p| p.info.def.name == pool)
-            .ok_or_else(|| CoreError::NotFound(format!("no storage pool '{pool}' on {}", h.id)))?;
+            .ok_or_else(|| {
+                StorageError::not_found(format!("no storage pool '{pool}' on {}", h.id))
+            })?;
         Ok(pool_detail(&cache, h, p))
     }
 
     /// A connected host's URI, or why not.
-    fn host_uri(&self, host: &str) -> Result<String, CoreError> {
+    fn host_uri(&self, host: &str) -> Result<String, Error> {
         let cache = self.shared.read();
         let h = cache.resolve_host(host)?;
         h.ensure_available()?;
@@ -701,8 +708,8 @@ impl Manager {
         &self,
         host: &str,
         req: CreatePoolRequest,
-    ) -> Result<(PoolDetail, Vec<String>), CoreError> {
-        uvmm_model::storage::pool_xml(&req.pool).map_err(|e| CoreError::BadRequest(e.0))?;
+    ) -> Result<(PoolDetail, Vec<String>), Error> {
+        uvmm_model::storage::pool_xml(&req.pool).map_err(StorageError::from)?;
         let uri = self.host_uri(host)?;
         let name = req.pool.name.clone();
         let warnings = self
@@ -716,7 +723,7 @@ impl Manager {
         host: &str,
         pool: &str,
         action: String,
-    ) -> Result<PoolDetail, CoreError> {
+    ) -> Result<PoolDetail, Error> {
         let uri = self.host_uri(host)?;
         let detail = self.pool(&uri, pool)?;
         let running: Vec<String> = {
@@ -750,7 +757,7 @@ impl Manager {
         host: &str,
         pool: &str,
         delete_storage: bool,
-    ) -> Result<(), CoreError> {
+    ) -> Result<(), Error> {
         let uri = self.host_uri(host)?;
         let detail = self.pool(&uri, pool)?;
         let mut in_use: Vec<String> = detail
@@ -767,12 +774,14 @@ impl Manager {
         .await
     }
 
-    fn volume(&self, uri: &str, pool: &str, name: &str) -> Result<VolumeSummary, CoreError> {
+    fn volume(&self, uri: &str, pool: &str, name: &str) -> Result<VolumeSummary, Error> {
         self.pool(uri, pool)?
             .volumes
             .into_iter()
             .find(|v| v.name == name)
-            .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))
+            .ok_or_else(|| {
+                StorageError::not_found(format!("no volume '{name}' in pool '{pool}'")).into()
+            })
     }
 
     pub async fn create_volume(
@@ -780,7 +789,7 @@ impl Manager {
         host: &str,
         pool: &str,
         req: CreateVolumeRequest,
-    ) -> Result<VolumeSummary, CoreError> {
+    ) -> Result<VolumeSummary, Error> {
         let uri = self.host_uri(host)?;
         let name = req.name.clone();
         let p = pool.to_string();
@@ -797,7 +806,7 @@ impl Manager {
         pool: &str,
         source: &str,
         name: String,
-    ) -> Result<VolumeSummary, CoreError> {
+    ) -> Result<VolumeSummary, Error> {
         let uri = self.host_uri(host)?;
         let (p, s, n) = (pool.to_string(), source.to_string(), name.clone());
         self.run_job(&uri, move |ctx| {
@@ -807,7 +816,7 @@ impl Manager {
         self.volume(&uri, pool, &name)
     }
 
-    pub async fn delete_volume(&self, host: &str, pool: &str, name: &str) -> Result<(), CoreError> {
+    pub async fn delete_volume(&self, host: &str, pool: &str, name: &str) -> Result<(), Error> {
         let uri = self.host_uri(host)?;
         let v = self.volume(&uri, pool, name)?;
         let (p, n) = (pool.to_string(), name.to_string());
@@ -823,7 +832,7 @@ impl Manager {
         pool: &str,
         name: &str,
         size: u64,
-    ) -> Result<VolumeSummary, CoreError> {
+    ) -> Result<VolumeSummary, Error> {
         let uri = self.host_uri(host)?;
         let (p, n) = (pool.to_string(), name.to_string());
         self.run_job(&uri, move |ctx| {
@@ -838,14 +847,14 @@ impl Manager {
         crate::metrics::render(&self.shared.read())
     }
 
-    fn store(&self) -> Result<&uvmm_backup::BackupStore, CoreError> {
+    fn store(&self) -> Result<&uvmm_backup::BackupStore, Error> {
         self.shared
             .backups
             .as_deref()
-            .ok_or_else(|| CoreError::NotFound("this daemon keeps no backups".into()))
+            .ok_or_else(|| BackupError::NoStore.into())
     }
 
-    pub fn backups(&self, pattern: Option<&str>) -> Result<Vec<BackupSummary>, CoreError> {
+    pub fn backups(&self, pattern: Option<&str>) -> Result<Vec<BackupSummary>, Error> {
         let mut list = self.store()?.list().map_err(backup_error)?;
         if let Some(p) = pattern {
             list.retain(|b| uvmm_model::glob::matches(p, &b.name));
@@ -853,18 +862,14 @@ impl Manager {
         Ok(list)
     }
 
-    pub fn backup(&self, vm: &str) -> Result<BackupDetail, CoreError> {
+    pub fn backup(&self, vm: &str) -> Result<BackupDetail, Error> {
         let store = self.store()?;
         let summary = store.find(vm).map_err(backup_error)?;
         let versions = store.versions(&summary.uuid).map_err(backup_error)?;
         Ok(BackupDetail { summary, versions })
     }
 
-    pub fn backup_version(
-        &self,
-        vm: &str,
-        version: Option<u32>,
-    ) -> Result<BackupVersion, CoreError> {
+    pub fn backup_version(&self, vm: &str, version: Option<u32>) -> Result<BackupVersion, Error> {
         let store = self.store()?;
         let detail = self.backup(vm)?;
         let n = version.unwrap_or(detail.summary.latest);
@@ -873,7 +878,10 @@ impl Manager {
             .iter()
             .find(|m| m.version == n)
             .cloned()
-            .ok_or_else(|| CoreError::NotFound(format!("the backup of {vm} has no version {n}")))?;
+            .ok_or_else(|| BackupError::NoVersion {
+                vm: vm.to_string(),
+                version: n,
+            })?;
         // The files keep secrets (a restore brings a VNC password back); clients do not
         // see them.
         let xml = uvmm_model::secrets::redact(
@@ -888,7 +896,7 @@ impl Manager {
         })
     }
 
-    pub fn backup_diff(&self, vm: &str, from: u32, to: u32) -> Result<String, CoreError> {
+    pub fn backup_diff(&self, vm: &str, from: u32, to: u32) -> Result<String, Error> {
         let store = self.store()?;
         let summary = store.find(vm).map_err(backup_error)?;
         store
@@ -896,7 +904,7 @@ impl Manager {
             .map_err(backup_error)
     }
 
-    pub fn prune_backups(&self) -> Result<PruneResponse, CoreError> {
+    pub fn prune_backups(&self) -> Result<PruneResponse, Error> {
         let removed = self
             .store()?
             .prune(self.shared.retention, SystemTime::now())
@@ -905,7 +913,7 @@ impl Manager {
     }
 
     /// Restore a VM from a backup (or a definition brought along) onto a managed host.
-    pub async fn restore(&self, req: RestoreRequest) -> Result<RestoreReport, CoreError> {
+    pub async fn restore(&self, req: RestoreRequest) -> Result<RestoreReport, Error> {
         let (xml, default_host) = match (&req.backup, &req.xml) {
             (Some(vm), None) => {
                 let v = self.backup_version(vm, req.version)?;
@@ -916,11 +924,7 @@ impl Manager {
                 (xml, Some(v.meta.host))
             }
             (None, Some(xml)) => (xml.clone(), None),
-            _ => {
-                return Err(CoreError::BadRequest(
-                    "give either backup (name or UUID) or xml".into(),
-                ))
-            }
+            _ => return Err(BackupError::NeitherOrBoth.into()),
         };
         let host = req
             .host
@@ -928,15 +932,13 @@ impl Manager {
             .or(default_host.filter(|h| !h.is_empty()))
             .ok_or_else(|| {
                 // The request is fine; this backup lacks what it needs (old records).
-                CoreError::Conflict(
-                    "the backup does not say which host it came from: give host".into(),
-                )
+                BackupError::NoHost
             })?;
         let (uri, local, facts) = {
             let cache = self.shared.read();
-            let h = cache.resolve_host(&host).map_err(|_| {
-                CoreError::NotFound(format!("host {host} is not managed by this daemon; add it first or restore directly with uvmm-restore --direct"))
-            })?;
+            let h = cache
+                .resolve_host(&host)
+                .map_err(|_| BackupError::HostNotManaged { host: host.clone() })?;
             h.ensure_available()?;
             (
                 h.uri.clone(),
@@ -964,16 +966,13 @@ impl Manager {
             }
             let mut report = uvmm_backup::restore::restore(ctx.hv, &xml, existing, local).map_err(
                 |e| match e {
-                    uvmm_backup::restore::RestoreError::Refused(_) => {
-                        CoreError::Conflict(e.to_string())
-                    }
-                    uvmm_backup::restore::RestoreError::Invalid(m) => CoreError::BadRequest(m),
-                    uvmm_backup::restore::RestoreError::Libvirt(l) => CoreError::from(l),
+                    uvmm_backup::restore::RestoreError::Libvirt(l) => BackupError::from(l),
+                    other => BackupError::Restore(other),
                 },
             )?;
             report.warnings.extend(ctx.backup(&report.uuid, "restore"));
             ctx.refresh(&report.uuid);
-            Ok(report)
+            Ok::<_, BackupError>(report)
         })
         .await
     }
@@ -984,19 +983,23 @@ impl Manager {
         uuid: &str,
         host: Option<&str>,
         inactive: bool,
-    ) -> Result<String, CoreError> {
+    ) -> Result<String, Error> {
         let (uri, uuid, _) = self.target(uuid, host)?;
         self.run_job(&uri, move |ctx| {
-            Ok(ctx.hv.domain_xml(&uuid, inactive, false)?)
+            ctx.hv
+                .domain_xml(&uuid, inactive, false)
+                .map_err(VmError::from)
         })
         .await
     }
 
-    fn worker_send(&self, uri: &str, msg: HostMsg) -> Result<(), CoreError> {
+    fn worker_send(&self, uri: &str, msg: HostMsg) -> Result<(), JobError> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         workers
             .get(uri)
-            .ok_or_else(|| CoreError::NotFound(format!("no host '{uri}'")))?
+            .ok_or_else(|| JobError::NoWorker {
+                host: uri.to_string(),
+            })?
             .send(msg)
     }
 

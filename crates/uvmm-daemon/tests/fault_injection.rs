@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use uvmm_api::{HostOrigin, HostStatus, VmQuery};
 use uvmm_daemon::bus::EventBus;
 use uvmm_daemon::config::Timing;
-use uvmm_daemon::error::CoreError;
+use uvmm_daemon::error::{Error, JobError};
 use uvmm_daemon::hosts::shared::Shared;
 use uvmm_daemon::manager::Manager;
 use uvmm_libvirt::intercept::{Hooks, InterceptConnector};
@@ -161,7 +161,10 @@ async fn a_hung_host_costs_only_its_own_requests() {
     let stuck = m
         .vm_action(&uuid_of("build-old"), None, Action::Start)
         .await;
-    assert!(matches!(stuck, Err(CoreError::Timeout { .. })), "{stuck:?}");
+    assert!(
+        matches!(stuck, Err(Error::Job(JobError::Timeout { .. }))),
+        "{stuck:?}"
+    );
     // While demo-kvm1 hangs (it still does: the flag is set), reads answer from the cache
     // (a read that waited on the host would never return) and the other host works.
     assert_eq!(m.list_vms(&VmQuery::default()).unwrap().total, 9);

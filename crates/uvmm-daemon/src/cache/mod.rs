@@ -9,9 +9,10 @@ mod query;
 mod update;
 pub mod views;
 
+pub use query::LookupError;
 pub use views::*;
 
-use crate::error::CoreError;
+use crate::jobs::JobError;
 use listing::ListRows;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
@@ -188,11 +189,11 @@ impl HostEntry {
     }
 
     /// Ok when connected; otherwise the error a request for this host answers with.
-    pub fn ensure_available(&self) -> Result<(), CoreError> {
+    pub fn ensure_available(&self) -> Result<(), JobError> {
         if self.available() {
             return Ok(());
         }
-        Err(CoreError::HostUnavailable {
+        Err(JobError::HostUnavailable {
             host: self.uri.clone(),
             reason: self
                 .last_error

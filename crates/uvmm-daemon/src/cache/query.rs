@@ -2,7 +2,32 @@
 
 use super::listing::{f64_key, prefix_key, ListRow};
 use super::*;
-use uvmm_api::{VmPage, VmQuery};
+use uvmm_api::{VmPage, VmQuery, VmSummary};
+use uvmm_model::state::ParseEnumError;
+use uvmm_model::uuid::UuidError;
+
+/// What finding a host or VM, or listing VMs, can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    BadUuid(#[from] UuidError),
+    #[error(transparent)]
+    BadState(#[from] ParseEnumError),
+    #[error(
+        "unknown sort key '{0}' (expected name, host, state, memory, vcpus or cpu, optionally prefixed with '-')"
+    )]
+    BadSort(String),
+    #[error("no host '{0}'")]
+    NoHost(String),
+    #[error("{what}")]
+    NoVm { what: String },
+    /// The UUID is defined on several hosts and no host was given.
+    #[error("UUID {uuid} exists on {} hosts; choose one with host=", .candidates.len())]
+    Ambiguous {
+        uuid: String,
+        candidates: Vec<VmSummary>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SortKey {
@@ -14,7 +39,7 @@ enum SortKey {
     Cpu,
 }
 
-fn parse_sort(s: &str) -> Result<(SortKey, bool), CoreError> {
+fn parse_sort(s: &str) -> Result<(SortKey, bool), LookupError> {
     let (desc, key) = match s.strip_prefix('-') {
         Some(k) => (true, k),
         None => (false, s),
@@ -26,12 +51,7 @@ fn parse_sort(s: &str) -> Result<(SortKey, bool), CoreError> {
         "memory" => SortKey::Memory,
         "vcpus" => SortKey::Vcpus,
         "cpu" => SortKey::Cpu,
-        other => {
-            return Err(CoreError::BadRequest(format!(
-                "unknown sort key '{other}' (expected name, host, state, memory, vcpus or cpu, \
-                 optionally prefixed with '-')"
-            )))
-        }
+        other => return Err(LookupError::BadSort(other.to_string())),
     };
     Ok((key, desc))
 }
@@ -46,11 +66,11 @@ impl Cache {
     }
 
     /// Find a host by id or URI.
-    pub fn resolve_host(&self, id_or_uri: &str) -> Result<&HostEntry, CoreError> {
+    pub fn resolve_host(&self, id_or_uri: &str) -> Result<&HostEntry, LookupError> {
         self.hosts
             .get(id_or_uri)
             .or_else(|| self.ids.get(id_or_uri).and_then(|u| self.hosts.get(u)))
-            .ok_or_else(|| CoreError::NotFound(format!("no host '{id_or_uri}'")))
+            .ok_or_else(|| LookupError::NoHost(id_or_uri.to_string()))
     }
 
     /// Who uses an image: `name@host-id` of the VMs (on every host for shared pools).
@@ -89,38 +109,37 @@ impl Cache {
         &self,
         uuid: &str,
         host: Option<&str>,
-    ) -> Result<(&HostEntry, &VmEntry), CoreError> {
-        let uuid = uvmm_model::uuid::normalize_uuid(uuid)
-            .map_err(|e| CoreError::BadRequest(e.to_string()))?;
+    ) -> Result<(&HostEntry, &VmEntry), LookupError> {
+        let uuid = uvmm_model::uuid::normalize_uuid(uuid)?;
         if let Some(h) = host {
             let h = self.resolve_host(h)?;
             return h
                 .vms
                 .get(&uuid)
                 .map(|v| (h, v))
-                .ok_or_else(|| CoreError::NotFound(format!("no VM {uuid} on host {}", h.id)));
+                .ok_or_else(|| LookupError::NoVm {
+                    what: format!("no VM {uuid} on host {}", h.id),
+                });
         }
         let mut found = self.find_uuid(&uuid);
         match found.len() {
-            0 => Err(CoreError::NotFound(format!("no VM with UUID {uuid}"))),
+            0 => Err(LookupError::NoVm {
+                what: format!("no VM with UUID {uuid}"),
+            }),
             1 => Ok(found.remove(0)),
-            _ => Err(CoreError::Ambiguous {
-                message: format!(
-                    "UUID {uuid} exists on {} hosts; choose one with host=",
-                    found.len()
-                ),
+            _ => Err(LookupError::Ambiguous {
+                uuid: uuid.clone(),
                 candidates: found.iter().map(|(h, v)| vm_summary(h, v)).collect(),
             }),
         }
     }
 
-    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, CoreError> {
+    pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
         let state = q
             .state
             .as_deref()
             .map(|s| s.parse::<VmState>())
-            .transpose()
-            .map_err(|e| CoreError::BadRequest(e.to_string()))?;
+            .transpose()?;
         let (key, desc) = parse_sort(q.sort.as_deref().unwrap_or("name"))?;
         let pattern = q.q.as_deref().map(uvmm_model::glob::Pattern::new);
         let only_host = q
@@ -316,7 +335,10 @@ mod tests {
             },
         ] {
             assert!(
-                matches!(c.list_vms(&bad), Err(CoreError::BadRequest(_))),
+                matches!(
+                    c.list_vms(&bad),
+                    Err(LookupError::BadState(_) | LookupError::BadSort(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -325,7 +347,7 @@ mod tests {
                 host: Some("zzz".into()),
                 ..Default::default()
             }),
-            Err(CoreError::NotFound(_))
+            Err(LookupError::NoHost(_))
         ));
     }
 
@@ -413,11 +435,11 @@ mod tests {
         assert!(c.resolve_vm(&U1.replace('-', ""), None).is_ok());
         assert!(matches!(
             c.resolve_vm("nope", None),
-            Err(CoreError::BadRequest(_))
+            Err(LookupError::BadUuid(_))
         ));
         assert!(matches!(
             c.resolve_vm(U2, None),
-            Err(CoreError::NotFound(_))
+            Err(LookupError::NoVm { .. })
         ));
         c.add_host("test:///b.xml", "b", HostOrigin::Runtime, SystemTime::now());
         c.host_synced(
@@ -429,7 +451,7 @@ mod tests {
         );
         assert!(matches!(
             c.resolve_vm(U1, None),
-            Err(CoreError::Ambiguous { .. })
+            Err(LookupError::Ambiguous { .. })
         ));
         assert_eq!(c.resolve_vm(U1, Some("b")).unwrap().0.id, "b");
     }

@@ -9,7 +9,7 @@ use super::shared::Shared;
 use crate::backup::record::record_definition;
 use crate::cache::PoolFreshness;
 use crate::defwatch::DefWatch;
-use crate::error::CoreError;
+use crate::jobs::JobError;
 use crate::jobs::{Job, JobCtx};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,14 +36,15 @@ pub enum HostMsg {
 
 /// The daemon's handle on a worker.
 pub struct HostHandle {
-    pub(crate) tx: mpsc::Sender<HostMsg>,
+    uri: String,
+    tx: mpsc::Sender<HostMsg>,
 }
 
 impl HostHandle {
-    pub fn send(&self, msg: HostMsg) -> Result<(), CoreError> {
-        self.tx
-            .send(msg)
-            .map_err(|_| CoreError::Internal("host worker has stopped".into()))
+    pub fn send(&self, msg: HostMsg) -> Result<(), JobError> {
+        self.tx.send(msg).map_err(|_| JobError::WorkerStopped {
+            host: self.uri.clone(),
+        })
     }
 
     pub fn stop(&self) {
@@ -75,7 +76,7 @@ pub fn spawn(
     {
         tracing::error!(%uri, "cannot start host worker: {e}");
     }
-    HostHandle { tx }
+    HostHandle { uri, tx }
 }
 
 enum Exit {

@@ -2,7 +2,7 @@
 
 use super::extract::*;
 use super::AppState;
-use crate::error::CoreError;
+use crate::error::Error;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -31,7 +31,7 @@ pub struct DiffQuery {
 pub(super) async fn list_backups(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<BackupQuery>,
-) -> Result<Json<Vec<BackupSummary>>, CoreError> {
+) -> Result<Json<Vec<BackupSummary>>, Error> {
     s.manager.backups(q.q.as_deref()).map(Json)
 }
 
@@ -40,7 +40,7 @@ pub(super) async fn list_backups(
 pub(super) async fn show_backup(
     State(s): State<AppState>,
     ApiPath(vm): ApiPath<String>,
-) -> Result<Json<BackupDetail>, CoreError> {
+) -> Result<Json<BackupDetail>, Error> {
     s.manager.backup(&vm).map(Json)
 }
 
@@ -49,7 +49,7 @@ pub(super) async fn show_backup(
 pub(super) async fn backup_version(
     State(s): State<AppState>,
     ApiPath((vm, version)): ApiPath<(String, u32)>,
-) -> Result<Json<BackupVersion>, CoreError> {
+) -> Result<Json<BackupVersion>, Error> {
     s.manager.backup_version(&vm, Some(version)).map(Json)
 }
 
@@ -59,7 +59,7 @@ pub(super) async fn backup_diff(
     State(s): State<AppState>,
     ApiPath(vm): ApiPath<String>,
     ApiQuery(q): ApiQuery<DiffQuery>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let diff = s.manager.backup_diff(&vm, q.from, q.to)?;
     Ok((
         [(
@@ -71,9 +71,7 @@ pub(super) async fn backup_diff(
 }
 
 #[utoipa::path(post, path = "/api/v1/backups/prune", responses((status = 200, body = PruneResponse)))]
-pub(super) async fn prune_backups(
-    State(s): State<AppState>,
-) -> Result<Json<PruneResponse>, CoreError> {
+pub(super) async fn prune_backups(State(s): State<AppState>) -> Result<Json<PruneResponse>, Error> {
     s.manager.prune_backups().map(Json)
 }
 
@@ -82,6 +80,6 @@ pub(super) async fn prune_backups(
 pub(super) async fn restore(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<RestoreRequest>,
-) -> Result<Json<RestoreReport>, CoreError> {
+) -> Result<Json<RestoreReport>, Error> {
     s.manager.restore(req).await.map(Json)
 }

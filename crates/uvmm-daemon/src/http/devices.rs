@@ -3,7 +3,7 @@
 use super::extract::*;
 use super::vms::{changed, HostParam};
 use super::AppState;
-use crate::error::CoreError;
+use crate::error::Error;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -30,7 +30,7 @@ pub(super) async fn add_disk(
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<DiskAddRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .add_disk(&uuid, p.host.as_deref(), req, if_match(&headers)?)
@@ -45,7 +45,7 @@ pub(super) async fn remove_disk(
     ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<DiskDeleteParams>,
     headers: HeaderMap,
-) -> Result<Json<DeleteResponse>, CoreError> {
+) -> Result<Json<DeleteResponse>, Error> {
     let (resp, _warnings) = s
         .manager
         .remove_disk(
@@ -66,7 +66,7 @@ pub(super) async fn set_boot(
     ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .set_boot(&uuid, p.host.as_deref(), target, if_match(&headers)?)
@@ -82,7 +82,7 @@ pub(super) async fn change_media(
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<MediaRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .change_media(
@@ -104,7 +104,7 @@ pub(super) async fn add_nic(
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<NicAddRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .add_nic(&uuid, p.host.as_deref(), req, if_match(&headers)?)
@@ -119,7 +119,7 @@ pub(super) async fn remove_nic(
     ApiPath((uuid, mac)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .remove_nic(&uuid, p.host.as_deref(), mac, if_match(&headers)?)

@@ -2,7 +2,7 @@
 //! and the request timeout), JSON body.
 
 use super::{AppState, MAX_BODY};
-use crate::error::CoreError;
+use crate::http::error::RequestError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,12 +13,12 @@ use serde::de::DeserializeOwned;
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = CoreError;
+    type Rejection = RequestError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e| CoreError::BadRequest(format!("invalid query: {}", e.body_text())))
+            .map_err(|e| RequestError::Malformed(format!("invalid query: {}", e.body_text())))
     }
 }
 
@@ -26,12 +26,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 pub struct ApiPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = CoreError;
+    type Rejection = RequestError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e| CoreError::BadRequest(format!("invalid path: {}", e.body_text())))
+            .map_err(|e| RequestError::Malformed(format!("invalid path: {}", e.body_text())))
     }
 }
 
@@ -39,11 +39,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 pub struct ApiBody(pub Bytes);
 
 impl FromRequest<AppState> for ApiBody {
-    type Rejection = CoreError;
+    type Rejection = RequestError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
         match tokio::time::timeout(state.request_timeout, read).await {
-            Err(_) => Err(CoreError::RequestTimeout(format!(
+            Err(_) => Err(RequestError::BodyTimeout(format!(
                 "the request body did not arrive within {} s",
                 state.request_timeout.as_secs()
             ))),
@@ -55,7 +55,7 @@ impl FromRequest<AppState> for ApiBody {
                 if too_large {
                     Err(crate::http::guard::too_large(MAX_BODY))
                 } else {
-                    Err(CoreError::BadRequest(format!(
+                    Err(RequestError::Malformed(format!(
                         "cannot read the request body: {e}"
                     )))
                 }
@@ -68,7 +68,7 @@ impl FromRequest<AppState> for ApiBody {
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
-    type Rejection = CoreError;
+    type Rejection = RequestError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let ApiBody(bytes) = ApiBody::from_request(req, state).await?;
         parse_body(&bytes).map(ApiJson)
@@ -80,8 +80,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// JSON has one number type, and JSON Schema counts `5.0` as an integer; so does this
 /// parser (serde alone refuses `5.0` for a `u64`): a number with a zero fraction is read as
 /// that integer when it is exact, i.e. below 2^53.
-pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoreError> {
-    let bad = |e: serde_json::Error| CoreError::BadRequest(format!("invalid JSON body: {e}"));
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, RequestError> {
+    let bad = |e: serde_json::Error| RequestError::Malformed(format!("invalid JSON body: {e}"));
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
     integral_floats(&mut value);
     serde_json::from_value(value).map_err(bad)
@@ -108,13 +108,13 @@ fn integral_floats(v: &mut serde_json::Value) {
     }
 }
 
-pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, CoreError> {
+pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, RequestError> {
     headers
         .get(axum::http::header::IF_MATCH)
         .map(|v| {
             v.to_str()
                 .map(str::to_string)
-                .map_err(|_| CoreError::BadRequest("If-Match is not valid text".into()))
+                .map_err(|_| RequestError::Malformed("If-Match is not valid text".into()))
         })
         .transpose()
 }

@@ -2,7 +2,7 @@
 
 use super::extract::*;
 use super::{AppState, NoParams};
-use crate::error::CoreError;
+use crate::error::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -22,7 +22,7 @@ pub(super) async fn list_hosts(
 pub(super) async fn add_host(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<AddHostRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let host = s.manager.add_host(&req.uri).await?;
     Ok((StatusCode::CREATED, Json(host)))
 }
@@ -32,7 +32,7 @@ pub(super) async fn add_host(
 pub(super) async fn show_host(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<HostDetail>, CoreError> {
+) -> Result<Json<HostDetail>, Error> {
     s.manager.host(&id).map(Json)
 }
 
@@ -41,6 +41,6 @@ pub(super) async fn show_host(
 pub(super) async fn remove_host(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<HostSummary>, CoreError> {
+) -> Result<Json<HostSummary>, Error> {
     s.manager.remove_host(&id).map(Json)
 }

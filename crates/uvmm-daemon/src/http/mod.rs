@@ -17,12 +17,12 @@ mod profiles;
 mod storage;
 mod vms;
 
-use crate::error::CoreError;
 use crate::manager::Manager;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, Router};
+use error::RequestError;
 use guard::Guard;
 pub use openapi::openapi_document;
 use openapi::{finish_document, ApiDoc};
@@ -122,7 +122,7 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
             guard.clone(),
             crate::http::guard::request_checks,
         ))
-        .fallback(|| async { CoreError::NotFound("no such API path".into()) })
+        .fallback(|| async { RequestError::NoRoute })
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -164,8 +164,7 @@ async fn catch_panic(
         Ok(resp) => resp,
         Err(_) => {
             tracing::error!(%method, %path, "a request handler panicked");
-            CoreError::Internal("internal error (the daemon log has the details)".into())
-                .into_response()
+            RequestError::Panicked.into_response()
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::extract::*;
 use super::AppState;
-use crate::error::CoreError;
+use crate::error::Error;
 use axum::extract::State;
 use axum::Json;
 use uvmm_api::*;
@@ -17,6 +17,6 @@ pub(super) async fn list_profiles(State(s): State<AppState>) -> Json<Vec<Profile
 pub(super) async fn show_profile(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<Profile>, CoreError> {
+) -> Result<Json<Profile>, Error> {
     s.manager.profile(&name).map(Json)
 }

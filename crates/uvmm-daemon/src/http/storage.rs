@@ -2,7 +2,7 @@
 
 use super::extract::*;
 use super::AppState;
-use crate::error::CoreError;
+use crate::error::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -33,7 +33,7 @@ pub struct PoolDeleteParams {
 pub(super) async fn list_pools(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<PoolQuery>,
-) -> Result<Json<Vec<PoolSummary>>, CoreError> {
+) -> Result<Json<Vec<PoolSummary>>, Error> {
     s.manager.list_pools(q.host.as_deref()).map(Json)
 }
 
@@ -42,7 +42,7 @@ pub(super) async fn list_pools(
 pub(super) async fn show_pool(
     State(s): State<AppState>,
     ApiPath((id, pool)): ApiPath<(String, String)>,
-) -> Result<Json<PoolDetail>, CoreError> {
+) -> Result<Json<PoolDetail>, Error> {
     s.manager.pool(&id, &pool).map(Json)
 }
 
@@ -52,7 +52,7 @@ pub(super) async fn create_pool(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreatePoolRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let (pool, _warnings) = s.manager.create_pool(&id, req).await?;
     Ok((StatusCode::CREATED, Json(pool)))
 }
@@ -62,7 +62,7 @@ pub(super) async fn create_pool(
 pub(super) async fn pool_action(
     State(s): State<AppState>,
     ApiPath((id, pool, action)): ApiPath<(String, String, String)>,
-) -> Result<Json<PoolDetail>, CoreError> {
+) -> Result<Json<PoolDetail>, Error> {
     s.manager.pool_action(&id, &pool, action).await.map(Json)
 }
 
@@ -72,7 +72,7 @@ pub(super) async fn delete_pool(
     State(s): State<AppState>,
     ApiPath((id, pool)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<PoolDeleteParams>,
-) -> Result<StatusCode, CoreError> {
+) -> Result<StatusCode, Error> {
     s.manager.delete_pool(&id, &pool, p.delete_storage).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -83,7 +83,7 @@ pub(super) async fn create_volume(
     State(s): State<AppState>,
     ApiPath((id, pool)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CreateVolumeRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let v = s.manager.create_volume(&id, &pool, req).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -94,7 +94,7 @@ pub(super) async fn clone_volume(
     State(s): State<AppState>,
     ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
     ApiJson(req): ApiJson<CloneVolumeRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let v = s.manager.clone_volume(&id, &pool, &vol, req.name).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -105,7 +105,7 @@ pub(super) async fn resize_volume(
     State(s): State<AppState>,
     ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
     ApiJson(req): ApiJson<ResizeVolumeRequest>,
-) -> Result<Json<VolumeSummary>, CoreError> {
+) -> Result<Json<VolumeSummary>, Error> {
     s.manager
         .resize_volume(&id, &pool, &vol, req.size_bytes)
         .await
@@ -117,7 +117,7 @@ pub(super) async fn resize_volume(
 pub(super) async fn delete_volume(
     State(s): State<AppState>,
     ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
-) -> Result<StatusCode, CoreError> {
+) -> Result<StatusCode, Error> {
     s.manager.delete_volume(&id, &pool, &vol).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,8 @@
 
 use super::extract::*;
 use super::{AppState, NoParams};
-use crate::error::CoreError;
+use crate::error::Error;
+use crate::http::error::RequestError;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -46,7 +47,7 @@ pub struct XmlParams {
 pub(super) async fn list_vms(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<VmQuery>,
-) -> Result<axum::response::Response, CoreError> {
+) -> Result<axum::response::Response, Error> {
     if q == VmQuery::default() {
         let body = s.manager.list_all_json()?;
         return Ok((
@@ -55,7 +56,7 @@ pub(super) async fn list_vms(
         )
             .into_response());
     }
-    s.manager.list_vms(&q).map(|p| Json(p).into_response())
+    Ok(Json(s.manager.list_vms(&q)?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), HostParam),
@@ -64,7 +65,7 @@ pub(super) async fn show_vm(
     State(s): State<AppState>,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let vm = s.manager.vm(&uuid, p.host.as_deref())?;
     Ok(([(axum::http::header::ETAG, vm.etag.clone())], Json(vm)))
 }
@@ -81,7 +82,7 @@ pub(super) fn changed(resp: VmChangeResponse) -> impl IntoResponse {
 pub(super) async fn create_vm(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CreateVmRequest>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s.manager.create_vm(req).await?;
     Ok((StatusCode::CREATED, changed(resp)))
 }
@@ -94,7 +95,7 @@ pub(super) async fn edit_vm(
     ApiQuery(p): ApiQuery<HostParam>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<VmPatch>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let resp = s
         .manager
         .edit_vm(&uuid, p.host.as_deref(), patch, if_match(&headers)?)
@@ -109,7 +110,7 @@ pub(super) async fn delete_vm(
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<DeleteParams>,
     headers: HeaderMap,
-) -> Result<Json<DeleteResponse>, CoreError> {
+) -> Result<Json<DeleteResponse>, Error> {
     let volumes = p.volumes.unwrap_or_else(|| "none".into());
     s.manager
         .delete_vm(&uuid, p.host.as_deref(), volumes, if_match(&headers)?)
@@ -123,7 +124,7 @@ pub(super) async fn vm_xml(
     State(s): State<AppState>,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<XmlParams>,
-) -> Result<impl IntoResponse, CoreError> {
+) -> Result<impl IntoResponse, Error> {
     let xml = s
         .manager
         .vm_xml(&uuid, p.host.as_deref(), p.inactive)
@@ -141,10 +142,10 @@ pub(super) async fn vm_action(
     ApiPath((uuid, action)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     ApiBody(body): ApiBody,
-) -> Result<Json<ActionResponse>, CoreError> {
+) -> Result<Json<ActionResponse>, Error> {
     let action: Action = action
         .parse()
-        .map_err(|e: uvmm_model::state::ParseEnumError| CoreError::BadRequest(e.to_string()))?;
+        .map_err(|e: uvmm_model::state::ParseEnumError| RequestError::Malformed(e.to_string()))?;
     // Actions take no body; anything but nothing, `null` or `{}` is a mistake worth
     // reporting.
     if !body.iter().all(u8::is_ascii_whitespace) && body.trim_ascii() != b"null" {

@@ -1,9 +1,23 @@
 //! Jobs: work for a host's worker, and what a job may use while it runs.
 
 use crate::cache::Cache;
-use crate::error::CoreError;
 use crate::hosts::worker::Worker;
 use uvmm_libvirt::Hypervisor;
+
+/// What running a job on a host can fail with, before or around the job's own work.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("host {host} is unavailable: {reason}")]
+    HostUnavailable { host: String, reason: String },
+    #[error("host {host} did not answer within {secs} s")]
+    Timeout { host: String, secs: u64 },
+    /// No worker for the host (it was removed meanwhile).
+    #[error("no host '{host}'")]
+    NoWorker { host: String },
+    /// The worker ended without answering (it stopped while the job waited).
+    #[error("the worker of host {host} has stopped")]
+    WorkerStopped { host: String },
+}
 
 /// A piece of work for a host's worker: called with the live connection, or with `None`
 /// when the host is unavailable (the job then answers with an error itself).
@@ -63,8 +77,8 @@ impl JobCtx<'_> {
     }
 
     /// The reason the host is unavailable, for jobs that were not run.
-    pub fn unavailable(worker_uri: &str, cache: &Cache) -> CoreError {
-        CoreError::HostUnavailable {
+    pub fn unavailable(worker_uri: &str, cache: &Cache) -> JobError {
+        JobError::HostUnavailable {
             host: worker_uri.to_string(),
             reason: cache
                 .host(worker_uri)

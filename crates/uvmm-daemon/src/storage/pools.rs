@@ -1,32 +1,26 @@
 //! Storage pools: create, start, stop, refresh, delete. What the cache knows (who uses a
 //! volume) is decided before the job and passed in.
 
-use crate::error::CoreError;
+use super::{bad, StorageError};
 use crate::jobs::JobCtx;
 use uvmm_api::CreatePoolRequest;
 use uvmm_libvirt::{ErrorKind, PoolAction};
 use uvmm_model::storage::pool_xml;
 
-fn bad(msg: impl Into<String>) -> CoreError {
-    CoreError::BadRequest(msg.into())
-}
-
-pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, CoreError> {
+pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, StorageError> {
     let hv = ctx.hv;
-    let xml = pool_xml(&req.pool).map_err(|e| bad(e.0))?;
+    let xml = pool_xml(&req.pool)?;
     let name = req.pool.name.clone();
     if hv.pools()?.iter().any(|p| p.def.name == name) {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "a storage pool named '{name}' already exists on this host"
         )));
     }
     hv.define_pool(&xml).map_err(|e| match e.kind {
         // The XML is made from checked values: libvirt refuses what clashes with the host
         // (another pool on the same target, an unsupported type).
-        ErrorKind::InvalidInput => {
-            CoreError::Conflict(format!("libvirt refused the pool: {}", e.message))
-        }
-        _ => CoreError::from(e),
+        ErrorKind::InvalidInput => StorageError::refused("libvirt refused the pool", e),
+        _ => StorageError::from(e),
     })?;
     let mut warnings = Vec::new();
     let steps = (|| {
@@ -45,8 +39,8 @@ pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<Strin
         // A pool that cannot be built or started is not left half-made.
         let _ = hv.pool_action(&name, PoolAction::Undefine);
         return Err(match e.kind {
-            ErrorKind::NotSupported => CoreError::Libvirt(e),
-            _ => CoreError::Conflict(format!("the pool could not be set up: {}", e.message)),
+            ErrorKind::NotSupported => StorageError::from(e),
+            _ => StorageError::refused("the pool could not be set up", e),
         });
     }
     if !req.start {
@@ -62,12 +56,12 @@ pub fn pool_action(
     pool: &str,
     action: &str,
     in_use_by_running: &[String],
-) -> Result<(), CoreError> {
+) -> Result<(), StorageError> {
     let a = match action {
         "start" => PoolAction::Start,
         "stop" => {
             if !in_use_by_running.is_empty() {
-                return Err(CoreError::Conflict(format!(
+                return Err(StorageError::conflict(format!(
                     "pool {pool} has volumes in use by running VMs ({}); stop them first",
                     in_use_by_running.join(", ")
                 )));
@@ -82,8 +76,8 @@ pub fn pool_action(
         }
     };
     ctx.hv.pool_action(pool, a).map_err(|e| match e.kind {
-        ErrorKind::InvalidOperation | ErrorKind::Other => CoreError::Conflict(e.message),
-        _ => CoreError::from(e),
+        ErrorKind::InvalidOperation | ErrorKind::Other => StorageError::refused("", e),
+        _ => StorageError::from(e),
     })?;
     ctx.refresh_pools();
     Ok(())
@@ -94,9 +88,9 @@ pub fn delete_pool(
     pool: &str,
     delete_storage: bool,
     in_use: &[String],
-) -> Result<(), CoreError> {
+) -> Result<(), StorageError> {
     if !in_use.is_empty() {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "pool {pool} holds volumes in use by {}; detach or delete them first",
             in_use.join(", ")
         )));
@@ -106,17 +100,14 @@ pub fn delete_pool(
         .pools()?
         .into_iter()
         .find(|p| p.def.name == pool)
-        .ok_or_else(|| CoreError::NotFound(format!("no storage pool '{pool}'")))?;
+        .ok_or_else(|| StorageError::not_found(format!("no storage pool '{pool}'")))?;
     if info.active {
         hv.pool_action(pool, PoolAction::Stop)?;
     }
     if delete_storage {
         hv.pool_action(pool, PoolAction::DeleteStorage)
             .map_err(|e| {
-                CoreError::Conflict(format!(
-                    "the pool's storage could not be removed (is it empty?): {}",
-                    e.message
-                ))
+                StorageError::refused("the pool's storage could not be removed (is it empty?)", e)
             })?;
     }
     if info.persistent {

@@ -1,20 +1,12 @@
 //! Volumes: creation (also for new VM disks: VM code calls `make_volume`), clone, resize,
 //! delete.
 
-use crate::error::CoreError;
+use super::{bad, StorageError};
 use crate::jobs::JobCtx;
 use uvmm_api::CreateVolumeRequest;
 use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
 use uvmm_model::storage::{check_volume_size, volume_xml, PoolRoom};
 use uvmm_model::validate;
-
-pub(crate) fn bad(msg: impl Into<String>) -> CoreError {
-    CoreError::BadRequest(msg.into())
-}
-
-pub(crate) fn invalid(e: validate::Invalid) -> CoreError {
-    CoreError::BadRequest(e.0)
-}
 
 /// Create a volume; refuses to touch an existing one.
 pub fn make_volume(
@@ -24,9 +16,9 @@ pub fn make_volume(
     size: u64,
     format: &str,
     preallocate: bool,
-) -> Result<VolumeInfo, CoreError> {
-    validate::object_name("pool", pool).map_err(invalid)?;
-    validate::volume_name(name).map_err(invalid)?;
+) -> Result<VolumeInfo, StorageError> {
+    validate::object_name("pool", pool)?;
+    validate::volume_name(name)?;
     if size == 0 {
         return Err(bad("a disk size of zero is not a disk"));
     }
@@ -37,7 +29,7 @@ pub fn make_volume(
     }
     let pools = hv.pools()?;
     let info = pools.iter().find(|p| p.def.name == pool).ok_or_else(|| {
-        CoreError::NotFound(format!(
+        StorageError::not_found(format!(
             "no storage pool '{pool}' on this host (it has: {})",
             pools
                 .iter()
@@ -47,14 +39,13 @@ pub fn make_volume(
         ))
     })?;
     if !info.active {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "storage pool '{pool}' is not active"
         )));
     }
-    check_volume_size(size, Some(format), &room_of(info), preallocate)
-        .map_err(|e| bad(e.to_string()))?;
+    check_volume_size(size, Some(format), &room_of(info), preallocate)?;
     if hv.volumes(pool)?.iter().any(|v| v.def.name == name) {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "volume '{name}' already exists in pool '{pool}'; choose another name or attach it"
         )));
     }
@@ -63,11 +54,10 @@ pub fn make_volume(
         .map_err(|e| match e.kind {
             // The XML is made from checked values: a refusal is about the pool (its space,
             // its type), so a conflict.
-            ErrorKind::InvalidInput => CoreError::Conflict(format!(
-                "cannot create volume '{name}' in pool '{pool}': {}",
-                e.message
-            )),
-            _ => CoreError::from(e),
+            ErrorKind::InvalidInput => {
+                StorageError::refused(format!("cannot create volume '{name}' in pool '{pool}'"), e)
+            }
+            _ => StorageError::from(e),
         })?;
     Ok(vol)
 }
@@ -85,7 +75,7 @@ pub fn create_volume(
     ctx: &JobCtx<'_>,
     pool: &str,
     req: CreateVolumeRequest,
-) -> Result<VolumeInfo, CoreError> {
+) -> Result<VolumeInfo, StorageError> {
     let format = req.format.clone().unwrap_or_else(|| "raw".into());
     let vol = make_volume(
         ctx.hv,
@@ -104,19 +94,19 @@ pub fn clone_volume(
     pool: &str,
     source: &str,
     name: &str,
-) -> Result<VolumeInfo, CoreError> {
+) -> Result<VolumeInfo, StorageError> {
     let hv = ctx.hv;
-    validate::volume_name(name).map_err(|e| bad(e.0))?;
+    validate::volume_name(name)?;
     let vols = hv.volumes(pool).map_err(|e| match e.kind {
-        ErrorKind::NotFound => CoreError::NotFound(format!("no storage pool '{pool}'")),
-        _ => CoreError::from(e),
+        ErrorKind::NotFound => StorageError::not_found(format!("no storage pool '{pool}'")),
+        _ => StorageError::from(e),
     })?;
     let src = vols
         .iter()
         .find(|v| v.def.name == source)
-        .ok_or_else(|| CoreError::NotFound(format!("no volume '{source}' in pool '{pool}'")))?;
+        .ok_or_else(|| StorageError::not_found(format!("no volume '{source}' in pool '{pool}'")))?;
     if vols.iter().any(|v| v.def.name == name) {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "volume '{name}' already exists in pool '{pool}'"
         )));
     }
@@ -131,9 +121,9 @@ pub fn delete_volume(
     pool: &str,
     name: &str,
     refusal: Option<String>,
-) -> Result<(), CoreError> {
+) -> Result<(), StorageError> {
     if let Some(why) = refusal {
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "volume {name} is not deleted: {why}"
         )));
     }
@@ -142,16 +132,21 @@ pub fn delete_volume(
     Ok(())
 }
 
-pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Result<(), CoreError> {
+pub fn resize_volume(
+    ctx: &JobCtx<'_>,
+    pool: &str,
+    name: &str,
+    size: u64,
+) -> Result<(), StorageError> {
     let vol = ctx
         .hv
         .volumes(pool)?
         .into_iter()
         .find(|v| v.def.name == name)
-        .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
+        .ok_or_else(|| StorageError::not_found(format!("no volume '{name}' in pool '{pool}'")))?;
     if size <= vol.def.capacity {
         // Depends on the volume as it is now: a conflict, not a malformed request.
-        return Err(CoreError::Conflict(format!(
+        return Err(StorageError::conflict(format!(
             "volumes only grow: {name} has {} bytes, {size} is not more",
             vol.def.capacity
         )));
@@ -162,8 +157,7 @@ pub fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Res
             vol.def.format.as_deref(),
             &room_of(info),
             false,
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        )?;
     }
     ctx.hv.resize_volume(pool, name, size)?;
     ctx.refresh_pools();

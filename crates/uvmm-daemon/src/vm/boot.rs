@@ -2,7 +2,6 @@
 
 use super::images::inspect;
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::jobs::JobCtx;
 use uvmm_model::boot::{pygrub_warning, read_partition_table, set_boot_medium, BootChange};
@@ -15,13 +14,13 @@ pub fn set_boot(
     uuid: &str,
     target: &str,
     if_match: Option<&str>,
-) -> Result<Vec<String>, CoreError> {
+) -> Result<Vec<String>, VmError> {
     let hv = ctx.hv;
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let mut new = old.clone();
     let change = set_boot_medium(&mut new, target, running).map_err(|e| match e {
-        uvmm_model::boot::BootError::NoDrive(_) => CoreError::NotFound(e.to_string()),
-        uvmm_model::boot::BootError::Running => CoreError::Conflict(e.to_string()),
+        uvmm_model::boot::BootError::NoDrive(_) => VmError::not_found(e.to_string()),
+        uvmm_model::boot::BootError::Running => VmError::conflict(e.to_string()),
     })?;
     let mut warnings = Vec::new();
     if old.is_xen_pv() {

@@ -3,7 +3,6 @@
 use super::images::*;
 use super::nics::check_network;
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::ids::{random_mac, random_uuid};
 use crate::jobs::JobCtx;
@@ -25,14 +24,14 @@ pub struct CreatePlan {
 pub fn create(
     ctx: &JobCtx<'_>,
     plan: CreatePlan,
-) -> Result<(String, Vec<String>, Vec<String>), CoreError> {
+) -> Result<(String, Vec<String>, Vec<String>), VmError> {
     let hv = ctx.hv;
     let CreatePlan {
         profile: p,
         req,
         facts,
     } = plan;
-    validate::vm_name(&req.name).map_err(invalid)?;
+    validate::vm_name(&req.name)?;
     let want_type = req
         .domain_type
         .clone()
@@ -43,10 +42,9 @@ pub fn create(
         )));
     }
     // The host cannot run this kind of guest: nothing wrong with the request as such.
-    let resolved = resolve(&facts.caps, &want_type, &p.os_type, p.arch.as_deref())
-        .map_err(|e| CoreError::Conflict(e.to_string()))?;
+    let resolved = resolve(&facts.caps, &want_type, &p.os_type, p.arch.as_deref())?;
     if hv.list_domains()?.iter().any(|d| d.name == req.name) {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "a VM named '{}' already exists on this host",
             req.name
         )));
@@ -129,14 +127,14 @@ pub fn create(
                 format!("{}-{i}.{}", req.name, ext_for(&format))
             }
         });
-        validate::object_name("pool", &d.pool).map_err(invalid)?;
-        validate::volume_name(&name).map_err(invalid)?;
+        validate::object_name("pool", &d.pool)?;
+        validate::volume_name(&name)?;
         if d.size_bytes == 0 {
             return Err(bad("a disk size of zero is not a disk"));
         }
         if let Some(info) = pools.iter().find(|p| p.def.name == d.pool) {
             check_volume_size(d.size_bytes, Some(&format), &room_of(info), d.preallocate)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(StorageError::from)?;
         }
         planned.push((d.pool.clone(), name, d.size_bytes, format, d.preallocate));
     }
@@ -187,7 +185,7 @@ pub fn create(
             },
         );
         check_definition(&def, None, facts.limits)?;
-        let xml = generate(&def, &resolved).map_err(|e| bad(e.to_string()))?;
+        let xml = generate(&def, &resolved).map_err(VmError::from)?;
         let uuid = hv.define(&xml)?;
         Ok((uuid, notes))
     })();

@@ -1,7 +1,6 @@
 //! Deleting a VM and the images that go with it.
 
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::jobs::JobCtx;
 use uvmm_api::KeptVolume;
@@ -15,7 +14,7 @@ pub(crate) fn plan_deletion(
     facts: &HostFacts,
     who: &str,
     disks: &[&Disk],
-) -> Result<(Vec<VolumeInfo>, Vec<KeptVolume>), CoreError> {
+) -> Result<(Vec<VolumeInfo>, Vec<KeptVolume>), VmError> {
     let pools = hv.pools()?;
     let mut delete = Vec::new();
     let mut kept = Vec::new();
@@ -55,11 +54,11 @@ pub fn delete(
     uuid: &str,
     volumes: &str,
     if_match: Option<&str>,
-) -> Result<uvmm_api::DeleteResponse, CoreError> {
+) -> Result<uvmm_api::DeleteResponse, VmError> {
     let hv = ctx.hv;
     let (_, def, running) = load(hv, uuid, if_match)?;
     if running {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{} is running: stop it before deleting it",
             def.name
         )));
@@ -99,7 +98,7 @@ pub fn delete(
                 if !def.disks.iter().any(|d| d.source.as_deref() == Some(*w)) {
                     // Which paths are images depends on the VM: 409, like other
                     // requests that do not fit the VM as it is.
-                    return Err(CoreError::Conflict(format!(
+                    return Err(VmError::conflict(format!(
                         "{w} is not an image of {}",
                         def.name
                     )));

@@ -3,7 +3,6 @@
 use super::delete::{plan_deletion, who_of};
 use super::images::*;
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::jobs::JobCtx;
 use crate::storage::volumes::make_volume;
@@ -33,10 +32,10 @@ pub(crate) fn default_bus(def: &DomainDef, device: &str) -> String {
     }
 }
 
-pub(crate) fn add_target(def: &DomainDef, bus: &str) -> Result<String, CoreError> {
+pub(crate) fn add_target(def: &DomainDef, bus: &str) -> Result<String, VmError> {
     let used: Vec<&str> = def.disks.iter().map(|d| d.target.as_str()).collect();
     // The bus is known by now: no free target is the VM's state, not the request's fault.
-    uvmm_model::targets::first_free(bus, &used).map_err(|e| CoreError::Conflict(e.to_string()))
+    uvmm_model::targets::first_free(bus, &used).map_err(VmError::NoFreeTarget)
 }
 
 /// The job of `POST /api/v1/vms/{uuid}/disks`. Returns (target, warnings).
@@ -46,7 +45,7 @@ pub fn add_disk(
     uuid: &str,
     req: uvmm_api::DiskAddRequest,
     if_match: Option<&str>,
-) -> Result<(String, Vec<String>), CoreError> {
+) -> Result<(String, Vec<String>), VmError> {
     let hv = ctx.hv;
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let mut new = old.clone();
@@ -57,11 +56,9 @@ pub fn add_disk(
         "disk"
     };
     let bus = req.bus.clone().unwrap_or_else(|| default_bus(&old, device));
-    uvmm_model::targets::bus_prefix(&bus).map_err(|e| bad(e.to_string()))?;
+    uvmm_model::targets::bus_prefix(&bus).map_err(VmError::Bus)?;
     if old.is_xen_pv() && bus != "xen" {
-        return Err(CoreError::Conflict(
-            "Xen PV VMs use the xen bus only".into(),
-        ));
+        return Err(VmError::conflict("Xen PV VMs use the xen bus only"));
     }
     let target = add_target(&old, &bus)?;
     let mut created = None;
@@ -113,7 +110,7 @@ pub fn add_disk(
         DiskSource::Block { path } => {
             let volume = client_path(hv, facts, path)?;
             if facts.local && volume.is_none() && !std::path::Path::new(path).exists() {
-                return Err(CoreError::NotFound(format!(
+                return Err(VmError::not_found(format!(
                     "block device {path} does not exist on this host"
                 )));
             }
@@ -151,7 +148,7 @@ pub fn add_disk(
     };
     new.disks.push(disk);
     let stored = validate::definition(&new, Some(&old), HostLimits::default())
-        .map_err(invalid)
+        .map_err(VmError::from)
         .and_then(|_| store(hv, tree, &old, &new));
     if let Err(e) = stored {
         if let Some(v) = created {
@@ -175,7 +172,7 @@ pub fn remove_disk(
     target: &str,
     delete_volume: bool,
     if_match: Option<&str>,
-) -> Result<(uvmm_api::DeleteResponse, Vec<String>), CoreError> {
+) -> Result<(uvmm_api::DeleteResponse, Vec<String>), VmError> {
     let hv = ctx.hv;
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let disk = old
@@ -183,7 +180,7 @@ pub fn remove_disk(
         .iter()
         .find(|d| d.target == target)
         .cloned()
-        .ok_or_else(|| CoreError::NotFound(format!("{} has no drive {target}", old.name)))?;
+        .ok_or_else(|| VmError::not_found(format!("{} has no drive {target}", old.name)))?;
     let mut new = old.clone();
     new.disks.retain(|d| d.target != target);
     let (to_delete, mut kept) = if delete_volume {

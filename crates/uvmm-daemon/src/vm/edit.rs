@@ -1,7 +1,6 @@
 //! Changing a VM's settings (`VmPatch`).
 
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::jobs::JobCtx;
 use uvmm_api::VmPatch;
@@ -39,7 +38,7 @@ pub(crate) fn set_domain_type(
     wanted: &str,
     snap: &uvmm_libvirt::DomainSnapshot,
     caps: &HostCaps,
-) -> Result<Option<String>, CoreError> {
+) -> Result<Option<String>, VmError> {
     if !matches!(wanted, "kvm" | "qemu") {
         return Err(bad(format!(
             "domain type '{wanted}' (expected qemu or kvm)"
@@ -50,19 +49,19 @@ pub(crate) fn set_domain_type(
     }
     // Well-formed, but not for this VM: 409 (the status rule of docs/api.md).
     if !matches!(new.domain_type.as_str(), "kvm" | "qemu") {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{} is a {} domain: only QEMU/KVM VMs switch between kvm and qemu",
             new.name, new.domain_type
         )));
     }
     if snap.state.is_active() {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{} is {}: its domain type changes only while it is shut off",
             new.name, snap.state
         )));
     }
     if snap.managed_save {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{} has a saved state (suspended) that belongs to its {} domain: start it and shut it down before changing the domain type",
             new.name, new.domain_type
         )));
@@ -80,7 +79,7 @@ pub(crate) fn set_domain_type(
             .filter(|g| g.os_type == new.os_type && arch.is_none_or(|a| g.arch == a))
             .flat_map(|g| g.domain_types.clone())
             .collect();
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "this host offers no {wanted} domains for {}/{} (it offers: {})",
             new.os_type,
             arch.unwrap_or("any architecture"),
@@ -111,7 +110,7 @@ pub fn edit(
     patch: VmPatch,
     if_match: Option<&str>,
     facts: &HostFacts,
-) -> Result<Vec<String>, CoreError> {
+) -> Result<Vec<String>, VmError> {
     let hv = ctx.hv;
     let limits = facts.limits;
     let (mut tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
@@ -121,7 +120,7 @@ pub fn edit(
     if let Some(m) = patch.memory_kib {
         // Keeps NUMA cells, <maxMemory> and memory devices consistent with the new total,
         // or says why it cannot.
-        uvmm_model::memory::set_total(&mut new, m).map_err(|e| bad(e.to_string()))?;
+        uvmm_model::memory::set_total(&mut new, m).map_err(VmError::from)?;
     }
     if let Some(t) = &patch.domain_type {
         warnings.extend(set_domain_type(&mut new, t, &snap, &facts.caps)?);
@@ -149,7 +148,7 @@ pub fn edit(
     }
     if let Some(boot) = &patch.boot {
         if old.is_xen_pv() {
-            return Err(CoreError::Conflict("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order".into()));
+            return Err(VmError::conflict("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order"));
         }
         new.boot_devices = boot.clone();
         for d in &mut new.disks {
@@ -180,9 +179,7 @@ pub fn edit(
             .iter_mut()
             .find(|g| g.kind == "vnc")
             .ok_or_else(|| {
-                CoreError::Conflict(
-                    "the VM has no VNC console; turn it on with vnc=on first".into(),
-                )
+                VmError::conflict("the VM has no VNC console; turn it on with vnc=on first")
             })?;
         if let Some(k) = &patch.vnc_keymap {
             g.keymap = opt_text(k);
@@ -202,7 +199,7 @@ pub fn edit(
         None => false,
     };
     let xml_changed = if password_changed {
-        merge(&mut tree, &old, &new).map_err(|e| bad(e.to_string()))?;
+        merge(&mut tree, &old, &new).map_err(VmError::from)?;
         hv.define(&tree.to_xml())?;
         true
     } else {

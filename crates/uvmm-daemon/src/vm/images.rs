@@ -2,7 +2,6 @@
 //! checks of a definition brought by a client.
 
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::ids::random_uuid;
 use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
@@ -32,13 +31,13 @@ pub(crate) fn client_path(
     hv: &dyn Hypervisor,
     facts: &HostFacts,
     path: &str,
-) -> Result<Option<VolumeInfo>, CoreError> {
-    validate::host_path(path).map_err(invalid)?;
+) -> Result<Option<VolumeInfo>, VmError> {
+    validate::host_path(path)?;
     if let Some(vol) = hv.volume_by_path(path)? {
         return Ok(Some(vol));
     }
     if !uvmm_model::hosts::path_under(path, &facts.image_dirs) {
-        return Err(CoreError::Forbidden(format!(
+        return Err(VmError::refused(format!(
             "{path} is not a volume of a storage pool on this host; paths outside pools are \
              accepted only below the directories in [api] image_dirs ({})",
             if facts.image_dirs.is_empty() {
@@ -51,7 +50,7 @@ pub(crate) fn client_path(
     if facts.local {
         if let Ok(real) = std::fs::canonicalize(path) {
             if !uvmm_model::hosts::path_under(&real.to_string_lossy(), &facts.image_dirs) {
-                return Err(CoreError::Forbidden(format!(
+                return Err(VmError::refused(format!(
                     "{path} leads outside the directories in [api] image_dirs"
                 )));
             }
@@ -67,7 +66,7 @@ pub fn check_client_definition(
     hv: &dyn Hypervisor,
     facts: &HostFacts,
     xml_text: &str,
-) -> Result<(), CoreError> {
+) -> Result<(), VmError> {
     let tree = xml::parse_root(xml_text, "domain")
         .map_err(|e| bad(format!("not a domain definition: {e}")))?;
     let emulators: Vec<String> = facts
@@ -85,7 +84,7 @@ pub fn check_client_definition(
     if check.refused.is_empty() {
         return Ok(());
     }
-    Err(CoreError::Forbidden(format!(
+    Err(VmError::refused(format!(
         "this definition cannot be restored through the API:\n  - {}\n(an administrator can restore it with uvmm-restore --direct)",
         check.refused.join("\n  - ")
     )))
@@ -96,7 +95,7 @@ pub(crate) fn resolve_image(
     hv: &dyn Hypervisor,
     facts: &HostFacts,
     spec: &str,
-) -> Result<(String, String, Option<String>, Option<String>), CoreError> {
+) -> Result<(String, String, Option<String>, Option<String>), VmError> {
     if spec.starts_with('/') {
         if let Some(vol) = client_path(hv, facts, spec)? {
             let (k, s) = source_of(&vol);
@@ -104,7 +103,7 @@ pub(crate) fn resolve_image(
         }
         if facts.local {
             let meta = std::fs::metadata(spec).map_err(|_| {
-                CoreError::NotFound(format!(
+                VmError::not_found(format!(
                     "image {spec} does not exist on this host (it is neither a volume of a storage pool nor a file)"
                 ))
             })?;
@@ -131,18 +130,16 @@ pub(crate) fn resolve_image(
             "'{spec}' is neither an absolute path nor POOL/VOLUME"
         ))
     })?;
-    validate::object_name("pool", pool).map_err(invalid)?;
-    validate::volume_name(name).map_err(invalid)?;
+    validate::object_name("pool", pool)?;
+    validate::volume_name(name)?;
     let vols = hv.volumes(pool).map_err(|e| match e.kind {
-        ErrorKind::NotFound => {
-            CoreError::NotFound(format!("no storage pool '{pool}' on this host"))
-        }
-        _ => CoreError::from(e),
+        ErrorKind::NotFound => VmError::not_found(format!("no storage pool '{pool}' on this host")),
+        _ => VmError::from(e),
     })?;
     let vol = vols
         .iter()
         .find(|v| v.def.name == name)
-        .ok_or_else(|| CoreError::NotFound(format!("no volume '{name}' in pool '{pool}'")))?;
+        .ok_or_else(|| VmError::not_found(format!("no volume '{name}' in pool '{pool}'")))?;
     let (k, s) = source_of(vol);
     Ok((k, s, vol.def.format.clone(), None))
 }

@@ -2,7 +2,6 @@
 
 use super::images::resolve_image;
 use super::*;
-use crate::error::CoreError;
 use crate::hosts::facts::HostFacts;
 use crate::jobs::JobCtx;
 use uvmm_model::domain::DomainDef;
@@ -42,7 +41,7 @@ pub(crate) fn with_medium(
 }
 
 /// The `<disk>` element of `target` in a domain tree, as XML for `update_device`.
-pub(crate) fn drive_xml(tree: &xml::Element, target: &str) -> Result<String, CoreError> {
+pub(crate) fn drive_xml(tree: &xml::Element, target: &str) -> Result<String, VmError> {
     tree.child("devices")
         .and_then(|d| {
             d.elements().find(|e| {
@@ -50,7 +49,7 @@ pub(crate) fn drive_xml(tree: &xml::Element, target: &str) -> Result<String, Cor
             })
         })
         .map(|e| e.to_xml())
-        .ok_or_else(|| CoreError::Internal("merged drive vanished".into()))
+        .ok_or_else(|| VmError::internal("merged drive vanished"))
 }
 
 pub(crate) fn device_words(device: &str) -> &str {
@@ -76,7 +75,7 @@ pub fn change_media(
     target: &str,
     source: Option<&str>,
     if_match: Option<&str>,
-) -> Result<Vec<String>, CoreError> {
+) -> Result<Vec<String>, VmError> {
     let hv = ctx.hv;
     let (tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
     let running = snap.state.is_active();
@@ -98,13 +97,13 @@ pub fn change_media(
     let live_drive = live.as_ref().zip(live_pos).map(|((_, d), p)| &d.disks[p]);
     let drive = match (live_drive, stored_drive) {
         (None, None) => {
-            return Err(CoreError::NotFound(format!(
+            return Err(VmError::not_found(format!(
                 "{} has no drive {target}",
                 old.name
             )))
         }
         (Some(l), Some(s)) if l.device != s.device => {
-            return Err(CoreError::Conflict(format!(
+            return Err(VmError::conflict(format!(
                 "{target} is {} in the running VM but {} in its definition for the next start; change the medium after a restart",
                 device_words(&l.device),
                 device_words(&s.device)
@@ -113,7 +112,7 @@ pub fn change_media(
         (Some(d), _) | (None, Some(d)) => d,
     };
     if !matches!(drive.device.as_str(), "cdrom" | "floppy") {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{target} is a hard disk; media can only be changed in CD-ROM and floppy drives"
         )));
     }
@@ -133,7 +132,7 @@ pub fn change_media(
         let new = with_medium(&old, pos, medium.as_ref());
         if new != old {
             let mut merged = tree.clone();
-            merge(&mut merged, &old, &new).map_err(|e| bad(e.to_string()))?;
+            merge(&mut merged, &old, &new).map_err(VmError::from)?;
             if running && live_pos.is_none() {
                 // Only the next start has this drive: nothing to change live.
                 hv.define(&merged.to_xml())?;
@@ -149,7 +148,7 @@ pub fn change_media(
         let new = with_medium(live_def, pos, medium.as_ref());
         if new != *live_def {
             let mut merged = live_tree.clone();
-            merge(&mut merged, live_def, &new).map_err(|e| bad(e.to_string()))?;
+            merge(&mut merged, live_def, &new).map_err(VmError::from)?;
             if let Err(e) = hv.update_device(uuid, &drive_xml(&merged, target)?, true) {
                 if let Some(back) = defined_old {
                     if let Err(undo) = hv.update_device(uuid, &back, false) {

@@ -12,21 +12,93 @@ pub mod media;
 pub mod nics;
 
 use crate::cache::etag_of;
-use crate::error::CoreError;
-use uvmm_libvirt::Hypervisor;
+use crate::error::libvirt_message;
+use crate::storage::StorageError;
+use uvmm_libvirt::{Hypervisor, LibvirtError};
 use uvmm_model::domain::{domain_from_tree, DomainDef};
 use uvmm_model::edit::merge;
+use uvmm_model::edit::EditError;
+use uvmm_model::generate::ResolveError;
+use uvmm_model::memory::MemoryError;
+use uvmm_model::state::TransitionError;
 use uvmm_model::validate;
+use uvmm_model::validate::Invalid;
 use uvmm_model::xml;
 
 const NEXT_BOOT: &str = "the VM is running: this change takes effect when it is next started (shut it down, then start it)";
 
-pub(crate) fn bad(msg: impl Into<String>) -> CoreError {
-    CoreError::BadRequest(msg.into())
+/// What a VM operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// A VM, drive, interface, image, pool or network the request names does not exist.
+    #[error("{what}")]
+    NotFound { what: String },
+    /// A value of the request is not acceptable, whatever the VM's state.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The request does not fit the VM or its host as they are now.
+    #[error("{why}")]
+    Conflict { why: String },
+    /// `If-Match` names a version the VM no longer has.
+    #[error("the VM was changed by someone else since you read it (ETag mismatch); reload and try again")]
+    Stale,
+    /// The action is not possible in the VM's state.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The API's policy (`[api]`) refuses a path or a definition.
+    #[error("{why}")]
+    Refused { why: String },
+    /// A memory size the VM's definition cannot take.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// A change that cannot be written into the definition.
+    #[error(transparent)]
+    Merge(#[from] EditError),
+    /// An unknown bus for a new drive.
+    #[error(transparent)]
+    Bus(uvmm_model::targets::TargetError),
+    /// The bus has no free target name left.
+    #[error(transparent)]
+    NoFreeTarget(uvmm_model::targets::TargetError),
+    /// The host cannot run this kind of guest.
+    #[error(transparent)]
+    HostCannot(#[from] ResolveError),
+    /// libvirt gave a definition the model cannot read.
+    #[error("unreadable definition: {0}")]
+    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A broken invariant (a bug).
+    #[error("{what}")]
+    Internal { what: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{}", libvirt_message(.0))]
+    Libvirt(LibvirtError),
 }
 
-pub(crate) fn invalid(e: validate::Invalid) -> CoreError {
-    CoreError::BadRequest(e.0)
+impl From<LibvirtError> for VmError {
+    fn from(e: LibvirtError) -> Self {
+        VmError::Libvirt(crate::error::from_libvirt(e))
+    }
+}
+
+impl VmError {
+    pub fn not_found(what: impl Into<String>) -> VmError {
+        VmError::NotFound { what: what.into() }
+    }
+    pub fn conflict(why: impl Into<String>) -> VmError {
+        VmError::Conflict { why: why.into() }
+    }
+    pub fn refused(why: impl Into<String>) -> VmError {
+        VmError::Refused { why: why.into() }
+    }
+    pub fn internal(what: impl Into<String>) -> VmError {
+        VmError::Internal { what: what.into() }
+    }
+}
+
+/// An invalid value of a request, in the words given.
+pub(crate) fn bad(msg: impl Into<String>) -> VmError {
+    VmError::Invalid(Invalid(msg.into()))
 }
 
 /// `validate::definition`, with what the host cannot take as 409 rather than 400.
@@ -34,9 +106,9 @@ pub fn check_definition(
     new: &uvmm_model::domain::DomainDef,
     old: Option<&uvmm_model::domain::DomainDef>,
     host: validate::HostLimits,
-) -> Result<(), CoreError> {
-    validate::definition_values(new, old).map_err(invalid)?;
-    validate::host_limits(new, old, host).map_err(|e| CoreError::Conflict(e.0))
+) -> Result<(), VmError> {
+    validate::definition_values(new, old)?;
+    validate::host_limits(new, old, host).map_err(|e| VmError::conflict(e.0))
 }
 
 /// Read the persistent definition (with secrets) and check the ETag the client saw.
@@ -44,16 +116,14 @@ pub(crate) fn load(
     hv: &dyn Hypervisor,
     uuid: &str,
     if_match: Option<&str>,
-) -> Result<(xml::Element, DomainDef, bool), CoreError> {
+) -> Result<(xml::Element, DomainDef, bool), VmError> {
     let (tree, def, snap) = load_with_snapshot(hv, uuid, if_match)?;
     Ok((tree, def, snap.state.is_active()))
 }
 
-pub(crate) fn parse_tree(xml_text: &str) -> Result<(xml::Element, DomainDef), CoreError> {
-    let tree = xml::parse_root(xml_text, "domain")
-        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
-    let def = domain_from_tree(&tree)
-        .map_err(|e| CoreError::Internal(format!("unreadable definition: {e}")))?;
+pub(crate) fn parse_tree(xml_text: &str) -> Result<(xml::Element, DomainDef), VmError> {
+    let tree = xml::parse_root(xml_text, "domain").map_err(|e| VmError::Unreadable(Box::new(e)))?;
+    let def = domain_from_tree(&tree).map_err(|e| VmError::Unreadable(Box::new(e)))?;
     Ok((tree, def))
 }
 
@@ -62,16 +132,14 @@ pub(crate) fn load_with_snapshot(
     hv: &dyn Hypervisor,
     uuid: &str,
     if_match: Option<&str>,
-) -> Result<(xml::Element, DomainDef, uvmm_libvirt::DomainSnapshot), CoreError> {
+) -> Result<(xml::Element, DomainDef, uvmm_libvirt::DomainSnapshot), VmError> {
     let snap = hv
         .domain(uuid)?
-        .ok_or_else(|| CoreError::NotFound(format!("no VM {uuid} on this host")))?;
+        .ok_or_else(|| VmError::not_found(format!("no VM {uuid} on this host")))?;
     if let Some(tag) = if_match {
         // The same ETag the cache shows: live and persistent definition together.
         if etag_of(&snap.xml, snap.next_boot_xml.as_deref()) != tag && tag != "*" {
-            return Err(CoreError::Conflict(
-                "the VM was changed by someone else since you read it (ETag mismatch); reload and try again".into(),
-            ));
+            return Err(VmError::Stale);
         }
     }
     let xml_text = match &snap.next_boot_xml {
@@ -98,11 +166,11 @@ pub(crate) fn store(
     mut tree: xml::Element,
     old: &DomainDef,
     new: &DomainDef,
-) -> Result<bool, CoreError> {
+) -> Result<bool, VmError> {
     if old == new {
         return Ok(false);
     }
-    merge(&mut tree, old, new).map_err(|e| bad(e.to_string()))?;
+    merge(&mut tree, old, new)?;
     hv.define(&tree.to_xml())?;
     Ok(true)
 }

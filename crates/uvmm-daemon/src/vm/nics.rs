@@ -1,7 +1,6 @@
 //! Network interfaces.
 
 use super::*;
-use crate::error::CoreError;
 use crate::ids::random_mac;
 use crate::jobs::JobCtx;
 use uvmm_libvirt::Hypervisor;
@@ -14,12 +13,12 @@ pub(crate) fn check_network(
     hv: &dyn Hypervisor,
     kind: &str,
     name: &str,
-) -> Result<Option<String>, CoreError> {
+) -> Result<Option<String>, VmError> {
     let nets = hv.networks().unwrap_or_default();
     match kind {
         "network" => {
             let net = nets.iter().find(|n| n.name == name).ok_or_else(|| {
-                CoreError::NotFound(format!(
+                VmError::not_found(format!(
                     "no virtual network '{name}' on this host (it has: {})",
                     nets.iter()
                         .map(|n| n.name.as_str())
@@ -37,7 +36,7 @@ pub(crate) fn check_network(
             }
             match hv.interfaces() {
                 Ok(ifaces) if ifaces.iter().any(|i| i == name) => Ok(None),
-                Ok(ifaces) => Err(CoreError::NotFound(format!(
+                Ok(ifaces) => Err(VmError::not_found(format!(
                     "no {kind} interface '{name}' on this host (it has: {})",
                     ifaces.join(", ")
                 ))),
@@ -56,7 +55,7 @@ pub fn add_nic(
     uuid: &str,
     req: uvmm_api::NicAddRequest,
     if_match: Option<&str>,
-) -> Result<(String, Vec<String>), CoreError> {
+) -> Result<(String, Vec<String>), VmError> {
     let hv = ctx.hv;
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let (kind, name) = parse_network(&req.source).ok_or_else(|| {
@@ -68,7 +67,7 @@ pub fn add_nic(
     let mut warnings = Vec::new();
     warnings.extend(check_network(hv, &kind, &name)?);
     let mac = match &req.mac {
-        Some(m) => validate::mac(m).map_err(invalid)?,
+        Some(m) => validate::mac(m)?,
         None => random_mac(&old.domain_type),
     };
     if old
@@ -76,7 +75,7 @@ pub fn add_nic(
         .iter()
         .any(|n| n.mac.as_deref() == Some(mac.as_str()))
     {
-        return Err(CoreError::Conflict(format!(
+        return Err(VmError::conflict(format!(
             "{} already has a network interface with MAC {mac}",
             old.name
         )));
@@ -99,7 +98,7 @@ pub fn add_nic(
         model,
         ..Nic::default()
     });
-    validate::definition(&new, Some(&old), HostLimits::default()).map_err(invalid)?;
+    validate::definition(&new, Some(&old), HostLimits::default())?;
     store(hv, tree, &old, &new)?;
     if running {
         warnings.push(NEXT_BOOT.into());
@@ -115,22 +114,22 @@ pub fn remove_nic(
     uuid: &str,
     mac: &str,
     if_match: Option<&str>,
-) -> Result<Vec<String>, CoreError> {
+) -> Result<Vec<String>, VmError> {
     let hv = ctx.hv;
-    let mac = validate::mac(mac).map_err(invalid)?;
+    let mac = validate::mac(mac)?;
     let (tree, old, running) = load(hv, uuid, if_match)?;
     let mut new = old.clone();
     new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
     match old.nics.len() - new.nics.len() {
         0 => {
-            return Err(CoreError::NotFound(format!(
+            return Err(VmError::not_found(format!(
                 "{} has no network interface {mac}",
                 old.name
             )))
         }
         1 => {}
         n => {
-            return Err(CoreError::Conflict(format!(
+            return Err(VmError::conflict(format!(
                 "{} has {n} network interfaces with MAC {mac} (a clone?), and a MAC is how uvmm tells them apart: give one of them another MAC (virsh edit) first",
                 old.name
             )))
