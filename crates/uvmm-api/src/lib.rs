@@ -416,6 +416,10 @@ pub struct DeleteResponse {
     pub uuid: String,
     pub deleted: Vec<String>,
     pub kept: Vec<KeptVolume>,
+    /// What the user should know (e.g. the change applies at the next boot, the backup of
+    /// the change failed).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A page of `GET /api/v1/vms`.
@@ -750,6 +754,16 @@ pub struct PoolDetail {
     pub volumes: Vec<VolumeSummary>,
 }
 
+/// Answer of `POST /api/v1/hosts/{id}/pools`: the new pool, and what the user should know
+/// (e.g. it is defined but not started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PoolCreated {
+    #[serde(flatten)]
+    pub pool: PoolDetail,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// `POST /api/v1/hosts/{id}/pools`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -767,6 +781,41 @@ pub struct CreatePoolRequest {
 
 fn yes() -> bool {
     true
+}
+
+/// What `POST /api/v1/hosts/{id}/pools/{pool}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolCommand {
+    Start,
+    /// Refused while running VMs use its volumes.
+    Stop,
+    /// Re-read the pool's volumes and figures from the storage.
+    Refresh,
+}
+
+impl PoolCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolCommand::Start => "start",
+            PoolCommand::Stop => "stop",
+            PoolCommand::Refresh => "refresh",
+        }
+    }
+}
+
+impl std::str::FromStr for PoolCommand {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "start" => Ok(PoolCommand::Start),
+            "stop" => Ok(PoolCommand::Stop),
+            "refresh" => Ok(PoolCommand::Refresh),
+            other => Err(format!(
+                "unknown pool action '{other}' (expected start, stop or refresh)"
+            )),
+        }
+    }
 }
 
 /// `POST /api/v1/hosts/{id}/pools/{pool}/volumes`

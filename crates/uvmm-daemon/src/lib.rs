@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod bus;
 pub mod cache;
+pub mod caller;
 pub mod config;
 pub mod defwatch;
 pub mod error;
@@ -10,8 +11,8 @@ pub mod hosts;
 pub mod http;
 pub mod ids;
 pub mod jobs;
-pub mod manager;
 pub mod metrics;
+pub mod ops;
 pub mod process;
 pub mod profiles;
 pub mod server;

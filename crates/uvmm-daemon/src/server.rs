@@ -4,7 +4,7 @@ use crate::bus::EventBus;
 use crate::config::Settings;
 use crate::hosts::shared::Shared;
 use crate::http::{self as api, AppState};
-use crate::manager::Manager;
+use crate::ops::Ops;
 use crate::process::{LogFile, PidFile, StateLock};
 use anyhow::{anyhow, Context};
 use std::os::unix::fs::PermissionsExt;
@@ -130,9 +130,13 @@ pub async fn run(
             tracing::error!("skipping profile: {p}");
         }
         let manager = Arc::new(
-            Manager::new(shared, settings.state_dir.clone(), profiles)
-                .map_err(|e| anyhow!(e))?
-                .with_policy(settings.api.clone()),
+            Ops::new(
+                shared,
+                settings.state_dir.clone(),
+                profiles,
+                settings.api.clone(),
+            )
+            .map_err(|e| anyhow!(e))?,
         );
         // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {
@@ -172,7 +176,7 @@ pub async fn run(
             (u.clone(), origin)
         })
         .collect();
-    manager.start(&configured);
+    manager.hosts.start(&configured);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(

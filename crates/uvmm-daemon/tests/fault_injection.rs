@@ -8,15 +8,61 @@ use common::{demo_uri, wait_for};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use uvmm_api::{ActionResponse, HostDetail, VmPage};
 use uvmm_api::{HostOrigin, HostStatus, VmQuery};
 use uvmm_daemon::bus::EventBus;
+use uvmm_daemon::caller::{Auth, Caller, Peer};
 use uvmm_daemon::config::Timing;
+use uvmm_daemon::error::LookupError;
 use uvmm_daemon::error::{Error, JobError};
 use uvmm_daemon::hosts::shared::Shared;
-use uvmm_daemon::manager::Manager;
+use uvmm_daemon::jobs::VmRef;
+use uvmm_daemon::ops::Ops;
+use uvmm_daemon::vm::lifecycle::VmAction;
 use uvmm_libvirt::intercept::{Hooks, InterceptConnector};
 use uvmm_libvirt::{HostEvent, LibvirtConnector};
 use uvmm_model::Action;
+
+/// The daemon's operations as these tests use them.
+struct Manager {
+    ops: Ops,
+    shared: Arc<Shared>,
+}
+
+impl Manager {
+    fn start(&self, hosts: &[(String, HostOrigin)]) {
+        self.ops.hosts.start(hosts)
+    }
+    fn host(&self, id: &str) -> Result<HostDetail, LookupError> {
+        uvmm_daemon::hosts::show(&self.shared, id)
+    }
+    fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
+        uvmm_daemon::vm::read::list(&self.shared, q)
+    }
+    async fn vm_action(
+        &self,
+        uuid: &str,
+        host: Option<&str>,
+        action: Action,
+    ) -> Result<ActionResponse, Error> {
+        let root = Caller::new(
+            Peer::Unix {
+                uid: 0,
+                gid: 0,
+                pid: None,
+            },
+            Auth::Socket,
+        );
+        let vm = VmRef {
+            uuid: uuid.to_string(),
+            host: host.map(str::to_string),
+        };
+        self.ops.run(&root, vm, VmAction::new(action)).await
+    }
+    fn shutdown(&self) {
+        self.ops.shutdown()
+    }
+}
 
 fn manager(faults: Arc<Hooks>) -> (Arc<Manager>, tempfile::TempDir) {
     manager_with(
@@ -57,7 +103,16 @@ fn manager_with(
         demand: Default::default(),
     });
     (
-        Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),
+        Arc::new(Manager {
+            ops: Ops::new(
+                shared.clone(),
+                dir.path().to_path_buf(),
+                vec![],
+                Default::default(),
+            )
+            .unwrap(),
+            shared,
+        }),
         dir,
     )
 }

@@ -416,7 +416,9 @@ fn restore_vm(
                 let input = VersionInput {
                     host: parsed.uri.clone(),
                     name: report.name.clone(),
-                    cause: "restore".into(),
+                    cause: uvmm_backup::Cause::Restore,
+                    // Who ran uvmm-restore, as uvmmd records its callers.
+                    user: Some(local_user()),
                     hypervisor: def
                         .as_ref()
                         .map(|d| d.domain_type.clone())
@@ -437,4 +439,13 @@ fn restore_vm(
     };
     print_report(&report, version, &start_hint, args);
     Ok(())
+}
+
+/// The account running this program (getpwuid_r), or `uid:N`.
+fn local_user() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid:{uid}"),
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::hosts::shared::Shared;
 use std::time::SystemTime;
-use uvmm_backup::VersionInput;
+use uvmm_backup::{Cause, VersionInput};
 use uvmm_libvirt::{ErrorKind, Hypervisor};
 use uvmm_model::domain::parse_domain;
 
@@ -21,24 +21,55 @@ pub fn definition_hash(xml: &str) -> u64 {
     crate::cache::hash_str(xml)
 }
 
-/// Save the persistent definition of `uuid` as a new backup version if it changed; a
+/// One definition to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub uuid: &'a str,
+    pub cause: Cause,
+    /// Who made the change (`Caller::user`); `None` for changes made outside uvmm.
+    pub user: Option<&'a str>,
+    /// The VM goes away with this change: its last definition is recorded as deleted.
+    pub deleting: bool,
+    /// Whether the domain is persistent, when the recorder knows; otherwise the cache
+    /// says.
+    pub persistent: Option<bool>,
+}
+
+impl<'a> Record<'a> {
+    /// A change made outside uvmm (or found by uvmm itself): no user.
+    pub fn seen(uuid: &'a str, cause: Cause) -> Record<'a> {
+        Record {
+            uuid,
+            cause,
+            user: None,
+            deleting: false,
+            persistent: None,
+        }
+    }
+}
+
+/// Save the persistent definition of `rec.uuid` as a new backup version if it changed; a
 /// domain that is gone is recorded as deleted. Transient domains have no definition to
-/// keep. `persistent` is passed when the caller knows it; otherwise the cache says.
-/// Returns which definition it read (hashed) and whether it wrote a version; the
+/// keep. Returns which definition it read (hashed) and whether it wrote a version; the
 /// definition is read even without a backup store, since the definition watch compares
 /// the hash.
 pub fn record_definition(
     shared: &Shared,
     uri: &str,
     hv: &dyn Hypervisor,
-    uuid: &str,
-    cause: &str,
-    deleting: bool,
-    persistent: Option<bool>,
+    rec: Record<'_>,
 ) -> Result<Recorded, String> {
+    let Record {
+        uuid,
+        cause,
+        user,
+        deleting,
+        persistent,
+    } = rec;
     let mut input = VersionInput {
         host: uri.to_string(),
-        cause: cause.to_string(),
+        cause,
+        user: user.map(str::to_string),
         deleted: deleting,
         ..VersionInput::default()
     };

@@ -2,47 +2,33 @@
 //! event (`virsh ... --config`) is found, recorded as `external` and re-read.
 
 use super::worker::Worker;
-use crate::backup::record::{definition_hash, record_definition};
+use crate::backup::record::{definition_hash, record_definition, Record};
 use crate::defwatch::Seen;
 use std::time::Instant;
+use uvmm_backup::Cause;
 use uvmm_libvirt::{ErrorKind, Hypervisor, LibvirtError};
 
 impl Worker {
+    /// Record a change uvmm did not make (or found itself): no user.
     pub(crate) fn backup(
         &self,
         hv: &dyn Hypervisor,
         uuid: &str,
-        cause: &str,
-        deleting: bool,
+        cause: Cause,
     ) -> Result<(), String> {
-        self.record(hv, uuid, cause, deleting, None)
+        self.record(hv, Record::seen(uuid, cause))
     }
 
     /// Record a definition (see `record_definition`) and remember what was read, so the
     /// definition watch does not mistake a change it has just recorded for a new one.
-    pub(crate) fn record(
-        &self,
-        hv: &dyn Hypervisor,
-        uuid: &str,
-        cause: &str,
-        deleting: bool,
-        persistent: Option<bool>,
-    ) -> Result<(), String> {
-        let r = record_definition(
-            &self.shared,
-            &self.uri,
-            hv,
-            uuid,
-            cause,
-            deleting,
-            persistent,
-        )?;
+    pub(crate) fn record(&self, hv: &dyn Hypervisor, rec: Record<'_>) -> Result<(), String> {
+        let r = record_definition(&self.shared, &self.uri, hv, rec)?;
         let mut defs = self.defs.borrow_mut();
         match r.hash {
-            Some(h) if !deleting => {
-                defs.observe(uuid, h);
+            Some(h) if !rec.deleting => {
+                defs.observe(rec.uuid, h);
             }
-            _ => defs.forget(uuid),
+            _ => defs.forget(rec.uuid),
         }
         Ok(())
     }
@@ -77,12 +63,12 @@ impl Worker {
         match seen {
             Seen::Same => {}
             Seen::New => {
-                let _ = self.record(hv, uuid, "external", false, None);
+                let _ = self.backup(hv, uuid, Cause::External);
             }
             Seen::Changed => {
                 tracing::info!(uri = %self.uri, %uuid, "definition changed without an event (e.g. virsh --config): recorded as external");
                 // Version first: whoever sees the new view finds its version too.
-                let _ = self.record(hv, uuid, "external", false, None);
+                let _ = self.backup(hv, uuid, Cause::External);
                 self.refresh(hv, uuid)?;
             }
         }
@@ -98,7 +84,7 @@ impl Worker {
     ) -> Result<(), LibvirtError> {
         self.defs.borrow_mut().forget(uuid);
         self.refresh(hv, uuid)?;
-        let _ = self.record(hv, uuid, "external", false, None);
+        let _ = self.backup(hv, uuid, Cause::External);
         Ok(())
     }
 

@@ -1,10 +1,12 @@
 //! What a job needs to know about its host, taken from the cache before it runs.
 
+use crate::cache::{Cache, HostEntry};
 use uvmm_model::caps::HostCaps;
+use uvmm_model::hosts::HostUri;
 use uvmm_model::validate::HostLimits;
 
 /// Everything a job needs to know about the host, taken from the cache beforehand.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HostFacts {
     pub uri: String,
     pub host_id: String,
@@ -20,6 +22,38 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
+    /// The facts of host `h` as the cache has them now.
+    pub fn of(cache: &Cache, h: &HostEntry, image_dirs: &[String]) -> HostFacts {
+        let sources = |h: &HostEntry| -> Vec<(String, String)> {
+            h.vms()
+                .values()
+                .flat_map(|v| {
+                    let who = format!("{}@{}", v.name, h.id);
+                    v.def
+                        .disks
+                        .iter()
+                        .filter_map(move |d| d.source.clone().map(|p| (p, who.clone())))
+                })
+                .collect()
+        };
+        let info = h.info.clone().unwrap_or_default();
+        HostFacts {
+            uri: h.uri.clone(),
+            host_id: h.id.clone(),
+            local: HostUri::parse(&h.uri)
+                .map(|u| u.is_local())
+                .unwrap_or(false),
+            caps: info.caps.clone(),
+            limits: HostLimits {
+                memory_kib: Some(info.memory_kib),
+                cpus: Some(info.cpus),
+            },
+            users_here: sources(h),
+            users_anywhere: cache.hosts().flat_map(sources).collect(),
+            image_dirs: image_dirs.to_vec(),
+        }
+    }
+
     pub fn users_of(&self, path: &str, except: &str, shared: bool) -> Vec<String> {
         let list = if shared {
             &self.users_anywhere

@@ -4,6 +4,7 @@
 pub mod defcheck;
 pub mod facts;
 pub mod reads;
+pub mod registry;
 pub mod shared;
 pub mod worker;
 
@@ -35,4 +36,28 @@ pub enum HostError {
     /// The host was removed while it was being added.
     #[error("host vanished while being added")]
     Vanished,
+}
+
+/// Every managed host with its status, by id.
+pub fn list(shared: &shared::Shared) -> Vec<uvmm_api::HostSummary> {
+    let now = std::time::SystemTime::now();
+    let mut hosts: Vec<_> = shared
+        .read()
+        .hosts()
+        .map(|h| crate::cache::host_summary(h, now))
+        .collect();
+    hosts.sort_by(|a, b| a.id.cmp(&b.id));
+    hosts
+}
+
+/// One host (id or URI) with its guest capabilities.
+pub fn show(
+    shared: &shared::Shared,
+    id: &str,
+) -> Result<uvmm_api::HostDetail, crate::cache::LookupError> {
+    let cache = shared.read();
+    Ok(crate::cache::host_detail(
+        cache.resolve_host(id)?,
+        std::time::SystemTime::now(),
+    ))
 }

@@ -121,7 +121,7 @@ impl Worker {
         for uuid in stale {
             tracing::debug!(uri = %self.uri, %uuid, "cache disagreed with libvirt; re-reading");
             self.refresh(hv, &uuid)?;
-            let _ = self.backup(hv, &uuid, "resync", false);
+            let _ = self.backup(hv, &uuid, uvmm_backup::Cause::Resync);
         }
         Ok(())
     }

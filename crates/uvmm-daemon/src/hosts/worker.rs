@@ -6,11 +6,11 @@
 //! own worker and nothing else.
 
 use super::shared::Shared;
-use crate::backup::record::record_definition;
+use crate::backup::record::{record_definition, Record};
 use crate::cache::PoolFreshness;
 use crate::defwatch::DefWatch;
 use crate::jobs::JobError;
-use crate::jobs::{Job, JobCtx};
+use crate::jobs::Work;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -22,7 +22,8 @@ use uvmm_libvirt::{ErrorKind, HostEvent, Hypervisor, LibvirtError, Lifecycle};
 pub enum HostMsg {
     /// A libvirt event from connection number `gen`.
     Event(u64, HostEvent),
-    Job(Job),
+    /// Work of a job (see `jobs`).
+    Work(Work),
     /// The backup resync of connection `gen` is done: the hash of every persistent VM's
     /// definition as it read it, and the VMs for which it recorded a new version (changed
     /// while uvmm was not looking; re-read them, the cache may predate the change).
@@ -257,15 +258,11 @@ impl Worker {
                 let mut hashes = Vec::with_capacity(count);
                 let mut changed = Vec::new();
                 for uuid in persistent {
-                    match record_definition(
-                        &shared,
-                        &uri,
-                        hv.as_ref(),
-                        &uuid,
-                        "resync",
-                        false,
-                        Some(true),
-                    ) {
+                    let rec = Record {
+                        persistent: Some(true),
+                        ..Record::seen(&uuid, uvmm_backup::Cause::Resync)
+                    };
+                    match record_definition(&shared, &uri, hv.as_ref(), rec) {
                         Ok(r) => {
                             if let Some(h) = r.hash {
                                 hashes.push((uuid.clone(), h));
@@ -308,7 +305,7 @@ impl Worker {
             }
             match self.rx.recv_timeout(left) {
                 Ok(HostMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
-                Ok(HostMsg::Job(job)) => job(None),
+                Ok(HostMsg::Work(work)) => work(None),
                 // Events and results of a connection that is gone.
                 Ok(HostMsg::Event(..) | HostMsg::Baseline { .. }) => {}
                 Err(RecvTimeoutError::Timeout) => return Exit::Lost(String::new()),
@@ -400,7 +397,7 @@ impl Worker {
                     // A definition changed outside uvmm (uvmm's own changes were recorded
                     // by their job already, so this finds nothing new).
                     if matches!(event, Lifecycle::Defined | Lifecycle::Undefined) {
-                        let _ = self.backup(hv, &uuid, "external", false);
+                        let _ = self.backup(hv, &uuid, uvmm_backup::Cause::External);
                     }
                 }
                 HostMsg::Event(_, HostEvent::DomainChanged { uuid, .. }) => {
@@ -409,7 +406,7 @@ impl Worker {
                             return Exit::Lost(e.message);
                         }
                     }
-                    let _ = self.backup(hv, &uuid, "external", false);
+                    let _ = self.backup(hv, &uuid, uvmm_backup::Cause::External);
                 }
                 HostMsg::Baseline { gen: g, .. } if g != gen => {}
                 HostMsg::Baseline {
@@ -424,8 +421,8 @@ impl Worker {
                         }
                     }
                 }
-                HostMsg::Job(job) => {
-                    job(Some(&JobCtx { hv, worker: self }));
+                HostMsg::Work(work) => {
+                    work(Some((self, hv)));
                     if !hv.is_alive() {
                         return Exit::Lost("connection lost during a request".into());
                     }

@@ -2,6 +2,8 @@
 
 use super::extract::*;
 use super::AppState;
+use crate::backup::{self, restore::Restore};
+use crate::caller::Caller;
 use crate::error::Error;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -32,7 +34,7 @@ pub(super) async fn list_backups(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<BackupQuery>,
 ) -> Result<Json<Vec<BackupSummary>>, Error> {
-    s.manager.backups(q.q.as_deref()).map(Json)
+    Ok(Json(backup::list(&s.ops.shared, q.q.as_deref())?))
 }
 
 #[utoipa::path(get, path = "/api/v1/backups/{vm}", params(("vm" = String, Path, description = "VM name or UUID")),
@@ -41,7 +43,7 @@ pub(super) async fn show_backup(
     State(s): State<AppState>,
     ApiPath(vm): ApiPath<String>,
 ) -> Result<Json<BackupDetail>, Error> {
-    s.manager.backup(&vm).map(Json)
+    Ok(Json(backup::show(&s.ops.shared, &vm)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/backups/{vm}/versions/{version}", params(("vm" = String, Path), ("version" = u32, Path)),
@@ -50,7 +52,7 @@ pub(super) async fn backup_version(
     State(s): State<AppState>,
     ApiPath((vm, version)): ApiPath<(String, u32)>,
 ) -> Result<Json<BackupVersion>, Error> {
-    s.manager.backup_version(&vm, Some(version)).map(Json)
+    Ok(Json(backup::version(&s.ops.shared, &vm, Some(version))?))
 }
 
 #[utoipa::path(get, path = "/api/v1/backups/{vm}/diff", params(("vm" = String, Path), DiffQuery),
@@ -60,7 +62,7 @@ pub(super) async fn backup_diff(
     ApiPath(vm): ApiPath<String>,
     ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> Result<impl IntoResponse, Error> {
-    let diff = s.manager.backup_diff(&vm, q.from, q.to)?;
+    let diff = backup::diff(&s.ops.shared, &vm, q.from, q.to)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -72,14 +74,16 @@ pub(super) async fn backup_diff(
 
 #[utoipa::path(post, path = "/api/v1/backups/prune", responses((status = 200, body = PruneResponse)))]
 pub(super) async fn prune_backups(State(s): State<AppState>) -> Result<Json<PruneResponse>, Error> {
-    s.manager.prune_backups().map(Json)
+    Ok(Json(backup::prune(&s.ops.shared)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/restore", request_body = RestoreRequest,
     responses((status = 200, body = RestoreReport), (status = 409, body = ErrorBody, description = "a check failed; the message names every failure")))]
 pub(super) async fn restore(
     State(s): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<RestoreRequest>,
 ) -> Result<Json<RestoreReport>, Error> {
-    s.manager.restore(req).await.map(Json)
+    let job = Restore::plan(&s.ops.shared, req)?;
+    s.ops.run(&caller, job.target(), job).await.map(Json)
 }

@@ -16,9 +16,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -29,30 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::Service;
 
-/// Who sent a request. Inserted into every request's extensions by the accept loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    /// A process on the UNIX socket, by its credentials (`SO_PEERCRED`).
-    Unix {
-        uid: u32,
-        gid: u32,
-        pid: Option<i32>,
-    },
-    /// A TCP client, by address.
-    Tcp(SocketAddr),
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Peer::Unix { uid, pid, .. } => match pid {
-                Some(p) => write!(f, "uid={uid} pid={p}"),
-                None => write!(f, "uid={uid}"),
-            },
-            Peer::Tcp(a) => write!(f, "tcp={a}"),
-        }
-    }
-}
+pub use crate::caller::Peer;
 
 /// The key a per-peer limit counts by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

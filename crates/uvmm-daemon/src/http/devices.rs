@@ -3,9 +3,14 @@
 use super::extract::*;
 use super::vms::{changed, HostParam};
 use super::AppState;
+use crate::caller::Caller;
 use crate::error::Error;
+use crate::jobs::VmRef;
+use crate::vm::boot::SetBoot;
+use crate::vm::disks::{AddDisk, RemoveDisk};
+use crate::vm::media::ChangeMedia;
+use crate::vm::nics::{AddNic, RemoveNic};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
@@ -26,103 +31,88 @@ pub struct DiskDeleteParams {
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 pub(super) async fn add_disk(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<DiskAddRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .add_disk(&uuid, p.host.as_deref(), req, if_match(&headers)?)
-        .await?;
-    Ok(changed(resp))
+    let job = AddDisk { req, if_match };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/disks/{target}", params(("uuid" = String, Path), ("target" = String, Path), DiskDeleteParams),
     responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)))]
 pub(super) async fn remove_disk(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<DiskDeleteParams>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
 ) -> Result<Json<DeleteResponse>, Error> {
-    let (resp, _warnings) = s
-        .manager
-        .remove_disk(
-            &uuid,
-            p.host.as_deref(),
-            target,
-            p.delete_volume,
-            if_match(&headers)?,
-        )
-        .await?;
-    Ok(Json(resp))
+    let job = RemoveDisk {
+        target,
+        delete_volume: p.delete_volume,
+        if_match,
+    };
+    let vm = VmRef { uuid, host: p.host };
+    s.ops.run(&caller, vm, job).await.map(Json)
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/disks/{target}/boot", params(("uuid" = String, Path), ("target" = String, Path), HostParam),
     responses((status = 200, body = VmChangeResponse, description = "warnings carry the pygrub preflight"), (status = 409, body = ErrorBody)))]
 pub(super) async fn set_boot(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .set_boot(&uuid, p.host.as_deref(), target, if_match(&headers)?)
-        .await?;
-    Ok(changed(resp))
+    let job = SetBoot { target, if_match };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/vms/{uuid}/disks/{target}/media", request_body = MediaRequest, params(("uuid" = String, Path), ("target" = String, Path), HostParam),
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 pub(super) async fn change_media(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath((uuid, target)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<MediaRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .change_media(
-            &uuid,
-            p.host.as_deref(),
-            target,
-            req.source,
-            if_match(&headers)?,
-        )
-        .await?;
-    Ok(changed(resp))
+    let job = ChangeMedia {
+        target,
+        source: req.source,
+        if_match,
+    };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/nics", request_body = NicAddRequest, params(("uuid" = String, Path), HostParam),
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
 pub(super) async fn add_nic(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<NicAddRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .add_nic(&uuid, p.host.as_deref(), req, if_match(&headers)?)
-        .await?;
-    Ok(changed(resp))
+    let job = AddNic { req, if_match };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/nics/{mac}", params(("uuid" = String, Path), ("mac" = String, Path), HostParam),
     responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody)))]
 pub(super) async fn remove_nic(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath((uuid, mac)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .remove_nic(&uuid, p.host.as_deref(), mac, if_match(&headers)?)
-        .await?;
-    Ok(changed(resp))
+    let job = RemoveNic { mac, if_match };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }

@@ -33,6 +33,9 @@ pub enum RequestError {
     BodyTimeout(String),
     #[error("no such API path")]
     NoRoute,
+    /// The accept loop did not say who is on the other end (a bug).
+    #[error("internal error: the request's peer is unknown")]
+    NoPeer,
     /// A handler panicked (a bug; the panic hook logged it).
     #[error("internal error (the daemon log has the details)")]
     Panicked,
@@ -161,7 +164,7 @@ fn request(e: &RequestError) -> (StatusCode, &'static str) {
         }
         RequestError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
         RequestError::NoRoute => NOT_FOUND,
-        RequestError::Panicked => INTERNAL,
+        RequestError::Panicked | RequestError::NoPeer => INTERNAL,
     }
 }
 

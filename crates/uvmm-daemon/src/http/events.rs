@@ -27,7 +27,7 @@ fn sse_of(ev: &Event) -> SseEvent {
 pub(super) async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let rx = s.manager.shared.bus.subscribe();
+    let rx = s.ops.shared.bus.subscribe();
     let mut shutdown = s.shutdown.clone();
     let hello = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
     let changes = BroadcastStream::new(rx).map(|item| {

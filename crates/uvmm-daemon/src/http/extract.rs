@@ -2,6 +2,7 @@
 //! and the request timeout), JSON body.
 
 use super::{AppState, MAX_BODY};
+use crate::caller::{Caller, Peer};
 use crate::http::error::RequestError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -108,7 +109,32 @@ fn integral_floats(v: &mut serde_json::Value) {
     }
 }
 
-pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, RequestError> {
+/// The `If-Match` header of a change: the ETag the client saw (409 when the VM changed
+/// since).
+pub struct IfMatch(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = RequestError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if_match(&parts.headers).map(IfMatch)
+    }
+}
+
+/// Who made the request (see `caller.rs`): the peer the accept loop recorded, let in by
+/// the socket's mode or, on TCP, by the token the guard checked.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = RequestError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<Peer>()
+            .cloned()
+            .ok_or(RequestError::NoPeer)?;
+        Ok(Caller::of(peer))
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, RequestError> {
     headers
         .get(axum::http::header::IF_MATCH)
         .map(|v| {

@@ -9,9 +9,10 @@
 //!    and form bodies across sites without asking, but not JSON.
 //! 4. Query parameters that the route does not declare are refused (the declarations are
 //!    the OpenAPI document's, so the document and the check cannot drift).
-//! 5. Every request that changes something is logged once, with its peer and outcome.
+//! 5. Every request that changes something is logged once, with its caller (peer and
+//!    user, see `caller.rs`) and outcome.
 
-use crate::http::conn::Peer;
+use crate::caller::{Caller, Peer};
 use crate::http::error::RequestError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
@@ -327,10 +328,14 @@ pub async fn request_checks(State(guard): State<Arc<Guard>>, req: Request, next:
     if !changing {
         return next.run(req).await;
     }
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .map(|p| p.to_string())
+    let caller = req.extensions().get::<Peer>().cloned().map(Caller::of);
+    let peer = caller
+        .as_ref()
+        .map(|c| c.peer.to_string())
+        .unwrap_or_default();
+    let user = caller
+        .as_ref()
+        .map(|c| c.user().to_string())
         .unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -342,9 +347,9 @@ pub async fn request_checks(State(guard): State<Arc<Guard>>, req: Request, next:
         None => path,
     };
     if status.is_success() {
-        tracing::info!(%peer, %method, %target, status = status.as_u16(), "change");
+        tracing::info!(%peer, %user, %method, %target, status = status.as_u16(), "change");
     } else {
-        tracing::info!(%peer, %method, %target, status = status.as_u16(), "change refused or failed");
+        tracing::info!(%peer, %user, %method, %target, status = status.as_u16(), "change refused or failed");
     }
     resp
 }

@@ -33,6 +33,6 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.manager.metrics(),
+        s.ops.metrics(),
     )
 }

@@ -17,7 +17,7 @@ mod profiles;
 mod storage;
 mod vms;
 
-use crate::manager::Manager;
+use crate::ops::Ops;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -36,7 +36,7 @@ use uvmm_api::*;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub manager: Arc<Manager>,
+    pub ops: Arc<Ops>,
     /// Flips to true at shutdown; ends the event streams so the server can stop.
     pub shutdown: watch::Receiver<bool>,
     /// How long a client may take to send a request body.
@@ -47,12 +47,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        manager: Arc<Manager>,
+        ops: Arc<Ops>,
         shutdown: watch::Receiver<bool>,
         request_timeout: std::time::Duration,
     ) -> AppState {
         AppState {
-            manager,
+            ops,
             shutdown,
             request_timeout,
             openapi: Arc::default(),
@@ -182,7 +182,7 @@ async fn note_demand(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    s.manager.shared.demand.touch();
+    s.ops.shared.demand.touch();
     next.run(req).await
 }
 

@@ -48,6 +48,8 @@ use uvmm_api::*;
         NicAddRequest,
         VmChangeResponse,
         DeleteResponse,
+        PoolCommand,
+        PoolCreated,
         KeptVolume,
         BackupSummary,
         BackupDetail,
@@ -547,6 +549,34 @@ mod tests {
             doc["components"]["securitySchemes"]["api_token"]["scheme"],
             "bearer"
         );
+    }
+
+    /// Every `$ref` names a schema the document has.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, refs: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        refs.push(r.clone());
+                    }
+                    m.values().for_each(|x| walk(x, refs));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+                _ => {}
+            }
+        }
+        let doc = openapi_document();
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(refs.len() > 50);
+        for r in refs {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} does not resolve"
+            );
+        }
     }
 
     #[test]

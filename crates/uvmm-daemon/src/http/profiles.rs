@@ -9,7 +9,7 @@ use uvmm_api::*;
 
 #[utoipa::path(get, path = "/api/v1/profiles", responses((status = 200, body = [Profile])))]
 pub(super) async fn list_profiles(State(s): State<AppState>) -> Json<Vec<Profile>> {
-    Json(s.manager.profiles())
+    Json(s.ops.profiles().to_vec())
 }
 
 #[utoipa::path(get, path = "/api/v1/profiles/{name}", params(("name" = String, Path)),
@@ -18,5 +18,5 @@ pub(super) async fn show_profile(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Profile>, Error> {
-    s.manager.profile(&name).map(Json)
+    s.ops.profile(&name).map(Json)
 }

@@ -2,7 +2,11 @@
 
 use super::extract::*;
 use super::AppState;
+use crate::caller::Caller;
 use crate::error::Error;
+use crate::http::error::RequestError;
+use crate::jobs::Target;
+use crate::storage::{self, pools::*, volumes::*};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -34,7 +38,7 @@ pub(super) async fn list_pools(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<PoolQuery>,
 ) -> Result<Json<Vec<PoolSummary>>, Error> {
-    s.manager.list_pools(q.host.as_deref()).map(Json)
+    Ok(Json(storage::list_pools(&s.ops.shared, q.host.as_deref())?))
 }
 
 #[utoipa::path(get, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path)),
@@ -43,37 +47,46 @@ pub(super) async fn show_pool(
     State(s): State<AppState>,
     ApiPath((id, pool)): ApiPath<(String, String)>,
 ) -> Result<Json<PoolDetail>, Error> {
-    s.manager.pool(&id, &pool).map(Json)
+    storage::pool(&s.ops.shared, &id, &pool).map(Json)
 }
 
 #[utoipa::path(post, path = "/api/v1/hosts/{id}/pools", params(("id" = String, Path)), request_body = CreatePoolRequest,
-    responses((status = 201, body = PoolDetail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = PoolCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn create_pool(
     State(s): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    caller: Caller,
+    ApiPath(host): ApiPath<String>,
     ApiJson(req): ApiJson<CreatePoolRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let (pool, _warnings) = s.manager.create_pool(&id, req).await?;
-    Ok((StatusCode::CREATED, Json(pool)))
+    let created = s
+        .ops
+        .run(&caller, Target::Host(host), CreatePool { req })
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/{action}", params(("id" = String, Path), ("pool" = String, Path), ("action" = String, Path, pattern = "^(start|stop|refresh)$", description = "start, stop or refresh")),
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/{action}", params(("id" = String, Path), ("pool" = String, Path), ("action" = PoolCommand, Path)),
     responses((status = 200, body = PoolDetail), (status = 409, body = ErrorBody)))]
 pub(super) async fn pool_action(
     State(s): State<AppState>,
-    ApiPath((id, pool, action)): ApiPath<(String, String, String)>,
+    caller: Caller,
+    ApiPath((host, pool, action)): ApiPath<(String, String, String)>,
 ) -> Result<Json<PoolDetail>, Error> {
-    s.manager.pool_action(&id, &pool, action).await.map(Json)
+    let command: PoolCommand = action.parse().map_err(RequestError::Malformed)?;
+    let job = RunPoolCommand::new(pool, command);
+    s.ops.run(&caller, Target::Host(host), job).await.map(Json)
 }
 
 #[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path), PoolDeleteParams),
     responses((status = 204), (status = 409, body = ErrorBody, description = "volumes in use")))]
 pub(super) async fn delete_pool(
     State(s): State<AppState>,
-    ApiPath((id, pool)): ApiPath<(String, String)>,
+    caller: Caller,
+    ApiPath((host, pool)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<PoolDeleteParams>,
 ) -> Result<StatusCode, Error> {
-    s.manager.delete_pool(&id, &pool, p.delete_storage).await?;
+    let job = DeletePool::new(pool, p.delete_storage);
+    s.ops.run(&caller, Target::Host(host), job).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -81,10 +94,14 @@ pub(super) async fn delete_pool(
     responses((status = 201, body = VolumeSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn create_volume(
     State(s): State<AppState>,
-    ApiPath((id, pool)): ApiPath<(String, String)>,
+    caller: Caller,
+    ApiPath((host, pool)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CreateVolumeRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let v = s.manager.create_volume(&id, &pool, req).await?;
+    let v = s
+        .ops
+        .run(&caller, Target::Host(host), CreateVolume { pool, req });
+    let v = v.await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -92,10 +109,16 @@ pub(super) async fn create_volume(
     responses((status = 201, body = VolumeSummary)))]
 pub(super) async fn clone_volume(
     State(s): State<AppState>,
-    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    caller: Caller,
+    ApiPath((host, pool, source)): ApiPath<(String, String, String)>,
     ApiJson(req): ApiJson<CloneVolumeRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let v = s.manager.clone_volume(&id, &pool, &vol, req.name).await?;
+    let job = CloneVolume {
+        pool,
+        source,
+        name: req.name,
+    };
+    let v = s.ops.run(&caller, Target::Host(host), job).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -103,21 +126,26 @@ pub(super) async fn clone_volume(
     responses((status = 200, body = VolumeSummary), (status = 501, body = ErrorBody, description = "the pool cannot grow volumes")))]
 pub(super) async fn resize_volume(
     State(s): State<AppState>,
-    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    caller: Caller,
+    ApiPath((host, pool, name)): ApiPath<(String, String, String)>,
     ApiJson(req): ApiJson<ResizeVolumeRequest>,
 ) -> Result<Json<VolumeSummary>, Error> {
-    s.manager
-        .resize_volume(&id, &pool, &vol, req.size_bytes)
-        .await
-        .map(Json)
+    let job = ResizeVolume {
+        pool,
+        name,
+        size_bytes: req.size_bytes,
+    };
+    s.ops.run(&caller, Target::Host(host), job).await.map(Json)
 }
 
 #[utoipa::path(delete, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)),
     responses((status = 204), (status = 409, body = ErrorBody, description = "in use, or its pool's volumes are not deleted by uvmm")))]
 pub(super) async fn delete_volume(
     State(s): State<AppState>,
-    ApiPath((id, pool, vol)): ApiPath<(String, String, String)>,
+    caller: Caller,
+    ApiPath((host, pool, name)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
-    s.manager.delete_volume(&id, &pool, &vol).await?;
+    let job = DeleteVolume::new(pool, name);
+    s.ops.run(&caller, Target::Host(host), job).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,10 +2,14 @@
 
 use super::extract::*;
 use super::{AppState, NoParams};
+use crate::caller::Caller;
 use crate::error::Error;
 use crate::http::error::RequestError;
+use crate::jobs::{Target, VmRef};
+use crate::vm::lifecycle::{ReadXml, VmAction};
+use crate::vm::{self, create::CreateVm, delete::DeleteVm, edit::EditVm};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
@@ -18,6 +22,16 @@ use uvmm_api::*;
 pub struct HostParam {
     /// Host id or URI; needed only when the UUID exists on several hosts.
     pub host: Option<String>,
+}
+
+impl HostParam {
+    /// The VM a path's UUID and this parameter name.
+    pub fn vm(self, uuid: String) -> VmRef {
+        VmRef {
+            uuid,
+            host: self.host,
+        }
+    }
 }
 
 /// `DELETE /api/v1/vms/{uuid}` parameters.
@@ -49,14 +63,14 @@ pub(super) async fn list_vms(
     ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<axum::response::Response, Error> {
     if q == VmQuery::default() {
-        let body = s.manager.list_all_json()?;
+        let body = vm::read::list_all_json(&s.ops.shared)?;
         return Ok((
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
             .into_response());
     }
-    Ok(Json(s.manager.list_vms(&q)?).into_response())
+    Ok(Json(vm::read::list(&s.ops.shared, &q)?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), HostParam),
@@ -66,7 +80,7 @@ pub(super) async fn show_vm(
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
 ) -> Result<impl IntoResponse, Error> {
-    let vm = s.manager.vm(&uuid, p.host.as_deref())?;
+    let vm = vm::read::show(&s.ops.shared, &uuid, p.host.as_deref())?;
     Ok(([(axum::http::header::ETAG, vm.etag.clone())], Json(vm)))
 }
 
@@ -81,9 +95,14 @@ pub(super) fn changed(resp: VmChangeResponse) -> impl IntoResponse {
     responses((status = 201, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn create_vm(
     State(s): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<CreateVmRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s.manager.create_vm(req).await?;
+    let host = Target::Host(req.host.clone());
+    let resp = s
+        .ops
+        .run(&caller, host, CreateVm::new(&s.ops, req)?)
+        .await?;
     Ok((StatusCode::CREATED, changed(resp)))
 }
 
@@ -91,43 +110,47 @@ pub(super) async fn create_vm(
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "stale If-Match")))]
 pub(super) async fn edit_vm(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<HostParam>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
     ApiJson(patch): ApiJson<VmPatch>,
 ) -> Result<impl IntoResponse, Error> {
-    let resp = s
-        .manager
-        .edit_vm(&uuid, p.host.as_deref(), patch, if_match(&headers)?)
-        .await?;
-    Ok(changed(resp))
+    let job = EditVm { patch, if_match };
+    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), DeleteParams),
     responses((status = 200, body = DeleteResponse), (status = 409, body = ErrorBody, description = "running, or stale If-Match")))]
 pub(super) async fn delete_vm(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<DeleteParams>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
 ) -> Result<Json<DeleteResponse>, Error> {
-    let volumes = p.volumes.unwrap_or_else(|| "none".into());
-    s.manager
-        .delete_vm(&uuid, p.host.as_deref(), volumes, if_match(&headers)?)
-        .await
-        .map(Json)
+    let job = DeleteVm {
+        volumes: p.volumes.unwrap_or_else(|| "none".into()),
+        if_match,
+    };
+    let vm = VmRef { uuid, host: p.host };
+    s.ops.run(&caller, vm, job).await.map(Json)
 }
 
 #[utoipa::path(get, path = "/api/v1/vms/{uuid}/xml", params(("uuid" = String, Path), XmlParams),
     responses((status = 200, content_type = "application/xml", body = String)))]
 pub(super) async fn vm_xml(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<XmlParams>,
 ) -> Result<impl IntoResponse, Error> {
+    let job = ReadXml {
+        inactive: p.inactive,
+    };
     let xml = s
-        .manager
-        .vm_xml(&uuid, p.host.as_deref(), p.inactive)
+        .ops
+        .run(&caller, VmRef { uuid, host: p.host }, job)
         .await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml))
 }
@@ -139,6 +162,7 @@ pub(super) async fn vm_xml(
         (status = 409, body = ErrorBody, description = "invalid transition"), (status = 503, body = ErrorBody)))]
 pub(super) async fn vm_action(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath((uuid, action)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<HostParam>,
     ApiBody(body): ApiBody,
@@ -151,8 +175,6 @@ pub(super) async fn vm_action(
     if !body.iter().all(u8::is_ascii_whitespace) && body.trim_ascii() != b"null" {
         let _: NoParams = parse_body(&body)?;
     }
-    s.manager
-        .vm_action(&uuid, p.host.as_deref(), action)
-        .await
-        .map(Json)
+    let job = VmAction::new(action);
+    s.ops.run(&caller, p.vm(uuid), job).await.map(Json)
 }

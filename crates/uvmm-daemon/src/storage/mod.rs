@@ -3,7 +3,10 @@
 pub mod pools;
 pub mod volumes;
 
-use crate::error::libvirt_message;
+use crate::cache::{pool_detail, pool_summary, Cache, HostEntry, LookupError};
+use crate::error::{libvirt_message, Error};
+use crate::hosts::shared::Shared;
+use uvmm_api::{PoolDetail, PoolSummary, VolumeSummary};
 use uvmm_libvirt::LibvirtError;
 use uvmm_model::storage::VolumeSizeError;
 use uvmm_model::validate::Invalid;
@@ -68,4 +71,50 @@ impl StorageError {
 /// An invalid value of a request, in the words given.
 pub(crate) fn bad(msg: impl Into<String>) -> StorageError {
     StorageError::Invalid(Invalid(msg.into()))
+}
+
+/// The storage pools of all hosts, or of one (id or URI), by host and name.
+pub fn list_pools(shared: &Shared, host: Option<&str>) -> Result<Vec<PoolSummary>, LookupError> {
+    let cache = shared.read();
+    let only = host
+        .map(|h| cache.resolve_host(h).map(|e| e.uri.clone()))
+        .transpose()?;
+    let mut out: Vec<PoolSummary> = cache
+        .hosts()
+        .filter(|h| only.as_deref().is_none_or(|u| u == h.uri))
+        .flat_map(|h| h.pools.iter().map(move |p| pool_summary(h, p)))
+        .collect();
+    out.sort_by(|a, b| a.host_id.cmp(&b.host_id).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// One pool of a host (id or URI) with its volumes.
+pub fn pool(shared: &Shared, host: &str, pool: &str) -> Result<PoolDetail, Error> {
+    let cache = shared.read();
+    let h = cache.resolve_host(host)?;
+    Ok(pool_in(&cache, h, pool)?)
+}
+
+/// A pool of host `h` as the cache has it.
+pub fn pool_in(cache: &Cache, h: &HostEntry, pool: &str) -> Result<PoolDetail, StorageError> {
+    let p = h
+        .pools
+        .iter()
+        .find(|p| p.info.def.name == pool)
+        .ok_or_else(|| StorageError::not_found(format!("no storage pool '{pool}' on {}", h.id)))?;
+    Ok(pool_detail(cache, h, p))
+}
+
+/// A volume of a pool of host `h` as the cache has it.
+pub fn volume_in(
+    cache: &Cache,
+    h: &HostEntry,
+    pool: &str,
+    name: &str,
+) -> Result<VolumeSummary, StorageError> {
+    pool_in(cache, h, pool)?
+        .volumes
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| StorageError::not_found(format!("no volume '{name}' in pool '{pool}'")))
 }

@@ -1,13 +1,15 @@
 //! Storage pools: create, start, stop, refresh, delete. What the cache knows (who uses a
 //! volume) is decided before the job and passed in.
 
-use super::{bad, StorageError};
-use crate::jobs::JobCtx;
-use uvmm_api::CreatePoolRequest;
+use super::{pool_in, StorageError};
+use crate::cache::{Cache, HostEntry, VmEntry};
+use crate::error::Error;
+use crate::jobs::{Job, JobCtx};
+use uvmm_api::{CreatePoolRequest, PoolCommand, PoolCreated, PoolDetail};
 use uvmm_libvirt::{ErrorKind, PoolAction};
 use uvmm_model::storage::pool_xml;
 
-pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, StorageError> {
+fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, StorageError> {
     let hv = ctx.hv;
     let xml = pool_xml(&req.pool)?;
     let name = req.pool.name.clone();
@@ -51,15 +53,15 @@ pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<Strin
 }
 
 /// `start`, `stop` or `refresh`. `in_use_by_running` names running VMs using its volumes.
-pub fn pool_action(
+fn pool_command(
     ctx: &JobCtx<'_>,
     pool: &str,
-    action: &str,
+    command: PoolCommand,
     in_use_by_running: &[String],
 ) -> Result<(), StorageError> {
-    let a = match action {
-        "start" => PoolAction::Start,
-        "stop" => {
+    let a = match command {
+        PoolCommand::Start => PoolAction::Start,
+        PoolCommand::Stop => {
             if !in_use_by_running.is_empty() {
                 return Err(StorageError::conflict(format!(
                     "pool {pool} has volumes in use by running VMs ({}); stop them first",
@@ -68,12 +70,7 @@ pub fn pool_action(
             }
             PoolAction::Stop
         }
-        "refresh" => PoolAction::Refresh,
-        other => {
-            return Err(bad(format!(
-                "unknown pool action '{other}' (expected start, stop or refresh)"
-            )))
-        }
+        PoolCommand::Refresh => PoolAction::Refresh,
     };
     ctx.hv.pool_action(pool, a).map_err(|e| match e.kind {
         ErrorKind::InvalidOperation | ErrorKind::Other => StorageError::refused("", e),
@@ -83,7 +80,7 @@ pub fn pool_action(
     Ok(())
 }
 
-pub fn delete_pool(
+fn delete_pool(
     ctx: &JobCtx<'_>,
     pool: &str,
     delete_storage: bool,
@@ -115,4 +112,125 @@ pub fn delete_pool(
     }
     ctx.refresh_pools();
     Ok(())
+}
+
+/// The pool as the cache has it after a job's change.
+fn answer(ctx: &JobCtx<'_>, pool: &str) -> Result<PoolDetail, StorageError> {
+    let cache = ctx.cache();
+    let h = cache
+        .host(ctx.uri())
+        .ok_or_else(|| StorageError::not_found(format!("no host '{}'", ctx.uri())))?;
+    pool_in(&cache, h, pool)
+}
+
+/// `POST /api/v1/hosts/{id}/pools`: define, build, start and autostart a pool.
+pub struct CreatePool {
+    pub req: CreatePoolRequest,
+}
+
+impl Job for CreatePool {
+    type Output = PoolCreated;
+    type Error = StorageError;
+
+    fn prepare(&mut self, _: &Cache, _: &HostEntry, _: Option<&VmEntry>) -> Result<(), Error> {
+        // Bad input is refused before the host is asked anything.
+        pool_xml(&self.req.pool).map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<PoolCreated, StorageError> {
+        let name = self.req.pool.name.clone();
+        let warnings = create_pool(ctx, self.req)?;
+        Ok(PoolCreated {
+            pool: answer(ctx, &name)?,
+            warnings,
+        })
+    }
+}
+
+/// `POST /api/v1/hosts/{id}/pools/{pool}/{action}`: start, stop or refresh.
+pub struct RunPoolCommand {
+    pub pool: String,
+    pub command: PoolCommand,
+    /// Running VMs using its volumes, as `name@host-id` (from the cache).
+    running_users: Vec<String>,
+}
+
+impl RunPoolCommand {
+    pub fn new(pool: String, command: PoolCommand) -> RunPoolCommand {
+        RunPoolCommand {
+            pool,
+            command,
+            running_users: vec![],
+        }
+    }
+}
+
+impl Job for RunPoolCommand {
+    type Output = PoolDetail;
+    type Error = StorageError;
+
+    fn prepare(&mut self, cache: &Cache, h: &HostEntry, _: Option<&VmEntry>) -> Result<(), Error> {
+        let detail = pool_in(cache, h, &self.pool)?;
+        self.running_users = detail
+            .volumes
+            .iter()
+            .flat_map(|v| v.used_by.iter())
+            .filter(|who| {
+                let (name, hid) = who.rsplit_once('@').unwrap_or((who, ""));
+                cache.hosts().any(|h| {
+                    h.id == hid
+                        && h.vms()
+                            .values()
+                            .any(|vm| vm.name == name && vm.state.is_active())
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(())
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<PoolDetail, StorageError> {
+        pool_command(ctx, &self.pool, self.command, &self.running_users)?;
+        answer(ctx, &self.pool)
+    }
+}
+
+/// `DELETE /api/v1/hosts/{id}/pools/{pool}`: refused while its volumes are in use.
+pub struct DeletePool {
+    pub pool: String,
+    pub delete_storage: bool,
+    /// Who uses its volumes (from the cache).
+    in_use: Vec<String>,
+}
+
+impl DeletePool {
+    pub fn new(pool: String, delete_storage: bool) -> DeletePool {
+        DeletePool {
+            pool,
+            delete_storage,
+            in_use: vec![],
+        }
+    }
+}
+
+impl Job for DeletePool {
+    type Output = ();
+    type Error = StorageError;
+
+    fn prepare(&mut self, cache: &Cache, h: &HostEntry, _: Option<&VmEntry>) -> Result<(), Error> {
+        let mut in_use: Vec<String> = pool_in(cache, h, &self.pool)?
+            .volumes
+            .into_iter()
+            .flat_map(|v| v.used_by)
+            .collect();
+        in_use.sort();
+        in_use.dedup();
+        self.in_use = in_use;
+        Ok(())
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<(), StorageError> {
+        delete_pool(ctx, &self.pool, self.delete_storage, &self.in_use)
+    }
 }

@@ -1,9 +1,11 @@
 //! Volumes: creation (also for new VM disks: VM code calls `make_volume`), clone, resize,
 //! delete.
 
-use super::{bad, StorageError};
-use crate::jobs::JobCtx;
-use uvmm_api::CreateVolumeRequest;
+use super::{bad, volume_in, StorageError};
+use crate::cache::{Cache, HostEntry, VmEntry};
+use crate::error::Error;
+use crate::jobs::{Job, JobCtx};
+use uvmm_api::{CreateVolumeRequest, VolumeSummary};
 use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
 use uvmm_model::storage::{check_volume_size, volume_xml, PoolRoom};
 use uvmm_model::validate;
@@ -71,7 +73,7 @@ pub fn room_of(info: &uvmm_libvirt::PoolInfo) -> PoolRoom {
     }
 }
 
-pub fn create_volume(
+fn create_volume(
     ctx: &JobCtx<'_>,
     pool: &str,
     req: CreateVolumeRequest,
@@ -89,7 +91,7 @@ pub fn create_volume(
     Ok(vol)
 }
 
-pub fn clone_volume(
+fn clone_volume(
     ctx: &JobCtx<'_>,
     pool: &str,
     source: &str,
@@ -116,7 +118,7 @@ pub fn clone_volume(
     Ok(vol)
 }
 
-pub fn delete_volume(
+fn delete_volume(
     ctx: &JobCtx<'_>,
     pool: &str,
     name: &str,
@@ -132,12 +134,7 @@ pub fn delete_volume(
     Ok(())
 }
 
-pub fn resize_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    name: &str,
-    size: u64,
-) -> Result<(), StorageError> {
+fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Result<(), StorageError> {
     let vol = ctx
         .hv
         .volumes(pool)?
@@ -162,4 +159,98 @@ pub fn resize_volume(
     ctx.hv.resize_volume(pool, name, size)?;
     ctx.refresh_pools();
     Ok(())
+}
+
+/// The volume as the cache has it after a job's change.
+fn answer(ctx: &JobCtx<'_>, pool: &str, name: &str) -> Result<VolumeSummary, StorageError> {
+    let cache = ctx.cache();
+    let h = cache
+        .host(ctx.uri())
+        .ok_or_else(|| StorageError::not_found(format!("no host '{}'", ctx.uri())))?;
+    volume_in(&cache, h, pool, name)
+}
+
+/// `POST /api/v1/hosts/{id}/pools/{pool}/volumes`: a new volume (sparse unless
+/// `preallocate`).
+pub struct CreateVolume {
+    pub pool: String,
+    pub req: CreateVolumeRequest,
+}
+
+impl Job for CreateVolume {
+    type Output = VolumeSummary;
+    type Error = StorageError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
+        let name = self.req.name.clone();
+        create_volume(ctx, &self.pool, self.req)?;
+        answer(ctx, &self.pool, &name)
+    }
+}
+
+/// `POST .../volumes/{volume}/clone`: a copy of a volume in the same pool.
+pub struct CloneVolume {
+    pub pool: String,
+    pub source: String,
+    pub name: String,
+}
+
+impl Job for CloneVolume {
+    type Output = VolumeSummary;
+    type Error = StorageError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
+        clone_volume(ctx, &self.pool, &self.source, &self.name)?;
+        answer(ctx, &self.pool, &self.name)
+    }
+}
+
+/// `DELETE .../volumes/{volume}`: refused while in use, and for pools whose volumes uvmm
+/// does not delete.
+pub struct DeleteVolume {
+    pub pool: String,
+    pub name: String,
+    /// Why not, from the cache (the same rule as for deleting VMs).
+    refusal: Option<String>,
+}
+
+impl DeleteVolume {
+    pub fn new(pool: String, name: String) -> DeleteVolume {
+        DeleteVolume {
+            pool,
+            name,
+            refusal: None,
+        }
+    }
+}
+
+impl Job for DeleteVolume {
+    type Output = ();
+    type Error = StorageError;
+
+    fn prepare(&mut self, cache: &Cache, h: &HostEntry, _: Option<&VmEntry>) -> Result<(), Error> {
+        self.refusal = volume_in(cache, h, &self.pool, &self.name)?.keep_reason;
+        Ok(())
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<(), StorageError> {
+        delete_volume(ctx, &self.pool, &self.name, self.refusal)
+    }
+}
+
+/// `POST .../volumes/{volume}/resize`: grow a volume (where the pool can).
+pub struct ResizeVolume {
+    pub pool: String,
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+impl Job for ResizeVolume {
+    type Output = VolumeSummary;
+    type Error = StorageError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
+        resize_volume(ctx, &self.pool, &self.name, self.size_bytes)?;
+        answer(ctx, &self.pool, &self.name)
+    }
 }

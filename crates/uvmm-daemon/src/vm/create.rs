@@ -3,10 +3,16 @@
 use super::images::*;
 use super::nics::check_network;
 use super::*;
+use crate::cache::{Cache, HostEntry, VmEntry};
+use crate::error::Error;
 use crate::hosts::facts::HostFacts;
 use crate::ids::{random_mac, random_uuid};
+use crate::jobs::Job;
 use crate::jobs::JobCtx;
+use crate::ops::Ops;
 use crate::storage::volumes::{make_volume, room_of};
+use uvmm_api::{CreateVmRequest, VmChangeResponse};
+use uvmm_backup::Cause;
 use uvmm_libvirt::VolumeInfo;
 use uvmm_model::domain::Notes;
 use uvmm_model::generate::{check_drive_slots, from_profile, generate, resolve, NewVm};
@@ -206,7 +212,7 @@ pub fn create(
             warnings.push(format!("could not enable autostart: {e}"));
         }
     }
-    warnings.extend(ctx.backup(&uuid, "create"));
+    warnings.extend(ctx.backup(&uuid, Cause::Create));
     if req.start {
         if let Err(e) = hv.action(&uuid, uvmm_model::Action::Start) {
             let hint = kvm_start_hint(&req.name, &resolved.domain_type)
@@ -219,4 +225,57 @@ pub fn create(
     }
     ctx.refresh(&uuid);
     Ok((uuid, notes, warnings))
+}
+
+/// `POST /api/v1/vms`: a VM from a profile.
+pub struct CreateVm {
+    req: CreateVmRequest,
+    profile: Profile,
+}
+
+impl CreateVm {
+    /// The request with its profile. A profile name that refers to nothing is a 404, like
+    /// an unknown path: the request is well-formed (the schema's `minLength`), the thing
+    /// is missing.
+    pub fn new(ops: &Ops, req: CreateVmRequest) -> Result<CreateVm, Error> {
+        let profile = ops.profile(&req.profile).map_err(|_| Error::NoProfile {
+            what: format!(
+                "no profile '{}' (known: {})",
+                req.profile,
+                ops.profiles()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        validate::vm_name(&req.name).map_err(VmError::from)?;
+        Ok(CreateVm { req, profile })
+    }
+}
+
+impl Job for CreateVm {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn prepare(&mut self, _: &Cache, h: &HostEntry, _: Option<&VmEntry>) -> Result<(), Error> {
+        if h.vms().values().any(|v| v.name == self.req.name) {
+            return Err(VmError::conflict(format!(
+                "a VM named '{}' already exists on {}",
+                self.req.name, h.id
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let plan = CreatePlan {
+            profile: self.profile,
+            req: self.req,
+            facts: ctx.facts().clone(),
+        };
+        let (uuid, notes, warnings) = create(ctx, plan)?;
+        ctx.changed(&uuid, notes, warnings)
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::hosts::facts::HostFacts;
+use crate::jobs::Job;
 use crate::jobs::JobCtx;
 use uvmm_api::KeptVolume;
 use uvmm_libvirt::{Hypervisor, VolumeInfo};
@@ -47,110 +48,117 @@ pub(crate) fn plan_deletion(
     Ok((delete, kept))
 }
 
-/// The job of `DELETE /api/v1/vms/{uuid}`: `volumes` is `all`, `none` or a list of paths.
-pub fn delete(
-    ctx: &JobCtx<'_>,
-    facts: &HostFacts,
-    uuid: &str,
-    volumes: &str,
-    if_match: Option<&str>,
-) -> Result<uvmm_api::DeleteResponse, VmError> {
-    let hv = ctx.hv;
-    let (_, def, running) = load(hv, uuid, if_match)?;
-    if running {
-        return Err(VmError::conflict(format!(
-            "{} is running: stop it before deleting it",
-            def.name
-        )));
-    }
-    let mut kept = Vec::new();
-    let chosen: Vec<&Disk> = match volumes {
-        "none" | "" => {
-            kept.extend(def.disks.iter().filter_map(|d| {
-                d.source.clone().map(|p| KeptVolume {
-                    path: p,
-                    reason: "kept as asked (--volumes none)".into(),
-                })
-            }));
-            vec![]
+/// `DELETE /api/v1/vms/{uuid}`: `volumes` is `all`, `none` or a list of paths.
+pub struct DeleteVm {
+    pub volumes: String,
+    pub if_match: Option<String>,
+}
+
+impl Job for DeleteVm {
+    type Output = uvmm_api::DeleteResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<uvmm_api::DeleteResponse, VmError> {
+        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
+        let (volumes, if_match) = (self.volumes.as_str(), self.if_match.as_deref());
+        let hv = ctx.hv;
+        let (_, def, running) = load(hv, uuid, if_match)?;
+        if running {
+            return Err(VmError::conflict(format!(
+                "{} is running: stop it before deleting it",
+                def.name
+            )));
         }
-        "all" => {
-            for d in def.disks.iter().filter(|d| d.device != "disk") {
-                if let Some(p) = &d.source {
-                    kept.push(KeptVolume {
-                        path: p.clone(),
-                        reason: format!(
-                            "{} media are not deleted by 'all'; name the path to delete it",
-                            d.device
-                        ),
-                    });
-                }
+        let mut kept = Vec::new();
+        let chosen: Vec<&Disk> = match volumes {
+            "none" | "" => {
+                kept.extend(def.disks.iter().filter_map(|d| {
+                    d.source.clone().map(|p| KeptVolume {
+                        path: p,
+                        reason: "kept as asked (--volumes none)".into(),
+                    })
+                }));
+                vec![]
             }
-            def.disks.iter().filter(|d| d.device == "disk").collect()
-        }
-        list => {
-            let wanted: Vec<&str> = list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            for w in &wanted {
-                if !def.disks.iter().any(|d| d.source.as_deref() == Some(*w)) {
-                    // Which paths are images depends on the VM: 409, like other
-                    // requests that do not fit the VM as it is.
-                    return Err(VmError::conflict(format!(
-                        "{w} is not an image of {}",
-                        def.name
-                    )));
-                }
-            }
-            for d in &def.disks {
-                if let Some(p) = &d.source {
-                    if !wanted.contains(&p.as_str()) {
+            "all" => {
+                for d in def.disks.iter().filter(|d| d.device != "disk") {
+                    if let Some(p) = &d.source {
                         kept.push(KeptVolume {
                             path: p.clone(),
-                            reason: "not named in --volumes".into(),
+                            reason: format!(
+                                "{} media are not deleted by 'all'; name the path to delete it",
+                                d.device
+                            ),
                         });
                     }
                 }
+                def.disks.iter().filter(|d| d.device == "disk").collect()
             }
-            def.disks
-                .iter()
-                .filter(|d| d.source.as_deref().is_some_and(|s| wanted.contains(&s)))
-                .collect()
+            list => {
+                let wanted: Vec<&str> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for w in &wanted {
+                    if !def.disks.iter().any(|d| d.source.as_deref() == Some(*w)) {
+                        // Which paths are images depends on the VM: 409, like other
+                        // requests that do not fit the VM as it is.
+                        return Err(VmError::conflict(format!(
+                            "{w} is not an image of {}",
+                            def.name
+                        )));
+                    }
+                }
+                for d in &def.disks {
+                    if let Some(p) = &d.source {
+                        if !wanted.contains(&p.as_str()) {
+                            kept.push(KeptVolume {
+                                path: p.clone(),
+                                reason: "not named in --volumes".into(),
+                            });
+                        }
+                    }
+                }
+                def.disks
+                    .iter()
+                    .filter(|d| d.source.as_deref().is_some_and(|s| wanted.contains(&s)))
+                    .collect()
+            }
+        };
+        let (to_delete, refused) = plan_deletion(hv, facts, &who_of(&def, facts), &chosen)?;
+        kept.extend(refused);
+        // The last definition goes into the backup store before it goes from libvirt.
+        let backup_warning = ctx.backup_deleted(uuid);
+        // Undefine first: if that fails, no image is gone.
+        hv.undefine(uuid)?;
+        if let Some(w) = &backup_warning {
+            tracing::error!(%uuid, "{w}");
         }
-    };
-    let (to_delete, refused) = plan_deletion(hv, facts, &who_of(&def, facts), &chosen)?;
-    kept.extend(refused);
-    // The last definition goes into the backup store before it goes from libvirt.
-    let backup_warning = ctx.backup_deleted(uuid);
-    // Undefine first: if that fails, no image is gone.
-    hv.undefine(uuid)?;
-    if let Some(w) = backup_warning {
-        tracing::error!(%uuid, "{w}");
-    }
-    let mut deleted = Vec::new();
-    for v in to_delete {
-        let path = v
-            .def
-            .path
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", v.pool, v.def.name));
-        match hv.delete_volume(&v.pool, &v.def.name) {
-            Ok(()) => deleted.push(path),
-            Err(e) => kept.push(KeptVolume {
-                path,
-                reason: format!("deleting failed: {e}"),
-            }),
+        let mut deleted = Vec::new();
+        for v in to_delete {
+            let path = v
+                .def
+                .path
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", v.pool, v.def.name));
+            match hv.delete_volume(&v.pool, &v.def.name) {
+                Ok(()) => deleted.push(path),
+                Err(e) => kept.push(KeptVolume {
+                    path,
+                    reason: format!("deleting failed: {e}"),
+                }),
+            }
         }
+        ctx.refresh(uuid);
+        Ok(uvmm_api::DeleteResponse {
+            name: def.name,
+            uuid: uuid.to_string(),
+            deleted,
+            kept,
+            warnings: backup_warning.into_iter().collect(),
+        })
     }
-    ctx.refresh(uuid);
-    Ok(uvmm_api::DeleteResponse {
-        name: def.name,
-        uuid: uuid.to_string(),
-        deleted,
-        kept,
-    })
 }
 
 pub(crate) fn who_of(def: &DomainDef, facts: &HostFacts) -> String {

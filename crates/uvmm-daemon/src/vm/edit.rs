@@ -1,9 +1,11 @@
 //! Changing a VM's settings (`VmPatch`).
 
 use super::*;
-use crate::hosts::facts::HostFacts;
+use crate::jobs::Job;
 use crate::jobs::JobCtx;
+use uvmm_api::VmChangeResponse;
 use uvmm_api::VmPatch;
+use uvmm_backup::Cause;
 use uvmm_model::caps::HostCaps;
 use uvmm_model::domain::{DomainDef, Graphics, Notes};
 use uvmm_model::edit::{merge, set_graphics_password};
@@ -103,131 +105,139 @@ pub(crate) fn set_domain_type(
     Ok(None)
 }
 
-/// The job of `PATCH /api/v1/vms/{uuid}`. Returns warnings.
-pub fn edit(
-    ctx: &JobCtx<'_>,
-    uuid: &str,
-    patch: VmPatch,
-    if_match: Option<&str>,
-    facts: &HostFacts,
-) -> Result<Vec<String>, VmError> {
-    let hv = ctx.hv;
-    let limits = facts.limits;
-    let (mut tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
-    let running = snap.state.is_active();
-    let mut new = old.clone();
-    let mut warnings = Vec::new();
-    if let Some(m) = patch.memory_kib {
-        // Keeps NUMA cells, <maxMemory> and memory devices consistent with the new total,
-        // or says why it cannot.
-        uvmm_model::memory::set_total(&mut new, m).map_err(VmError::from)?;
-    }
-    if let Some(t) = &patch.domain_type {
-        warnings.extend(set_domain_type(&mut new, t, &snap, &facts.caps)?);
-    }
-    if let Some(v) = patch.vcpus {
-        new.vcpus = v;
-    }
-    if let Some(d) = &patch.description {
-        new.notes.description = opt_text(d);
-    }
-    if let Some(c) = &patch.contact {
-        new.notes.contact = opt_text(c);
-    }
-    if let Some(o) = &patch.os {
-        new.notes.os = opt_text(o);
-    }
-    if let Some(r) = &patch.rtc {
-        if !matches!(r.as_str(), "utc" | "localtime") {
-            return Err(bad(format!("rtc '{r}' (expected utc or localtime)")));
+/// `PATCH /api/v1/vms/{uuid}`: change settings (`VmPatch`), merged into the stored
+/// definition; what a running VM cannot take waits for its next start (warning).
+pub struct EditVm {
+    pub patch: VmPatch,
+    pub if_match: Option<String>,
+}
+
+impl Job for EditVm {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
+        let (patch, if_match) = (self.patch, self.if_match.as_deref());
+        let hv = ctx.hv;
+        let limits = facts.limits;
+        let (mut tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
+        let running = snap.state.is_active();
+        let mut new = old.clone();
+        let mut warnings = Vec::new();
+        if let Some(m) = patch.memory_kib {
+            // Keeps NUMA cells, <maxMemory> and memory devices consistent with the new total,
+            // or says why it cannot.
+            uvmm_model::memory::set_total(&mut new, m).map_err(VmError::from)?;
         }
-        new.rtc = Some(r.clone());
-    }
-    if let Some(c) = &patch.cpu_model {
-        new.cpu_model = opt_text(c);
-    }
-    if let Some(boot) = &patch.boot {
-        if old.is_xen_pv() {
-            return Err(VmError::conflict("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order"));
+        if let Some(t) = &patch.domain_type {
+            warnings.extend(set_domain_type(&mut new, t, &snap, &facts.caps)?);
         }
-        new.boot_devices = boot.clone();
-        for d in &mut new.disks {
-            d.boot_order = None;
+        if let Some(v) = patch.vcpus {
+            new.vcpus = v;
         }
-        for n in &mut new.nics {
-            n.boot_order = None;
+        if let Some(d) = &patch.description {
+            new.notes.description = opt_text(d);
         }
-        // libvirt refuses <os><boot> next to any per-device order, <hostdev> ones too.
-        new.other_boot.clear();
-    }
-    if let Some(on) = patch.vnc {
-        let has = new.graphics.iter().any(|g| g.kind == "vnc");
-        if on && !has {
-            new.graphics.push(Graphics {
-                kind: "vnc".into(),
-                autoport: true,
-                listen: Some("127.0.0.1".into()),
-                ..Graphics::default()
-            });
-        } else if !on {
-            new.graphics.retain(|g| g.kind != "vnc");
+        if let Some(c) = &patch.contact {
+            new.notes.contact = opt_text(c);
         }
-    }
-    if patch.vnc_keymap.is_some() || patch.vnc_listen.is_some() || patch.vnc_password.is_some() {
-        let g = new
-            .graphics
-            .iter_mut()
-            .find(|g| g.kind == "vnc")
-            .ok_or_else(|| {
-                VmError::conflict("the VM has no VNC console; turn it on with vnc=on first")
-            })?;
-        if let Some(k) = &patch.vnc_keymap {
-            g.keymap = opt_text(k);
+        if let Some(o) = &patch.os {
+            new.notes.os = opt_text(o);
         }
-        if let Some(l) = &patch.vnc_listen {
-            g.listen = opt_text(l);
-        }
-    }
-    check_definition(&new, Some(&old), limits)?;
-    let password_changed = match &patch.vnc_password {
-        Some(p) => {
-            if p.chars().count() > 64 || p.chars().any(|c| c.is_control()) {
-                return Err(bad("VNC passwords are at most 64 printable characters"));
+        if let Some(r) = &patch.rtc {
+            if !matches!(r.as_str(), "utc" | "localtime") {
+                return Err(bad(format!("rtc '{r}' (expected utc or localtime)")));
             }
-            set_graphics_password(&mut tree, "vnc", opt_text(p).as_deref())
+            new.rtc = Some(r.clone());
         }
-        None => false,
-    };
-    let xml_changed = if password_changed {
-        merge(&mut tree, &old, &new).map_err(VmError::from)?;
-        hv.define(&tree.to_xml())?;
-        true
-    } else {
-        store(hv, tree, &old, &new)?
-    };
-    if running && xml_changed {
-        let only_notes = DomainDef {
-            notes: old.notes.clone(),
-            ..new.clone()
-        } == old
-            && !password_changed;
-        if old.notes != new.notes {
-            hv.set_live_notes(
-                uuid,
-                new.notes.description.as_deref(),
-                notes_element(&new.notes).as_deref(),
-            )?;
+        if let Some(c) = &patch.cpu_model {
+            new.cpu_model = opt_text(c);
         }
-        if !only_notes {
-            warnings.push(NEXT_BOOT.into());
+        if let Some(boot) = &patch.boot {
+            if old.is_xen_pv() {
+                return Err(VmError::conflict("Xen PV VMs boot from their first disk (pygrub); use `vm disk boot` instead of a boot order"));
+            }
+            new.boot_devices = boot.clone();
+            for d in &mut new.disks {
+                d.boot_order = None;
+            }
+            for n in &mut new.nics {
+                n.boot_order = None;
+            }
+            // libvirt refuses <os><boot> next to any per-device order, <hostdev> ones too.
+            new.other_boot.clear();
         }
+        if let Some(on) = patch.vnc {
+            let has = new.graphics.iter().any(|g| g.kind == "vnc");
+            if on && !has {
+                new.graphics.push(Graphics {
+                    kind: "vnc".into(),
+                    autoport: true,
+                    listen: Some("127.0.0.1".into()),
+                    ..Graphics::default()
+                });
+            } else if !on {
+                new.graphics.retain(|g| g.kind != "vnc");
+            }
+        }
+        if patch.vnc_keymap.is_some() || patch.vnc_listen.is_some() || patch.vnc_password.is_some()
+        {
+            let g = new
+                .graphics
+                .iter_mut()
+                .find(|g| g.kind == "vnc")
+                .ok_or_else(|| {
+                    VmError::conflict("the VM has no VNC console; turn it on with vnc=on first")
+                })?;
+            if let Some(k) = &patch.vnc_keymap {
+                g.keymap = opt_text(k);
+            }
+            if let Some(l) = &patch.vnc_listen {
+                g.listen = opt_text(l);
+            }
+        }
+        check_definition(&new, Some(&old), limits)?;
+        let password_changed = match &patch.vnc_password {
+            Some(p) => {
+                if p.chars().count() > 64 || p.chars().any(|c| c.is_control()) {
+                    return Err(bad("VNC passwords are at most 64 printable characters"));
+                }
+                set_graphics_password(&mut tree, "vnc", opt_text(p).as_deref())
+            }
+            None => false,
+        };
+        let xml_changed = if password_changed {
+            merge(&mut tree, &old, &new).map_err(VmError::from)?;
+            hv.define(&tree.to_xml())?;
+            true
+        } else {
+            store(hv, tree, &old, &new)?
+        };
+        if running && xml_changed {
+            let only_notes = DomainDef {
+                notes: old.notes.clone(),
+                ..new.clone()
+            } == old
+                && !password_changed;
+            if old.notes != new.notes {
+                hv.set_live_notes(
+                    uuid,
+                    new.notes.description.as_deref(),
+                    notes_element(&new.notes).as_deref(),
+                )?;
+            }
+            if !only_notes {
+                warnings.push(NEXT_BOOT.into());
+            }
+        }
+        if let Some(a) = patch.autostart {
+            hv.set_autostart(uuid, a)?;
+        }
+        if xml_changed {
+            warnings.extend(ctx.backup(uuid, Cause::Edit));
+        }
+        ctx.refresh(uuid);
+        ctx.changed(uuid, vec![], warnings)
     }
-    if let Some(a) = patch.autostart {
-        hv.set_autostart(uuid, a)?;
-    }
-    if xml_changed {
-        warnings.extend(ctx.backup(uuid, "edit"));
-    }
-    ctx.refresh(uuid);
-    Ok(warnings)
 }

@@ -2,8 +2,10 @@
 
 use super::images::resolve_image;
 use super::*;
-use crate::hosts::facts::HostFacts;
+use crate::jobs::Job;
 use crate::jobs::JobCtx;
+use uvmm_api::VmChangeResponse;
+use uvmm_backup::Cause;
 use uvmm_model::domain::DomainDef;
 use uvmm_model::edit::merge;
 use uvmm_model::xml;
@@ -61,114 +63,122 @@ pub(crate) fn device_words(device: &str) -> &str {
     }
 }
 
-/// The job of `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert or eject, also live.
+/// `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert (`source`) or eject (`None`), also
+/// live.
 ///
 /// A running VM has two definitions: the live one and the persistent one for its next
 /// start, which may differ (a drive added or removed, a boot order changed while it
 /// runs). Each is changed from its own XML: libvirt refuses a device taken from one into
 /// the other ("per-device boot elements cannot be used together with os/boot elements").
 /// A drive in only one of them is changed there, and the answer says so.
-pub fn change_media(
-    ctx: &JobCtx<'_>,
-    facts: &HostFacts,
-    uuid: &str,
-    target: &str,
-    source: Option<&str>,
-    if_match: Option<&str>,
-) -> Result<Vec<String>, VmError> {
-    let hv = ctx.hv;
-    let (tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
-    let running = snap.state.is_active();
-    let live = if running {
-        Some(parse_tree(&snap.xml)?)
-    } else {
-        None
-    };
-    // A transient VM has no definition for a next start: only the running one changes.
-    let stored_pos = old
-        .disks
-        .iter()
-        .position(|d| d.target == target)
-        .filter(|_| snap.persistent || !running);
-    let live_pos = live
-        .as_ref()
-        .and_then(|(_, d)| d.disks.iter().position(|x| x.target == target));
-    let stored_drive = stored_pos.map(|p| &old.disks[p]);
-    let live_drive = live.as_ref().zip(live_pos).map(|((_, d), p)| &d.disks[p]);
-    let drive = match (live_drive, stored_drive) {
-        (None, None) => {
-            return Err(VmError::not_found(format!(
-                "{} has no drive {target}",
-                old.name
-            )))
-        }
-        (Some(l), Some(s)) if l.device != s.device => {
+pub struct ChangeMedia {
+    pub target: String,
+    pub source: Option<String>,
+    pub if_match: Option<String>,
+}
+
+impl Job for ChangeMedia {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
+        let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
+        let source = self.source.as_deref();
+        let hv = ctx.hv;
+        let (tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
+        let running = snap.state.is_active();
+        let live = if running {
+            Some(parse_tree(&snap.xml)?)
+        } else {
+            None
+        };
+        // A transient VM has no definition for a next start: only the running one changes.
+        let stored_pos = old
+            .disks
+            .iter()
+            .position(|d| d.target == target)
+            .filter(|_| snap.persistent || !running);
+        let live_pos = live
+            .as_ref()
+            .and_then(|(_, d)| d.disks.iter().position(|x| x.target == target));
+        let stored_drive = stored_pos.map(|p| &old.disks[p]);
+        let live_drive = live.as_ref().zip(live_pos).map(|((_, d), p)| &d.disks[p]);
+        let drive = match (live_drive, stored_drive) {
+            (None, None) => {
+                return Err(VmError::not_found(format!(
+                    "{} has no drive {target}",
+                    old.name
+                )))
+            }
+            (Some(l), Some(s)) if l.device != s.device => {
+                return Err(VmError::conflict(format!(
+                    "{target} is {} in the running VM but {} in its definition for the next start; change the medium after a restart",
+                    device_words(&l.device),
+                    device_words(&s.device)
+                )))
+            }
+            (Some(d), _) | (None, Some(d)) => d,
+        };
+        if !matches!(drive.device.as_str(), "cdrom" | "floppy") {
             return Err(VmError::conflict(format!(
-                "{target} is {} in the running VM but {} in its definition for the next start; change the medium after a restart",
-                device_words(&l.device),
-                device_words(&s.device)
-            )))
+                "{target} is a hard disk; media can only be changed in CD-ROM and floppy drives"
+            )));
         }
-        (Some(d), _) | (None, Some(d)) => d,
-    };
-    if !matches!(drive.device.as_str(), "cdrom" | "floppy") {
-        return Err(VmError::conflict(format!(
-            "{target} is a hard disk; media can only be changed in CD-ROM and floppy drives"
-        )));
-    }
-    let mut warnings = Vec::new();
-    let medium = match source {
-        Some(s) => {
-            let (kind, src, format, w) = resolve_image(hv, facts, s)?;
-            warnings.extend(w);
-            Some((kind, src, format))
-        }
-        None => None,
-    };
-    // The persistent definition first, then the running VM; if the running VM refuses
-    // (a locked tray, say), the definition goes back to what it was.
-    let mut defined_old = None;
-    if let Some(pos) = stored_pos {
-        let new = with_medium(&old, pos, medium.as_ref());
-        if new != old {
-            let mut merged = tree.clone();
-            merge(&mut merged, &old, &new).map_err(VmError::from)?;
-            if running && live_pos.is_none() {
-                // Only the next start has this drive: nothing to change live.
-                hv.define(&merged.to_xml())?;
-            } else if running {
-                hv.update_device(uuid, &drive_xml(&merged, target)?, false)?;
-                defined_old = Some(drive_xml(&tree, target)?);
-            } else {
-                hv.define(&merged.to_xml())?;
+        let mut warnings = Vec::new();
+        let medium = match source {
+            Some(s) => {
+                let (kind, src, format, w) = resolve_image(hv, facts, s)?;
+                warnings.extend(w);
+                Some((kind, src, format))
             }
-        }
-    }
-    if let (Some((live_tree, live_def)), Some(pos)) = (&live, live_pos) {
-        let new = with_medium(live_def, pos, medium.as_ref());
-        if new != *live_def {
-            let mut merged = live_tree.clone();
-            merge(&mut merged, live_def, &new).map_err(VmError::from)?;
-            if let Err(e) = hv.update_device(uuid, &drive_xml(&merged, target)?, true) {
-                if let Some(back) = defined_old {
-                    if let Err(undo) = hv.update_device(uuid, &back, false) {
-                        tracing::error!(%uuid, "cannot restore drive {target} of the persistent definition: {undo}");
-                    }
+            None => None,
+        };
+        // The persistent definition first, then the running VM; if the running VM refuses
+        // (a locked tray, say), the definition goes back to what it was.
+        let mut defined_old = None;
+        if let Some(pos) = stored_pos {
+            let new = with_medium(&old, pos, medium.as_ref());
+            if new != old {
+                let mut merged = tree.clone();
+                merge(&mut merged, &old, &new).map_err(VmError::from)?;
+                if running && live_pos.is_none() {
+                    // Only the next start has this drive: nothing to change live.
+                    hv.define(&merged.to_xml())?;
+                } else if running {
+                    hv.update_device(uuid, &drive_xml(&merged, target)?, false)?;
+                    defined_old = Some(drive_xml(&tree, target)?);
+                } else {
+                    hv.define(&merged.to_xml())?;
                 }
-                return Err(e.into());
             }
         }
+        if let (Some((live_tree, live_def)), Some(pos)) = (&live, live_pos) {
+            let new = with_medium(live_def, pos, medium.as_ref());
+            if new != *live_def {
+                let mut merged = live_tree.clone();
+                merge(&mut merged, live_def, &new).map_err(VmError::from)?;
+                if let Err(e) = hv.update_device(uuid, &drive_xml(&merged, target)?, true) {
+                    if let Some(back) = defined_old {
+                        if let Err(undo) = hv.update_device(uuid, &back, false) {
+                            tracing::error!(%uuid, "cannot restore drive {target} of the persistent definition: {undo}");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        match (live_pos.is_some(), stored_pos.is_some()) {
+            (true, false) if snap.persistent => warnings.push(format!(
+                "{target} is not in the definition for the next start (it was removed while the VM runs): the medium was changed in the running VM only"
+            )),
+            (false, true) if running => warnings.push(format!(
+                "{target} was added while the VM runs and is not in the running VM yet: the medium is there from its next start"
+            )),
+            _ => {}
+        }
+        warnings.extend(ctx.backup(uuid, Cause::Edit));
+        ctx.refresh(uuid);
+        ctx.changed(uuid, vec![], warnings)
     }
-    match (live_pos.is_some(), stored_pos.is_some()) {
-        (true, false) if snap.persistent => warnings.push(format!(
-            "{target} is not in the definition for the next start (it was removed while the VM runs): the medium was changed in the running VM only"
-        )),
-        (false, true) if running => warnings.push(format!(
-            "{target} was added while the VM runs and is not in the running VM yet: the medium is there from its next start"
-        )),
-        _ => {}
-    }
-    warnings.extend(ctx.backup(uuid, "edit"));
-    ctx.refresh(uuid);
-    Ok(warnings)
 }

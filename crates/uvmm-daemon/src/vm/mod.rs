@@ -8,8 +8,10 @@ pub mod delete;
 pub mod disks;
 pub mod edit;
 pub mod images;
+pub mod lifecycle;
 pub mod media;
 pub mod nics;
+pub mod read;
 
 use crate::cache::etag_of;
 use crate::error::libvirt_message;

@@ -2,7 +2,10 @@
 
 use super::*;
 use crate::ids::random_mac;
+use crate::jobs::Job;
 use crate::jobs::JobCtx;
+use uvmm_api::{NicAddRequest, VmChangeResponse};
+use uvmm_backup::Cause;
 use uvmm_libvirt::Hypervisor;
 use uvmm_model::domain::Nic;
 use uvmm_model::profile::parse_network;
@@ -49,97 +52,115 @@ pub(crate) fn check_network(
     }
 }
 
-/// The job of `POST /api/v1/vms/{uuid}/nics`. Returns (mac, warnings).
-pub fn add_nic(
-    ctx: &JobCtx<'_>,
-    uuid: &str,
-    req: uvmm_api::NicAddRequest,
-    if_match: Option<&str>,
-) -> Result<(String, Vec<String>), VmError> {
-    let hv = ctx.hv;
-    let (tree, old, running) = load(hv, uuid, if_match)?;
-    let (kind, name) = parse_network(&req.source).ok_or_else(|| {
-        bad(format!(
-            "network '{}' (expected network=NAME, bridge=NAME or direct=DEV)",
-            req.source
-        ))
-    })?;
-    let mut warnings = Vec::new();
-    warnings.extend(check_network(hv, &kind, &name)?);
-    let mac = match &req.mac {
-        Some(m) => validate::mac(m)?,
-        None => random_mac(&old.domain_type),
-    };
-    if old
-        .nics
-        .iter()
-        .any(|n| n.mac.as_deref() == Some(mac.as_str()))
-    {
-        return Err(VmError::conflict(format!(
-            "{} already has a network interface with MAC {mac}",
-            old.name
-        )));
-    }
-    let model = req
-        .model
-        .clone()
-        .or_else(|| old.nics.first().and_then(|n| n.model.clone()))
-        .or_else(|| match (old.is_xen_pv(), old.domain_type.as_str()) {
-            (true, _) => Some("netfront".into()),
-            (false, "kvm" | "qemu") => Some("virtio".into()),
-            (false, "xen") => Some("e1000".into()),
-            _ => None,
-        });
-    let mut new = old.clone();
-    new.nics.push(Nic {
-        kind,
-        source: Some(name),
-        mac: Some(mac.clone()),
-        model,
-        ..Nic::default()
-    });
-    validate::definition(&new, Some(&old), HostLimits::default())?;
-    store(hv, tree, &old, &new)?;
-    if running {
-        warnings.push(NEXT_BOOT.into());
-    }
-    warnings.extend(ctx.backup(uuid, "edit"));
-    ctx.refresh(uuid);
-    Ok((mac, warnings))
+/// `POST /api/v1/vms/{uuid}/nics`: add a network interface.
+pub struct AddNic {
+    pub req: NicAddRequest,
+    pub if_match: Option<String>,
 }
 
-/// The job of `DELETE /api/v1/vms/{uuid}/nics/{mac}`.
-pub fn remove_nic(
-    ctx: &JobCtx<'_>,
-    uuid: &str,
-    mac: &str,
-    if_match: Option<&str>,
-) -> Result<Vec<String>, VmError> {
-    let hv = ctx.hv;
-    let mac = validate::mac(mac)?;
-    let (tree, old, running) = load(hv, uuid, if_match)?;
-    let mut new = old.clone();
-    new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
-    match old.nics.len() - new.nics.len() {
-        0 => {
-            return Err(VmError::not_found(format!(
-                "{} has no network interface {mac}",
-                old.name
-            )))
-        }
-        1 => {}
-        n => {
+impl Job for AddNic {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let uuid = ctx.at.vm();
+        let (req, if_match) = (self.req, self.if_match.as_deref());
+        let hv = ctx.hv;
+        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let (kind, name) = parse_network(&req.source).ok_or_else(|| {
+            bad(format!(
+                "network '{}' (expected network=NAME, bridge=NAME or direct=DEV)",
+                req.source
+            ))
+        })?;
+        let mut warnings = Vec::new();
+        warnings.extend(check_network(hv, &kind, &name)?);
+        let mac = match &req.mac {
+            Some(m) => validate::mac(m)?,
+            None => random_mac(&old.domain_type),
+        };
+        if old
+            .nics
+            .iter()
+            .any(|n| n.mac.as_deref() == Some(mac.as_str()))
+        {
             return Err(VmError::conflict(format!(
-                "{} has {n} network interfaces with MAC {mac} (a clone?), and a MAC is how uvmm tells them apart: give one of them another MAC (virsh edit) first",
+                "{} already has a network interface with MAC {mac}",
                 old.name
-            )))
+            )));
         }
+        let model = req
+            .model
+            .clone()
+            .or_else(|| old.nics.first().and_then(|n| n.model.clone()))
+            .or_else(|| match (old.is_xen_pv(), old.domain_type.as_str()) {
+                (true, _) => Some("netfront".into()),
+                (false, "kvm" | "qemu") => Some("virtio".into()),
+                (false, "xen") => Some("e1000".into()),
+                _ => None,
+            });
+        let mut new = old.clone();
+        new.nics.push(Nic {
+            kind,
+            source: Some(name),
+            mac: Some(mac.clone()),
+            model,
+            ..Nic::default()
+        });
+        validate::definition(&new, Some(&old), HostLimits::default())?;
+        store(hv, tree, &old, &new)?;
+        if running {
+            warnings.push(NEXT_BOOT.into());
+        }
+        warnings.extend(ctx.backup(uuid, Cause::Edit));
+        ctx.refresh(uuid);
+        ctx.changed(
+            uuid,
+            vec![format!("added network interface {mac}")],
+            warnings,
+        )
     }
-    store(hv, tree, &old, &new)?;
-    ctx.refresh(uuid);
-    let mut warnings: Vec<String> = ctx.backup(uuid, "edit").into_iter().collect();
-    if running {
-        warnings.push(NEXT_BOOT.into());
+}
+
+/// `DELETE /api/v1/vms/{uuid}/nics/{mac}`: refused when two interfaces share the MAC.
+pub struct RemoveNic {
+    pub mac: String,
+    pub if_match: Option<String>,
+}
+
+impl Job for RemoveNic {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let uuid = ctx.at.vm();
+        let (mac, if_match) = (self.mac.as_str(), self.if_match.as_deref());
+        let hv = ctx.hv;
+        let mac = validate::mac(mac)?;
+        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let mut new = old.clone();
+        new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
+        match old.nics.len() - new.nics.len() {
+            0 => {
+                return Err(VmError::not_found(format!(
+                    "{} has no network interface {mac}",
+                    old.name
+                )))
+            }
+            1 => {}
+            n => {
+                return Err(VmError::conflict(format!(
+                    "{} has {n} network interfaces with MAC {mac} (a clone?), and a MAC is how uvmm tells them apart: give one of them another MAC (virsh edit) first",
+                    old.name
+                )))
+            }
+        }
+        store(hv, tree, &old, &new)?;
+        ctx.refresh(uuid);
+        let mut warnings: Vec<String> = ctx.backup(uuid, Cause::Edit).into_iter().collect();
+        if running {
+            warnings.push(NEXT_BOOT.into());
+        }
+        ctx.changed(uuid, vec![], warnings)
     }
-    Ok(warnings)
 }
