@@ -7,6 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+mod events;
+mod tasks;
+
+pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
+pub use tasks::{CancelMode, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;
@@ -466,65 +472,6 @@ pub struct ActionResponse {
     /// The VM after the action; absent when it no longer exists (a transient VM that was
     /// stopped).
     pub vm: Option<VmSummary>,
-}
-
-/// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    HostAdded,
-    HostRemoved,
-    HostConnected,
-    HostUnavailable,
-    VmAdded,
-    VmRemoved,
-    /// State (or managed-save flag) changed.
-    VmState,
-    /// Definition or availability changed, state did not.
-    VmChanged,
-    /// A storage pool crossed a monitoring threshold (up or down): `level`, `message`.
-    PoolAlert,
-    /// A pool was added, removed, started or stopped.
-    PoolChanged,
-    /// The client missed events (it was too slow); reload the full state.
-    Resync,
-}
-
-/// One item of the `GET /api/v1/events` stream (Server-Sent Events, `data:` is this JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Event {
-    /// Increases by one per event; gaps mean missed events.
-    pub seq: u64,
-    /// RFC 3339 time the daemon saw the change.
-    pub time: String,
-    pub kind: EventKind,
-    /// Host URI.
-    pub host: String,
-    pub host_id: String,
-    #[schema(format = "uuid")]
-    pub uuid: Option<String>,
-    pub name: Option<String>,
-    pub state: Option<VmState>,
-    pub previous_state: Option<VmState>,
-    pub available: Option<bool>,
-    pub message: Option<String>,
-    /// The VM after the change (VM events except removal).
-    pub vm: Option<VmSummary>,
-    /// Pool events: the pool's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
-    /// Pool alerts: the new level.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<Level>,
-}
-
-/// The `data:` of a `resync` message of the event stream: the client was too slow and
-/// missed `missed` events; it must reload the full state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ResyncNotice {
-    /// Always `resync`.
-    pub kind: EventKind,
-    pub missed: u64,
 }
 
 /// The codes of `ErrorInfo.code` (the field stays a string, so that a client built today

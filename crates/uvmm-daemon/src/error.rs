@@ -10,6 +10,7 @@ pub use crate::backup::BackupError;
 pub use crate::cache::LookupError;
 pub use crate::hosts::HostError;
 pub use crate::http::error::RequestError;
+pub use crate::jobs::tasks::TaskError;
 pub use crate::jobs::JobError;
 pub use crate::storage::StorageError;
 pub use crate::vm::VmError;
@@ -31,6 +32,8 @@ pub enum Error {
     Job(#[from] JobError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
     /// No profile of that name.
     #[error("{what}")]
     NoProfile { what: String },

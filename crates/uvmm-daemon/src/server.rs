@@ -136,7 +136,8 @@ pub async fn run(
                 profiles,
                 settings.api.clone(),
             )
-            .map_err(|e| anyhow!(e))?,
+            .map_err(|e| anyhow!(e))?
+            .with_task_retention(settings.tasks),
         );
         // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {

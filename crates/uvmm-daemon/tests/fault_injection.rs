@@ -169,7 +169,7 @@ async fn refused_then_dropped_connection_recovers_with_backoff() {
         .all(|v| v.available));
     let mut kinds = Vec::new();
     while let Ok(e) = events.try_recv() {
-        kinds.push(e.kind);
+        kinds.push(e.kind());
     }
     assert!(
         kinds.contains(&uvmm_api::EventKind::HostUnavailable),

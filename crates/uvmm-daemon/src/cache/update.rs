@@ -3,51 +3,62 @@
 //! changed). `Shared::update` publishes them in change order.
 
 use super::*;
-use uvmm_api::{Event, EventKind};
+use uvmm_api::{Change, Event};
 use uvmm_libvirt::DomainStats;
 use uvmm_model::monitor::{evaluate, Thresholds};
 
 /// Weight of the newest sample in the smoothed CPU usage.
 const CPU_SMOOTHING: f64 = 0.5;
 
-/// An event before the bus gives it a sequence number and time.
-fn event(kind: EventKind, host: &HostEntry) -> Event {
-    Event {
-        seq: 0,
-        time: String::new(),
-        kind,
-        host: host.uri.clone(),
-        host_id: host.id.clone(),
-        uuid: None,
-        name: None,
-        state: None,
-        previous_state: None,
-        available: Some(host.available()),
-        message: None,
-        vm: None,
-        pool: None,
-        level: None,
-    }
+/// An event of `host` before the bus gives it a sequence number and time.
+fn event(host: &HostEntry, change: Change) -> Event {
+    Event::new(&host.uri, &host.id, Some(host.available()), change)
 }
 
-fn pool_event(kind: EventKind, host: &HostEntry, pool: &PoolEntry, message: String) -> Event {
-    let mut e = event(kind, host);
-    e.pool = Some(pool.info.def.name.clone());
-    e.level = Some(pool.level);
-    e.message = Some(message);
-    e
+/// A pool event: `alert` (a monitoring level crossed) or a pool added, removed, started
+/// or stopped.
+fn pool_event(alert: bool, host: &HostEntry, pool: &PoolEntry, message: String) -> Event {
+    let (pool, level) = (pool.info.def.name.clone(), pool.level);
+    let change = if alert {
+        Change::PoolAlert {
+            pool,
+            level,
+            message,
+        }
+    } else {
+        Change::PoolChanged {
+            pool,
+            level,
+            message,
+        }
+    };
+    event(host, change)
 }
 
-fn vm_event(kind: EventKind, host: &HostEntry, vm: &VmEntry, previous: Option<VmState>) -> Event {
-    let mut e = event(kind, host);
-    e.uuid = Some(vm.uuid.clone());
-    e.name = Some(vm.name.clone());
-    e.state = Some(vm.state);
-    e.previous_state = previous;
-    if kind != EventKind::VmRemoved {
-        e.vm = Some(vm_summary(host, vm));
-    }
-    e
+/// A VM was added.
+fn vm_added(host: &HostEntry, vm: &VmEntry) -> Event {
+    let vm = vm_summary(host, vm);
+    event(host, Change::VmAdded { vm })
+}
+
+/// A VM's state (`state`) or definition changed.
+fn vm_changed(host: &HostEntry, vm: &VmEntry, previous_state: VmState, state: bool) -> Event {
+    let vm = vm_summary(host, vm);
+    let change = if state {
+        Change::VmState { vm, previous_state }
+    } else {
+        Change::VmChanged { vm, previous_state }
+    };
+    event(host, change)
+}
+
+fn vm_removed(host: &HostEntry, vm: &VmEntry) -> Event {
+    let change = Change::VmRemoved {
+        uuid: vm.uuid.clone(),
+        name: vm.name.clone(),
+        state: vm.state,
+    };
+    event(host, change)
 }
 
 impl Cache {
@@ -83,7 +94,7 @@ impl Cache {
             rows: OnceLock::new(),
             pools: Vec::new(),
         };
-        let ev = event(EventKind::HostAdded, &entry);
+        let ev = event(&entry, Change::HostAdded);
         self.ids.insert(id.to_string(), uri.to_string());
         self.hosts.insert(uri.to_string(), entry);
         vec![ev]
@@ -93,7 +104,7 @@ impl Cache {
         match self.hosts.remove(uri) {
             Some(h) => {
                 self.ids.remove(&h.id);
-                let mut ev = event(EventKind::HostRemoved, &h);
+                let mut ev = event(&h, Change::HostRemoved);
                 ev.available = Some(false);
                 vec![ev]
             }
@@ -131,31 +142,26 @@ impl Cache {
         let old = std::mem::take(host.vms_mut());
         for (uuid, old_vm) in &old {
             if !fresh.contains_key(uuid) {
-                events.push(vm_event(
-                    EventKind::VmRemoved,
-                    host,
-                    old_vm,
-                    Some(old_vm.state),
-                ));
+                events.push(vm_removed(host, old_vm));
             }
         }
         for (uuid, mut vm) in fresh {
             match old.get(&uuid) {
-                None => events.push(vm_event(EventKind::VmAdded, host, &vm, None)),
+                None => events.push(vm_added(host, &vm)),
                 Some(prev) => {
                     vm.cpu_usage = prev.cpu_usage;
                     vm.cpu_sample = prev.cpu_sample;
                     if prev.state != vm.state || prev.managed_save != vm.managed_save {
-                        events.push(vm_event(EventKind::VmState, host, &vm, Some(prev.state)));
+                        events.push(vm_changed(host, &vm, prev.state, true));
                     } else if !prev.same_definition(&vm) {
-                        events.push(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)));
+                        events.push(vm_changed(host, &vm, prev.state, false));
                     }
                 }
             }
             host.vms_mut().insert(uuid, vm);
         }
         if !was_available {
-            events.insert(0, event(EventKind::HostConnected, host));
+            events.insert(0, event(host, Change::HostConnected));
         }
         events
     }
@@ -182,9 +188,8 @@ impl Cache {
                 vm.cpu_sample = None;
             }
             host.refresh_rows();
-            let mut ev = event(EventKind::HostUnavailable, host);
-            ev.message = Some(error.to_string());
-            vec![ev]
+            let message = error.to_string();
+            vec![event(host, Change::HostUnavailable { message })]
         } else {
             vec![]
         }
@@ -197,16 +202,16 @@ impl Cache {
         };
         let mut vm = VmEntry::from_snapshot(snap);
         let ev = match host.vms.get(&vm.uuid) {
-            None => Some(vm_event(EventKind::VmAdded, host, &vm, None)),
+            None => Some(vm_added(host, &vm)),
             Some(prev) => {
                 if vm.state.is_active() {
                     vm.cpu_usage = prev.cpu_usage;
                     vm.cpu_sample = prev.cpu_sample;
                 }
                 if prev.state != vm.state || prev.managed_save != vm.managed_save {
-                    Some(vm_event(EventKind::VmState, host, &vm, Some(prev.state)))
+                    Some(vm_changed(host, &vm, prev.state, true))
                 } else if !prev.same_definition(&vm) {
-                    Some(vm_event(EventKind::VmChanged, host, &vm, Some(prev.state)))
+                    Some(vm_changed(host, &vm, prev.state, false))
                 } else {
                     None
                 }
@@ -221,7 +226,7 @@ impl Cache {
             return vec![];
         };
         match host.vms_mut().remove(uuid) {
-            Some(vm) => vec![vm_event(EventKind::VmRemoved, host, &vm, Some(vm.state))],
+            Some(vm) => vec![vm_removed(host, &vm)],
             None => vec![],
         }
     }
@@ -323,24 +328,14 @@ impl Cache {
             entry.alerts = alerts;
             let prev = old.iter().find(|p| p.info.def.name == entry.info.def.name);
             match prev {
-                None => events.push(pool_event(
-                    EventKind::PoolChanged,
-                    host,
-                    &entry,
-                    "pool added".into(),
-                )),
+                None => events.push(pool_event(false, host, &entry, "pool added".into())),
                 Some(p) if p.info.active != entry.info.active => {
                     let what = if entry.info.active {
                         "pool started"
                     } else {
                         "pool stopped"
                     };
-                    events.push(pool_event(
-                        EventKind::PoolChanged,
-                        host,
-                        &entry,
-                        what.into(),
-                    ));
+                    events.push(pool_event(false, host, &entry, what.into()));
                 }
                 _ => {}
             }
@@ -352,7 +347,7 @@ impl Cache {
                     entry.alerts.join("; ")
                 };
                 tracing::warn!(host = %host.id, pool = %entry.info.def.name, level = entry.level.as_str(), "pool {}: {msg}", entry.level.as_str());
-                events.push(pool_event(EventKind::PoolAlert, host, &entry, msg));
+                events.push(pool_event(true, host, &entry, msg));
             }
             host.pools.push(entry);
         }
@@ -362,12 +357,7 @@ impl Cache {
                 .iter()
                 .any(|n| n.info.def.name == p.info.def.name)
             {
-                events.push(pool_event(
-                    EventKind::PoolChanged,
-                    host,
-                    p,
-                    "pool removed".into(),
-                ));
+                events.push(pool_event(false, host, p, "pool removed".into()));
             }
         }
         events
@@ -384,7 +374,7 @@ impl Cache {
 pub(super) mod tests {
     use super::*;
     use std::time::Duration;
-    use uvmm_api::VmQuery;
+    use uvmm_api::{EventKind, VmQuery};
 
     pub(crate) const URI: &str = "test:///a.xml";
 
@@ -422,7 +412,7 @@ pub(super) mod tests {
     }
 
     pub(crate) fn kinds(events: &[Event]) -> Vec<EventKind> {
-        events.iter().map(|e| e.kind).collect()
+        events.iter().map(|e| e.kind()).collect()
     }
 
     #[test]
@@ -482,8 +472,13 @@ pub(super) mod tests {
                 EventKind::VmAdded
             ]
         );
-        assert_eq!(ev[2].previous_state, Some(VmState::Running));
-        assert_eq!(ev[2].state, Some(VmState::Paused));
+        match &ev[2].change {
+            Change::VmState { vm, previous_state } => {
+                assert_eq!(*previous_state, VmState::Running);
+                assert_eq!(vm.state, VmState::Paused);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(c
             .list_vms(&VmQuery::default())
             .unwrap()
@@ -534,7 +529,11 @@ pub(super) mod tests {
         for (before, after, want) in table {
             let mut c = cache_with(before.clone().into_iter().collect());
             let ev = c.vm_upsert(URI, after.clone());
-            assert_eq!(ev.first().map(|e| e.kind), want, "{before:?} -> {after:?}");
+            assert_eq!(
+                ev.first().map(|e| e.kind()),
+                want,
+                "{before:?} -> {after:?}"
+            );
             assert!(ev.len() <= 1);
         }
         // The detail shows the pending value next to the live one; the ETag is that of

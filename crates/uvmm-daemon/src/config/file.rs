@@ -19,6 +19,10 @@ pub struct FileConfig {
     pub backup_keep_versions: Option<u32>,
     /// Versions older than this many days are pruned (0 or absent: no age limit).
     pub backup_keep_days: Option<u64>,
+    /// How long a finished task stays readable (`GET /api/v1/tasks/{id}`), in seconds
+    /// (default 3600), and how many finished tasks are kept at most (default 1000).
+    pub task_keep_secs: Option<u64>,
+    pub task_keep: Option<usize>,
     /// Pool monitoring thresholds and interval.
     pub monitoring: Option<MonitoringFile>,
     pub logfile: Option<PathBuf>,

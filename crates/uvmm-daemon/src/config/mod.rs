@@ -101,9 +101,26 @@ pub struct Settings {
     pub profiles_dir: PathBuf,
     pub backup_dir: PathBuf,
     pub retention: uvmm_backup::Retention,
+    pub tasks: TaskRetention,
     pub monitoring: Monitoring,
     pub timing: Timing,
     pub api: ApiPolicy,
+}
+
+/// How long finished tasks are kept, and how many at most.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskRetention {
+    pub keep_for: Duration,
+    pub keep_max: usize,
+}
+
+impl Default for TaskRetention {
+    fn default() -> Self {
+        TaskRetention {
+            keep_for: Duration::from_secs(3600),
+            keep_max: 1000,
+        }
+    }
 }
 
 /// Intervals of the host manager.
@@ -331,6 +348,10 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
                 .backup_keep_days
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d * 86_400)),
+        },
+        tasks: TaskRetention {
+            keep_for: Duration::from_secs(file.task_keep_secs.unwrap_or(3600)),
+            keep_max: file.task_keep.unwrap_or(1000),
         },
         timing,
         api: api_policy(file.api)?,

@@ -221,6 +221,15 @@ impl Registry {
         Ok(summary)
     }
 
+    /// The handle on the worker of `uri` (for a task that sends it work).
+    pub fn handle(&self, uri: &str) -> Option<HostHandle> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uri)
+            .cloned()
+    }
+
     /// Send to the worker of `uri`.
     pub fn send(&self, uri: &str, msg: HostMsg) -> Result<(), JobError> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());

@@ -24,6 +24,9 @@ pub enum HostMsg {
     Event(u64, HostEvent),
     /// Work of a job (see `jobs`).
     Work(Work),
+    /// The worker's connection, for a task on a host where every connection opens a
+    /// host of its own (`HostUri::host_per_connection`); dropped when unavailable.
+    Connection(mpsc::Sender<Arc<dyn Hypervisor>>),
     /// The backup resync of connection `gen` is done: the hash of every persistent VM's
     /// definition as it read it, and the VMs for which it recorded a new version (changed
     /// while uvmm was not looking; re-read them, the cache may predate the change).
@@ -36,6 +39,7 @@ pub enum HostMsg {
 }
 
 /// The daemon's handle on a worker.
+#[derive(Clone)]
 pub struct HostHandle {
     uri: String,
     tx: mpsc::Sender<HostMsg>,
@@ -151,7 +155,7 @@ impl Worker {
                     tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
                     self.signal_first_attempt();
                     delay = timing.reconnect_min;
-                    let exit = self.serve(&*hv, gen);
+                    let exit = self.serve(&hv, gen);
                     drop(hv);
                     match exit {
                         Exit::Stop => return,
@@ -306,6 +310,8 @@ impl Worker {
             match self.rx.recv_timeout(left) {
                 Ok(HostMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
                 Ok(HostMsg::Work(work)) => work(None),
+                // Dropping the sender tells the task the host is unavailable.
+                Ok(HostMsg::Connection(_)) => {}
                 // Events and results of a connection that is gone.
                 Ok(HostMsg::Event(..) | HostMsg::Baseline { .. }) => {}
                 Err(RecvTimeoutError::Timeout) => return Exit::Lost(String::new()),
@@ -313,7 +319,8 @@ impl Worker {
         }
     }
 
-    fn serve(&mut self, hv: &dyn Hypervisor, gen: u64) -> Exit {
+    fn serve(&mut self, conn: &Arc<dyn Hypervisor>, gen: u64) -> Exit {
+        let hv = conn.as_ref();
         let pool_period = self.shared.monitoring.refresh_period();
         let reconcile_interval = self.shared.timing.reconcile_interval;
         let fast = self.shared.timing.stats_interval;
@@ -377,6 +384,9 @@ impl Worker {
             };
             match msg {
                 HostMsg::Stop => return Exit::Stop,
+                HostMsg::Connection(tx) => {
+                    let _ = tx.send(conn.clone());
+                }
                 HostMsg::Event(g, _) if g != gen => {}
                 HostMsg::Event(_, HostEvent::Closed { reason }) => return Exit::Lost(reason),
                 HostMsg::Event(

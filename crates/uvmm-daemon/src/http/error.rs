@@ -3,7 +3,9 @@
 //! something that does not exist, 409 it does not fit the current state, 403 the policy
 //! refuses it, 5xx the daemon, libvirt or the host failed.
 
-use crate::error::{BackupError, Error, HostError, JobError, LookupError, StorageError, VmError};
+use crate::error::{
+    BackupError, Error, HostError, JobError, LookupError, StorageError, TaskError, VmError,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -52,6 +54,8 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Lookup(l) => lookup(l),
         Error::Job(j) => job(j),
         Error::Request(r) => request(r),
+        Error::Task(TaskError::NotFound(_)) => NOT_FOUND,
+        Error::Task(TaskError::Ended { .. }) => CONFLICT,
         Error::NoProfile { .. } => NOT_FOUND,
         Error::Internal { .. } => INTERNAL,
     }
@@ -87,7 +91,7 @@ fn vm(e: &VmError) -> (StatusCode, &'static str) {
         | VmError::HostCannot(_) => CONFLICT,
         VmError::Transition(_) => (StatusCode::CONFLICT, "invalid_transition"),
         VmError::Refused { .. } => FORBIDDEN,
-        VmError::Unreadable(_) | VmError::Internal { .. } => INTERNAL,
+        VmError::Unreadable(_) | VmError::Internal { .. } | VmError::Random(_) => INTERNAL,
         VmError::Storage(s) => storage(s),
         VmError::Libvirt(l) => libvirt(l),
     }
@@ -150,6 +154,7 @@ fn job(e: &JobError) -> (StatusCode, &'static str) {
         JobError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         JobError::NoWorker { .. } => NOT_FOUND,
         JobError::WorkerStopped { .. } => INTERNAL,
+        JobError::Cancelled => CONFLICT,
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uvmm_api::*;
 
 fn sse_of(ev: &Event) -> SseEvent {
-    let kind = serde_json::to_value(ev.kind)
+    let kind = serde_json::to_value(ev.kind())
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
@@ -23,7 +23,7 @@ fn sse_of(ev: &Event) -> SseEvent {
 
 /// Server-Sent Events: one `data:` JSON object per change (see `Event`).
 #[utoipa::path(get, path = "/api/v1/events",
-    responses((status = 200, content_type = "text/event-stream", body = Event)))]
+    responses((status = 200, content_type = "text/event-stream", body = EventWire)))]
 pub(super) async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {

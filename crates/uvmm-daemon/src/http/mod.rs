@@ -15,6 +15,7 @@ mod meta;
 pub mod openapi;
 mod profiles;
 mod storage;
+mod tasks;
 mod vms;
 
 use crate::ops::Ops;
@@ -103,6 +104,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(storage::delete_volume))
         .routes(routes!(storage::clone_volume))
         .routes(routes!(storage::resize_volume))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::show_task, tasks::cancel_task))
         .routes(routes!(meta::metrics))
 }
 

@@ -23,8 +23,12 @@ use uvmm_api::*;
         VmDetail,
         VmPage,
         ActionResponse,
-        Event,
+        EventWire,
         EventKind,
+        Task,
+        TaskKind,
+        TaskState,
+        CancelMode,
         ResyncNotice,
         ErrorBody,
         ErrorInfo,
@@ -109,6 +113,7 @@ const CONFLICTS: &[&str] = &[
     "show_backup",
     "backup_version",
     "backup_diff",
+    "cancel_task",
 ];
 
 /// Operations that read a request body (so they can time out on it or find it too large).
@@ -262,6 +267,10 @@ fn path_parameter(name: &str) -> Option<(serde_json::Value, &'static str)> {
             "version number (`GET /api/v1/backups/{vm}`)",
         ),
         "name" => (json!({"type": "string", "minLength": 1}), "profile name"),
+        "task" => (
+            json!({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
+            "task id (`GET /api/v1/tasks`)",
+        ),
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
 //! Storage pools and volumes.
 
 use super::extract::*;
+use super::tasks::WaitParam;
 use super::AppState;
 use crate::caller::Caller;
 use crate::error::Error;
@@ -105,21 +106,25 @@ pub(super) async fn create_volume(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = CloneVolumeRequest,
-    responses((status = 201, body = VolumeSummary)))]
+/// A copy runs as a task (`?wait=false`: 202 with the task at once); cancelling it
+/// deletes the copy once libvirt is done (libvirt cannot interrupt a copy).
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/clone", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path), WaitParam), request_body = CloneVolumeRequest,
+    responses((status = 201, body = VolumeSummary),
+        (status = 202, body = Task, description = "with `wait=false`: the task (`Location: /api/v1/tasks/{id}`)")))]
 pub(super) async fn clone_volume(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((host, pool, source)): ApiPath<(String, String, String)>,
+    ApiQuery(p): ApiQuery<WaitParam>,
     ApiJson(req): ApiJson<CloneVolumeRequest>,
-) -> Result<impl IntoResponse, Error> {
+) -> Result<axum::response::Response, Error> {
     let job = CloneVolume {
         pool,
         source,
         name: req.name,
     };
-    let v = s.ops.run(&caller, Target::Host(host), job).await?;
-    Ok((StatusCode::CREATED, Json(v)))
+    let answer = |v: VolumeSummary| (StatusCode::CREATED, Json(v)).into_response();
+    super::tasks::start(&s, &caller, Target::Host(host), job, p.wait, answer).await
 }
 
 #[utoipa::path(post, path = "/api/v1/hosts/{id}/pools/{pool}/volumes/{volume}/resize", params(("id" = String, Path), ("pool" = String, Path), ("volume" = String, Path)), request_body = ResizeVolumeRequest,

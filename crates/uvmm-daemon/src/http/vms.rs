@@ -34,6 +34,19 @@ impl HostParam {
     }
 }
 
+/// `POST /api/v1/vms/{uuid}/{action}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActionParams {
+    /// Host id or URI; needed only when the UUID exists on several hosts.
+    pub host: Option<String>,
+    /// `suspend` (a managed save) runs as a task: `true` (the default) answers when it is
+    /// done, `false` answers `202 Accepted` with the task at once. The other actions
+    /// always answer when they are done.
+    pub wait: Option<bool>,
+}
+
 /// `DELETE /api/v1/vms/{uuid}` parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -156,17 +169,19 @@ pub(super) async fn vm_xml(
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/{action}",
-    params(("uuid" = String, Path), ("action" = Action, Path), HostParam),
+    params(("uuid" = String, Path), ("action" = Action, Path), ActionParams),
     request_body(content = Option<NoParams>, description = "none, or an empty object `{}`", content_type = "application/json"),
-    responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody),
+    responses((status = 200, body = ActionResponse),
+        (status = 202, body = Task, description = "`suspend` with `wait=false`: the task (`Location: /api/v1/tasks/{id}`)"),
+        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "invalid transition"), (status = 503, body = ErrorBody)))]
 pub(super) async fn vm_action(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((uuid, action)): ApiPath<(String, String)>,
-    ApiQuery(p): ApiQuery<HostParam>,
+    ApiQuery(p): ApiQuery<ActionParams>,
     ApiBody(body): ApiBody,
-) -> Result<Json<ActionResponse>, Error> {
+) -> Result<axum::response::Response, Error> {
     let action: Action = action
         .parse()
         .map_err(|e: uvmm_model::state::ParseEnumError| RequestError::Malformed(e.to_string()))?;
@@ -175,6 +190,8 @@ pub(super) async fn vm_action(
     if !body.iter().all(u8::is_ascii_whitespace) && body.trim_ascii() != b"null" {
         let _: NoParams = parse_body(&body)?;
     }
+    let vm = VmRef { uuid, host: p.host };
     let job = VmAction::new(action);
-    s.ops.run(&caller, p.vm(uuid), job).await.map(Json)
+    let answer = |r: ActionResponse| Json(r).into_response();
+    super::tasks::start(&s, &caller, vm, job, p.wait, answer).await
 }

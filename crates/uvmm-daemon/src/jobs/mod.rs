@@ -10,6 +10,8 @@
 //! volume clone, a managed save) run as tasks instead (`tasks`): on a thread of their
 //! own with their own connection, so the worker keeps serving events and requests.
 
+pub mod tasks;
+
 use crate::backup::record::Record;
 use crate::cache::{vm_detail, Cache, HostEntry, VmEntry};
 use crate::caller::Caller;
@@ -35,6 +37,9 @@ pub enum JobError {
     /// The worker ended without answering (it stopped while the job waited).
     #[error("the worker of host {host} has stopped")]
     WorkerStopped { host: String },
+    /// The task was cancelled (see `tasks`).
+    #[error("the task was cancelled")]
+    Cancelled,
 }
 
 /// A VM a request names: its UUID and, when the UUID exists on several hosts, which host.
@@ -94,6 +99,12 @@ pub trait Job: Send + Sized + 'static {
         Ok(())
     }
 
+    /// Whether the job is long and runs as a task (see `tasks`): on a thread and a
+    /// connection of its own, with an id at once.
+    fn long(&self) -> Option<tasks::Long> {
+        None
+    }
+
     /// The work, with a connection to the host.
     fn run(self, ctx: &JobCtx<'_>) -> Result<Self::Output, Self::Error>;
 }
@@ -108,6 +119,9 @@ pub type Work = Box<dyn FnOnce(Option<(&Worker, &dyn Hypervisor)>) + Send>;
 pub(crate) enum HostLink<'a> {
     /// The job runs on the worker itself.
     Worker(&'a Worker),
+    /// The job runs as a task on a thread of its own; it asks the worker through its
+    /// queue and waits for the answer.
+    Queue(&'a (dyn Fn(Work) -> bool + Sync)),
 }
 
 /// What a job may use while it runs.
@@ -117,6 +131,8 @@ pub struct JobCtx<'a> {
     pub at: &'a At,
     pub(crate) shared: &'a Shared,
     pub(crate) host: HostLink<'a>,
+    /// The task, when the job runs as one.
+    pub(crate) task: Option<&'a tasks::TaskLink>,
 }
 
 impl JobCtx<'_> {
@@ -137,6 +153,19 @@ impl JobCtx<'_> {
     ) -> Option<R> {
         match &self.host {
             HostLink::Worker(w) => Some(f(w, self.hv)),
+            HostLink::Queue(send) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let work: Work = Box::new(move |worker| {
+                    if let Some((w, hv)) = worker {
+                        let _ = tx.send(f(w, hv));
+                    }
+                });
+                if !send(work) {
+                    return None;
+                }
+                // No answer: the host became unavailable meanwhile.
+                rx.recv().ok()
+            }
         }
     }
 
@@ -218,6 +247,26 @@ impl JobCtx<'_> {
     /// The cache, for answers made from it after the job's change.
     pub fn cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
         self.shared.read()
+    }
+
+    /// Run `work` (a blocking libvirt call) watched: when the job is a task, its progress
+    /// is read with `poll` (bytes done, total) and a cancel request calls `abort`; see
+    /// `tasks::TaskLink::watch`. Otherwise `work` just runs.
+    pub fn watch<T>(
+        &self,
+        poll: impl Fn() -> Option<(u64, u64)> + Sync,
+        abort: Option<&(dyn Fn() + Sync)>,
+        work: impl FnOnce() -> T,
+    ) -> T {
+        match self.task {
+            Some(t) => t.watch(poll, abort, work),
+            None => work(),
+        }
+    }
+
+    /// Whether the task was asked to stop (never for a job that is not a task).
+    pub fn cancelled(&self) -> bool {
+        self.task.is_some_and(|t| t.cancelled())
     }
 
     /// The reason the host is unavailable, for work that was not run.

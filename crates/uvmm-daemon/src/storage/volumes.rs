@@ -4,7 +4,9 @@
 use super::{bad, volume_in, StorageError};
 use crate::cache::{Cache, HostEntry, VmEntry};
 use crate::error::Error;
-use crate::jobs::{Job, JobCtx};
+use crate::jobs::tasks::Long;
+use crate::jobs::{Job, JobCtx, JobError};
+use uvmm_api::{CancelMode, TaskKind};
 use uvmm_api::{CreateVolumeRequest, VolumeSummary};
 use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
 use uvmm_model::storage::{check_volume_size, volume_xml, PoolRoom};
@@ -91,14 +93,17 @@ fn create_volume(
     Ok(vol)
 }
 
+/// A copy of volume `source` as `name`. A task (a large copy takes minutes): progress is
+/// the copy's allocation against the source's; libvirt cannot interrupt the copy, so a
+/// cancelled clone is deleted once it is done.
 fn clone_volume(
     ctx: &JobCtx<'_>,
     pool: &str,
     source: &str,
     name: &str,
-) -> Result<VolumeInfo, StorageError> {
+) -> Result<VolumeInfo, Error> {
     let hv = ctx.hv;
-    validate::volume_name(name)?;
+    validate::volume_name(name).map_err(StorageError::from)?;
     let vols = hv.volumes(pool).map_err(|e| match e.kind {
         ErrorKind::NotFound => StorageError::not_found(format!("no storage pool '{pool}'")),
         _ => StorageError::from(e),
@@ -110,10 +115,28 @@ fn clone_volume(
     if vols.iter().any(|v| v.def.name == name) {
         return Err(StorageError::conflict(format!(
             "volume '{name}' already exists in pool '{pool}'"
-        )));
+        ))
+        .into());
     }
     let xml = volume_xml(name, src.def.capacity, src.def.format.as_deref(), true);
-    let vol = hv.clone_volume(pool, source, &xml)?;
+    // What has to be copied: the source's data (a sparse source copies sparse).
+    let total = match src.def.allocation {
+        0 => src.def.capacity,
+        n => n,
+    };
+    let poll = || {
+        let copy = hv.volume(pool, name).ok().flatten()?;
+        Some((copy.def.allocation, total))
+    };
+    let copied = ctx.watch(poll, None, || hv.clone_volume(pool, source, &xml));
+    let vol = copied.map_err(StorageError::from)?;
+    if ctx.cancelled() {
+        if let Err(e) = hv.delete_volume(pool, name) {
+            tracing::error!(%pool, volume = %name, "cannot delete the copy of a cancelled clone: {e}");
+        }
+        ctx.refresh_pools();
+        return Err(JobError::Cancelled.into());
+    }
     ctx.refresh_pools();
     Ok(vol)
 }
@@ -197,11 +220,19 @@ pub struct CloneVolume {
 
 impl Job for CloneVolume {
     type Output = VolumeSummary;
-    type Error = StorageError;
+    type Error = Error;
 
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
+    fn long(&self) -> Option<Long> {
+        Some(Long {
+            kind: TaskKind::VolumeClone,
+            cancel: CancelMode::Undo,
+            target: Some(format!("{}/{} -> {}", self.pool, self.source, self.name)),
+        })
+    }
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, Error> {
         clone_volume(ctx, &self.pool, &self.source, &self.name)?;
-        answer(ctx, &self.pool, &self.name)
+        Ok(answer(ctx, &self.pool, &self.name)?)
     }
 }
 

@@ -77,7 +77,7 @@ pub fn create(
                 "network '{spec}' (expected network=NAME or bridge=NAME)"
             ))
         })?;
-        nics.push((kind, name, Some(random_mac(&resolved.domain_type))));
+        nics.push((kind, name, Some(random_mac(&resolved.domain_type)?)));
     }
 
     for (kind, name, _) in &nics {
@@ -157,7 +157,7 @@ pub fn create(
         &resolved,
         NewVm {
             name: req.name.clone(),
-            uuid: Some(random_uuid()),
+            uuid: Some(random_uuid()?),
             memory_kib: req.memory_kib,
             vcpus: req.vcpus,
             notes: notes_in.clone(),
@@ -180,7 +180,7 @@ pub fn create(
             &resolved,
             NewVm {
                 name: req.name.clone(),
-                uuid: Some(random_uuid()),
+                uuid: Some(random_uuid()?),
                 memory_kib: req.memory_kib,
                 vcpus: req.vcpus,
                 disks,

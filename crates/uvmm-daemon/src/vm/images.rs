@@ -175,7 +175,8 @@ pub(crate) fn inspect(
         if !std::path::Path::new(&path).exists() {
             return Err(format!("{path} does not exist"));
         }
-        let tmp = std::env::temp_dir().join(format!("uvmm-inspect-{}.raw", random_uuid()));
+        let name = random_uuid().map_err(|e| e.to_string())?;
+        let tmp = std::env::temp_dir().join(format!("uvmm-inspect-{name}.raw"));
         let out = std::process::Command::new("qemu-img")
             .args([
                 "dd",

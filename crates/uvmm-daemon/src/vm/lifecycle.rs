@@ -3,8 +3,10 @@
 use super::{kvm_start_hint, VmError};
 use crate::cache::{vm_summary, Cache, HostEntry, VmEntry};
 use crate::error::Error;
+use crate::jobs::tasks::Long;
 use crate::jobs::{Job, JobCtx};
 use uvmm_api::ActionResponse;
+use uvmm_api::{CancelMode, TaskKind};
 use uvmm_model::Action;
 
 /// `POST /api/v1/vms/{uuid}/{action}`: answers when the cache shows the result, so a
@@ -25,6 +27,16 @@ impl Job for VmAction {
     type Output = ActionResponse;
     type Error = VmError;
 
+    /// A managed save writes the VM's memory to disk: seconds to minutes. It runs as a
+    /// task, and libvirt can abort it (the VM keeps running).
+    fn long(&self) -> Option<Long> {
+        (self.action == Action::Suspend).then_some(Long {
+            kind: TaskKind::VmSuspend,
+            cancel: CancelMode::Abort,
+            target: None,
+        })
+    }
+
     fn prepare(&mut self, _: &Cache, _: &HostEntry, vm: Option<&VmEntry>) -> Result<(), Error> {
         if let Some(v) = vm {
             self.action.check(v.state).map_err(VmError::from)?;
@@ -37,8 +49,18 @@ impl Job for VmAction {
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<ActionResponse, VmError> {
         let uuid = ctx.at.vm();
-        let hint = self.hint;
-        ctx.hv.action(uuid, self.action).map_err(|mut e| {
+        let (hv, hint) = (ctx.hv, self.hint);
+        let poll = || {
+            let p = hv.job_progress(uuid).ok().flatten()?;
+            Some((p.processed, p.total))
+        };
+        let abort = || {
+            if let Err(e) = hv.abort_job(uuid) {
+                tracing::debug!(%uuid, "abort: {e}");
+            }
+        };
+        let done = ctx.watch(poll, Some(&abort), || hv.action(uuid, self.action));
+        done.map_err(|mut e| {
             if let Some(h) = hint {
                 e.message = format!("{}. {h}", e.message.trim_end_matches('.'));
             }

@@ -73,6 +73,8 @@ pub enum VmError {
     Internal { what: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Random(#[from] crate::ids::NoRandom),
     #[error("{}", libvirt_message(.0))]
     Libvirt(LibvirtError),
 }

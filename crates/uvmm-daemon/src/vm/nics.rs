@@ -77,7 +77,7 @@ impl Job for AddNic {
         warnings.extend(check_network(hv, &kind, &name)?);
         let mac = match &req.mac {
             Some(m) => validate::mac(m)?,
-            None => random_mac(&old.domain_type),
+            None => random_mac(&old.domain_type)?,
         };
         if old
             .nics
