@@ -245,8 +245,19 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux");
-        for method in item.as_object().unwrap().keys() {
+            .replace("{name}", "Linux")
+            .replace("{task}", "00000000-0000-4000-8000-000000000000");
+        for (method, op) in item.as_object().unwrap() {
+            // The permission a caller will need (roles, issue 13): every route has one.
+            let permission = op["x-uvmm-permission"].as_str().unwrap_or_default();
+            assert!(
+                ["read", "operate", "admin"].contains(&permission),
+                "{method} {path} has no permission: {op}"
+            );
+            assert!(
+                method != "get" || permission == "read",
+                "{method} {path} reads and must need no more than read"
+            );
             let url = format!("http://127.0.0.1:{port}{concrete}");
             for auth in [
                 None,
@@ -704,7 +715,8 @@ fn every_route_refuses_unknown_query_parameters() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux");
+            .replace("{name}", "Linux")
+            .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for method in item.as_object().unwrap().keys() {
             let m = method.to_uppercase();
             let body = (m == "POST" || m == "PUT" || m == "PATCH").then_some("{}");

@@ -275,7 +275,8 @@ impl FakeHost {
         }
     }
 
-    /// Add a persistent domain with 1 GiB and 1 vCPU in `state`; returns its UUID.
+    /// Add a persistent domain with 1 GiB and 1 vCPU in `state` (connections hear of it
+    /// as libvirt tells of a define); returns its UUID.
     pub fn add_domain(&self, name: &str, state: VmState) -> String {
         let mut st = self.st();
         st.next_uuid += 1;
@@ -297,6 +298,8 @@ impl FakeHost {
                 xml,
             },
         );
+        drop(st);
+        self.emit(&uuid, name, Lifecycle::Defined);
         uuid
     }
 

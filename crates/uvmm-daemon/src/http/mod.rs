@@ -109,6 +109,86 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::metrics))
 }
 
+/// What a caller needs for an operation. Today every caller the guard admits (the socket's
+/// file mode, the TCP token) has every permission; logins and roles (issue 13) will check
+/// the caller against this table before the handler runs. It is in the OpenAPI document
+/// (`x-uvmm-permission` of every operation), and tests hold it to the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Look: lists, details, events, metrics.
+    Read,
+    /// Run VMs: lifecycle actions, media, cancelling tasks.
+    Operate,
+    /// Change what exists: VMs, devices, hosts, storage, backups.
+    Admin,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Operate => "operate",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
+/// The permission of every operation (by its operation id, the handler's name).
+pub const PERMISSIONS: &[(&str, Permission)] = {
+    use Permission::*;
+    &[
+        ("version", Read),
+        ("openapi", Read),
+        ("metrics", Read),
+        ("events", Read),
+        ("list_hosts", Read),
+        ("show_host", Read),
+        ("add_host", Admin),
+        ("remove_host", Admin),
+        ("list_profiles", Read),
+        ("show_profile", Read),
+        ("list_vms", Read),
+        ("show_vm", Read),
+        ("vm_xml", Read),
+        ("create_vm", Admin),
+        ("edit_vm", Admin),
+        ("delete_vm", Admin),
+        ("vm_action", Operate),
+        ("change_media", Operate),
+        ("add_disk", Admin),
+        ("remove_disk", Admin),
+        ("set_boot", Admin),
+        ("add_nic", Admin),
+        ("remove_nic", Admin),
+        ("list_backups", Read),
+        ("show_backup", Read),
+        ("backup_version", Read),
+        ("backup_diff", Read),
+        ("prune_backups", Admin),
+        ("restore", Admin),
+        ("list_pools", Read),
+        ("show_pool", Read),
+        ("create_pool", Admin),
+        ("pool_action", Admin),
+        ("delete_pool", Admin),
+        ("create_volume", Admin),
+        ("clone_volume", Admin),
+        ("resize_volume", Admin),
+        ("delete_volume", Admin),
+        ("list_tasks", Read),
+        ("show_task", Read),
+        ("cancel_task", Operate),
+    ]
+};
+
+/// The permission an operation needs (`None`: not in the table, which a test forbids).
+pub fn permission(operation_id: &str) -> Option<Permission> {
+    PERMISSIONS
+        .iter()
+        .find(|(id, _)| *id == operation_id)
+        .map(|(_, p)| *p)
+}
+
 /// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
 /// and methods.
 pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
@@ -193,6 +273,34 @@ async fn note_demand(
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    /// Every operation of the route table has a permission, and the table names no
+    /// operation that does not exist.
+    #[test]
+    fn every_route_has_a_permission() {
+        let doc = openapi_document();
+        let mut ids = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                let p = permission(&id);
+                assert!(p.is_some(), "{method} {path} ({id}) has no permission");
+                assert_eq!(op["x-uvmm-permission"], p.unwrap().as_str());
+                // Reads need no more than Read.
+                if method == "get" {
+                    assert_eq!(p, Some(Permission::Read), "{method} {path}");
+                }
+                ids.push(id);
+            }
+        }
+        for (id, _) in PERMISSIONS {
+            assert!(
+                ids.iter().any(|i| i == id),
+                "{id} is in PERMISSIONS but no route"
+            );
+        }
+        assert_eq!(ids.len(), PERMISSIONS.len());
+    }
 
     #[tokio::test]
     async fn a_panic_is_a_json_500() {

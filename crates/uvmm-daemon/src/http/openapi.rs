@@ -230,6 +230,21 @@ fn document_security(doc: &mut utoipa::openapi::OpenApi) {
     )]);
 }
 
+/// Every operation says what a caller needs for it (`super::PERMISSIONS`).
+fn document_permissions(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
+            let id = op.get("operationId").and_then(|i| i.as_str()).unwrap_or("");
+            if let Some(p) = super::permission(id) {
+                op.insert("x-uvmm-permission".into(), p.as_str().into());
+            }
+        }
+    }
+}
+
 /// The path parameters mean the same on every route, so they are described once, here.
 fn path_parameter(name: &str) -> Option<(serde_json::Value, &'static str)> {
     use serde_json::json;
@@ -467,6 +482,7 @@ pub(super) fn finish_document(mut doc: utoipa::openapi::OpenApi) -> serde_json::
     document_security(&mut doc);
     document_errors(&mut doc);
     let mut json = serde_json::to_value(&doc).unwrap_or_default();
+    document_permissions(&mut json);
     describe_path_params(&mut json);
     tighten_schemas(&mut json);
     bound_integers(&mut json);
