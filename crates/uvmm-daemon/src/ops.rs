@@ -8,11 +8,10 @@ use crate::error::Error;
 use crate::hosts::facts::HostFacts;
 use crate::hosts::registry::Registry;
 use crate::hosts::shared::Shared;
+use crate::hosts::source::HostSource;
 use crate::hosts::worker::{HostHandle, HostMsg};
-use crate::hosts::HostError;
 use crate::jobs::tasks::{self, Long, Tasks};
 use crate::jobs::{At, HostLink, Job, JobCtx, JobError, Target, Work};
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use uvmm_api::Profile;
@@ -56,7 +55,7 @@ fn task_connection(
 
 pub struct Ops {
     pub shared: Arc<Shared>,
-    pub hosts: Registry,
+    pub hosts: Arc<Registry>,
     pub tasks: Tasks,
     profiles: Vec<Profile>,
     /// What API clients may ask for (see `ApiPolicy`).
@@ -64,19 +63,24 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// The operations over the hosts of `source` (started with `hosts.start()`).
     pub fn new(
         shared: Arc<Shared>,
-        state_dir: PathBuf,
+        source: Box<dyn HostSource>,
         profiles: Vec<Profile>,
         policy: ApiPolicy,
-    ) -> Result<Ops, HostError> {
-        Ok(Ops {
-            hosts: Registry::new(shared.clone(), state_dir, policy.runtime_hosts.clone())?,
+    ) -> Ops {
+        Ops {
+            hosts: Arc::new(Registry::new(
+                shared.clone(),
+                source,
+                policy.runtime_hosts.clone(),
+            )),
             tasks: Tasks::new(shared.clone(), TaskRetention::default()),
             shared,
             profiles,
             policy,
-        })
+        }
     }
 
     /// Run a job on its host and wait for its answer (a long job: for the end of its

@@ -3,6 +3,7 @@
 use crate::bus::EventBus;
 use crate::config::Settings;
 use crate::hosts::shared::Shared;
+use crate::hosts::source::ConfigHostSource;
 use crate::http::{self as api, AppState};
 use crate::ops::Ops;
 use crate::process::{LogFile, PidFile, StateLock};
@@ -125,19 +126,28 @@ pub async fn run(
             list_render: Default::default(),
             demand: Default::default(),
         });
+        // The hosts: command line and configuration file, and what API clients changed.
+        let configured: Vec<(String, HostOrigin)> = settings
+            .hosts
+            .iter()
+            .map(|u| {
+                let origin = if settings.host_origins_cmdline.contains(u) {
+                    HostOrigin::Cmdline
+                } else {
+                    HostOrigin::Config
+                };
+                (u.clone(), origin)
+            })
+            .collect();
+        let source = ConfigHostSource::new(configured, settings.state_dir.clone())
+            .map_err(|e| anyhow!(e))?;
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {
             tracing::error!("skipping profile: {p}");
         }
         let manager = Arc::new(
-            Ops::new(
-                shared,
-                settings.state_dir.clone(),
-                profiles,
-                settings.api.clone(),
-            )
-            .map_err(|e| anyhow!(e))?
-            .with_task_retention(settings.tasks),
+            Ops::new(shared, Box::new(source), profiles, settings.api.clone())
+                .with_task_retention(settings.tasks),
         );
         // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {
@@ -165,19 +175,9 @@ pub async fn run(
         }
     };
 
-    let configured: Vec<(String, HostOrigin)> = settings
-        .hosts
-        .iter()
-        .map(|u| {
-            let origin = if settings.host_origins_cmdline.contains(u) {
-                HostOrigin::Cmdline
-            } else {
-                HostOrigin::Config
-            };
-            (u.clone(), origin)
-        })
-        .collect();
-    manager.hosts.start(&configured);
+    if let Err(e) = manager.hosts.start() {
+        tracing::error!("cannot read the host list: {e}");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(

@@ -16,6 +16,7 @@ use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::LookupError;
 use uvmm_daemon::error::{Error, JobError};
 use uvmm_daemon::hosts::shared::Shared;
+use uvmm_daemon::hosts::source::ConfigHostSource;
 use uvmm_daemon::jobs::VmRef;
 use uvmm_daemon::ops::Ops;
 use uvmm_daemon::vm::lifecycle::VmAction;
@@ -23,15 +24,27 @@ use uvmm_libvirt::intercept::{Hooks, InterceptConnector};
 use uvmm_libvirt::{HostEvent, LibvirtConnector};
 use uvmm_model::Action;
 
-/// The daemon's operations as these tests use them.
+/// The daemon's operations as these tests use them, made when the hosts are known.
 struct Manager {
-    ops: Ops,
+    ops: std::sync::OnceLock<Ops>,
     shared: Arc<Shared>,
+    dir: std::path::PathBuf,
 }
 
 impl Manager {
     fn start(&self, hosts: &[(String, HostOrigin)]) {
-        self.ops.hosts.start(hosts)
+        let source = ConfigHostSource::new(hosts.to_vec(), self.dir.clone()).unwrap();
+        let ops = Ops::new(
+            self.shared.clone(),
+            Box::new(source),
+            vec![],
+            Default::default(),
+        );
+        ops.hosts.start().unwrap();
+        let _ = self.ops.set(ops);
+    }
+    fn ops(&self) -> &Ops {
+        self.ops.get().expect("started")
     }
     fn host(&self, id: &str) -> Result<HostDetail, LookupError> {
         uvmm_daemon::hosts::show(&self.shared, id)
@@ -57,10 +70,10 @@ impl Manager {
             uuid: uuid.to_string(),
             host: host.map(str::to_string),
         };
-        self.ops.run(&root, vm, VmAction::new(action)).await
+        self.ops().run(&root, vm, VmAction::new(action)).await
     }
     fn shutdown(&self) {
-        self.ops.shutdown()
+        self.ops().shutdown()
     }
 }
 
@@ -104,14 +117,9 @@ fn manager_with(
     });
     (
         Arc::new(Manager {
-            ops: Ops::new(
-                shared.clone(),
-                dir.path().to_path_buf(),
-                vec![],
-                Default::default(),
-            )
-            .unwrap(),
+            ops: Default::default(),
             shared,
+            dir: dir.path().to_path_buf(),
         }),
         dir,
     )

@@ -13,6 +13,7 @@ use uvmm_daemon::caller::{Auth, Caller, Peer};
 use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::{Error, JobError, VmError};
 use uvmm_daemon::hosts::shared::Shared;
+use uvmm_daemon::hosts::source::ConfigHostSource;
 use uvmm_daemon::jobs::{Target, VmRef};
 use uvmm_daemon::ops::{Ops, Started};
 use uvmm_daemon::storage::volumes::CloneVolume;
@@ -67,14 +68,10 @@ async fn world() -> World {
         demand: Default::default(),
     });
     let events = shared.bus.subscribe();
-    let ops = Ops::new(
-        shared.clone(),
-        dir.path().to_path_buf(),
-        vec![],
-        Default::default(),
-    )
-    .unwrap();
-    ops.hosts.start(&[(URI.to_string(), HostOrigin::Cmdline)]);
+    let hosts = vec![(URI.to_string(), HostOrigin::Cmdline)];
+    let source = ConfigHostSource::new(hosts, dir.path().to_path_buf()).unwrap();
+    let ops = Ops::new(shared.clone(), Box::new(source), vec![], Default::default());
+    ops.hosts.start().unwrap();
     for _ in 0..200 {
         let connected = uvmm_daemon::hosts::show(&shared, URI)
             .is_ok_and(|h| h.summary.status == HostStatus::Connected);
@@ -371,5 +368,72 @@ async fn jobs_for_an_unavailable_host_are_refused_at_once() {
         matches!(r, Err(Error::Job(JobError::HostUnavailable { .. }))),
         "{r:?}"
     );
+    w.ops.shutdown();
+}
+
+/// A host source that changes the list on its own (as the LDAP directory will): the
+/// registry connects the hosts it adds and drops those it removes; changes through the
+/// API are refused when the source keeps its list elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_source_that_changes_on_its_own() {
+    use std::sync::Mutex;
+    use tokio::sync::mpsc;
+    use uvmm_daemon::hosts::source::{HostChange, HostSource};
+    use uvmm_daemon::hosts::HostError;
+
+    struct Directory(Mutex<Option<mpsc::Receiver<HostChange>>>);
+    impl HostSource for Directory {
+        fn initial(&self) -> Result<Vec<(String, HostOrigin)>, HostError> {
+            // (The world's own registry manages the first fake host.)
+            Ok(vec![])
+        }
+        fn add(&self, _: &str) -> Result<(), HostError> {
+            Err(HostError::Refused {
+                why: "hosts are managed in the directory".into(),
+            })
+        }
+        fn remove(&self, uri: &str) -> Result<(), HostError> {
+            self.add(uri)
+        }
+        fn changes(&self) -> Option<mpsc::Receiver<HostChange>> {
+            self.0.lock().unwrap().take()
+        }
+    }
+
+    let w = world().await;
+    let (tx, rx) = mpsc::channel(4);
+    let shared = w.ops.shared.clone();
+    let ops = Ops::new(
+        shared.clone(),
+        Box::new(Directory(Mutex::new(Some(rx)))),
+        vec![],
+        Default::default(),
+    );
+    ops.hosts.start().unwrap();
+    let second = "qemu+tcp://fake2/system";
+    tx.send(HostChange::Added {
+        uri: second.into(),
+        origin: HostOrigin::Config,
+    })
+    .await
+    .unwrap();
+    wait_until("the added host to connect", || {
+        uvmm_daemon::hosts::show(&shared, second)
+            .is_ok_and(|h| h.summary.status == HostStatus::Connected)
+    })
+    .await;
+    tx.send(HostChange::Removed { uri: second.into() })
+        .await
+        .unwrap();
+    wait_until("the removed host to go", || {
+        uvmm_daemon::hosts::show(&shared, second).is_err()
+    })
+    .await;
+    let refused = ops.hosts.add("qemu+tcp://fake3/system").await;
+    assert!(
+        matches!(refused, Err(Error::Host(HostError::Refused { .. }))),
+        "{refused:?}"
+    );
+    ops.shutdown();
     w.ops.shutdown();
 }

@@ -1,11 +1,14 @@
-//! The managed hosts: one worker thread per host (`worker`), what it reads (`reads`), its
-//! side of the definition watch (`defcheck`), and what the parts share (`shared`).
+//! The managed hosts: where their list comes from (`source`), which are managed
+//! (`registry`), one worker thread per host (`worker`), what it reads (`reads`), its side
+//! of the definition watch (`defcheck`), what a job knows of its host (`facts`), and what
+//! the parts share (`shared`).
 
 pub mod defcheck;
 pub mod facts;
 pub mod reads;
 pub mod registry;
 pub mod shared;
+pub mod source;
 pub mod worker;
 
 use uvmm_model::hosts::UriError;

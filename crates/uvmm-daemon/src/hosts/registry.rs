@@ -1,43 +1,32 @@
-//! Which hosts are managed and their workers: the configured hosts and the changes made
-//! through the API (kept in `<state_dir>/hosts.json`), started, added and removed at
-//! runtime.
+//! Which hosts are managed and their workers: the hosts of the source (`source.rs`),
+//! started, added and removed at runtime.
 
 use super::shared::Shared;
+use super::source::{HostChange, HostSource};
 use super::worker::{self, HostHandle, HostMsg};
 use super::HostError;
 use crate::cache::host_summary;
 use crate::error::Error;
 use crate::jobs::JobError;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use uvmm_api::{HostOrigin, HostSummary};
-use uvmm_backup::atomic::write_atomic;
 use uvmm_model::hosts::{HostUri, RuntimeHostPolicy};
 
 /// How long `POST /hosts` waits for the first connection attempt before answering.
 const ADD_WAIT: Duration = Duration::from_secs(10);
 
-/// Runtime changes to the host list, kept in `<state_dir>/hosts.json` so they survive a
-/// restart: hosts added through the API, and configured hosts removed through it.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostChanges {
-    #[serde(default)]
-    pub added: Vec<String>,
-    #[serde(default)]
-    pub removed: Vec<String>,
-}
-
 /// The managed hosts and their workers.
 pub struct Registry {
     shared: Arc<Shared>,
     workers: Mutex<HashMap<String, HostHandle>>,
-    changes: Mutex<HostChanges>,
-    changes_file: PathBuf,
+    /// Where the host list comes from, and where changes through the API are kept.
+    source: Box<dyn HostSource>,
+    /// Held across check, keep and spawn of an add or remove: two concurrent adds of one
+    /// URI must not both succeed.
+    changing: Mutex<()>,
     /// The rules for hosts added through the API.
     policy: RuntimeHostPolicy,
 }
@@ -45,59 +34,67 @@ pub struct Registry {
 impl Registry {
     pub fn new(
         shared: Arc<Shared>,
-        state_dir: PathBuf,
+        source: Box<dyn HostSource>,
         policy: RuntimeHostPolicy,
-    ) -> Result<Registry, HostError> {
-        let changes_file = state_dir.join("hosts.json");
-        let changes = match std::fs::read(&changes_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| HostError::Load {
-                path: changes_file.clone(),
-                why: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostChanges::default(),
-            Err(e) => {
-                return Err(HostError::Load {
-                    path: changes_file,
-                    why: e.to_string(),
-                })
-            }
-        };
-        Ok(Registry {
+    ) -> Registry {
+        Registry {
             shared,
             workers: Mutex::new(HashMap::new()),
-            changes: Mutex::new(changes),
-            changes_file,
+            source,
+            changing: Mutex::new(()),
             policy,
-        })
+        }
     }
 
-    /// Start managing the configured hosts plus the runtime changes.
-    pub fn start(&self, configured: &[(String, HostOrigin)]) {
-        let changes = self
-            .changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut all: Vec<(String, HostOrigin)> = configured
-            .iter()
-            .filter(|(u, _)| !changes.removed.contains(u))
-            .cloned()
-            .collect();
-        for uri in &changes.added {
-            if all.iter().any(|(u, _)| u == uri) {
-                continue;
+    /// Start managing the source's hosts, and follow the changes it makes on its own.
+    pub fn start(self: &Arc<Self>) -> Result<(), HostError> {
+        for (uri, origin) in self.source.initial()? {
+            if origin == HostOrigin::Runtime {
+                // Saved by an API client, perhaps before today's rules: check again, since
+                // libvirt acts on the URI with uvmmd's rights at every (re)connection.
+                if let Err(e) = self.check_runtime_uri(&uri) {
+                    tracing::error!(%uri, "not connecting to a host added through the API: {e}");
+                    continue;
+                }
             }
-            // Saved by an API client, perhaps before today's rules: check again, since
-            // libvirt acts on the URI with uvmmd's rights at every (re)connection.
-            if let Err(e) = self.check_runtime_uri(uri) {
-                tracing::error!(%uri, "not connecting to a host added through the API: {e}");
-                continue;
-            }
-            all.push((uri.clone(), HostOrigin::Runtime));
-        }
-        for (uri, origin) in all {
             self.spawn(&uri, origin, None);
         }
+        if let Some(mut changes) = self.source.changes() {
+            let registry = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(change) = changes.recv().await {
+                    let Some(r) = registry.upgrade() else { break };
+                    r.apply(change);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A change the source made on its own.
+    fn apply(&self, change: HostChange) {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        match change {
+            HostChange::Added { uri, origin } => {
+                if self.shared.read().host(&uri).is_none() {
+                    self.spawn(&uri, origin, None);
+                }
+            }
+            HostChange::Removed { uri } => self.stop(&uri),
+        }
+    }
+
+    /// Stop a host's worker and forget the host (its VMs are untouched).
+    fn stop(&self, uri: &str) {
+        if let Some(handle) = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uri)
+        {
+            handle.stop();
+        }
+        self.shared.update(|c| ((), c.remove_host(uri)));
     }
 
     fn spawn(&self, uri: &str, origin: HostOrigin, first: Option<oneshot::Sender<()>>) {
@@ -114,17 +111,6 @@ impl Registry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(uri.to_string(), handle);
-    }
-
-    fn save_changes(&self, changes: &HostChanges) -> Result<(), HostError> {
-        let json = serde_json::to_vec_pretty(changes).map_err(|e| HostError::Persist {
-            path: self.changes_file.clone(),
-            source: e.into(),
-        })?;
-        write_atomic(&self.changes_file, &json, 0o644).map_err(|e| HostError::Persist {
-            path: self.changes_file.clone(),
-            source: e,
-        })
     }
 
     /// The rules for hosts added through the API (see `RuntimeHostPolicy`).
@@ -164,22 +150,14 @@ impl Registry {
         let parsed = self.check_runtime_uri(uri)?;
         let (tx, rx) = oneshot::channel();
         {
-            // Hold the changes lock across check, persist and spawn: two concurrent adds of
-            // one URI must not both succeed.
-            let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+            let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
             if self.shared.read().host(uri).is_some() {
                 return Err(HostError::AlreadyManaged {
                     uri: uri.to_string(),
                 }
                 .into());
             }
-            let mut next = changes.clone();
-            next.removed.retain(|u| u != uri);
-            if !next.added.iter().any(|u| u == uri) {
-                next.added.push(uri.to_string());
-            }
-            self.save_changes(&next)?;
-            *changes = next;
+            self.source.add(uri)?;
             self.spawn(&parsed.uri, HostOrigin::Runtime, Some(tx));
         }
         // Answer with the outcome of the first attempt when it comes quickly; otherwise the
@@ -195,29 +173,14 @@ impl Registry {
 
     /// Stop managing a host (its VMs are untouched); persisted.
     pub fn remove(&self, id: &str) -> Result<HostSummary, Error> {
-        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let (uri, summary) = {
             let cache = self.shared.read();
             let h = cache.resolve_host(id)?;
             (h.uri.clone(), host_summary(h, SystemTime::now()))
         };
-        let mut next = changes.clone();
-        let was_runtime = next.added.contains(&uri);
-        next.added.retain(|u| *u != uri);
-        if !was_runtime && !next.removed.contains(&uri) {
-            next.removed.push(uri.clone());
-        }
-        self.save_changes(&next)?;
-        *changes = next;
-        if let Some(handle) = self
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&uri)
-        {
-            handle.stop();
-        }
-        self.shared.update(|c| ((), c.remove_host(&uri)));
+        self.source.remove(&uri)?;
+        self.stop(&uri);
         Ok(summary)
     }
 
