@@ -13,6 +13,7 @@ use uvmm_api::{ErrorBody, ErrorInfo};
 use uvmm_backup::restore::RestoreError;
 use uvmm_backup::store::BackupError as StoreError;
 use uvmm_libvirt::{ErrorKind, LibvirtError};
+use uvmm_model::change::ChangeError;
 
 /// What is wrong with a request as such, found before any operation runs.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,10 @@ fn vm(e: &VmError) -> (StatusCode, &'static str) {
         | VmError::HostCannot(_) => CONFLICT,
         VmError::Transition(_) => (StatusCode::CONFLICT, "invalid_transition"),
         VmError::Refused { .. } => FORBIDDEN,
+        VmError::Change(c) => match c {
+            ChangeError::Invalid(_) | ChangeError::Memory(_) => BAD_REQUEST,
+            ChangeError::Conflict(_) => CONFLICT,
+        },
         VmError::Unreadable(_) | VmError::Internal { .. } | VmError::Random(_) => INTERNAL,
         VmError::Storage(s) => storage(s),
         VmError::Libvirt(l) => libvirt(l),

@@ -25,7 +25,9 @@ impl Job for SetBoot {
         let (facts, uuid) = (ctx.facts(), ctx.at.vm());
         let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
         let hv = ctx.hv;
-        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let running = loaded.running();
+        let (tree, old) = (loaded.tree, loaded.def);
         let mut new = old.clone();
         let change = set_boot_medium(&mut new, target, running).map_err(|e| match e {
             uvmm_model::boot::BootError::NoDrive(_) => VmError::not_found(e.to_string()),

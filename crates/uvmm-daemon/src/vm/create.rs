@@ -20,17 +20,21 @@ use uvmm_model::profile::{parse_network, Profile};
 use uvmm_model::storage::check_volume_size;
 use uvmm_model::validate::{self};
 
+/// A VM made: its UUID, how the request was adapted to the host, what to know.
+pub struct Created {
+    pub uuid: String,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 pub struct CreatePlan {
     pub profile: Profile,
     pub req: uvmm_api::CreateVmRequest,
     pub facts: HostFacts,
 }
 
-/// The job of `POST /api/v1/vms`. Returns (uuid, notes, warnings).
-pub fn create(
-    ctx: &JobCtx<'_>,
-    plan: CreatePlan,
-) -> Result<(String, Vec<String>, Vec<String>), VmError> {
+/// The work of `POST /api/v1/vms` (see `CreateVm`).
+pub fn create(ctx: &JobCtx<'_>, plan: CreatePlan) -> Result<Created, VmError> {
     let hv = ctx.hv;
     let CreatePlan {
         profile: p,
@@ -87,9 +91,9 @@ pub fn create(
     }
     let cdrom = match &req.cdrom {
         Some(spec) => {
-            let (_, src, _, w) = resolve_image(hv, &facts, spec)?;
-            warnings.extend(w);
-            Some(src)
+            let image = resolve_image(hv, &facts, spec)?;
+            warnings.extend(image.warning);
+            Some(image.medium.source)
         }
         None => None,
     };
@@ -171,9 +175,9 @@ pub fn create(
         let mut disks = Vec::new();
         for (pool, name, size, format, prealloc) in &planned {
             let vol = make_volume(hv, pool, name, *size, format, *prealloc)?;
-            let (kind, src) = source_of(&vol);
+            let m = source_of(&vol);
             created.push(vol);
-            disks.push((kind, src, Some(format.clone())));
+            disks.push((m.kind, m.source, Some(format.clone())));
         }
         let (def, notes) = from_profile(
             &p,
@@ -224,7 +228,11 @@ pub fn create(
         }
     }
     ctx.refresh(&uuid);
-    Ok((uuid, notes, warnings))
+    Ok(Created {
+        uuid,
+        notes,
+        warnings,
+    })
 }
 
 /// `POST /api/v1/vms`: a VM from a profile.
@@ -275,7 +283,7 @@ impl Job for CreateVm {
             req: self.req,
             facts: ctx.facts().clone(),
         };
-        let (uuid, notes, warnings) = create(ctx, plan)?;
-        ctx.changed(&uuid, notes, warnings)
+        let c = create(ctx, plan)?;
+        ctx.changed(&c.uuid, c.notes, c.warnings)
     }
 }

@@ -10,12 +10,18 @@ use uvmm_model::domain::{Disk, DomainDef};
 use uvmm_model::storage::{delete_refusal, pool_is_shared};
 
 /// Which volumes may go with a VM or drive: (deleted candidates, kept with reasons).
+/// Which volumes go with a VM or drive, and which stay (with the reason).
+pub(crate) struct Deletion {
+    pub delete: Vec<VolumeInfo>,
+    pub kept: Vec<KeptVolume>,
+}
+
 pub(crate) fn plan_deletion(
     hv: &dyn Hypervisor,
     facts: &HostFacts,
     who: &str,
     disks: &[&Disk],
-) -> Result<(Vec<VolumeInfo>, Vec<KeptVolume>), VmError> {
+) -> Result<Deletion, VmError> {
     let pools = hv.pools()?;
     let mut delete = Vec::new();
     let mut kept = Vec::new();
@@ -45,7 +51,7 @@ pub(crate) fn plan_deletion(
             Some(reason) => kept.push(KeptVolume { path, reason }),
         }
     }
-    Ok((delete, kept))
+    Ok(Deletion { delete, kept })
 }
 
 /// `DELETE /api/v1/vms/{uuid}`: `volumes` is `all`, `none` or a list of paths.
@@ -62,7 +68,8 @@ impl Job for DeleteVm {
         let (facts, uuid) = (ctx.facts(), ctx.at.vm());
         let (volumes, if_match) = (self.volumes.as_str(), self.if_match.as_deref());
         let hv = ctx.hv;
-        let (_, def, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let (def, running) = (loaded.def.clone(), loaded.running());
         if running {
             return Err(VmError::conflict(format!(
                 "{} is running: stop it before deleting it",
@@ -126,8 +133,9 @@ impl Job for DeleteVm {
                     .collect()
             }
         };
-        let (to_delete, refused) = plan_deletion(hv, facts, &who_of(&def, facts), &chosen)?;
-        kept.extend(refused);
+        let plan = plan_deletion(hv, facts, &who_of(&def, facts), &chosen)?;
+        let to_delete = plan.delete;
+        kept.extend(plan.kept);
         // The last definition goes into the backup store before it goes from libvirt.
         let backup_warning = ctx.backup_deleted(uuid);
         // Undefine first: if that fails, no image is gone.

@@ -1,6 +1,6 @@
 //! Adding and removing drives.
 
-use super::delete::{plan_deletion, who_of};
+use super::delete::{plan_deletion, who_of, Deletion};
 use super::images::*;
 use super::*;
 use crate::jobs::Job;
@@ -9,30 +9,9 @@ use crate::storage::volumes::make_volume;
 use uvmm_api::{DeleteResponse, DiskAddRequest, VmChangeResponse};
 use uvmm_api::{DiskSource, KeptVolume};
 use uvmm_backup::Cause;
+use uvmm_model::change::default_bus;
 use uvmm_model::domain::{Disk, DomainDef};
 use uvmm_model::validate::{self, HostLimits};
-
-pub(crate) fn default_bus(def: &DomainDef, device: &str) -> String {
-    if def.is_xen_pv() {
-        return "xen".into();
-    }
-    let same: Vec<&str> = def
-        .disks
-        .iter()
-        .filter(|d| d.device == device)
-        .filter_map(|d| d.bus.as_deref())
-        .collect();
-    if let Some(b) = same.first() {
-        return b.to_string();
-    }
-    match (device, def.domain_type.as_str()) {
-        ("cdrom", "xen") => "ide".into(),
-        ("cdrom", _) => "sata".into(),
-        ("floppy", _) => "fdc".into(),
-        (_, "xen") => "xen".into(),
-        _ => "virtio".into(),
-    }
-}
 
 pub(crate) fn add_target(def: &DomainDef, bus: &str) -> Result<String, VmError> {
     let used: Vec<&str> = def.disks.iter().map(|d| d.target.as_str()).collect();
@@ -55,7 +34,9 @@ impl Job for AddDisk {
         let (facts, uuid) = (ctx.facts(), ctx.at.vm());
         let (req, if_match) = (self.req, self.if_match.as_deref());
         let hv = ctx.hv;
-        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let running = loaded.running();
+        let (tree, old) = (loaded.tree, loaded.def);
         let mut new = old.clone();
         let mut warnings = Vec::new();
         let device = if matches!(req.source, DiskSource::Cdrom { .. }) {
@@ -83,21 +64,22 @@ impl Job for AddDisk {
                     .clone()
                     .unwrap_or_else(|| format!("{}-{target}.{}", old.name, ext_for(&format)));
                 let vol = make_volume(hv, pool, &name, *size_bytes, &format, *preallocate)?;
-                let (kind, src) = source_of(&vol);
+                let m = source_of(&vol);
                 created = Some(vol);
                 Disk {
                     device: "disk".into(),
-                    kind,
+                    kind: m.kind,
                     target: target.clone(),
                     bus: Some(bus.clone()),
-                    source: Some(src),
+                    source: Some(m.source),
                     format: Some(format),
                     ..Disk::default()
                 }
             }
             DiskSource::Volume { volume } => {
-                let (kind, src, format, w) = resolve_image(hv, facts, volume)?;
-                warnings.extend(w);
+                let Image { medium, warning } = resolve_image(hv, facts, volume)?;
+                warnings.extend(warning);
+                let src = medium.source;
                 let users = facts.users_of(&src, "", false);
                 if !users.is_empty() {
                     warnings.push(format!(
@@ -107,11 +89,11 @@ impl Job for AddDisk {
                 }
                 Disk {
                     device: "disk".into(),
-                    kind,
+                    kind: medium.kind,
                     target: target.clone(),
                     bus: Some(bus.clone()),
                     source: Some(src),
-                    format,
+                    format: medium.format,
                     ..Disk::default()
                 }
             }
@@ -135,9 +117,9 @@ impl Job for AddDisk {
             DiskSource::Cdrom { source } => {
                 let src = match source {
                     Some(s) => {
-                        let (_, src, _, w) = resolve_image(hv, facts, s)?;
-                        warnings.extend(w);
-                        Some(src)
+                        let image = resolve_image(hv, facts, s)?;
+                        warnings.extend(image.warning);
+                        Some(image.medium.source)
                     }
                     None => None,
                 };
@@ -190,7 +172,9 @@ impl Job for RemoveDisk {
         let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
         let delete_volume = self.delete_volume;
         let hv = ctx.hv;
-        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let running = loaded.running();
+        let (tree, old) = (loaded.tree, loaded.def);
         let disk = old
             .disks
             .iter()
@@ -199,19 +183,23 @@ impl Job for RemoveDisk {
             .ok_or_else(|| VmError::not_found(format!("{} has no drive {target}", old.name)))?;
         let mut new = old.clone();
         new.disks.retain(|d| d.target != target);
-        let (to_delete, mut kept) = if delete_volume {
+        let Deletion {
+            delete: to_delete,
+            mut kept,
+        } = if delete_volume {
             plan_deletion(hv, facts, &who_of(&old, facts), &[&disk])?
         } else {
-            (
-                vec![],
-                disk.source
+            Deletion {
+                delete: vec![],
+                kept: disk
+                    .source
                     .iter()
                     .map(|p| KeptVolume {
                         path: p.clone(),
                         reason: "kept (detached only)".into(),
                     })
                     .collect(),
-            )
+            }
         };
         store(hv, tree, &old, &new)?;
         let mut deleted = Vec::new();
@@ -238,30 +226,5 @@ impl Job for RemoveDisk {
             kept,
             warnings,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_buses() {
-        let mut d = DomainDef {
-            domain_type: "kvm".into(),
-            os_type: "hvm".into(),
-            ..DomainDef::default()
-        };
-        assert_eq!(default_bus(&d, "disk"), "virtio");
-        assert_eq!(default_bus(&d, "cdrom"), "sata");
-        d.disks.push(Disk {
-            device: "disk".into(),
-            bus: Some("ide".into()),
-            target: "hda".into(),
-            ..Disk::default()
-        });
-        assert_eq!(default_bus(&d, "disk"), "ide");
-        d.os_type = "linux".into();
-        assert_eq!(default_bus(&d, "cdrom"), "xen");
     }
 }

@@ -6,17 +6,39 @@ use crate::hosts::facts::HostFacts;
 use crate::ids::random_uuid;
 use uvmm_libvirt::{ErrorKind, Hypervisor, VolumeInfo};
 use uvmm_model::boot::INSPECT_BYTES;
+use uvmm_model::change::Medium;
 use uvmm_model::domain::Disk;
 use uvmm_model::validate::{self};
 use uvmm_model::xml;
 
 /// Turn a volume into the disk source uvmm writes: file and block volumes by path,
 /// network volumes (e.g. iscsi-direct) by pool reference.
-pub(crate) fn source_of(vol: &VolumeInfo) -> (String, String) {
-    match (vol.def.kind.as_str(), &vol.def.path) {
-        ("block", Some(p)) => ("block".into(), p.clone()),
-        ("file", Some(p)) => ("file".into(), p.clone()),
-        _ => ("volume".into(), format!("{}/{}", vol.pool, vol.def.name)),
+pub(crate) fn source_of(vol: &VolumeInfo) -> Medium {
+    let (kind, source) = match (vol.def.kind.as_str(), &vol.def.path) {
+        ("block", Some(p)) => ("block", p.clone()),
+        ("file", Some(p)) => ("file", p.clone()),
+        _ => ("volume", format!("{}/{}", vol.pool, vol.def.name)),
+    };
+    Medium {
+        kind: kind.into(),
+        source,
+        format: vol.def.format.clone(),
+    }
+}
+
+/// An image a client named, and what the user should know about it.
+pub(crate) struct Image {
+    pub medium: Medium,
+    /// E.g. a path on a remote host that could not be verified.
+    pub warning: Option<String>,
+}
+
+impl From<Medium> for Image {
+    fn from(medium: Medium) -> Image {
+        Image {
+            medium,
+            warning: None,
+        }
     }
 }
 
@@ -90,16 +112,20 @@ pub fn check_client_definition(
     )))
 }
 
-/// Resolve an image reference (`/path` or `POOL/VOLUME`) to (kind, source, format, warning).
+/// Resolve an image reference (`/path` or `POOL/VOLUME`).
 pub(crate) fn resolve_image(
     hv: &dyn Hypervisor,
     facts: &HostFacts,
     spec: &str,
-) -> Result<(String, String, Option<String>, Option<String>), VmError> {
+) -> Result<Image, VmError> {
+    let path = |kind: &str, format: Option<&str>| Medium {
+        kind: kind.into(),
+        source: spec.into(),
+        format: format.map(str::to_string),
+    };
     if spec.starts_with('/') {
         if let Some(vol) = client_path(hv, facts, spec)? {
-            let (k, s) = source_of(&vol);
-            return Ok((k, s, vol.def.format.clone(), None));
+            return Ok(source_of(&vol).into());
         }
         if facts.local {
             let meta = std::fs::metadata(spec).map_err(|_| {
@@ -108,7 +134,7 @@ pub(crate) fn resolve_image(
                 ))
             })?;
             if !meta.file_type().is_file() {
-                return Ok(("block".into(), spec.into(), Some("raw".into()), None));
+                return Ok(path("block", Some("raw")).into());
             }
             // Outside a pool nobody records the format; the header tells qcow2 from raw.
             let format = if has_qcow2_magic(std::path::Path::new(spec)) {
@@ -116,14 +142,12 @@ pub(crate) fn resolve_image(
             } else {
                 "raw"
             };
-            return Ok(("file".into(), spec.into(), Some(format.into()), None));
+            return Ok(path("file", Some(format)).into());
         }
-        return Ok((
-            "file".into(),
-            spec.into(),
-            None,
-            Some(format!("{spec} is outside every storage pool of this remote host and could not be verified")),
-        ));
+        return Ok(Image {
+            medium: path("file", None),
+            warning: Some(format!("{spec} is outside every storage pool of this remote host and could not be verified")),
+        });
     }
     let (pool, name) = spec.split_once('/').ok_or_else(|| {
         bad(format!(
@@ -140,8 +164,7 @@ pub(crate) fn resolve_image(
         .iter()
         .find(|v| v.def.name == name)
         .ok_or_else(|| VmError::not_found(format!("no volume '{name}' in pool '{pool}'")))?;
-    let (k, s) = source_of(vol);
-    Ok((k, s, vol.def.format.clone(), None))
+    Ok(source_of(vol).into())
 }
 
 pub(crate) fn has_qcow2_magic(path: &std::path::Path) -> bool {

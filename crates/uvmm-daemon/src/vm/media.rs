@@ -6,41 +6,9 @@ use crate::jobs::Job;
 use crate::jobs::JobCtx;
 use uvmm_api::VmChangeResponse;
 use uvmm_backup::Cause;
-use uvmm_model::domain::DomainDef;
+use uvmm_model::change::with_medium;
 use uvmm_model::edit::merge;
 use uvmm_model::xml;
-
-/// The drive `target` of `def` with a new medium (`None`: ejected). The format is the
-/// image's where the drive names one (a raw ISO in a drive that says qcow2 would not
-/// read); a drive without `<driver type>` gets none, so insert and eject leave the
-/// definition as it was.
-pub(crate) fn with_medium(
-    def: &DomainDef,
-    pos: usize,
-    medium: Option<&(String, String, Option<String>)>,
-) -> DomainDef {
-    let mut new = def.clone();
-    let drive = &mut new.disks[pos];
-    match medium {
-        Some((kind, src, format)) => {
-            drive.kind = kind.clone();
-            drive.source = Some(src.clone());
-            if drive.format.is_some() {
-                // Pools call ISO images "iso"; QEMU reads them as raw.
-                let f = match format.as_deref() {
-                    Some("qcow2") => "qcow2",
-                    _ => "raw",
-                };
-                drive.format = Some(f.into());
-            }
-        }
-        None => {
-            drive.source = None;
-            drive.kind = "file".into();
-        }
-    }
-    new
-}
 
 /// The `<disk>` element of `target` in a domain tree, as XML for `update_device`.
 pub(crate) fn drive_xml(tree: &xml::Element, target: &str) -> Result<String, VmError> {
@@ -86,7 +54,11 @@ impl Job for ChangeMedia {
         let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
         let source = self.source.as_deref();
         let hv = ctx.hv;
-        let (tree, old, snap) = load_with_snapshot(hv, uuid, if_match)?;
+        let Loaded {
+            tree,
+            def: old,
+            snap,
+        } = load(hv, uuid, if_match)?;
         let running = snap.state.is_active();
         let live = if running {
             Some(parse_tree(&snap.xml)?)
@@ -101,9 +73,9 @@ impl Job for ChangeMedia {
             .filter(|_| snap.persistent || !running);
         let live_pos = live
             .as_ref()
-            .and_then(|(_, d)| d.disks.iter().position(|x| x.target == target));
+            .and_then(|l| l.def.disks.iter().position(|x| x.target == target));
         let stored_drive = stored_pos.map(|p| &old.disks[p]);
-        let live_drive = live.as_ref().zip(live_pos).map(|((_, d), p)| &d.disks[p]);
+        let live_drive = live.as_ref().zip(live_pos).map(|(l, p)| &l.def.disks[p]);
         let drive = match (live_drive, stored_drive) {
             (None, None) => {
                 return Err(VmError::not_found(format!(
@@ -128,9 +100,9 @@ impl Job for ChangeMedia {
         let mut warnings = Vec::new();
         let medium = match source {
             Some(s) => {
-                let (kind, src, format, w) = resolve_image(hv, facts, s)?;
-                warnings.extend(w);
-                Some((kind, src, format))
+                let image = resolve_image(hv, facts, s)?;
+                warnings.extend(image.warning);
+                Some(image.medium)
             }
             None => None,
         };
@@ -153,7 +125,8 @@ impl Job for ChangeMedia {
                 }
             }
         }
-        if let (Some((live_tree, live_def)), Some(pos)) = (&live, live_pos) {
+        if let (Some(live), Some(pos)) = (&live, live_pos) {
+            let (live_tree, live_def) = (&live.tree, &live.def);
             let new = with_medium(live_def, pos, medium.as_ref());
             if new != *live_def {
                 let mut merged = live_tree.clone();

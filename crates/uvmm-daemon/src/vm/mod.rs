@@ -62,6 +62,9 @@ pub enum VmError {
     /// The bus has no free target name left.
     #[error(transparent)]
     NoFreeTarget(uvmm_model::targets::TargetError),
+    /// A change the VM's definition cannot take (the model's pure step).
+    #[error(transparent)]
+    Change(#[from] uvmm_model::change::ChangeError),
     /// The host cannot run this kind of guest.
     #[error(transparent)]
     HostCannot(#[from] ResolveError),
@@ -115,28 +118,39 @@ pub fn check_definition(
     validate::host_limits(new, old, host).map_err(|e| VmError::conflict(e.0))
 }
 
+/// A definition as read for a change: the XML tree (with everything the model does not
+/// know, and secrets) and the model's view of it.
+pub(crate) struct Definition {
+    pub tree: xml::Element,
+    pub def: DomainDef,
+}
+
+/// A VM as a change finds it: its persistent definition, and what libvirt says about the
+/// domain now (state, live XML).
+pub(crate) struct Loaded {
+    pub tree: xml::Element,
+    pub def: DomainDef,
+    pub snap: uvmm_libvirt::DomainSnapshot,
+}
+
+impl Loaded {
+    pub fn running(&self) -> bool {
+        self.snap.state.is_active()
+    }
+}
+
+pub(crate) fn parse_tree(xml_text: &str) -> Result<Definition, VmError> {
+    let tree = xml::parse_root(xml_text, "domain").map_err(|e| VmError::Unreadable(Box::new(e)))?;
+    let def = domain_from_tree(&tree).map_err(|e| VmError::Unreadable(Box::new(e)))?;
+    Ok(Definition { tree, def })
+}
+
 /// Read the persistent definition (with secrets) and check the ETag the client saw.
 pub(crate) fn load(
     hv: &dyn Hypervisor,
     uuid: &str,
     if_match: Option<&str>,
-) -> Result<(xml::Element, DomainDef, bool), VmError> {
-    let (tree, def, snap) = load_with_snapshot(hv, uuid, if_match)?;
-    Ok((tree, def, snap.state.is_active()))
-}
-
-pub(crate) fn parse_tree(xml_text: &str) -> Result<(xml::Element, DomainDef), VmError> {
-    let tree = xml::parse_root(xml_text, "domain").map_err(|e| VmError::Unreadable(Box::new(e)))?;
-    let def = domain_from_tree(&tree).map_err(|e| VmError::Unreadable(Box::new(e)))?;
-    Ok((tree, def))
-}
-
-/// [`load`], also returning what libvirt says about the domain now (state, live XML).
-pub(crate) fn load_with_snapshot(
-    hv: &dyn Hypervisor,
-    uuid: &str,
-    if_match: Option<&str>,
-) -> Result<(xml::Element, DomainDef, uvmm_libvirt::DomainSnapshot), VmError> {
+) -> Result<Loaded, VmError> {
     let snap = hv
         .domain(uuid)?
         .ok_or_else(|| VmError::not_found(format!("no VM {uuid} on this host")))?;
@@ -150,8 +164,8 @@ pub(crate) fn load_with_snapshot(
         Some(x) => x.clone(),
         None => hv.domain_xml(uuid, true, true)?,
     };
-    let (tree, def) = parse_tree(&xml_text)?;
-    Ok((tree, def, snap))
+    let Definition { tree, def } = parse_tree(&xml_text)?;
+    Ok(Loaded { tree, def, snap })
 }
 
 /// What to tell someone whose KVM VM did not start: where KVM is advertised but does not

@@ -66,7 +66,9 @@ impl Job for AddNic {
         let uuid = ctx.at.vm();
         let (req, if_match) = (self.req, self.if_match.as_deref());
         let hv = ctx.hv;
-        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let running = loaded.running();
+        let (tree, old) = (loaded.tree, loaded.def);
         let (kind, name) = parse_network(&req.source).ok_or_else(|| {
             bad(format!(
                 "network '{}' (expected network=NAME, bridge=NAME or direct=DEV)",
@@ -89,16 +91,7 @@ impl Job for AddNic {
                 old.name
             )));
         }
-        let model = req
-            .model
-            .clone()
-            .or_else(|| old.nics.first().and_then(|n| n.model.clone()))
-            .or_else(|| match (old.is_xen_pv(), old.domain_type.as_str()) {
-                (true, _) => Some("netfront".into()),
-                (false, "kvm" | "qemu") => Some("virtio".into()),
-                (false, "xen") => Some("e1000".into()),
-                _ => None,
-            });
+        let model = uvmm_model::change::nic_model(&old, req.model.as_deref());
         let mut new = old.clone();
         new.nics.push(Nic {
             kind,
@@ -137,7 +130,9 @@ impl Job for RemoveNic {
         let (mac, if_match) = (self.mac.as_str(), self.if_match.as_deref());
         let hv = ctx.hv;
         let mac = validate::mac(mac)?;
-        let (tree, old, running) = load(hv, uuid, if_match)?;
+        let loaded = load(hv, uuid, if_match)?;
+        let running = loaded.running();
+        let (tree, old) = (loaded.tree, loaded.def);
         let mut new = old.clone();
         new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
         match old.nics.len() - new.nics.len() {
