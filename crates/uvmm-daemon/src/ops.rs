@@ -18,6 +18,7 @@ use uvmm_api::Profile;
 use uvmm_api::Task;
 use uvmm_libvirt::Hypervisor;
 use uvmm_model::hosts::HostUri;
+use uvmm_model::uuid::Uuid;
 
 /// How a job started: done (a short job's answer), or running as a task (its state now,
 /// and its answer when it ends).
@@ -31,14 +32,14 @@ pub enum Started<T> {
 fn task_connection(
     shared: &Shared,
     worker: &HostHandle,
-    uri: &str,
+    host: &HostUri,
 ) -> Result<Arc<dyn Hypervisor>, Error> {
+    let uri = host.uri.as_str();
     let unavailable = |reason: String| JobError::HostUnavailable {
         host: uri.to_string(),
         reason,
     };
-    let shared_host = HostUri::parse(uri).is_ok_and(|u| u.host_per_connection());
-    if shared_host {
+    if host.host_per_connection() {
         let (tx, rx) = std::sync::mpsc::channel();
         worker.send(HostMsg::Connection(tx))?;
         return rx
@@ -123,7 +124,7 @@ impl Ops {
                     }
                 }
             });
-            self.hosts.send(&at.uri, HostMsg::Work(check))?;
+            self.hosts.send(at.uri(), HostMsg::Work(check))?;
         }
         match job.long() {
             None => self.on_worker(caller, at, job).await.map(Started::Done),
@@ -135,7 +136,7 @@ impl Ops {
     async fn on_worker<J: Job>(&self, caller: &Caller, at: At, job: J) -> Result<J::Output, Error> {
         let (tx, rx) = oneshot::channel();
         let shared = self.shared.clone();
-        let (caller, uri) = (caller.clone(), at.uri.clone());
+        let (caller, uri) = (caller.clone(), at.uri().to_string());
         let work: Work = Box::new(move |worker| {
             let result = match worker {
                 Some((w, hv)) => {
@@ -149,7 +150,7 @@ impl Ops {
                     };
                     job.run(&ctx).map_err(Into::into)
                 }
-                None => Err(JobCtx::unavailable(&at.uri, &shared.read()).into()),
+                None => Err(JobCtx::unavailable(at.uri(), &shared.read()).into()),
             };
             let _ = tx.send(result);
         });
@@ -178,9 +179,9 @@ impl Ops {
     ) -> Result<Started<J::Output>, Error> {
         let handle = self
             .hosts
-            .handle(&at.uri)
+            .handle(at.uri())
             .ok_or_else(|| JobError::NoWorker {
-                host: at.uri.clone(),
+                host: at.uri().to_string(),
             })?;
         let link = self.tasks.begin(long, &at, caller);
         let task = link.snapshot();
@@ -189,7 +190,7 @@ impl Ops {
         tasks::spawn(
             link,
             move |link| {
-                let hv = task_connection(&shared, &handle, &at.uri)?;
+                let hv = task_connection(&shared, &handle, &at.host)?;
                 let send = |work: Work| handle.send(HostMsg::Work(work)).is_ok();
                 let ctx = JobCtx {
                     hv: hv.as_ref(),
@@ -218,10 +219,15 @@ impl Ops {
         };
         h.ensure_available()?;
         job.prepare(&cache, h, vm)?;
+        let host = HostUri::parse(&h.uri).map_err(|e| Error::internal(e.to_string()))?;
+        let uuid = vm
+            .map(|v| Uuid::parse(&v.uuid))
+            .transpose()
+            .map_err(|e| Error::internal(e.to_string()))?;
         Ok(At {
-            uri: h.uri.clone(),
+            host,
             host_id: h.id.clone(),
-            uuid: vm.map(|v| v.uuid.clone()),
+            uuid,
             facts: HostFacts::of(&cache, h, &self.policy.image_dirs),
         })
     }

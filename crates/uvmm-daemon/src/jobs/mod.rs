@@ -23,6 +23,8 @@ use crate::vm::VmError;
 use uvmm_api::VmChangeResponse;
 use uvmm_backup::Cause;
 use uvmm_libvirt::Hypervisor;
+use uvmm_model::hosts::HostUri;
+use uvmm_model::uuid::Uuid;
 
 /// What running a job on a host can fail with, before or around the job's own work.
 #[derive(Debug, thiserror::Error)]
@@ -66,14 +68,19 @@ impl From<VmRef> for Target {
 /// The target found in the cache: its host (connected) and, for a VM, the VM.
 #[derive(Debug, Clone)]
 pub struct At {
-    pub uri: String,
+    pub host: HostUri,
     pub host_id: String,
-    /// The VM's UUID as libvirt writes it (for VM targets).
-    pub uuid: Option<String>,
+    /// The VM (for VM targets).
+    pub uuid: Option<Uuid>,
     pub facts: HostFacts,
 }
 
 impl At {
+    /// The host's URI.
+    pub fn uri(&self) -> &str {
+        &self.host.uri
+    }
+
     /// The VM's UUID; a job with a `Target::Vm` always has one.
     pub fn vm(&self) -> &str {
         self.uuid.as_deref().unwrap_or_default()
@@ -141,7 +148,7 @@ impl JobCtx<'_> {
     }
 
     pub fn uri(&self) -> &str {
-        &self.at.uri
+        self.at.uri()
     }
 
     /// Run `f` on the worker with its connection: at once when the job runs there, else
