@@ -895,9 +895,11 @@ mod tests {
             (0..len)
                 .map(|_| {
                     if self.next() % 20 == 0 {
-                        ['\n', '\u{85}', 'é', ' ', '\u{7f}'][(self.next() % 5) as usize]
+                        let odd = ['\n', '\u{85}', 'é', ' ', '\u{7f}'];
+                        odd[usize::try_from(self.next() % 5).unwrap_or(0)]
                     } else {
-                        alphabet[(self.next() % alphabet.len() as u64) as usize]
+                        let n = alphabet.len();
+                        alphabet[usize::try_from(self.next()).unwrap_or(0) % n]
                     }
                 })
                 .collect()

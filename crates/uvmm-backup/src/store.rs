@@ -367,7 +367,7 @@ impl BackupStore {
                     host: last.host.clone(),
                     hypervisor: last.hypervisor.clone(),
                     os_type: last.os_type.clone(),
-                    version_count: versions.len() as u32,
+                    version_count: u32::try_from(versions.len()).unwrap_or(u32::MAX),
                     latest: last.version,
                     last_change: last.time.clone(),
                     last_cause: last.cause.clone(),
@@ -548,7 +548,9 @@ fn old_entries(dir: &Path, uuid: &str) -> Vec<(VersionMeta, PathBuf)> {
         }
     }
     if let Some(p) = latest {
-        let n = out.len() as u32 + 1;
+        let n = u32::try_from(out.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         if let Some(m) = old_meta(p, n, false) {
             out.push((m, p.clone()));
         }
@@ -579,7 +581,7 @@ fn old_list(dir: &Path) -> Vec<BackupSummary> {
                 host: String::new(),
                 hypervisor: last.hypervisor.clone(),
                 os_type: last.os_type.clone(),
-                version_count: versions.len() as u32,
+                version_count: u32::try_from(versions.len()).unwrap_or(u32::MAX),
                 latest: last.version,
                 last_change: last.time.clone(),
                 last_cause: last.cause.clone(),

@@ -95,6 +95,11 @@ impl Progress {
         if self.tty {
             let bar = match t.percent {
                 Some(p) => {
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "a percentage (0-100) in twentieths"
+                    )]
                     let filled = ((p / 5.0) as usize).min(20);
                     format!("[{}{}] ", "#".repeat(filled), ".".repeat(20 - filled))
                 }

@@ -334,7 +334,7 @@ fn write_data(path: &Path, offset: u64, mib: u64) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
-    let chunk = vec![0xABu8; MIB as usize];
+    let chunk = vec![0xABu8; usize::try_from(MIB).unwrap()];
     for _ in 0..mib {
         f.write_all(&chunk).unwrap();
     }

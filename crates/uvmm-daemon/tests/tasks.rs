@@ -24,7 +24,7 @@ const DATA_MIB: u64 = 1536;
 fn write_image(path: &Path, mib: u64) {
     use std::io::Write;
     let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0xA5u8; MIB as usize];
+    let chunk = vec![0xA5u8; usize::try_from(MIB).unwrap()];
     for _ in 0..mib {
         f.write_all(&chunk).unwrap();
     }

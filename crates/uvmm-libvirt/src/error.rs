@@ -79,7 +79,7 @@ impl From<virt::error::Error> for LibvirtError {
         };
         LibvirtError {
             kind,
-            code: code as i32,
+            code: i32::try_from(code).unwrap_or(i32::MAX),
             message: e.message().to_string(),
         }
     }

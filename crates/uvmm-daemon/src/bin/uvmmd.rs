@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         }
     };
     let connector = Arc::new(LibvirtConnector {
-        keepalive_interval: settings.timing.keepalive_interval as i32,
+        keepalive_interval: i32::try_from(settings.timing.keepalive_interval).unwrap_or(i32::MAX),
         keepalive_count: settings.timing.keepalive_count,
     });
     let ready: Box<dyn FnOnce(Result<(), String>) + Send> = match detached {

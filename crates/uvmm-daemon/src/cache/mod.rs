@@ -112,7 +112,7 @@ impl VmEntry {
 /// FNV-1a: stable across processes and releases, unlike std's DefaultHasher.
 pub fn hash_str(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 

@@ -174,8 +174,8 @@ impl Cache {
                             SortKey::Name => r.name_prefix,
                             SortKey::Host => host_key,
                             SortKey::State => r.state as u128,
-                            SortKey::Memory => r.memory_kib as u128,
-                            SortKey::Vcpus => r.vcpus as u128,
+                            SortKey::Memory => u128::from(r.memory_kib),
+                            SortKey::Vcpus => u128::from(r.vcpus),
                             SortKey::Cpu => f64_key(r.cpu_usage),
                         };
                         (k, h, lr, r)

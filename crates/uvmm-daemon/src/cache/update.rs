@@ -273,7 +273,8 @@ impl Cache {
                     if let Some((prev_cpu, prev_t)) = vm.cpu_sample {
                         let dt = now.saturating_duration_since(prev_t).as_nanos() as f64;
                         if dt > 0.0 && cpu >= prev_cpu {
-                            let pct = (cpu - prev_cpu) as f64 / dt / vm.vcpus.max(1) as f64 * 100.0;
+                            let vcpus = f64::from(vm.vcpus.max(1));
+                            let pct = (cpu - prev_cpu) as f64 / dt / vcpus * 100.0;
                             let pct = pct.clamp(0.0, 100.0);
                             vm.cpu_usage =
                                 CPU_SMOOTHING * pct + (1.0 - CPU_SMOOTHING) * vm.cpu_usage;

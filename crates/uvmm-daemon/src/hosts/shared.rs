@@ -43,7 +43,7 @@ impl Default for Demand {
 
 impl Demand {
     pub fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms
             .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
     }

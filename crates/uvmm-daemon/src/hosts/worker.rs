@@ -84,6 +84,11 @@ pub fn spawn(
     HostHandle { uri, tx }
 }
 
+/// Milliseconds since `t`, for the log.
+fn millis(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 enum Exit {
     Stop,
     Lost(String),
@@ -152,7 +157,7 @@ impl Worker {
             let started = Instant::now();
             match result.and_then(|hv| self.sync(&hv, gen).map(|_| hv)) {
                 Ok(hv) => {
-                    tracing::info!(uri = %self.uri, ms = started.elapsed().as_millis() as u64, "host connected and synchronised");
+                    tracing::info!(uri = %self.uri, ms = millis(started), "host connected and synchronised");
                     self.signal_first_attempt();
                     delay = timing.reconnect_min;
                     let exit = self.serve(&hv, gen);
@@ -282,7 +287,7 @@ impl Worker {
                     %uri,
                     vms = count,
                     failed,
-                    ms = started.elapsed().as_millis() as u64,
+                    ms = millis(started),
                     "backups checked against the host's definitions"
                 );
                 let _ = tx.send(HostMsg::Baseline {

@@ -95,11 +95,17 @@ fn integral_floats(v: &mut serde_json::Value) {
         Value::Number(n) if n.is_f64() => {
             if let Some(f) = n.as_f64() {
                 if f.fract() == 0.0 && f.abs() < EXACT {
-                    *v = if f < 0.0 {
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "a whole number below 2^53 in magnitude: exact in both types"
+                    )]
+                    let whole = if f < 0.0 {
                         Value::from(f as i64)
                     } else {
                         Value::from(f as u64)
                     };
+                    *v = whole;
                 }
             }
         }

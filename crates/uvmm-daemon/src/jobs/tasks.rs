@@ -78,6 +78,11 @@ impl TaskLink {
             t.bytes_total = (total > 0).then_some(total);
             t.percent = percent;
         }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a whole percentage, 0-100"
+        )]
         let whole = percent.map(|p| p as u64);
         let mut last = lock(&self.last_event);
         let due = match *last {

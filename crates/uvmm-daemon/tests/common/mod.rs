@@ -1,6 +1,9 @@
 //! Test support: start the real uvmmd binary, talk to it over raw HTTP and through the real
 //! uvmm CLI, and start a real libvirtd.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the shared harness"
+)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -285,7 +288,7 @@ impl Daemon {
 
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits pid_t"));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
