@@ -19,6 +19,7 @@ use uvmm_daemon::ops::{Ops, Started};
 use uvmm_daemon::storage::volumes::CloneVolume;
 use uvmm_daemon::vm::edit::EditVm;
 use uvmm_daemon::vm::lifecycle::VmAction;
+use uvmm_daemon::vm::Edit;
 use uvmm_libvirt::fake::{FakeConnector, FakeHost};
 use uvmm_libvirt::JobProgress;
 use uvmm_model::{Action, VmState};
@@ -331,13 +332,11 @@ async fn a_change_records_its_caller() {
     let w = world().await;
     let vm = w.domain("web", VmState::Shutoff).await;
     let tcp = Caller::new(Peer::Tcp("127.0.0.1:5000".parse().unwrap()), Auth::ApiToken);
-    let job = EditVm {
-        patch: VmPatch {
-            description: Some("by token".into()),
-            ..VmPatch::default()
-        },
-        if_match: None,
+    let patch = VmPatch {
+        description: Some("by token".into()),
+        ..VmPatch::default()
     };
+    let job = Edit::new(None, EditVm { patch });
     let r = w.ops.run(&tcp, w.vm(&vm), job).await.unwrap();
     assert_eq!(r.vm.summary.description.as_deref(), Some("by token"));
     let store = w.ops.shared.backups.clone().unwrap();

@@ -10,6 +10,7 @@ use crate::vm::boot::SetBoot;
 use crate::vm::disks::{AddDisk, RemoveDisk};
 use crate::vm::media::ChangeMedia;
 use crate::vm::nics::{AddNic, RemoveNic};
+use crate::vm::Edit;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -37,7 +38,7 @@ pub(super) async fn add_disk(
     IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<DiskAddRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let job = AddDisk { req, if_match };
+    let job = Edit::new(if_match, AddDisk { req });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
@@ -68,7 +69,7 @@ pub(super) async fn set_boot(
     ApiQuery(p): ApiQuery<HostParam>,
     IfMatch(if_match): IfMatch,
 ) -> Result<impl IntoResponse, Error> {
-    let job = SetBoot { target, if_match };
+    let job = Edit::new(if_match, SetBoot { target });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
@@ -82,11 +83,8 @@ pub(super) async fn change_media(
     IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<MediaRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let job = ChangeMedia {
-        target,
-        source: req.source,
-        if_match,
-    };
+    let source = req.source;
+    let job = Edit::new(if_match, ChangeMedia { target, source });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
@@ -100,7 +98,7 @@ pub(super) async fn add_nic(
     IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<NicAddRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let job = AddNic { req, if_match };
+    let job = Edit::new(if_match, AddNic { req });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
@@ -113,6 +111,6 @@ pub(super) async fn remove_nic(
     ApiQuery(p): ApiQuery<HostParam>,
     IfMatch(if_match): IfMatch,
 ) -> Result<impl IntoResponse, Error> {
-    let job = RemoveNic { mac, if_match };
+    let job = Edit::new(if_match, RemoveNic { mac });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::http::error::RequestError;
 use crate::jobs::{Target, VmRef};
 use crate::vm::lifecycle::{ReadXml, VmAction};
-use crate::vm::{self, create::CreateVm, delete::DeleteVm, edit::EditVm};
+use crate::vm::{self, create::CreateVm, delete::DeleteVm, edit::EditVm, Edit};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -129,7 +129,7 @@ pub(super) async fn edit_vm(
     IfMatch(if_match): IfMatch,
     ApiJson(patch): ApiJson<VmPatch>,
 ) -> Result<impl IntoResponse, Error> {
-    let job = EditVm { patch, if_match };
+    let job = Edit::new(if_match, EditVm { patch });
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 

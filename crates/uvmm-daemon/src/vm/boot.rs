@@ -2,10 +2,7 @@
 
 use super::images::inspect;
 use super::*;
-use crate::jobs::Job;
 use crate::jobs::JobCtx;
-use uvmm_api::VmChangeResponse;
-use uvmm_backup::Cause;
 use uvmm_model::boot::{pygrub_warning, read_partition_table, set_boot_medium, BootChange};
 use uvmm_model::edit::retarget_disks;
 
@@ -14,20 +11,13 @@ use uvmm_model::edit::retarget_disks;
 /// gets boot order 1.
 pub struct SetBoot {
     pub target: String,
-    pub if_match: Option<String>,
 }
 
-impl Job for SetBoot {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
-        let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
-        let hv = ctx.hv;
-        let loaded = load(hv, uuid, if_match)?;
-        let running = loaded.running();
-        let (tree, old) = (loaded.tree, loaded.def);
+impl VmChange for SetBoot {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
+        let (facts, hv, target) = (ctx.facts(), ctx.hv, self.target.as_str());
+        let running = vm.running();
+        let (tree, old) = (vm.tree, vm.def);
         let mut new = old.clone();
         let change = set_boot_medium(&mut new, target, running).map_err(|e| match e {
             uvmm_model::boot::BootError::NoDrive(_) => VmError::not_found(e.to_string()),
@@ -43,13 +33,11 @@ impl Job for SetBoot {
                 )),
             }
         }
+        let next_boot = running && matches!(change, BootChange::Changed);
         match change {
             BootChange::Unchanged => {}
             BootChange::Changed => {
                 store(hv, tree, &old, &new)?;
-                if running {
-                    warnings.push(NEXT_BOOT.into());
-                }
             }
             BootChange::Retargeted(renames) => {
                 let mut tree = tree;
@@ -57,8 +45,6 @@ impl Job for SetBoot {
                 hv.define(&tree.to_xml())?;
             }
         }
-        warnings.extend(ctx.backup(uuid, Cause::Edit));
-        ctx.refresh(uuid);
-        ctx.changed(uuid, vec![], warnings)
+        Ok(Edited::written(vec![], warnings, next_boot))
     }
 }

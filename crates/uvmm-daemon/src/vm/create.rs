@@ -155,19 +155,16 @@ pub fn create(ctx: &JobCtx<'_>, plan: CreatePlan) -> Result<Created, VmError> {
         contact: req.contact.clone().filter(|s| !s.is_empty()),
         os: req.os.clone().filter(|s| !s.is_empty()),
     };
+    let new_vm = NewVm {
+        name: req.name.clone(),
+        uuid: Some(random_uuid()?),
+        memory_kib: req.memory_kib,
+        vcpus: req.vcpus,
+        notes: notes_in,
+        ..NewVm::default()
+    };
     // A dry run of the definition (no disks yet) catches bad names, memory and notes.
-    let (dry, _) = from_profile(
-        &p,
-        &resolved,
-        NewVm {
-            name: req.name.clone(),
-            uuid: Some(random_uuid()?),
-            memory_kib: req.memory_kib,
-            vcpus: req.vcpus,
-            notes: notes_in.clone(),
-            ..NewVm::default()
-        },
-    );
+    let (dry, _) = from_profile(&p, &resolved, new_vm.clone());
     check_definition(&dry, None, facts.limits)?;
 
     let mut created: Vec<VolumeInfo> = Vec::new();
@@ -183,15 +180,11 @@ pub fn create(ctx: &JobCtx<'_>, plan: CreatePlan) -> Result<Created, VmError> {
             &p,
             &resolved,
             NewVm {
-                name: req.name.clone(),
-                uuid: Some(random_uuid()?),
-                memory_kib: req.memory_kib,
-                vcpus: req.vcpus,
                 disks,
                 cdrom: cdrom.clone(),
                 driver_iso: driver_iso.clone(),
                 nics: nics.clone(),
-                notes: notes_in.clone(),
+                ..new_vm.clone()
             },
         );
         check_definition(&def, None, facts.limits)?;

@@ -6,7 +6,7 @@ use super::*;
 use crate::jobs::Job;
 use crate::jobs::JobCtx;
 use crate::storage::volumes::make_volume;
-use uvmm_api::{DeleteResponse, DiskAddRequest, VmChangeResponse};
+use uvmm_api::{DeleteResponse, DiskAddRequest};
 use uvmm_api::{DiskSource, KeptVolume};
 use uvmm_backup::Cause;
 use uvmm_model::change::default_bus;
@@ -23,20 +23,13 @@ pub(crate) fn add_target(def: &DomainDef, bus: &str) -> Result<String, VmError> 
 /// device or a CD-ROM).
 pub struct AddDisk {
     pub req: DiskAddRequest,
-    pub if_match: Option<String>,
 }
 
-impl Job for AddDisk {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
-        let (req, if_match) = (self.req, self.if_match.as_deref());
-        let hv = ctx.hv;
-        let loaded = load(hv, uuid, if_match)?;
-        let running = loaded.running();
-        let (tree, old) = (loaded.tree, loaded.def);
+impl VmChange for AddDisk {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
+        let (facts, hv, req) = (ctx.facts(), ctx.hv, self.req);
+        let running = vm.running();
+        let (tree, old) = (vm.tree, vm.def);
         let mut new = old.clone();
         let mut warnings = Vec::new();
         let device = if matches!(req.source, DiskSource::Cdrom { .. }) {
@@ -146,12 +139,8 @@ impl Job for AddDisk {
             }
             return Err(e);
         }
-        if running {
-            warnings.push(NEXT_BOOT.into());
-        }
-        warnings.extend(ctx.backup(uuid, Cause::Edit));
-        ctx.refresh(uuid);
-        ctx.changed(uuid, vec![format!("added drive {target}")], warnings)
+        let added = vec![format!("added drive {target}")];
+        Ok(Edited::written(added, warnings, running))
     }
 }
 

@@ -1,11 +1,8 @@
 //! Changing a VM's settings (`VmPatch`).
 
 use super::*;
-use crate::jobs::Job;
 use crate::jobs::JobCtx;
-use uvmm_api::VmChangeResponse;
 use uvmm_api::VmPatch;
-use uvmm_backup::Cause;
 use uvmm_model::change::{apply_settings, notes_element, Changed, Now, Settings};
 use uvmm_model::domain::DomainDef;
 use uvmm_model::edit::{merge, set_graphics_password};
@@ -33,23 +30,17 @@ fn settings(p: &VmPatch) -> Settings {
 /// definition; what a running VM cannot take waits for its next start (warning).
 pub struct EditVm {
     pub patch: VmPatch,
-    pub if_match: Option<String>,
 }
 
-impl Job for EditVm {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
-        let (patch, if_match) = (self.patch, self.if_match.as_deref());
-        let hv = ctx.hv;
-        let limits = facts.limits;
+impl VmChange for EditVm {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
+        let (facts, hv, uuid) = (ctx.facts(), ctx.hv, ctx.at.vm());
+        let (patch, limits) = (self.patch, facts.limits);
         let Loaded {
             mut tree,
             def: old,
             snap,
-        } = load(hv, uuid, if_match)?;
+        } = vm;
         let running = snap.state.is_active();
         let now = Now {
             state: snap.state,
@@ -57,7 +48,6 @@ impl Job for EditVm {
             caps: &facts.caps,
         };
         let Changed { def: new, warnings } = apply_settings(&old, &settings(&patch), now)?;
-        let mut warnings = warnings;
         check_definition(&new, Some(&old), limits)?;
         let password_changed = match &patch.vnc_password {
             Some(p) => {
@@ -75,6 +65,7 @@ impl Job for EditVm {
         } else {
             store(hv, tree, &old, &new)?
         };
+        let mut next_boot = false;
         if running && xml_changed {
             let only_notes = DomainDef {
                 notes: old.notes.clone(),
@@ -88,17 +79,16 @@ impl Job for EditVm {
                     notes_element(&new.notes).as_deref(),
                 )?;
             }
-            if !only_notes {
-                warnings.push(NEXT_BOOT.into());
-            }
+            next_boot = !only_notes;
         }
         if let Some(a) = patch.autostart {
             hv.set_autostart(uuid, a)?;
         }
-        if xml_changed {
-            warnings.extend(ctx.backup(uuid, Cause::Edit));
-        }
-        ctx.refresh(uuid);
-        ctx.changed(uuid, vec![], warnings)
+        Ok(Edited {
+            notes: vec![],
+            warnings,
+            written: xml_changed,
+            next_boot,
+        })
     }
 }

@@ -2,10 +2,7 @@
 
 use super::images::resolve_image;
 use super::*;
-use crate::jobs::Job;
 use crate::jobs::JobCtx;
-use uvmm_api::VmChangeResponse;
-use uvmm_backup::Cause;
 use uvmm_model::change::with_medium;
 use uvmm_model::edit::merge;
 use uvmm_model::xml;
@@ -42,23 +39,17 @@ pub(crate) fn device_words(device: &str) -> &str {
 pub struct ChangeMedia {
     pub target: String,
     pub source: Option<String>,
-    pub if_match: Option<String>,
 }
 
-impl Job for ChangeMedia {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let (facts, uuid) = (ctx.facts(), ctx.at.vm());
-        let (target, if_match) = (self.target.as_str(), self.if_match.as_deref());
-        let source = self.source.as_deref();
-        let hv = ctx.hv;
+impl VmChange for ChangeMedia {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
+        let (facts, hv, uuid) = (ctx.facts(), ctx.hv, ctx.at.vm());
+        let (target, source) = (self.target.as_str(), self.source.as_deref());
         let Loaded {
             tree,
             def: old,
             snap,
-        } = load(hv, uuid, if_match)?;
+        } = vm;
         let running = snap.state.is_active();
         let live = if running {
             Some(parse_tree(&snap.xml)?)
@@ -150,8 +141,6 @@ impl Job for ChangeMedia {
             )),
             _ => {}
         }
-        warnings.extend(ctx.backup(uuid, Cause::Edit));
-        ctx.refresh(uuid);
-        ctx.changed(uuid, vec![], warnings)
+        Ok(Edited::written(vec![], warnings, false))
     }
 }

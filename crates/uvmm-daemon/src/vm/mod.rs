@@ -15,7 +15,10 @@ pub mod read;
 
 use crate::cache::etag_of;
 use crate::error::libvirt_message;
+use crate::jobs::{Job, JobCtx};
 use crate::storage::StorageError;
+use uvmm_api::VmChangeResponse;
+use uvmm_backup::Cause;
 use uvmm_libvirt::{Hypervisor, LibvirtError};
 use uvmm_model::domain::{domain_from_tree, DomainDef};
 use uvmm_model::edit::merge;
@@ -127,7 +130,7 @@ pub(crate) struct Definition {
 
 /// A VM as a change finds it: its persistent definition, and what libvirt says about the
 /// domain now (state, live XML).
-pub(crate) struct Loaded {
+pub struct Loaded {
     pub tree: xml::Element,
     pub def: DomainDef,
     pub snap: uvmm_libvirt::DomainSnapshot,
@@ -166,6 +169,74 @@ pub(crate) fn load(
     };
     let Definition { tree, def } = parse_tree(&xml_text)?;
     Ok(Loaded { tree, def, snap })
+}
+
+/// What a change of a VM's definition did, for the answer: what it adapted (`notes`) and
+/// what the user should know (`warnings`).
+pub struct Edited {
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Whether the definition was written (only then is there a backup version to make).
+    pub written: bool,
+    /// Whether the change waits for the VM's next start (it runs): the answer says so.
+    pub next_boot: bool,
+}
+
+impl Edited {
+    /// A change that wrote the definition; `next_boot`: while the VM runs.
+    pub fn written(notes: Vec<String>, warnings: Vec<String>, next_boot: bool) -> Edited {
+        Edited {
+            notes,
+            warnings,
+            written: true,
+            next_boot,
+        }
+    }
+}
+
+/// A change of one VM's definition (settings, a drive, a medium, an interface, the boot
+/// order): given the VM as it is now, change it. What is around every such change is
+/// [`Edit`]'s, written once.
+pub trait VmChange: Send + 'static {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError>;
+}
+
+/// The job of a [`VmChange`]: the definition is loaded and checked against the
+/// `If-Match` the client sent, changed, recorded as a backup version with the caller as
+/// its user, and answered with the VM as the cache then has it (its new ETag).
+pub struct Edit<C> {
+    pub if_match: Option<String>,
+    pub change: C,
+}
+
+impl<C> Edit<C> {
+    pub fn new(if_match: Option<String>, change: C) -> Edit<C> {
+        Edit { if_match, change }
+    }
+}
+
+impl<C: VmChange> Job for Edit<C> {
+    type Output = VmChangeResponse;
+    type Error = VmError;
+
+    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
+        let uuid = ctx.at.vm();
+        let vm = load(ctx.hv, uuid, self.if_match.as_deref())?;
+        let Edited {
+            notes,
+            mut warnings,
+            written,
+            next_boot,
+        } = self.change.change(ctx, vm)?;
+        if next_boot {
+            warnings.push(NEXT_BOOT.into());
+        }
+        if written {
+            warnings.extend(ctx.backup(uuid, Cause::Edit));
+        }
+        ctx.refresh(uuid);
+        ctx.changed(uuid, notes, warnings)
+    }
 }
 
 /// What to tell someone whose KVM VM did not start: where KVM is advertised but does not

@@ -2,10 +2,8 @@
 
 use super::*;
 use crate::ids::random_mac;
-use crate::jobs::Job;
 use crate::jobs::JobCtx;
-use uvmm_api::{NicAddRequest, VmChangeResponse};
-use uvmm_backup::Cause;
+use uvmm_api::NicAddRequest;
 use uvmm_libvirt::Hypervisor;
 use uvmm_model::domain::Nic;
 use uvmm_model::profile::parse_network;
@@ -55,20 +53,13 @@ pub(crate) fn check_network(
 /// `POST /api/v1/vms/{uuid}/nics`: add a network interface.
 pub struct AddNic {
     pub req: NicAddRequest,
-    pub if_match: Option<String>,
 }
 
-impl Job for AddNic {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let uuid = ctx.at.vm();
-        let (req, if_match) = (self.req, self.if_match.as_deref());
-        let hv = ctx.hv;
-        let loaded = load(hv, uuid, if_match)?;
-        let running = loaded.running();
-        let (tree, old) = (loaded.tree, loaded.def);
+impl VmChange for AddNic {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
+        let (hv, req) = (ctx.hv, self.req);
+        let running = vm.running();
+        let (tree, old) = (vm.tree, vm.def);
         let (kind, name) = parse_network(&req.source).ok_or_else(|| {
             bad(format!(
                 "network '{}' (expected network=NAME, bridge=NAME or direct=DEV)",
@@ -102,37 +93,22 @@ impl Job for AddNic {
         });
         validate::definition(&new, Some(&old), HostLimits::default())?;
         store(hv, tree, &old, &new)?;
-        if running {
-            warnings.push(NEXT_BOOT.into());
-        }
-        warnings.extend(ctx.backup(uuid, Cause::Edit));
-        ctx.refresh(uuid);
-        ctx.changed(
-            uuid,
-            vec![format!("added network interface {mac}")],
-            warnings,
-        )
+        let added = vec![format!("added network interface {mac}")];
+        Ok(Edited::written(added, warnings, running))
     }
 }
 
 /// `DELETE /api/v1/vms/{uuid}/nics/{mac}`: refused when two interfaces share the MAC.
 pub struct RemoveNic {
     pub mac: String,
-    pub if_match: Option<String>,
 }
 
-impl Job for RemoveNic {
-    type Output = VmChangeResponse;
-    type Error = VmError;
-
-    fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
-        let uuid = ctx.at.vm();
-        let (mac, if_match) = (self.mac.as_str(), self.if_match.as_deref());
+impl VmChange for RemoveNic {
+    fn change(self, ctx: &JobCtx<'_>, vm: Loaded) -> Result<Edited, VmError> {
         let hv = ctx.hv;
-        let mac = validate::mac(mac)?;
-        let loaded = load(hv, uuid, if_match)?;
-        let running = loaded.running();
-        let (tree, old) = (loaded.tree, loaded.def);
+        let mac = validate::mac(&self.mac)?;
+        let running = vm.running();
+        let (tree, old) = (vm.tree, vm.def);
         let mut new = old.clone();
         new.nics.retain(|n| n.mac.as_deref() != Some(mac.as_str()));
         match old.nics.len() - new.nics.len() {
@@ -151,11 +127,6 @@ impl Job for RemoveNic {
             }
         }
         store(hv, tree, &old, &new)?;
-        ctx.refresh(uuid);
-        let mut warnings: Vec<String> = ctx.backup(uuid, Cause::Edit).into_iter().collect();
-        if running {
-            warnings.push(NEXT_BOOT.into());
-        }
-        ctx.changed(uuid, vec![], warnings)
+        Ok(Edited::written(vec![], vec![], running))
     }
 }
