@@ -189,14 +189,14 @@ pub async fn run(
         guard,
     );
     let policy = Arc::new(settings.api.clone());
-    let mut servers = vec![tokio::spawn(crate::http::conn::serve_unix(
+    let mut servers = vec![tokio::spawn(crate::http::conn::serve(
         unix,
         app.clone(),
         policy.clone(),
         stop_rx.clone(),
     ))];
     if let Some(tcp) = tcp {
-        servers.push(tokio::spawn(crate::http::conn::serve_tcp(
+        servers.push(tokio::spawn(crate::http::conn::serve(
             tcp,
             app,
             policy,

@@ -256,17 +256,12 @@ impl JobCtx<'_> {
         self.shared.read()
     }
 
-    /// Run `work` (a blocking libvirt call) watched: when the job is a task, its progress
-    /// is read with `poll` (bytes done, total) and a cancel request calls `abort`; see
-    /// `tasks::TaskLink::watch`. Otherwise `work` just runs.
-    pub fn watch<T>(
-        &self,
-        poll: impl Fn() -> Option<(u64, u64)> + Sync,
-        abort: Option<&(dyn Fn() + Sync)>,
-        work: impl FnOnce() -> T,
-    ) -> T {
+    /// Run `work` (a blocking libvirt call) watched when the job is a task (its progress
+    /// read, a cancel request passed on; see `tasks::TaskLink::watch`); otherwise `work`
+    /// just runs.
+    pub fn watch<T>(&self, how: tasks::Watch<'_>, work: impl FnOnce() -> T) -> T {
         match self.task {
-            Some(t) => t.watch(poll, abort, work),
+            Some(t) => t.watch(how, work),
             None => work(),
         }
     }

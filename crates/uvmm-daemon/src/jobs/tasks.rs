@@ -24,6 +24,14 @@ use uvmm_api::{CancelMode, Change, Event, Task, TaskKind, TaskState};
 /// How often a running task looks at its progress (and at a cancel request).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How a task's blocking libvirt call is watched.
+pub struct Watch<'a> {
+    /// Its progress: bytes done and total, where they can be read.
+    pub poll: &'a (dyn Fn() -> Option<(u64, u64)> + Sync),
+    /// libvirt's abort of it; `None`: it cannot be interrupted.
+    pub abort: Option<&'a (dyn Fn() + Sync)>,
+}
+
 /// What makes a job long (see `Job::long`).
 #[derive(Debug, Clone)]
 pub struct Long {
@@ -116,15 +124,11 @@ impl TaskLink {
     }
 
     /// Run `work` (a blocking libvirt call) while a watcher thread reports its progress
-    /// (`poll`: bytes done and total) and, once the task is cancelled, calls `abort`
-    /// (libvirt's abort: `work` then fails as aborted) until `work` has returned: an abort
-    /// sent before libvirt started the job would otherwise be lost.
-    pub fn watch<T>(
-        &self,
-        poll: impl Fn() -> Option<(u64, u64)> + Sync,
-        abort: Option<&(dyn Fn() + Sync)>,
-        work: impl FnOnce() -> T,
-    ) -> T {
+    /// and, once the task is cancelled, calls the abort (libvirt's: `work` then fails as
+    /// aborted) until `work` has returned: an abort sent before libvirt started the job
+    /// would otherwise be lost.
+    pub fn watch<T>(&self, how: Watch<'_>, work: impl FnOnce() -> T) -> T {
+        let Watch { poll, abort } = how;
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {

@@ -4,7 +4,7 @@
 use super::{bad, volume_in, StorageError};
 use crate::cache::{Cache, HostEntry, VmEntry};
 use crate::error::Error;
-use crate::jobs::tasks::Long;
+use crate::jobs::tasks::{Long, Watch};
 use crate::jobs::{Job, JobCtx, JobError};
 use uvmm_api::{CancelMode, TaskKind};
 use uvmm_api::{CreateVolumeRequest, VolumeSummary};
@@ -75,115 +75,6 @@ pub fn room_of(info: &uvmm_libvirt::PoolInfo) -> PoolRoom {
     }
 }
 
-fn create_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    req: CreateVolumeRequest,
-) -> Result<VolumeInfo, StorageError> {
-    let format = req.format.clone().unwrap_or_else(|| "raw".into());
-    let vol = make_volume(
-        ctx.hv,
-        pool,
-        &req.name,
-        req.size_bytes,
-        &format,
-        req.preallocate,
-    )?;
-    ctx.refresh_pools();
-    Ok(vol)
-}
-
-/// A copy of volume `source` as `name`. A task (a large copy takes minutes): progress is
-/// the copy's allocation against the source's; libvirt cannot interrupt the copy, so a
-/// cancelled clone is deleted once it is done.
-fn clone_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    source: &str,
-    name: &str,
-) -> Result<VolumeInfo, Error> {
-    let hv = ctx.hv;
-    validate::volume_name(name).map_err(StorageError::from)?;
-    let vols = hv.volumes(pool).map_err(|e| match e.kind {
-        ErrorKind::NotFound => StorageError::not_found(format!("no storage pool '{pool}'")),
-        _ => StorageError::from(e),
-    })?;
-    let src = vols
-        .iter()
-        .find(|v| v.def.name == source)
-        .ok_or_else(|| StorageError::not_found(format!("no volume '{source}' in pool '{pool}'")))?;
-    if vols.iter().any(|v| v.def.name == name) {
-        return Err(StorageError::conflict(format!(
-            "volume '{name}' already exists in pool '{pool}'"
-        ))
-        .into());
-    }
-    let xml = volume_xml(name, src.def.capacity, src.def.format.as_deref(), true);
-    // What has to be copied: the source's data (a sparse source copies sparse).
-    let total = match src.def.allocation {
-        0 => src.def.capacity,
-        n => n,
-    };
-    let poll = || {
-        let copy = hv.volume(pool, name).ok().flatten()?;
-        Some((copy.def.allocation, total))
-    };
-    let copied = ctx.watch(poll, None, || hv.clone_volume(pool, source, &xml));
-    let vol = copied.map_err(StorageError::from)?;
-    if ctx.cancelled() {
-        if let Err(e) = hv.delete_volume(pool, name) {
-            tracing::error!(%pool, volume = %name, "cannot delete the copy of a cancelled clone: {e}");
-        }
-        ctx.refresh_pools();
-        return Err(JobError::Cancelled.into());
-    }
-    ctx.refresh_pools();
-    Ok(vol)
-}
-
-fn delete_volume(
-    ctx: &JobCtx<'_>,
-    pool: &str,
-    name: &str,
-    refusal: Option<String>,
-) -> Result<(), StorageError> {
-    if let Some(why) = refusal {
-        return Err(StorageError::conflict(format!(
-            "volume {name} is not deleted: {why}"
-        )));
-    }
-    ctx.hv.delete_volume(pool, name)?;
-    ctx.refresh_pools();
-    Ok(())
-}
-
-fn resize_volume(ctx: &JobCtx<'_>, pool: &str, name: &str, size: u64) -> Result<(), StorageError> {
-    let vol = ctx
-        .hv
-        .volumes(pool)?
-        .into_iter()
-        .find(|v| v.def.name == name)
-        .ok_or_else(|| StorageError::not_found(format!("no volume '{name}' in pool '{pool}'")))?;
-    if size <= vol.def.capacity {
-        // Depends on the volume as it is now: a conflict, not a malformed request.
-        return Err(StorageError::conflict(format!(
-            "volumes only grow: {name} has {} bytes, {size} is not more",
-            vol.def.capacity
-        )));
-    }
-    if let Some(info) = ctx.hv.pools()?.iter().find(|p| p.def.name == pool) {
-        uvmm_model::storage::check_volume_size(
-            size,
-            vol.def.format.as_deref(),
-            &room_of(info),
-            false,
-        )?;
-    }
-    ctx.hv.resize_volume(pool, name, size)?;
-    ctx.refresh_pools();
-    Ok(())
-}
-
 /// The volume as the cache has it after a job's change.
 fn answer(ctx: &JobCtx<'_>, pool: &str, name: &str) -> Result<VolumeSummary, StorageError> {
     let cache = ctx.cache();
@@ -205,13 +96,18 @@ impl Job for CreateVolume {
     type Error = StorageError;
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
-        let name = self.req.name.clone();
-        create_volume(ctx, &self.pool, self.req)?;
-        answer(ctx, &self.pool, &name)
+        let (pool, req) = (self.pool, self.req);
+        let format = req.format.as_deref().unwrap_or("raw");
+        let size = req.size_bytes;
+        make_volume(ctx.hv, &pool, &req.name, size, format, req.preallocate)?;
+        ctx.refresh_pools();
+        answer(ctx, &pool, &req.name)
     }
 }
 
-/// `POST .../volumes/{volume}/clone`: a copy of a volume in the same pool.
+/// `POST .../volumes/{volume}/clone`: a copy of a volume in the same pool. A task (a
+/// large copy takes minutes): progress is the copy's allocation against the source's;
+/// libvirt cannot interrupt the copy, so a cancelled clone is deleted once it is done.
 pub struct CloneVolume {
     pub pool: String,
     pub source: String,
@@ -231,8 +127,46 @@ impl Job for CloneVolume {
     }
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, Error> {
-        clone_volume(ctx, &self.pool, &self.source, &self.name)?;
-        Ok(answer(ctx, &self.pool, &self.name)?)
+        let (hv, pool, source, name) = (ctx.hv, &self.pool, &self.source, &self.name);
+        validate::volume_name(name).map_err(StorageError::from)?;
+        let vols = hv.volumes(pool).map_err(|e| match e.kind {
+            ErrorKind::NotFound => StorageError::not_found(format!("no storage pool '{pool}'")),
+            _ => StorageError::from(e),
+        })?;
+        let src = vols.iter().find(|v| v.def.name == *source).ok_or_else(|| {
+            StorageError::not_found(format!("no volume '{source}' in pool '{pool}'"))
+        })?;
+        if vols.iter().any(|v| v.def.name == *name) {
+            return Err(StorageError::conflict(format!(
+                "volume '{name}' already exists in pool '{pool}'"
+            ))
+            .into());
+        }
+        let xml = volume_xml(name, src.def.capacity, src.def.format.as_deref(), true);
+        // What has to be copied: the source's data (a sparse source copies sparse).
+        let total = match src.def.allocation {
+            0 => src.def.capacity,
+            n => n,
+        };
+        let poll = || {
+            let copy = hv.volume(pool, name).ok().flatten()?;
+            Some((copy.def.allocation, total))
+        };
+        let how = Watch {
+            poll: &poll,
+            abort: None,
+        };
+        let copied = ctx.watch(how, || hv.clone_volume(pool, source, &xml));
+        copied.map_err(StorageError::from)?;
+        if ctx.cancelled() {
+            if let Err(e) = hv.delete_volume(pool, name) {
+                tracing::error!(%pool, volume = %name, "cannot delete the copy of a cancelled clone: {e}");
+            }
+            ctx.refresh_pools();
+            return Err(JobError::Cancelled.into());
+        }
+        ctx.refresh_pools();
+        Ok(answer(ctx, pool, name)?)
     }
 }
 
@@ -265,7 +199,15 @@ impl Job for DeleteVolume {
     }
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<(), StorageError> {
-        delete_volume(ctx, &self.pool, &self.name, self.refusal)
+        if let Some(why) = self.refusal {
+            return Err(StorageError::conflict(format!(
+                "volume {} is not deleted: {why}",
+                self.name
+            )));
+        }
+        ctx.hv.delete_volume(&self.pool, &self.name)?;
+        ctx.refresh_pools();
+        Ok(())
     }
 }
 
@@ -281,7 +223,26 @@ impl Job for ResizeVolume {
     type Error = StorageError;
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
-        resize_volume(ctx, &self.pool, &self.name, self.size_bytes)?;
-        answer(ctx, &self.pool, &self.name)
+        let (hv, pool, name, size) = (ctx.hv, &self.pool, &self.name, self.size_bytes);
+        let vol = hv
+            .volumes(pool)?
+            .into_iter()
+            .find(|v| v.def.name == *name)
+            .ok_or_else(|| {
+                StorageError::not_found(format!("no volume '{name}' in pool '{pool}'"))
+            })?;
+        if size <= vol.def.capacity {
+            // Depends on the volume as it is now: a conflict, not a malformed request.
+            return Err(StorageError::conflict(format!(
+                "volumes only grow: {name} has {} bytes, {size} is not more",
+                vol.def.capacity
+            )));
+        }
+        if let Some(info) = hv.pools()?.iter().find(|p| p.def.name == *pool) {
+            check_volume_size(size, vol.def.format.as_deref(), &room_of(info), false)?;
+        }
+        hv.resize_volume(pool, name, size)?;
+        ctx.refresh_pools();
+        answer(ctx, pool, name)
     }
 }

@@ -3,7 +3,7 @@
 use super::{kvm_start_hint, VmError};
 use crate::cache::{vm_summary, Cache, HostEntry, VmEntry};
 use crate::error::Error;
-use crate::jobs::tasks::Long;
+use crate::jobs::tasks::{Long, Watch};
 use crate::jobs::{Job, JobCtx};
 use uvmm_api::ActionResponse;
 use uvmm_api::{CancelMode, TaskKind};
@@ -59,7 +59,11 @@ impl Job for VmAction {
                 tracing::debug!(%uuid, "abort: {e}");
             }
         };
-        let done = ctx.watch(poll, Some(&abort), || hv.action(uuid, self.action));
+        let how = Watch {
+            poll: &poll,
+            abort: Some(&abort),
+        };
+        let done = ctx.watch(how, || hv.action(uuid, self.action));
         done.map_err(|mut e| {
             if let Some(h) = hint {
                 e.message = format!("{}. {h}", e.message.trim_end_matches('.'));
