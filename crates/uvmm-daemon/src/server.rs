@@ -1,4 +1,4 @@
-//! Start-up and shutdown of the daemon: sockets, pid file, host manager, signals.
+//! Start-up and shutdown of the daemon: sockets, pid file, operations and host workers, signals.
 
 use crate::bus::EventBus;
 use crate::config::Settings;
@@ -145,7 +145,7 @@ pub async fn run(
         for p in problems {
             tracing::error!("skipping profile: {p}");
         }
-        let manager = Arc::new(
+        let ops = Arc::new(
             Ops::new(shared, Box::new(source), profiles, settings.api.clone())
                 .with_task_retention(settings.tasks),
         );
@@ -164,10 +164,10 @@ pub async fn run(
             None => api::GuardConfig::default(),
         };
         socket_file.keep();
-        anyhow::Ok((unix, tcp, pidfile, manager, state_lock, guard))
+        anyhow::Ok((unix, tcp, pidfile, ops, state_lock, guard))
     }
     .await;
-    let (unix, tcp, pidfile, manager, _state_lock, guard) = match started {
+    let (unix, tcp, pidfile, ops, _state_lock, guard) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -175,17 +175,13 @@ pub async fn run(
         }
     };
 
-    if let Err(e) = manager.hosts.start() {
+    if let Err(e) = ops.hosts.start() {
         tracing::error!("cannot read the host list: {e}");
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(
-        AppState::new(
-            manager.clone(),
-            stop_rx.clone(),
-            settings.api.request_timeout,
-        ),
+        AppState::new(ops.clone(), stop_rx.clone(), settings.api.request_timeout),
         guard,
     );
     let policy = Arc::new(settings.api.clone());
@@ -232,7 +228,7 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    manager.shutdown();
+    ops.shutdown();
     let drain = futures_util::future::join_all(servers);
     if tokio::time::timeout(Duration::from_secs(5), drain)
         .await

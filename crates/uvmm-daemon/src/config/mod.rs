@@ -123,7 +123,7 @@ impl Default for TaskRetention {
     }
 }
 
-/// Intervals of the host manager.
+/// Intervals of the host workers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     pub stats_interval: Duration,

@@ -19,7 +19,7 @@ pub struct Shared {
     pub backups: Option<Arc<BackupStore>>,
     pub retention: Retention,
     pub monitoring: Monitoring,
-    /// The rendered answer to `GET /api/v1/vms` without parameters (see `Manager`).
+    /// The rendered answer to `GET /api/v1/vms` without parameters (see `vm::read::list_all_json`).
     pub list_render: Mutex<Option<ListRender>>,
     /// When the API was last asked anything.
     pub demand: Demand,

@@ -5,7 +5,7 @@
 //!   closes a kept-alive connection that sends nothing (hyper's header-read timeout runs
 //!   whenever the connection waits for a request).
 //! - A client that stops reading its answer is dropped after `request_timeout` without
-//!   progress (`StallGuard`); the body of a request has the same time (see `http_guard`).
+//!   progress (`StallGuard`); the body of a request has the same time (see `guard`).
 //! - Each listener has its own connection cap and a cap per peer (a UNIX socket user id, a
 //!   TCP address). Listeners count separately, and the file descriptor limit is raised at
 //!   start so that a full TCP listener leaves room for the UNIX socket: root can always get

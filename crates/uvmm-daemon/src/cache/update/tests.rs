@@ -163,7 +163,7 @@ fn upsert_table() {
         assert!(ev.len() <= 1);
     }
     // The detail shows the pending value next to the live one; the ETag is that of
-    // the live and the persistent definition together, as `vmops` computes it.
+    // the live and the persistent definition together, as `vm::load` checks it.
     let c = cache_with(vec![vcpus_next.clone()]);
     let h = c.host(URI).unwrap();
     let d = vm_detail(h, &h.vms()[U1]);
