@@ -98,9 +98,16 @@ fn a_long_clone_is_a_task_and_its_host_keeps_answering() {
         (&"volume_clone".into(), &"running".into(), &"root".into()),
         "{task}"
     );
-    // Meanwhile the same host starts a VM and lists its VMs ...
+    let begun = events.expect("the clone's task_progress", Duration::from_secs(10), |e| {
+        e["kind"] == "task_progress" && e["task"]["id"] == id.as_str()
+    });
+    assert_eq!(begun["task"]["state"], "running", "{begun}");
+    // Meanwhile the same host starts a VM (its event arrives) and lists its VMs ...
     let started = d.cli_json(&["vm", "start", "t1"]);
     assert_eq!(started["vm"]["state"], "running", "{started}");
+    events.expect("t1's start", Duration::from_secs(10), |e| {
+        e["kind"] == "vm_state" && e["name"] == "t1" && e["state"] == "running"
+    });
     let listed = d.cli_json(&["vm", "list", "--host", "localhost"]);
     assert_eq!(listed[0]["state"], "running", "{listed}");
     // ... while the copy still runs.
