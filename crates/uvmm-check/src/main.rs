@@ -457,6 +457,8 @@ mod tests {
             cpus: None,
             memory_kib: None,
             free_memory_kib: None,
+            running_vcpus: 0,
+            cpu_usage: None,
             vm_count: 0,
             running_count: 0,
             last_error: (status == HostStatus::Unavailable).then(|| "EOF".into()),

@@ -344,7 +344,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
-/// and methods.
+/// and methods, and the web UI (`web.rs`) outside `/api/`.
 pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     let (routes, mut doc) = api_routes().split_for_parts();
     document_errors(&mut doc);
@@ -352,6 +352,7 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     state.openapi = Arc::new(bytes::Bytes::from(
         serde_json::to_vec(&doc).unwrap_or_default(),
     ));
+    let web = crate::web::WebState::new(guard.tcp_hosts.clone());
     let guard = Guard::new(guard.token, guard.tcp_hosts, params);
     routes
         .route_layer(axum::middleware::from_fn_with_state(
@@ -379,6 +380,8 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
             guard,
             crate::http_guard::connection_checks,
         ))
+        // Outermost: the web UI's pages and files (they cannot carry the API token).
+        .layer(axum::middleware::from_fn_with_state(web, crate::web::serve))
         .with_state(state)
 }
 

@@ -16,3 +16,4 @@ pub mod profiles;
 pub mod server;
 pub mod storage;
 pub mod vmops;
+pub mod web;
