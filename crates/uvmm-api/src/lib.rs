@@ -68,6 +68,9 @@ pub struct HostSummary {
     /// vCPUs of the running VMs (compare with `cpus` for overcommit).
     #[serde(default)]
     pub running_vcpus: u64,
+    /// Memory of the running VMs in KiB (the memory bar where `free_memory_kib` is unknown).
+    #[serde(default)]
+    pub running_memory_kib: u64,
     /// CPU use by the VMs in percent of the host's CPUs (each VM's `cpu_usage` weighted by
     /// its vCPUs); absent while the host's CPU count is unknown.
     #[serde(default)]

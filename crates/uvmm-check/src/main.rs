@@ -458,6 +458,7 @@ mod tests {
             memory_kib: None,
             free_memory_kib: None,
             running_vcpus: 0,
+            running_memory_kib: 0,
             cpu_usage: None,
             vm_count: 0,
             running_count: 0,

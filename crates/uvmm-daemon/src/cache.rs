@@ -332,6 +332,12 @@ pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
             .filter(|v| v.state.is_active())
             .map(|v| u64::from(v.vcpus))
             .sum(),
+        running_memory_kib: h
+            .vms
+            .values()
+            .filter(|v| v.state.is_active())
+            .map(|v| v.memory_kib)
+            .sum(),
         cpu_usage: host_cpu_usage(h),
         last_error: h.last_error.clone(),
         since: rfc3339(h.since),
@@ -1461,6 +1467,7 @@ mod tests {
         // a: 2 vCPUs at 50 % = one CPU of eight; b is shut off.
         assert_eq!(s.cpu_usage, Some(12.5));
         assert_eq!(s.running_vcpus, 2);
+        assert_eq!(s.running_memory_kib, 1024);
         h.info = None;
         assert_eq!(host_summary(h, SystemTime::now()).cpu_usage, None);
     }
