@@ -41,9 +41,17 @@ fn main() {
         );
     }
     let mut code = String::new();
-    writeln!(code, "/// Whether the real UI was embedded (false: the 'not built' page).").unwrap();
+    writeln!(
+        code,
+        "/// Whether the real UI was embedded (false: the 'not built' page)."
+    )
+    .unwrap();
     writeln!(code, "pub const UI_BUILT: bool = {};", !files.is_empty()).unwrap();
-    writeln!(code, "/// (URL path, content, ETag) of every embedded file.").unwrap();
+    writeln!(
+        code,
+        "/// (URL path, content, ETag) of every embedded file."
+    )
+    .unwrap();
     writeln!(code, "pub static FILES: &[(&str, &[u8], &str)] = &[").unwrap();
     for (url, path) in &files {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

@@ -622,6 +622,11 @@ pub fn create(
         }
     }
     ctx.refresh(&uuid);
+    // The pools' volume lists and figures (and their alerts) include the new volumes now,
+    // not at the next pool round.
+    if !created.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok((uuid, notes, warnings))
 }
 
@@ -995,6 +1000,9 @@ pub fn add_disk(
     }
     warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
+    if created.is_some() {
+        ctx.refresh_pools();
+    }
     Ok((target, warnings))
 }
 
@@ -1130,6 +1138,9 @@ pub fn delete(
         }
     }
     ctx.refresh(uuid);
+    if !deleted.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok(uvmm_api::DeleteResponse {
         name: def.name,
         uuid: uuid.to_string(),
@@ -1193,6 +1204,9 @@ pub fn remove_disk(
     }
     warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
+    if !deleted.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok((
         uvmm_api::DeleteResponse {
             name: old.name,
