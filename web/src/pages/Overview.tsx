@@ -280,7 +280,7 @@ function VmGrid({ query, onSort }: { query: Query; onSort: (s: string) => void }
       throttle(() => {
         const g = ++gen.current;
         void fetchPages(visiblePages(scroller.current?.scrollTop ?? 0, scroller.current?.clientHeight ?? 600), g, true);
-      }, 400),
+      }, 150),
     [queryKey, ROW],
   );
   const reloadRef = useRef(reload);

@@ -51,7 +51,9 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
   });
   useResync(reload);
 
-  if (removed) {
+  // While the delete dialog is open it shows what was deleted and kept; the page says
+  // "removed" only for removals from elsewhere.
+  if (removed && !deleting) {
     return (
       <section class="page">
         <h1>{t('vm.removed_title')}</h1>
