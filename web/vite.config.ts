@@ -20,7 +20,8 @@ export default defineConfig({
     reportCompressedSize: true,
   },
   server: {
-    // uvmmd checks Host and Origin: the proxy rewrites them to the daemon's.
-    proxy: { '/api': { target, changeOrigin: true } },
+    // uvmmd checks Host and Origin (DNS rebinding, cross-site requests): the dev proxy
+    // presents the daemon's own. Only for development; the built UI is served by uvmmd.
+    proxy: { '/api': { target, changeOrigin: true, headers: { origin: target } } },
   },
 });

@@ -107,7 +107,8 @@ export function Drives({ vm, onChanged, reload }: Props) {
                 <td>{d.format ?? '–'}</td>
                 <td class="boot-pos">{position(d, list)}</td>
                 {actions && (
-                  <td class="row-actions">
+                  <td>
+                    <div class="row-actions">
                     <button type="button" class="small" onClick={() => setBoot(d)} data-action="boot" aria-label={`${t('drives.set_boot')}: ${d.target}`}>
                       {t('drives.set_boot')}
                     </button>
@@ -119,6 +120,7 @@ export function Drives({ vm, onChanged, reload }: Props) {
                     <button type="button" class="small danger-outline" onClick={() => setDetach(d)} data-action="detach" aria-label={`${t('drives.detach')}: ${d.target}`}>
                       {t('drives.detach')}
                     </button>
+                    </div>
                   </td>
                 )}
               </tr>
