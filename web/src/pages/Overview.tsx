@@ -7,6 +7,7 @@
 // a search cancels the request of the previous keystroke. Events patch the rows they carry
 // in place, and reload the rows in view where the set or the order may have changed.
 
+import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api/client';
 import { VM_STATES, type HostSummary, type VmPage, type VmSummary, type UvmmEvent } from '../api/types';
@@ -404,7 +405,9 @@ function PlaceholderRow({ index }: { index: number }) {
   );
 }
 
-function VmRow({ vm, index }: { vm: VmSummary; index: number }) {
+/** One row; memoised: while scrolling, rows that stay in view are not rendered again
+ * (an event or a reload replaces the row's object, which renders it). */
+const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number }) {
   const [busy, setBusy] = useState(false);
   const act = async (a: (typeof QUICK)[number]) => {
     setBusy(true);
@@ -457,4 +460,4 @@ function VmRow({ vm, index }: { vm: VmSummary; index: number }) {
       </div>
     </div>
   );
-}
+});
