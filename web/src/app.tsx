@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { auth } from './api/client';
 import { ConfirmHost } from './components/dialog';
 import { Toasts } from './components/feedback';
-import { initialLang, lang, LANGS, setLang, t, type Key, type Lang } from './i18n';
+import { initialLang, lang, LANGS, setLang, t, type Key, type Lang, tn } from './i18n';
 import { pools, startLive, stopLive, streamState } from './live';
 import { Backups } from './pages/Backups';
 import { CreateWizard } from './pages/CreateWizard';
@@ -135,7 +135,7 @@ function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void;
           'storage',
           t('nav.storage'),
           alerts > 0 && (
-            <span class="badge" aria-label={t('nav.pool_alerts', { n: alerts })} data-testid="pool-alert-badge">
+            <span class="badge" aria-label={tn('nav.pool_alerts', alerts)} data-testid="pool-alert-badge">
               {alerts}
             </span>
           ),

@@ -48,6 +48,16 @@ export function t(key: Key, params?: Record<string, string | number>): string {
   );
 }
 
+/** Keys that come in `_one` and `_other` forms. */
+type PluralBase<K> = K extends `${infer B}_one` ? B : never;
+export type PluralKey = PluralBase<Key>;
+
+/** The form of `key` for the count `n` (`{n}` is filled in). */
+export function tn(key: PluralKey, n: number, params?: Record<string, string | number>): string {
+  const form = new Intl.PluralRules(current).select(n) === 'one' ? 'one' : 'other';
+  return t(`${key}_${form}` as Key, { n, ...params });
+}
+
 /** A number in the language's format (one decimal at most). */
 export function num(n: number): string {
   return numbers.format(n);

@@ -1,8 +1,9 @@
 // Checks the translations (run by `npm run check`, so by every `npm run build`):
 // - English and German have exactly the same keys, none empty;
 // - both use the same {placeholders} in each text;
-// - every key the code uses exists: literal t('key') calls, and the key families the
-//   code builds from values (t(`state.${state}`) ...), expanded from the lists below;
+// - every key the code uses exists: literal t('key') calls, plural tn('key', n) calls
+//   (key_one and key_other), and the key families the code builds from values
+//   (t(`state.${state}`) ...), expanded from the lists below;
 // - no key is unused.
 // Exits 1 with every problem listed.
 
@@ -58,10 +59,19 @@ for (const f of files(root)) {
   const src = readFileSync(f, 'utf8');
   // Literal keys: t('x.y'), and 'x.y' strings typed as Key (tables of keys in the code).
   for (const m of src.matchAll(/'([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)'/g)) {
+    // tn('key', n) uses key_one and key_other.
+    if (/\btn\(\s*$/.test(src.slice(Math.max(0, m.index - 8), m.index))) {
+      for (const form of ['one', 'other']) {
+        if (`${m[1]}_${form}` in en) used.add(`${m[1]}_${form}`);
+        else problems.push(`${f}: plural key ${m[1]} lacks ${m[1]}_${form}`);
+      }
+      continue;
+    }
     if (m[1] in en) used.add(m[1]);
     else if (/\bt\(\s*$/.test(src.slice(Math.max(0, m.index - 8), m.index))) problems.push(`${f}: unknown key ${m[1]}`);
   }
-  for (const m of src.matchAll(/(?<![\w.])t\(`([^`]*)`/g)) {
+  // i18n.ts builds the plural forms itself (checked above through tn calls).
+  for (const m of f.endsWith('i18n.ts') ? [] : src.matchAll(/(?<![\w.])t\(`([^`]*)`/g)) {
     const pattern = m[1].replace(/\$\{[^}]*\}/g, '${}');
     if (!pattern.includes('${}')) continue;
     if (!(pattern in FAMILIES)) {

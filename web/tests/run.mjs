@@ -402,6 +402,7 @@ test('storage: pools with fill and overcommit, a pool alert live, volumes with u
   await live('pool alert on the card', async () => (await card.getAttribute('data-level')) === 'warning', t0);
   await page.waitForSelector('[data-testid=pool-alert-badge]');
   assert(/overcommit|provisioned/i.test(await page.innerText('[data-testid=pool-alerts]')), 'the alert says why');
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, 'storage');
   await card.locator('tr[data-volume="ui-big.qcow2"] button:has-text("Delete")').click();
   await page.click('dialog[open] [data-testid=confirm]');

@@ -14,7 +14,7 @@ import { VM_STATES, type HostSummary, type VmPage, type VmSummary, type UvmmEven
 import { actionLabel, allowed, QUICK, runAction } from '../actions';
 import { Bar, StateBadge } from '../components/bits';
 import { toastError } from '../components/feedback';
-import { t, num, type Key } from '../i18n';
+import { t, num, type Key, tn } from '../i18n';
 import { kib, percent } from '../format';
 import { hosts as hostStore, throttle, useEvents, useResync } from '../live';
 import { onLinkClick, vmPath } from '../router';
@@ -356,7 +356,7 @@ function VmGrid({ query, onSort }: { query: Query; onSort: (s: string) => void }
       data-total={total ?? ''}
     >
       <p class="grid-count" role="status">
-        {total === null ? t('common.loading') : t('vms.count', { n: count })}
+        {total === null ? t('common.loading') : tn('vms.count', count)}
       </p>
       <div class="grid-head" role="row" aria-rowindex={1}>
         {SORTS.map((s) => (
@@ -431,9 +431,9 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
       </div>
       <div role="cell" class="c-cpu">
         {vm.state === 'running' ? (
-          <Bar value={vm.cpu_usage} label={t('grid.cpu_of', { name: vm.name })} text={`${num(vm.cpu_usage)} % · ${t('grid.vcpus', { n: vm.vcpus })}`} />
+          <Bar value={vm.cpu_usage} label={t('grid.cpu_of', { name: vm.name })} text={`${num(vm.cpu_usage)} % · ${tn('grid.vcpus', vm.vcpus)}`} />
         ) : (
-          <span class="muted">{t('grid.vcpus', { n: vm.vcpus })}</span>
+          <span class="muted">{tn('grid.vcpus', vm.vcpus)}</span>
         )}
       </div>
       <div role="cell" class="c-mem">

@@ -9,7 +9,7 @@ import { Bar, Field } from '../components/bits';
 import { confirmAction } from '../components/dialog';
 import { ErrorBox, toast, toastError } from '../components/feedback';
 import { bytes, parseSize, percent } from '../format';
-import { num, t, type Key } from '../i18n';
+import { num, t, type Key, tn } from '../i18n';
 import { hosts as hostStore, pools as poolStore, reloadPoolsNow, throttle, useEvents } from '../live';
 import { useStore } from '../store';
 
@@ -25,7 +25,7 @@ export function Storage() {
       <p class="muted">{t('storage.intro')}</p>
       {alerts.length > 0 && (
         <div class="notice warning" role="status" data-testid="pool-alerts">
-          <strong>{t('storage.alerts', { n: alerts.length })}</strong>
+          <strong>{tn('storage.alerts', alerts.length)}</strong>
           <ul>
             {alerts.map((p) => (
               <li>
@@ -60,7 +60,7 @@ function PoolCard({ pool: p }: { pool: PoolSummary }) {
   const used = percent(p.allocation, p.capacity);
   const over = p.capacity ? (p.provisioned / p.capacity) * 100 : 0;
   return (
-    <article class={`pool-card level-${p.level}`} data-pool={`${p.host_id}/${p.name}`} data-level={p.level} aria-labelledby={`pool-${p.host_id}-${p.name}`}>
+    <article class={`pool-card level-${p.level}${open ? ' open' : ''}`} data-pool={`${p.host_id}/${p.name}`} data-level={p.level} aria-labelledby={`pool-${p.host_id}-${p.name}`}>
       <header>
         <h3 id={`pool-${p.host_id}-${p.name}`}>{p.name}</h3>
         <span class={`level level-${p.level}`}>{t(`level.${p.level}` as Key)}</span>

@@ -10,7 +10,7 @@ import { Field, StateBadge, Tabs } from '../components/bits';
 import { Modal } from '../components/dialog';
 import { ErrorBox, Notices, toast } from '../components/feedback';
 import { kib } from '../format';
-import { t, type Key } from '../i18n';
+import { t, type Key, tn } from '../i18n';
 import { throttle, useEvents, useResync } from '../live';
 import { navigate, onLinkClick, vmPath } from '../router';
 import { deletableWith, loadHostStorage, type HostStorage } from '../volumes';
@@ -545,7 +545,7 @@ function DeleteDialog({ vm, onClose }: { vm: VmDetail; onClose: () => void }) {
           {t('common.cancel')}
         </button>
         <button type="button" class="danger" onClick={go} disabled={busy || (!storage && images.length > 0 && !error)} data-testid="confirm-delete">
-          {chosen.size ? t('delete.confirm_with', { n: chosen.size }) : t('delete.confirm_keep')}
+          {chosen.size ? tn('delete.confirm_with', chosen.size) : t('delete.confirm_keep')}
         </button>
       </div>
     </Modal>
