@@ -10,6 +10,8 @@
 import { useEffect, useRef } from 'preact/hooks';
 import { api, followEvents, type StreamState } from './api/client';
 import type { HostSummary, PoolSummary, UvmmEvent } from './api/types';
+import { toast } from './components/feedback';
+import { t, type Key } from './i18n';
 import { createStore } from './store';
 
 export const streamState = createStore<StreamState>('connecting');
@@ -62,6 +64,14 @@ export function startLive(): void {
         reloadHosts();
       }
       if (e.kind === 'pool_alert' || e.kind === 'pool_changed' || e.kind.startsWith('host_')) reloadPools();
+      // What needs an administrator's eye is said wherever they are in the UI.
+      if (e.kind === 'pool_alert') {
+        toast(e.level === 'ok' ? 'info' : 'warning', t('live.pool_alert', { pool: e.pool ?? '', host: e.host_id, level: t(`level.${e.level ?? 'ok'}` as Key) }), e.message ?? undefined);
+      } else if (e.kind === 'host_unavailable') {
+        toast('warning', t('live.host_unavailable', { host: e.host_id }), e.message ?? undefined, t('hint.host_unavailable'));
+      } else if (e.kind === 'host_connected') {
+        toast('info', t('live.host_connected', { host: e.host_id }));
+      }
       eventSubs.forEach((f) => f(e));
     },
     (s) => streamState.set(s),

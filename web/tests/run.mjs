@@ -87,6 +87,45 @@ async function shot(page, name) {
   if (shots) await page.screenshot({ path: join(shots, `${name}.png`) });
 }
 
+/** Text whose contrast with its background is below WCAG AA (4.5:1; 3:1 for large text),
+ * on the page as it is; disabled controls are exempt (as WCAG says). */
+function lowContrast(page) {
+  return page.evaluate(() => {
+    const parse = (c) => {
+      const m = /rgba?\(([^)]+)\)/.exec(c);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(',').map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0.5) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const bad = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.offsetParent === null) continue;
+      if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+      if (el.closest('button:disabled, .disabled, input:disabled, select:disabled')) continue;
+      const cs = getComputedStyle(el);
+      const fg = parse(cs.color);
+      const bg = background(el);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(cs.fontSize);
+      const need = size >= 24 || (Number(cs.fontWeight) >= 700 && size >= 18.66) ? 3 : 4.5;
+      if (ratio < need) bad.push(`<${el.tagName.toLowerCase()} class="${el.className}"> "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+    }
+    return bad;
+  });
+}
+
 function virsh(...args) {
   return execFileSync('virsh', ['-c', env.LIBVIRT_URI, ...args], { encoding: 'utf8' });
 }
@@ -473,6 +512,18 @@ test('German: from the browser\'s preference, every visible string translated, s
     await page.waitForSelector('h1:has-text("Virtual machines")');
   } finally {
     await ctx.close();
+  }
+});
+
+test('contrast: every text on the main pages meets WCAG AA', async ({ page }) => {
+  await login(page, uvmmd);
+  const vm = await uvmmd.vm('db-01', 'demo-kvm1');
+  for (const path of ['/', `/vms/demo-kvm1/${vm.uuid}/settings`, `/vms/demo-kvm1/${vm.uuid}/drives`, '/storage', '/create', '/backups']) {
+    await page.goto(`${uvmmd.url}${path}`);
+    await page.waitForSelector('main h1');
+    await sleep(300);
+    const bad = await lowContrast(page);
+    assert(bad.length === 0, `${path}: low contrast: ${bad.join('; ')}`);
   }
 });
 
