@@ -440,6 +440,7 @@ test('storage: pools with fill and overcommit, a pool alert live, volumes with u
   await card.locator('tr[data-volume="ui-big.qcow2"]').waitFor();
   await live('pool alert on the card', async () => (await card.getAttribute('data-level')) === 'warning', t0);
   await page.waitForSelector('[data-testid=pool-alert-badge]');
+  await page.waitForSelector('.toast.warning:has-text("Pool default on demo-kvm1: warning")');
   assert(/overcommit|provisioned/i.test(await page.innerText('[data-testid=pool-alerts]')), 'the alert says why');
   await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, 'storage');
@@ -581,6 +582,7 @@ test('a host outage shows live: the host and its VMs become unreachable', async 
   process.kill(Number(env.LIBVIRTD_PID), 'SIGKILL');
   await live('host unreachable in the tree', async () => (await page.getAttribute(`.host-card[data-host="${host}"]`, 'data-status')) === 'unavailable', t0);
   await live('its VM marked', async () => /host unreachable/.test(await row(page, 'test', host).innerText()));
+  await page.waitForSelector(`.toast.warning:has-text("Host ${host} is unreachable")`);
   await noReload(page);
 });
 
