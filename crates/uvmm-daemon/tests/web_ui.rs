@@ -38,7 +38,11 @@ fn web_ui_in_chromium() {
 
     let dir = tempfile::tempdir().unwrap();
     let libvirtd = Libvirtd::start(&dir.path().join("libvirtd"));
-    let pid = libvirtd.child.as_ref().map(|c| c.id()).expect("libvirtd runs");
+    let pid = libvirtd
+        .child
+        .as_ref()
+        .map(|c| c.id())
+        .expect("libvirtd runs");
     let out = Command::new("node")
         .arg(web.join("tests/run.mjs"))
         .current_dir(&web)

@@ -9,7 +9,7 @@
 
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api } from '../api/client';
+import { api, ApiError } from '../api/client';
 import { VM_STATES, type HostSummary, type VmPage, type VmSummary, type UvmmEvent } from '../api/types';
 import { actionLabel, allowed, QUICK, runAction } from '../actions';
 import { Bar, StateBadge } from '../components/bits';
@@ -248,7 +248,9 @@ function VmGrid({ query, onSort }: { query: Query; onSort: (s: string) => void }
         }),
       );
     } catch (e) {
-      if (!(e instanceof DOMException && e.name === 'AbortError')) toastError(e);
+      // A lost connection is shown in the header and heals by itself (resync).
+      const lost = e instanceof ApiError && e.code === 'network';
+      if (!lost && !(e instanceof DOMException && e.name === 'AbortError')) toastError(e);
       return;
     }
     if (g !== gen.current) return;
