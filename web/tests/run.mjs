@@ -505,6 +505,12 @@ test('German: from the browser\'s preference, every visible string translated, s
     }
     await page.goto(`${uvmmd.url}/`);
     await page.waitForSelector('.grid-row[data-vm]');
+    // The longer German labels fit: no sideways scrolling, no quick action cut off.
+    assert((await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)) <= 0, 'the page scrolls sideways');
+    const cut = await page.$$eval('.c-actions', (cells) => cells.filter((c) => c.scrollWidth > c.clientWidth + 1).length);
+    assert(cut === 0, `${cut} rows have quick actions cut off`);
+    const grid = await page.$eval('[data-testid=vm-grid]', (g) => g.scrollWidth - g.clientWidth);
+    assert(grid <= 0, `the grid scrolls sideways by ${grid} px at 1280 px`);
     await shot(page, 'overview-de');
     await page.selectOption('[data-testid=lang]', 'en');
     await page.waitForSelector('h1:has-text("Virtual machines")');

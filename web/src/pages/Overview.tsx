@@ -423,10 +423,14 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         <StateBadge state={vm.state} suspended={vm.suspended} available={vm.available} />
       </div>
       <div role="cell" class="c-name">
-        <a href={href} onClick={onLinkClick} class="vm-link">
+        <a href={href} onClick={onLinkClick} class="vm-link" title={vm.name}>
           {vm.name}
         </a>
-        {vm.description && <span class="desc">{vm.description}</span>}
+        {vm.description && (
+          <span class="desc" title={vm.description}>
+            {vm.description}
+          </span>
+        )}
       </div>
       <div role="cell" class="c-host">
         {vm.host_id}
