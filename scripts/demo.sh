@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command: take a fresh Debian 12 machine (as root) to a running uvmmd
-# that manages three demo hosts (libvirt test-driver hosts with a dozen VMs).
+# that manages three demo hosts (libvirt test-driver hosts with a dozen VMs) and serves the
+# web UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_build_deps
+build_web
 
 echo "==> cargo build --release"
 cargo build --release --locked --bins -q
@@ -32,6 +34,8 @@ uvmm vm list
 cat <<MSG
 
 uvmmd is running (pid $(cat /run/uvmm/uvmmd.pid)).
+  Web UI:   http://127.0.0.1:2106/   log in with the API token (interim login until
+            user accounts exist): $(cat /var/lib/uvmm/api-token)
   API:      UNIX socket /run/uvmm/uvmm.sock (root), and http://127.0.0.1:2106/api/v1/
             with the API token in /var/lib/uvmm/api-token (root-only; see docs/security.md)
   Log:      /var/log/uvmm/uvmmd.log

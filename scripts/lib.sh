@@ -76,3 +76,22 @@ install_schemathesis() {
         "schemathesis==$SCHEMATHESIS_VERSION"
     "$st" --version >/dev/null || die "schemathesis did not install"
 }
+
+# The web UI (web/): Node.js 20.19 or newer with npm (Vite 8 needs it; the machines come
+# with it, Debian 12's own nodejs is 18), the packages of web/package-lock.json, and the
+# build into web/dist, which cargo embeds into uvmmd. UVMM_REQUIRE_WEB=1 makes a missing
+# web/dist a build error instead of a "web UI not built" page.
+build_web() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        die "the web UI needs Node.js 20.19+ and npm (https://nodejs.org/); they are not installed"
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+        die "the web UI needs Node.js 20.19 or newer; this is $(node --version)"
+    echo "==> web UI: npm ci && npm run build (web/dist, embedded into uvmmd)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+    export UVMM_REQUIRE_WEB=1
+}
+
+# The browser tests drive Debian's Chromium (playwright-core cannot download a browser).
+install_browser() {
+    APT_NO_RECOMMENDS=1 apt_install chromium fonts-dejavu-core
+}

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's second command (and what .ci/run calls): install what the tests need, then
-# check formatting and lints and run every test, including the slow ones.
+# The README's second command (and what .ci/run calls): install what the tests need, build
+# the web UI, then check formatting and lints and run every test, including the slow ones
+# and the browser tests (crates/uvmm-daemon/tests/web_ui.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_test_deps
+install_browser
+build_web
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -203,7 +203,7 @@ impl HostEntry {
         &self.vms
     }
 
-    /// For changes of the VM set or of names and descriptions: the rows are rebuilt.
+    /// For changes of the VM set or of names and notes: the rows are rebuilt.
     fn vms_mut(&mut self) -> &mut BTreeMap<String, VmEntry> {
         self.rows = OnceLock::new();
         &mut self.vms
@@ -339,6 +339,19 @@ pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
         free_memory_kib: h.free_memory_kib,
         vm_count: h.vms.len(),
         running_count: h.vms.values().filter(|v| v.state.is_active()).count(),
+        running_vcpus: h
+            .vms
+            .values()
+            .filter(|v| v.state.is_active())
+            .map(|v| u64::from(v.vcpus))
+            .sum(),
+        running_memory_kib: h
+            .vms
+            .values()
+            .filter(|v| v.state.is_active())
+            .map(|v| v.memory_kib)
+            .sum(),
+        cpu_usage: host_cpu_usage(h),
         last_error: h.last_error.clone(),
         since: rfc3339(h.since),
         retry_in_secs: h
@@ -346,6 +359,20 @@ pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
             .filter(|_| h.status == HostStatus::Unavailable)
             .map(|t| t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0)),
     }
+}
+
+/// How busy the host's CPUs are with its VMs: each VM's usage (percent of its vCPUs)
+/// weighted by its vCPUs, in percent of the host's CPUs. What the overview's CPU bar shows;
+/// libvirt's host CPU counters would need one more call per host and round.
+fn host_cpu_usage(h: &HostEntry) -> Option<f64> {
+    let cpus = h.info.as_ref().map(|i| i.cpus).filter(|c| *c > 0)?;
+    let busy: f64 = h
+        .vms
+        .values()
+        .filter(|v| v.state.is_active())
+        .map(|v| v.cpu_usage * f64::from(v.vcpus))
+        .sum();
+    Some((busy / f64::from(cpus)).clamp(0.0, 100.0))
 }
 
 pub fn host_detail(h: &HostEntry, now: SystemTime) -> HostDetail {
@@ -917,6 +944,7 @@ impl Cache {
                         pattern.as_ref().is_none_or(|pat| {
                             pat.matches(lr.name(r))
                                 || lr.description(r).is_some_and(|d| pat.matches(d))
+                                || lr.contact(r).is_some_and(|c| pat.matches(c))
                         })
                     })
                     .map(|r| {
@@ -1430,6 +1458,55 @@ mod tests {
         // Losing the host zeroes CPU figures; the listing shows the VM still.
         c.host_unavailable(URI, "gone", None, SystemTime::now());
         assert_eq!(list(&c, "cpu"), ["omega:shutoff:1024:2"]);
+    }
+
+    #[test]
+    fn search_covers_name_description_and_contact() {
+        let mut with_contact = snap(U1, "alpha", VmState::Running);
+        with_contact.xml = format!(
+            "<domain type='test'><name>alpha</name><uuid>{U1}</uuid><metadata>\
+             <uvmm:notes xmlns:uvmm='https://univention.de/uvmm/1'>\
+             <uvmm:contact>Jane Roe</uvmm:contact></uvmm:notes></metadata></domain>"
+        );
+        let c = cache_with(vec![with_contact, snap(U2, "beta", VmState::Shutoff)]);
+        let search = |q: &str| -> Vec<String> {
+            c.list_vms(&VmQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|v| v.name)
+            .collect()
+        };
+        assert_eq!(search("jane"), ["alpha"]);
+        assert_eq!(search("*roe"), ["alpha"]);
+        assert_eq!(search("d-beta"), ["beta"]);
+        assert_eq!(search("alp"), ["alpha"]);
+        assert!(search("nobody").is_empty());
+    }
+
+    #[test]
+    fn host_cpu_usage_weighs_vms_by_vcpus() {
+        let mut c = cache_with(vec![
+            snap(U1, "a", VmState::Running),
+            snap(U2, "b", VmState::Shutoff),
+        ]);
+        let h = c.hosts.get_mut(URI).unwrap();
+        h.info = Some(HostInfo {
+            cpus: 8,
+            ..HostInfo::default()
+        });
+        h.vms.get_mut(U1).unwrap().cpu_usage = 50.0;
+        h.vms.get_mut(U2).unwrap().cpu_usage = 100.0;
+        let s = host_summary(h, SystemTime::now());
+        // a: 2 vCPUs at 50 % = one CPU of eight; b is shut off.
+        assert_eq!(s.cpu_usage, Some(12.5));
+        assert_eq!(s.running_vcpus, 2);
+        assert_eq!(s.running_memory_kib, 1024);
+        h.info = None;
+        assert_eq!(host_summary(h, SystemTime::now()).cpu_usage, None);
     }
 
     #[test]

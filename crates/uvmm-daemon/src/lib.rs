@@ -17,3 +17,4 @@ pub mod profiles;
 pub mod server;
 pub mod storage;
 pub mod vmops;
+pub mod web;

@@ -639,6 +639,11 @@ pub fn create(
         }
     }
     ctx.refresh(&uuid);
+    // The pools' volume lists and figures (and their alerts) include the new volumes now,
+    // not at the next pool round.
+    if !created.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok((uuid, notes, warnings))
 }
 
@@ -1020,6 +1025,9 @@ pub fn add_disk(
     }
     warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
+    if created.is_some() {
+        ctx.refresh_pools();
+    }
     Ok((target, warnings))
 }
 
@@ -1160,6 +1168,9 @@ pub fn delete(
         }
     }
     ctx.refresh(uuid);
+    if !deleted.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok(uvmm_api::DeleteResponse {
         name: def.name,
         uuid: uuid.to_string(),
@@ -1223,6 +1234,9 @@ pub fn remove_disk(
     }
     warnings.extend(ctx.backup(uuid, "edit"));
     ctx.refresh(uuid);
+    if !deleted.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok((
         uvmm_api::DeleteResponse {
             name: old.name,

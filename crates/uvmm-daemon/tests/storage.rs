@@ -685,3 +685,55 @@ fn real_dir_pool_sparse_volumes_thresholds_metrics_and_iscsi() {
         "remove iscsi pool",
     );
 }
+
+/// Volumes a VM change makes or deletes (create, add drive, detach with delete, delete
+/// with images) are in the pool's listing and figures at once, not after the next pool
+/// round (a minute later): the web UI's drive sizes and delete dialog read them there.
+#[test]
+fn volumes_made_and_deleted_by_vm_changes_show_in_the_pool_at_once() {
+    let d = Daemon::start(&[demo_uri("demo-kvm2")]);
+    let volumes = || -> Vec<String> {
+        d.get("/api/v1/hosts/demo-kvm2/pools/default")["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let provisioned = || d.get("/api/v1/hosts/demo-kvm2/pools/default")["provisioned"].as_u64();
+    let before = provisioned().unwrap();
+    let (status, created) = d.http(
+        "POST",
+        "/api/v1/vms",
+        Some(
+            r#"{"host":"demo-kvm2","profile":"Linux","name":"poolsync","memory_kib":65536,
+                "disks":[{"pool":"default","size_bytes":1073741824,"format":"qcow2"}],"networks":[]}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let uuid = created["vm"]["uuid"].as_str().unwrap().to_string();
+    assert!(
+        volumes().contains(&"poolsync.qcow2".to_string()),
+        "{:?}",
+        volumes()
+    );
+    assert_eq!(provisioned(), Some(before + (1 << 30)));
+    let (status, added) = d.http(
+        "POST",
+        &format!("/api/v1/vms/{uuid}/disks"),
+        Some(r#"{"source":{"kind":"new","pool":"default","size_bytes":1073741824,"name":"poolsync-b.qcow2"}}"#),
+    );
+    assert_eq!(status, 200, "{added}");
+    assert!(volumes().contains(&"poolsync-b.qcow2".to_string()));
+    let (status, out) = d.http(
+        "DELETE",
+        &format!("/api/v1/vms/{uuid}/disks/vdb?delete_volume=true"),
+        None,
+    );
+    assert_eq!(status, 200, "{out}");
+    assert!(!volumes().contains(&"poolsync-b.qcow2".to_string()));
+    let (status, out) = d.http("DELETE", &format!("/api/v1/vms/{uuid}?volumes=all"), None);
+    assert_eq!(status, 200, "{out}");
+    assert!(!volumes().contains(&"poolsync.qcow2".to_string()));
+    assert_eq!(provisioned(), Some(before));
+}
