@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_test_deps
+install_package_test_deps
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -12,4 +13,6 @@ echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 echo "==> cargo test (all tests, slow ones included)"
 cargo test --workspace --locked -- --include-ignored
+echo "==> packaging tests (packages, lintian, man pages, a clean Debian 12 root, systemd)"
+packaging/tests/run.sh
 echo "==> all checks passed"

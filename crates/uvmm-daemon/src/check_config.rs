@@ -58,8 +58,12 @@ pub fn check(args: Args) -> Result<Report, String> {
     if let Some(l) = &settings.logfile {
         facts.push(format!("log file: {}", l.display()));
     }
-    if settings.detach && std::env::var_os("NOTIFY_SOCKET").is_some_and(|v| !v.is_empty()) {
-        facts.push("-d: systemd supervises uvmmd (NOTIFY_SOCKET), so it will not detach".into());
+    if settings.detach {
+        facts.push(
+            "-d: detaches when started by hand; stays in the foreground under systemd \
+             (Type=notify sets NOTIFY_SOCKET)"
+                .into(),
+        );
     }
 
     for dir in [&settings.state_dir, &settings.backup_dir] {
