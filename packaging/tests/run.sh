@@ -21,7 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 need_root
-workspace=$(pwd)
 
 # ---------------------------------------------------------------------------------------
 # Results. Every check prints one line; the last line counts them.
@@ -119,7 +118,7 @@ pages_checked=0
 check_page() {
     local bin=$1 section=$2
     shift 2
-    local name page help text sub opt missing=""
+    local name page help text sub opt lacking=""
     name=$(basename "$bin")
     page=$(printf '%s' "$name" "${@/#/-}")
     local file=$extract/usr/share/man/man$section/$page.$section.gz
@@ -135,15 +134,15 @@ check_page() {
     # Wide enough that no option is hyphenated across lines.
     text=$(MANWIDTH=400 man -l "$file" 2>/dev/null | col -b)
     for opt in $(sed -n '/^Options:/,$p' <<<"$help" | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u); do
-        grep -qF -- "$opt" <<<"$text" || missing+=" $opt"
+        grep -qF -- "$opt" <<<"$text" || lacking+=" $opt"
     done
     for sub in $(sed -n '/^Commands:/,/^$/p' <<<"$help" | awk 'NR > 1 && NF { print $1 }'); do
         [ "$sub" = help ] && continue
-        grep -qF -- "$page-$sub($section)" <<<"$text" || missing+=" $page-$sub($section)"
+        grep -qF -- "$page-$sub($section)" <<<"$text" || lacking+=" $page-$sub($section)"
         check_page "$bin" "$section" "$@" "$sub"
     done
-    if [ -n "$missing" ]; then
-        bad "$page($section) lacks what --help lists:$missing"
+    if [ -n "$lacking" ]; then
+        bad "$page($section) lacks what --help lists:$lacking"
     else
         pages_checked=$((pages_checked + 1))
     fi
@@ -256,10 +255,12 @@ online() { nsenter -t "$holder_pid" -m -p -- chroot "$root" /usr/bin/env -i \
 start_holder
 # debs VERSION [PACKAGE...]: the package files of a build, as paths inside the root.
 debs() {
-    local dir=$1 p
+    local dir=$1 pkg
     shift
-    for p in "${@:-uvmm-daemon uvmm-client uvmm-restore uvmm-nagios-plugin}"; do
-        for p in $p; do (cd "$root" && ls srv/debs/"$dir"/"$p"_*.deb | sed 's|^|/|'); done
+    # shellcheck disable=SC2086 # the list of all four, one word each
+    [ $# -gt 0 ] || set -- $packages
+    for pkg in "$@"; do
+        (cd "$root" && find srv/debs/"$dir" -name "${pkg}_*.deb") | sed 's|^|/|'
     done
 }
 
@@ -333,8 +334,11 @@ run_exec_start() {
     printf 'DAEMON_OPTS="%s"\n' "$1" >"$root/etc/default/uvmmd"
     in_root sh -c '. /etc/default/uvmmd; eval "set -- $DAEMON_OPTS"; exec '"${exec_start%% *}"' "$@"'
 }
-out=$(run_exec_start "$seed_opts" 2>&1) && bad "the seed's -s 0.0.0.0 should be refused today" ||
+if out=$(run_exec_start "$seed_opts" 2>&1); then
+    bad "the seed's -s 0.0.0.0 should be refused today"
+else
     contains "the seed's -s 0.0.0.0 is refused until TLS lands, with the reason" "$out" "TLS support lands"
+fi
 out=$(in_root uvmmd --check-config -s 0.0.0.0 -d 2>&1; echo "exit=$?")
 contains "uvmmd --check-config says why the seed's line cannot work yet (exit 1)" "$out" "exit=1"
 contains "  ... and names the non-loopback address" "$out" "non-loopback"
@@ -478,6 +482,12 @@ same "Type=notify" "notify" "$(box systemctl show -p Type --value uvmmd)"
 # The seed's options with loopback; -b '' shows that systemd removes the quotes.
 printf 'DAEMON_OPTS="%s"\n' "-s 127.0.0.1 -d -b '' test+unix:///default" >"$root/etc/default/uvmmd"
 box systemctl restart uvmmd
+ready_pid=$(box systemctl show -p MainPID --value uvmmd || true)
+# A reload right after READY=1 finds the SIGHUP handler in place (not SIGHUP's default,
+# which would end uvmmd).
+box systemctl reload uvmmd
+same "a reload right after the start leaves uvmmd running" "active $ready_pid" \
+    "$(box systemctl is-active uvmmd) $(box systemctl show -p MainPID --value uvmmd)"
 # "systemctl restart" returns only after READY=1, so the sockets must answer right now.
 contains "right after systemctl restart (READY=1) the socket answers, libvirtd's host connected" \
     "$(box uvmm host list 2>&1)" "connected"
@@ -561,8 +571,11 @@ check "a killed uvmmd is restarted by systemd" test "$new_pid" != "$main_pid" -a
 same "NRestarts counts it" "1" "$(box systemctl show -p NRestarts --value uvmmd)"
 cp "$root/etc/default/uvmmd" "$work/default.good"
 printf 'DAEMON_OPTS="%s"\n' "$seed_opts" >"$root/etc/default/uvmmd"
-box systemctl restart uvmmd >/dev/null 2>&1 && bad "a refused configuration should fail the start" ||
+if box systemctl restart uvmmd >/dev/null 2>&1; then
+    bad "a refused configuration should fail the start"
+else
     ok "a configuration uvmmd refuses fails the start"
+fi
 contains "the journal says why (ExecStartPre --check-config)" \
     "$(box journalctl -u uvmmd --no-pager -n 30 2>&1)" "configuration invalid"
 cp "$work/default.good" "$root/etc/default/uvmmd"
@@ -644,7 +657,7 @@ stop_container
 step "done"
 echo "--- times"
 printf '    %s\n' "${timings[@]}"
-echo "    package builds: older $build_old_secs s (compiles), this one $build_new_secs s"
+echo "    package builds: older $build_old_secs s (includes the release build when it is stale), this one $build_new_secs s"
 echo "    clean root from $root_from; all package tests $(($(date +%s) - t0)) s"
 echo "packaging: $passed passed, $failed failed"
 if [ "$failed" != 0 ]; then exit 1; fi
