@@ -95,3 +95,12 @@ build_web() {
 install_browser() {
     APT_NO_RECOMMENDS=1 apt_install chromium fonts-dejavu-core
 }
+
+# What the packaging tests (packaging/tests/run.sh) need: the package build (debhelper),
+# lintian, debootstrap for a clean Debian 12 root, systemd-nspawn to boot it with systemd,
+# man/groff to render the man pages, and zsh and fish to parse their completions.
+install_package_test_deps() {
+    install_build_deps
+    APT_NO_RECOMMENDS=1 apt_install debhelper dpkg-dev lintian debootstrap systemd \
+        systemd-container man-db groff-base iproute2 util-linux zsh fish
+}

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 install_test_deps
 install_browser
 build_web
+install_package_test_deps
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -15,4 +16,6 @@ echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 echo "==> cargo test (all tests, slow ones included)"
 cargo test --workspace --locked -- --include-ignored
+echo "==> packaging tests (packages, lintian, man pages, a clean Debian 12 root, systemd)"
+packaging/tests/run.sh
 echo "==> all checks passed"

@@ -483,6 +483,10 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<PoolFigures>, String
 }
 
 fn main() -> ExitCode {
+    // The package build writes the man pages and completions from this very definition.
+    if let Some(code) = uvmm_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

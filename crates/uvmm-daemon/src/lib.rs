@@ -3,6 +3,7 @@
 pub mod api;
 pub mod bus;
 pub mod cache;
+pub mod check_config;
 pub mod config;
 pub mod conn;
 pub mod defwatch;
@@ -16,5 +17,6 @@ pub mod process;
 pub mod profiles;
 pub mod server;
 pub mod storage;
+pub mod systemd;
 pub mod vmops;
 pub mod web;

@@ -205,11 +205,12 @@ pub async fn run(
         "uvmmd {} ready",
         env!("CARGO_PKG_VERSION")
     );
-    ready(Ok(()));
-
+    // Handlers first: once ready, systemd (reload) or logrotate may send SIGHUP at once,
+    // whose default action would end the daemon.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    ready(Ok(()));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
