@@ -356,9 +356,22 @@ pub trait Hypervisor: Send + Sync {
         Err(not_supported("snapshots"))
     }
     /// Delete one snapshot without losing data of another snapshot or of the current
-    /// state: internal ones through libvirt; external ones by merging (see
-    /// [`SnapshotDeleteOutcome`]), or refused with the reason.
+    /// state: through libvirt (which merges external ones), falling back to
+    /// [`Hypervisor::snapshot_merge_external`] where libvirt cannot delete external
+    /// snapshots; otherwise refused with the reason (see [`SnapshotDeleteOutcome`]).
     fn snapshot_delete(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+        let _ = (uuid, name, timeout);
+        Err(not_supported("snapshots"))
+    }
+    /// uvmm's own merge of an external snapshot (what `snapshot_delete` falls back to where
+    /// libvirt cannot delete external snapshots): only the newest one, by an active block
+    /// commit and pivot per disk; anything else is refused with the reason.
+    fn snapshot_merge_external(
         &self,
         uuid: &str,
         name: &str,

@@ -721,6 +721,15 @@ impl Hypervisor for LibvirtHost {
         crate::real_ext::snapshot_delete(&self.must(uuid)?, name, timeout)
     }
 
+    fn snapshot_merge_external(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::SnapshotDeleteOutcome, LibvirtError> {
+        crate::real_ext::snapshot_merge_external(&self.must(uuid)?, name, timeout)
+    }
+
     fn attach_device(
         &self,
         uuid: &str,

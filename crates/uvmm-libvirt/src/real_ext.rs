@@ -413,7 +413,7 @@ pub(crate) fn snapshot_revert(dom: &Domain, name: &str, running: bool) -> Result
             ErrorKind::NotSupported,
             format!(
                 "snapshot '{name}' is external: libvirt 9.0 cannot revert to external \
-                 snapshots (libvirt 9.9 can)"
+                 snapshots (\"revert to external snapshot not supported yet\")"
             ),
         ));
     }
@@ -539,34 +539,14 @@ fn commit_active_layer(dom: &Domain, disk: &str, deadline: Instant) -> Result<()
     Ok(())
 }
 
-pub(crate) fn snapshot_delete(
-    dom: &Domain,
-    name: &str,
-    timeout: Duration,
-) -> Result<SnapshotDeleteOutcome, LibvirtError> {
-    let snap = Domain::lookup_snapshot_by_name(dom, name, 0)?;
-    let info = snapshot_info(&snap)?;
-    if info.kind == SnapshotKind::Internal {
-        // libvirt merges nothing here: the data of other snapshots and of the current state
-        // stays in the image; only this snapshot's clusters are freed.
-        snap.delete(0)?;
-        return Ok(SnapshotDeleteOutcome::Deleted);
-    }
-    // External: only the newest snapshot (whose overlays the VM uses now) can be merged
-    // without touching anything else; refuse the rest.
-    if snap.num_children(0)? > 0 {
-        return Err(LibvirtError::new(
-            ErrorKind::NotSupported,
-            format!(
-                "external snapshot '{name}' has newer snapshots; libvirt 9.0 cannot delete \
-                 external snapshots and uvmm only merges the newest one (delete those first)"
-            ),
-        ));
-    }
+/// (disk, overlay file) of an external snapshot, and its memory file.
+fn external_files(
+    info: &SnapshotInfo,
+) -> Result<(Vec<(String, String)>, Option<String>), LibvirtError> {
     let root = xml::parse(&info.xml).map_err(|e| {
         LibvirtError::new(ErrorKind::Other, format!("unreadable snapshot XML: {e}"))
     })?;
-    let overlays: Vec<(String, String)> = root
+    let overlays = root
         .child("disks")
         .map(|d| {
             d.elements()
@@ -582,12 +562,75 @@ pub(crate) fn snapshot_delete(
                 .collect()
         })
         .unwrap_or_default();
+    let memory = root
+        .child("memory")
+        .and_then(|m| m.attr("file"))
+        .map(str::to_string);
+    Ok((overlays, memory))
+}
+
+pub(crate) fn snapshot_delete(
+    dom: &Domain,
+    name: &str,
+    timeout: Duration,
+) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+    let snap = Domain::lookup_snapshot_by_name(dom, name, 0)?;
+    let info = snapshot_info(&snap)?;
+    if info.kind == SnapshotKind::Internal {
+        // libvirt merges nothing here: the data of other snapshots and of the current state
+        // stays in the image; only this snapshot's clusters are freed.
+        snap.delete(0)?;
+        return Ok(SnapshotDeleteOutcome::Deleted);
+    }
+    // External: libvirt 9.0 merges it (block commit) and refuses what it cannot do safely.
+    let (overlays, memory_file) = external_files(&info)?;
+    match snap.delete(0) {
+        Ok(()) => Ok(SnapshotDeleteOutcome::MergedByLibvirt {
+            removed_overlays: overlays.into_iter().map(|(_, f)| f).collect(),
+            memory_file,
+        }),
+        Err(e) => {
+            let e = LibvirtError::from(e);
+            if e.kind == ErrorKind::NotSupported {
+                // An older libvirt: uvmm's own merge, for the case it can do safely.
+                tracing::debug!(snapshot = %name, "libvirt cannot delete it ({e}); merging");
+                snapshot_merge_external(dom, name, timeout)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+pub(crate) fn snapshot_merge_external(
+    dom: &Domain,
+    name: &str,
+    timeout: Duration,
+) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+    let snap = Domain::lookup_snapshot_by_name(dom, name, 0)?;
+    let info = snapshot_info(&snap)?;
+    if info.kind != SnapshotKind::External {
+        return Err(LibvirtError::new(
+            ErrorKind::InvalidInput,
+            format!("snapshot '{name}' is internal: there is nothing to merge"),
+        ));
+    }
+    // Only the newest snapshot (whose overlays the VM uses now) can be merged by an active
+    // commit without touching anything else; refuse the rest.
+    if snap.num_children(0)? > 0 {
+        return Err(LibvirtError::new(
+            ErrorKind::NotSupported,
+            format!(
+                "external snapshot '{name}' has newer snapshots; uvmm's own merge takes only \
+                 the newest one (delete those first)"
+            ),
+        ));
+    }
+    let (overlays, memory_file) = external_files(&info)?;
     let started_here = !dom.is_active()?;
     let current = disk_sources(&dom.xml_desc(0)?);
     for (disk, overlay) in &overlays {
-        let in_use = current
-            .iter()
-            .any(|(t, p, _)| (t == disk || p == overlay) && p == overlay);
+        let in_use = current.iter().any(|(t, p, _)| t == disk && p == overlay);
         if !in_use {
             return Err(LibvirtError::new(
                 ErrorKind::NotSupported,
@@ -637,9 +680,7 @@ pub(crate) fn snapshot_delete(
     // images).
     snap.delete(sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)?;
     let mut unused: Vec<String> = overlays.into_iter().map(|(_, f)| f).collect();
-    if let Some(m) = root.child("memory").and_then(|m| m.attr("file")) {
-        unused.push(m.to_string());
-    }
+    unused.extend(memory_file);
     Ok(SnapshotDeleteOutcome::Merged {
         disks: merged,
         unused_overlays: unused,

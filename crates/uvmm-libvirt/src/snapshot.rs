@@ -1,16 +1,22 @@
 //! Snapshots: what to create, what libvirt reports, and how a delete ended.
 //!
-//! What libvirt 9.0 with QEMU does (verified by `tests/snapshots.rs`):
-//! - internal snapshots (qcow2 only) are created, listed, reverted and deleted by libvirt
-//!   itself; with memory when the VM runs;
+//! What libvirt 9.0 (Debian 12's 9.0.0) with QEMU does, verified by `tests/snapshots.rs`:
+//! - internal snapshots (qcow2 only) are created, listed, reverted and deleted by libvirt;
+//!   with memory when the VM runs (an internal snapshot of a running VM cannot leave the
+//!   memory out);
 //! - external snapshots (overlay images; disk-only, or with a memory file) are created and
-//!   listed, but `virDomainSnapshotDelete` refuses them ("deletion of external disk
-//!   snapshots not supported", `VIR_ERR_CONFIG_UNSUPPORTED`; libvirt 9.7 added it), and
-//!   reverting to one is refused as well. uvmm therefore deletes an external snapshot
-//!   itself, and only in the case that cannot lose data: when it is the newest snapshot
-//!   (the overlay is the VM's active image) it merges the overlay into its backing image
-//!   with an active block commit and pivots to the backing image, then removes the
-//!   snapshot's metadata. Everything else is refused with the reason.
+//!   listed, and **deleted** by libvirt itself: it merges the overlay with a block commit
+//!   (an active commit and pivot for the newest one, a commit into the parent for an
+//!   older one), starting the VM's QEMU paused when the VM is off, and removes the
+//!   overlay files (the memory file of a snapshot with memory is left);
+//! - reverting to an external snapshot is refused ("revert to external snapshot not
+//!   supported yet").
+//!
+//! Older libvirt refuses to delete external snapshots at all. For those hosts
+//! `snapshot_delete` falls back to uvmm's own merge (`snapshot_merge_external`), which
+//! handles the case that cannot lose data — the newest snapshot, whose overlays the VM
+//! uses now: an active block commit into the backing image and a pivot — and refuses the
+//! rest with the reason.
 
 /// Internal (inside the qcow2 images) or external (new overlay images).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +62,13 @@ pub struct SnapshotInfo {
 pub enum SnapshotDeleteOutcome {
     /// An internal snapshot, deleted by libvirt.
     Deleted,
-    /// An external snapshot merged away: each disk's overlay was committed into its
+    /// An external snapshot, merged by libvirt (9.0+): the overlays named here were
+    /// committed into their backing images and removed; a memory file is left.
+    MergedByLibvirt {
+        removed_overlays: Vec<String>,
+        memory_file: Option<String>,
+    },
+    /// An external snapshot merged by uvmm (older libvirt): each disk's overlay was committed into its
     /// backing image (the VM now runs on that), the metadata is gone, and the overlay
     /// files named here are no longer used (kept on disk; the caller may remove them).
     Merged {

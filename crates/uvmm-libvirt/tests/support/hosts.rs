@@ -486,6 +486,22 @@ impl TwoHosts {
         }
     }
 
+    /// Define `spec` on `host` (not started); returns its UUID.
+    pub fn define(&self, host: &TestHost, spec: &GuestSpec) -> String {
+        let f = self.root.join(format!("{}.xml", spec.name));
+        fs::write(&f, spec.xml(&self.image)).expect("write guest XML");
+        host.virsh(&["define", f.to_str().unwrap()]);
+        host.virsh(&["domuuid", &spec.name]).trim().to_string()
+    }
+
+    /// Define and start `spec` on `host` and wait until it counts; returns its UUID.
+    pub fn boot(&self, host: &TestHost, spec: &GuestSpec) -> String {
+        let uuid = self.define(host, spec);
+        host.virsh(&["start", &spec.name]);
+        SerialLog(spec.serial.clone()).wait_booted();
+        uuid
+    }
+
     /// A serial log path in the test's directory (seen by both hosts).
     pub fn serial_path(&self, name: &str) -> PathBuf {
         self.root.join(format!("{name}.serial"))
@@ -520,6 +536,8 @@ pub struct GuestSpec {
     pub serial: PathBuf,
     /// Extra `<devices>` content (e.g. an `<interface>`).
     pub extra_devices: String,
+    /// Extra kernel command line (e.g. `acpi=off`: a guest that ignores hot-unplug).
+    pub extra_cmdline: String,
 }
 
 impl GuestSpec {
@@ -530,6 +548,7 @@ impl GuestSpec {
             dirty_mib: None,
             serial,
             extra_devices: String::new(),
+            extra_cmdline: String::new(),
         }
     }
 
@@ -547,6 +566,10 @@ impl GuestSpec {
         let mut cmdline = "console=ttyS0 quiet panic=-1".to_string();
         if let Some(n) = self.dirty_mib {
             cmdline.push_str(&format!(" uvmm.dirty={n}"));
+        }
+        if !self.extra_cmdline.is_empty() {
+            cmdline.push(' ');
+            cmdline.push_str(&self.extra_cmdline);
         }
         let disks: String = self
             .disks
