@@ -420,3 +420,95 @@ fn abort_and_target_death_leave_the_guest_running_on_the_source() {
     assert_eq!(hosts.a.domstate("m-slow").as_deref(), Some("running"));
     hosts.a.virsh(&["destroy", "m-slow"]);
 }
+
+/// What libvirt 9.0 + QEMU 7.2 (TCG) do with auto-converge and post-copy, on a guest that
+/// dirties memory (~8 MiB/s under TCG) about as fast as it may be sent (8 MiB/s): from the
+/// third pass auto-converge throttles the vCPU (the job statistics say by how much, ~25 s
+/// in); post-copy (limited to 2 MiB/s) switches over after 2 s and completes.
+#[test]
+fn auto_converge_throttles_and_post_copy_completes() {
+    let hosts = TwoHosts::start("conv");
+    let (a, b) = (connect(&hosts.a.uri()), connect(&hosts.b.uri()));
+    let a_mon = connect(&hosts.a.uri());
+    let disk = hosts.shared.join("conv-1.qcow2");
+    make_qcow2(&disk, "64M", "marker-conv-1");
+    for h in [&hosts.a, &hosts.b] {
+        h.virsh(&["pool-refresh", "shared"]);
+    }
+    let mut spec =
+        GuestSpec::new("m-conv", hosts.serial_path("m-conv")).disk(disk.to_str().unwrap(), "qcow2");
+    spec.dirty_mib = Some(24);
+    let uuid = boot(&hosts, &hosts.a, &spec);
+    let log = SerialLog(spec.serial.clone());
+
+    // Auto-converge: wait for the throttle to show in the statistics, then abort.
+    let mut opts = MigrateOptions::new(hosts.b.tcp_uri());
+    opts.trust_proven_shared_storage = true;
+    opts.bandwidth_mib_s = Some(8);
+    opts.auto_converge = true;
+    let cancel = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let mut throttle = None;
+    let r = migrate_live(
+        &*a,
+        &*a_mon,
+        &*b,
+        &uuid,
+        &opts,
+        &mut |e| {
+            if let MigrationEvent::Progress(p) = e {
+                if p.auto_converge_throttle.unwrap_or(0) > 0 {
+                    throttle = p.auto_converge_throttle;
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+        },
+        &cancel,
+    );
+    eprintln!(
+        "auto-converge: throttle {throttle:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        throttle.is_some_and(|t| t > 0),
+        "auto-converge throttled the guest"
+    );
+    assert!(matches!(r, Err(MigrationError::Aborted { .. })), "{r:?}");
+    let t = log.last_tick().unwrap();
+    log.wait_tick_after(Some(t), Duration::from_secs(30));
+
+    // Post-copy: switched to after 2 s; the migration then completes whatever the guest
+    // dirties.
+    let mut opts = MigrateOptions::new(hosts.b.tcp_uri());
+    opts.trust_proven_shared_storage = true;
+    opts.bandwidth_mib_s = Some(2);
+    opts.post_copy = uvmm_libvirt::migrate::PostCopy::After(Duration::from_secs(2));
+    let mut switched = false;
+    let report = migrate_live(
+        &*a,
+        &*a_mon,
+        &*b,
+        &uuid,
+        &opts,
+        &mut |e| {
+            if matches!(e, MigrationEvent::PostCopyStarted) {
+                switched = true;
+            }
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap_or_else(|e| panic!("post-copy migration: {e}"));
+    assert!(switched);
+    let c = report.completed.clone().unwrap_or_default();
+    eprintln!(
+        "post-copy: {:?}, downtime {:?} ms, post-copy requests {:?}",
+        report.duration, c.downtime_ms, c.postcopy_requests
+    );
+    assert_eq!(report.placement.target, Side::Running { persistent: true });
+    let t = log.last_tick().unwrap();
+    log.wait_tick_after(Some(t), Duration::from_secs(30));
+    hosts.b.virsh(&["destroy", "m-conv"]);
+}
