@@ -379,7 +379,7 @@ pub enum MigrationEvent {
     /// A target volume was created (pool, name).
     VolumeCreated(String, String),
     /// Progress of the libvirt job.
-    Progress(JobProgress),
+    Progress(Box<JobProgress>),
     /// Bytes of a disk copied so far (offline migration): disk target, done, total.
     CopyProgress(String, u64, u64),
     /// The caller's cancel was passed to libvirt.
@@ -457,7 +457,7 @@ pub fn check_migration(
         .collect();
     if !guests
         .iter()
-        .any(|g| g.domain_types.iter().any(|t| *t == def.domain_type))
+        .any(|g| g.domain_types.contains(&def.domain_type))
     {
         reasons.push(Incompatibility::DomainType(format!(
             "the target offers no '{}' domains for {} {}",
@@ -894,7 +894,7 @@ pub fn migrate_live(
             }
             match monitor.job_progress(uuid, false) {
                 Ok(Some(p)) if p.active() => {
-                    events(MigrationEvent::Progress(p.clone()));
+                    events(MigrationEvent::Progress(Box::new(p.clone())));
                     last = Some(p);
                 }
                 Ok(_) => {}

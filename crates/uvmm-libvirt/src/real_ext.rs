@@ -539,10 +539,10 @@ fn commit_active_layer(dom: &Domain, disk: &str, deadline: Instant) -> Result<()
     Ok(())
 }
 
-/// (disk, overlay file) of an external snapshot, and its memory file.
-fn external_files(
-    info: &SnapshotInfo,
-) -> Result<(Vec<(String, String)>, Option<String>), LibvirtError> {
+/// (disk, overlay file) per disk of an external snapshot, and its memory file.
+type ExternalFiles = (Vec<(String, String)>, Option<String>);
+
+fn external_files(info: &SnapshotInfo) -> Result<ExternalFiles, LibvirtError> {
     let root = xml::parse(&info.xml).map_err(|e| {
         LibvirtError::new(ErrorKind::Other, format!("unreadable snapshot XML: {e}"))
     })?;

@@ -145,7 +145,9 @@ mod tests {
     #[test]
     fn tree_shapes() {
         // (input, expected pre-order with depth)
-        let cases: Vec<(Vec<SnapshotInfo>, Vec<(&str, usize)>)> = vec![
+        // (snapshots, expected (name, depth) in pre-order)
+        type Case = (Vec<SnapshotInfo>, Vec<(&'static str, usize)>);
+        let cases: Vec<Case> = vec![
             (vec![], vec![]),
             (vec![s("a", None, 1)], vec![("a", 0)]),
             (

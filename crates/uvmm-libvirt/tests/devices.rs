@@ -13,6 +13,9 @@ use uvmm_libvirt::devices::{clone_volume_with_progress, linked_clone_volume};
 use uvmm_libvirt::{Connector, DetachOutcome, ErrorKind, Hypervisor, LibvirtConnector};
 use uvmm_model::clone::{qemu_mac, rewrite_for_clone, CloneSpec};
 
+/// What the source disk starts with; every clone must print it at boot.
+const MARKER: &str = "marker-clone-src";
+
 fn connect(uri: &str) -> Arc<dyn Hypervisor> {
     LibvirtConnector::default()
         .connect(uri, Arc::new(|_| {}))
@@ -20,7 +23,7 @@ fn connect(uri: &str) -> Arc<dyn Hypervisor> {
 }
 
 /// Define the clone `name` of `src_xml` with its disk at `new_path`, start it and wait for
-/// it to print the source disk's marker.
+/// it to print the source disk's marker ([`MARKER`]).
 fn boot_clone(
     hosts: &TwoHosts,
     h: &dyn Hypervisor,
@@ -29,8 +32,8 @@ fn boot_clone(
     uuid: &str,
     old_path: &str,
     new_path: &str,
-    marker: &str,
 ) -> String {
+    let marker = MARKER;
     let serial = hosts.serial_path(name);
     let rw = rewrite_for_clone(
         src_xml,
@@ -114,7 +117,6 @@ fn clones_hot_plug_and_rename() {
         "c0c0c0c0-0000-4000-8000-000000000001",
         src.to_str().unwrap(),
         &copy_path,
-        "marker-clone-src",
     );
 
     // --- Live hot-plug on the running clone: a new disk and a NIC, live and persistent.
@@ -180,7 +182,6 @@ fn clones_hot_plug_and_rename() {
         "c0c0c0c0-0000-4000-8000-000000000002",
         src.to_str().unwrap(),
         &link_path,
-        "marker-clone-src",
     );
     let disk2 = disk_xml.replace("vdb", "vdc");
     h.attach_device(&link_uuid, &disk2, true, false).unwrap();

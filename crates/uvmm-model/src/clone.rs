@@ -171,15 +171,15 @@ pub fn rewrite_for_clone(source_xml: &str, spec: &CloneSpec) -> Result<CloneRewr
                     }
                 }
             }
-            "graphics" => {
-                // Two VMs cannot listen on one port: the clone gets one when it starts.
-                if dev.attr("port").is_some_and(|p| p != "-1") || dev.attr("autoport") == Some("no")
-                {
-                    dev.set_attr("autoport", "yes");
-                    dev.remove_attr("port");
-                    dev.remove_attr("websocket");
-                    dropped.push("graphics port".to_string());
-                }
+            // Two VMs cannot listen on one port: the clone gets one when it starts.
+            "graphics"
+                if dev.attr("port").is_some_and(|p| p != "-1")
+                    || dev.attr("autoport") == Some("no") =>
+            {
+                dev.set_attr("autoport", "yes");
+                dev.remove_attr("port");
+                dev.remove_attr("websocket");
+                dropped.push("graphics port".to_string());
             }
             _ => {}
         }

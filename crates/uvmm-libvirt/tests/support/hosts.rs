@@ -74,12 +74,14 @@ pub struct GuestImage {
 pub fn guest_image() -> GuestImage {
     let out = target_dir().join("uvmm-test-guest");
     fs::create_dir_all(&out).expect("create guest image dir");
-    let lock = fs::File::create(out.join(".lock")).expect("lock file");
-    lock.lock().expect("lock the guest image");
-    let st = Command::new(support_dir().join("guest-image.sh"))
+    // flock(1): concurrent test binaries build it once (std's File::lock is newer than
+    // the project's minimum Rust).
+    let st = Command::new("flock")
+        .arg(out.join(".lock"))
+        .arg(support_dir().join("guest-image.sh"))
         .arg(&out)
         .status()
-        .expect("run guest-image.sh");
+        .expect("run guest-image.sh under flock");
     assert!(
         st.success(),
         "guest-image.sh failed (needs busybox-static and apt-get download)"
