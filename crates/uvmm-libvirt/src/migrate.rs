@@ -972,7 +972,13 @@ pub fn migrate_offline(
     let xml = source
         .domain_xml(uuid, true, true)
         .map_err(MigrationError::Prepare)?;
-    let snaps = source.snapshots(uuid).unwrap_or_default();
+    // Snapshot metadata must come along (the source's goes with its definition); only a
+    // driver without snapshots may have none.
+    let snaps = match source.snapshots(uuid) {
+        Ok(s) => s,
+        Err(e) if e.kind == ErrorKind::NotSupported => Vec::new(),
+        Err(e) => return Err(MigrationError::Prepare(e)),
+    };
     let created = create_target_volumes(&plan, target, events).map_err(MigrationError::Prepare)?;
     let mut defined = false;
     let undo = |defined: bool| {
