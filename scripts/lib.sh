@@ -57,6 +57,20 @@ install_test_deps() {
     # namespace of its own (unshare, nsenter, ip).
     apt_install iproute2
     install_schemathesis
+    install_test_guest
+}
+
+# The tiny QEMU test guest of the migration, snapshot and clone tests
+# (crates/uvmm-libvirt/tests/support/guest-image.sh): busybox-static for its initramfs and a
+# Debian kernel, downloaded with `apt-get download` (nothing installed). Built once into
+# target/uvmm-test-guest; the tests would build it too, this only fails early and clearly.
+install_test_guest() {
+    apt_install busybox-static
+    if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    fi
+    crates/uvmm-libvirt/tests/support/guest-image.sh "${CARGO_TARGET_DIR:-target}/uvmm-test-guest" \
+        || die "could not build the test guest (kernel download or busybox-static)"
 }
 
 # schemathesis (PyPI) for the API fuzzing test, in its own virtualenv so that it cannot

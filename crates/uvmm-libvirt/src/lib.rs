@@ -8,14 +8,21 @@
 //! Calls are blocking, as libvirt's are. The daemon runs each host on its own thread, so a
 //! slow or hung host only ever blocks itself.
 
+pub mod devices;
 mod error;
 mod eventloop;
 mod events;
+pub mod migrate;
 mod real;
+mod real_ext;
+pub mod snapshot;
 mod stats;
 
+pub use devices::{CpuCompatibility, DetachOutcome};
 pub use error::{ErrorKind, LibvirtError};
+pub use migrate::{JobProgress, MigrateParams};
 pub use real::LibvirtConnector;
+pub use snapshot::{SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec};
 
 use std::sync::Arc;
 use uvmm_model::caps::HostCaps;
@@ -244,6 +251,177 @@ pub trait Hypervisor: Send + Sync {
     fn interfaces(&self) -> Result<Vec<String>, LibvirtError>;
     /// Whether the connection is still usable.
     fn is_alive(&self) -> bool;
+
+    // --- Moving and copying VMs (issue 16). Every method has a default body that says
+    // "not supported", so drivers (and test wrappers) need only what they can do. The
+    // orchestration (checks first, progress, cleanup, the outcome on both hosts) lives in
+    // `migrate`, `snapshot` and `devices`, over these primitives.
+
+    /// Live-migrate a running domain peer to peer: this host's libvirtd connects to
+    /// `dest_uri` (as *it* reaches the target) and drives the migration
+    /// (`virDomainMigrateToURI3` with `VIR_MIGRATE_PEER2PEER`). Blocks until the migration
+    /// ended; progress is read meanwhile with [`Hypervisor::job_progress`] (from another
+    /// thread, ideally over another connection) and it is cancelled with
+    /// [`Hypervisor::abort_job`]. When this returns an error, libvirt has either resumed
+    /// the domain here or (if it could not learn the target's outcome) left it paused here:
+    /// `migrate::migrate_live` finds out which.
+    fn migrate_to(
+        &self,
+        uuid: &str,
+        dest_uri: &str,
+        params: &MigrateParams,
+    ) -> Result<(), LibvirtError> {
+        let _ = (uuid, dest_uri, params);
+        Err(not_supported("live migration"))
+    }
+    /// Progress of the domain's current job (`virDomainGetJobStats`); with `completed`, the
+    /// statistics of the last completed job (on a migration's target: downtime and totals).
+    /// `Ok(None)` when there is no job (or no statistics).
+    fn job_progress(
+        &self,
+        uuid: &str,
+        completed: bool,
+    ) -> Result<Option<JobProgress>, LibvirtError> {
+        let _ = (uuid, completed);
+        Err(not_supported("job statistics"))
+    }
+    /// Abort the domain's current job (a migration: the domain keeps running here).
+    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("aborting a job"))
+    }
+    /// Switch a running migration started with post-copy allowed into post-copy mode.
+    fn start_post_copy(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("post-copy migration"))
+    }
+    /// Can this host run a guest CPU (`<cpu>` XML) with this emulator/arch/machine/domain
+    /// type (`virConnectCompareHypervisorCPU`)?
+    fn compare_cpu(
+        &self,
+        cpu_xml: &str,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virt_type: Option<&str>,
+    ) -> Result<CpuCompatibility, LibvirtError> {
+        let _ = (cpu_xml, arch, machine, virt_type);
+        Err(not_supported("CPU comparison"))
+    }
+    /// Stream a volume's bytes (from offset 0) into `sink`; returns the byte count.
+    fn download_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        let _ = (pool, name, sink);
+        Err(not_supported("volume download"))
+    }
+    /// Replace a volume's bytes with what `source` yields (it returns 0 at the end).
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        let _ = (pool, name, source);
+        Err(not_supported("volume upload"))
+    }
+    /// One volume as libvirt sees it now (sizes re-read from the storage), `Ok(None)` when
+    /// absent.
+    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        let _ = (pool, name);
+        Err(not_supported("volume lookup"))
+    }
+    /// Redefine snapshot metadata (`VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`), e.g. on the
+    /// target of an offline migration; `current` marks it the current snapshot.
+    fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError> {
+        let _ = (uuid, xml, current);
+        Err(not_supported("snapshot redefinition"))
+    }
+    /// Create a snapshot; returns its name.
+    fn snapshot_create(&self, uuid: &str, spec: &SnapshotSpec) -> Result<String, LibvirtError> {
+        let _ = (uuid, spec);
+        Err(not_supported("snapshots"))
+    }
+    /// Every snapshot of a domain, parents before children.
+    fn snapshots(&self, uuid: &str) -> Result<Vec<SnapshotInfo>, LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("snapshots"))
+    }
+    /// Revert to a snapshot. `running`: start (or keep) the domain running afterwards
+    /// even if the snapshot was taken while it was off.
+    fn snapshot_revert(&self, uuid: &str, name: &str, running: bool) -> Result<(), LibvirtError> {
+        let _ = (uuid, name, running);
+        Err(not_supported("snapshots"))
+    }
+    /// Delete one snapshot without losing data of another snapshot or of the current
+    /// state: through libvirt (which merges external ones), falling back to
+    /// [`Hypervisor::snapshot_merge_external`] where libvirt cannot delete external
+    /// snapshots; otherwise refused with the reason (see [`SnapshotDeleteOutcome`]).
+    fn snapshot_delete(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+        let _ = (uuid, name, timeout);
+        Err(not_supported("snapshots"))
+    }
+    /// uvmm's own merge of an external snapshot (what `snapshot_delete` falls back to where
+    /// libvirt cannot delete external snapshots): only the newest one, by an active block
+    /// commit and pivot per disk; anything else is refused with the reason.
+    fn snapshot_merge_external(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+        let _ = (uuid, name, timeout);
+        Err(not_supported("snapshots"))
+    }
+    /// Attach a device: `live` to the running domain, `persist` to its definition.
+    fn attach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+    ) -> Result<(), LibvirtError> {
+        let _ = (uuid, device_xml, live, persist);
+        Err(not_supported("device hot-plug"))
+    }
+    /// Detach a device: from the definition at once (`persist`), from the running domain
+    /// (`live`) with the guest's cooperation, waiting up to `timeout` for it.
+    fn detach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+        timeout: std::time::Duration,
+    ) -> Result<DetachOutcome, LibvirtError> {
+        let _ = (uuid, device_xml, live, persist, timeout);
+        Err(not_supported("device hot-unplug"))
+    }
+    /// Rename a shut-off domain (`virDomainRename`); the UUID stays.
+    fn rename(&self, uuid: &str, new_name: &str) -> Result<(), LibvirtError> {
+        let _ = (uuid, new_name);
+        Err(not_supported("rename"))
+    }
+    /// Start a shut-off domain paused (the guest does not run until resumed).
+    fn start_paused(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("starting paused"))
+    }
+}
+
+/// The error of a default trait body: this driver (or wrapper) cannot do `what`.
+pub fn not_supported(what: &str) -> LibvirtError {
+    LibvirtError::new(
+        ErrorKind::NotSupported,
+        format!("{what} is not supported by this connection"),
+    )
 }
 
 /// Opens connections. Events of the new connection go to `sink` until it is dropped.

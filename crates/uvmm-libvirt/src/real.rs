@@ -624,6 +624,144 @@ impl Hypervisor for LibvirtHost {
         Ok(out)
     }
 
+    fn migrate_to(
+        &self,
+        uuid: &str,
+        dest_uri: &str,
+        params: &crate::MigrateParams,
+    ) -> Result<(), LibvirtError> {
+        crate::real_ext::migrate_to(&self.must(uuid)?, dest_uri, params)
+    }
+
+    fn job_progress(
+        &self,
+        uuid: &str,
+        completed: bool,
+    ) -> Result<Option<crate::JobProgress>, LibvirtError> {
+        crate::real_ext::job_progress(&self.must(uuid)?, completed)
+    }
+
+    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
+        crate::real_ext::abort_job(&self.must(uuid)?)
+    }
+
+    fn start_post_copy(&self, uuid: &str) -> Result<(), LibvirtError> {
+        crate::real_ext::start_post_copy(&self.must(uuid)?)
+    }
+
+    fn compare_cpu(
+        &self,
+        cpu_xml: &str,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virt_type: Option<&str>,
+    ) -> Result<crate::CpuCompatibility, LibvirtError> {
+        crate::real_ext::compare_cpu(&self.conn, cpu_xml, arch, machine, virt_type)
+    }
+
+    fn download_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        crate::real_ext::download_volume(&self.conn, pool, name, sink)
+    }
+
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        crate::real_ext::upload_volume(&self.conn, pool, name, source)
+    }
+
+    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        match p.lookup_storage_vol_by_name(name) {
+            Ok(v) => Ok(Some(volume_info(pool, &v)?)),
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError> {
+        crate::real_ext::snapshot_redefine(&self.must(uuid)?, xml, current)
+    }
+
+    fn snapshot_create(
+        &self,
+        uuid: &str,
+        spec: &crate::SnapshotSpec,
+    ) -> Result<String, LibvirtError> {
+        crate::real_ext::snapshot_create(&self.must(uuid)?, spec)
+    }
+
+    fn snapshots(&self, uuid: &str) -> Result<Vec<crate::SnapshotInfo>, LibvirtError> {
+        crate::real_ext::snapshots(&self.must(uuid)?)
+    }
+
+    fn snapshot_revert(&self, uuid: &str, name: &str, running: bool) -> Result<(), LibvirtError> {
+        crate::real_ext::snapshot_revert(&self.must(uuid)?, name, running)
+    }
+
+    fn snapshot_delete(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::SnapshotDeleteOutcome, LibvirtError> {
+        crate::real_ext::snapshot_delete(&self.must(uuid)?, name, timeout)
+    }
+
+    fn snapshot_merge_external(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::SnapshotDeleteOutcome, LibvirtError> {
+        crate::real_ext::snapshot_merge_external(&self.must(uuid)?, name, timeout)
+    }
+
+    fn attach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+    ) -> Result<(), LibvirtError> {
+        crate::real_ext::attach_device(&self.must(uuid)?, device_xml, live, persist)
+    }
+
+    fn detach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+        timeout: std::time::Duration,
+    ) -> Result<crate::DetachOutcome, LibvirtError> {
+        crate::real_ext::detach_device(&self.must(uuid)?, device_xml, live, persist, timeout)
+    }
+
+    fn rename(&self, uuid: &str, new_name: &str) -> Result<(), LibvirtError> {
+        self.must(uuid)?.rename(new_name, 0)?;
+        Ok(())
+    }
+
+    fn start_paused(&self, uuid: &str) -> Result<(), LibvirtError> {
+        self.must(uuid)?
+            .create_with_flags(sys::VIR_DOMAIN_START_PAUSED)?;
+        Ok(())
+    }
+
     fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
         Ok(self
             .conn
