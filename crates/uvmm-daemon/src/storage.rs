@@ -16,15 +16,38 @@ pub fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<Strin
     let hv = ctx.hv;
     let xml = pool_xml(&req.pool).map_err(|e| bad(e.0))?;
     let name = req.pool.name.clone();
-    if hv.pools()?.iter().any(|p| p.def.name == name) {
+    let pools = hv.pools()?;
+    if pools.iter().any(|p| p.def.name == name) {
         return Err(CoreError::Conflict(format!(
             "a storage pool named '{name}' already exists on this host"
         )));
     }
+    // Two pools on one directory would count and delete each other's volumes; libvirt
+    // refuses it too, but with an "operation failed" that reads like a fault of the host.
+    let wanted = req
+        .pool
+        .target_path
+        .as_deref()
+        .map(|t| t.trim_end_matches('/'));
+    if let Some(other) = pools.iter().find(|p| {
+        wanted.is_some_and(|w| {
+            p.def
+                .target_path
+                .as_deref()
+                .map(|t| t.trim_end_matches('/'))
+                == Some(w)
+        })
+    }) {
+        return Err(CoreError::Conflict(format!(
+            "storage pool '{}' already uses {}; choose another target path",
+            other.def.name,
+            wanted.unwrap_or_default()
+        )));
+    }
     hv.define_pool(&xml).map_err(|e| match e.kind {
         // The XML is made from checked values: libvirt refuses what clashes with the host
-        // (another pool on the same target, an unsupported type).
-        ErrorKind::InvalidInput => {
+        // (another pool on the same source, an unsupported type).
+        ErrorKind::InvalidInput | ErrorKind::InvalidOperation | ErrorKind::Other => {
             CoreError::Conflict(format!("libvirt refused the pool: {}", e.message))
         }
         _ => CoreError::from(e),

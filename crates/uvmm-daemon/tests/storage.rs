@@ -251,6 +251,12 @@ fn pools_and_volumes_on_test_driver_hosts() {
             &["--type", "dir", "--target", "/x"][..],
             "invalid pool name",
         ),
+        // The iso pool's directory: libvirt's "operation failed" became a 502 once.
+        (
+            "iso2",
+            &["--type", "dir", "--target", "/var/lib/uvmm-demo/demo-kvm1/iso/"][..],
+            "storage pool 'iso' already uses",
+        ),
     ] {
         let mut args = vec!["pool", "create", name, "--host", "demo-kvm1"];
         args.extend_from_slice(rest);
