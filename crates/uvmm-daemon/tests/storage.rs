@@ -743,3 +743,33 @@ fn volumes_made_and_deleted_by_vm_changes_show_in_the_pool_at_once() {
     assert!(!volumes().contains(&"poolsync.qcow2".to_string()));
     assert_eq!(provisioned(), Some(before));
 }
+
+#[test]
+fn a_volume_a_running_vm_gets_at_its_next_start_is_in_use() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    // web-02 is running: the new drive is stored for its next start only.
+    ok(
+        d.cli(&["vm", "disk", "add", "web-02", "pool=default,size=1GiB", "--json"]),
+        "disk add",
+    );
+    let vol = "web-02-vdb.qcow2";
+    let pool = d.get("/api/v1/hosts/demo-kvm1/pools/default");
+    let row = pool["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == vol)
+        .unwrap_or_else(|| panic!("no {vol} in {pool}"))
+        .clone();
+    assert_eq!(row["used_by"], serde_json::json!(["web-02@demo-kvm1"]), "{row}");
+    fails(
+        d.cli(&["volume", "delete", "default", vol, "--host", "demo-kvm1"]),
+        "used by web-02@demo-kvm1",
+    );
+    let pool = d.get("/api/v1/hosts/demo-kvm1/pools/default");
+    assert!(pool["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == vol));
+}
