@@ -23,8 +23,14 @@ fi
 
 hosts=()
 for f in "$PWD"/demo/hosts/*.xml; do hosts+=("test://$f"); done
+# The demo hosts start afresh with every start, and so does what the demo remembers of
+# them: hosts added or removed at runtime (hosts.json) and the backups of their VMs (kept
+# apart from a real installation's in /var/backups/uvmm). The API token stays.
+demo_backups=/var/lib/uvmm-demo/backups
+rm -f /var/lib/uvmm/hosts.json
+rm -rf "$demo_backups"
 echo "==> starting uvmmd on ${#hosts[@]} demo hosts"
-uvmmd -d -b "" -s 127.0.0.1:2106 "${hosts[@]}"
+uvmmd -d -b "" -s 127.0.0.1:2106 --backup-dir "$demo_backups" "${hosts[@]}"
 # The daemon answers at once; give the hosts a moment to finish connecting.
 for _ in $(seq 50); do uvmm host list --json | grep -q '"connecting"' || break; sleep 0.1; done
 

@@ -65,8 +65,7 @@ fn facts(cache: &Cache, h: &HostEntry, image_dirs: &[String]) -> HostFacts {
             .values()
             .flat_map(|v| {
                 let who = format!("{}@{}", v.name, h.id);
-                v.disk_sources()
-                    .map(move |p| (p.to_string(), who.clone()))
+                v.disk_sources().map(move |p| (p.to_string(), who.clone()))
             })
             .collect()
     };

@@ -254,7 +254,12 @@ fn pools_and_volumes_on_test_driver_hosts() {
         // The iso pool's directory: libvirt's "operation failed" became a 502 once.
         (
             "iso2",
-            &["--type", "dir", "--target", "/var/lib/uvmm-demo/demo-kvm1/iso/"][..],
+            &[
+                "--type",
+                "dir",
+                "--target",
+                "/var/lib/uvmm-demo/demo-kvm1/iso/",
+            ][..],
             "storage pool 'iso' already uses",
         ),
     ] {
@@ -749,7 +754,14 @@ fn a_volume_a_running_vm_gets_at_its_next_start_is_in_use() {
     let d = Daemon::start(&[demo_uri("demo-kvm1")]);
     // web-02 is running: the new drive is stored for its next start only.
     ok(
-        d.cli(&["vm", "disk", "add", "web-02", "pool=default,size=1GiB", "--json"]),
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "web-02",
+            "pool=default,size=1GiB",
+            "--json",
+        ]),
         "disk add",
     );
     let vol = "web-02-vdb.qcow2";
@@ -761,7 +773,11 @@ fn a_volume_a_running_vm_gets_at_its_next_start_is_in_use() {
         .find(|v| v["name"] == vol)
         .unwrap_or_else(|| panic!("no {vol} in {pool}"))
         .clone();
-    assert_eq!(row["used_by"], serde_json::json!(["web-02@demo-kvm1"]), "{row}");
+    assert_eq!(
+        row["used_by"],
+        serde_json::json!(["web-02@demo-kvm1"]),
+        "{row}"
+    );
     fails(
         d.cli(&["volume", "delete", "default", vol, "--host", "demo-kvm1"]),
         "used by web-02@demo-kvm1",
