@@ -12,7 +12,9 @@
 # script. Needs busybox-static, gzip and apt-get (the kernel package is downloaded
 # with `apt-get download`, nothing is installed).
 set -eu
-OUT=$1
+# Absolute: the script changes directory before it writes there.
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
 SELF=$(readlink -f "$0")
 STAMP=$(sha256sum "$SELF" | cut -d' ' -f1)
 if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ]; then
