@@ -276,6 +276,21 @@ impl PamBackend {
         &self.service
     }
 
+    /// Check that the service has its own PAM file. Without one libpam silently uses
+    /// `/etc/pam.d/other` (on Debian the common-* stacks), not the rules an administrator
+    /// put into `/etc/pam.d/uvmm`: the daemon calls this at start (and on SIGHUP) and
+    /// refuses PAM logins with this error until the file exists.
+    pub fn check_service(&self) -> Result<(), BackendError> {
+        let path = std::path::Path::new("/etc/pam.d").join(&self.service);
+        if self.service.contains('/') || !path.is_file() {
+            return Err(BackendError::Unavailable(format!(
+                "{} does not exist (it comes with the uvmm-daemon package; without it PAM would use /etc/pam.d/other)",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Run the PAM stacks; the account name as PAM left it on success.
     fn pam_check(
         &self,
