@@ -14,6 +14,7 @@
 //! mapping (`http/error.rs`). `docs/security.md` describes the whole.
 
 pub mod audit;
+pub mod authn;
 pub mod caller;
 pub mod config;
 pub mod login;
@@ -25,6 +26,7 @@ pub mod tls;
 pub mod tokens;
 pub mod util;
 
+pub use authn::{AuthError, Authenticator, Credentials};
 pub use caller::{Authenticated, Origin, Principal, UserIdentity};
 pub use config::{AuthConfig, Policy, PolicyHandle};
 pub use roles::{
