@@ -54,7 +54,10 @@ fn main() -> std::process::ExitCode {
         Ok(ok) => {
             println!("user:   {}", ok.session.user.name);
             println!("groups: {}", ok.session.user.groups.join(", "));
-            println!("grants: {}", serde_json::to_string(&ok.grants).unwrap_or_default());
+            println!(
+                "grants: {}",
+                serde_json::to_string(&ok.grants).unwrap_or_default()
+            );
             0.into()
         }
         Err(e @ LoginError::Refused { .. }) => {

@@ -485,8 +485,12 @@ mod tests {
             ("<a>&unknown;</a>", |e| matches!(e, XmlError::Entity(_))),
             ("<a b='&zz;'/>", |e| matches!(e, XmlError::Entity(_))),
             ("<a b='1' b='2'/>", |e| matches!(e, XmlError::Syntax(_))),
-            ("<a><!-- x -- y --></a>", |e| matches!(e, XmlError::Syntax(_))),
-            ("<a><!-- <!-- nested --></a>", |e| matches!(e, XmlError::Syntax(_))),
+            ("<a><!-- x -- y --></a>", |e| {
+                matches!(e, XmlError::Syntax(_))
+            }),
+            ("<a><!-- <!-- nested --></a>", |e| {
+                matches!(e, XmlError::Syntax(_))
+            }),
             ("<a><!--x---></a>", |e| matches!(e, XmlError::Syntax(_))),
             ("<!-- a -- b --><a/>", |e| matches!(e, XmlError::Syntax(_))),
             ("text", |e| {
