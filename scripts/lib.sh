@@ -25,7 +25,8 @@ apt_install() {
 # Build tools and the libvirt client library (libvirt 9.0 on Debian 12).
 install_build_deps() {
     need_root
-    apt_install ca-certificates curl gcc libc6-dev pkg-config libvirt-dev libvirt0
+    # libpam0g-dev: uvmm-auth links libpam (logins of local accounts).
+    apt_install ca-certificates curl gcc libc6-dev pkg-config libvirt-dev libvirt0 libpam0g-dev
     if ! command -v cargo >/dev/null 2>&1; then
         [ -x "$HOME/.cargo/bin/cargo" ] || {
             echo "==> installing the Rust toolchain (rustup, stable, minimal profile)"
@@ -71,6 +72,19 @@ install_test_guest() {
     fi
     crates/uvmm-libvirt/tests/support/guest-image.sh "${CARGO_TARGET_DIR:-target}/uvmm-test-guest" \
         || die "could not build the test guest (kernel download or busybox-static)"
+}
+
+# cargo-fuzz (crates.io) for scripts/fuzz.sh, pinned like schemathesis; built from source
+# with the machine's toolchain (a minute or two, once). The PAM tests of uvmm-auth create
+# accounts with useradd, chpasswd, usermod, chage (Debian's passwd package).
+CARGO_FUZZ_VERSION=0.13.2
+install_fuzz_deps() {
+    install_build_deps
+    apt_install passwd
+    if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    fi
 }
 
 # schemathesis (PyPI) for the API fuzzing test, in its own virtualenv so that it cannot
