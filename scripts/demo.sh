@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command: take a fresh Debian 12 machine (as root) to a running uvmmd
-# that manages three demo hosts (libvirt test-driver hosts with a dozen VMs).
+# that manages three demo hosts (libvirt test-driver hosts with a dozen VMs) and serves the
+# web UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_build_deps
+build_web
 
 echo "==> cargo build --release"
 cargo build --release --locked --bins -q
@@ -21,8 +23,14 @@ fi
 
 hosts=()
 for f in "$PWD"/demo/hosts/*.xml; do hosts+=("test://$f"); done
+# The demo hosts start afresh with every start, and so does what the demo remembers of
+# them: hosts added or removed at runtime (hosts.json) and the backups of their VMs (kept
+# apart from a real installation's in /var/backups/uvmm). The API token stays.
+demo_backups=/var/lib/uvmm-demo/backups
+rm -f /var/lib/uvmm/hosts.json
+rm -rf "$demo_backups"
 echo "==> starting uvmmd on ${#hosts[@]} demo hosts"
-uvmmd -d -b "" -s 127.0.0.1:2106 "${hosts[@]}"
+uvmmd -d -b "" -s 127.0.0.1:2106 --backup-dir "$demo_backups" "${hosts[@]}"
 # The daemon answers at once; give the hosts a moment to finish connecting.
 for _ in $(seq 50); do uvmm host list --json | grep -q '"connecting"' || break; sleep 0.1; done
 
@@ -32,6 +40,8 @@ uvmm vm list
 cat <<MSG
 
 uvmmd is running (pid $(cat /run/uvmm/uvmmd.pid)).
+  Web UI:   http://127.0.0.1:2106/   log in with the API token (interim login until
+            user accounts exist): $(cat /var/lib/uvmm/api-token)
   API:      UNIX socket /run/uvmm/uvmm.sock (root), and http://127.0.0.1:2106/api/v1/
             with the API token in /var/lib/uvmm/api-token (root-only; see docs/security.md)
   Log:      /var/log/uvmm/uvmmd.log

@@ -25,7 +25,8 @@ apt_install() {
 # Build tools and the libvirt client library (libvirt 9.0 on Debian 12).
 install_build_deps() {
     need_root
-    apt_install ca-certificates curl gcc libc6-dev pkg-config libvirt-dev libvirt0
+    # libpam0g-dev: uvmm-auth links libpam (logins of local accounts).
+    apt_install ca-certificates curl gcc libc6-dev pkg-config libvirt-dev libvirt0 libpam0g-dev
     if ! command -v cargo >/dev/null 2>&1; then
         [ -x "$HOME/.cargo/bin/cargo" ] || {
             echo "==> installing the Rust toolchain (rustup, stable, minimal profile)"
@@ -57,6 +58,33 @@ install_test_deps() {
     # namespace of its own (unshare, nsenter, ip).
     apt_install iproute2
     install_schemathesis
+    install_test_guest
+}
+
+# The tiny QEMU test guest of the migration, snapshot and clone tests
+# (crates/uvmm-libvirt/tests/support/guest-image.sh): busybox-static for its initramfs and a
+# Debian kernel, downloaded with `apt-get download` (nothing installed). Built once into
+# target/uvmm-test-guest; the tests would build it too, this only fails early and clearly.
+install_test_guest() {
+    apt_install busybox-static
+    if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    fi
+    crates/uvmm-libvirt/tests/support/guest-image.sh "${CARGO_TARGET_DIR:-target}/uvmm-test-guest" \
+        || die "could not build the test guest (kernel download or busybox-static)"
+}
+
+# cargo-fuzz (crates.io) for scripts/fuzz.sh, pinned like schemathesis; built from source
+# with the machine's toolchain (a minute or two, once). The PAM tests of uvmm-auth create
+# accounts with useradd, chpasswd, usermod, chage (Debian's passwd package).
+CARGO_FUZZ_VERSION=0.13.2
+install_fuzz_deps() {
+    install_build_deps
+    apt_install passwd
+    if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    fi
 }
 
 # schemathesis (PyPI) for the API fuzzing test, in its own virtualenv so that it cannot
@@ -75,4 +103,32 @@ install_schemathesis() {
     "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check \
         "schemathesis==$SCHEMATHESIS_VERSION"
     "$st" --version >/dev/null || die "schemathesis did not install"
+}
+
+# The web UI (web/): Node.js 20.19 or newer with npm (Vite 8 needs it; the machines come
+# with it, Debian 12's own nodejs is 18), the packages of web/package-lock.json, and the
+# build into web/dist, which cargo embeds into uvmmd. UVMM_REQUIRE_WEB=1 makes a missing
+# web/dist a build error instead of a "web UI not built" page.
+build_web() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        die "the web UI needs Node.js 20.19+ and npm (https://nodejs.org/); they are not installed"
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+        die "the web UI needs Node.js 20.19 or newer; this is $(node --version)"
+    echo "==> web UI: npm ci && npm run build (web/dist, embedded into uvmmd)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+    export UVMM_REQUIRE_WEB=1
+}
+
+# The browser tests drive Debian's Chromium (playwright-core cannot download a browser).
+install_browser() {
+    APT_NO_RECOMMENDS=1 apt_install chromium fonts-dejavu-core
+}
+
+# What the packaging tests (packaging/tests/run.sh) need: the package build (debhelper),
+# lintian, debootstrap for a clean Debian 12 root, systemd-nspawn to boot it with systemd,
+# man/groff to render the man pages, and zsh and fish to parse their completions.
+install_package_test_deps() {
+    install_build_deps
+    APT_NO_RECOMMENDS=1 apt_install debhelper dpkg-dev lintian debootstrap systemd \
+        systemd-container man-db groff-base iproute2 util-linux zsh fish
 }

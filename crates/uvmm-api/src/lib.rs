@@ -93,6 +93,16 @@ pub struct HostSummary {
     pub free_memory_kib: Option<u64>,
     pub vm_count: usize,
     pub running_count: usize,
+    /// vCPUs of the running VMs (compare with `cpus` for overcommit).
+    #[serde(default)]
+    pub running_vcpus: u64,
+    /// Memory of the running VMs in KiB (the memory bar where `free_memory_kib` is unknown).
+    #[serde(default)]
+    pub running_memory_kib: u64,
+    /// CPU use by the VMs in percent of the host's CPUs (each VM's `cpu_usage` weighted by
+    /// its vCPUs); absent while the host's CPU count is unknown.
+    #[serde(default)]
+    pub cpu_usage: Option<f64>,
     /// Why the host is unavailable, when it is.
     pub last_error: Option<String>,
     /// When the status last changed (RFC 3339).
@@ -450,8 +460,8 @@ pub struct VmQuery {
     /// Only VMs in this state (other capitalisations are accepted too).
     #[param(value_type = Option<VmState>)]
     pub state: Option<String>,
-    /// Case-insensitive glob on name and description (`*web*`); plain text matches as a
-    /// substring.
+    /// Case-insensitive glob on name, description and contact (`*web*`); plain text
+    /// matches as a substring.
     pub q: Option<String>,
     /// Exact name (case-sensitive).
     pub name: Option<String>,

@@ -478,6 +478,10 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<PoolFigures>, String
 }
 
 fn main() -> ExitCode {
+    // The package build writes the man pages and completions from this very definition.
+    if let Some(code) = uvmm_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -645,6 +649,9 @@ mod tests {
             cpus: None,
             memory_kib: None,
             free_memory_kib: None,
+            running_vcpus: 0,
+            running_memory_kib: 0,
+            cpu_usage: None,
             vm_count: 0,
             running_count: 0,
             last_error: (status == HostStatus::Unavailable).then(|| "EOF".into()),

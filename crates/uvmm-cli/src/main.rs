@@ -646,6 +646,10 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
 }
 
 fn main() -> ExitCode {
+    // The package build writes the man pages and completions from this very definition.
+    if let Some(code) = uvmm_docgen::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

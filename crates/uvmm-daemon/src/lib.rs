@@ -17,4 +17,5 @@ pub mod process;
 pub mod profiles;
 pub mod server;
 pub mod storage;
+pub mod systemd;
 pub mod vm;

@@ -122,6 +122,13 @@ impl StateLock {
     pub const FILE: &'static str = "uvmmd.lock";
 
     pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
+        Self::acquire_dir(state_dir, "state directory")
+    }
+
+    /// The same lock on another directory a daemon must not share (the backup directory:
+    /// two daemons recording versions of the same VMs would interleave them).
+    pub fn acquire_dir(dir: &Path, what: &str) -> Result<StateLock, String> {
+        let state_dir = dir;
         let path = state_dir.join(Self::FILE);
         let file = OpenOptions::new()
             .create(true)
@@ -132,7 +139,7 @@ impl StateLock {
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(StateLock { _lock: lock }),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(format!(
-                "state directory {} is in use by another uvmmd",
+                "{what} {} is in use by another uvmmd",
                 state_dir.display()
             )),
             Err((_, e)) => Err(format!("cannot lock {}: {e}", path.display())),

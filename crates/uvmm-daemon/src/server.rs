@@ -8,7 +8,7 @@ use crate::http::{self as api, AppState};
 use crate::ops::Ops;
 use crate::process::{LogFile, PidFile, StateLock};
 use anyhow::{anyhow, Context};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -96,13 +96,18 @@ pub async fn run(
                 })?),
                 None => None,
             };
-        std::fs::create_dir_all(&settings.state_dir).with_context(|| {
-            format!(
-                "cannot create state directory {}",
-                settings.state_dir.display()
-            )
-        })?;
-        let state_lock = StateLock::acquire(&settings.state_dir).map_err(|e| anyhow!(e))?;
+        // Both hold secrets (the API token; VNC passwords in definitions): made 0700. Each
+        // is locked right after it exists, so a second daemon stops at the first shared one.
+        let private_dir = |dir: &Path, what: &str| -> anyhow::Result<StateLock> {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {what} {}", dir.display()))?;
+            StateLock::acquire_dir(dir, what).map_err(|e| anyhow!(e))
+        };
+        let state_lock = private_dir(&settings.state_dir, "state directory")?;
+        let backup_lock = private_dir(&settings.backup_dir, "backup directory")?;
         let unix = bind_unix(&settings.socket)?;
         let socket_file = SocketFile(Some(&settings.socket));
         let pidfile = settings
@@ -164,10 +169,10 @@ pub async fn run(
             None => api::GuardConfig::default(),
         };
         socket_file.keep();
-        anyhow::Ok((unix, tcp, pidfile, ops, state_lock, guard))
+        anyhow::Ok((unix, tcp, pidfile, ops, (state_lock, backup_lock), guard))
     }
     .await;
-    let (unix, tcp, pidfile, ops, _state_lock, guard) = match started {
+    let (unix, tcp, pidfile, ops, _locks, guard) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -206,11 +211,12 @@ pub async fn run(
         "uvmmd {} ready",
         env!("CARGO_PKG_VERSION")
     );
-    ready(Ok(()));
-
+    // Handlers first: once ready, systemd (reload) or logrotate may send SIGHUP at once,
+    // whose default action would end the daemon.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    ready(Ok(()));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }

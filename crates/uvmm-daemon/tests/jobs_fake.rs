@@ -267,8 +267,10 @@ async fn a_cancelled_managed_save_is_aborted() {
     w.host.set_job_progress(
         &vm,
         JobProgress {
-            processed: 3 * GIB,
-            total: 4 * GIB,
+            job_type: 1,
+            data_processed: Some(3 * GIB),
+            data_total: Some(4 * GIB),
+            ..JobProgress::default()
         },
     );
     w.task_event(&task.id, |t| t.percent == Some(75.0)).await;

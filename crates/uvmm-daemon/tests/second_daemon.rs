@@ -109,6 +109,20 @@ fn a_second_daemon_refuses_and_leaves_everything_alone() {
             ],
             "in use by another uvmmd",
         ),
+        (
+            "backup directory",
+            vec![
+                "-u".into(),
+                o("e.sock"),
+                "-p".into(),
+                o("e.pid"),
+                "-c".into(),
+                o("state-e"),
+                "--backup-dir".into(),
+                d.backup_dir().display().to_string(),
+            ],
+            "backup directory",
+        ),
     ];
     for (shared, args, message) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -121,7 +135,9 @@ fn a_second_daemon_refuses_and_leaves_everything_alone() {
             "shared {shared}: the error is printed once: {err}"
         );
         // Nothing of its own left behind.
-        for leftover in ["a.sock", "b.sock", "d.sock", "b.pid", "c.pid", "d.pid"] {
+        for leftover in [
+            "a.sock", "b.sock", "d.sock", "e.sock", "b.pid", "c.pid", "d.pid", "e.pid",
+        ] {
             assert!(
                 !other.path().join(leftover).exists(),
                 "shared {shared}: {leftover} left behind"

@@ -251,6 +251,17 @@ fn pools_and_volumes_on_test_driver_hosts() {
             &["--type", "dir", "--target", "/x"][..],
             "invalid pool name",
         ),
+        // The iso pool's directory: libvirt's "operation failed" became a 502 once.
+        (
+            "iso2",
+            &[
+                "--type",
+                "dir",
+                "--target",
+                "/var/lib/uvmm-demo/demo-kvm1/iso/",
+            ][..],
+            "storage pool 'iso' already uses",
+        ),
     ] {
         let mut args = vec!["pool", "create", name, "--host", "demo-kvm1"];
         args.extend_from_slice(rest);
@@ -659,4 +670,97 @@ fn real_dir_pool_sparse_volumes_thresholds_metrics_and_iscsi() {
         d.cli(&["pool", "delete", "iscsi1", "--host", "localhost", "--json"]),
         "remove iscsi pool",
     );
+}
+
+/// Volumes a VM change makes or deletes (create, add drive, detach with delete, delete
+/// with images) are in the pool's listing and figures at once, not after the next pool
+/// round (a minute later): the web UI's drive sizes and delete dialog read them there.
+#[test]
+fn volumes_made_and_deleted_by_vm_changes_show_in_the_pool_at_once() {
+    let d = Daemon::start(&[demo_uri("demo-kvm2")]);
+    let volumes = || -> Vec<String> {
+        d.get("/api/v1/hosts/demo-kvm2/pools/default")["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let provisioned = || d.get("/api/v1/hosts/demo-kvm2/pools/default")["provisioned"].as_u64();
+    let before = provisioned().unwrap();
+    let (status, created) = d.http(
+        "POST",
+        "/api/v1/vms",
+        Some(
+            r#"{"host":"demo-kvm2","profile":"Linux","name":"poolsync","memory_kib":65536,
+                "disks":[{"pool":"default","size_bytes":1073741824,"format":"qcow2"}],"networks":[]}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let uuid = created["vm"]["uuid"].as_str().unwrap().to_string();
+    assert!(
+        volumes().contains(&"poolsync.qcow2".to_string()),
+        "{:?}",
+        volumes()
+    );
+    assert_eq!(provisioned(), Some(before + (1 << 30)));
+    let (status, added) = d.http(
+        "POST",
+        &format!("/api/v1/vms/{uuid}/disks"),
+        Some(r#"{"source":{"kind":"new","pool":"default","size_bytes":1073741824,"name":"poolsync-b.qcow2"}}"#),
+    );
+    assert_eq!(status, 200, "{added}");
+    assert!(volumes().contains(&"poolsync-b.qcow2".to_string()));
+    let (status, out) = d.http(
+        "DELETE",
+        &format!("/api/v1/vms/{uuid}/disks/vdb?delete_volume=true"),
+        None,
+    );
+    assert_eq!(status, 200, "{out}");
+    assert!(!volumes().contains(&"poolsync-b.qcow2".to_string()));
+    let (status, out) = d.http("DELETE", &format!("/api/v1/vms/{uuid}?volumes=all"), None);
+    assert_eq!(status, 200, "{out}");
+    assert!(!volumes().contains(&"poolsync.qcow2".to_string()));
+    assert_eq!(provisioned(), Some(before));
+}
+
+#[test]
+fn a_volume_a_running_vm_gets_at_its_next_start_is_in_use() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    // web-02 is running: the new drive is stored for its next start only.
+    ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "web-02",
+            "pool=default,size=1GiB",
+            "--json",
+        ]),
+        "disk add",
+    );
+    let vol = "web-02-vdb.qcow2";
+    let pool = d.get("/api/v1/hosts/demo-kvm1/pools/default");
+    let row = pool["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == vol)
+        .unwrap_or_else(|| panic!("no {vol} in {pool}"))
+        .clone();
+    assert_eq!(
+        row["used_by"],
+        serde_json::json!(["web-02@demo-kvm1"]),
+        "{row}"
+    );
+    fails(
+        d.cli(&["volume", "delete", "default", vol, "--host", "demo-kvm1"]),
+        "used by web-02@demo-kvm1",
+    );
+    let pool = d.get("/api/v1/hosts/demo-kvm1/pools/default");
+    assert!(pool["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == vol));
 }

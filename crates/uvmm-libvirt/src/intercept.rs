@@ -3,8 +3,9 @@
 //! that hang or fail, lost events, and a count of the calls made.
 
 use crate::{
-    Connector, DomainSnapshot, DomainStats, EventSink, HostEvent, HostInfo, Hypervisor,
-    JobProgress, LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
+    Connector, CpuCompatibility, DetachOutcome, DomainSnapshot, DomainStats, EventSink,
+    HostEvent, HostInfo, Hypervisor, JobProgress, LibvirtError, MigrateParams, NetworkInfo,
+    PoolAction, PoolInfo, SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec, VolumeInfo,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -152,7 +153,7 @@ impl Hypervisor for Intercepted {
         fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError>;
         fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError>;
         fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError>;
-        fn job_progress(&self, uuid: &str) -> Result<Option<JobProgress>, LibvirtError>;
+        fn job_progress(&self, uuid: &str, completed: bool) -> Result<Option<JobProgress>, LibvirtError>;
         fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError>;
         fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError>;
         fn free_memory_kib(&self) -> Result<u64, LibvirtError>;
@@ -176,5 +177,20 @@ impl Hypervisor for Intercepted {
         fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError>;
         fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError>;
         fn interfaces(&self) -> Result<Vec<String>, LibvirtError>;
+        fn migrate_to(&self, uuid: &str, dest_uri: &str, params: &MigrateParams) -> Result<(), LibvirtError>;
+        fn start_post_copy(&self, uuid: &str) -> Result<(), LibvirtError>;
+        fn compare_cpu(&self, cpu_xml: &str, arch: Option<&str>, machine: Option<&str>, virt_type: Option<&str>) -> Result<CpuCompatibility, LibvirtError>;
+        fn download_volume(&self, pool: &str, name: &str, sink: &mut dyn FnMut(&[u8]) -> Result<(), LibvirtError>) -> Result<u64, LibvirtError>;
+        fn upload_volume(&self, pool: &str, name: &str, source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>) -> Result<u64, LibvirtError>;
+        fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError>;
+        fn snapshot_create(&self, uuid: &str, spec: &SnapshotSpec) -> Result<String, LibvirtError>;
+        fn snapshots(&self, uuid: &str) -> Result<Vec<SnapshotInfo>, LibvirtError>;
+        fn snapshot_revert(&self, uuid: &str, name: &str, running: bool) -> Result<(), LibvirtError>;
+        fn snapshot_delete(&self, uuid: &str, name: &str, timeout: Duration) -> Result<SnapshotDeleteOutcome, LibvirtError>;
+        fn snapshot_merge_external(&self, uuid: &str, name: &str, timeout: Duration) -> Result<SnapshotDeleteOutcome, LibvirtError>;
+        fn attach_device(&self, uuid: &str, device_xml: &str, live: bool, persist: bool) -> Result<(), LibvirtError>;
+        fn detach_device(&self, uuid: &str, device_xml: &str, live: bool, persist: bool, timeout: Duration) -> Result<DetachOutcome, LibvirtError>;
+        fn rename(&self, uuid: &str, new_name: &str) -> Result<(), LibvirtError>;
+        fn start_paused(&self, uuid: &str) -> Result<(), LibvirtError>;
     }
 }

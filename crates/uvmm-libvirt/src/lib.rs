@@ -10,6 +10,7 @@
 //! Calls are blocking, as libvirt's are. The daemon runs each host on its own thread, so a
 //! slow or hung host only ever blocks itself.
 
+pub mod devices;
 mod error;
 mod eventloop;
 mod events;
@@ -17,11 +18,17 @@ mod events;
 pub mod fake;
 #[cfg(feature = "fake")]
 pub mod intercept;
+pub mod migrate;
 mod real;
+mod real_ext;
+pub mod snapshot;
 mod stats;
 
+pub use devices::{CpuCompatibility, DetachOutcome};
 pub use error::{ErrorKind, LibvirtError};
+pub use migrate::{JobProgress, MigrateParams};
 pub use real::LibvirtConnector;
+pub use snapshot::{SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec};
 
 use std::sync::Arc;
 use uvmm_model::caps::HostCaps;
@@ -174,22 +181,6 @@ pub enum HostEvent {
 /// Receives events; called on libvirt's event thread, so it must not block.
 pub type EventSink = Arc<dyn Fn(HostEvent) + Send + Sync>;
 
-/// How far a domain's running job (e.g. a managed save) has come, from
-/// `virDomainGetJobInfo`: bytes processed of a total (0 when libvirt does not know it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct JobProgress {
-    pub processed: u64,
-    pub total: u64,
-}
-
-/// The error of a call a driver (or a fake) does not implement.
-pub fn not_supported(what: &str) -> LibvirtError {
-    LibvirtError::new(
-        ErrorKind::NotSupported,
-        format!("this hypervisor driver does not support {what}"),
-    )
-}
-
 /// One open connection to one host.
 ///
 /// Every method but `uri` has a default that answers "not supported" (what libvirt says for
@@ -210,16 +201,6 @@ pub trait Hypervisor: Send + Sync {
     }
     fn action(&self, _uuid: &str, action: Action) -> Result<(), LibvirtError> {
         Err(not_supported(action.as_str()))
-    }
-    /// Progress of the domain's running job (a managed save, a migration), `None` when it
-    /// runs none.
-    fn job_progress(&self, _uuid: &str) -> Result<Option<JobProgress>, LibvirtError> {
-        Err(not_supported("job progress"))
-    }
-    /// Abort the domain's running job (`virDomainAbortJob`): the call running it fails
-    /// with `ErrorKind::Aborted`.
-    fn abort_job(&self, _uuid: &str) -> Result<(), LibvirtError> {
-        Err(not_supported("aborting a job"))
     }
     /// Statistics of all domains in one call; with `active_only`, of the active ones
     /// (those with a domain ID: running, paused, ...), which is all that changes between
@@ -349,6 +330,171 @@ pub trait Hypervisor: Send + Sync {
     fn is_alive(&self) -> bool {
         true
     }
+
+    // --- Moving and copying VMs (issue 16). Every method has a default body that says
+    // "not supported", so drivers (and test wrappers) need only what they can do. The
+    // orchestration (checks first, progress, cleanup, the outcome on both hosts) lives in
+    // `migrate`, `snapshot` and `devices`, over these primitives.
+
+    /// Live-migrate a running domain peer to peer: this host's libvirtd connects to
+    /// `dest_uri` (as *it* reaches the target) and drives the migration
+    /// (`virDomainMigrateToURI3` with `VIR_MIGRATE_PEER2PEER`). Blocks until the migration
+    /// ended; progress is read meanwhile with [`Hypervisor::job_progress`] (from another
+    /// thread, ideally over another connection) and it is cancelled with
+    /// [`Hypervisor::abort_job`]. When this returns an error, libvirt has either resumed
+    /// the domain here or (if it could not learn the target's outcome) left it paused here:
+    /// `migrate::migrate_live` finds out which.
+    fn migrate_to(
+        &self,
+        uuid: &str,
+        dest_uri: &str,
+        params: &MigrateParams,
+    ) -> Result<(), LibvirtError> {
+        let _ = (uuid, dest_uri, params);
+        Err(not_supported("live migration"))
+    }
+    /// Progress of the domain's current job (`virDomainGetJobStats`); with `completed`, the
+    /// statistics of the last completed job (on a migration's target: downtime and totals).
+    /// `Ok(None)` when there is no job (or no statistics).
+    fn job_progress(
+        &self,
+        uuid: &str,
+        completed: bool,
+    ) -> Result<Option<JobProgress>, LibvirtError> {
+        let _ = (uuid, completed);
+        Err(not_supported("job statistics"))
+    }
+    /// Abort the domain's current job (a migration: the domain keeps running here).
+    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("aborting a job"))
+    }
+    /// Switch a running migration started with post-copy allowed into post-copy mode.
+    fn start_post_copy(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("post-copy migration"))
+    }
+    /// Can this host run a guest CPU (`<cpu>` XML) with this emulator/arch/machine/domain
+    /// type (`virConnectCompareHypervisorCPU`)?
+    fn compare_cpu(
+        &self,
+        cpu_xml: &str,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virt_type: Option<&str>,
+    ) -> Result<CpuCompatibility, LibvirtError> {
+        let _ = (cpu_xml, arch, machine, virt_type);
+        Err(not_supported("CPU comparison"))
+    }
+    /// Stream a volume's bytes (from offset 0) into `sink`; returns the byte count.
+    fn download_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        let _ = (pool, name, sink);
+        Err(not_supported("volume download"))
+    }
+    /// Replace a volume's bytes with what `source` yields (it returns 0 at the end).
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        let _ = (pool, name, source);
+        Err(not_supported("volume upload"))
+    }
+    /// Redefine snapshot metadata (`VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`), e.g. on the
+    /// target of an offline migration; `current` marks it the current snapshot.
+    fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError> {
+        let _ = (uuid, xml, current);
+        Err(not_supported("snapshot redefinition"))
+    }
+    /// Create a snapshot; returns its name.
+    fn snapshot_create(&self, uuid: &str, spec: &SnapshotSpec) -> Result<String, LibvirtError> {
+        let _ = (uuid, spec);
+        Err(not_supported("snapshots"))
+    }
+    /// Every snapshot of a domain, parents before children.
+    fn snapshots(&self, uuid: &str) -> Result<Vec<SnapshotInfo>, LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("snapshots"))
+    }
+    /// Revert to a snapshot. `running`: start (or keep) the domain running afterwards
+    /// even if the snapshot was taken while it was off.
+    fn snapshot_revert(&self, uuid: &str, name: &str, running: bool) -> Result<(), LibvirtError> {
+        let _ = (uuid, name, running);
+        Err(not_supported("snapshots"))
+    }
+    /// Delete one snapshot without losing data of another snapshot or of the current
+    /// state: through libvirt (which merges external ones), falling back to
+    /// [`Hypervisor::snapshot_merge_external`] where libvirt cannot delete external
+    /// snapshots; otherwise refused with the reason (see [`SnapshotDeleteOutcome`]).
+    fn snapshot_delete(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+        let _ = (uuid, name, timeout);
+        Err(not_supported("snapshots"))
+    }
+    /// uvmm's own merge of an external snapshot (what `snapshot_delete` falls back to where
+    /// libvirt cannot delete external snapshots): only the newest one, by an active block
+    /// commit and pivot per disk; anything else is refused with the reason.
+    fn snapshot_merge_external(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SnapshotDeleteOutcome, LibvirtError> {
+        let _ = (uuid, name, timeout);
+        Err(not_supported("snapshots"))
+    }
+    /// Attach a device: `live` to the running domain, `persist` to its definition.
+    fn attach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+    ) -> Result<(), LibvirtError> {
+        let _ = (uuid, device_xml, live, persist);
+        Err(not_supported("device hot-plug"))
+    }
+    /// Detach a device: from the definition at once (`persist`), from the running domain
+    /// (`live`) with the guest's cooperation, waiting up to `timeout` for it.
+    fn detach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+        timeout: std::time::Duration,
+    ) -> Result<DetachOutcome, LibvirtError> {
+        let _ = (uuid, device_xml, live, persist, timeout);
+        Err(not_supported("device hot-unplug"))
+    }
+    /// Rename a shut-off domain (`virDomainRename`); the UUID stays.
+    fn rename(&self, uuid: &str, new_name: &str) -> Result<(), LibvirtError> {
+        let _ = (uuid, new_name);
+        Err(not_supported("rename"))
+    }
+    /// Start a shut-off domain paused (the guest does not run until resumed).
+    fn start_paused(&self, uuid: &str) -> Result<(), LibvirtError> {
+        let _ = uuid;
+        Err(not_supported("starting paused"))
+    }
+}
+
+/// The error of a default trait body: this driver (or wrapper) cannot do `what`.
+pub fn not_supported(what: &str) -> LibvirtError {
+    LibvirtError::new(
+        ErrorKind::NotSupported,
+        format!("{what} is not supported by this connection"),
+    )
 }
 
 /// Opens connections. Events of the new connection go to `sink` until it is dropped.

@@ -3,7 +3,7 @@
 use crate::events::{self, into_opaque};
 use crate::{
     Connector, DomainSnapshot, DomainStats, ErrorKind, EventSink, HostInfo, Hypervisor,
-    JobProgress, LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
+    LibvirtError, NetworkInfo, PoolAction, PoolInfo, VolumeInfo,
 };
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -347,33 +347,6 @@ impl Hypervisor for LibvirtHost {
         .map_err(LibvirtError::from)
     }
 
-    fn job_progress(&self, uuid: &str) -> Result<Option<JobProgress>, LibvirtError> {
-        let dom = self.must(uuid)?;
-        // SAFETY: an all-zero `virDomainJobInfo` is a valid value of that plain C struct
-        // (integers only).
-        let mut info: sys::virDomainJobInfo = unsafe { std::mem::zeroed() };
-        // SAFETY: dom is a live domain handle; info is a valid, writable out-pointer.
-        if unsafe { sys::virDomainGetJobInfo(dom.as_ptr(), &mut info) } < 0 {
-            return Err(virt::error::Error::last_error().into());
-        }
-        if u32::try_from(info.type_).is_ok_and(|t| t == sys::VIR_DOMAIN_JOB_NONE) {
-            return Ok(None);
-        }
-        Ok(Some(JobProgress {
-            processed: info.dataProcessed,
-            total: info.dataTotal,
-        }))
-    }
-
-    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
-        let dom = self.must(uuid)?;
-        // SAFETY: dom is a live domain handle.
-        if unsafe { sys::virDomainAbortJob(dom.as_ptr()) } < 0 {
-            return Err(virt::error::Error::last_error().into());
-        }
-        Ok(())
-    }
-
     fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
         crate::stats::all_domain_stats(&self.conn, active_only)
     }
@@ -672,6 +645,129 @@ impl Hypervisor for LibvirtHost {
             });
         }
         Ok(out)
+    }
+
+    fn migrate_to(
+        &self,
+        uuid: &str,
+        dest_uri: &str,
+        params: &crate::MigrateParams,
+    ) -> Result<(), LibvirtError> {
+        crate::real_ext::migrate_to(&self.must(uuid)?, dest_uri, params)
+    }
+
+    fn job_progress(
+        &self,
+        uuid: &str,
+        completed: bool,
+    ) -> Result<Option<crate::JobProgress>, LibvirtError> {
+        crate::real_ext::job_progress(&self.must(uuid)?, completed)
+    }
+
+    fn abort_job(&self, uuid: &str) -> Result<(), LibvirtError> {
+        crate::real_ext::abort_job(&self.must(uuid)?)
+    }
+
+    fn start_post_copy(&self, uuid: &str) -> Result<(), LibvirtError> {
+        crate::real_ext::start_post_copy(&self.must(uuid)?)
+    }
+
+    fn compare_cpu(
+        &self,
+        cpu_xml: &str,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virt_type: Option<&str>,
+    ) -> Result<crate::CpuCompatibility, LibvirtError> {
+        crate::real_ext::compare_cpu(&self.conn, cpu_xml, arch, machine, virt_type)
+    }
+
+    fn download_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        crate::real_ext::download_volume(&self.conn, pool, name, sink)
+    }
+
+    fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>,
+    ) -> Result<u64, LibvirtError> {
+        crate::real_ext::upload_volume(&self.conn, pool, name, source)
+    }
+
+    fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError> {
+        crate::real_ext::snapshot_redefine(&self.must(uuid)?, xml, current)
+    }
+
+    fn snapshot_create(
+        &self,
+        uuid: &str,
+        spec: &crate::SnapshotSpec,
+    ) -> Result<String, LibvirtError> {
+        crate::real_ext::snapshot_create(&self.must(uuid)?, spec)
+    }
+
+    fn snapshots(&self, uuid: &str) -> Result<Vec<crate::SnapshotInfo>, LibvirtError> {
+        crate::real_ext::snapshots(&self.must(uuid)?)
+    }
+
+    fn snapshot_revert(&self, uuid: &str, name: &str, running: bool) -> Result<(), LibvirtError> {
+        crate::real_ext::snapshot_revert(&self.must(uuid)?, name, running)
+    }
+
+    fn snapshot_delete(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::SnapshotDeleteOutcome, LibvirtError> {
+        crate::real_ext::snapshot_delete(&self.must(uuid)?, name, timeout)
+    }
+
+    fn snapshot_merge_external(
+        &self,
+        uuid: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::SnapshotDeleteOutcome, LibvirtError> {
+        crate::real_ext::snapshot_merge_external(&self.must(uuid)?, name, timeout)
+    }
+
+    fn attach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+    ) -> Result<(), LibvirtError> {
+        crate::real_ext::attach_device(&self.must(uuid)?, device_xml, live, persist)
+    }
+
+    fn detach_device(
+        &self,
+        uuid: &str,
+        device_xml: &str,
+        live: bool,
+        persist: bool,
+        timeout: std::time::Duration,
+    ) -> Result<crate::DetachOutcome, LibvirtError> {
+        crate::real_ext::detach_device(&self.must(uuid)?, device_xml, live, persist, timeout)
+    }
+
+    fn rename(&self, uuid: &str, new_name: &str) -> Result<(), LibvirtError> {
+        self.must(uuid)?.rename(new_name, 0)?;
+        Ok(())
+    }
+
+    fn start_paused(&self, uuid: &str) -> Result<(), LibvirtError> {
+        self.must(uuid)?
+            .create_with_flags(sys::VIR_DOMAIN_START_PAUSED)?;
+        Ok(())
     }
 
     fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {

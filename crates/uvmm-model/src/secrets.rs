@@ -48,9 +48,22 @@ pub fn redact(text: &str) -> String {
             // Without secrets the text stays exactly as it was (diffs and comparisons of
             // versions see libvirt's formatting).
             if root == before {
-                text.to_string()
-            } else {
-                root.to_xml()
+                return text.to_string();
+            }
+            // With secrets, replace the values in place where that removes all of them,
+            // so that a diff of two versions shows the change and not a reformatted file.
+            let scrubbed = scrub(text);
+            match xml::parse(&scrubbed) {
+                Ok(mut again) => {
+                    let parsed = again.clone();
+                    redact_element(&mut again);
+                    if again == parsed {
+                        scrubbed
+                    } else {
+                        root.to_xml()
+                    }
+                }
+                Err(_) => root.to_xml(),
             }
         }
         Err(_) => scrub(text),
@@ -113,6 +126,12 @@ mod tests {
             assert!(!out.contains(secret), "{input} -> {out}");
             assert!(out.contains(HIDDEN), "{input} -> {out}");
         }
+        // A password is hidden in place: quotes, layout and the final newline stay.
+        let vnc = "<domain type='kvm'>\n  <devices>\n    <graphics type='vnc' port='-1' passwd='s3cret'/>\n  </devices>\n</domain>\n";
+        assert_eq!(
+            redact(vnc),
+            "<domain type='kvm'>\n  <devices>\n    <graphics type='vnc' port='-1' passwd='(hidden)'/>\n  </devices>\n</domain>\n"
+        );
         // Without secrets nothing changes, not even the quotes.
         let plain = "<domain type='kvm'><name>a</name><devices><graphics type='vnc' port='5900'/></devices></domain>";
         assert_eq!(redact(plain), plain);

@@ -124,6 +124,10 @@ fn failed(e: impl std::fmt::Display) -> Failure {
 }
 
 pub fn main() -> ExitCode {
+    // The package build writes the man pages and completions from this very definition.
+    if let Some(code) = uvmm_docgen::generate_if_asked(<Args as clap::CommandFactory>::command) {
+        return code;
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

@@ -5,10 +5,34 @@ use tracing_subscriber::EnvFilter;
 use uvmm_daemon::config::{self, Args, DEFAULT_CONFIG};
 use uvmm_daemon::process::{self, LogFile};
 use uvmm_daemon::server;
+use uvmm_daemon::config::check as check_config;
+use uvmm_daemon::systemd;
 use uvmm_libvirt::LibvirtConnector;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // The package build writes the man page and completions from this very definition.
+    if let Some(code) = uvmm_docgen::generate_if_asked(<Args as clap::CommandFactory>::command) {
+        return code;
+    }
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // --check-config promises 0 or 1 to the scripts that run it; otherwise a usage
+            // error is 2, as for every uvmm program.
+            let checking = std::env::args_os().any(|a| a == "--check-config");
+            let _ = e.print();
+            return ExitCode::from(match (e.use_stderr(), checking) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => 2,
+            });
+        }
+    };
+    if args.check_config {
+        return check_config::run(args);
+    }
+    // Taken (and removed from the environment) before any thread exists.
+    let notifier = systemd::Notifier::from_env();
     let (config_path, explicit) = match &args.config {
         Some(p) => (p.clone(), true),
         None => (DEFAULT_CONFIG.into(), false),
@@ -22,8 +46,9 @@ fn main() -> ExitCode {
             }
         };
 
-    // Detach before any thread exists (logger, runtime, libvirt).
-    let detached = if settings.detach {
+    // Detach before any thread exists (logger, runtime, libvirt). Under systemd's
+    // Type=notify a -d (as in the seed's DAEMON_OPTS) must not fork: see Notifier.
+    let detached = if settings.detach && !notifier.supervised() {
         match process::detach() {
             Ok(d) => Some(d),
             Err(e) => {
@@ -61,6 +86,10 @@ fn main() -> ExitCode {
             .init(),
     }
 
+    if settings.detach && notifier.supervised() {
+        tracing::info!("systemd supervises uvmmd (NOTIFY_SOCKET is set): -d does not detach");
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,13 +104,24 @@ fn main() -> ExitCode {
         keepalive_interval: i32::try_from(settings.timing.keepalive_interval).unwrap_or(i32::MAX),
         keepalive_count: settings.timing.keepalive_count,
     });
-    let ready: Box<dyn FnOnce(Result<(), String>) + Send> = match detached {
-        Some(d) => Box::new(move |r: Result<(), String>| match r {
-            Ok(()) => d.ready(),
-            Err(e) => d.failed(&e),
-        }),
-        None => Box::new(|_| {}),
-    };
+    let status = format!(
+        "serving {} configured hosts on {}",
+        settings.hosts.len(),
+        settings.socket.display()
+    );
+    let ready: Box<dyn FnOnce(Result<(), String>) + Send> =
+        Box::new(move |r: Result<(), String>| {
+            if r.is_ok() {
+                if let Err(e) = notifier.ready(&status) {
+                    tracing::warn!("{e}");
+                }
+            }
+            match (detached, r) {
+                (Some(d), Ok(())) => d.ready(),
+                (Some(d), Err(e)) => d.failed(&e),
+                (None, _) => {}
+            }
+        });
     let has_log_file = log.is_some();
     match runtime.block_on(server::run(settings, connector, log, ready)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,7 @@ pub struct ListRow {
     name: (u32, u32),
     name_key: (u32, u32),
     description: Option<(u32, u32)>,
+    contact: Option<(u32, u32)>,
 }
 
 /// The rows of one host, in the order of its VM map (by UUID).
@@ -47,6 +48,7 @@ impl ListRows {
             let name = r.push(&vm.name);
             let name_key = r.push(&vm.name_key);
             let description = vm.def.notes.description.as_deref().map(|d| r.push(d));
+            let contact = vm.def.notes.contact.as_deref().map(|c| r.push(c));
             r.rows.push(ListRow {
                 name_prefix: prefix_key(&vm.name_key),
                 memory_kib: vm.memory_kib,
@@ -57,6 +59,7 @@ impl ListRows {
                 name,
                 name_key,
                 description,
+                contact,
             });
         }
         r
@@ -88,6 +91,10 @@ impl ListRows {
 
     pub fn description(&self, row: &ListRow) -> Option<&str> {
         row.description.map(|d| self.get(d))
+    }
+
+    pub fn contact(&self, row: &ListRow) -> Option<&str> {
+        row.contact.map(|c| self.get(c))
     }
 
     /// Copy the figures that change without an event (statistics) from the entries.

@@ -50,6 +50,22 @@ pub struct VmEntry {
 }
 
 impl VmEntry {
+    /// The images of every drive the VM has now or will have at its next start: a volume
+    /// that only the stored definition names is still in use (it is needed at the next
+    /// start), so it must not look free to delete.
+    pub fn disk_sources(&self) -> impl Iterator<Item = &str> {
+        let next = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.disks.as_deref())
+            .unwrap_or_default();
+        self.def
+            .disks
+            .iter()
+            .chain(next)
+            .filter_map(|d| d.source.as_deref())
+    }
+
     /// Build from what libvirt returned. XML the model cannot read still gives an entry
     /// (with what the snapshot knows), so one odd domain never hides a host's others.
     pub fn from_snapshot(s: DomainSnapshot) -> VmEntry {
@@ -206,7 +222,7 @@ impl HostEntry {
         &self.vms
     }
 
-    /// For changes of the VM set or of names and descriptions: the rows are rebuilt.
+    /// For changes of the VM set or of names and notes: the rows are rebuilt.
     fn vms_mut(&mut self) -> &mut BTreeMap<String, VmEntry> {
         self.rows = OnceLock::new();
         &mut self.vms

@@ -82,12 +82,7 @@ impl Cache {
             .flat_map(|h| {
                 h.vms
                     .values()
-                    .filter(|v| {
-                        v.def
-                            .disks
-                            .iter()
-                            .any(|d| d.source.as_deref() == Some(path))
-                    })
+                    .filter(|v| v.disk_sources().any(|s| s == path))
                     .map(move |v| format!("{}@{}", v.name, h.id))
             })
             .collect();
@@ -167,6 +162,7 @@ impl Cache {
                         pattern.as_ref().is_none_or(|pat| {
                             pat.matches(lr.name(r))
                                 || lr.description(r).is_some_and(|d| pat.matches(d))
+                                || lr.contact(r).is_some_and(|c| pat.matches(c))
                         })
                     })
                     .map(|r| {
@@ -426,6 +422,33 @@ mod tests {
         // Losing the host zeroes CPU figures; the listing shows the VM still.
         c.host_unavailable(URI, "gone", None, SystemTime::now());
         assert_eq!(list(&c, "cpu"), ["omega:shutoff:1024:2"]);
+    }
+
+    #[test]
+    fn search_covers_name_description_and_contact() {
+        let mut with_contact = snap(U1, "alpha", VmState::Running);
+        with_contact.xml = format!(
+            "<domain type='test'><name>alpha</name><uuid>{U1}</uuid><metadata>\
+             <uvmm:notes xmlns:uvmm='https://univention.de/uvmm/1'>\
+             <uvmm:contact>Jane Roe</uvmm:contact></uvmm:notes></metadata></domain>"
+        );
+        let c = cache_with(vec![with_contact, snap(U2, "beta", VmState::Shutoff)]);
+        let search = |q: &str| -> Vec<String> {
+            c.list_vms(&VmQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|v| v.name)
+            .collect()
+        };
+        assert_eq!(search("jane"), ["alpha"]);
+        assert_eq!(search("*roe"), ["alpha"]);
+        assert_eq!(search("d-beta"), ["beta"]);
+        assert_eq!(search("alp"), ["alpha"]);
+        assert!(search("nobody").is_empty());
     }
 
     #[test]

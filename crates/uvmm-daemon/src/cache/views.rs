@@ -75,6 +75,19 @@ pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
         free_memory_kib: h.free_memory_kib,
         vm_count: h.vms.len(),
         running_count: h.vms.values().filter(|v| v.state.is_active()).count(),
+        running_vcpus: h
+            .vms
+            .values()
+            .filter(|v| v.state.is_active())
+            .map(|v| u64::from(v.vcpus))
+            .sum(),
+        running_memory_kib: h
+            .vms
+            .values()
+            .filter(|v| v.state.is_active())
+            .map(|v| v.memory_kib)
+            .sum(),
+        cpu_usage: host_cpu_usage(h),
         last_error: h.last_error.clone(),
         since: rfc3339(h.since),
         retry_in_secs: h
@@ -82,6 +95,20 @@ pub fn host_summary(h: &HostEntry, now: SystemTime) -> HostSummary {
             .filter(|_| h.status == HostStatus::Unavailable)
             .map(|t| t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0)),
     }
+}
+
+/// How busy the host's CPUs are with its VMs: each VM's usage (percent of its vCPUs)
+/// weighted by its vCPUs, in percent of the host's CPUs. What the overview's CPU bar shows;
+/// libvirt's host CPU counters would need one more call per host and round.
+fn host_cpu_usage(h: &HostEntry) -> Option<f64> {
+    let cpus = h.info.as_ref().map(|i| i.cpus).filter(|c| *c > 0)?;
+    let busy: f64 = h
+        .vms
+        .values()
+        .filter(|v| v.state.is_active())
+        .map(|v| v.cpu_usage * f64::from(v.vcpus))
+        .sum();
+    Some((busy / f64::from(cpus)).clamp(0.0, 100.0))
 }
 
 pub fn host_detail(h: &HostEntry, now: SystemTime) -> HostDetail {
@@ -187,6 +214,31 @@ mod tests {
     use super::*;
     use uvmm_libvirt::PoolInfo;
     use uvmm_model::monitor::Level;
+
+    #[test]
+    fn host_cpu_usage_weighs_vms_by_vcpus() {
+        use super::super::update::tests::*;
+        use uvmm_libvirt::HostInfo;
+        use uvmm_model::state::VmState;
+        let mut c = cache_with(vec![
+            snap(U1, "a", VmState::Running),
+            snap(U2, "b", VmState::Shutoff),
+        ]);
+        let h = c.hosts.get_mut(URI).unwrap();
+        h.info = Some(HostInfo {
+            cpus: 8,
+            ..HostInfo::default()
+        });
+        h.vms.get_mut(U1).unwrap().cpu_usage = 50.0;
+        h.vms.get_mut(U2).unwrap().cpu_usage = 100.0;
+        let s = host_summary(h, SystemTime::now());
+        // a: 2 vCPUs at 50 % = one CPU of eight; b is shut off.
+        assert_eq!(s.cpu_usage, Some(12.5));
+        assert_eq!(s.running_vcpus, 2);
+        assert_eq!(s.running_memory_kib, 1024);
+        h.info = None;
+        assert_eq!(host_summary(h, SystemTime::now()).cpu_usage, None);
+    }
 
     #[test]
     fn pool_figures_age() {

@@ -1,6 +1,7 @@
 //! Command line and configuration file of uvmmd. The command line wins over the file, the
 //! file over the built-in defaults; host URIs from both are managed.
 
+pub mod check;
 mod file;
 mod monitoring;
 mod policy;
@@ -84,6 +85,12 @@ pub struct Args {
     /// here is an error.
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Check this command line, the configuration file and the profiles, then exit without
+    /// starting: 0 if uvmmd would start, 1 with the reason if not. Use it before a restart,
+    /// with the options of the service: uvmmd --check-config $DAEMON_OPTS
+    #[arg(long = "check-config")]
+    pub check_config: bool,
 }
 
 /// The effective settings after merging.

@@ -29,10 +29,7 @@ impl HostFacts {
                 .values()
                 .flat_map(|v| {
                     let who = format!("{}@{}", v.name, h.id);
-                    v.def
-                        .disks
-                        .iter()
-                        .filter_map(move |d| d.source.clone().map(|p| (p, who.clone())))
+                    v.disk_sources().map(move |p| (p.to_string(), who.clone()))
                 })
                 .collect()
         };

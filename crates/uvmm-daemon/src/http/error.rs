@@ -36,6 +36,9 @@ pub enum RequestError {
     BodyTimeout(String),
     #[error("no such API path")]
     NoRoute,
+    /// A path outside the API that names no file of the web UI.
+    #[error("no such file of the web UI")]
+    NoFile,
     /// The accept loop did not say who is on the other end (a bug).
     #[error("internal error: the request's peer is unknown")]
     NoPeer,
@@ -173,7 +176,7 @@ fn request(e: &RequestError) -> (StatusCode, &'static str) {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
         }
         RequestError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-        RequestError::NoRoute => NOT_FOUND,
+        RequestError::NoRoute | RequestError::NoFile => NOT_FOUND,
         RequestError::Panicked | RequestError::NoPeer => INTERNAL,
     }
 }
@@ -305,6 +308,8 @@ mod tests {
                 "unauthorized",
             ),
             (RequestError::Forbidden("x".into()).into(), 403, "forbidden"),
+            (RequestError::NoRoute.into(), 404, "not_found"),
+            (RequestError::NoFile.into(), 404, "not_found"),
             (RequestError::TooLarge("x".into()).into(), 413, "too_large"),
             (
                 RequestError::UnsupportedMediaType("x".into()).into(),

@@ -17,6 +17,7 @@ mod profiles;
 mod storage;
 mod tasks;
 mod vms;
+pub mod web;
 
 use crate::ops::Ops;
 use axum::extract::State;
@@ -190,7 +191,7 @@ pub fn permission(operation_id: &str) -> Option<Permission> {
 }
 
 /// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
-/// and methods.
+/// and methods, and the web UI (`web.rs`) outside `/api/`.
 pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     let (routes, doc) = api_routes().split_for_parts();
     // The query parameters are the routes' own; finishing adds none.
@@ -199,6 +200,7 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     state.openapi = Arc::new(bytes::Bytes::from(
         serde_json::to_vec(&doc).unwrap_or_default(),
     ));
+    let web = web::WebState::new(guard.tcp_hosts.clone());
     let guard = Guard::new(guard.token, guard.tcp_hosts, params);
     routes
         .route_layer(axum::middleware::from_fn_with_state(
@@ -226,6 +228,9 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
             guard,
             crate::http::guard::connection_checks,
         ))
+        // The web UI's pages and files (they cannot carry the API token).
+        .layer(axum::middleware::from_fn_with_state(web, web::serve))
+        // Outermost: a panic anywhere below becomes a JSON 500.
         .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
 }

@@ -13,15 +13,31 @@ fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, 
     let hv = ctx.hv;
     let xml = pool_xml(&req.pool)?;
     let name = req.pool.name.clone();
-    if hv.pools()?.iter().any(|p| p.def.name == name) {
+    let pools = hv.pools()?;
+    if pools.iter().any(|p| p.def.name == name) {
         return Err(StorageError::conflict(format!(
             "a storage pool named '{name}' already exists on this host"
         )));
     }
+    // Two pools on one directory would count and delete each other's volumes; libvirt
+    // refuses it too, but with an "operation failed" that reads like a fault of the host.
+    if let Some(wanted) = req.pool.target_path.as_deref().map(trim_dir) {
+        if let Some(other) = pools
+            .iter()
+            .find(|p| p.def.target_path.as_deref().map(trim_dir) == Some(wanted))
+        {
+            return Err(StorageError::conflict(format!(
+                "storage pool '{}' already uses {wanted}; choose another target path",
+                other.def.name
+            )));
+        }
+    }
     hv.define_pool(&xml).map_err(|e| match e.kind {
         // The XML is made from checked values: libvirt refuses what clashes with the host
-        // (another pool on the same target, an unsupported type).
-        ErrorKind::InvalidInput => StorageError::refused("libvirt refused the pool", e),
+        // (another pool on the same source, an unsupported type).
+        ErrorKind::InvalidInput | ErrorKind::InvalidOperation | ErrorKind::Other => {
+            StorageError::refused("libvirt refused the pool", e)
+        }
         _ => StorageError::from(e),
     })?;
     let mut warnings = Vec::new();
@@ -50,6 +66,11 @@ fn create_pool(ctx: &JobCtx<'_>, req: CreatePoolRequest) -> Result<Vec<String>, 
     }
     ctx.refresh_pools();
     Ok(warnings)
+}
+
+/// A directory as pools compare it: `/a/b/` and `/a/b` are one place.
+fn trim_dir(path: &str) -> &str {
+    path.trim_end_matches('/')
 }
 
 /// `start`, `stop` or `refresh`. `in_use_by_running` names running VMs using its volumes.

@@ -221,6 +221,11 @@ pub fn create(ctx: &JobCtx<'_>, plan: CreatePlan) -> Result<Created, VmError> {
         }
     }
     ctx.refresh(&uuid);
+    // The pools' volume lists and figures (and their alerts) include the new volumes now,
+    // not at the next pool round.
+    if !created.is_empty() {
+        ctx.refresh_pools();
+    }
     Ok(Created {
         uuid,
         notes,

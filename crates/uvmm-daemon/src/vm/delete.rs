@@ -159,6 +159,9 @@ impl Job for DeleteVm {
             }
         }
         ctx.refresh(uuid);
+        if !deleted.is_empty() {
+            ctx.refresh_pools();
+        }
         Ok(uvmm_api::DeleteResponse {
             name: def.name,
             uuid: uuid.to_string(),

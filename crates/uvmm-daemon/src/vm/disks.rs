@@ -139,6 +139,11 @@ impl VmChange for AddDisk {
             }
             return Err(e);
         }
+        // The pool's listing and figures show the new volume with the answer, not a pool
+        // round later.
+        if created.is_some() {
+            ctx.refresh_pools();
+        }
         let added = vec![format!("added drive {target}")];
         Ok(Edited::written(added, warnings, running))
     }
@@ -208,6 +213,9 @@ impl Job for RemoveDisk {
         }
         warnings.extend(ctx.backup(uuid, Cause::Edit));
         ctx.refresh(uuid);
+        if !deleted.is_empty() {
+            ctx.refresh_pools();
+        }
         Ok(uvmm_api::DeleteResponse {
             name: old.name,
             uuid: uuid.to_string(),

@@ -51,8 +51,8 @@ impl Job for VmAction {
         let uuid = ctx.at.vm();
         let (hv, hint) = (ctx.hv, self.hint);
         let poll = || {
-            let p = hv.job_progress(uuid).ok().flatten()?;
-            Some((p.processed, p.total))
+            let p = hv.job_progress(uuid, false).ok().flatten()?;
+            Some((p.data_processed?, p.data_total.unwrap_or(0)))
         };
         let abort = || {
             if let Err(e) = hv.abort_job(uuid) {

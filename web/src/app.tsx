@@ -1,0 +1,164 @@
+// The shell: header with navigation, language and connection state; the page for the
+// current path; toasts and confirmation dialogs.
+
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { auth } from './api/client';
+import { ConfirmHost } from './components/dialog';
+import { Toasts } from './components/feedback';
+import { initialLang, lang, LANGS, setLang, t, type Key, type Lang, tn } from './i18n';
+import { pools, startLive, stopLive, streamState } from './live';
+import { Backups } from './pages/Backups';
+import { CreateWizard } from './pages/CreateWizard';
+import { Login } from './pages/Login';
+import { Overview } from './pages/Overview';
+import { Storage } from './pages/Storage';
+import { VmPage } from './pages/VmPage';
+import { navigate, onLinkClick, useRoute } from './router';
+import { useStore } from './store';
+
+setLang(initialLang(), false);
+
+export function App() {
+  const [langState, setLangState] = useState<Lang>(lang());
+  const [loggedIn, setLoggedIn] = useState(auth.loggedIn());
+  const route = useRoute();
+
+  useEffect(() => {
+    auth.onUnauthorized(() => {
+      auth.logout();
+      stopLive();
+      setLoggedIn(false);
+    });
+  }, []);
+  useEffect(() => {
+    if (loggedIn) startLive();
+  }, [loggedIn]);
+
+  const changeLang = (l: Lang) => {
+    setLang(l, true);
+    setLangState(l);
+  };
+
+  if (!loggedIn) {
+    return (
+      <div class="app" key={langState}>
+        <Login
+          onDone={() => {
+            setLoggedIn(true);
+            if (route[0] === 'login') navigate('/', true);
+          }}
+          lang={langState}
+          onLang={changeLang}
+        />
+        <Toasts />
+      </div>
+    );
+  }
+
+  let page;
+  let title = t('nav.overview');
+  switch (route[0]) {
+    case undefined:
+    case 'login':
+      page = <Overview />;
+      break;
+    case 'vms':
+      page = route[1] && route[2] ? <VmPage hostId={route[1]} uuid={route[2]} tab={route[3] ?? 'general'} /> : <Overview />;
+      title = t('vm.title');
+      break;
+    case 'create':
+      page = <CreateWizard />;
+      title = t('nav.create');
+      break;
+    case 'storage':
+      page = <Storage />;
+      title = t('nav.storage');
+      break;
+    case 'backups':
+      page = <Backups />;
+      title = t('nav.backups');
+      break;
+    default:
+      page = (
+        <section class="page">
+          <h1>{t('notfound.title')}</h1>
+          <p>
+            <a href="/" onClick={onLinkClick}>
+              {t('notfound.back')}
+            </a>
+          </p>
+        </section>
+      );
+  }
+  document.title = `${title} · uvmm`;
+
+  return (
+    <div class="app" key={langState}>
+      <a class="skip" href="#main">
+        {t('nav.skip')}
+      </a>
+      <Header current={route[0] ?? ''} lang={langState} onLang={changeLang} onLogout={() => {
+        auth.logout();
+        stopLive();
+        setLoggedIn(false);
+      }} />
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+      <Toasts />
+      <ConfirmHost />
+    </div>
+  );
+}
+
+function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void; onLogout: () => void }) {
+  const stream = useStore(streamState);
+  const poolList = useStore(pools);
+  const alerts = (poolList ?? []).filter((p) => p.level !== 'ok').length;
+  const link = (href: string, id: string, label: string, extra?: ComponentChildren) => (
+    <a href={href} onClick={onLinkClick} aria-current={props.current === id ? 'page' : undefined}>
+      {label}
+      {extra}
+    </a>
+  );
+  return (
+    <header class="top">
+      <a class="brand" href="/" onClick={onLinkClick}>
+        uvmm
+      </a>
+      <nav aria-label={t('nav.main')}>
+        {link('/', '', t('nav.overview'))}
+        {link('/create', 'create', t('nav.create'))}
+        {link(
+          '/storage',
+          'storage',
+          t('nav.storage'),
+          alerts > 0 && (
+            <span class="badge" aria-label={tn('nav.pool_alerts', alerts)} data-testid="pool-alert-badge">
+              {alerts}
+            </span>
+          ),
+        )}
+        {link('/backups', 'backups', t('nav.backups'))}
+      </nav>
+      <div class="top-right">
+        <span class={`live live-${stream}`} role="status" data-testid="stream-state" data-state={stream}>
+          <span class="dot" aria-hidden="true" />
+          {t(`live.${stream}` as Key)}
+        </span>
+        <label class="lang">
+          <span class="visually-hidden">{t('nav.language')}</span>
+          <select value={props.lang} onChange={(e) => props.onLang((e.currentTarget as HTMLSelectElement).value as Lang)} data-testid="lang">
+            {LANGS.map((l) => (
+              <option value={l}>{t(`lang.${l}` as Key)}</option>
+            ))}
+          </select>
+        </label>
+        <button type="button" class="link-button" onClick={props.onLogout}>
+          {t('nav.logout')}
+        </button>
+      </div>
+    </header>
+  );
+}

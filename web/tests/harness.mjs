@@ -1,0 +1,155 @@
+// Shared by the browser tests (run.mjs) and the benchmark (bench/first-paint.mjs): start a
+// real uvmmd, talk to its API as a second client, drive Debian's Chromium headless.
+// Nothing here mocks the API: every request goes to the uvmmd this starts.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `f` until it returns a truthy value; throw after `ms` saying what was awaited. */
+export async function until(f, what, ms = 10_000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await sleep(50);
+  }
+}
+
+/** A uvmmd process on `hosts` with its own state, backup and socket directory, listening
+ * on 127.0.0.1:PORT. `restart()` keeps the state directory (and so the API token). */
+export class Uvmmd {
+  constructor({ bin, hosts, config = '', dir }) {
+    this.bin = bin;
+    this.hosts = hosts;
+    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'uvmm-web-'));
+    this.ownDir = !dir;
+    mkdirSync(this.dir, { recursive: true });
+    writeFileSync(join(this.dir, 'uvmmd.toml'), config);
+    this.child = null;
+  }
+
+  async start() {
+    this.port ??= await freePort();
+    const args = [
+      '-b', '',
+      '-u', join(this.dir, 'uvmm.sock'),
+      '-c', join(this.dir, 'state'),
+      '--config', join(this.dir, 'uvmmd.toml'),
+      '--backup-dir', join(this.dir, 'backups'),
+      '-s', `127.0.0.1:${this.port}`,
+      ...this.hosts,
+    ];
+    const log = openSync(join(this.dir, 'uvmmd.log'), 'a');
+    this.child = spawn(this.bin, args, { stdio: ['ignore', 'ignore', log], env: { ...process.env, UVMM_LOG: 'info' } });
+    this.exited = new Promise((r) => this.child.once('exit', r));
+    const tokenFile = join(this.dir, 'state', 'api-token');
+    await until(() => existsSync(tokenFile), 'the API token file', 20_000);
+    this.token = readFileSync(tokenFile, 'utf8').trim();
+    this.url = `http://127.0.0.1:${this.port}`;
+    await until(async () => (await fetch(`${this.url}/api/v1/version`, { headers: this.headers() })).ok, 'uvmmd to answer', 20_000);
+    await until(async () => (await this.get('/hosts')).every((h) => h.status !== 'connecting'), 'hosts to connect', 30_000);
+    return this;
+  }
+
+  headers(extra = {}) {
+    return { Authorization: `Bearer ${this.token}`, ...extra };
+  }
+
+  /** One API call as a second client; throws with the server's message on errors. */
+  async api(method, path, body, { query } = {}) {
+    const q = query ? `?${new URLSearchParams(query)}` : '';
+    const res = await fetch(`${this.url}/api/v1${path}${q}`, {
+      method,
+      headers: this.headers(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    const json = text && res.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(text) : text;
+    if (!res.ok) {
+      const err = new Error(`${method} ${path}: ${res.status} ${json?.error?.message ?? text}`);
+      err.status = res.status;
+      throw err;
+    }
+    return json;
+  }
+
+  get(path, query) {
+    return this.api('GET', path, undefined, { query });
+  }
+
+  /** The VM called `name` on host id `host`. */
+  async vm(name, host) {
+    const page = await this.get('/vms', { name, host });
+    if (page.items.length !== 1) throw new Error(`no single VM ${name} on ${host}`);
+    return this.get(`/vms/${page.items[0].uuid}`, { host });
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  log() {
+    try {
+      return readFileSync(join(this.dir, 'uvmmd.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  cleanup() {
+    if (this.ownDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Debian's Chromium through playwright-core (no browser download: the path is given). */
+export async function launchChromium() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/test.sh does)`);
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Log in through the UI's (interim) token form. */
+export async function login(page, uvmmd) {
+  await page.goto(`${uvmmd.url}/`);
+  await page.fill('#token', uvmmd.token);
+  await page.click('form.login-form button[type=submit]');
+  await page.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');
+}
