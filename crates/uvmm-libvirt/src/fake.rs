@@ -800,13 +800,24 @@ mod tests {
         a.action(&uuid, Action::Start).unwrap();
         assert_eq!(b.domain(&uuid).unwrap().unwrap().state, VmState::Running);
         assert!(b.action(&uuid, Action::Start).is_err(), "already running");
-        assert!(matches!(
-            lock(&events).as_slice(),
-            [HostEvent::Lifecycle {
-                event: Lifecycle::Started,
-                ..
-            }]
-        ));
+        // The new domain's definition, then its start, as libvirt announces them.
+        assert!(
+            matches!(
+                lock(&events).as_slice(),
+                [
+                    HostEvent::Lifecycle {
+                        event: Lifecycle::Defined,
+                        ..
+                    },
+                    HostEvent::Lifecycle {
+                        event: Lifecycle::Started,
+                        ..
+                    }
+                ]
+            ),
+            "{:?}",
+            lock(&events)
+        );
         let other = c.connect("fake:///b", Arc::new(|_| {})).unwrap();
         assert!(other.domain(&uuid).unwrap().is_none(), "hosts are separate");
     }
