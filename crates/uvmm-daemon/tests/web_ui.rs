@@ -104,7 +104,11 @@ fn ui_files_are_served_without_weakening_the_api_guard() {
             &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{extra}\r\n"),
         )
     };
-    let ui_status = if uvmm_daemon::http::web::UI_BUILT { 200 } else { 503 };
+    let ui_status = if uvmm_daemon::http::web::UI_BUILT {
+        200
+    } else {
+        503
+    };
     // Pages of the UI: index.html, with its security headers, without a token.
     for path in ["/", "/storage", "/vms/demo-kvm1/some-uuid/drives"] {
         let (status, head, body) = get(path, &listen, "");

@@ -3,9 +3,9 @@
 //! that hang or fail, lost events, and a count of the calls made.
 
 use crate::{
-    Connector, CpuCompatibility, DetachOutcome, DomainSnapshot, DomainStats, EventSink,
-    HostEvent, HostInfo, Hypervisor, JobProgress, LibvirtError, MigrateParams, NetworkInfo,
-    PoolAction, PoolInfo, SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec, VolumeInfo,
+    Connector, CpuCompatibility, DetachOutcome, DomainSnapshot, DomainStats, EventSink, HostEvent,
+    HostInfo, Hypervisor, JobProgress, LibvirtError, MigrateParams, NetworkInfo, PoolAction,
+    PoolInfo, SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec, VolumeInfo,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -42,7 +42,7 @@ struct LibvirtHost {
 
 /// A libvirt enum value (bindgen makes them `u32`) as the `i32` the `virt` crate's
 /// signatures and error codes use.
-fn code(v: u32) -> i32 {
+pub(crate) fn code(v: u32) -> i32 {
     // libvirt's enum values are small; one that is not is no valid value anyway.
     i32::try_from(v).unwrap_or(i32::MAX)
 }

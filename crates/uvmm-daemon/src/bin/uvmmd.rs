@@ -2,10 +2,10 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
+use uvmm_daemon::config::check as check_config;
 use uvmm_daemon::config::{self, Args, DEFAULT_CONFIG};
 use uvmm_daemon::process::{self, LogFile};
 use uvmm_daemon::server;
-use uvmm_daemon::config::check as check_config;
 use uvmm_daemon::systemd;
 use uvmm_libvirt::LibvirtConnector;
 
