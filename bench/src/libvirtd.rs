@@ -30,7 +30,7 @@ impl Host {
     }
 
     pub fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
     }
 }
 
@@ -214,7 +214,7 @@ impl Drop for Fleet {
             h.keeper = None;
             if let Some(mut c) = h.child.take() {
                 // A host stopped with SIGSTOP must be woken to die.
-                let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+                let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(i32::MAX));
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
                 let _ = c.kill();
                 let _ = c.wait();

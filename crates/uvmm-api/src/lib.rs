@@ -7,6 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+mod events;
+mod tasks;
+
+pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
+pub use tasks::{CancelMode, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;
@@ -426,6 +432,10 @@ pub struct DeleteResponse {
     pub uuid: String,
     pub deleted: Vec<String>,
     pub kept: Vec<KeptVolume>,
+    /// What the user should know (e.g. the change applies at the next boot, the backup of
+    /// the change failed).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A page of `GET /api/v1/vms`.
@@ -472,65 +482,6 @@ pub struct ActionResponse {
     /// The VM after the action; absent when it no longer exists (a transient VM that was
     /// stopped).
     pub vm: Option<VmSummary>,
-}
-
-/// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    HostAdded,
-    HostRemoved,
-    HostConnected,
-    HostUnavailable,
-    VmAdded,
-    VmRemoved,
-    /// State (or managed-save flag) changed.
-    VmState,
-    /// Definition or availability changed, state did not.
-    VmChanged,
-    /// A storage pool crossed a monitoring threshold (up or down): `level`, `message`.
-    PoolAlert,
-    /// A pool was added, removed, started or stopped.
-    PoolChanged,
-    /// The client missed events (it was too slow); reload the full state.
-    Resync,
-}
-
-/// One item of the `GET /api/v1/events` stream (Server-Sent Events, `data:` is this JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Event {
-    /// Increases by one per event; gaps mean missed events.
-    pub seq: u64,
-    /// RFC 3339 time the daemon saw the change.
-    pub time: String,
-    pub kind: EventKind,
-    /// Host URI.
-    pub host: String,
-    pub host_id: String,
-    #[schema(format = "uuid")]
-    pub uuid: Option<String>,
-    pub name: Option<String>,
-    pub state: Option<VmState>,
-    pub previous_state: Option<VmState>,
-    pub available: Option<bool>,
-    pub message: Option<String>,
-    /// The VM after the change (VM events except removal).
-    pub vm: Option<VmSummary>,
-    /// Pool events: the pool's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
-    /// Pool alerts: the new level.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<Level>,
-}
-
-/// The `data:` of a `resync` message of the event stream: the client was too slow and
-/// missed `missed` events; it must reload the full state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ResyncNotice {
-    /// Always `resync`.
-    pub kind: EventKind,
-    pub missed: u64,
 }
 
 /// The codes of `ErrorInfo.code` (the field stays a string, so that a client built today
@@ -760,6 +711,16 @@ pub struct PoolDetail {
     pub volumes: Vec<VolumeSummary>,
 }
 
+/// Answer of `POST /api/v1/hosts/{id}/pools`: the new pool, and what the user should know
+/// (e.g. it is defined but not started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PoolCreated {
+    #[serde(flatten)]
+    pub pool: PoolDetail,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// `POST /api/v1/hosts/{id}/pools`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -777,6 +738,41 @@ pub struct CreatePoolRequest {
 
 fn yes() -> bool {
     true
+}
+
+/// What `POST /api/v1/hosts/{id}/pools/{pool}/{action}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolCommand {
+    Start,
+    /// Refused while running VMs use its volumes.
+    Stop,
+    /// Re-read the pool's volumes and figures from the storage.
+    Refresh,
+}
+
+impl PoolCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolCommand::Start => "start",
+            PoolCommand::Stop => "stop",
+            PoolCommand::Refresh => "refresh",
+        }
+    }
+}
+
+impl std::str::FromStr for PoolCommand {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "start" => Ok(PoolCommand::Start),
+            "stop" => Ok(PoolCommand::Stop),
+            "refresh" => Ok(PoolCommand::Refresh),
+            other => Err(format!(
+                "unknown pool action '{other}' (expected start, stop or refresh)"
+            )),
+        }
+    }
 }
 
 /// `POST /api/v1/hosts/{id}/pools/{pool}/volumes`
@@ -909,9 +905,11 @@ mod tests {
             (0..len)
                 .map(|_| {
                     if self.next() % 20 == 0 {
-                        ['\n', '\u{85}', 'é', ' ', '\u{7f}'][(self.next() % 5) as usize]
+                        let odd = ['\n', '\u{85}', 'é', ' ', '\u{7f}'];
+                        odd[usize::try_from(self.next() % 5).unwrap_or(0)]
                     } else {
-                        alphabet[(self.next() % alphabet.len() as u64) as usize]
+                        let n = alphabet.len();
+                        alphabet[usize::try_from(self.next()).unwrap_or(0) % n]
                     }
                 })
                 .collect()

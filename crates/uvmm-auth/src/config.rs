@@ -176,6 +176,19 @@ fn positive(key: &'static str, v: Option<u64>, default: u64, max: u64) -> Result
     }
 }
 
+/// [`positive`] for a count: the same checks, as the `usize` it is used as.
+fn positive_count(
+    key: &'static str,
+    v: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let n = positive(key, v.map(wide), wide(default), wide(max))?;
+    // At most `max`, which is a usize.
+    Ok(usize::try_from(n).unwrap_or(max))
+}
+
 impl AuthConfig {
     /// Parse the `[auth]` table from a whole configuration file's text (other tables are
     /// ignored here; the daemon checks them).
@@ -248,12 +261,12 @@ impl AuthConfig {
                 1000,
                 60_000,
             )?),
-            max_in_flight: positive(
+            max_in_flight: positive_count(
                 "max_logins_in_flight",
-                self.max_logins_in_flight.map(|v| v as u64),
+                self.max_logins_in_flight,
                 16,
                 1024,
-            )? as usize,
+            )?,
         };
         let idle = positive("session_idle_mins", self.session_idle_mins, 30, 24 * 60)?;
         let max = positive("session_max_hours", self.session_max_hours, 12, 24 * 31)?;
@@ -266,18 +279,13 @@ impl AuthConfig {
         let sessions = SessionSettings {
             idle: Duration::from_secs(idle * 60),
             absolute: Duration::from_secs(max * 3600),
-            max_sessions: positive(
-                "max_sessions",
-                self.max_sessions.map(|v| v as u64),
-                10_000,
-                1_000_000,
-            )? as usize,
-            max_per_user: positive(
+            max_sessions: positive_count("max_sessions", self.max_sessions, 10_000, 1_000_000)?,
+            max_per_user: positive_count(
                 "max_sessions_per_user",
-                self.max_sessions_per_user.map(|v| v as u64),
+                self.max_sessions_per_user,
                 16,
                 10_000,
-            )? as usize,
+            )?,
         };
         let r = self.rate_limit.clone().unwrap_or_default();
         let d = RateLimitSettings::default();

@@ -53,6 +53,43 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     }
 }
 
+/// Why a version was recorded (a version's `cause`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// A VM made through uvmm.
+    Create,
+    /// A change made through uvmm.
+    #[default]
+    Edit,
+    /// The last definition of a VM deleted through uvmm.
+    Delete,
+    /// A restore (through uvmmd or `uvmm-restore`).
+    Restore,
+    /// A change made outside uvmm (virsh), seen through an event or the definition watch.
+    External,
+    /// A change found on (re)connection or by a statistics round.
+    Resync,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Create => "create",
+            Cause::Edit => "edit",
+            Cause::Delete => "delete",
+            Cause::Restore => "restore",
+            Cause::External => "external",
+            Cause::Resync => "resync",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the daemon knows about a change when it records it.
 #[derive(Debug, Clone, Default)]
 pub struct VersionInput {
@@ -61,8 +98,9 @@ pub struct VersionInput {
     /// Domain type: kvm, qemu, xen, test.
     pub hypervisor: String,
     pub os_type: String,
-    /// create, edit, delete, restore, external, resync, ...
-    pub cause: String,
+    pub cause: Cause,
+    /// Who made the change (`uvmmd`'s caller, see its `caller.rs`); none for changes
+    /// made outside uvmm.
     pub user: Option<String>,
     /// The VM was deleted with this change (its definition is the last one it had).
     pub deleted: bool,
@@ -264,7 +302,7 @@ impl BackupStore {
             name: input.name.clone(),
             hypervisor: input.hypervisor.clone(),
             os_type: input.os_type.clone(),
-            cause: input.cause.clone(),
+            cause: input.cause.to_string(),
             user: input.user.clone(),
             deleted: input.deleted,
             xml_bytes: xml.len() as u64,
@@ -329,7 +367,7 @@ impl BackupStore {
                     host: last.host.clone(),
                     hypervisor: last.hypervisor.clone(),
                     os_type: last.os_type.clone(),
-                    version_count: versions.len() as u32,
+                    version_count: u32::try_from(versions.len()).unwrap_or(u32::MAX),
                     latest: last.version,
                     last_change: last.time.clone(),
                     last_cause: last.cause.clone(),
@@ -510,7 +548,9 @@ fn old_entries(dir: &Path, uuid: &str) -> Vec<(VersionMeta, PathBuf)> {
         }
     }
     if let Some(p) = latest {
-        let n = out.len() as u32 + 1;
+        let n = u32::try_from(out.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         if let Some(m) = old_meta(p, n, false) {
             out.push((m, p.clone()));
         }
@@ -541,7 +581,7 @@ fn old_list(dir: &Path) -> Vec<BackupSummary> {
                 host: String::new(),
                 hypervisor: last.hypervisor.clone(),
                 os_type: last.os_type.clone(),
-                version_count: versions.len() as u32,
+                version_count: u32::try_from(versions.len()).unwrap_or(u32::MAX),
                 latest: last.version,
                 last_change: last.time.clone(),
                 last_cause: last.cause.clone(),
@@ -564,13 +604,13 @@ mod tests {
         format!("<domain type='kvm'><name>{name}</name><uuid>{U}</uuid><memory>{mem}</memory><os><type>hvm</type></os></domain>")
     }
 
-    fn input(cause: &str) -> VersionInput {
+    fn input(cause: Cause) -> VersionInput {
         VersionInput {
             host: "qemu:///system".into(),
             name: "vm".into(),
             hypervisor: "kvm".into(),
             os_type: "hvm".into(),
-            cause: cause.into(),
+            cause,
             ..VersionInput::default()
         }
     }
@@ -580,16 +620,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BackupStore::new(dir.path().join("b"));
         assert_eq!(
-            store.save(U, &xml("vm", 1024), &input("create")).unwrap(),
+            store
+                .save(U, &xml("vm", 1024), &input(Cause::Create))
+                .unwrap(),
             Some(1)
         );
         assert_eq!(
-            store.save(U, &xml("vm", 1024), &input("resync")).unwrap(),
+            store
+                .save(U, &xml("vm", 1024), &input(Cause::Resync))
+                .unwrap(),
             None,
             "unchanged XML makes no version"
         );
         assert_eq!(
-            store.save(U, &xml("vm", 2048), &input("edit")).unwrap(),
+            store
+                .save(U, &xml("vm", 2048), &input(Cause::Edit))
+                .unwrap(),
             Some(2)
         );
         let v = store.versions(U).unwrap();
@@ -613,8 +659,11 @@ mod tests {
         assert_eq!(mode(&dir.path().join(format!("b/{U}/000002.xml"))), 0o600);
         assert_eq!(mode(&dir.path().join(format!("b/{U}.xml"))), 0o600);
         // Deletion is always recorded, once.
-        assert_eq!(store.mark_deleted(U, &input("delete")).unwrap(), Some(3));
-        assert_eq!(store.mark_deleted(U, &input("delete")).unwrap(), None);
+        assert_eq!(
+            store.mark_deleted(U, &input(Cause::Delete)).unwrap(),
+            Some(3)
+        );
+        assert_eq!(store.mark_deleted(U, &input(Cause::Delete)).unwrap(), None);
         let list = store.list().unwrap();
         assert_eq!(list.len(), 1);
         assert!(list[0].deleted);
@@ -631,10 +680,10 @@ mod tests {
     fn partial_versions_do_not_count() {
         let dir = tempfile::tempdir().unwrap();
         let store = BackupStore::new(dir.path());
-        store.save(U, &xml("vm", 1), &input("create")).unwrap();
+        store.save(U, &xml("vm", 1), &input(Cause::Create)).unwrap();
         // A crash after the XML but before the record, and a truncated XML: both ignored.
         fs::write(dir.path().join(format!("{U}/000002.xml")), xml("vm", 2)).unwrap();
-        store.save(U, &xml("vm", 3), &input("edit")).unwrap();
+        store.save(U, &xml("vm", 3), &input(Cause::Edit)).unwrap();
         let v = store.versions(U).unwrap();
         assert_eq!(v.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(store.version_xml(U, 2).unwrap(), xml("vm", 3));
@@ -647,7 +696,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BackupStore::new(dir.path());
         for m in 1..=5 {
-            store.save(U, &xml("vm", m), &input("edit")).unwrap();
+            store.save(U, &xml("vm", m), &input(Cause::Edit)).unwrap();
         }
         let removed = store
             .prune(
@@ -690,7 +739,7 @@ mod tests {
         );
         // New versions continue the numbering.
         assert_eq!(
-            store.save(U, &xml("vm", 9), &input("edit")).unwrap(),
+            store.save(U, &xml("vm", 9), &input(Cause::Edit)).unwrap(),
             Some(6)
         );
     }

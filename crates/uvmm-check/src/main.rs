@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uvmm_api::{HostStatus, HostSummary, PoolSummary, VersionInfo, DEFAULT_SOCKET};
 use uvmm_cli::client::{Client, Target};
+use uvmm_cli::paths;
 use uvmm_libvirt::{Connector, LibvirtConnector, PoolAction};
 use uvmm_model::monitor::{evaluate, Level, Threshold, Thresholds, Usage};
 
@@ -334,7 +335,7 @@ fn run(cli: Cli) -> Outcome {
     match cli.check {
         Check::Daemon => {
             let started = Instant::now();
-            match call("/api/v1/version")
+            match call(&paths::version())
                 .and_then(|v| serde_json::from_value::<VersionInfo>(v).map_err(|e| e.to_string()))
             {
                 Ok(v) => {
@@ -352,7 +353,7 @@ fn run(cli: Cli) -> Outcome {
                 },
             }
         }
-        Check::Hosts => match call("/api/v1/hosts")
+        Check::Hosts => match call(&paths::hosts())
             .and_then(|v| serde_json::from_value::<Vec<HostSummary>>(v).map_err(|e| e.to_string()))
         {
             Ok(hosts) => judge_hosts(&hosts),
@@ -391,17 +392,11 @@ fn run(cli: Cli) -> Outcome {
             }
             let pools: Result<Vec<PoolFigures>, String> = match &direct {
                 Some(uri) => direct_pools(uri, timeout),
-                None => {
-                    let path = match &host {
-                        Some(h) => format!("/api/v1/pools?host={}", uvmm_cli::client::enc(h)),
-                        None => "/api/v1/pools".into(),
-                    };
-                    call(&path)
-                        .and_then(|v| {
-                            serde_json::from_value::<Vec<PoolSummary>>(v).map_err(|e| e.to_string())
-                        })
-                        .map(|list| list.into_iter().filter(|p| p.active).map(figures).collect())
-                }
+                None => call(&paths::pools(host.as_deref()))
+                    .and_then(|v| {
+                        serde_json::from_value::<Vec<PoolSummary>>(v).map_err(|e| e.to_string())
+                    })
+                    .map(|list| list.into_iter().filter(|p| p.active).map(figures).collect()),
             };
             match pools {
                 Ok(list) => {

@@ -1,12 +1,13 @@
 //! `uvmm vm create|set|delete|xml|disk|cdrom|nic` and `uvmm profile`.
 
-use crate::client::{enc, Client, ClientError};
-use crate::table::Table;
 use crate::{print_json, resolve, vm_detail_text, VmRef};
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 use uvmm_api::*;
+use uvmm_cli::client::{Client, ClientError};
+use uvmm_cli::paths;
+use uvmm_cli::table::Table;
 use uvmm_model::units::parse_size;
 
 fn usage(msg: impl Into<String>) -> ClientError {
@@ -284,14 +285,15 @@ fn print_delete(resp: &DeleteResponse, json: bool) {
     for k in &resp.kept {
         println!("kept:    {} ({})", k.path, k.reason);
     }
-}
-
-fn vm_path(uuid: &str, host: &str, rest: &str) -> String {
-    format!("/api/v1/vms/{uuid}{rest}?host={}", enc(host))
+    for w in &resp.warnings {
+        println!("warning: {w}");
+    }
 }
 
 async fn first_cdrom(c: &Client, uuid: &str, host: &str) -> Result<String, ClientError> {
-    let d: VmDetail = c.call(Method::GET, &vm_path(uuid, host, ""), None).await?;
+    let d: VmDetail = c
+        .call(Method::GET, &paths::vm(uuid, Some(host)), None)
+        .await?;
     d.disks
         .iter()
         .find(|d| d.device == "cdrom")
@@ -359,7 +361,8 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 start,
             };
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
-            let resp: VmChangeResponse = c.call(Method::POST, "/api/v1/vms", Some(&body)).await?;
+            let resp: VmChangeResponse =
+                c.call(Method::POST, &paths::new_vm(), Some(&body)).await?;
             if !start || resp.vm.summary.state.is_active() {
                 print_change(&resp, json);
                 return Ok(());
@@ -405,7 +408,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             let resp: VmChangeResponse = c
                 .call_with(
                     Method::PATCH,
-                    &vm_path(&uuid, &host, ""),
+                    &paths::vm(&uuid, Some(&host)),
                     Some(&body),
                     if_match.as_deref(),
                 )
@@ -414,7 +417,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
         }
         EditCmd::Delete { vm, volumes } => {
             let (uuid, host) = resolve(c, &vm).await?;
-            let path = format!("{}&volumes={}", vm_path(&uuid, &host, ""), enc(&volumes));
+            let path = paths::vm_delete(&uuid, Some(&host), &volumes);
             let resp: DeleteResponse = c.call(Method::DELETE, &path, None).await?;
             if !json {
                 println!("deleted VM {} ({})", resp.name, resp.uuid);
@@ -423,7 +426,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
         }
         EditCmd::Xml { vm, inactive } => {
             let (uuid, host) = resolve(c, &vm).await?;
-            let path = format!("{}&inactive={inactive}", vm_path(&uuid, &host, "/xml"));
+            let path = paths::vm_xml(&uuid, Some(&host), inactive);
             let xml = c.call_text(Method::GET, &path).await?;
             if json {
                 print_json(&json!({ "uuid": uuid, "host": host, "xml": xml }));
@@ -435,7 +438,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             DiskCmd::List(vm) => {
                 let (uuid, host) = resolve(c, &vm).await?;
                 let d: VmDetail = c
-                    .call(Method::GET, &vm_path(&uuid, &host, ""), None)
+                    .call(Method::GET, &paths::vm(&uuid, Some(&host)), None)
                     .await?;
                 if json {
                     print_json(&crate::pending::disks_json(&d.disks, d.pending.as_ref()));
@@ -468,7 +471,11 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 let body = serde_json::to_value(DiskAddRequest { source, bus })
                     .map_err(|e| usage(e.to_string()))?;
                 let resp: VmChangeResponse = c
-                    .call(Method::POST, &vm_path(&uuid, &host, "/disks"), Some(&body))
+                    .call(
+                        Method::POST,
+                        &paths::vm_disks(&uuid, Some(&host)),
+                        Some(&body),
+                    )
                     .await?;
                 print_change(&resp, json);
             }
@@ -478,10 +485,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 delete_volume,
             } => {
                 let (uuid, host) = resolve(c, &vm).await?;
-                let path = format!(
-                    "{}&delete_volume={delete_volume}",
-                    vm_path(&uuid, &host, &format!("/disks/{}", enc(&target)))
-                );
+                let path = paths::vm_disk(&uuid, &target, Some(&host), delete_volume);
                 let resp: DeleteResponse = c.call(Method::DELETE, &path, None).await?;
                 if !json {
                     println!("detached {target} from {}", resp.name);
@@ -493,7 +497,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 let resp: VmChangeResponse = c
                     .call(
                         Method::POST,
-                        &vm_path(&uuid, &host, &format!("/disks/{}/boot", enc(&target))),
+                        &paths::vm_disk_boot(&uuid, &target, Some(&host)),
                         None,
                     )
                     .await?;
@@ -514,7 +518,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
             let resp: VmChangeResponse = c
                 .call(
                     Method::PUT,
-                    &vm_path(&uuid, &host, &format!("/disks/{}/media", enc(&drive))),
+                    &paths::vm_disk_media(&uuid, &drive, Some(&host)),
                     Some(&body),
                 )
                 .await?;
@@ -531,7 +535,11 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 let body = serde_json::to_value(NicAddRequest { source, model, mac })
                     .map_err(|e| usage(e.to_string()))?;
                 let resp: VmChangeResponse = c
-                    .call(Method::POST, &vm_path(&uuid, &host, "/nics"), Some(&body))
+                    .call(
+                        Method::POST,
+                        &paths::vm_nics(&uuid, Some(&host)),
+                        Some(&body),
+                    )
                     .await?;
                 print_change(&resp, json);
             }
@@ -540,7 +548,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 let resp: VmChangeResponse = c
                     .call(
                         Method::DELETE,
-                        &vm_path(&uuid, &host, &format!("/nics/{}", enc(&mac))),
+                        &paths::vm_nic(&uuid, &mac, Some(&host)),
                         None,
                     )
                     .await?;
@@ -554,7 +562,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
 pub async fn run_profile(c: &Client, cmd: ProfileCmd, json: bool) -> Result<(), ClientError> {
     match cmd {
         ProfileCmd::List => {
-            let profiles: Vec<Profile> = c.call(Method::GET, "/api/v1/profiles", None).await?;
+            let profiles: Vec<Profile> = c.call(Method::GET, &paths::profiles(), None).await?;
             if json {
                 print_json(&profiles);
             } else {
@@ -585,13 +593,7 @@ pub async fn run_profile(c: &Client, cmd: ProfileCmd, json: bool) -> Result<(), 
             }
         }
         ProfileCmd::Show { name } => {
-            let p: Value = c
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/profiles/{}", enc(&name)),
-                    None,
-                )
-                .await?;
+            let p: Value = c.call(Method::GET, &paths::profile(&name), None).await?;
             if json {
                 print_json(&p);
             } else if let Some(obj) = p.as_object() {
@@ -689,10 +691,7 @@ pub enum BackupCmd {
 pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), ClientError> {
     match cmd {
         BackupCmd::List { pattern } => {
-            let path = match &pattern {
-                Some(p) => format!("/api/v1/backups?q={}", enc(p)),
-                None => "/api/v1/backups".into(),
-            };
+            let path = paths::backups(pattern.as_deref());
             let list: Vec<BackupSummary> = c.call(Method::GET, &path, None).await?;
             if json {
                 print_json(&list);
@@ -705,11 +704,7 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
             version: Some(n),
         } => {
             let v: BackupVersion = c
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/backups/{}/versions/{n}", enc(&vm)),
-                    None,
-                )
+                .call(Method::GET, &paths::backup_version(&vm, n), None)
                 .await?;
             if json {
                 print_json(&v);
@@ -718,9 +713,7 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
             }
         }
         BackupCmd::Show { vm, version: None } => {
-            let d: BackupDetail = c
-                .call(Method::GET, &format!("/api/v1/backups/{}", enc(&vm)), None)
-                .await?;
+            let d: BackupDetail = c.call(Method::GET, &paths::backup(&vm), None).await?;
             if json {
                 print_json(&d);
             } else {
@@ -746,10 +739,7 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
         }
         BackupCmd::Diff { vm, from, to } => {
             let diff = c
-                .call_text(
-                    Method::GET,
-                    &format!("/api/v1/backups/{}/diff?from={from}&to={to}", enc(&vm)),
-                )
+                .call_text(Method::GET, &paths::backup_diff(&vm, from, to))
                 .await?;
             if json {
                 print_json(&json!({ "vm": vm, "from": from, "to": to, "diff": diff }));
@@ -758,7 +748,7 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
             }
         }
         BackupCmd::Prune => {
-            let r: PruneResponse = c.call(Method::POST, "/api/v1/backups/prune", None).await?;
+            let r: PruneResponse = c.call(Method::POST, &paths::backups_prune(), None).await?;
             if json {
                 print_json(&r);
             } else {

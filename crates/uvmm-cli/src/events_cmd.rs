@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::time::Duration;
-use uvmm_api::Event;
+use uvmm_api::{Change, Event};
 use uvmm_cli::client::{Client, ClientError, StreamEnd};
 
 /// First wait before reconnecting; doubles up to `RECONNECT_MAX`.
@@ -13,27 +13,45 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// One line per event for people.
 pub fn event_line(e: &Event) -> String {
-    let kind = serde_json::to_value(e.kind)
+    let kind = serde_json::to_value(e.kind())
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
-    let subject = match (&e.name, &e.pool) {
-        (Some(n), _) => format!("{n}@{}", e.host_id),
-        (None, Some(p)) => format!("pool {p}@{}", e.host_id),
-        (None, None) => e.host_id.clone(),
+    let subject = match &e.change {
+        Change::PoolAlert { pool, .. } | Change::PoolChanged { pool, .. } => {
+            format!("pool {pool}@{}", e.host_id)
+        }
+        Change::TaskProgress { task } | Change::TaskDone { task } => {
+            format!("task {} {}@{}", task.id, task.target, e.host_id)
+        }
+        _ => match e.vm() {
+            Some((_, name)) => format!("{name}@{}", e.host_id),
+            None => e.host_id.clone(),
+        },
     };
     let mut line = format!("{} {:<16} {}", e.time, kind, subject);
-    match (e.previous_state, e.state) {
-        (Some(p), Some(s)) if p != s => line.push_str(&format!(" {p} -> {s}")),
-        (_, Some(s)) => line.push_str(&format!(" {s}")),
+    match &e.change {
+        Change::VmState { vm, previous_state } | Change::VmChanged { vm, previous_state }
+            if *previous_state != vm.state =>
+        {
+            line.push_str(&format!(" {previous_state} -> {}", vm.state))
+        }
+        Change::VmAdded { vm } | Change::VmState { vm, .. } | Change::VmChanged { vm, .. } => {
+            line.push_str(&format!(" {}", vm.state))
+        }
+        Change::VmRemoved { state, .. } => line.push_str(&format!(" {state}")),
+        // Pool alerts carry their new level (ok, warning, critical).
+        Change::PoolAlert { level, .. } => line.push_str(&format!(" {}", level.as_str())),
+        Change::TaskProgress { task } | Change::TaskDone { task } => {
+            line.push_str(&format!(" {}", crate::task_cmd::progress_words(task)))
+        }
         _ => {}
     }
-    // Pool alerts carry their new level (ok, warning, critical).
-    if let (Some(level), uvmm_api::EventKind::PoolAlert) = (e.level, e.kind) {
-        line.push_str(&format!(" {}", level.as_str()));
-    }
-    if let Some(m) = &e.message {
-        line.push_str(&format!(" ({m})"));
+    match &e.change {
+        Change::HostUnavailable { message }
+        | Change::PoolAlert { message, .. }
+        | Change::PoolChanged { message, .. } => line.push_str(&format!(" ({message})")),
+        _ => {}
     }
     line
 }
@@ -65,7 +83,7 @@ pub async fn run(
     loop {
         let mut got_any = false;
         let result = c
-            .stream_events("/api/v1/events", |data| {
+            .stream_events(&uvmm_cli::paths::events(), |data| {
                 got_any = true;
                 match serde_json::from_str::<Event>(data) {
                     Ok(e) if json => {
@@ -118,56 +136,65 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uvmm_api::{EventKind, Level, VmState};
+    use uvmm_api::{Level, VmState, VmSummary};
 
-    fn ev(kind: EventKind) -> Event {
+    fn ev(change: Change) -> Event {
         Event {
             seq: 1,
             time: "T".into(),
-            kind,
             host: "qemu:///system".into(),
             host_id: "kvm1".into(),
-            uuid: None,
-            name: None,
-            state: None,
-            previous_state: None,
             available: Some(true),
-            message: None,
-            vm: None,
-            pool: None,
-            level: None,
+            change,
         }
+    }
+
+    fn vm(name: &str, state: VmState) -> VmSummary {
+        let mut v: VmSummary = serde_json::from_value(serde_json::json!({
+            "name": name, "uuid": "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
+            "host": "qemu:///system", "host_id": "kvm1", "state": "running",
+            "reason": "booted", "suspended": false, "available": true, "persistent": true,
+            "autostart": false, "memory_kib": 1024, "max_memory_kib": 1024, "vcpus": 1,
+            "cpu_usage": 0.0, "vnc_port": null, "description": null, "os_type": "hvm",
+            "domain_type": "kvm"
+        }))
+        .unwrap();
+        v.state = state;
+        v
     }
 
     #[test]
     fn event_lines() {
-        let mut alert = ev(EventKind::PoolAlert);
-        alert.pool = Some("default".into());
-        alert.level = Some(Level::Critical);
-        alert.message = Some("92.0% used".into());
-        let mut back = alert.clone();
-        back.level = Some(Level::Ok);
-        back.message = Some("back within thresholds".into());
-        let mut started = ev(EventKind::VmState);
-        started.name = Some("web".into());
-        started.previous_state = Some(VmState::Shutoff);
-        started.state = Some(VmState::Running);
-        let mut pool_added = ev(EventKind::PoolChanged);
-        pool_added.pool = Some("iso".into());
-        pool_added.level = Some(Level::Ok);
-        pool_added.message = Some("pool added".into());
+        let alert = |level, message: &str| Change::PoolAlert {
+            pool: "default".into(),
+            level,
+            message: message.into(),
+        };
         let table = [
             (
-                alert,
+                ev(alert(Level::Critical, "92.0% used")),
                 "T pool_alert       pool default@kvm1 critical (92.0% used)",
             ),
             (
-                back,
+                ev(alert(Level::Ok, "back within thresholds")),
                 "T pool_alert       pool default@kvm1 ok (back within thresholds)",
             ),
-            (started, "T vm_state         web@kvm1 shutoff -> running"),
-            (pool_added, "T pool_changed     pool iso@kvm1 (pool added)"),
-            (ev(EventKind::HostConnected), "T host_connected   kvm1"),
+            (
+                ev(Change::VmState {
+                    vm: vm("web", VmState::Running),
+                    previous_state: VmState::Shutoff,
+                }),
+                "T vm_state         web@kvm1 shutoff -> running",
+            ),
+            (
+                ev(Change::PoolChanged {
+                    pool: "iso".into(),
+                    level: Level::Ok,
+                    message: "pool added".into(),
+                }),
+                "T pool_changed     pool iso@kvm1 (pool added)",
+            ),
+            (ev(Change::HostConnected), "T host_connected   kvm1"),
         ];
         for (e, want) in table {
             assert_eq!(event_line(&e), want);

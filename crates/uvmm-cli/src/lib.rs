@@ -2,5 +2,6 @@
 //! and plain-text tables.
 
 pub mod client;
+pub mod paths;
 pub mod shell;
 pub mod table;

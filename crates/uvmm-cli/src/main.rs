@@ -4,17 +4,19 @@ mod edit;
 mod events_cmd;
 mod pending;
 mod storage_cmd;
+mod task_cmd;
 
 use uvmm_cli::{client, table};
 
 use clap::{Parser, Subcommand};
-use client::{enc, Client, ClientError, Target};
+use client::{Client, ClientError, Target};
 use hyper::Method;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use table::Table;
 use uvmm_api::*;
+use uvmm_cli::paths;
 use uvmm_model::units::format_bytes;
 
 /// uvmm - manage the virtual machines of every host uvmmd manages.
@@ -50,8 +52,10 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per run; boxing the big variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing the big variant would buy nothing"
+)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Managed virtualization hosts.
@@ -72,6 +76,9 @@ enum Command {
     /// VM profiles (templates for `vm create`).
     #[command(subcommand)]
     Profile(edit::ProfileCmd),
+    /// Long operations running in the background (a volume clone, a managed save).
+    #[command(subcommand)]
+    Task(task_cmd::TaskCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     ///
     /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
@@ -148,7 +155,16 @@ enum VmCmd {
     /// Continue a paused VM.
     Resume(VmRef),
     /// Save the VM's memory to disk and stop it; start resumes it.
-    Suspend(VmRef),
+    ///
+    /// This runs as a task on uvmmd: the command shows its progress and waits for it,
+    /// unless --no-wait (then it prints the task; `uvmm task wait|cancel ID` follow it).
+    Suspend {
+        #[command(flatten)]
+        vm: VmRef,
+        /// Start it and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Ask the guest to reboot.
     Reboot(VmRef),
     /// Hard reset.
@@ -402,7 +418,7 @@ async fn wait_until_off(
     timeout: std::time::Duration,
 ) -> Result<ActionResponse, ClientError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let path = format!("/api/v1/vms/{uuid}?host={}", enc(host));
+    let path = paths::vm(uuid, Some(host));
     loop {
         match c.call::<VmDetail>(Method::GET, &path, None).await {
             Ok(d) if !d.summary.state.is_active() => {
@@ -434,27 +450,17 @@ async fn wait_until_off(
 
 /// Turn a name or UUID into (uuid, host URI).
 async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
-    let host_q = r
-        .host
-        .as_deref()
-        .map(|h| format!("&host={}", enc(h)))
-        .unwrap_or_default();
     if uvmm_model::uuid::is_uuid(&r.vm) {
-        let path = format!(
-            "/api/v1/vms/{}?{}",
-            enc(&r.vm),
-            host_q.trim_start_matches('&')
-        );
+        let path = paths::vm(&r.vm, r.host.as_deref());
         let d: VmDetail = c.call(Method::GET, &path, None).await?;
         return Ok((d.summary.uuid, d.summary.host));
     }
-    let page: VmPage = c
-        .call(
-            Method::GET,
-            &format!("/api/v1/vms?name={}{host_q}", enc(&r.vm)),
-            None,
-        )
-        .await?;
+    let q = VmQuery {
+        name: Some(r.vm.clone()),
+        host: r.host.clone(),
+        ..VmQuery::default()
+    };
+    let page: VmPage = c.call(Method::GET, &paths::vms(&q), None).await?;
     match page.items.len() {
         0 => Err(ClientError::Api {
             status: hyper::StatusCode::NOT_FOUND,
@@ -507,7 +513,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
     match cli.command {
         Command::Host(cmd) => match cmd {
             HostCmd::List => {
-                let hosts: Vec<HostSummary> = c.call(Method::GET, "/api/v1/hosts", None).await?;
+                let hosts: Vec<HostSummary> = c.call(Method::GET, &paths::hosts(), None).await?;
                 if cli.json {
                     print_json(&hosts)
                 } else {
@@ -515,9 +521,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 }
             }
             HostCmd::Show { host } => {
-                let h: HostDetail = c
-                    .call(Method::GET, &format!("/api/v1/hosts/{}", enc(&host)), None)
-                    .await?;
+                let h: HostDetail = c.call(Method::GET, &paths::host(&host), None).await?;
                 if cli.json {
                     print_json(&h);
                 } else {
@@ -552,7 +556,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
             HostCmd::Add { uri } => {
                 let h: HostSummary = c
-                    .call(Method::POST, "/api/v1/hosts", Some(&json!({ "uri": uri })))
+                    .call(Method::POST, &paths::hosts(), Some(&json!({ "uri": uri })))
                     .await?;
                 if cli.json {
                     print_json(&h)
@@ -561,13 +565,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 }
             }
             HostCmd::Remove { host } => {
-                let h: HostSummary = c
-                    .call(
-                        Method::DELETE,
-                        &format!("/api/v1/hosts/{}", enc(&host)),
-                        None,
-                    )
-                    .await?;
+                let h: HostSummary = c.call(Method::DELETE, &paths::host(&host), None).await?;
                 if cli.json {
                     print_json(&h)
                 } else {
@@ -576,30 +574,22 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         },
         Command::Vm(cmd) => {
-            let action = |a: Action, r: VmRef| (a, r, None);
-            let (action, r, wait) = match cmd {
+            let action = |a: Action, r: VmRef| (a, r, None, true);
+            let (action, r, wait, follow) = match cmd {
                 VmCmd::List {
                     host,
                     state,
                     sort,
                     pattern,
                 } => {
-                    let mut q = Vec::new();
-                    if let Some(h) = host {
-                        q.push(format!("host={}", enc(&h)))
-                    }
-                    if let Some(s) = state {
-                        q.push(format!("state={}", enc(&s)))
-                    }
-                    if let Some(s) = sort {
-                        q.push(format!("sort={}", enc(&s)))
-                    }
-                    if let Some(p) = pattern {
-                        q.push(format!("q={}", enc(&p)))
-                    }
-                    let page: VmPage = c
-                        .call(Method::GET, &format!("/api/v1/vms?{}", q.join("&")), None)
-                        .await?;
+                    let q = VmQuery {
+                        host,
+                        state,
+                        sort,
+                        q: pattern,
+                        ..VmQuery::default()
+                    };
+                    let page: VmPage = c.call(Method::GET, &paths::vms(&q), None).await?;
                     if cli.json {
                         print_json(&page.items)
                     } else {
@@ -610,11 +600,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Show(r) => {
                     let (uuid, host) = resolve(&c, &r).await?;
                     let d: VmDetail = c
-                        .call(
-                            Method::GET,
-                            &format!("/api/v1/vms/{uuid}?host={}", enc(&host)),
-                            None,
-                        )
+                        .call(Method::GET, &paths::vm(&uuid, Some(&host)), None)
                         .await?;
                     if cli.json {
                         print_json(&d)
@@ -628,23 +614,23 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     Action::Shutdown,
                     vm,
                     wait.then(|| std::time::Duration::from_secs(timeout)),
+                    true,
                 ),
                 VmCmd::Stop(r) => action(Action::Stop, r),
                 VmCmd::Pause(r) => action(Action::Pause, r),
                 VmCmd::Resume(r) => action(Action::Resume, r),
-                VmCmd::Suspend(r) => action(Action::Suspend, r),
+                VmCmd::Suspend { vm, no_wait } => (Action::Suspend, vm, None, !no_wait),
                 VmCmd::Reboot(r) => action(Action::Reboot, r),
                 VmCmd::Reset(r) => action(Action::Reset, r),
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
             };
             let (uuid, host) = resolve(&c, &r).await?;
-            let resp: ActionResponse = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/vms/{uuid}/{action}?host={}", enc(&host)),
-                    None,
-                )
-                .await?;
+            // A managed save becomes a task on uvmmd: followed here, or left running.
+            let path = paths::vm_action(&uuid, action, Some(&host), false);
+            let started = task_cmd::start_and_follow(&c, &path, None, follow, cli.json).await?;
+            let Some(resp): Option<ActionResponse> = started else {
+                return Ok(());
+            };
             let resp = match wait {
                 Some(timeout) if resp.vm.as_ref().is_some_and(|v| v.state.is_active()) => {
                     wait_until_off(&c, &uuid, &host, &r.vm, timeout).await?
@@ -658,6 +644,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
+        Command::Task(cmd) => task_cmd::run(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,
         Command::Volume(cmd) => storage_cmd::run_volume(&c, cmd, cli.json).await?,

@@ -1,12 +1,13 @@
 //! `uvmm pool ...` and `uvmm volume ...`.
 
-use crate::client::{enc, Client, ClientError};
-use crate::table::Table;
 use crate::{opt, print_json};
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::json;
 use uvmm_api::*;
+use uvmm_cli::client::{Client, ClientError};
+use uvmm_cli::paths;
+use uvmm_cli::table::Table;
 use uvmm_model::units::{format_bytes, parse_size};
 
 fn usage(msg: impl Into<String>) -> ClientError {
@@ -104,11 +105,17 @@ pub enum VolumeCmd {
         preallocate: bool,
     },
     /// Copy a volume within its pool.
+    ///
+    /// The copy runs as a task on uvmmd: the command shows its progress and waits for
+    /// it, unless --no-wait (then it prints the task; `uvmm task wait|cancel ID`).
     Clone {
         #[command(flatten)]
         pool: PoolRef,
         source: String,
         name: String,
+        /// Start the copy and return at once.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Grow a volume (where the pool supports it).
     Resize {
@@ -130,7 +137,7 @@ async fn host_of(c: &Client, r: &PoolRef) -> Result<String, ClientError> {
     if let Some(h) = &r.host {
         return Ok(h.clone());
     }
-    let pools: Vec<PoolSummary> = c.call(Method::GET, "/api/v1/pools", None).await?;
+    let pools: Vec<PoolSummary> = c.call(Method::GET, &paths::pools(None), None).await?;
     let hits: Vec<&PoolSummary> = pools.iter().filter(|p| p.name == r.pool).collect();
     match hits.len() {
         0 => Err(ClientError::Failed(format!(
@@ -148,10 +155,6 @@ async fn host_of(c: &Client, r: &PoolRef) -> Result<String, ClientError> {
                 .join(", ")
         ))),
     }
-}
-
-fn pool_path(host: &str, pool: &str, rest: &str) -> String {
-    format!("/api/v1/hosts/{}/pools/{}{rest}", enc(host), enc(pool))
 }
 
 fn pools_table(pools: &[PoolSummary]) -> String {
@@ -276,10 +279,7 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
     };
     match cmd {
         PoolCmd::List { host } => {
-            let path = match &host {
-                Some(h) => format!("/api/v1/pools?host={}", enc(h)),
-                None => "/api/v1/pools".into(),
-            };
+            let path = paths::pools(host.as_deref());
             let pools: Vec<PoolSummary> = c.call(Method::GET, &path, None).await?;
             if json {
                 print_json(&pools);
@@ -290,7 +290,7 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
         PoolCmd::Show(r) => {
             let host = host_of(c, &r).await?;
             let d: PoolDetail = c
-                .call(Method::GET, &pool_path(&host, &r.pool, ""), None)
+                .call(Method::GET, &paths::pool(&host, &r.pool), None)
                 .await?;
             show(&d);
         }
@@ -324,28 +324,28 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
                 autostart: !no_autostart,
             };
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
-            let d: PoolDetail = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/hosts/{}/pools", enc(&host)),
-                    Some(&body),
-                )
+            let created: PoolCreated = c
+                .call(Method::POST, &paths::host_pools(&host), Some(&body))
                 .await?;
-            show(&d);
+            if json {
+                print_json(&created);
+            } else {
+                show(&created.pool);
+                for w in &created.warnings {
+                    println!("warning: {w}");
+                }
+            }
         }
 
-        PoolCmd::Start(r) => pool_action(c, r, "start", json).await?,
-        PoolCmd::Stop(r) => pool_action(c, r, "stop", json).await?,
-        PoolCmd::Refresh(r) => pool_action(c, r, "refresh", json).await?,
+        PoolCmd::Start(r) => pool_action(c, r, PoolCommand::Start, json).await?,
+        PoolCmd::Stop(r) => pool_action(c, r, PoolCommand::Stop, json).await?,
+        PoolCmd::Refresh(r) => pool_action(c, r, PoolCommand::Refresh, json).await?,
         PoolCmd::Delete {
             pool,
             delete_storage,
         } => {
             let host = host_of(c, &pool).await?;
-            let path = format!(
-                "{}?delete_storage={delete_storage}",
-                pool_path(&host, &pool.pool, "")
-            );
+            let path = paths::pool_delete(&host, &pool.pool, delete_storage);
             c.call_empty(Method::DELETE, &path).await?;
             if json {
                 print_json(&json!({ "deleted": pool.pool, "host": host }));
@@ -357,15 +357,15 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
     Ok(())
 }
 
-async fn pool_action(c: &Client, r: PoolRef, action: &str, json: bool) -> Result<(), ClientError> {
+async fn pool_action(
+    c: &Client,
+    r: PoolRef,
+    command: PoolCommand,
+    json: bool,
+) -> Result<(), ClientError> {
     let host = host_of(c, &r).await?;
-    let d: PoolDetail = c
-        .call(
-            Method::POST,
-            &pool_path(&host, &r.pool, &format!("/{action}")),
-            None,
-        )
-        .await?;
+    let path = paths::pool_command(&host, &r.pool, command);
+    let d: PoolDetail = c.call(Method::POST, &path, None).await?;
     if json {
         print_json(&d);
     } else {
@@ -375,16 +375,17 @@ async fn pool_action(c: &Client, r: PoolRef, action: &str, json: bool) -> Result
 }
 
 pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), ClientError> {
-    // Create, clone and resize all POST under the pool and answer with the volume.
-    let post = |host: String, pool: String, rest: String, body: serde_json::Value| async move {
-        let v: VolumeSummary = c
-            .call(Method::POST, &pool_path(&host, &pool, &rest), Some(&body))
-            .await?;
+    // Create, clone and resize all answer with the volume.
+    let show = |v: VolumeSummary| {
         if json {
             print_json(&v);
         } else {
             print!("{}", volumes_table(std::slice::from_ref(&v)));
         }
+    };
+    let post = |path: String, body: serde_json::Value| async move {
+        let v: VolumeSummary = c.call(Method::POST, &path, Some(&body)).await?;
+        show(v);
         Ok::<(), ClientError>(())
     };
     match cmd {
@@ -394,10 +395,7 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
             pool,
         } => {
             let pool = pool.or(pool_arg);
-            let path = match &host {
-                Some(h) => format!("/api/v1/pools?host={}", enc(h)),
-                None => "/api/v1/pools".into(),
-            };
+            let path = paths::pools(host.as_deref());
             let pools: Vec<PoolSummary> = c.call(Method::GET, &path, None).await?;
             let mut vols = Vec::new();
             for p in pools
@@ -405,7 +403,7 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
                 .filter(|p| pool.as_deref().is_none_or(|n| n == p.name) && p.active)
             {
                 let d: PoolDetail = c
-                    .call(Method::GET, &pool_path(&p.host_id, &p.name, ""), None)
+                    .call(Method::GET, &paths::pool(&p.host_id, &p.name), None)
                     .await?;
                 vols.extend(d.volumes);
             }
@@ -430,13 +428,23 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
                 preallocate,
             })
             .map_err(|e| usage(e.to_string()))?;
-            post(host, pool.pool, "/volumes".into(), body).await?;
+            post(paths::volumes(&host, &pool.pool), body).await?;
         }
-        VolumeCmd::Clone { pool, source, name } => {
+        VolumeCmd::Clone {
+            pool,
+            source,
+            name,
+            no_wait,
+        } => {
             let host = host_of(c, &pool).await?;
             let body = json!({ "name": name });
-            let rest = format!("/volumes/{}/clone", enc(&source));
-            post(host, pool.pool, rest, body).await?;
+            // A copy becomes a task on uvmmd: followed here, or left running.
+            let path = paths::volume_clone(&host, &pool.pool, &source, false);
+            let copied =
+                crate::task_cmd::start_and_follow(c, &path, Some(&body), !no_wait, json).await?;
+            if let Some(v) = copied {
+                show(v);
+            }
         }
         VolumeCmd::Resize {
             pool,
@@ -445,16 +453,12 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
         } => {
             let host = host_of(c, &pool).await?;
             let body = json!({ "size_bytes": size(&s)? });
-            let rest = format!("/volumes/{}/resize", enc(&name));
-            post(host, pool.pool, rest, body).await?;
+            post(paths::volume_resize(&host, &pool.pool, &name), body).await?;
         }
         VolumeCmd::Delete { pool, name } => {
             let host = host_of(c, &pool).await?;
-            c.call_empty(
-                Method::DELETE,
-                &pool_path(&host, &pool.pool, &format!("/volumes/{}", enc(&name))),
-            )
-            .await?;
+            c.call_empty(Method::DELETE, &paths::volume(&host, &pool.pool, &name))
+                .await?;
             if json {
                 print_json(&json!({ "deleted": name, "pool": pool.pool, "host": host }));
             } else {

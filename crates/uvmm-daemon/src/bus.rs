@@ -37,7 +37,7 @@ impl EventBus {
         for mut e in events {
             e.seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
             e.time = time.clone();
-            tracing::debug!(seq = e.seq, kind = ?e.kind, host = %e.host, name = ?e.name, state = ?e.state, "event");
+            tracing::debug!(seq = e.seq, kind = ?e.kind(), host = %e.host, vm = ?e.vm(), "event");
             // No subscriber is fine.
             let _ = self.tx.send(Arc::new(e));
         }

@@ -106,6 +106,11 @@ impl DefWatch {
             (now.saturating_duration_since(start).as_secs_f64() / spread.as_secs_f64()).min(1.0)
         };
         // At least one per call while any are left, so a cycle never stalls.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "share is within 0..=1, so this is within 0..=cycle_len"
+        )]
         let target = ((self.cycle_len as f64 * share).ceil() as usize).max(1);
         let done = self.cycle_len - self.queue.len();
         let n = target.saturating_sub(done).min(self.queue.len());
@@ -182,6 +187,11 @@ mod tests {
             unique.dedup();
             assert_eq!(unique.len(), n, "each VM once");
             // Even slices: one call covers about step/(SPREAD*interval) of the VMs.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a small positive count"
+            )]
             let share = (n as f64 * step as f64 / (60.0 * SPREAD)).ceil() as usize + 1;
             assert!(biggest <= share.max(1), "{n}: slice of {biggest} > {share}");
         }

@@ -84,7 +84,7 @@ pub fn render(cache: &Cache) -> String {
             |v| (v.memory_kib * 1024) as f64,
         ),
         ("uvmm_vm_vcpus", "Number of vCPUs of the VM.", |v| {
-            v.vcpus as f64
+            f64::from(v.vcpus)
         }),
     ];
     for (name, help, value) in vm_families {

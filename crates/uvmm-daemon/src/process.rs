@@ -78,7 +78,7 @@ impl PidFile {
         if let Ok(text) = std::fs::read_to_string(path) {
             if let Ok(pid) = text.trim().parse::<i32>() {
                 let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-                if alive && pid != std::process::id() as i32 {
+                if alive && u32::try_from(pid).ok() != Some(std::process::id()) {
                     return Err(format!(
                         "pid file {} names running process {pid}: is uvmmd already running?",
                         path.display()

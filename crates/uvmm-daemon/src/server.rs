@@ -1,10 +1,11 @@
-//! Start-up and shutdown of the daemon: sockets, pid file, host manager, signals.
+//! Start-up and shutdown of the daemon: sockets, pid file, operations and host workers, signals.
 
-use crate::api::{self, AppState};
 use crate::bus::EventBus;
 use crate::config::Settings;
-use crate::host::Shared;
-use crate::manager::Manager;
+use crate::hosts::shared::Shared;
+use crate::hosts::source::ConfigHostSource;
+use crate::http::{self as api, AppState};
+use crate::ops::Ops;
 use crate::process::{LogFile, PidFile, StateLock};
 use anyhow::{anyhow, Context};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -72,7 +73,7 @@ pub async fn run(
     ready: Box<dyn FnOnce(Result<(), String>) + Send>,
 ) -> anyhow::Result<()> {
     let started = async {
-        match crate::conn::raise_fd_limit() {
+        match crate::http::conn::raise_fd_limit() {
             Ok(n) if n < 4096 => tracing::warn!(
                 limit = n,
                 "the open-file limit is low; raise it (LimitNOFILE) for many hosts or clients"
@@ -130,34 +131,48 @@ pub async fn run(
             list_render: Default::default(),
             demand: Default::default(),
         });
+        // The hosts: command line and configuration file, and what API clients changed.
+        let configured: Vec<(String, HostOrigin)> = settings
+            .hosts
+            .iter()
+            .map(|u| {
+                let origin = if settings.host_origins_cmdline.contains(u) {
+                    HostOrigin::Cmdline
+                } else {
+                    HostOrigin::Config
+                };
+                (u.clone(), origin)
+            })
+            .collect();
+        let source = ConfigHostSource::new(configured, settings.state_dir.clone())
+            .map_err(|e| anyhow!(e))?;
         let (profiles, problems) = crate::profiles::load(&settings.profiles_dir);
         for p in problems {
             tracing::error!("skipping profile: {p}");
         }
-        let manager = Arc::new(
-            Manager::new(shared, settings.state_dir.clone(), profiles)
-                .map_err(|e| anyhow!(e))?
-                .with_policy(settings.api.clone()),
+        let ops = Arc::new(
+            Ops::new(shared, Box::new(source), profiles, settings.api.clone())
+                .with_task_retention(settings.tasks),
         );
-        // The TCP listener is guarded by the API token (see http_guard).
+        // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {
             Some(l) => {
-                let (token, path) = crate::http_guard::load_or_create_token(&settings.state_dir)
+                let (token, path) = crate::http::guard::load_or_create_token(&settings.state_dir)
                     .map_err(|e| anyhow!(e))?;
                 let addr = l.local_addr()?;
                 tracing::info!(token_file = %path.display(), "TCP clients authenticate with the API token");
                 api::GuardConfig {
                     token: Some(token),
-                    tcp_hosts: crate::http_guard::tcp_host_names(addr, &settings.api.tcp_host_names),
+                    tcp_hosts: crate::http::guard::tcp_host_names(addr, &settings.api.tcp_host_names),
                 }
             }
             None => api::GuardConfig::default(),
         };
         socket_file.keep();
-        anyhow::Ok((unix, tcp, pidfile, manager, (state_lock, backup_lock), guard))
+        anyhow::Ok((unix, tcp, pidfile, ops, (state_lock, backup_lock), guard))
     }
     .await;
-    let (unix, tcp, pidfile, manager, _locks, guard) = match started {
+    let (unix, tcp, pidfile, ops, _locks, guard) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -165,38 +180,24 @@ pub async fn run(
         }
     };
 
-    let configured: Vec<(String, HostOrigin)> = settings
-        .hosts
-        .iter()
-        .map(|u| {
-            let origin = if settings.host_origins_cmdline.contains(u) {
-                HostOrigin::Cmdline
-            } else {
-                HostOrigin::Config
-            };
-            (u.clone(), origin)
-        })
-        .collect();
-    manager.start(&configured);
+    if let Err(e) = ops.hosts.start() {
+        tracing::error!("cannot read the host list: {e}");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(
-        AppState::new(
-            manager.clone(),
-            stop_rx.clone(),
-            settings.api.request_timeout,
-        ),
+        AppState::new(ops.clone(), stop_rx.clone(), settings.api.request_timeout),
         guard,
     );
     let policy = Arc::new(settings.api.clone());
-    let mut servers = vec![tokio::spawn(crate::conn::serve_unix(
+    let mut servers = vec![tokio::spawn(crate::http::conn::serve(
         unix,
         app.clone(),
         policy.clone(),
         stop_rx.clone(),
     ))];
     if let Some(tcp) = tcp {
-        servers.push(tokio::spawn(crate::conn::serve_tcp(
+        servers.push(tokio::spawn(crate::http::conn::serve(
             tcp,
             app,
             policy,
@@ -233,7 +234,7 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    manager.shutdown();
+    ops.shutdown();
     let drain = futures_util::future::join_all(servers);
     if tokio::time::timeout(Duration::from_secs(5), drain)
         .await

@@ -347,7 +347,7 @@ fn kill_9_during_a_burst_of_edits_leaves_a_consistent_store() {
                     .output();
             }
         });
-        std::thread::sleep(Duration::from_millis(150 + 70 * round as u64));
+        std::thread::sleep(Duration::from_millis(150 + 70 * u64::from(round)));
         d.kill9();
         burst.join().unwrap();
         d.respawn();

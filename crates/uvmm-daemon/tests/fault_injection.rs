@@ -1,171 +1,83 @@
 //! Faults injected through the `Connector`/`Hypervisor` traits around the real libvirt
-//! test driver: refused connections, a dropped connection, a host that hangs, lost events.
+//! test driver (`uvmm_libvirt::intercept`): refused connections, a dropped connection, a
+//! host that hangs, lost events.
 
 mod common;
 
 use common::{demo_uri, wait_for};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use uvmm_api::{ActionResponse, HostDetail, VmPage};
 use uvmm_api::{HostOrigin, HostStatus, VmQuery};
 use uvmm_daemon::bus::EventBus;
+use uvmm_daemon::caller::{Auth, Caller, Peer};
 use uvmm_daemon::config::Timing;
-use uvmm_daemon::error::CoreError;
-use uvmm_daemon::host::Shared;
-use uvmm_daemon::manager::Manager;
-use uvmm_libvirt::*;
+use uvmm_daemon::error::LookupError;
+use uvmm_daemon::error::{Error, JobError};
+use uvmm_daemon::hosts::shared::Shared;
+use uvmm_daemon::hosts::source::ConfigHostSource;
+use uvmm_daemon::jobs::VmRef;
+use uvmm_daemon::ops::Ops;
+use uvmm_daemon::vm::lifecycle::VmAction;
+use uvmm_libvirt::intercept::{Hooks, InterceptConnector};
+use uvmm_libvirt::{HostEvent, LibvirtConnector};
 use uvmm_model::Action;
 
-#[derive(Default)]
-struct Faults {
-    refuse_connects: AtomicUsize,
-    connects: AtomicUsize,
-    /// Actions on this host hang until it is cleared.
-    hang_uri: Mutex<Option<String>>,
-    sinks: Mutex<Vec<EventSink>>,
-    /// Domain events are lost (connection events still arrive).
-    lose_events: AtomicBool,
-    /// The real connections, for changes made behind uvmm's back.
-    inner: Mutex<Vec<Arc<dyn Hypervisor>>>,
-    /// Bulk statistics calls made.
-    stats_calls: AtomicUsize,
+/// The daemon's operations as these tests use them, made when the hosts are known.
+struct Manager {
+    ops: std::sync::OnceLock<Ops>,
+    shared: Arc<Shared>,
+    dir: std::path::PathBuf,
 }
 
-struct FaultyConnector {
-    inner: LibvirtConnector,
-    faults: Arc<Faults>,
-}
-
-struct FaultyHost {
-    inner: Arc<dyn Hypervisor>,
-    faults: Arc<Faults>,
-}
-
-impl Connector for FaultyConnector {
-    fn connect(&self, uri: &str, sink: EventSink) -> Result<Arc<dyn Hypervisor>, LibvirtError> {
-        self.faults.connects.fetch_add(1, Ordering::SeqCst);
-        let left = self.faults.refuse_connects.load(Ordering::SeqCst);
-        if left > 0 {
-            self.faults
-                .refuse_connects
-                .store(left - 1, Ordering::SeqCst);
-            return Err(LibvirtError::new(
-                ErrorKind::Connection,
-                "injected: connection refused",
-            ));
-        }
-        self.faults.sinks.lock().unwrap().push(sink.clone());
-        let faults = self.faults.clone();
-        let lossy: EventSink = Arc::new(move |e| {
-            if !faults.lose_events.load(Ordering::SeqCst) || matches!(e, HostEvent::Closed { .. }) {
-                sink(e)
-            }
-        });
-        let inner = self.inner.connect(uri, lossy)?;
-        self.faults.inner.lock().unwrap().push(inner.clone());
-        Ok(Arc::new(FaultyHost {
-            inner,
-            faults: self.faults.clone(),
-        }))
+impl Manager {
+    fn start(&self, hosts: &[(String, HostOrigin)]) {
+        let source = ConfigHostSource::new(hosts.to_vec(), self.dir.clone()).unwrap();
+        let ops = Ops::new(
+            self.shared.clone(),
+            Box::new(source),
+            vec![],
+            Default::default(),
+        );
+        ops.hosts.start().unwrap();
+        let _ = self.ops.set(ops);
     }
-}
-
-impl Hypervisor for FaultyHost {
-    fn uri(&self) -> &str {
-        self.inner.uri()
+    fn ops(&self) -> &Ops {
+        self.ops.get().expect("started")
     }
-    fn host_info(&self) -> Result<HostInfo, LibvirtError> {
-        self.inner.host_info()
+    fn host(&self, id: &str) -> Result<HostDetail, LookupError> {
+        uvmm_daemon::hosts::show(&self.shared, id)
     }
-    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError> {
-        self.inner.list_domains()
+    fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
+        uvmm_daemon::vm::read::list(&self.shared, q)
     }
-    fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError> {
-        self.inner.domain(uuid)
-    }
-    fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError> {
-        while self.faults.hang_uri.lock().unwrap().as_deref() == Some(self.inner.uri()) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.inner.action(uuid, action)
-    }
-    fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
-        self.faults.stats_calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.domain_stats(active_only)
-    }
-    fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
-        self.inner.free_memory_kib()
-    }
-    fn is_alive(&self) -> bool {
-        self.inner.is_alive()
-    }
-    fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError> {
-        self.inner.domain_xml(uuid, inactive, secure)
-    }
-    fn define(&self, xml: &str) -> Result<String, LibvirtError> {
-        self.inner.define(xml)
-    }
-    fn undefine(&self, uuid: &str) -> Result<(), LibvirtError> {
-        self.inner.undefine(uuid)
-    }
-    fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError> {
-        self.inner.set_autostart(uuid, on)
-    }
-    fn update_device(&self, uuid: &str, xml: &str, live: bool) -> Result<(), LibvirtError> {
-        self.inner.update_device(uuid, xml, live)
-    }
-    fn set_live_notes(
+    async fn vm_action(
         &self,
         uuid: &str,
-        d: Option<&str>,
-        n: Option<&str>,
-    ) -> Result<(), LibvirtError> {
-        self.inner.set_live_notes(uuid, d, n)
+        host: Option<&str>,
+        action: Action,
+    ) -> Result<ActionResponse, Error> {
+        let root = Caller::new(
+            Peer::Unix {
+                uid: 0,
+                gid: 0,
+                pid: None,
+            },
+            Auth::Socket,
+        );
+        let vm = VmRef {
+            uuid: uuid.to_string(),
+            host: host.map(str::to_string),
+        };
+        self.ops().run(&root, vm, VmAction::new(action)).await
     }
-    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError> {
-        self.inner.pools()
-    }
-    fn volumes(&self, pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError> {
-        self.inner.volumes(pool)
-    }
-    fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError> {
-        self.inner.create_volume(pool, xml)
-    }
-    fn delete_volume(&self, pool: &str, name: &str) -> Result<(), LibvirtError> {
-        self.inner.delete_volume(pool, name)
-    }
-    fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
-        self.inner.volume_by_path(path)
-    }
-    fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError> {
-        self.inner.read_volume(pool, name, len)
-    }
-    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {
-        self.inner.networks()
-    }
-    fn define_pool(&self, xml: &str) -> Result<(), LibvirtError> {
-        self.inner.define_pool(xml)
-    }
-    fn pool_action(&self, pool: &str, action: PoolAction) -> Result<(), LibvirtError> {
-        self.inner.pool_action(pool, action)
-    }
-    fn clone_volume(
-        &self,
-        pool: &str,
-        source: &str,
-        xml: &str,
-    ) -> Result<VolumeInfo, LibvirtError> {
-        self.inner.clone_volume(pool, source, xml)
-    }
-    fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError> {
-        self.inner.resize_volume(pool, name, capacity)
-    }
-    fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
-        self.inner.interfaces()
+    fn shutdown(&self) {
+        self.ops().shutdown()
     }
 }
 
-fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
+fn manager(faults: Arc<Hooks>) -> (Arc<Manager>, tempfile::TempDir) {
     manager_with(
         faults,
         Duration::from_millis(200),
@@ -174,7 +86,7 @@ fn manager(faults: Arc<Faults>) -> (Arc<Manager>, tempfile::TempDir) {
 }
 
 fn manager_with(
-    faults: Arc<Faults>,
+    faults: Arc<Hooks>,
     stats_interval: Duration,
     idle_stats_interval: Duration,
 ) -> (Arc<Manager>, tempfile::TempDir) {
@@ -193,9 +105,9 @@ fn manager_with(
             keepalive_interval: 5,
             keepalive_count: 3,
         },
-        connector: Arc::new(FaultyConnector {
-            inner: LibvirtConnector::default(),
-            faults,
+        connector: Arc::new(InterceptConnector {
+            inner: Arc::new(LibvirtConnector::default()),
+            hooks: faults,
         }),
         backups: None,
         retention: Default::default(),
@@ -204,7 +116,11 @@ fn manager_with(
         demand: Default::default(),
     });
     (
-        Arc::new(Manager::new(shared, dir.path().to_path_buf(), vec![]).unwrap()),
+        Arc::new(Manager {
+            ops: Default::default(),
+            shared,
+            dir: dir.path().to_path_buf(),
+        }),
         dir,
     )
 }
@@ -215,7 +131,7 @@ fn status(m: &Manager, id: &str) -> HostStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_then_dropped_connection_recovers_with_backoff() {
-    let faults = Arc::new(Faults::default());
+    let faults = Arc::new(Hooks::default());
     faults.refuse_connects.store(3, Ordering::SeqCst);
     let (m, _dir) = manager(faults.clone());
     m.start(&[(demo_uri("demo-kvm1"), HostOrigin::Cmdline)]);
@@ -240,7 +156,7 @@ async fn refused_then_dropped_connection_recovers_with_backoff() {
 
     // Drop the connection: unavailable, VMs kept, then reconnected and resynchronised.
     let mut events = m.shared.bus.subscribe();
-    let sink = faults.sinks.lock().unwrap().last().unwrap().clone();
+    let sink = faults.last_sink().unwrap();
     sink(HostEvent::Closed {
         reason: "injected: EOF".into(),
     });
@@ -261,7 +177,7 @@ async fn refused_then_dropped_connection_recovers_with_backoff() {
         .all(|v| v.available));
     let mut kinds = Vec::new();
     while let Ok(e) = events.try_recv() {
-        kinds.push(e.kind);
+        kinds.push(e.kind());
     }
     assert!(
         kinds.contains(&uvmm_api::EventKind::HostUnavailable),
@@ -282,7 +198,7 @@ async fn refused_then_dropped_connection_recovers_with_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_host_costs_only_its_own_requests() {
-    let faults = Arc::new(Faults::default());
+    let faults = Arc::new(Hooks::default());
     let (m, _dir) = manager(faults.clone());
     m.start(&[
         (demo_uri("demo-kvm1"), HostOrigin::Cmdline),
@@ -303,11 +219,15 @@ async fn a_hung_host_costs_only_its_own_requests() {
             .uuid
             .clone()
     };
-    *faults.hang_uri.lock().unwrap() = Some(demo_uri("demo-kvm1"));
+    let hung = demo_uri("demo-kvm1");
+    faults.hang_while(move |uri, call| uri == hung && call == "action");
     let stuck = m
         .vm_action(&uuid_of("build-old"), None, Action::Start)
         .await;
-    assert!(matches!(stuck, Err(CoreError::Timeout { .. })), "{stuck:?}");
+    assert!(
+        matches!(stuck, Err(Error::Job(JobError::Timeout { .. }))),
+        "{stuck:?}"
+    );
     // While demo-kvm1 hangs (it still does: the flag is set), reads answer from the cache
     // (a read that waited on the host would never return) and the other host works.
     assert_eq!(m.list_vms(&VmQuery::default()).unwrap().total, 9);
@@ -317,7 +237,7 @@ async fn a_hung_host_costs_only_its_own_requests() {
         .unwrap();
     assert_eq!(other.vm.unwrap().state, uvmm_model::VmState::Running);
     // Once the host answers again, its queued request completes and new ones flow.
-    *faults.hang_uri.lock().unwrap() = None;
+    faults.clear();
     wait_for(Duration::from_secs(3), "queued start to complete", || {
         let vm = m
             .list_vms(&VmQuery {
@@ -339,7 +259,7 @@ async fn a_hung_host_costs_only_its_own_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_events_are_caught_by_statistics_and_reconciliation() {
-    let faults = Arc::new(Faults::default());
+    let faults = Arc::new(Hooks::default());
     let (m, _dir) = manager(faults.clone());
     m.start(&[(demo_uri("demo-kvm1"), HostOrigin::Cmdline)]);
     wait_for(Duration::from_secs(3), "connected", || {
@@ -363,7 +283,7 @@ async fn lost_events_are_caught_by_statistics_and_reconciliation() {
             .find(|v| v.uuid == uuid)
             .map(|v| v.state)
     };
-    let behind_our_back = faults.inner.lock().unwrap().last().unwrap().clone();
+    let behind_our_back = faults.last_connection().unwrap();
     faults.lose_events.store(true, Ordering::SeqCst);
 
     // An active VM that changed: the next statistics read (active VMs) disagrees.
@@ -399,7 +319,7 @@ async fn lost_events_are_caught_by_statistics_and_reconciliation() {
 /// fast rate back. Margins are wide: fast is 100 ms, idle 5 s, windows 1.5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statistics_slow_down_while_nobody_watches() {
-    let faults = Arc::new(Faults::default());
+    let faults = Arc::new(Hooks::default());
     let (m, _dir) = manager_with(
         faults.clone(),
         Duration::from_millis(100),
@@ -412,9 +332,9 @@ async fn statistics_slow_down_while_nobody_watches() {
     let calls_in = |window: Duration| {
         let faults = faults.clone();
         async move {
-            let a = faults.stats_calls.load(Ordering::SeqCst);
+            let a = faults.calls("domain_stats");
             tokio::time::sleep(window).await;
-            faults.stats_calls.load(Ordering::SeqCst) - a
+            faults.calls("domain_stats") - a
         }
     };
     let window = Duration::from_millis(1500);

@@ -245,8 +245,32 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux");
-        for method in item.as_object().unwrap().keys() {
+            .replace("{name}", "Linux")
+            .replace("{task}", "00000000-0000-4000-8000-000000000000");
+        for (method, op) in item.as_object().unwrap() {
+            // The permission a caller will need (roles, issue 13): every route has one,
+            // named as uvmm-auth's roles name them.
+            let permission = op["x-uvmm-permission"].as_str().unwrap_or_default();
+            let known = [
+                "read",
+                "lifecycle",
+                "media",
+                "edit",
+                "create",
+                "delete",
+                "storage",
+                "hosts",
+                "restore",
+            ];
+            assert!(
+                known.contains(&permission),
+                "{method} {path} has no permission: {op}"
+            );
+            assert_eq!(
+                method == "get",
+                permission == "read",
+                "{method} {path}: reads need read, changes more"
+            );
             let url = format!("http://127.0.0.1:{port}{concrete}");
             for auth in [
                 None,
@@ -704,7 +728,8 @@ fn every_route_refuses_unknown_query_parameters() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux");
+            .replace("{name}", "Linux")
+            .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for method in item.as_object().unwrap().keys() {
             let m = method.to_uppercase();
             let body = (m == "POST" || m == "PUT" || m == "PATCH").then_some("{}");

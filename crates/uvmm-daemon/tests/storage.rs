@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -277,31 +277,6 @@ fn pools_and_volumes_on_test_driver_hosts() {
 }
 
 /// A tmpfs of a fixed size, so a pool's capacity is small and known.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, mib: u64) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount tmpfs (the tests run as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// tgtd (Debian tgt) serving one 64 MiB LUN on 127.0.0.1:PORT.
 struct Tgt {
     child: std::process::Child,
@@ -370,7 +345,7 @@ fn write_data(path: &Path, offset: u64, mib: u64) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
-    let chunk = vec![0xABu8; MIB as usize];
+    let chunk = vec![0xABu8; usize::try_from(MIB).unwrap()];
     for _ in 0..mib {
         f.write_all(&chunk).unwrap();
     }

@@ -59,7 +59,7 @@ fn with_notify_socket_d_stays_in_the_foreground_and_reports_ready_once_the_socke
 
     // SIGHUP right after READY=1 (systemctl reload) must not end the daemon.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
@@ -78,7 +78,7 @@ fn with_notify_socket_d_stays_in_the_foreground_and_reports_ready_once_the_socke
         .contains("-d does not detach"));
 
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();

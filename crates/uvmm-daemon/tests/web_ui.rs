@@ -16,7 +16,7 @@ use std::process::Command;
 #[test]
 fn web_ui_in_chromium() {
     // A constant of this build: whether build.rs found web/dist.
-    if !uvmm_daemon::web::UI_BUILT {
+    if !uvmm_daemon::http::web::UI_BUILT {
         panic!(
             "this uvmmd was built without the web UI: run `npm ci && npm run build` in web/ \
              (scripts/test.sh does), then the tests again"
@@ -104,19 +104,23 @@ fn ui_files_are_served_without_weakening_the_api_guard() {
             &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{extra}\r\n"),
         )
     };
-    let ui_status = if uvmm_daemon::web::UI_BUILT { 200 } else { 503 };
+    let ui_status = if uvmm_daemon::http::web::UI_BUILT {
+        200
+    } else {
+        503
+    };
     // Pages of the UI: index.html, with its security headers, without a token.
     for path in ["/", "/storage", "/vms/demo-kvm1/some-uuid/drives"] {
         let (status, head, body) = get(path, &listen, "");
         assert_eq!(status, ui_status, "{path}: {head}");
         assert!(head.contains("content-type: text/html"), "{path}: {head}");
         assert!(body.contains("<html"), "{path}");
-        if uvmm_daemon::web::UI_BUILT {
+        if uvmm_daemon::http::web::UI_BUILT {
             assert!(head.contains("frame-ancestors 'none'"), "{head}");
             assert!(head.contains("x-content-type-options: nosniff"), "{head}");
         }
     }
-    if uvmm_daemon::web::UI_BUILT {
+    if uvmm_daemon::http::web::UI_BUILT {
         // A missing asset is a 404, not HTML; traversal finds nothing.
         for path in [
             "/assets/nope.js",

@@ -32,7 +32,7 @@ const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -381,7 +381,7 @@ impl Directory {
         };
         match r {
             Ok(mut o) => {
-                o.duration_ms = started.elapsed().as_millis() as u64;
+                o.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 self.status.online = true;
                 self.status.degraded_reason = None;
                 self.status.degraded_since = None;

@@ -657,8 +657,10 @@ pub fn parse_capacity(s: &str) -> Option<u64> {
             }
             let int: u128 = int.parse().ok()?;
             let frac_n: u128 = frac.parse().ok()?;
-            let scale = 10u128.pow(frac.len() as u32);
-            let total = int * mult as u128 + frac_n * mult as u128 / scale;
+            // frac.len() <= 9 was checked above.
+            let scale = 10u128.pow(u32::try_from(frac.len()).ok()?);
+            let mult = u128::from(mult);
+            let total = int.checked_mul(mult)? + frac_n * mult / scale;
             u64::try_from(total).ok()
         }
     }

@@ -223,7 +223,7 @@ mod tests {
                 ..Default::default()
             },
             base: NoteValues::default(),
-            edited_at_ms: 1_700_000_000_000 + seq as i64,
+            edited_at_ms: 1_700_000_000_000 + i64::try_from(seq).unwrap(),
         }
     }
 

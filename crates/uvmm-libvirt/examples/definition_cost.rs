@@ -14,10 +14,15 @@ use std::time::{Duration, Instant};
 use uvmm_libvirt::{Connector, LibvirtConnector};
 
 fn cpu_self() -> Duration {
-    // SAFETY: getrusage fills the struct it is given.
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    // The kernel's times are not negative, and microseconds are below a million.
+    let tv = |t: libc::timeval| {
+        let micros = u32::try_from(t.tv_usec).unwrap_or(0);
+        Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), micros * 1000)
+    };
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
@@ -32,7 +37,7 @@ fn cpu_of(pid: u32) -> Option<Duration> {
 
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 

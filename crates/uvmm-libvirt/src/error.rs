@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Connection,
     /// The host did not answer in time.
     Timeout,
+    /// The call's job was aborted (`virDomainAbortJob`): what a cancelled task sees.
+    Aborted,
     Other,
 }
 
@@ -72,11 +74,12 @@ impl From<virt::error::Error> for LibvirtError {
             | sys::VIR_ERR_AUTH_FAILED
             | sys::VIR_ERR_OPEN_FAILED => ErrorKind::Connection,
             sys::VIR_ERR_OPERATION_TIMEOUT | sys::VIR_ERR_AGENT_UNRESPONSIVE => ErrorKind::Timeout,
+            sys::VIR_ERR_OPERATION_ABORTED => ErrorKind::Aborted,
             _ => ErrorKind::Other,
         };
         LibvirtError {
             kind,
-            code: code as i32,
+            code: i32::try_from(code).unwrap_or(i32::MAX),
             message: e.message().to_string(),
         }
     }

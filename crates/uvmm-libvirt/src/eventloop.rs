@@ -39,10 +39,20 @@ type HandleCb = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void);
 type TimeoutCb = unsafe extern "C" fn(c_int, *mut c_void);
 type FreeCb = unsafe extern "C" fn(*mut c_void);
 
-const READABLE: c_int = sys::VIR_EVENT_HANDLE_READABLE as c_int;
-const WRITABLE: c_int = sys::VIR_EVENT_HANDLE_WRITABLE as c_int;
-const ERROR: c_int = sys::VIR_EVENT_HANDLE_ERROR as c_int;
-const HANGUP: c_int = sys::VIR_EVENT_HANDLE_HANGUP as c_int;
+/// A libvirt handle flag as the `c_int` its callbacks take.
+#[allow(
+    clippy::cast_possible_wrap,
+    reason = "libvirt's handle flags are 1, 2, 4 and 8 (checked at compile time)"
+)]
+const fn flag(v: u32) -> c_int {
+    assert!(v <= 8);
+    v as c_int
+}
+
+const READABLE: c_int = flag(sys::VIR_EVENT_HANDLE_READABLE);
+const WRITABLE: c_int = flag(sys::VIR_EVENT_HANDLE_WRITABLE);
+const ERROR: c_int = flag(sys::VIR_EVENT_HANDLE_ERROR);
+const HANGUP: c_int = flag(sys::VIR_EVENT_HANDLE_HANGUP);
 
 /// epoll user data of the loop's own wake-up eventfd.
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -237,7 +247,8 @@ impl EventLoop {
         });
         let registered = st.fds.get(&fd).map_or(0, |d| d.registered);
         if wanted != registered {
-            let token = fd as u64;
+            // Registered descriptors are not negative.
+            let token = u64::from(fd.unsigned_abs());
             let result = if wanted == 0 {
                 match self.ctl(libc::EPOLL_CTL_DEL, fd, 0, token) {
                     // Already gone from the set: the descriptor was closed.
@@ -342,7 +353,8 @@ impl EventLoop {
     }
 
     fn due_after(interval_ms: c_int) -> Option<Instant> {
-        (interval_ms >= 0).then(|| Instant::now() + Duration::from_millis(interval_ms as u64))
+        (interval_ms >= 0)
+            .then(|| Instant::now() + Duration::from_millis(u64::from(interval_ms.unsigned_abs())))
     }
 
     pub fn add_timeout(
@@ -431,13 +443,13 @@ impl EventLoop {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
                 ready.as_mut_ptr(),
-                ready.len() as c_int,
+                c_int::try_from(ready.len()).unwrap_or(c_int::MAX),
                 timeout_ms,
             )
         };
         self.lock().wait = LoopWait::Awake;
         let n = match check(n) {
-            Ok(n) => n as usize,
+            Ok(n) => usize::try_from(n).unwrap_or(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
@@ -455,7 +467,10 @@ impl EventLoop {
                 };
                 continue;
             }
-            self.dispatch_fd(token as RawFd, from_epoll(mask));
+            // Tokens are the descriptors registered above.
+            if let Ok(fd) = RawFd::try_from(token) {
+                self.dispatch_fd(fd, from_epoll(mask));
+            }
         }
         self.dispatch_timers();
         let frees = std::mem::take(&mut self.lock().frees);
@@ -657,10 +672,8 @@ mod tests {
 
     fn write_byte(fd: &OwnedFd) {
         // SAFETY: writes one byte from a valid buffer.
-        assert_eq!(
-            unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) },
-            1
-        );
+        let written = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        assert_eq!(written, 1);
     }
 
     fn spin(l: &EventLoop, n: usize) {
@@ -707,10 +720,9 @@ mod tests {
         let l = EventLoop::new().unwrap();
         let mut fds = [0; 2];
         // SAFETY: fds is a valid array of two descriptors.
-        assert_eq!(
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-            0
-        );
+        let made =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(made, 0);
         // SAFETY: socketpair returned two new descriptors.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let (rs, rp) = seen();

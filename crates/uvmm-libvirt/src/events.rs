@@ -104,14 +104,14 @@ fn deliver(opaque: *mut c_void, make: impl FnOnce() -> HostEvent) {
 }
 
 pub(crate) fn into_opaque(sink: EventSink) -> *mut c_void {
-    Box::into_raw(Box::new(sink)) as *mut c_void
+    Box::into_raw(Box::new(sink)).cast::<c_void>()
 }
 
 pub(crate) unsafe extern "C" fn free_sink(opaque: *mut c_void) {
     if !opaque.is_null() {
         let _ = catch_unwind(|| {
             // SAFETY: opaque came from into_opaque and libvirt frees it once.
-            drop(unsafe { Box::from_raw(opaque as *mut EventSink) });
+            drop(unsafe { Box::from_raw(opaque.cast::<EventSink>()) });
         });
     }
 }
@@ -195,7 +195,7 @@ pub(crate) unsafe extern "C" fn close_cb(
     opaque: *mut c_void,
 ) {
     deliver(opaque, || {
-        let reason = match reason as u32 {
+        let reason = match u32::try_from(reason).unwrap_or(u32::MAX) {
             sys::VIR_CONNECT_CLOSE_REASON_ERROR => "connection error",
             sys::VIR_CONNECT_CLOSE_REASON_EOF => "connection closed by the host (EOF)",
             sys::VIR_CONNECT_CLOSE_REASON_KEEPALIVE => "keepalive timeout",

@@ -2,8 +2,10 @@
 //!
 //! Everything above this crate talks to a host through the [`Hypervisor`] trait and opens
 //! hosts through a [`Connector`]. The real implementation ([`LibvirtConnector`]) uses the
-//! `virt` crate; tests wrap it to inject faults (a dropped connection, a failing call)
-//! without mocking libvirt itself.
+//! `virt` crate. For tests, [`intercept`] wraps any connector to inject faults (a refused
+//! or dropped connection, a call that hangs or fails, lost events) around the real libvirt
+//! test driver, and the `fake` feature brings an in-memory hypervisor ([`fake`]) for fast
+//! tests of the daemon's jobs without libvirt.
 //!
 //! Calls are blocking, as libvirt's are. The daemon runs each host on its own thread, so a
 //! slow or hung host only ever blocks itself.
@@ -12,6 +14,10 @@ pub mod devices;
 mod error;
 mod eventloop;
 mod events;
+#[cfg(feature = "fake")]
+pub mod fake;
+#[cfg(feature = "fake")]
+pub mod intercept;
 pub mod migrate;
 mod real;
 mod real_ext;
@@ -176,22 +182,45 @@ pub enum HostEvent {
 pub type EventSink = Arc<dyn Fn(HostEvent) + Send + Sync>;
 
 /// One open connection to one host.
+///
+/// Every method but `uri` has a default that answers "not supported" (what libvirt says for
+/// a driver without the call): an implementation says what it can do, and a fake for tests
+/// implements only what the tests need.
 pub trait Hypervisor: Send + Sync {
     fn uri(&self) -> &str;
-    fn host_info(&self) -> Result<HostInfo, LibvirtError>;
+    fn host_info(&self) -> Result<HostInfo, LibvirtError> {
+        Err(not_supported("reading host facts"))
+    }
     /// Every domain, active and inactive.
-    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError>;
+    fn list_domains(&self) -> Result<Vec<DomainSnapshot>, LibvirtError> {
+        Err(not_supported("listing domains"))
+    }
     /// One domain; `Ok(None)` when it does not exist (any more).
-    fn domain(&self, uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError>;
-    fn action(&self, uuid: &str, action: Action) -> Result<(), LibvirtError>;
+    fn domain(&self, _uuid: &str) -> Result<Option<DomainSnapshot>, LibvirtError> {
+        Err(not_supported("reading a domain"))
+    }
+    fn action(&self, _uuid: &str, action: Action) -> Result<(), LibvirtError> {
+        Err(not_supported(action.as_str()))
+    }
     /// Statistics of all domains in one call; with `active_only`, of the active ones
     /// (those with a domain ID: running, paused, ...), which is all that changes between
     /// events.
-    fn domain_stats(&self, active_only: bool) -> Result<Vec<DomainStats>, LibvirtError>;
-    fn free_memory_kib(&self) -> Result<u64, LibvirtError>;
+    fn domain_stats(&self, _active_only: bool) -> Result<Vec<DomainStats>, LibvirtError> {
+        Err(not_supported("bulk statistics"))
+    }
+    fn free_memory_kib(&self) -> Result<u64, LibvirtError> {
+        Err(not_supported("reading free memory"))
+    }
     /// Domain XML; `inactive` for the persistent definition, `secure` to include secrets
     /// (VNC passwords).
-    fn domain_xml(&self, uuid: &str, inactive: bool, secure: bool) -> Result<String, LibvirtError>;
+    fn domain_xml(
+        &self,
+        _uuid: &str,
+        _inactive: bool,
+        _secure: bool,
+    ) -> Result<String, LibvirtError> {
+        Err(not_supported("reading domain XML"))
+    }
     /// The persistent definitions (inactive XML with secrets) of those of `wanted` that
     /// exist, as `(uuid, xml)`: what the definition watch compares. The default reads each
     /// with `domain_xml`; the real implementation lists the persistent domains once and
@@ -212,45 +241,95 @@ pub trait Hypervisor: Send + Sync {
         Ok(out)
     }
     /// Define (create or replace) a persistent domain; returns its UUID.
-    fn define(&self, xml: &str) -> Result<String, LibvirtError>;
+    fn define(&self, _xml: &str) -> Result<String, LibvirtError> {
+        Err(not_supported("defining domains"))
+    }
     /// Remove a domain's definition with its managed-save image, snapshot metadata and
     /// NVRAM. Disk images are not touched.
-    fn undefine(&self, uuid: &str) -> Result<(), LibvirtError>;
-    fn set_autostart(&self, uuid: &str, on: bool) -> Result<(), LibvirtError>;
+    fn undefine(&self, _uuid: &str) -> Result<(), LibvirtError> {
+        Err(not_supported("undefining domains"))
+    }
+    fn set_autostart(&self, _uuid: &str, _on: bool) -> Result<(), LibvirtError> {
+        Err(not_supported("autostart"))
+    }
     /// Change a device (e.g. the medium of a CD-ROM): with `live` in the running VM only,
     /// otherwise in the persistent definition only. The two are changed separately
     /// because they may differ (changes stored for the next start), and libvirt refuses a
     /// device of one that does not fit the other.
-    fn update_device(&self, uuid: &str, device_xml: &str, live: bool) -> Result<(), LibvirtError>;
+    fn update_device(
+        &self,
+        _uuid: &str,
+        _device_xml: &str,
+        _live: bool,
+    ) -> Result<(), LibvirtError> {
+        Err(not_supported("changing devices"))
+    }
     /// Update the running VM's notes: `<description>` and the project's metadata element
     /// (`None` removes it). The persistent definition is changed through `define`.
     fn set_live_notes(
         &self,
-        uuid: &str,
-        description: Option<&str>,
-        notes_xml: Option<&str>,
-    ) -> Result<(), LibvirtError>;
-    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError>;
-    fn volumes(&self, pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError>;
-    fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError>;
-    fn delete_volume(&self, pool: &str, name: &str) -> Result<(), LibvirtError>;
+        _uuid: &str,
+        _description: Option<&str>,
+        _notes_xml: Option<&str>,
+    ) -> Result<(), LibvirtError> {
+        Err(not_supported("changing a running domain's notes"))
+    }
+    fn pools(&self) -> Result<Vec<PoolInfo>, LibvirtError> {
+        Err(not_supported("storage pools"))
+    }
+    fn volumes(&self, _pool: &str) -> Result<Vec<VolumeInfo>, LibvirtError> {
+        Err(not_supported("storage volumes"))
+    }
+    /// One volume of a pool, `Ok(None)` when the pool has none of that name. Also while
+    /// libvirt still builds it (a clone in progress), which is how its progress is read.
+    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        Ok(self.volumes(pool)?.into_iter().find(|v| v.def.name == name))
+    }
+    fn create_volume(&self, _pool: &str, _xml: &str) -> Result<VolumeInfo, LibvirtError> {
+        Err(not_supported("creating volumes"))
+    }
+    fn delete_volume(&self, _pool: &str, _name: &str) -> Result<(), LibvirtError> {
+        Err(not_supported("deleting volumes"))
+    }
     /// The volume at a path, when some pool holds it.
-    fn volume_by_path(&self, path: &str) -> Result<Option<VolumeInfo>, LibvirtError>;
+    fn volume_by_path(&self, _path: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        Err(not_supported("finding volumes by path"))
+    }
     /// The first `len` bytes of a volume, read through libvirt (works for remote hosts).
-    fn read_volume(&self, pool: &str, name: &str, len: u64) -> Result<Vec<u8>, LibvirtError>;
-    fn define_pool(&self, xml: &str) -> Result<(), LibvirtError>;
-    fn pool_action(&self, pool: &str, action: PoolAction) -> Result<(), LibvirtError>;
+    fn read_volume(&self, _pool: &str, _name: &str, _len: u64) -> Result<Vec<u8>, LibvirtError> {
+        Err(not_supported("reading volumes"))
+    }
+    fn define_pool(&self, _xml: &str) -> Result<(), LibvirtError> {
+        Err(not_supported("defining storage pools"))
+    }
+    fn pool_action(&self, _pool: &str, _action: PoolAction) -> Result<(), LibvirtError> {
+        Err(not_supported("this storage pool operation"))
+    }
     /// Create `xml` (a new volume) as a copy of volume `source` of the same pool.
-    fn clone_volume(&self, pool: &str, source: &str, xml: &str)
-        -> Result<VolumeInfo, LibvirtError>;
+    fn clone_volume(
+        &self,
+        _pool: &str,
+        _source: &str,
+        _xml: &str,
+    ) -> Result<VolumeInfo, LibvirtError> {
+        Err(not_supported("cloning volumes"))
+    }
     /// Grow a volume to `capacity` bytes.
-    fn resize_volume(&self, pool: &str, name: &str, capacity: u64) -> Result<(), LibvirtError>;
-    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError>;
+    fn resize_volume(&self, _pool: &str, _name: &str, _capacity: u64) -> Result<(), LibvirtError> {
+        Err(not_supported("resizing volumes"))
+    }
+    fn networks(&self) -> Result<Vec<NetworkInfo>, LibvirtError> {
+        Err(not_supported("virtual networks"))
+    }
     /// Names of the host's network interfaces (bridges included), where the driver can
     /// list them.
-    fn interfaces(&self) -> Result<Vec<String>, LibvirtError>;
+    fn interfaces(&self) -> Result<Vec<String>, LibvirtError> {
+        Err(not_supported("listing interfaces"))
+    }
     /// Whether the connection is still usable.
-    fn is_alive(&self) -> bool;
+    fn is_alive(&self) -> bool {
+        true
+    }
 
     // --- Moving and copying VMs (issue 16). Every method has a default body that says
     // "not supported", so drivers (and test wrappers) need only what they can do. The
@@ -326,12 +405,6 @@ pub trait Hypervisor: Send + Sync {
     ) -> Result<u64, LibvirtError> {
         let _ = (pool, name, source);
         Err(not_supported("volume upload"))
-    }
-    /// One volume as libvirt sees it now (sizes re-read from the storage), `Ok(None)` when
-    /// absent.
-    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
-        let _ = (pool, name);
-        Err(not_supported("volume lookup"))
     }
     /// Redefine snapshot metadata (`VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`), e.g. on the
     /// target of an offline migration; `current` marks it the current snapshot.

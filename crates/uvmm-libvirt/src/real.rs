@@ -40,6 +40,13 @@ struct LibvirtHost {
     close_registered: bool,
 }
 
+/// A libvirt enum value (bindgen makes them `u32`) as the `i32` the `virt` crate's
+/// signatures and error codes use.
+pub(crate) fn code(v: u32) -> i32 {
+    // libvirt's enum values are small; one that is not is no valid value anyway.
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
 fn version_string(v: u32) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
 }
@@ -75,7 +82,7 @@ impl LibvirtHost {
     fn register(&mut self, sink: EventSink) -> Result<(), LibvirtError> {
         type Generic =
             unsafe extern "C" fn(sys::virConnectPtr, sys::virDomainPtr, *mut std::ffi::c_void);
-        // SAFETY (all transmutes below): libvirt calls each callback with the signature
+        // SAFETY: (all transmutes below) libvirt calls each callback with the signature
         // that belongs to its event id; VIR_DOMAIN_EVENT_CALLBACK in C does the same cast.
         let table: [(u32, Generic); 6] = unsafe {
             [
@@ -113,7 +120,7 @@ impl LibvirtHost {
                 sys::virConnectDomainEventRegisterAny(
                     self.conn.as_ptr(),
                     std::ptr::null_mut(),
-                    id as c_int,
+                    c_int::try_from(id).unwrap_or(c_int::MAX),
                     Some(cb),
                     opaque,
                     Some(events::free_sink),
@@ -197,13 +204,13 @@ impl LibvirtHost {
         // With secrets: the cache then knows whether a VNC password is set (it never
         // shows the password), and a password change changes the ETag.
         let xml = dom.xml_desc(sys::VIR_DOMAIN_XML_SECURE)?;
-        let state = VmState::from_libvirt(state.max(0) as u32);
+        let state = VmState::from_libvirt(u32::try_from(state).unwrap_or(0));
         let next_boot_xml = Self::next_boot_xml(dom, state.is_active(), persistent)?;
         Ok(DomainSnapshot {
             uuid,
             name,
             state,
-            reason: reason.max(0) as u32,
+            reason: u32::try_from(reason).unwrap_or(0),
             persistent,
             autostart,
             managed_save,
@@ -409,7 +416,7 @@ impl Hypervisor for LibvirtHost {
             Ok(d) => d,
             Err(e) => {
                 let e = LibvirtError::from(e);
-                if e.kind != ErrorKind::NotSupported && e.code != sys::VIR_ERR_INVALID_ARG as i32 {
+                if e.kind != ErrorKind::NotSupported && e.code != code(sys::VIR_ERR_INVALID_ARG) {
                     return Err(e);
                 }
                 self.conn.define_domain_xml(xml)?
@@ -469,14 +476,14 @@ impl Hypervisor for LibvirtHost {
         let dom = self.must(uuid)?;
         let live = sys::VIR_DOMAIN_AFFECT_LIVE;
         dom.set_metadata(
-            sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32,
+            code(sys::VIR_DOMAIN_METADATA_DESCRIPTION),
             description,
             None,
             None,
             live,
         )?;
         dom.set_metadata(
-            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            code(sys::VIR_DOMAIN_METADATA_ELEMENT),
             notes_xml,
             Some("uvmm"),
             Some(uvmm_model::domain::UVMM_NS),
@@ -515,6 +522,21 @@ impl Hypervisor for LibvirtHost {
         Ok(out)
     }
 
+    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
+        let p = self.conn.lookup_storage_pool_by_name(pool)?;
+        match p.lookup_storage_vol_by_name(name) {
+            Ok(vol) => Ok(Some(volume_info(pool, &vol)?)),
+            Err(e) => {
+                let e = LibvirtError::from(e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     fn create_volume(&self, pool: &str, xml: &str) -> Result<VolumeInfo, LibvirtError> {
         let p = self.conn.lookup_storage_pool_by_name(pool)?;
         let vol = StorageVol::create_xml(&p, xml, 0)?;
@@ -549,16 +571,17 @@ impl Hypervisor for LibvirtHost {
         let vol = p.lookup_storage_vol_by_name(name)?;
         let stream = Stream::new(&self.conn, 0)?;
         vol.download(&stream, 0, len, 0)?;
-        let mut out = Vec::with_capacity(len as usize);
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(want.min(1 << 20));
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = stream.recv(&mut buf)?;
-            if n <= 0 || out.len() as u64 >= len {
+            if n <= 0 || out.len() >= want {
                 break;
             }
-            out.extend_from_slice(&buf[..n as usize]);
+            out.extend_from_slice(&buf[..n.unsigned_abs()]);
         }
-        out.truncate(len as usize);
+        out.truncate(want);
         let _ = stream.finish();
         Ok(out)
     }
@@ -675,21 +698,6 @@ impl Hypervisor for LibvirtHost {
         source: &mut dyn FnMut(&mut [u8]) -> Result<usize, LibvirtError>,
     ) -> Result<u64, LibvirtError> {
         crate::real_ext::upload_volume(&self.conn, pool, name, source)
-    }
-
-    fn volume(&self, pool: &str, name: &str) -> Result<Option<VolumeInfo>, LibvirtError> {
-        let p = self.conn.lookup_storage_pool_by_name(pool)?;
-        match p.lookup_storage_vol_by_name(name) {
-            Ok(v) => Ok(Some(volume_info(pool, &v)?)),
-            Err(e) => {
-                let e = LibvirtError::from(e);
-                if e.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
     }
 
     fn snapshot_redefine(&self, uuid: &str, xml: &str, current: bool) -> Result<(), LibvirtError> {

@@ -5,6 +5,7 @@
 
 use crate::devices::{CpuCompatibility, DetachOutcome};
 use crate::migrate::{CopyStorage, JobProgress, MigrateParams};
+use crate::real::code;
 use crate::snapshot::{
     parents_first, SnapshotDeleteOutcome, SnapshotInfo, SnapshotKind, SnapshotSpec,
 };
@@ -141,7 +142,7 @@ pub(crate) fn job_progress(
     };
     // SAFETY: params/n were allocated by libvirt in virDomainGetJobStats; freed once.
     unsafe { sys::virTypedParamsFree(params, n) };
-    if job_type == sys::VIR_DOMAIN_JOB_NONE as c_int {
+    if job_type == code(sys::VIR_DOMAIN_JOB_NONE) {
         return Ok(None);
     }
     Ok(Some(out))
@@ -196,7 +197,7 @@ pub(crate) fn compare_cpu(
         )),
         _ => {
             let e = last_error();
-            if e.code == sys::VIR_ERR_CPU_INCOMPATIBLE as i32 {
+            if e.code == code(sys::VIR_ERR_CPU_INCOMPATIBLE) {
                 Ok(CpuCompatibility::Incompatible(e.message))
             } else {
                 Err(e)
@@ -229,14 +230,16 @@ pub(crate) fn download_volume(
                 return Err(e.into());
             }
         };
-        if n <= 0 {
-            break;
-        }
-        if let Err(e) = sink(&buf[..n as usize]) {
+        // Negative is an error the call already returned; 0 is the end.
+        let n = match usize::try_from(n) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Err(e) = sink(&buf[..n]) {
             let _ = stream.abort();
             return Err(e);
         }
-        total += n as u64;
+        total += u64::try_from(n).unwrap_or(u64::MAX);
     }
     stream.finish()?;
     Ok(total)
@@ -267,7 +270,7 @@ pub(crate) fn upload_volume(
         let mut off = 0;
         while off < n {
             match stream.send(&buf[off..n]) {
-                Ok(sent) if sent > 0 => off += sent as usize,
+                Ok(sent) if sent > 0 => off += sent.unsigned_abs(),
                 Ok(_) => {
                     let _ = stream.abort();
                     return Err(LibvirtError::new(
@@ -504,7 +507,7 @@ fn commit_active_layer(dom: &Domain, disk: &str, deadline: Instant) -> Result<()
                     // Not ready yet although the cursor says so: try again.
                     Err(e)
                         if e.kind == ErrorKind::InvalidOperation
-                            || e.code == sys::VIR_ERR_BLOCK_COPY_ACTIVE as i32 => {}
+                            || e.code == code(sys::VIR_ERR_BLOCK_COPY_ACTIVE) => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -17,19 +17,20 @@ pub fn all_domain_stats(
         | sys::VIR_DOMAIN_STATS_CPU_TOTAL
         | sys::VIR_DOMAIN_STATS_BALLOON
         | sys::VIR_DOMAIN_STATS_VCPU;
-    // SAFETY: conn is a live connection; records receives a libvirt-allocated array that
-    // is released below with virDomainStatsRecordListFree.
     let flags = if active_only {
         sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
     } else {
         0
     };
+    // SAFETY: conn is a live connection; records receives a libvirt-allocated array that
+    // is released below with virDomainStatsRecordListFree.
     let n = unsafe { sys::virConnectGetAllDomainStats(conn.as_ptr(), wanted, &mut records, flags) };
     if n < 0 {
         return Err(virt::error::Error::last_error().into());
     }
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n as usize {
+    let n = usize::try_from(n).unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
         // SAFETY: records holds n valid record pointers.
         let rec = unsafe { &**records.add(i) };
         out.push(read_record(rec));
@@ -57,7 +58,7 @@ fn read_record(rec: &sys::virDomainStatsRecord) -> DomainStats {
         &[]
     } else {
         // SAFETY: params points to nparams typed parameters owned by the record.
-        unsafe { std::slice::from_raw_parts(rec.params, rec.nparams as usize) }
+        unsafe { std::slice::from_raw_parts(rec.params, rec.nparams.unsigned_abs() as usize) }
     };
     for p in params {
         // SAFETY: field is a NUL-terminated array inside the parameter.
@@ -65,9 +66,9 @@ fn read_record(rec: &sys::virDomainStatsRecord) -> DomainStats {
         let as_u64 = || -> Option<u64> {
             // SAFETY: the union member read matches the declared type_.
             unsafe {
-                match p.type_ as u32 {
+                match u32::try_from(p.type_).unwrap_or(u32::MAX) {
                     sys::VIR_TYPED_PARAM_INT => u64::try_from(p.value.i).ok(),
-                    sys::VIR_TYPED_PARAM_UINT => Some(p.value.ui as u64),
+                    sys::VIR_TYPED_PARAM_UINT => Some(u64::from(p.value.ui)),
                     sys::VIR_TYPED_PARAM_LLONG => u64::try_from(p.value.l).ok(),
                     sys::VIR_TYPED_PARAM_ULLONG => Some(p.value.ul),
                     _ => None,
@@ -76,13 +77,15 @@ fn read_record(rec: &sys::virDomainStatsRecord) -> DomainStats {
         };
         match field {
             b"state.state" => {
-                stats.state = as_u64().map(|s| VmState::from_libvirt(s as u32));
+                stats.state = as_u64()
+                    .and_then(|s| u32::try_from(s).ok())
+                    .map(VmState::from_libvirt);
             }
-            b"state.reason" => stats.reason = as_u64().map(|r| r as u32),
+            b"state.reason" => stats.reason = as_u64().and_then(|r| u32::try_from(r).ok()),
             b"balloon.maximum" => stats.balloon_maximum_kib = as_u64(),
             b"cpu.time" => stats.cpu_time_ns = as_u64(),
             b"balloon.current" => stats.balloon_current_kib = as_u64(),
-            b"vcpu.current" => stats.vcpus_current = as_u64().map(|v| v as u32),
+            b"vcpu.current" => stats.vcpus_current = as_u64().and_then(|v| u32::try_from(v).ok()),
             _ => {}
         }
     }

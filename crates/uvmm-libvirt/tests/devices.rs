@@ -40,7 +40,11 @@ fn boot_clone(
         &CloneSpec {
             name: name.into(),
             uuid: uuid.into(),
-            new_macs: Some(vec![qemu_mac([0x10, 0x20, uuid.len() as u8])]),
+            new_macs: Some(vec![qemu_mac([
+                0x10,
+                0x20,
+                u8::try_from(uuid.len()).unwrap(),
+            ])]),
             disks: [(old_path.to_string(), new_path.to_string())]
                 .into_iter()
                 .collect::<HashMap<_, _>>(),

@@ -144,12 +144,11 @@ pub fn set_boot_medium(
     for n in &mut def.nics {
         n.boot_order = None;
     }
-    for (i, dev) in current.iter().enumerate() {
-        let order = Some(i as u32 + 1);
+    for (dev, order) in current.iter().zip(1u32..) {
         match *dev {
-            Dev::Disk(d) => def.disks[d].boot_order = order,
-            Dev::Nic(n) => def.nics[n].boot_order = order,
-            Dev::Other(o) => def.other_boot[o].order = i as u32 + 1,
+            Dev::Disk(d) => def.disks[d].boot_order = Some(order),
+            Dev::Nic(n) => def.nics[n].boot_order = Some(order),
+            Dev::Other(o) => def.other_boot[o].order = order,
         }
     }
     // libvirt refuses <os><boot dev> together with per-device boot order.
@@ -210,15 +209,18 @@ pub fn read_partition_table(b: &[u8]) -> PartitionTable {
         .map(|i| (b[446 + i * 16], b[446 + i * 16 + 4]))
         .collect();
     if entries.iter().any(|(_, t)| *t == 0xEE) && b.get(512..520) == Some(b"EFI PART") {
-        let lba = u64le(b, 512 + 72).unwrap_or(2) as usize;
-        let count = u32le(b, 512 + 80).unwrap_or(0).min(128) as usize;
-        let size = u32le(b, 512 + 84).unwrap_or(128) as usize;
+        // Values beyond the address space are beyond the bytes read: the entries are
+        // not there.
+        let lba = usize::try_from(u64le(b, 512 + 72).unwrap_or(2)).unwrap_or(usize::MAX);
+        let count = u32le(b, 512 + 80).unwrap_or(0).min(128);
+        let size = usize::try_from(u32le(b, 512 + 84).unwrap_or(128)).unwrap_or(usize::MAX);
         let mut partitions = Vec::new();
         if (128..=512).contains(&size) {
-            for i in 0..count {
+            for (i, number) in (0..count).zip(1u32..) {
+                let offset = usize::try_from(i).ok().and_then(|i| i.checked_mul(size));
                 let entry = lba
                     .checked_mul(512)
-                    .and_then(|start| start.checked_add(i * size))
+                    .and_then(|start| start.checked_add(offset?))
                     .and_then(|at| b.get(at..at.checked_add(size)?));
                 let Some(entry) = entry else { break };
                 if entry[..16].iter().all(|x| *x == 0) {
@@ -226,7 +228,7 @@ pub fn read_partition_table(b: &[u8]) -> PartitionTable {
                 }
                 let attrs = u64le(entry, 48).unwrap_or(0);
                 partitions.push(Partition {
-                    number: i as u32 + 1,
+                    number,
                     bootable: attrs & (1 << 2) != 0,
                 });
             }
@@ -235,10 +237,10 @@ pub fn read_partition_table(b: &[u8]) -> PartitionTable {
     }
     let partitions = entries
         .iter()
-        .enumerate()
-        .filter(|(_, (_, t))| *t != 0)
-        .map(|(i, (flag, _))| Partition {
-            number: i as u32 + 1,
+        .zip(1u32..)
+        .filter(|((_, t), _)| *t != 0)
+        .map(|((flag, _), number)| Partition {
+            number,
             bootable: *flag == 0x80,
         })
         .collect();
@@ -393,7 +395,8 @@ mod tests {
                 .chain(d.other_boot.iter().map(|b| b.order))
                 .collect();
             orders.sort();
-            assert_eq!(orders, (1..=want.len() as u32).collect::<Vec<_>>());
+            let expected: Vec<u32> = (1u32..).take(want.len()).collect();
+            assert_eq!(orders, expected);
         }
     }
 

@@ -100,6 +100,14 @@ impl HostUri {
         }
     }
 
+    /// Whether every connection to this URI opens a host of its own: the libvirt test
+    /// driver with a node file (`test:///PATH`) starts afresh on every open, even in one
+    /// process; `test:///default` is shared. Work for such a host must use the
+    /// connection it already has.
+    pub fn host_per_connection(&self) -> bool {
+        self.driver == "test" && self.path != "/default"
+    }
+
     /// A short, readable id: the host name for remote URIs, the file stem for
     /// `test:///path/node.xml`, `default` for `test:///default`, `localhost` otherwise.
     pub fn default_id(&self) -> String {

@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod caps;
+pub mod change;
 pub mod clone;
 pub mod domain;
 pub mod edit;

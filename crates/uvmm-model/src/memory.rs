@@ -63,8 +63,8 @@ fn scale_cells(cells: &[u64], initial: u64) -> Result<Vec<u64>, MemoryError> {
         initial,
         cells: cells.len(),
     };
-    let old_sum: u128 = cells.iter().map(|c| *c as u128).sum();
-    let n = cells.len() as u128;
+    let old_sum: u128 = cells.iter().map(|c| u128::from(*c)).sum();
+    let n = u128::try_from(cells.len()).unwrap_or(u128::MAX);
     let mut out = Vec::with_capacity(cells.len());
     let mut given: u64 = 0;
     for (i, cell) in cells.iter().enumerate() {
@@ -74,11 +74,11 @@ fn scale_cells(cells: &[u64], initial: u64) -> Result<Vec<u64>, MemoryError> {
                 .ok_or_else(|| too_small.clone())?
         } else {
             // Cells without a size (or all zero) are shared equally.
-            let exact = (initial as u128 * *cell as u128)
+            let (initial, align) = (u128::from(initial), u128::from(CELL_ALIGN_KIB));
+            let exact = (initial * u128::from(*cell))
                 .checked_div(old_sum)
-                .unwrap_or(initial as u128 / n);
-            let rounded = (exact + CELL_ALIGN_KIB as u128 / 2) / CELL_ALIGN_KIB as u128
-                * CELL_ALIGN_KIB as u128;
+                .unwrap_or(initial / n);
+            let rounded = (exact + align / 2) / align * align;
             // `rounded` is at most `initial` plus half a MiB, and `initial` fits a u64.
             u64::try_from(rounded).map_err(|_| too_small.clone())?
         };
@@ -121,8 +121,8 @@ pub fn inconsistency(def: &DomainDef) -> Option<String> {
         );
     }
     if !def.numa_cells_kib.is_empty() {
-        let cells: u128 = def.numa_cells_kib.iter().map(|c| *c as u128).sum();
-        let initial = def.max_memory_kib as u128 - def.memory_devices_kib as u128;
+        let cells: u128 = def.numa_cells_kib.iter().map(|c| u128::from(*c)).sum();
+        let initial = u128::from(def.max_memory_kib) - u128::from(def.memory_devices_kib);
         if cells != initial {
             return Some(format!(
                 "the NUMA cells add up to {} but the memory without memory devices is {}",

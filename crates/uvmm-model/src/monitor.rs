@@ -64,6 +64,12 @@ impl Threshold {
     /// The threshold as a value for Nagios perfdata of the used bytes.
     pub fn as_used_bytes(&self, capacity: u64) -> u64 {
         match *self {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "perfdata: a percentage (0-100) of a capacity is within 0..=capacity, and a byte off does not matter"
+            )]
             Threshold::UsedPercent(p) => (capacity as f64 * p / 100.0) as u64,
             Threshold::MinFree(min) => capacity.saturating_sub(min),
         }

@@ -30,7 +30,8 @@ pub fn bus_prefix(bus: &str) -> Result<(&'static str, usize), TargetError> {
 pub fn index_to_suffix(mut index: usize) -> String {
     let mut out = Vec::new();
     loop {
-        out.push(b'a' + (index % 26) as u8);
+        // `index % 26` is below 26.
+        out.push(b'a' + u8::try_from(index % 26).unwrap_or(0));
         if index < 26 {
             break;
         }
@@ -46,7 +47,7 @@ pub fn suffix_to_index(suffix: &str) -> Option<usize> {
     }
     let mut idx: i64 = -1;
     for b in suffix.bytes() {
-        idx = (idx + 1) * 26 + (b - b'a') as i64;
+        idx = (idx + 1) * 26 + i64::from(b - b'a');
     }
     usize::try_from(idx).ok()
 }

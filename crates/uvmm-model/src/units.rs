@@ -77,8 +77,13 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
             let frac_n: u128 = frac
                 .parse()
                 .map_err(|_| SizeError::Invalid(input.to_string()))?;
-            let scale = 10u128.pow(frac.len() as u32);
-            let total = (int as u128) * (mult as u128) + frac_n * (mult as u128) / scale;
+            // A fraction of more than 38 digits overflows the scale: refused as too large.
+            let scale = u32::try_from(frac.len())
+                .ok()
+                .and_then(|n| 10u128.checked_pow(n))
+                .ok_or_else(|| SizeError::Overflow(input.to_string()))?;
+            let (int, mult) = (u128::from(int), u128::from(mult));
+            let total = int * mult + frac_n * mult / scale;
             u64::try_from(total).map_err(|_| SizeError::Overflow(input.to_string()))
         }
     }
@@ -112,7 +117,13 @@ fn format_value(bytes: f64) -> String {
         unit += 1;
     }
     if unit == 0 || value.fract() == 0.0 {
-        format!("{} {}", value as u64, UNITS[unit])
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a whole number below 1024 of its unit (or the bytes of a u64)"
+        )]
+        let whole = value as u64;
+        format!("{whole} {}", UNITS[unit])
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }

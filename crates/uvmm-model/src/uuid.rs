@@ -26,6 +26,34 @@ pub fn normalize_uuid(input: &str) -> Result<String, UuidError> {
     ))
 }
 
+/// A VM's UUID, in the one spelling uvmm uses (see the module): parsed once where it
+/// enters, then passed on typed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uuid(String);
+
+impl Uuid {
+    pub fn parse(input: &str) -> Result<Uuid, UuidError> {
+        normalize_uuid(input).map(Uuid)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Uuid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Uuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// True when `s` looks like a UUID (used to tell `NAME|UUID` arguments apart).
 pub fn is_uuid(s: &str) -> bool {
     normalize_uuid(s).is_ok()
@@ -34,6 +62,15 @@ pub fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uuid_has_one_spelling() {
+        let a = Uuid::parse("4DEA22B31D52D8F32516782E98AB3FA0").unwrap();
+        let b = Uuid::parse("4dea22b3-1d52-d8f3-2516-782e98ab3fa0").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+        assert!(Uuid::parse("4dea22b3").is_err());
+    }
 
     #[test]
     fn table() {

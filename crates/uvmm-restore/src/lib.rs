@@ -12,7 +12,8 @@ use uvmm_api::{BackupDetail, BackupSummary, RestoreReport, VersionInfo, DEFAULT_
 use uvmm_backup::restore::{restore, Existing, RestoreError};
 use uvmm_backup::store::{BackupStore, DEFAULT_DIR, OLD_UVMM_DIR};
 use uvmm_backup::VersionInput;
-use uvmm_cli::client::{enc, Client, ClientError, Target};
+use uvmm_cli::client::{Client, ClientError, Target};
+use uvmm_cli::paths;
 use uvmm_libvirt::{Connector, LibvirtConnector};
 use uvmm_model::hosts::HostUri;
 
@@ -237,10 +238,7 @@ fn print_list(all: &[BackupSummary], args: &Args) {
 }
 
 fn list_via_daemon(rt: &tokio::runtime::Runtime, c: &Client, args: &Args) -> Result<(), Failure> {
-    let path = match &args.pattern {
-        Some(p) => format!("/api/v1/backups?q={}", enc(p)),
-        None => "/api/v1/backups".into(),
-    };
+    let path = paths::backups(args.pattern.as_deref());
     let all: Vec<BackupSummary> = rt
         .block_on(c.call(Method::GET, &path, None))
         .map_err(api_failure)?;
@@ -256,7 +254,7 @@ fn restore_via_daemon(
     args: &Args,
 ) -> Result<(), Failure> {
     let detail: BackupDetail = rt
-        .block_on(c.call(Method::GET, &format!("/api/v1/backups/{}", enc(vm)), None))
+        .block_on(c.call(Method::GET, &paths::backup(vm), None))
         .map_err(api_failure)?;
     let version = args.version.unwrap_or(detail.summary.latest);
     let mut body = json!({
@@ -269,7 +267,7 @@ fn restore_via_daemon(
         body["host"] = json!(h);
     }
     let report: RestoreReport = rt
-        .block_on(c.call(Method::POST, "/api/v1/restore", Some(&body)))
+        .block_on(c.call(Method::POST, &paths::restore(), Some(&body)))
         .map_err(api_failure)?;
     let hint = start_hint(rt, c, &report);
     print_report(&report, version, &hint, args);
@@ -278,11 +276,7 @@ fn restore_via_daemon(
 
 fn start_hint(rt: &tokio::runtime::Runtime, c: &Client, report: &RestoreReport) -> String {
     let host_id = rt
-        .block_on(c.call::<serde_json::Value>(
-            Method::GET,
-            &format!("/api/v1/hosts/{}", enc(&report.host)),
-            None,
-        ))
+        .block_on(c.call::<serde_json::Value>(Method::GET, &paths::host(&report.host), None))
         .ok()
         .and_then(|h| h["id"].as_str().map(str::to_string))
         .unwrap_or_else(|| report.host.clone());
@@ -325,7 +319,7 @@ fn daemon(rt: &tokio::runtime::Runtime, socket: &std::path::Path) -> Option<Clie
     let up = rt.block_on(async {
         tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            c.call::<VersionInfo>(Method::GET, "/api/v1/version", None),
+            c.call::<VersionInfo>(Method::GET, &paths::version(), None),
         )
         .await
     });
@@ -347,7 +341,7 @@ fn same_version_in_daemon(
         return false;
     };
     let theirs: Result<BackupDetail, _> =
-        rt.block_on(c.call(Method::GET, &format!("/api/v1/backups/{}", enc(uuid)), None));
+        rt.block_on(c.call(Method::GET, &paths::backup(uuid), None));
     theirs.is_ok_and(|d| {
         d.versions
             .iter()
@@ -391,7 +385,7 @@ fn restore_vm(
             body["force"] = json!(args.force);
             body["replace"] = json!(args.replace);
             let report: RestoreReport = rt
-                .block_on(c.call(Method::POST, "/api/v1/restore", Some(&body)))
+                .block_on(c.call(Method::POST, &paths::restore(), Some(&body)))
                 .map_err(api_failure)?;
             let hint = start_hint(rt, &c, &report);
             (report, hint)
@@ -420,7 +414,9 @@ fn restore_vm(
                 let input = VersionInput {
                     host: parsed.uri.clone(),
                     name: report.name.clone(),
-                    cause: "restore".into(),
+                    cause: uvmm_backup::Cause::Restore,
+                    // Who ran uvmm-restore, as uvmmd records its callers.
+                    user: Some(local_user()),
                     hypervisor: def
                         .as_ref()
                         .map(|d| d.domain_type.clone())
@@ -441,4 +437,13 @@ fn restore_vm(
     };
     print_report(&report, version, &start_hint, args);
     Ok(())
+}
+
+/// The account running this program (getpwuid_r), or `uid:N`.
+fn local_user() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid:{uid}"),
+    }
 }

@@ -145,7 +145,7 @@ unsafe fn converse_inner(
     // SAFETY: calloc returns zeroed memory for n responses or NULL; libpam frees it with
     // free(), so it must come from the C allocator.
     let replies =
-        unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
+        unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) }.cast::<PamResponse>();
     if replies.is_null() {
         return PAM_BUF_ERR;
     }
@@ -199,12 +199,12 @@ unsafe fn free_replies(replies: *mut PamResponse, n: usize) {
             unsafe {
                 let len = libc::strlen(r);
                 std::ptr::write_bytes(r, 0, len);
-                libc::free(r as *mut c_void);
+                libc::free(r.cast::<c_void>());
             }
         }
     }
     // SAFETY: replies came from calloc.
-    unsafe { libc::free(replies as *mut c_void) };
+    unsafe { libc::free(replies.cast::<c_void>()) };
 }
 
 /// Replaces libpam's own failure delay (pam_unix asks for about 2 s, with jitter): the
@@ -245,7 +245,7 @@ impl Handle {
             return None;
         }
         // SAFETY: PAM_USER is a NUL-terminated string owned by the handle, copied at once.
-        let s = unsafe { CStr::from_ptr(item as *const c_char) };
+        let s = unsafe { CStr::from_ptr(item.cast::<c_char>()) };
         s.to_str().ok().map(str::to_string)
     }
 }
@@ -335,7 +335,7 @@ impl PamBackend {
         if let Some(addr) = peer {
             let rhost = CString::new(addr.to_string()).unwrap_or_default();
             // SAFETY: libpam copies the string; rhost is NUL-terminated.
-            let rc = unsafe { pam_set_item(h.pamh, PAM_RHOST, rhost.as_ptr() as *const c_void) };
+            let rc = unsafe { pam_set_item(h.pamh, PAM_RHOST, rhost.as_ptr().cast::<c_void>()) };
             if rc != PAM_SUCCESS {
                 h.status = rc;
                 return Err(unavailable(format!("PAM_RHOST: {}", h.error_text(rc))));

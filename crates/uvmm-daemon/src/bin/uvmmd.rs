@@ -2,10 +2,11 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
+use uvmm_daemon::config::check as check_config;
 use uvmm_daemon::config::{self, Args, DEFAULT_CONFIG};
 use uvmm_daemon::process::{self, LogFile};
 use uvmm_daemon::server;
-use uvmm_daemon::{check_config, systemd};
+use uvmm_daemon::systemd;
 use uvmm_libvirt::LibvirtConnector;
 
 fn main() -> ExitCode {
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
         }
     };
     let connector = Arc::new(LibvirtConnector {
-        keepalive_interval: settings.timing.keepalive_interval as i32,
+        keepalive_interval: i32::try_from(settings.timing.keepalive_interval).unwrap_or(i32::MAX),
         keepalive_count: settings.timing.keepalive_count,
     });
     let status = format!(

@@ -1,6 +1,9 @@
 //! Test support: start the real uvmmd binary, talk to it over raw HTTP and through the real
 //! uvmm CLI, and start a real libvirtd.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the shared harness"
+)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -285,7 +288,7 @@ impl Daemon {
 
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits pid_t"));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -653,5 +656,32 @@ impl Drop for SystemLibvirtd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A tmpfs mounted for a test (they run as root), unmounted when dropped. Mount it before
+/// a `SystemLibvirtd` starts: its private mount namespace copies the mounts it finds.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, mib: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount tmpfs (the tests run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }

@@ -6,7 +6,10 @@
 //! slapd and ldap-utils must be installed (`scripts/lib.sh install_test_deps`); without
 //! them the tests fail with that instruction, they do not skip.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the shared harness"
+)]
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -358,7 +361,7 @@ impl Slapd {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits pid_t"));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -420,7 +423,7 @@ impl Slapd {
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
         if let Some(c) = &self.child {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).expect("a pid fits pid_t"));
             nix::sys::signal::kill(pid, sig).expect("signal slapd");
         }
     }

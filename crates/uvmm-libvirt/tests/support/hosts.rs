@@ -18,7 +18,10 @@
 //! the pid files under its directory) and removes the directory. A test binary that was
 //! killed outright leaves its directory behind; the next start of any host sweeps those of
 //! dead processes (`sweep_stale`), so nothing accumulates.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes the harness uses a part of it"
+)]
 
 use std::fs;
 use std::io::Read;
@@ -191,10 +194,10 @@ fn free_port() -> u16 {
 
 /// A first port of 16 free ones for incoming migrations.
 fn free_port_range() -> u16 {
-    let seed = (std::process::id() as u64 * 7919
+    let seed = (u64::from(std::process::id()) * 7919
         + SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
+            .map(|d| u64::from(d.subsec_nanos()))
             .unwrap_or(0))
         % 600;
     for i in 0..600u64 {
@@ -211,7 +214,7 @@ fn random_uuid(n: u32) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let x = t ^ ((std::process::id() as u128) << 64) ^ ((n as u128) << 96);
+    let x = t ^ (u128::from(std::process::id()) << 64) ^ (u128::from(n) << 96);
     let h = format!("{:032x}", x);
     format!(
         "{}-{}-4{}-8{}-{}",
@@ -555,7 +558,8 @@ impl GuestSpec {
     }
 
     pub fn disk(mut self, path: &str, format: &str) -> GuestSpec {
-        let target = format!("vd{}", (b'a' + self.disks.len() as u8) as char);
+        let index = u8::try_from(self.disks.len()).expect("a test guest has a few disks");
+        let target = format!("vd{}", char::from(b'a' + index));
         self.disks.push(GuestDisk {
             path: path.to_string(),
             format: format.to_string(),
@@ -651,8 +655,8 @@ pub fn read_image(path: &Path, offset: u64, len: u64) -> Vec<u8> {
     let mut all = Vec::new();
     f.read_to_end(&mut all).expect("read image");
     let _ = fs::remove_file(&raw);
-    let start = (offset as usize).min(all.len());
-    let end = ((offset + len) as usize).min(all.len());
+    let at = |n: u64| usize::try_from(n).map_or(all.len(), |n| n.min(all.len()));
+    let (start, end) = (at(offset), at(offset + len));
     all[start..end].to_vec()
 }
 

@@ -5,7 +5,7 @@
 //!   closes a kept-alive connection that sends nothing (hyper's header-read timeout runs
 //!   whenever the connection waits for a request).
 //! - A client that stops reading its answer is dropped after `request_timeout` without
-//!   progress (`StallGuard`); the body of a request has the same time (see `http_guard`).
+//!   progress (`StallGuard`); the body of a request has the same time (see `guard`).
 //! - Each listener has its own connection cap and a cap per peer (a UNIX socket user id, a
 //!   TCP address). Listeners count separately, and the file descriptor limit is raised at
 //!   start so that a full TCP listener leaves room for the UNIX socket: root can always get
@@ -16,9 +16,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -29,30 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tower::Service;
 
-/// Who sent a request. Inserted into every request's extensions by the accept loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    /// A process on the UNIX socket, by its credentials (`SO_PEERCRED`).
-    Unix {
-        uid: u32,
-        gid: u32,
-        pid: Option<i32>,
-    },
-    /// A TCP client, by address.
-    Tcp(SocketAddr),
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Peer::Unix { uid, pid, .. } => match pid {
-                Some(p) => write!(f, "uid={uid} pid={p}"),
-                None => write!(f, "uid={uid}"),
-            },
-            Peer::Tcp(a) => write!(f, "tcp={a}"),
-        }
-    }
-}
+pub use crate::caller::Peer;
 
 /// The key a per-peer limit counts by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -152,17 +127,26 @@ impl<T> StallGuard<T> {
         }
     }
 
-    /// Called when a write is pending: start (or check) the stall timer.
-    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+    /// A write's outcome, watched: progress (or an error) stops the stall timer; a write
+    /// that is pending starts it, and fails once it has run out.
+    fn watched<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
         let limit = self.limit;
         let sleep = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the client did not read its answer",
-            )),
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -184,16 +168,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => match self.poll_stall(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-            done => {
-                self.stalled = None;
-                done
-            }
-        }
+        let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watched(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -201,16 +177,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => match self.poll_stall(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-            done => {
-                self.stalled = None;
-                done
-            }
-        }
+        let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watched(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -218,16 +186,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Pending => match self.poll_stall(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-            done => {
-                self.stalled = None;
-                done
-            }
-        }
+        let outcome = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watched(cx, outcome)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -297,51 +257,52 @@ async fn serve_conn<IO>(
     }
 }
 
-/// Accept loop of the UNIX socket.
-pub async fn serve_unix(
-    listener: UnixListener,
-    app: Router,
-    policy: Arc<ApiPolicy>,
-    stop: watch::Receiver<bool>,
-) {
-    let limits = ConnLimits::new(
-        policy.max_connections,
-        policy.max_connections_per_peer,
-        true,
-    );
-    let mut stopping = stop.clone();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = async { let _ = stopping.wait_for(|s| *s).await; } => return,
-        };
-        let (stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of descriptors, most likely: wait instead of spinning.
-                tracing::warn!("UNIX socket: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let peer = match stream.peer_cred() {
-            Ok(c) => Peer::Unix {
-                uid: c.uid(),
-                gid: c.gid(),
-                pid: c.pid(),
-            },
-            Err(e) => {
-                tracing::warn!("UNIX socket: no peer credentials: {e}");
-                continue;
-            }
-        };
-        spawn_conn(stream, peer, &limits, &app, &policy, &stop);
+/// What the accept loop needs of a listener: the next connection and who is on the other
+/// end of it.
+pub trait Listener {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// What it is, for the log.
+    const WHAT: &'static str;
+    /// Whether its connections are counted per UNIX uid (else per TCP address).
+    const UNIX: bool;
+    /// The next connection (an error: none could be accepted), with its peer (an error:
+    /// the peer cannot be told, so the connection is dropped).
+    fn accept_peer(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, std::io::Result<Peer>)>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    const WHAT: &'static str = "UNIX socket";
+    const UNIX: bool = true;
+
+    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, std::io::Result<Peer>)> {
+        let (stream, _) = self.accept().await?;
+        let peer = stream.peer_cred().map(|c| Peer::Unix {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        });
+        Ok((stream, peer))
     }
 }
 
-/// Accept loop of the TCP listener.
-pub async fn serve_tcp(
-    listener: TcpListener,
+impl Listener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    const WHAT: &'static str = "TCP";
+    const UNIX: bool = false;
+
+    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, std::io::Result<Peer>)> {
+        let (stream, addr) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Ok(Peer::Tcp(addr))))
+    }
+}
+
+/// The accept loop of a listener (the UNIX socket, the TCP port), until `stop`.
+pub async fn serve<L: Listener>(
+    listener: L,
     app: Router,
     policy: Arc<ApiPolicy>,
     stop: watch::Receiver<bool>,
@@ -349,24 +310,23 @@ pub async fn serve_tcp(
     let limits = ConnLimits::new(
         policy.max_connections,
         policy.max_connections_per_peer,
-        false,
+        L::UNIX,
     );
     let mut stopping = stop.clone();
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.accept_peer() => a,
             _ = async { let _ = stopping.wait_for(|s| *s).await; } => return,
         };
-        let (stream, addr) = match accepted {
-            Ok(s) => s,
+        match accepted {
+            Ok((stream, Ok(peer))) => spawn_conn(stream, peer, &limits, &app, &policy, &stop),
+            Ok((_, Err(e))) => tracing::warn!("{}: no peer credentials: {e}", L::WHAT),
             Err(e) => {
-                tracing::warn!("TCP: accept failed: {e}");
+                // Out of descriptors, most likely: wait instead of spinning.
+                tracing::warn!("{}: accept failed: {e}", L::WHAT);
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        spawn_conn(stream, Peer::Tcp(addr), &limits, &app, &policy, &stop);
+        }
     }
 }
 

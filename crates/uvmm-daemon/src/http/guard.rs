@@ -9,10 +9,11 @@
 //!    and form bodies across sites without asking, but not JSON.
 //! 4. Query parameters that the route does not declare are refused (the declarations are
 //!    the OpenAPI document's, so the document and the check cannot drift).
-//! 5. Every request that changes something is logged once, with its peer and outcome.
+//! 5. Every request that changes something is logged once, with its caller (peer and
+//!    user, see `caller.rs`) and outcome.
 
-use crate::conn::Peer;
-use crate::error::CoreError;
+use crate::caller::{Caller, Peer};
+use crate::http::error::RequestError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -155,38 +156,38 @@ impl Guard {
     }
 
     /// The checks of the connection and headers (1 and 2); runs before routing.
-    fn check_headers(&self, peer: Option<&Peer>, headers: &HeaderMap) -> Result<(), CoreError> {
+    fn check_headers(&self, peer: Option<&Peer>, headers: &HeaderMap) -> Result<(), RequestError> {
         let tcp = matches!(peer, Some(Peer::Tcp(_)) | None);
-        let text = |name: header::HeaderName| -> Result<Option<&str>, CoreError> {
+        let text = |name: header::HeaderName| -> Result<Option<&str>, RequestError> {
             headers
                 .get(&name)
                 .map(|v| {
                     v.to_str()
-                        .map_err(|_| CoreError::BadRequest(format!("header {name} is not text")))
+                        .map_err(|_| RequestError::Malformed(format!("header {name} is not text")))
                 })
                 .transpose()
         };
         if tcp {
             let host = text(header::HOST)?.unwrap_or("").to_ascii_lowercase();
             if !self.tcp_hosts.contains(&host) {
-                return Err(CoreError::Forbidden(format!(
+                return Err(RequestError::Forbidden(format!(
                     "Host '{host}' is not this listener's name; add it to [api] tcp_host_names if clients use it"
                 )));
             }
             let Some(token) = &self.token else {
-                return Err(CoreError::Unauthorized("no API token configured".into()));
+                return Err(RequestError::Unauthorized("no API token configured".into()));
             };
             let given = text(header::AUTHORIZATION)?
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
             match given {
                 None => {
-                    return Err(CoreError::Unauthorized(
+                    return Err(RequestError::Unauthorized(
                         "the TCP listener needs the API token: Authorization: Bearer TOKEN (the token is in the state directory's api-token file)".into(),
                     ))
                 }
                 Some(g) if !same_secret(g.as_bytes(), token.as_bytes()) => {
-                    return Err(CoreError::Unauthorized("wrong API token".into()))
+                    return Err(RequestError::Unauthorized("wrong API token".into()))
                 }
                 Some(_) => {}
             }
@@ -197,19 +198,19 @@ impl Guard {
                 && (origin.eq_ignore_ascii_case(&format!("http://{host}"))
                     || origin.eq_ignore_ascii_case(&format!("https://{host}")));
             if !own {
-                return Err(CoreError::Forbidden(format!(
+                return Err(RequestError::Forbidden(format!(
                     "cross-origin request from '{origin}' refused"
                 )));
             }
         }
         if text(header::HeaderName::from_static("sec-fetch-site"))? == Some("cross-site") {
-            return Err(CoreError::Forbidden("cross-site request refused".into()));
+            return Err(RequestError::Forbidden("cross-site request refused".into()));
         }
         Ok(())
     }
 
     /// The checks that need the route (3 and 4).
-    fn check_request(&self, req: &Request) -> Result<(), CoreError> {
+    fn check_request(&self, req: &Request) -> Result<(), RequestError> {
         let has_body = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -224,7 +225,7 @@ impl Guard {
                 .unwrap_or("");
             let essence = ct.split(';').next().unwrap_or("").trim();
             if !essence.eq_ignore_ascii_case("application/json") {
-                return Err(CoreError::UnsupportedMediaType(format!(
+                return Err(RequestError::UnsupportedMediaType(format!(
                     "request bodies must be JSON with Content-Type: application/json (got '{}')",
                     printable(ct)
                 )));
@@ -246,7 +247,7 @@ impl Guard {
                 if !allowed.contains(&key) {
                     let mut known: Vec<&str> = allowed.iter().map(String::as_str).collect();
                     known.sort_unstable();
-                    return Err(CoreError::BadRequest(format!(
+                    return Err(RequestError::Malformed(format!(
                         "unknown query parameter '{}' (this path takes: {})",
                         printable(&key),
                         if known.is_empty() {
@@ -298,7 +299,7 @@ pub async fn connection_checks(
 ) -> Response {
     let peer = req.extensions().get::<Peer>().cloned();
     if let Err(e) = guard.check_headers(peer.as_ref(), req.headers()) {
-        let unauthorized = matches!(e, CoreError::Unauthorized(_));
+        let unauthorized = matches!(e, RequestError::Unauthorized(_));
         tracing::info!(
             peer = %peer.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             method = %req.method(),
@@ -327,10 +328,14 @@ pub async fn request_checks(State(guard): State<Arc<Guard>>, req: Request, next:
     if !changing {
         return next.run(req).await;
     }
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .map(|p| p.to_string())
+    let caller = req.extensions().get::<Peer>().cloned().map(Caller::of);
+    let peer = caller
+        .as_ref()
+        .map(|c| c.peer.to_string())
+        .unwrap_or_default();
+    let user = caller
+        .as_ref()
+        .map(|c| c.user().to_string())
         .unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -342,16 +347,16 @@ pub async fn request_checks(State(guard): State<Arc<Guard>>, req: Request, next:
         None => path,
     };
     if status.is_success() {
-        tracing::info!(%peer, %method, %target, status = status.as_u16(), "change");
+        tracing::info!(%peer, %user, %method, %target, status = status.as_u16(), "change");
     } else {
-        tracing::info!(%peer, %method, %target, status = status.as_u16(), "change refused or failed");
+        tracing::info!(%peer, %user, %method, %target, status = status.as_u16(), "change refused or failed");
     }
     resp
 }
 
 /// 413 for a body over the limit, as a JSON error (axum's own answer is plain text).
-pub fn too_large(limit: usize) -> CoreError {
-    CoreError::TooLarge(format!("the request body is larger than {limit} bytes"))
+pub fn too_large(limit: usize) -> RequestError {
+    RequestError::TooLarge(format!("the request body is larger than {limit} bytes"))
 }
 
 #[cfg(test)]
@@ -475,7 +480,7 @@ mod tests {
         for (peer, h, want) in table {
             let got = match g.check_headers(Some(peer), &headers(&h)) {
                 Ok(()) => 0,
-                Err(e) => e.status().as_u16(),
+                Err(e) => crate::http::error::classify(&e.into()).0.as_u16(),
             };
             assert_eq!(got, want, "{peer} {h:?}");
         }

@@ -13,8 +13,8 @@
 //! `index.html`; an unknown `/assets/...` or `name.ext` is a 404, so a stale page asking
 //! for an old script gets an error instead of HTML.
 
-use crate::conn::Peer;
-use crate::error::CoreError;
+use super::error::RequestError;
+use crate::caller::Peer;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -79,7 +79,7 @@ pub async fn serve(State(web): State<WebState>, req: Request, next: Next) -> Res
             .unwrap_or("")
             .to_ascii_lowercase();
         if !web.tcp_hosts.contains(&host) {
-            return CoreError::Forbidden(format!(
+            return RequestError::Forbidden(format!(
                 "Host '{}' is not this listener's name; add it to [api] tcp_host_names if browsers use it",
                 host.chars().filter(|c| !c.is_control()).take(80).collect::<String>()
             ))
@@ -103,7 +103,7 @@ fn respond(path: &str, if_none_match: Option<&str>, head: bool) -> Response {
         return resp;
     }
     let Some((path, bytes, etag)) = lookup(path) else {
-        return CoreError::NotFound("no such file of the web UI".into()).into_response();
+        return RequestError::NoFile.into_response();
     };
     // Vite names the files under /assets/ after their content: they never change.
     let cache = if path.starts_with("/assets/") {

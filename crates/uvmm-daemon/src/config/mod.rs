@@ -1,19 +1,30 @@
 //! Command line and configuration file of uvmmd. The command line wins over the file, the
 //! file over the built-in defaults; host URIs from both are managed.
 
+pub mod check;
+mod file;
+mod monitoring;
+mod policy;
+
+pub use file::*;
+pub use monitoring::*;
+pub use policy::*;
+
 use clap::Parser;
-use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uvmm_api::{DEFAULT_SOCKET, DEFAULT_TCP_PORT};
 use uvmm_model::hosts::HostUri;
-use uvmm_model::monitor::{Threshold, Thresholds};
 
 pub const DEFAULT_CONFIG: &str = "/etc/uvmm/uvmmd.toml";
+
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/uvmm";
+
 pub const DEFAULT_PROFILES_DIR: &str = "/etc/uvmm/profiles.d";
+
 pub const DEFAULT_DETACHED_LOG: &str = "/var/log/uvmm/uvmmd.log";
+
 pub const DEFAULT_DETACHED_PIDFILE: &str = "/run/uvmm/uvmmd.pid";
 
 /// uvmmd - the UVMM daemon: manages the virtual machines of many libvirt hosts.
@@ -82,307 +93,6 @@ pub struct Args {
     pub check_config: bool,
 }
 
-/// The configuration file. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub hosts: Option<Vec<String>>,
-    pub socket: Option<PathBuf>,
-    pub listen: Option<String>,
-    pub state_dir: Option<PathBuf>,
-    /// Directory of VM profile files (*.toml), overlaying the built-in profiles.
-    pub profiles_dir: Option<PathBuf>,
-    /// Backup directory (default /var/backups/uvmm).
-    pub backup_dir: Option<PathBuf>,
-    /// Versions kept per VM (0: all); the latest is always kept.
-    pub backup_keep_versions: Option<u32>,
-    /// Versions older than this many days are pruned (0 or absent: no age limit).
-    pub backup_keep_days: Option<u64>,
-    /// Pool monitoring thresholds and interval.
-    pub monitoring: Option<MonitoringFile>,
-    pub logfile: Option<PathBuf>,
-    pub pidfile: Option<PathBuf>,
-    pub ldap: Option<String>,
-    /// Seconds between statistics refreshes (one bulk call per host).
-    pub stats_interval_secs: Option<u64>,
-    /// Seconds between statistics reads that cover inactive VMs too, to catch changes
-    /// whose event was lost (the others read active VMs only).
-    pub reconcile_interval_secs: Option<u64>,
-    /// Seconds between statistics refreshes while nobody is watching: no event stream
-    /// open and no API request for three `stats_interval`s. Equal to `stats_interval_secs`
-    /// turns the slow-down off.
-    pub idle_stats_interval_secs: Option<u64>,
-    /// First reconnection delay; doubles up to `reconnect_max_secs`.
-    pub reconnect_min_secs: Option<u64>,
-    pub reconnect_max_secs: Option<u64>,
-    /// How long an API request waits for a host to carry out a call.
-    pub call_timeout_secs: Option<u64>,
-    /// How long a connection attempt to a host may take before the host is shown as
-    /// unavailable (with the reason) and retried with back-off.
-    pub connect_timeout_secs: Option<u64>,
-    /// libvirt keepalive on remote connections: probe interval and missed probes.
-    pub keepalive_interval_secs: Option<u32>,
-    pub keepalive_count: Option<u32>,
-    /// What API clients may do beyond the defaults, and the listeners' limits.
-    pub api: Option<ApiFile>,
-}
-
-/// `[api]` of the configuration file: the privilege boundary between API clients and
-/// uvmmd (which runs as root next to libvirt). See docs/security.md.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiFile {
-    /// Accept, for hosts added through the API, the `ext` transport and URI parameters that
-    /// name local programs, sockets or files (`command`, `socket`, `keyfile`, …). Default
-    /// false: only the configuration file and command line may use them.
-    pub allow_local_program_uris: Option<bool>,
-    /// Directories below which API clients may add `test:///PATH` hosts. Default: none
-    /// (only `test:///default`).
-    pub test_host_dirs: Option<Vec<PathBuf>>,
-    /// Directories below which API clients may use disk and CD-ROM images that are not
-    /// volumes of a storage pool. Default: none (pool volumes only).
-    pub image_dirs: Option<Vec<PathBuf>>,
-    /// Extra names the TCP listener answers to in the `Host` header (its own address and,
-    /// on loopback, `localhost` are always accepted). Guards against DNS rebinding.
-    pub tcp_host_names: Option<Vec<String>>,
-    /// Open connections per peer (UNIX socket: per user id; TCP: per address).
-    pub max_connections_per_peer: Option<usize>,
-    /// Open connections per listener.
-    pub max_connections: Option<usize>,
-    /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
-    /// connection) and its body.
-    pub request_timeout_secs: Option<u64>,
-}
-
-/// The API policy and limits after merging (see `ApiFile`).
-#[derive(Debug, Clone)]
-pub struct ApiPolicy {
-    pub runtime_hosts: uvmm_model::hosts::RuntimeHostPolicy,
-    pub image_dirs: Vec<String>,
-    pub tcp_host_names: Vec<String>,
-    pub max_connections_per_peer: usize,
-    pub max_connections: usize,
-    pub request_timeout: Duration,
-}
-
-impl Default for ApiPolicy {
-    fn default() -> Self {
-        ApiPolicy {
-            runtime_hosts: Default::default(),
-            image_dirs: vec![],
-            tcp_host_names: vec![],
-            max_connections_per_peer: 64,
-            max_connections: 1024,
-            request_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-fn plain_dirs(list: Option<Vec<PathBuf>>, key: &str) -> Result<Vec<String>, ConfigError> {
-    let mut out = Vec::new();
-    for d in list.unwrap_or_default() {
-        let s = d.to_string_lossy().trim_end_matches('/').to_string();
-        if s.is_empty() || !uvmm_model::hosts::plain_absolute_path(&s) {
-            return Err(ConfigError::Invalid(format!(
-                "[api] {key}: '{}' must be a plain absolute directory path (not /, no '..')",
-                d.display()
-            )));
-        }
-        out.push(s);
-    }
-    Ok(out)
-}
-
-fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
-    let f = f.unwrap_or_default();
-    let d = ApiPolicy::default();
-    let positive = |v: Option<usize>, key: &str, def: usize| match v {
-        Some(0) => Err(ConfigError::Invalid(format!(
-            "[api] {key} must be at least 1"
-        ))),
-        Some(n) => Ok(n),
-        None => Ok(def),
-    };
-    let request_timeout = match f.request_timeout_secs {
-        Some(0) => {
-            return Err(ConfigError::Invalid(
-                "[api] request_timeout_secs must be at least 1".into(),
-            ))
-        }
-        Some(s) if s > 3600 => {
-            return Err(ConfigError::Invalid(
-                "[api] request_timeout_secs must be at most 3600".into(),
-            ))
-        }
-        Some(s) => Duration::from_secs(s),
-        None => d.request_timeout,
-    };
-    for n in f.tcp_host_names.iter().flatten() {
-        let ok = !n.is_empty()
-            && n.len() <= 253
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !ok {
-            return Err(ConfigError::Invalid(format!(
-                "[api] tcp_host_names: '{n}' is not a host name"
-            )));
-        }
-    }
-    Ok(ApiPolicy {
-        runtime_hosts: uvmm_model::hosts::RuntimeHostPolicy {
-            allow_local_programs: f.allow_local_program_uris.unwrap_or(false),
-            test_dirs: plain_dirs(f.test_host_dirs, "test_host_dirs")?,
-        },
-        image_dirs: plain_dirs(f.image_dirs, "image_dirs")?,
-        tcp_host_names: f
-            .tcp_host_names
-            .unwrap_or_default()
-            .into_iter()
-            .map(|n| n.to_ascii_lowercase())
-            .collect(),
-        max_connections_per_peer: positive(
-            f.max_connections_per_peer,
-            "max_connections_per_peer",
-            d.max_connections_per_peer,
-        )?,
-        max_connections: positive(f.max_connections, "max_connections", d.max_connections)?,
-        request_timeout,
-    })
-}
-
-/// `[monitoring]` of the configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringFile {
-    /// The longest age of pool figures, in seconds (default 60): uvmmd refreshes every
-    /// active pool (virStoragePoolRefresh, then sizes and volumes) before its figures are
-    /// that old, and answers show a pool whose figures are older as stale.
-    pub pool_interval_secs: Option<u64>,
-    /// Warning thresholds: percentages of used capacity ("80%") and/or minimum free
-    /// space ("20GiB:").
-    pub warning: Option<Vec<String>>,
-    pub critical: Option<Vec<String>>,
-    /// Warn when the volumes' capacities add up to more than this times the pool's size.
-    pub overcommit_warning: Option<f64>,
-    pub overcommit_critical: Option<f64>,
-    /// Per-pool overrides: `[[monitoring.pool]] name = "default"  host = "kvm1"  ...`
-    #[serde(default, rename = "pool")]
-    pub pools: Vec<PoolThresholdFile>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolThresholdFile {
-    /// Host id or URI; all hosts when absent.
-    pub host: Option<String>,
-    pub name: String,
-    pub warning: Option<Vec<String>>,
-    pub critical: Option<Vec<String>>,
-    pub overcommit_warning: Option<f64>,
-    pub overcommit_critical: Option<f64>,
-}
-
-/// Pool monitoring: how often pools are read and the thresholds for each.
-#[derive(Debug, Clone)]
-pub struct Monitoring {
-    pub pool_interval: Duration,
-    pub default: Thresholds,
-    /// (host id or URI, pool name, thresholds)
-    pub pools: Vec<(Option<String>, String, Thresholds)>,
-}
-
-impl Default for Monitoring {
-    fn default() -> Self {
-        Monitoring {
-            pool_interval: Duration::from_secs(60),
-            default: Thresholds::standard(),
-            pools: vec![],
-        }
-    }
-}
-
-impl Monitoring {
-    /// How often pools are refreshed: when their figures are three quarters of
-    /// `pool_interval` old, so a refresh (which takes a moment) lands before they are
-    /// older than promised.
-    pub fn refresh_period(&self) -> Duration {
-        (self.pool_interval * 3 / 4).max(Duration::from_millis(100))
-    }
-
-    pub fn for_pool(&self, host_id: &str, uri: &str, pool: &str) -> Thresholds {
-        self.pools
-            .iter()
-            .find(|(h, p, _)| p == pool && h.as_deref().is_none_or(|h| h == host_id || h == uri))
-            .map(|(_, _, t)| t.clone())
-            .unwrap_or_else(|| self.default.clone())
-    }
-}
-
-fn thresholds(
-    list: &Option<Vec<String>>,
-    default: &[Threshold],
-) -> Result<Vec<Threshold>, ConfigError> {
-    match list {
-        None => Ok(default.to_vec()),
-        Some(l) => l
-            .iter()
-            .map(|s| Threshold::parse(s).map_err(ConfigError::Invalid))
-            .collect(),
-    }
-}
-
-fn ratio(v: Option<f64>, default: Option<f64>) -> Result<Option<f64>, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(r) if r > 0.0 && r.is_finite() => Ok(Some(r)),
-        Some(r) => Err(ConfigError::Invalid(format!(
-            "overcommit ratio {r} must be positive"
-        ))),
-    }
-}
-
-fn monitoring(m: Option<MonitoringFile>) -> Result<Monitoring, ConfigError> {
-    let Some(m) = m else {
-        return Ok(Monitoring::default());
-    };
-    let std = Thresholds::standard();
-    let default = Thresholds {
-        warning: thresholds(&m.warning, &std.warning)?,
-        critical: thresholds(&m.critical, &std.critical)?,
-        overcommit_warning: ratio(m.overcommit_warning, std.overcommit_warning)?,
-        overcommit_critical: ratio(m.overcommit_critical, std.overcommit_critical)?,
-    };
-    default
-        .check()
-        .map_err(|e| ConfigError::Invalid(format!("[monitoring]: {e}")))?;
-    let mut pools = Vec::new();
-    for p in &m.pools {
-        let t = Thresholds {
-            warning: thresholds(&p.warning, &default.warning)?,
-            critical: thresholds(&p.critical, &default.critical)?,
-            overcommit_warning: ratio(p.overcommit_warning, default.overcommit_warning)?,
-            overcommit_critical: ratio(p.overcommit_critical, default.overcommit_critical)?,
-        };
-        t.check()
-            .map_err(|e| ConfigError::Invalid(format!("[[monitoring.pools]] {}: {e}", p.name)))?;
-        pools.push((p.host.clone(), p.name.clone(), t));
-    }
-    let pool_interval = match m.pool_interval_secs {
-        None => Duration::from_secs(60),
-        Some(0) => {
-            return Err(ConfigError::Invalid(
-                "pool_interval_secs must be at least 1".into(),
-            ))
-        }
-        Some(s) => Duration::from_secs(s),
-    };
-    Ok(Monitoring {
-        pool_interval,
-        default,
-        pools,
-    })
-}
-
 /// The effective settings after merging.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -398,12 +108,29 @@ pub struct Settings {
     pub profiles_dir: PathBuf,
     pub backup_dir: PathBuf,
     pub retention: uvmm_backup::Retention,
+    pub tasks: TaskRetention,
     pub monitoring: Monitoring,
     pub timing: Timing,
     pub api: ApiPolicy,
 }
 
-/// Intervals of the host manager.
+/// How long finished tasks are kept, and how many at most.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskRetention {
+    pub keep_for: Duration,
+    pub keep_max: usize,
+}
+
+impl Default for TaskRetention {
+    fn default() -> Self {
+        TaskRetention {
+            keep_for: Duration::from_secs(3600),
+            keep_max: 1000,
+        }
+    }
+}
+
+/// Intervals of the host workers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
     pub stats_interval: Duration,
@@ -629,16 +356,20 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d * 86_400)),
         },
+        tasks: TaskRetention {
+            keep_for: Duration::from_secs(file.task_keep_secs.unwrap_or(3600)),
+            keep_max: file.task_keep.unwrap_or(1000),
+        },
         timing,
         api: api_policy(file.api)?,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Args {
+    pub(super) fn args(list: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("uvmmd").chain(list.iter().copied())).unwrap()
     }
 
@@ -736,46 +467,6 @@ mod tests {
             t("idle_stats_interval_secs = 5").timing.idle_stats_interval,
             Duration::from_secs(5)
         );
-    }
-
-    #[test]
-    fn monitoring_config() {
-        let file: FileConfig = toml::from_str(
-            "[monitoring]\npool_interval_secs = 5\nwarning = [\"70%\", \"20GiB:\"]\n[[monitoring.pool]]\nname = \"big\"\nhost = \"kvm1\"\ncritical = [\"95%\"]\n",
-        )
-        .unwrap();
-        let s = merge(args(&[]), file).unwrap();
-        let m = &s.monitoring;
-        assert_eq!(m.pool_interval, Duration::from_secs(5));
-        assert_eq!(
-            m.default.warning,
-            vec![Threshold::UsedPercent(70.0), Threshold::MinFree(20 << 30)]
-        );
-        assert_eq!(m.default.critical, vec![Threshold::UsedPercent(90.0)]);
-        assert_eq!(
-            m.for_pool("kvm1", "qemu:///system", "big").critical,
-            vec![Threshold::UsedPercent(95.0)]
-        );
-        // The override inherits what it does not set; other hosts get the default.
-        assert_eq!(m.for_pool("kvm1", "x", "big").warning, m.default.warning);
-        assert_eq!(
-            m.for_pool("kvm2", "x", "big").critical,
-            vec![Threshold::UsedPercent(90.0)]
-        );
-        for bad in [
-            "[monitoring]\nwarning = [\"lots\"]",
-            "[monitoring]\novercommit_warning = -1.0",
-            "[monitoring]\npool_interval_secs = 0",
-            "[monitoring]\ncolour = 1",
-            "[monitoring]\nwarning = [\"95%\"]\ncritical = [\"90%\"]",
-            "[monitoring]\n[[monitoring.pool]]\nname = \"big\"\nwarning = [\"5GiB:\"]\ncritical = [\"10GiB:\"]",
-        ] {
-            let parsed = toml::from_str::<FileConfig>(bad);
-            assert!(
-                parsed.is_err() || merge(args(&[]), parsed.unwrap()).is_err(),
-                "{bad}"
-            );
-        }
     }
 
     #[test]

@@ -66,9 +66,11 @@ impl ListRows {
     }
 
     fn push(&mut self, s: &str) -> (u32, u32) {
-        let start = self.text.len() as u32;
+        // The text of one host's rows: names and descriptions of its VMs, far below 4 GiB.
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let start = offset(self.text.len());
         self.text.push_str(s);
-        (start, self.text.len() as u32)
+        (start, offset(self.text.len()))
     }
 
     fn get(&self, (a, b): (u32, u32)) -> &str {
@@ -126,7 +128,7 @@ pub fn f64_key(x: f64) -> u128 {
     } else {
         bits | 1 << 63
     };
-    ordered as u128
+    u128::from(ordered)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! (the unit runs it as `ExecStartPre`). Exit 0 when uvmmd would start, 1 with the reason
 //! when it would not.
 
-use crate::config::{self, Args, DEFAULT_CONFIG};
+use super::{self as config, Args, DEFAULT_CONFIG};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -83,9 +83,9 @@ pub fn check(args: Args) -> Result<Report, String> {
     // The TCP listener refuses to start with a token file it cannot trust; a missing one
     // is made at start.
     if settings.listen.is_some() {
-        let token = settings.state_dir.join(crate::http_guard::TOKEN_FILE);
+        let token = settings.state_dir.join(crate::http::guard::TOKEN_FILE);
         if token.exists() {
-            crate::http_guard::load_or_create_token(&settings.state_dir)?;
+            crate::http::guard::load_or_create_token(&settings.state_dir)?;
         } else {
             report.facts.push(format!(
                 "API token: {} will be made at start",
@@ -210,7 +210,7 @@ mod tests {
         std::fs::write(dir.path().join("uvmmd.toml"), "").unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir(&state).unwrap();
-        let token = state.join(crate::http_guard::TOKEN_FILE);
+        let token = state.join(crate::http::guard::TOKEN_FILE);
         std::fs::write(&token, format!("{}\n", "a".repeat(64))).unwrap();
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = check(args(dir.path(), &["-s", "127.0.0.1"])).unwrap_err();

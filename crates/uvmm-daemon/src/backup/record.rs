@@ -1,0 +1,135 @@
+//! Recording a VM's persistent definition as a backup version.
+
+use crate::hosts::shared::Shared;
+use std::time::SystemTime;
+use uvmm_backup::{Cause, VersionInput};
+use uvmm_libvirt::{ErrorKind, Hypervisor};
+use uvmm_model::domain::parse_domain;
+
+/// What recording a definition found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Hash of the persistent definition that was read (None: nothing read, e.g. the VM
+    /// is gone or transient).
+    pub hash: Option<u64>,
+    /// A new backup version was written.
+    pub new_version: bool,
+}
+
+/// Hash of a definition, as the cache hashes XML.
+pub fn definition_hash(xml: &str) -> u64 {
+    crate::cache::hash_str(xml)
+}
+
+/// One definition to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub uuid: &'a str,
+    pub cause: Cause,
+    /// Who made the change (`Caller::user`); `None` for changes made outside uvmm.
+    pub user: Option<&'a str>,
+    /// The VM goes away with this change: its last definition is recorded as deleted.
+    pub deleting: bool,
+    /// Whether the domain is persistent, when the recorder knows; otherwise the cache
+    /// says.
+    pub persistent: Option<bool>,
+}
+
+impl<'a> Record<'a> {
+    /// A change made outside uvmm (or found by uvmm itself): no user.
+    pub fn seen(uuid: &'a str, cause: Cause) -> Record<'a> {
+        Record {
+            uuid,
+            cause,
+            user: None,
+            deleting: false,
+            persistent: None,
+        }
+    }
+}
+
+/// Save the persistent definition of `rec.uuid` as a new backup version if it changed; a
+/// domain that is gone is recorded as deleted. Transient domains have no definition to
+/// keep. Returns which definition it read (hashed) and whether it wrote a version; the
+/// definition is read even without a backup store, since the definition watch compares
+/// the hash.
+pub fn record_definition(
+    shared: &Shared,
+    uri: &str,
+    hv: &dyn Hypervisor,
+    rec: Record<'_>,
+) -> Result<Recorded, String> {
+    let Record {
+        uuid,
+        cause,
+        user,
+        deleting,
+        persistent,
+    } = rec;
+    let mut input = VersionInput {
+        host: uri.to_string(),
+        cause,
+        user: user.map(str::to_string),
+        deleted: deleting,
+        ..VersionInput::default()
+    };
+    let mark_deleted = |input: &VersionInput| match &shared.backups {
+        None => Ok(Recorded::default()),
+        Some(store) => store
+            .mark_deleted(uuid, input)
+            .map(|v| Recorded {
+                hash: None,
+                new_version: v.is_some(),
+            })
+            .map_err(|e| e.to_string()),
+    };
+    let persistent = persistent.or_else(|| {
+        shared
+            .read()
+            .host(uri)
+            .and_then(|h| h.vms().get(uuid))
+            .map(|v| v.persistent)
+    });
+    match persistent {
+        None => return mark_deleted(&input),
+        Some(false) => return Ok(Recorded::default()),
+        Some(true) => {}
+    }
+    let xml = match hv.domain_xml(uuid, true, true) {
+        Ok(x) => x,
+        Err(e) if e.kind == ErrorKind::NotFound => return mark_deleted(&input),
+        Err(e) => return Err(e.to_string()),
+    };
+    let hash = Some(definition_hash(&xml));
+    let Some(store) = &shared.backups else {
+        return Ok(Recorded {
+            hash,
+            new_version: false,
+        });
+    };
+    if let Ok(def) = parse_domain(&xml) {
+        input.name = def.name;
+        input.hypervisor = def.domain_type;
+        input.os_type = def.os_type;
+    }
+    match store.save(uuid, &xml, &input) {
+        Ok(Some(v)) => {
+            tracing::debug!(%uri, %uuid, version = v, %cause, "definition backed up");
+            if let Err(e) = store.prune_vm(uuid, shared.retention, SystemTime::now()) {
+                tracing::warn!(%uuid, "pruning old versions failed: {e}");
+            }
+            Ok(Recorded {
+                hash,
+                new_version: true,
+            })
+        }
+        Ok(None) => Ok(Recorded {
+            hash,
+            new_version: false,
+        }),
+        Err(e) => {
+            tracing::error!(%uri, %uuid, "backup failed: {e}");
+            Err(e.to_string())
+        }
+    }
+}

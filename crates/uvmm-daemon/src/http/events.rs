@@ -1,0 +1,49 @@
+//! The event stream (Server-Sent Events).
+
+use super::AppState;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::stream::{self, Stream, StreamExt};
+use std::convert::Infallible;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use uvmm_api::*;
+
+fn sse_of(ev: &Event) -> SseEvent {
+    let kind = serde_json::to_value(ev.kind())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    SseEvent::default()
+        .event(kind)
+        .id(ev.seq.to_string())
+        .json_data(ev)
+        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event"))
+}
+
+/// Server-Sent Events: one `data:` JSON object per change (see `Event`).
+#[utoipa::path(get, path = "/api/v1/events",
+    responses((status = 200, content_type = "text/event-stream", body = EventWire)))]
+pub(super) async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = s.ops.shared.bus.subscribe();
+    let mut shutdown = s.shutdown.clone();
+    let hello = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
+    let changes = BroadcastStream::new(rx).map(|item| {
+        Ok(match item {
+            Ok(ev) => sse_of(&ev),
+            Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
+                .event("resync")
+                .json_data(ResyncNotice {
+                    kind: EventKind::Resync,
+                    missed: n,
+                })
+                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event")),
+        })
+    });
+    let stream = hello.chain(changes).take_until(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,367 @@
+//! The HTTP API: the route table (every path and method with its handler and its OpenAPI
+//! declaration), the application state and the order of the middleware. Handlers live in
+//! one file per resource; they parse, call one operation and wrap the answer. Errors
+//! become JSON in `error.rs`, the only place that maps them to status codes.
+
+mod backups;
+pub mod conn;
+mod devices;
+pub mod error;
+mod events;
+pub mod extract;
+pub mod guard;
+mod hosts;
+mod meta;
+pub mod openapi;
+mod profiles;
+mod storage;
+mod tasks;
+mod vms;
+pub mod web;
+
+use crate::ops::Ops;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use error::RequestError;
+use guard::Guard;
+pub use openapi::openapi_document;
+use openapi::{finish_document, ApiDoc};
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uvmm_api::*;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ops: Arc<Ops>,
+    /// Flips to true at shutdown; ends the event streams so the server can stop.
+    pub shutdown: watch::Receiver<bool>,
+    /// How long a client may take to send a request body.
+    pub request_timeout: std::time::Duration,
+    /// The rendered OpenAPI document (set by `router`).
+    pub openapi: Arc<bytes::Bytes>,
+}
+
+impl AppState {
+    pub fn new(
+        ops: Arc<Ops>,
+        shutdown: watch::Receiver<bool>,
+        request_timeout: std::time::Duration,
+    ) -> AppState {
+        AppState {
+            ops,
+            shutdown,
+            request_timeout,
+            openapi: Arc::default(),
+        }
+    }
+}
+
+/// The largest request body accepted (a restored definition is the largest legitimate one).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The empty query of paths without parameters: unknown parameters are refused. Also the
+/// body an action may have (nothing, or `{}`).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// The route table: every path and method with its handler and its OpenAPI declaration.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(meta::version))
+        .routes(routes!(meta::openapi))
+        .routes(routes!(hosts::list_hosts, hosts::add_host))
+        .routes(routes!(hosts::show_host, hosts::remove_host))
+        .routes(routes!(profiles::list_profiles))
+        .routes(routes!(profiles::show_profile))
+        .routes(routes!(vms::list_vms, vms::create_vm))
+        .routes(routes!(vms::show_vm, vms::edit_vm, vms::delete_vm))
+        .routes(routes!(vms::vm_xml))
+        .routes(routes!(devices::add_disk))
+        .routes(routes!(devices::remove_disk))
+        .routes(routes!(devices::set_boot))
+        .routes(routes!(devices::change_media))
+        .routes(routes!(devices::add_nic))
+        .routes(routes!(devices::remove_nic))
+        .routes(routes!(vms::vm_action))
+        .routes(routes!(events::events))
+        .routes(routes!(backups::list_backups))
+        .routes(routes!(backups::prune_backups))
+        .routes(routes!(backups::show_backup))
+        .routes(routes!(backups::backup_version))
+        .routes(routes!(backups::backup_diff))
+        .routes(routes!(backups::restore))
+        .routes(routes!(storage::list_pools))
+        .routes(routes!(storage::create_pool))
+        .routes(routes!(storage::show_pool, storage::delete_pool))
+        .routes(routes!(storage::pool_action))
+        .routes(routes!(storage::create_volume))
+        .routes(routes!(storage::delete_volume))
+        .routes(routes!(storage::clone_volume))
+        .routes(routes!(storage::resize_volume))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::show_task, tasks::cancel_task))
+        .routes(routes!(meta::metrics))
+}
+
+/// What a caller needs for an operation. Today every caller the guard admits (the socket's
+/// file mode, the TCP token) has every permission; logins and roles (issue 13) will check
+/// the caller against this table before the handler runs. It is in the OpenAPI document
+/// (`x-uvmm-permission` of every operation), and tests hold it to the route table.
+///
+/// The names are those of `uvmm_auth::roles::Permission` (a test checks each one parses
+/// as such), so wiring issue 13 in replaces this enum by that one and the table by
+/// `uvmm_auth::roles::Access::Needs(..)` without renaming a word of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Look: lists, details, events, metrics, backups, pools, tasks.
+    Read,
+    /// VM lifecycle actions (start ... suspend); cancelling a task.
+    Lifecycle,
+    /// Change the medium of a CD-ROM or floppy drive.
+    Media,
+    /// Change a VM's definition: settings, drives, NICs, boot order.
+    Edit,
+    /// Define a new VM.
+    Create,
+    /// Undefine a VM (and delete its images).
+    Delete,
+    /// Change a host's pools and volumes.
+    Storage,
+    /// Add or remove managed hosts.
+    Hosts,
+    /// Restore a VM from a backup; prune backups.
+    Restore,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Lifecycle => "lifecycle",
+            Permission::Media => "media",
+            Permission::Edit => "edit",
+            Permission::Create => "create",
+            Permission::Delete => "delete",
+            Permission::Storage => "storage",
+            Permission::Hosts => "hosts",
+            Permission::Restore => "restore",
+        }
+    }
+}
+
+/// The permission of every operation (by its operation id, the handler's name).
+/// Cancelling a task needs `Lifecycle` here; once roles exist, the handler also checks the
+/// permission of the task's own operation (a clone's `Storage`), which only it knows.
+pub const PERMISSIONS: &[(&str, Permission)] = {
+    use Permission::*;
+    &[
+        ("version", Read),
+        ("openapi", Read),
+        ("metrics", Read),
+        ("events", Read),
+        ("list_hosts", Read),
+        ("show_host", Read),
+        ("add_host", Hosts),
+        ("remove_host", Hosts),
+        ("list_profiles", Read),
+        ("show_profile", Read),
+        ("list_vms", Read),
+        ("show_vm", Read),
+        ("vm_xml", Read),
+        ("create_vm", Create),
+        ("edit_vm", Edit),
+        ("delete_vm", Delete),
+        ("vm_action", Lifecycle),
+        ("change_media", Media),
+        ("add_disk", Edit),
+        ("remove_disk", Edit),
+        ("set_boot", Edit),
+        ("add_nic", Edit),
+        ("remove_nic", Edit),
+        ("list_backups", Read),
+        ("show_backup", Read),
+        ("backup_version", Read),
+        ("backup_diff", Read),
+        ("prune_backups", Restore),
+        ("restore", Restore),
+        ("list_pools", Read),
+        ("show_pool", Read),
+        ("create_pool", Storage),
+        ("pool_action", Storage),
+        ("delete_pool", Storage),
+        ("create_volume", Storage),
+        ("clone_volume", Storage),
+        ("resize_volume", Storage),
+        ("delete_volume", Storage),
+        ("list_tasks", Read),
+        ("show_task", Read),
+        ("cancel_task", Lifecycle),
+    ]
+};
+
+/// The permission an operation needs (`None`: not in the table, which a test forbids).
+pub fn permission(operation_id: &str) -> Option<Permission> {
+    PERMISSIONS
+        .iter()
+        .find(|(id, _)| *id == operation_id)
+        .map(|(_, p)| *p)
+}
+
+/// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
+/// and methods, and the web UI (`web.rs`) outside `/api/`.
+pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
+    let (routes, doc) = api_routes().split_for_parts();
+    // The query parameters are the routes' own; finishing adds none.
+    let params = crate::http::guard::declared_params(&doc);
+    let doc = finish_document(doc);
+    state.openapi = Arc::new(bytes::Bytes::from(
+        serde_json::to_vec(&doc).unwrap_or_default(),
+    ));
+    let web = web::WebState::new(guard.tcp_hosts.clone());
+    let guard = Guard::new(guard.token, guard.tcp_hosts, params);
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            crate::http::guard::request_checks,
+        ))
+        .fallback(|| async { RequestError::NoRoute })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(ErrorBody {
+                    error: ErrorInfo {
+                        code: "method_not_allowed".into(),
+                        message: "method not allowed on this path".into(),
+                        details: None,
+                    },
+                }),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            note_demand,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::http::guard::connection_checks,
+        ))
+        // The web UI's pages and files (they cannot carry the API token).
+        .layer(axum::middleware::from_fn_with_state(web, web::serve))
+        // Outermost: a panic anywhere below becomes a JSON 500.
+        .layer(axum::middleware::from_fn(catch_panic))
+        .with_state(state)
+}
+
+/// A panic in a handler becomes a 500 in the JSON envelope (without this, hyper would drop
+/// the connection and the client would see no answer at all). The panic itself is logged by
+/// the panic hook; this adds which request it was.
+async fn catch_panic(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use futures_util::FutureExt;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::error!(%method, %path, "a request handler panicked");
+            RequestError::Panicked.into_response()
+        }
+    }
+}
+
+/// What the guard is told at start (see `guard`).
+#[derive(Clone, Default)]
+pub struct GuardConfig {
+    pub token: Option<String>,
+    pub tcp_hosts: std::collections::HashSet<String>,
+}
+
+/// Every request counts as someone watching (see `Shared::stats_interval_now`).
+async fn note_demand(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    s.ops.shared.demand.touch();
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Every operation of the route table has a permission, and the table names no
+    /// operation that does not exist.
+    #[test]
+    fn every_route_has_a_permission() {
+        let doc = openapi_document();
+        let mut ids = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                let p = permission(&id);
+                assert!(p.is_some(), "{method} {path} ({id}) has no permission");
+                assert_eq!(op["x-uvmm-permission"], p.unwrap().as_str());
+                // Reads need no more than Read; every change needs more.
+                assert_eq!(
+                    method == "get",
+                    p == Some(Permission::Read),
+                    "{method} {path}"
+                );
+                // A name issue 13's roles know (uvmm_auth::roles::Permission).
+                let known: Result<uvmm_auth::roles::Permission, _> =
+                    serde_json::from_value(op["x-uvmm-permission"].clone());
+                assert!(known.is_ok(), "{method} {path}: {known:?}");
+                ids.push(id);
+            }
+        }
+        for (id, _) in PERMISSIONS {
+            assert!(
+                ids.iter().any(|i| i == id),
+                "{id} is in PERMISSIONS but no route"
+            );
+        }
+        assert_eq!(ids.len(), PERMISSIONS.len());
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_json_500() {
+        use tower::ServiceExt;
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("deliberate");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(axum::middleware::from_fn(catch_panic));
+        let resp = app
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+    }
+}
