@@ -40,7 +40,7 @@ export interface HostSummary {
   uri: string;
   status: 'connecting' | 'connected' | 'unavailable';
   available: boolean;
-  origin: 'cmdline' | 'config' | 'runtime';
+  origin: 'cmdline' | 'config' | 'runtime' | 'directory';
   hostname: string | null;
   driver: string | null;
   cpus: number | null;
