@@ -97,8 +97,10 @@ impl Ops {
     ) -> Ops {
         if let Ok(d) = directory.dir.try_lock() {
             self.profiles.merge_directory(d.snapshot());
+            let notes = crate::directory::notes::all_notes(&d);
+            self.shared.update(|c| ((), c.set_directory_notes(notes)));
         }
-        directory.run(hosts, self.profiles.clone());
+        directory.run(hosts, self.profiles.clone(), self.shared.clone());
         self.directory = Some(directory);
         self
     }

@@ -90,6 +90,31 @@ fn directory_uris(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+fn note_dn(uuid: &str) -> String {
+    format!("univentionVirtualMachineUUID={uuid},cn=Information,cn=Virtual Machine Manager,dc=example,dc=com")
+}
+
+/// The note entry of `uuid` as the directory has it (LDIF), or "" when there is none.
+fn directory_note(ldap: &Slapd, uuid: &str) -> String {
+    ldap.ldapsearch(&format!("(univentionVirtualMachineUUID={uuid})"), &["*"])
+}
+
+/// The description uvmmd shows for a VM on kvm1 (the node files are copies of one, so
+/// their VMs share UUIDs).
+fn shown_description(d: &Daemon, uuid: &str) -> Value {
+    d.get(&format!("/api/v1/vms/{uuid}?host=kvm1"))["description"].clone()
+}
+
+fn patch_description(d: &Daemon, uuid: &str, text: &str) -> Value {
+    let (code, body) = d.http(
+        "PATCH",
+        &format!("/api/v1/vms/{uuid}?host=kvm1"),
+        Some(&serde_json::json!({ "description": text }).to_string()),
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
 fn start(slapd_uri: &str, hosts: &[String], config: &str) -> Daemon {
     Daemon::start_with(hosts, &["-b", slapd_uri], config)
 }
@@ -175,6 +200,55 @@ fn hosts_and_profiles_come_from_the_directory() {
     assert_eq!(code, 200, "{xml}");
     assert!(xml.contains("localtime"), "the profile's RTC offset: {xml}");
 
+    // Notes: written to the directory on create (with the profile's DN) and on edit, read
+    // back, and a change made in the directory is shown after a refresh.
+    let uuid = uuid.to_string();
+    let (code, noted) = d.http(
+        "POST",
+        "/api/v1/vms",
+        Some(
+            r#"{"host":"kvm1","profile":"UCS 4 (64 Bit)","name":"noted","memory_kib":65536,
+                "disks":[],"networks":[],"description":"web server","contact":"ops@example.com"}"#,
+        ),
+    );
+    assert_eq!(code, 201, "{noted}");
+    let noted = noted["vm"]["uuid"].as_str().unwrap().to_string();
+    let entry = directory_note(&ldap, &noted);
+    assert!(
+        entry.contains("univentionVirtualMachineDescription: web server"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("univentionVirtualMachineContact: ops@example.com"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("univentionVirtualMachineProfileRef: cn=UCS 4 (64 Bit),cn=kvm,cn=Profiles"),
+        "{entry}"
+    );
+    let changed = patch_description(&d, &noted, "web server 2");
+    assert_eq!(changed["vm"]["description"], "web server 2");
+    assert!(
+        directory_note(&ldap, &noted).contains("univentionVirtualMachineDescription: web server 2")
+    );
+    assert_eq!(shown_description(&d, &noted), "web server 2");
+    ldap.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: univentionVirtualMachineDescription\n\
+         univentionVirtualMachineDescription: edited in the directory\n",
+        note_dn(&noted)
+    ));
+    wait_for(Duration::from_secs(20), "the directory's note", || {
+        (shown_description(&d, &noted) == "edited in the directory").then_some(())
+    });
+    // Searching finds it by the directory's text.
+    let found = d.get("/api/v1/vms?q=*edited*");
+    assert!(found.to_string().contains(&noted), "{found}");
+    // The note entry removed: the definition's own copy shows again.
+    ldap.ldapdelete(&note_dn(&noted));
+    wait_for(Duration::from_secs(20), "the definition's note", || {
+        (shown_description(&d, &noted) == "web server 2").then_some(())
+    });
+
     // A profile changed in the directory is used after the next refresh.
     ldap.ldapmodify(
         "dn: cn=Microsoft Windows 2016 (64 Bit),cn=kvm,cn=Profiles,cn=Virtual Machine Manager,dc=example,dc=com\n\
@@ -223,6 +297,16 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     let want: Vec<String> = ["kvm1", "kvm2", "xen1"].iter().map(|n| s.uri(n)).collect();
     assert_eq!(directory_uris(&d), want);
 
+    // A VM of the node file (same UUID on every test:///FILE open, so after a restart too).
+    let vm = d
+        .vms()
+        .into_iter()
+        .find(|v| v["host_id"] == "kvm1")
+        .unwrap();
+    let uuid = vm["uuid"].as_str().unwrap().to_string();
+    patch_description(&d, &uuid, "before the outage");
+    assert!(directory_note(&ldap, &uuid).contains("before the outage"));
+
     ldap.stop();
     let status = wait_for(Duration::from_secs(30), "degraded", || {
         let st = d.get("/api/v1/directory");
@@ -242,6 +326,16 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     let text = String::from_utf8_lossy(&d.cli(&["directory", "status"]).stdout).into_owned();
     assert!(text.contains("DEGRADED"), "{text}");
 
+    // A note edit while the directory is down: accepted, shown, queued (on disk).
+    patch_description(&d, &uuid, "during the outage");
+    assert_eq!(shown_description(&d, &uuid), "during the outage");
+    assert_eq!(d.get("/api/v1/directory")["pending_writes"], 1);
+    assert!(
+        std::fs::read_to_string(d.dir.path().join("state/directory/notes-journal.jsonl"))
+            .unwrap()
+            .contains("during the outage")
+    );
+
     // Restarted while slapd is down: starts from the disk cache.
     d.restart();
     assert_eq!(directory_uris(&d), want);
@@ -252,6 +346,11 @@ fn slapd_down_serves_and_starts_from_the_cache() {
         "{status}"
     );
     assert!(status["state_time"].is_i64(), "{status}");
+    assert_eq!(
+        status["pending_writes"], 1,
+        "the queue survives a restart: {status}"
+    );
+    assert_eq!(shown_description(&d, &uuid), "during the outage");
 
     // slapd back: online again, and changes are followed again.
     ldap.restart();
@@ -260,6 +359,17 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     });
     let (_, metrics) = http_raw(&d.socket, "GET", "/metrics", None);
     assert!(metrics.contains("uvmm_directory_online 1"), "{metrics}");
+    // The queue replayed: the directory has the edit, nothing is pending, uvmmd shows it.
+    wait_for(Duration::from_secs(20), "the queue replayed", || {
+        (d.get("/api/v1/directory")["pending_writes"] == 0).then_some(())
+    });
+    assert!(
+        directory_note(&ldap, &uuid)
+            .contains("univentionVirtualMachineDescription: during the outage"),
+        "{}",
+        directory_note(&ldap, &uuid)
+    );
+    assert_eq!(shown_description(&d, &uuid), "during the outage");
     ldap.ldapmodify(KVM3);
     wait_for(Duration::from_secs(20), "kvm3 after the outage", || {
         directory_uris(&d).contains(&s.uri("kvm3")).then_some(())
@@ -276,6 +386,21 @@ fn two_daemons_share_a_replicated_directory() {
     assert_eq!(directory_uris(&a), directory_uris(&b));
     assert_eq!(directory_uris(&a).len(), 3);
     assert_eq!(profiles(&a), profiles(&b));
+
+    // A note written through a (to the provider) is shown by b (from the consumer) for
+    // the same VM (both open the same node file, so the VM has one UUID on both).
+    let uuid = a
+        .vms()
+        .into_iter()
+        .find(|v| v["host_id"] == "kvm1")
+        .unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    patch_description(&a, &uuid, "shared note");
+    wait_for(Duration::from_secs(30), "the note on b", || {
+        (shown_description(&b, &uuid) == "shared note").then_some(())
+    });
 
     // A host entry added on the provider reaches both daemons (b through replication).
     provider.ldapmodify(KVM3);

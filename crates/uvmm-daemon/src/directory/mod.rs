@@ -3,9 +3,11 @@
 //! and the profiles, and the state of the connection is kept for the API, `/metrics` and
 //! `check_uvmm`. While the directory is down everything runs on its disk cache.
 
+pub mod notes;
 pub mod source;
 
 use crate::config::DirectorySettings;
+use crate::hosts::shared::Shared;
 use crate::profiles::ProfileSet;
 use source::DirectoryHosts;
 use std::collections::BTreeSet;
@@ -89,7 +91,12 @@ impl DirectoryMode {
 
     /// Follow the directory: refresh every interval, hand host changes to `hosts` and
     /// profile changes to `profiles`.
-    pub fn run(self: &Arc<Self>, hosts: DirectoryHosts, profiles: Arc<ProfileSet>) {
+    pub fn run(
+        self: &Arc<Self>,
+        hosts: DirectoryHosts,
+        profiles: Arc<ProfileSet>,
+        shared: Arc<Shared>,
+    ) {
         let (tx, mut rx) = mpsc::channel(16);
         spawn_refresh_loop(self.dir.clone(), tx);
         let me = self.clone();
@@ -117,6 +124,26 @@ impl DirectoryMode {
                     {
                         profiles.merge_directory(d.snapshot());
                     }
+                    // Notes changed by others, and queued edits written (their values may
+                    // have met a conflict): show the directory's now.
+                    let mut uuids: Vec<String> = c
+                        .notes
+                        .iter()
+                        .map(|n| n.uuid.to_ascii_lowercase())
+                        .collect();
+                    uuids.extend(o.replay.applied.iter().map(|(u, _)| u.to_ascii_lowercase()));
+                    uuids.sort();
+                    uuids.dedup();
+                    let now: Vec<_> = uuids
+                        .into_iter()
+                        .map(|u| {
+                            let n = d.note(&u).map(notes::shown);
+                            (u, n)
+                        })
+                        .collect();
+                    if !now.is_empty() {
+                        shared.update(|cache| ((), cache.set_directory_notes(now)));
+                    }
                 }
                 me.store_status(&d);
             }
@@ -132,17 +159,21 @@ fn log_outcome(o: &RefreshOutcome) {
     for p in &o.problems {
         tracing::warn!("directory entry skipped: {p}");
     }
-    for (uuid, seq) in &o.replay.applied {
+    log_replay(&o.replay);
+}
+
+fn log_replay(r: &uvmm_directory::ReplayReport) {
+    for (uuid, seq) in &r.applied {
         tracing::info!(%uuid, seq, "queued note edit written to the directory");
     }
-    for c in &o.replay.conflicts {
+    for c in &r.conflicts {
         tracing::warn!(
             uuid = %c.uuid, field = ?c.field, winner = ?c.winner,
             "note conflict: changed in the directory and here; local {:?}, directory {:?}",
             c.local, c.directory
         );
     }
-    for (edit, why) in &o.replay.rejected {
+    for (edit, why) in &r.rejected {
         tracing::error!(uuid = %edit.uuid, "queued note edit refused by the directory, dropped: {why}");
     }
 }
