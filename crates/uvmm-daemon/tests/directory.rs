@@ -115,6 +115,19 @@ fn patch_description(d: &Daemon, uuid: &str, text: &str) -> Value {
     body
 }
 
+/// `check_uvmm daemon`: exit code and output.
+fn check_daemon(d: &Daemon) -> (Option<i32>, String) {
+    let out = std::process::Command::new(check_uvmm_bin())
+        .arg("daemon")
+        .env("UVMM_SOCKET", &d.socket)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn start(slapd_uri: &str, hosts: &[String], config: &str) -> Daemon {
     Daemon::start_with(hosts, &["-b", slapd_uri], config)
 }
@@ -202,7 +215,6 @@ fn hosts_and_profiles_come_from_the_directory() {
 
     // Notes: written to the directory on create (with the profile's DN) and on edit, read
     // back, and a change made in the directory is shown after a refresh.
-    let uuid = uuid.to_string();
     let (code, noted) = d.http(
         "POST",
         "/api/v1/vms",
@@ -325,6 +337,12 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     assert!(metrics.contains("uvmm_directory_online 0"), "{metrics}");
     let text = String::from_utf8_lossy(&d.cli(&["directory", "status"]).stdout).into_owned();
     assert!(text.contains("DEGRADED"), "{text}");
+    let (code, out) = check_daemon(&d);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("serving from the cache"),
+        "{out}"
+    );
 
     // A note edit while the directory is down: accepted, shown, queued (on disk).
     patch_description(&d, &uuid, "during the outage");
@@ -359,6 +377,7 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     });
     let (_, metrics) = http_raw(&d.socket, "GET", "/metrics", None);
     assert!(metrics.contains("uvmm_directory_online 1"), "{metrics}");
+    assert_eq!(check_daemon(&d).0, Some(0));
     // The queue replayed: the directory has the edit, nothing is pending, uvmmd shows it.
     wait_for(Duration::from_secs(20), "the queue replayed", || {
         (d.get("/api/v1/directory")["pending_writes"] == 0).then_some(())

@@ -77,6 +77,14 @@ pub fn directory_settings(
 mod tests {
     use super::*;
 
+    /// (-b, top-level ldap, [directory]) → the directory URI, or None for standalone.
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a toml::Table>,
+        Option<&'a str>,
+    );
+
     fn table(text: &str) -> toml::Table {
         toml::from_str(text).unwrap()
     }
@@ -84,14 +92,11 @@ mod tests {
     #[test]
     fn which_mode() {
         let state = Path::new("/var/lib/uvmm");
-        let full = table("uri = \"ldap://file.example.com/dc=x\"\nbind_dn = \"cn=u,dc=x\"\n");
-        // (-b, top-level ldap, [directory]) -> directory URI, or None for standalone
-        let cases: Vec<(
-            Option<&str>,
-            Option<&str>,
-            Option<&toml::Table>,
-            Option<&str>,
-        )> = vec![
+        let full = table(
+            "uri = \"ldap://file.example.com/dc=x\"\nbind_dn = \"cn=u,dc=x\"\n\
+             password_file = \"/etc/uvmm/ldap.secret\"\n",
+        );
+        let cases: Vec<Case> = vec![
             (None, None, None, None),
             (Some(""), None, Some(&full), None),
             (Some("  "), None, None, None),

@@ -140,6 +140,7 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
     use Permission::*;
     &[
         ("version", Read),
+        ("directory", Read),
         ("openapi", Read),
         ("metrics", Read),
         ("events", Read),
