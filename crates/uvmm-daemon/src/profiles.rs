@@ -42,8 +42,15 @@ impl ProfileSet {
         for e in unusable {
             tracing::warn!("directory profile not usable: {e:?}");
         }
-        *self.all.write().unwrap_or_else(|p| p.into_inner()) =
-            merged.into_iter().map(|(p, _)| p).collect();
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) = merged
+            .into_iter()
+            .map(|(mut p, origin)| {
+                if let uvmm_directory::ProfileOrigin::Directory { dn, .. } = origin {
+                    p.origin = Some(format!("directory:{dn}"));
+                }
+                p
+            })
+            .collect();
     }
 }
 

@@ -193,6 +193,15 @@ fn hosts_and_profiles_come_from_the_directory() {
     for n in ["UCS 4 (64 Bit)", "Microsoft Windows 2016 (64 Bit)", "Linux"] {
         assert!(names.iter().any(|x| x == n), "{n} missing: {names:?}");
     }
+    // The listing says where each comes from.
+    let ucs = d.get("/api/v1/profiles/UCS%204%20(64%20Bit)");
+    assert!(
+        ucs["origin"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("directory:cn=UCS 4 (64 Bit),cn=kvm,cn=Profiles")),
+        "{ucs}"
+    );
+    assert!(d.get("/api/v1/profiles/Linux").get("origin").is_none());
     let (code, created) = d.http(
         "POST",
         "/api/v1/vms",
