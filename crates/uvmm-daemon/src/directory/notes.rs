@@ -83,9 +83,20 @@ impl DirectoryMode {
 }
 
 impl Ops {
-    /// The note of a VM answer as the directory has it now.
-    fn with_directory_note(&self, resp: &mut VmChangeResponse, why: Result<(), String>) {
-        if let Err(why) = why {
+    /// Directory mode: write `edit` of the answered VM's note, and answer with the note
+    /// as the directory has it now. Standalone: the answer as it is.
+    async fn with_directory_note(
+        &self,
+        mut resp: VmChangeResponse,
+        edit: NoteEdit,
+    ) -> VmChangeResponse {
+        let Some(d) = &self.directory else {
+            return resp;
+        };
+        let written = d
+            .write_note(&self.shared, &resp.vm.summary.uuid, edit)
+            .await;
+        if let Err(why) = written {
             resp.warnings.push(format!(
                 "the note could not be written to the directory: {why}"
             ));
@@ -104,6 +115,7 @@ impl Ops {
             resp.vm.contact = n.contact;
             resp.vm.os = n.os;
         }
+        resp
     }
 
     /// `PATCH /api/v1/vms/{uuid}`: the edit job, then (directory mode) the note.
@@ -120,16 +132,10 @@ impl Ops {
             os: patch.os.clone(),
             profile_ref: None,
         };
-        let mut resp = self
+        let resp = self
             .run(caller, target, Edit::new(if_match, EditVm { patch }))
             .await?;
-        if let Some(d) = &self.directory {
-            let r = d
-                .write_note(&self.shared, &resp.vm.summary.uuid, edit)
-                .await;
-            self.with_directory_note(&mut resp, r);
-        }
-        Ok(resp)
+        Ok(self.with_directory_note(resp, edit).await)
     }
 
     /// `POST /api/v1/vms`: the create job, then (directory mode) the note, with the
@@ -151,13 +157,7 @@ impl Ops {
             edit.profile_ref = d.profile_dn(&req.profile).await;
         }
         let job = CreateVm::new(self, req)?;
-        let mut resp = self.run(caller, host, job).await?;
-        if let Some(d) = &self.directory {
-            let r = d
-                .write_note(&self.shared, &resp.vm.summary.uuid, edit)
-                .await;
-            self.with_directory_note(&mut resp, r);
-        }
-        Ok(resp)
+        let resp = self.run(caller, host, job).await?;
+        Ok(self.with_directory_note(resp, edit).await)
     }
 }
