@@ -328,7 +328,15 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     patch_description(&d, &uuid, "before the outage");
     assert!(directory_note(&ldap, &uuid).contains("before the outage"));
 
+    let events = d.events();
     ldap.stop();
+    let down = events.expect("directory_state degraded", Duration::from_secs(30), |e| {
+        e["kind"] == "directory_state" && e["available"] == false
+    });
+    assert!(
+        down["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{down}"
+    );
     let status = wait_for(Duration::from_secs(30), "degraded", || {
         let st = d.get("/api/v1/directory");
         (st["degraded"] == true).then_some(st)
@@ -379,8 +387,12 @@ fn slapd_down_serves_and_starts_from_the_cache() {
     );
     assert_eq!(shown_description(&d, &uuid), "during the outage");
 
-    // slapd back: online again, and changes are followed again.
+    // slapd back: online again (an event says so), and changes are followed again.
+    let events = d.events();
     ldap.restart();
+    events.expect("directory_state online", Duration::from_secs(30), |e| {
+        e["kind"] == "directory_state" && e["available"] == true
+    });
     wait_for(Duration::from_secs(30), "online again", || {
         (d.get("/api/v1/directory")["online"] == true).then_some(())
     });

@@ -271,6 +271,7 @@ export type EventKind =
   | 'vm_changed'
   | 'pool_alert'
   | 'pool_changed'
+  | 'directory_state'
   | 'resync';
 
 export interface UvmmEvent {

@@ -109,8 +109,12 @@ impl DirectoryMode {
                     }
                     DirectoryEvent::Degraded { error } => {
                         tracing::warn!("directory unavailable, serving from the cache: {error}");
+                        me.announce(&shared, false, error.clone());
                     }
-                    DirectoryEvent::Recovered => tracing::info!("directory back online"),
+                    DirectoryEvent::Recovered => {
+                        tracing::info!("directory back online");
+                        me.announce(&shared, true, "the directory answers again".into());
+                    }
                     DirectoryEvent::Failed { error } => {
                         tracing::error!("directory refresh failed: {error}");
                     }
@@ -148,6 +152,19 @@ impl DirectoryMode {
                 me.store_status(&d);
             }
         });
+    }
+}
+
+impl DirectoryMode {
+    /// A `directory_state` event for `/api/v1/events`.
+    fn announce(&self, shared: &Shared, online: bool, message: String) {
+        let event = uvmm_api::Event::new(
+            &self.uri,
+            "directory",
+            Some(online),
+            uvmm_api::Change::DirectoryState { online, message },
+        );
+        shared.bus.publish(vec![event]);
     }
 }
 
