@@ -62,6 +62,11 @@ impl DirectoryMode {
     }
 
     pub fn status(&self) -> DirectoryStatus {
+        // Fresh when no refresh or note write holds the directory (a quiet refresh sends
+        // no event, but moves `state_time`); else the state after the last event.
+        if let Ok(d) = self.dir.try_lock() {
+            self.store_status(&d);
+        }
         self.status
             .read()
             .unwrap_or_else(|p| p.into_inner())
