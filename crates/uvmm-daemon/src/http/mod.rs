@@ -76,6 +76,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::version))
         .routes(routes!(meta::openapi))
+        .routes(routes!(meta::directory))
         .routes(routes!(hosts::list_hosts, hosts::add_host))
         .routes(routes!(hosts::show_host, hosts::remove_host))
         .routes(routes!(profiles::list_profiles))
@@ -163,6 +164,7 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
     use Permission::*;
     &[
         ("version", Read),
+        ("directory", Read),
         ("openapi", Read),
         ("metrics", Read),
         ("events", Read),
