@@ -300,6 +300,19 @@ impl BackupStore {
         Ok(Some((meta, xml)))
     }
 
+    /// True when `xml` is the latest (not deleted) version of `uuid` this process knows:
+    /// `save` would write nothing. Lets a caller skip preparing a version (parsing the
+    /// definition for its record) in the common case; false means "look closer", not
+    /// "changed".
+    pub fn unchanged(&self, uuid: &str, xml: &str) -> bool {
+        let Ok(uuid) = normalize_uuid(uuid) else {
+            return false;
+        };
+        self.known_latest(&uuid).is_some_and(|k| {
+            !k.deleted && k.len == xml.len() && k.hash == self.hasher.hash_one(xml)
+        })
+    }
+
     /// Record `xml` as the newest version of `uuid`, unless it equals the latest one (a
     /// deletion is always recorded). Returns the new version number.
     pub fn save(
@@ -700,7 +713,12 @@ mod tests {
         assert_eq!(save(&b, &one), None);
         // A restart: a new store value knows nothing and reads the disk once.
         let c = BackupStore::new(dir.path().join("b"));
+        assert!(
+            !c.unchanged(U, &one),
+            "nothing known before the first check"
+        );
         assert_eq!(save(&c, &one), None);
+        assert!(c.unchanged(U, &one) && !c.unchanged(U, &two));
         assert_eq!(c.mark_deleted(U, &input(Cause::Delete)).unwrap(), Some(4));
         // The same definition defined again after the deletion is a version of its own.
         assert_eq!(save(&c, &one), Some(5));
