@@ -80,6 +80,7 @@ sleep 2
 rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
 echo "| RSS after the checks | $((rss / 1024)) MB ($((rss * 1024 / HOSTS)) B per host, $((rss * 1024 / (HOSTS * VMS))) B per VM, all included) | ≤ 400 MB |"
 lat '/api/v1/vms' 3 1 >/dev/null
+echo "| list-all body | $(curl -s -o /dev/null -w '%{size_download}' --unix-socket "$W/s.sock" http://x/api/v1/vms) bytes | |"
 echo "| list-all p50 / p99 (1 client, 100 requests) | $(lat '/api/v1/vms' 100 1 | pct 50) / $(lat '/api/v1/vms' 100 1 | pct 99) ms | p99 ≤ 50 ms |"
 echo "| 50-row filtered page p99, 1 client (300) | $(lat '/api/v1/vms?q=*vm-1*&limit=50' 300 1 | pct 99) ms | ≤ 2 ms |"
 echo "| 50-row filtered page p99, 64 clients (2000) | $(lat '/api/v1/vms?q=*vm-1*&limit=50' 2000 64 | pct 99) ms | ≤ 20 ms |"
