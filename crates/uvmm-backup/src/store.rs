@@ -138,6 +138,17 @@ pub struct BackupStore {
     /// Keyed with random keys per process: a definition crafted to collide with the
     /// previous one (and so skip its backup) would need the keys.
     hasher: std::hash::RandomState,
+    /// Group commit of the top directory's fsync (see `sync_top`).
+    top_sync: TopSync,
+}
+
+/// Tickets for syncing the top directory: `issued` counts the requests, `covered` the
+/// requests whose renames a finished fsync made durable.
+#[derive(Default)]
+struct TopSync {
+    tickets: Mutex<(u64, u64)>,
+    /// One fsync of the top directory at a time; those who waited are often covered.
+    running: Mutex<()>,
 }
 
 /// The latest version of one VM as `save` compares it.
@@ -181,7 +192,44 @@ impl BackupStore {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             latest: Mutex::new(HashMap::new()),
             hasher: std::hash::RandomState::new(),
+            top_sync: TopSync::default(),
         }
+    }
+
+    /// Make the renames and new directories this thread made in the top directory
+    /// durable. Many VMs get their first version at once (a first start): an fsync that
+    /// started after a caller's request covers it too, so the callers queued behind one
+    /// running fsync share the next one instead of each running its own.
+    fn sync_top(&self) -> std::io::Result<()> {
+        let tickets = |f: &mut dyn FnMut(&mut (u64, u64))| {
+            f(&mut self
+                .top_sync
+                .tickets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()));
+        };
+        let mut mine = 0;
+        tickets(&mut |t| {
+            t.0 += 1;
+            mine = t.0;
+        });
+        let _running = self
+            .top_sync
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (mut covered, mut upto) = (false, 0);
+        tickets(&mut |t| {
+            covered = t.1 >= mine;
+            upto = t.0;
+        });
+        if covered {
+            return Ok(());
+        }
+        // Every request issued so far was issued after its renames: this fsync covers it.
+        sync_dir(&self.dir)?;
+        tickets(&mut |t| t.1 = t.1.max(upto));
+        Ok(())
     }
 
     fn known_latest(&self, uuid: &str) -> Option<Latest> {
@@ -387,7 +435,7 @@ impl BackupStore {
         let latest = self.dir.join(format!("{uuid}.xml"));
         write_renamed(&latest, xml.as_bytes(), 0o600).map_err(io(&latest))?;
         if new_vm {
-            sync_dir(&self.dir).map_err(io(&self.dir))?;
+            self.sync_top().map_err(io(&self.dir))?;
         }
         self.remember_latest(
             &uuid,
@@ -725,6 +773,32 @@ mod tests {
         assert_eq!(save(&c, &one), None);
         let causes: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
         assert_eq!(causes, [false, false, false, true, false]);
+    }
+
+    /// First versions of many VMs from several threads share syncs of the top directory
+    /// (`sync_top`); every one of them is complete and listed.
+    #[test]
+    fn concurrent_first_versions_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path().join("b"));
+        std::thread::scope(|s| {
+            for t in 0..8u32 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..25u32 {
+                        let uuid = format!("4dea22b3-1d52-d8f3-2516-{:012x}", t * 100 + i);
+                        let x = xml(&format!("vm{t}-{i}"), 1024);
+                        assert_eq!(
+                            store.save(&uuid, &x, &input(Cause::Resync)).unwrap(),
+                            Some(1)
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(store.list().unwrap().len(), 200);
+        let t = store.top_sync.tickets.lock().unwrap();
+        assert_eq!((t.0, t.1), (200, 200), "every request issued and covered");
     }
 
     #[test]
