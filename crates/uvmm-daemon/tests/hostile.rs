@@ -206,10 +206,13 @@ fn start(dir_extra: &str) -> (Daemon, u16) {
 fn an_unprivileged_user_without_the_token_gets_nothing() {
     let (d, port) = start("");
     let socket = d.socket.display().to_string();
-    // The UNIX socket: 0660 root:root.
-    let (rc, _, text) =
+    // The UNIX socket is 0666: every local account may ask, and gets what the roles of
+    // its groups allow; nobody has none (403 on every route, below).
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666);
+    let (rc, status, text) =
         curl_as_nobody(&["--unix-socket", &socket, "http://uvmmd/api/v1/vms"], None);
-    assert_eq!(rc, 7, "nobody must not connect to the UNIX socket: {text}");
+    assert_eq!((rc, status), (0, 403), "nobody on the UNIX socket: {text}");
     // The token file: 0600 root.
     let token_file = d.token_file();
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
@@ -245,19 +248,33 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux")
+            .replace(
+                "{name}",
+                if path.contains("tokens") {
+                    "ci"
+                } else {
+                    "Linux"
+                },
+            )
             .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for (method, op) in item.as_object().unwrap() {
-            // The permission a caller will need (roles, issue 13): every route has one.
+            // The permission a caller needs (roles, issue 13): every route has one, and
+            // only the login is open to strangers.
             let permission = op["x-uvmm-permission"].as_str().unwrap_or_default();
             assert!(
-                ["read", "operate", "admin"].contains(&permission),
+                !permission.is_empty(),
                 "{method} {path} has no permission: {op}"
             );
             assert!(
-                method != "get" || permission == "read",
+                method != "get"
+                    || ["read", "authenticated"].contains(&permission)
+                    || path == "/api/v1/tokens",
                 "{method} {path} reads and must need no more than read"
             );
+            if permission == "public" {
+                assert_eq!(path, "/api/v1/login", "only the login is public");
+                continue;
+            }
             let url = format!("http://127.0.0.1:{port}{concrete}");
             for auth in [
                 None,
@@ -276,10 +293,26 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
                 assert_eq!(v["error"]["code"], "unauthorized", "{text}");
                 checked += 1;
             }
+            // The same over the UNIX socket as nobody: known, but without a role.
+            let m = method.to_uppercase();
+            let url = format!("http://uvmmd{concrete}");
+            let args = [
+                "--unix-socket",
+                &socket,
+                "-X",
+                &m,
+                &url,
+                "-H",
+                "Content-Type: application/json",
+            ];
+            let body = (m != "GET").then_some(&b"{}"[..]);
+            let (rc, status, text) = curl_as_nobody(&args, body);
+            assert_eq!((rc, status), (0, 403), "{m} {concrete} as nobody: {text}");
+            checked += 1;
         }
     }
     assert!(
-        checked > 60,
+        checked > 100,
         "only {checked} requests: the route table is incomplete"
     );
     assert_unchanged(&before, &world(&d), "a refused request changed something");
@@ -715,7 +748,14 @@ fn every_route_refuses_unknown_query_parameters() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux")
+            .replace(
+                "{name}",
+                if path.contains("tokens") {
+                    "ci"
+                } else {
+                    "Linux"
+                },
+            )
             .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for method in item.as_object().unwrap().keys() {
             let m = method.to_uppercase();

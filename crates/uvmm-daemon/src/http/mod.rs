@@ -3,6 +3,8 @@
 //! one file per resource; they parse, call one operation and wrap the answer. Errors
 //! become JSON in `error.rs`, the only place that maps them to status codes.
 
+mod access;
+pub mod auth;
 mod backups;
 pub mod conn;
 mod devices;
@@ -45,6 +47,10 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// The rendered OpenAPI document (set by `router`).
     pub openapi: Arc<bytes::Bytes>,
+    /// Logins, tokens, sessions, the audit log.
+    pub auth: Arc<auth::AuthState>,
+    /// Each route's rule (`auth::ROUTES`) by method and template (set by `router`).
+    pub routes: Arc<std::collections::HashMap<(axum::http::Method, String), &'static auth::Rule>>,
 }
 
 impl AppState {
@@ -52,12 +58,15 @@ impl AppState {
         ops: Arc<Ops>,
         shutdown: watch::Receiver<bool>,
         request_timeout: std::time::Duration,
+        auth: Arc<auth::AuthState>,
     ) -> AppState {
         AppState {
             ops,
             shutdown,
             request_timeout,
             openapi: Arc::default(),
+            auth,
+            routes: Arc::default(),
         }
     }
 }
@@ -108,86 +117,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::list_tasks))
         .routes(routes!(tasks::show_task, tasks::cancel_task))
         .routes(routes!(meta::metrics))
-}
-
-/// What a caller needs for an operation. Today every caller the guard admits (the socket's
-/// file mode, the TCP token) has every permission; logins and roles (issue 13) will check
-/// the caller against this table before the handler runs. It is in the OpenAPI document
-/// (`x-uvmm-permission` of every operation), and tests hold it to the route table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Look: lists, details, events, metrics.
-    Read,
-    /// Run VMs: lifecycle actions, media, cancelling tasks.
-    Operate,
-    /// Change what exists: VMs, devices, hosts, storage, backups.
-    Admin,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Read => "read",
-            Permission::Operate => "operate",
-            Permission::Admin => "admin",
-        }
-    }
-}
-
-/// The permission of every operation (by its operation id, the handler's name).
-pub const PERMISSIONS: &[(&str, Permission)] = {
-    use Permission::*;
-    &[
-        ("version", Read),
-        ("openapi", Read),
-        ("metrics", Read),
-        ("events", Read),
-        ("list_hosts", Read),
-        ("show_host", Read),
-        ("add_host", Admin),
-        ("remove_host", Admin),
-        ("list_profiles", Read),
-        ("show_profile", Read),
-        ("list_vms", Read),
-        ("show_vm", Read),
-        ("vm_xml", Read),
-        ("create_vm", Admin),
-        ("edit_vm", Admin),
-        ("delete_vm", Admin),
-        ("vm_action", Operate),
-        ("change_media", Operate),
-        ("add_disk", Admin),
-        ("remove_disk", Admin),
-        ("set_boot", Admin),
-        ("add_nic", Admin),
-        ("remove_nic", Admin),
-        ("list_backups", Read),
-        ("show_backup", Read),
-        ("backup_version", Read),
-        ("backup_diff", Read),
-        ("prune_backups", Admin),
-        ("restore", Admin),
-        ("list_pools", Read),
-        ("show_pool", Read),
-        ("create_pool", Admin),
-        ("pool_action", Admin),
-        ("delete_pool", Admin),
-        ("create_volume", Admin),
-        ("clone_volume", Admin),
-        ("resize_volume", Admin),
-        ("delete_volume", Admin),
-        ("list_tasks", Read),
-        ("show_task", Read),
-        ("cancel_task", Operate),
-    ]
-};
-
-/// The permission an operation needs (`None`: not in the table, which a test forbids).
-pub fn permission(operation_id: &str) -> Option<Permission> {
-    PERMISSIONS
-        .iter()
-        .find(|(id, _)| *id == operation_id)
-        .map(|(_, p)| *p)
+        .routes(routes!(access::login))
+        .routes(routes!(access::logout))
+        .routes(routes!(access::whoami))
+        .routes(routes!(access::list_tokens, access::create_token))
+        .routes(routes!(access::revoke_token))
 }
 
 /// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
@@ -197,15 +131,21 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     // The query parameters are the routes' own; finishing adds none.
     let params = crate::http::guard::declared_params(&doc);
     let doc = finish_document(doc);
+    state.routes = Arc::new(auth::rules_by_route(&doc));
     state.openapi = Arc::new(bytes::Bytes::from(
         serde_json::to_vec(&doc).unwrap_or_default(),
     ));
     let web = web::WebState::new(guard.tcp_hosts.clone());
-    let guard = Guard::new(guard.token, guard.tcp_hosts, params);
+    let guard = Guard::new(guard.tcp_hosts, params);
     routes
         .route_layer(axum::middleware::from_fn_with_state(
             guard.clone(),
             crate::http::guard::request_checks,
+        ))
+        // Before the checks of the body and parameters: a stranger learns nothing.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
         ))
         .fallback(|| async { RequestError::NoRoute })
         .method_not_allowed_fallback(|| async {
@@ -260,8 +200,9 @@ async fn catch_panic(
 /// What the guard is told at start (see `guard`).
 #[derive(Clone, Default)]
 pub struct GuardConfig {
-    pub token: Option<String>,
-    pub tcp_hosts: std::collections::HashSet<String>,
+    /// The `Host` names a plain-HTTP TCP listener answers to (DNS rebinding); `None`: any
+    /// (the TLS listener, where a rebound name fails the certificate check).
+    pub tcp_hosts: Option<std::collections::HashSet<String>>,
 }
 
 /// Every request counts as someone watching (see `Shared::stats_interval_now`).
@@ -279,32 +220,45 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// Every operation of the route table has a permission, and the table names no
-    /// operation that does not exist.
+    /// Every operation of the route table has a rule, every rule a route; reads need
+    /// no more than `read`, changes more, and the document shows each rule.
     #[test]
     fn every_route_has_a_permission() {
+        use uvmm_auth::{Access, Permission};
         let doc = openapi_document();
         let mut ids = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let id = op["operationId"].as_str().unwrap().to_string();
-                let p = permission(&id);
-                assert!(p.is_some(), "{method} {path} ({id}) has no permission");
-                assert_eq!(op["x-uvmm-permission"], p.unwrap().as_str());
-                // Reads need no more than Read.
-                if method == "get" {
-                    assert_eq!(p, Some(Permission::Read), "{method} {path}");
+                let r = auth::rule(&id);
+                assert!(r.is_some(), "{method} {path} ({id}) has no rule");
+                let r = r.unwrap();
+                assert_eq!(op["x-uvmm-permission"], auth::access_name(r.access));
+                match (method.as_str(), r.access) {
+                    ("get", Access::Needs(p)) if id.ends_with("tokens") => {
+                        assert_eq!(p, Permission::Tokens)
+                    }
+                    ("get", a) => assert!(
+                        matches!(a, Access::Needs(Permission::Read) | Access::Authenticated),
+                        "{method} {path}"
+                    ),
+                    (_, Access::Needs(p)) => {
+                        assert_ne!(p, Permission::Read, "{method} {path} changes something")
+                    }
+                    (_, Access::Public) => assert_eq!(id, "login"),
+                    (_, Access::Authenticated) => assert_eq!(id, "logout"),
                 }
                 ids.push(id);
             }
         }
-        for (id, _) in PERMISSIONS {
+        for r in auth::ROUTES {
             assert!(
-                ids.iter().any(|i| i == id),
-                "{id} is in PERMISSIONS but no route"
+                ids.iter().any(|i| i == r.operation),
+                "{} is in ROUTES but no route",
+                r.operation
             );
         }
-        assert_eq!(ids.len(), PERMISSIONS.len());
+        assert_eq!(ids.len(), auth::ROUTES.len());
     }
 
     #[tokio::test]
