@@ -5,6 +5,9 @@
     reason = "each test binary uses its own part of the shared harness"
 )]
 
+pub mod remote;
+pub mod world;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
