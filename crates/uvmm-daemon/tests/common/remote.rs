@@ -105,6 +105,8 @@ impl Drop for Accounts {
     }
 }
 
+static BODIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -213,7 +215,14 @@ impl Remote {
             cmd.args(["-H", h]);
         }
         if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+            // From a file: a 10 MB body does not fit on a command line.
+            let file = self.home.path().join(format!(
+                "body-{}",
+                BODIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ));
+            std::fs::write(&file, b).unwrap();
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(format!("@{}", file.display()));
         }
         cmd.output().expect("curl")
     }
