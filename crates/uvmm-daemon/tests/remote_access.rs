@@ -483,3 +483,167 @@ fn pam_logins_roles_sessions_and_the_audit_log() {
         "operator pauses on the socket"
     );
 }
+
+/// A certificate pair made with openssl (ECDSA P-256, for 127.0.0.1), key 0600.
+fn make_cert(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=uvmm-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", stderr(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (cert, key)
+}
+
+#[test]
+fn sighup_reloads_certificate_policy_and_audit_log_without_dropping_connections() {
+    let mut acc = Accounts::new("h");
+    let gview = acc.group("view");
+    let pw = format!("Pw-{}-h", std::process::id());
+    let vera = acc.user("vera", &pw, &[&gview]);
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "live");
+    let (cert_b, key_b) = make_cert(certs.path(), "renewed");
+    let tls = format!(
+        "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    // vera's group has no role yet.
+    let config = |viewer: &str| roles_config("x-none-a", "x-none-o", viewer, "", "") + &tls;
+    let r = Remote::start_with_cert(&config("x-none-v"), &cert);
+    let fp_a = r.fingerprint();
+    let socket = r.d.socket.to_str().unwrap().to_string();
+    let as_vera = || -> u16 {
+        let out = Command::new("setpriv")
+            .args(["--reuid", &vera, "--regid", &vera, "--init-groups", "--"])
+            .args(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["--unix-socket", &socket, "http://uvmmd/api/v1/vms"])
+            .output()
+            .unwrap();
+        stdout(&out).trim().parse().unwrap_or(0)
+    };
+    assert_eq!(as_vera(), 403);
+    // An open TLS connection: the event stream, as admin.
+    let mut stream = Command::new("curl")
+        .args(["-s", "-N", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("Authorization: Bearer {}", r.token())])
+        .arg(format!("{}/api/v1/events", r.url()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // Renewed certificate, a role for vera's group, the audit log rotated away: SIGHUP.
+    std::fs::copy(&cert_b, &cert).unwrap();
+    std::fs::copy(&key_b, &key).unwrap();
+    std::fs::write(r.d.dir.path().join("uvmmd.toml"), config(&gview)).unwrap();
+    let audit = r.d.dir.path().join("audit.log");
+    std::fs::rename(&audit, r.d.dir.path().join("audit.log.1")).unwrap();
+    let pid = r.d.child.as_ref().unwrap().id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(std::time::Duration::from_secs(10), "the reload", || {
+        r.d.log()
+            .contains("SIGHUP: certificate reloaded")
+            .then_some(())
+    });
+    let fp_b = r.fingerprint();
+    assert_ne!(fp_a, fp_b);
+    assert!(r.d.log().contains(&fp_b));
+    assert_eq!(
+        as_vera(),
+        200,
+        "[auth] reloaded: vera's group is viewer now"
+    );
+    // New connections get the new certificate: a client pinned to the old one refuses.
+    let token = r.d.token_file();
+    let token = token.to_str().unwrap();
+    success(
+        r.cli(
+            &[
+                "--token-file",
+                token,
+                "--accept-fingerprint",
+                &fp_b,
+                "host",
+                "list",
+            ],
+            &[],
+            None,
+        ),
+        "the renewed certificate",
+    );
+    let port = r.port;
+    std::fs::write(
+        r.home.path().join("uvmm/known_hosts"),
+        format!("127.0.0.1:{port} {fp_a}\n"),
+    )
+    .unwrap();
+    failure(
+        r.cli(&["--token-file", token, "host", "list"], &[], None),
+        1,
+        "man-in-the-middle",
+        "pinned to the old certificate",
+    );
+    // The open connection still delivers: a change made now arrives on it.
+    success(
+        r.d.cli(&[
+            "vm",
+            "set",
+            "web-02",
+            "--host",
+            "demo-kvm1",
+            "description=after reload",
+        ]),
+        "a change after the reload",
+    );
+    let mut out = stream.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("after reload") {
+                break;
+            }
+        }
+        seen
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = stream.kill();
+    let _ = stream.wait();
+    let seen = reader.join().unwrap();
+    assert!(seen.contains("after reload"), "the open stream: {seen}");
+    // The audit log was reopened: the change is in the new file.
+    let new_audit = std::fs::read_to_string(&audit).unwrap();
+    assert!(new_audit.contains("edit_vm"), "{new_audit}");
+}

@@ -127,11 +127,20 @@ pub struct Remote {
 
 impl Remote {
     pub fn start(config: &str) -> Remote {
+        Remote::start_with_cert(config, Path::new(""))
+    }
+
+    /// With the certificate of `[tls]` in `config` (`cert`; empty: self-signed).
+    pub fn start_with_cert(config: &str, cert: &Path) -> Remote {
         let port = free_port();
         let listen = format!("0.0.0.0:{port}");
         let d = Daemon::start_with(&demo_uris(), &["-s", &listen, "--tls"], config);
-        let cert = d.dir.path().join("state/tls/uvmmd.crt");
-        assert!(cert.exists(), "no self-signed certificate: {}", d.log());
+        let cert = if cert.as_os_str().is_empty() {
+            d.dir.path().join("state/tls/uvmmd.crt")
+        } else {
+            cert.to_path_buf()
+        };
+        assert!(cert.exists(), "no certificate: {}", d.log());
         Remote {
             d,
             port,
