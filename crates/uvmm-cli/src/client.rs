@@ -107,43 +107,25 @@ impl Client {
             target: self.target.describe(),
             source,
         };
-        let http = |e: hyper::Error| ClientError::Http(e.to_string());
         match &self.target {
             Target::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(connect_err)?;
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(http)?;
-                tokio::spawn(conn);
-                sender.send_request(req).await.map_err(http)
+                over(stream, req).await
             }
             Target::Tcp { authority, tls, .. } => {
                 let stream = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(connect_err)?;
                 match tls {
-                    None => {
-                        let (mut sender, conn) =
-                            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                                .await
-                                .map_err(http)?;
-                        tokio::spawn(conn);
-                        sender.send_request(req).await.map_err(http)
-                    }
+                    None => over(stream, req).await,
                     Some(tls) => {
                         let stream = tls
                             .connect(stream)
                             .await
                             .map_err(|e| ClientError::Tls(crate::remote::describe_tls_error(&e)))?;
-                        let (mut sender, conn) =
-                            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                                .await
-                                .map_err(http)?;
-                        tokio::spawn(conn);
-                        sender.send_request(req).await.map_err(http)
+                        over(stream, req).await
                     }
                 }
             }
@@ -326,6 +308,19 @@ impl Client {
         }
         Ok(StreamEnd::Closed)
     }
+}
+
+/// One request on a fresh connection (UNIX, TCP or TLS).
+async fn over<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let http = |e: hyper::Error| ClientError::Http(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(http)?;
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(http)
 }
 
 /// Why an event stream ended.

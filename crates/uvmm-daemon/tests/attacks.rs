@@ -416,6 +416,24 @@ fn named_attacks_are_refused_and_change_nothing() {
         }
     }
 
+    // Refusals of known callers are audited with what they aimed at; 401s have no who.
+    let audit = std::fs::read_to_string(r.d.dir.path().join("audit.log")).unwrap();
+    let records: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|v| v["who"]["user"] == vera.as_str()
+            && v["what"]["operation"] == "edit_vm"
+            && v["result"]["status"] == 403
+            && v["target"]["vm"] == "web-01"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&a.csrf) && !audit.contains(a.cookie.split('=').nth(1).unwrap()),
+        "a session secret in the audit log"
+    );
+
     // A viewer calling every route that changes something: 403, route by route.
     let doc = r.d.get("/api/v1/openapi.json");
     let mut walked = 0;

@@ -297,6 +297,7 @@ fn check(
     rule: &Rule,
     params: &HashMap<String, String>,
     query: Option<&str>,
+    refused_target: &mut AuditTarget,
 ) -> Result<Resolved, RequestError> {
     let Access::Needs(p) = rule.access else {
         return Ok(Resolved::default());
@@ -338,7 +339,11 @@ fn check(
             _ => "no such host".into(),
         }));
     }
-    decide(g, p, &found.target())?;
+    if let Err(denied) = decide(g, p, &found.target()) {
+        // Known and visible: the audit record of the refusal names it.
+        *refused_target = found.audit(None);
+        return Err(denied.into());
+    }
     Ok(found)
 }
 
@@ -415,7 +420,15 @@ pub async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> R
         })
         .unwrap_or_default();
     let query = parts.uri.query().map(str::to_string);
-    let decided = check(&s, &caller, rule, &params, query.as_deref());
+    let mut refused_target = AuditTarget::default();
+    let decided = check(
+        &s,
+        &caller,
+        rule,
+        &params,
+        query.as_deref(),
+        &mut refused_target,
+    );
     let changing = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let record = changing.then(|| {
         AuditRecord::request(
@@ -446,7 +459,10 @@ pub async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> R
                 "request refused: {e}");
             let resp = e.into_response();
             return match record {
-                Some(r) => audit(&s, r.target(Resolved::default().audit(object)), resp).await,
+                Some(r) => {
+                    refused_target.object = object;
+                    audit(&s, r.target(refused_target), resp).await
+                }
                 None => resp,
             };
         }
