@@ -375,6 +375,36 @@ fn authenticate(s: &AppState, parts: &axum::http::request::Parts) -> Result<Call
     Ok(Caller::new(peer, who.principal, who.grants))
 }
 
+/// The answer to a request that did not authenticate: logged, `WWW-Authenticate` on 401,
+/// and no kept-alive connection to sit on.
+fn refused(parts: &axum::http::request::Parts, e: RequestError) -> Response {
+    let peer = parts.extensions.get::<Peer>().map(|p| p.to_string());
+    tracing::info!(peer = peer.unwrap_or_default(), method = %parts.method,
+        path = %parts.uri.path(), "request refused: {e}");
+    let mut resp = e.into_response();
+    if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
+/// An API path that names no route: 404 only to a caller who authenticates (a stranger
+/// learns nothing, not even which paths exist).
+pub async fn no_route(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match authenticate(&s, &parts) {
+        Ok(_) => RequestError::NoRoute.into_response(),
+        Err(e) => refused(&parts, e),
+    }
+}
+
 /// The middleware after routing: authenticate, authorize, run, audit.
 pub async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
@@ -393,23 +423,7 @@ pub async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> R
     let (mut parts, body) = req.into_parts();
     let caller = match authenticate(&s, &parts) {
         Ok(c) => c,
-        Err(e) => {
-            let peer = parts.extensions.get::<Peer>().map(|p| p.to_string());
-            tracing::info!(peer = peer.unwrap_or_default(), method = %parts.method,
-                path = %parts.uri.path(), "request refused: {e}");
-            let mut resp = e.into_response();
-            if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-            }
-            resp.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            return resp;
-        }
+        Err(e) => return refused(&parts, e),
     };
     let params: HashMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
         .await

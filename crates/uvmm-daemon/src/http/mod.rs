@@ -147,7 +147,7 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
             state.clone(),
             auth::authorize,
         ))
-        .fallback(|| async { RequestError::NoRoute })
+        .fallback(auth::no_route)
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
