@@ -179,6 +179,16 @@ impl Guard {
 
     /// The checks that need the route (3 and 4).
     fn check_request(&self, req: &Request) -> Result<(), RequestError> {
+        // A declared length over the limit is refused before a byte of the body is read
+        // (with `Expect: 100-continue` the client never sends it).
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > u64::try_from(super::MAX_BODY).unwrap_or(u64::MAX)) {
+            return Err(too_large(super::MAX_BODY));
+        }
         let has_body = req
             .headers()
             .get(header::CONTENT_LENGTH)
