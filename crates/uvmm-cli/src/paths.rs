@@ -141,6 +141,10 @@ pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>) -> String {
         .on(vm_path(uuid, &format!("/nics/{}", enc(mac))))
 }
 
+pub fn directory() -> String {
+    api("/directory")
+}
+
 pub fn profiles() -> String {
     api("/profiles")
 }

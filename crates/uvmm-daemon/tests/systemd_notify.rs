@@ -108,7 +108,7 @@ fn check_config_exits_0_or_1_with_the_reason() {
         (&["-s", "127.0.0.1", "-d"], 0, "configuration OK"),
         (&["-d", "-b", ""], 0, "hosts: 1 (test:///default)"),
         (&["-s", "0.0.0.0", "-d"], 0, "tcp: 0.0.0.0:2106 (HTTPS)"),
-        (&["-b", "ldap://dc"], 1, "not available yet"),
+        (&["-b", "ldap://dc"], 1, "a base DN is needed"),
         (
             &["-s", "0.0.0.0", "--plain-http"],
             1,

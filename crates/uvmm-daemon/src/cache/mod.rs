@@ -5,6 +5,7 @@
 //! filter and sort.
 
 pub mod listing;
+mod notes;
 mod query;
 mod update;
 pub mod views;
@@ -38,6 +39,9 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
+    /// The notes of the definition's `<metadata>`: in directory mode `def.notes` may show
+    /// the directory's instead (`notes.rs`), and these come back when its entry goes.
+    pub metadata_notes: uvmm_model::domain::Notes,
     /// What the next start of a running VM brings (its persistent definition differs).
     pub pending: Option<Pending>,
     /// Lower-case name: the sort key for people's order, computed once.
@@ -109,6 +113,7 @@ impl VmEntry {
                 def.memory_kib
             },
             vcpus: if s.vcpus > 0 { s.vcpus } else { def.vcpus },
+            metadata_notes: def.notes.clone(),
             def,
             cpu_usage: 0.0,
             cpu_sample: None,
@@ -249,4 +254,7 @@ pub struct Cache {
     pub generation: u64,
     /// Bumped by every statistics round.
     pub stats_generation: u64,
+    /// Directory mode: the VM notes of the directory by lower-case UUID (`notes.rs`);
+    /// `None` standalone, where notes are the definition's `<metadata>`.
+    directory_notes: Option<HashMap<String, uvmm_model::domain::Notes>>,
 }

@@ -14,6 +14,9 @@ pub struct ApiPolicy {
     pub max_connections: usize,
     pub request_timeout: Duration,
     pub socket_mode: u32,
+    /// Directory mode: connect to the directory's hosts without `runtime_hosts` (set from
+    /// `[directory] trust_host_uris`).
+    pub trust_directory_hosts: bool,
 }
 
 impl Default for ApiPolicy {
@@ -26,6 +29,7 @@ impl Default for ApiPolicy {
             max_connections: 1024,
             request_timeout: Duration::from_secs(30),
             socket_mode: 0o666,
+            trust_directory_hosts: false,
         }
     }
 }
@@ -113,5 +117,6 @@ pub(super) fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
                     ))
                 })?,
         },
+        trust_directory_hosts: false,
     })
 }

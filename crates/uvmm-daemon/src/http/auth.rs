@@ -79,6 +79,8 @@ pub const ROUTES: &[Rule] = {
         r("logout", Authenticated, Nothing),
         r("whoami", Authenticated, Nothing),
         r("version", Needs(Read), Filtered),
+        // The directory's state and its hosts: daemon-wide.
+        r("directory", Needs(Read), Global),
         r("openapi", Needs(Read), Filtered),
         r("metrics", Needs(Read), Global),
         r("events", Needs(Read), Filtered),

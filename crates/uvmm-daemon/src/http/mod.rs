@@ -85,6 +85,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::version))
         .routes(routes!(meta::openapi))
+        .routes(routes!(meta::directory))
         .routes(routes!(hosts::list_hosts, hosts::add_host))
         .routes(routes!(hosts::show_host, hosts::remove_host))
         .routes(routes!(profiles::list_profiles))

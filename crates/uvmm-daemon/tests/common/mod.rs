@@ -219,9 +219,14 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("uvmm.sock");
         std::fs::write(dir.path().join("uvmmd.toml"), config).unwrap();
-        let mut args: Vec<String> = vec![
-            "-b".into(),
-            "".into(),
+        // Standalone unless the test gives its own -b (directory mode).
+        let standalone = !extra.contains(&"-b");
+        let mut args: Vec<String> = if standalone {
+            vec!["-b".into(), "".into()]
+        } else {
+            vec![]
+        };
+        args.extend::<Vec<String>>(vec![
             "-u".into(),
             socket.display().to_string(),
             "-c".into(),
@@ -232,7 +237,7 @@ impl Daemon {
             dir.path().join("backups").display().to_string(),
             "--audit-log".into(),
             dir.path().join("audit.log").display().to_string(),
-        ];
+        ]);
         // A loopback TCP listener of these tests speaks plain HTTP unless the test asks
         // for TLS (`--tls` is the harness's word for "leave it to uvmmd").
         let tcp = extra.contains(&"-s");
