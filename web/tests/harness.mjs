@@ -64,6 +64,9 @@ export class Uvmmd {
       '--config', join(this.dir, 'uvmmd.toml'),
       '--backup-dir', join(this.dir, 'backups'),
       '-s', `127.0.0.1:${this.port}`,
+      // Plain HTTP on loopback (the browser test has no certificate to trust).
+      '--plain-http',
+      '--audit-log', join(this.dir, 'audit.log'),
       ...this.hosts,
     ];
     const log = openSync(join(this.dir, 'uvmmd.log'), 'a');

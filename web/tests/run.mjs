@@ -161,7 +161,7 @@ test('login: a wrong token is refused with an explanation; the right one opens t
   await page.click('form.login-form button[type=submit]');
   const err = await page.waitForSelector('.error-box');
   const text = await err.innerText();
-  assert(/Not logged in/.test(text) && /wrong API token/.test(text) && /Log in again/.test(text), `error text: ${text}`);
+  assert(/Not logged in/.test(text) && /invalid API token/.test(text) && /Log in again/.test(text), `error text: ${text}`);
   assert((await page.$('[data-testid=vm-grid]')) === null, 'no grid without login');
   await page.fill('#token', uvmmd.token);
   await page.click('form.login-form button[type=submit]');

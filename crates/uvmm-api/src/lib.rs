@@ -8,8 +8,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod auth;
 mod events;
 mod tasks;
+
+pub use auth::{GrantInfo, LoginRequest, NewTokenResponse, TokenCreateRequest, TokenInfo, WhoAmI};
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
 pub use tasks::{CancelMode, Task, TaskKind, TaskState};
@@ -558,6 +561,10 @@ pub enum ErrorCode {
     HostUnavailable,
     TooManyConnections,
     Timeout,
+    /// Too many failed logins: wait `Retry-After` seconds.
+    TooManyRequests,
+    /// A service uvmmd needs for this is not available (PAM not set up).
+    Unavailable,
 }
 
 /// Body of every error answer.

@@ -1,5 +1,6 @@
 //! uvmm: the command-line client of uvmmd.
 
+mod access_cmd;
 mod directory_cmd;
 mod edit;
 mod events_cmd;
@@ -35,15 +36,36 @@ struct Cli {
     #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
     socket: PathBuf,
 
-    /// Talk to uvmmd over TCP instead (http://127.0.0.1:2106; https once TLS exists). TCP
-    /// needs uvmmd's API token: UVMM_TOKEN, or the file of --token-file.
-    #[arg(long, global = true)]
+    /// Talk to uvmmd over the network instead: https://HOST[:PORT] (port 2106), or
+    /// http://127.0.0.1:PORT on the daemon's machine. Authenticates with an API token
+    /// (UVMM_TOKEN, --token-file) or the session of `uvmm --url URL login`.
+    #[arg(long, env = "UVMM_URL", global = true)]
     url: Option<String>,
 
-    /// File with the API token for --url (default /var/lib/uvmm/api-token, uvmmd's
-    /// state directory; readable by root only).
+    /// File with an API token for --url (default: the session of `uvmm login`, else
+    /// /var/lib/uvmm/api-token, uvmmd's legacy token, readable by root only).
     #[arg(long, env = "UVMM_TOKEN_FILE", global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
+
+    /// Verify the server's certificate with these CA certificates (PEM) instead of a
+    /// pinned fingerprint.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+
+    /// The file of pinned server fingerprints (default ~/.config/uvmm/known_hosts).
+    #[arg(long, global = true, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+
+    /// Trust and pin the server whose certificate has this SHA-256 fingerprint (as
+    /// `uvmmd --show-fingerprint` prints it on the server). Without it an unknown server
+    /// is refused, or asked about on a terminal.
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    accept_fingerprint: Option<String>,
+
+    /// With --accept-fingerprint: replace the pinned fingerprint of a server whose
+    /// certificate was changed on purpose (a changed certificate is refused otherwise).
+    #[arg(long, global = true)]
+    replace_pin: bool,
 
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -83,6 +105,24 @@ enum Command {
     /// Long operations running in the background (a volume clone, a managed save).
     #[command(subcommand)]
     Task(task_cmd::TaskCmd),
+    /// Log in to the uvmmd of --url with a local account of its machine (PAM); the
+    /// session is kept (0600) in ~/.config/uvmm/sessions/ until it expires (30 minutes
+    /// unused, 12 hours at most) or `uvmm logout`.
+    Login {
+        /// The account (default: $USER).
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End the session of `uvmm login` with the uvmmd of --url.
+    Logout,
+    /// Who uvmmd takes you for, and your roles.
+    Whoami,
+    /// API tokens for scripts and monitoring (admins).
+    #[command(subcommand)]
+    Token(access_cmd::TokenCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     ///
     /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
@@ -509,12 +549,39 @@ async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError>
 }
 
 async fn run(cli: Cli) -> Result<(), ClientError> {
+    let logging_in = matches!(cli.command, Command::Login { .. });
     let target = match &cli.url {
-        Some(u) => Target::from_url(u, cli.token_file.as_deref())?,
+        Some(u) => {
+            let opts = uvmm_cli::remote::TlsOptions {
+                ca: cli.ca.clone(),
+                known_hosts: cli.known_hosts.clone(),
+                accept_fingerprint: cli.accept_fingerprint.clone(),
+                replace_pin: cli.replace_pin,
+            };
+            let token_file = if logging_in {
+                None
+            } else {
+                cli.token_file.as_deref()
+            };
+            uvmm_cli::remote::target(u, &opts, token_file, !logging_in).await?
+        }
+        None if logging_in || matches!(cli.command, Command::Logout) => {
+            return Err(ClientError::Usage(
+                "login and logout are for --url https://HOST: on the UNIX socket your account is who you are".into(),
+            ))
+        }
         None => Target::Unix(cli.socket.clone()),
     };
     let c = Client::new(target);
+    let url = cli.url.clone().unwrap_or_default();
     match cli.command {
+        Command::Login {
+            user,
+            password_stdin,
+        } => access_cmd::login(&c, &url, user, password_stdin, cli.json).await?,
+        Command::Logout => access_cmd::logout(&c, &url).await?,
+        Command::Whoami => access_cmd::whoami(&c, cli.json).await?,
+        Command::Token(cmd) => access_cmd::run_token(&c, cmd, cli.json).await?,
         Command::Host(cmd) => match cmd {
             HostCmd::List => {
                 let hosts: Vec<HostSummary> = c.call(Method::GET, &paths::hosts(), None).await?;

@@ -54,6 +54,14 @@ pub struct FileConfig {
     pub keepalive_count: Option<u32>,
     /// What API clients may do beyond the defaults, and the listeners' limits.
     pub api: Option<ApiFile>,
+    /// Who may do what: roles of UNIX groups, grants, sessions, login limits
+    /// (docs/security.md). Reloaded on SIGHUP.
+    pub auth: Option<uvmm_auth::AuthConfig>,
+    /// The TCP listener's certificate (`cert`, `key`; absent: self-signed) and whether a
+    /// loopback listener serves plain HTTP (`plain_http`).
+    pub tls: Option<uvmm_auth::tls::TlsConfig>,
+    /// The audit log of every change (default /var/log/uvmm/audit.log); reopened on SIGHUP.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `[api]` of the configuration file: the privilege boundary between API clients and
@@ -81,6 +89,10 @@ pub struct ApiFile {
     /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
     /// connection) and its body.
     pub request_timeout_secs: Option<u64>,
+    /// File mode of the UNIX socket, octal (default "0666": every local account may
+    /// connect, and gets only what its groups' roles allow, 403 without a role; "0660"
+    /// keeps everyone but root and the socket's group out before they ask).
+    pub socket_mode: Option<String>,
 }
 
 /// `[monitoring]` of the configuration file.
