@@ -10,9 +10,11 @@ use utoipa::ToSchema;
 
 mod events;
 mod tasks;
+mod migrate;
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
-pub use tasks::{CancelMode, Task, TaskKind, TaskState};
+pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
+pub use migrate::{CopyStorageMode, MigrateRequest, MigrateResult};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;
@@ -506,6 +508,8 @@ pub enum ErrorCode {
     HostUnavailable,
     TooManyConnections,
     Timeout,
+    MigrationRefused,
+    MigrationFailed,
 }
 
 /// Body of every error answer.

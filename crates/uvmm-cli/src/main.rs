@@ -2,6 +2,7 @@
 
 mod edit;
 mod events_cmd;
+mod move_cmd;
 mod pending;
 mod storage_cmd;
 mod task_cmd;
@@ -106,7 +107,7 @@ enum HostCmd {
 }
 
 #[derive(Debug, clap::Args)]
-struct VmRef {
+pub(crate) struct VmRef {
     /// VM name or UUID.
     vm: String,
     /// Host id or URI, when the name exists on several hosts.
@@ -169,6 +170,14 @@ enum VmCmd {
     Reboot(VmRef),
     /// Hard reset.
     Reset(VmRef),
+    /// Move the VM to another host: live when it runs, offline when it is shut off.
+    ///
+    /// uvmmd checks first (CPU, machine, memory, networks, storage on the target) and
+    /// refuses with every reason before anything moves. Disks on storage both hosts see
+    /// stay where they are; the others are copied. This runs as a task: a progress bar on a
+    /// terminal, Ctrl-C leaves it running (`uvmm task cancel ID` aborts it; the VM keeps
+    /// running on the source).
+    Migrate(move_cmd::MigrateArgs),
     #[command(flatten)]
     Edit(edit::EditCmd),
 }
@@ -439,7 +448,7 @@ async fn wait_until_off(
 }
 
 /// Turn a name or UUID into (uuid, host URI).
-async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
+pub(crate) async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
     if uvmm_model::uuid::is_uuid(&r.vm) {
         let path = paths::vm(&r.vm, r.host.as_deref());
         let d: VmDetail = c.call(Method::GET, &path, None).await?;
@@ -613,6 +622,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Reboot(r) => action(Action::Reboot, r),
                 VmCmd::Reset(r) => action(Action::Reset, r),
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
+                VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
             };
             let (uuid, host) = resolve(&c, &r).await?;
             // A managed save becomes a task on uvmmd: followed here, or left running.

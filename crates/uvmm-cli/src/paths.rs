@@ -94,6 +94,14 @@ pub fn vm_action(uuid: &str, action: Action, host: Option<&str>, wait: bool) -> 
         .on(vm_path(uuid, &format!("/{}", action.as_str())))
 }
 
+/// `POST` a migration; `wait: false` answers with its task.
+pub fn vm_migrate(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/migrate"))
+}
+
 pub fn vm_xml(uuid: &str, host: Option<&str>, inactive: bool) -> String {
     Query::default()
         .add("host", host)

@@ -3,7 +3,7 @@
 
 use crate::caller::Caller;
 use crate::config::ApiPolicy;
-use crate::config::TaskRetention;
+use crate::config::{PeerUris, TaskRetention};
 use crate::error::Error;
 use crate::hosts::facts::HostFacts;
 use crate::hosts::registry::Registry;
@@ -61,6 +61,8 @@ pub struct Ops {
     profiles: Vec<Profile>,
     /// What API clients may ask for (see `ApiPolicy`).
     pub policy: ApiPolicy,
+    /// How the hosts' libvirtds reach each other (migration).
+    pub peers: PeerUris,
 }
 
 impl Ops {
@@ -81,7 +83,14 @@ impl Ops {
             shared,
             profiles,
             policy,
+            peers: PeerUris::default(),
         }
+    }
+
+    /// How the hosts' libvirtds reach each other for migration.
+    pub fn with_peer_uris(mut self, peers: PeerUris) -> Ops {
+        self.peers = peers;
+        self
     }
 
     /// Run a job on its host and wait for its answer (a long job: for the end of its

@@ -152,7 +152,8 @@ pub async fn run(
         }
         let ops = Arc::new(
             Ops::new(shared, Box::new(source), profiles, settings.api.clone())
-                .with_task_retention(settings.tasks),
+                .with_task_retention(settings.tasks)
+                .with_peer_uris(settings.peer_uris.clone()),
         );
         // The TCP listener is guarded by the API token (see http::guard).
         let guard = match &tcp {

@@ -5,6 +5,7 @@
 //! filter and sort.
 
 pub mod listing;
+mod moving;
 mod query;
 mod update;
 pub mod views;
@@ -249,4 +250,6 @@ pub struct Cache {
     pub generation: u64,
     /// Bumped by every statistics round.
     pub stats_generation: u64,
+    /// VMs moving between hosts (`moving.rs`), by UUID.
+    moving: HashMap<String, moving::Move>,
 }

@@ -121,6 +121,12 @@ impl Cache {
         domains: Vec<DomainSnapshot>,
         now: SystemTime,
     ) -> Vec<Event> {
+        // A moving VM's copy on its target waits for the end of the move (`moving.rs`).
+        let held: Vec<String> = domains
+            .iter()
+            .filter(|d| self.held_back(uri, &d.uuid))
+            .map(|d| d.uuid.clone())
+            .collect();
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
@@ -136,6 +142,9 @@ impl Cache {
         }
         let mut fresh: BTreeMap<String, VmEntry> = BTreeMap::new();
         for snap in domains {
+            if held.contains(&snap.uuid) {
+                continue;
+            }
             let vm = VmEntry::from_snapshot(snap);
             fresh.insert(vm.uuid.clone(), vm);
         }
@@ -197,6 +206,9 @@ impl Cache {
 
     /// Insert or refresh one VM.
     pub fn vm_upsert(&mut self, uri: &str, snap: DomainSnapshot) -> Vec<Event> {
+        if self.held_back(uri, &snap.uuid) {
+            return vec![];
+        }
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };

@@ -13,6 +13,7 @@ pub mod guard;
 mod hosts;
 mod meta;
 pub mod openapi;
+mod moves;
 mod profiles;
 mod storage;
 mod tasks;
@@ -90,6 +91,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::add_nic))
         .routes(routes!(devices::remove_nic))
         .routes(routes!(vms::vm_action))
+        .routes(routes!(moves::migrate_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -155,6 +157,8 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
         ("edit_vm", Admin),
         ("delete_vm", Admin),
         ("vm_action", Operate),
+        // Moves change where a VM runs and what exists on two hosts: admin.
+        ("migrate_vm", Admin),
         ("change_media", Operate),
         ("add_disk", Admin),
         ("remove_disk", Admin),

@@ -266,6 +266,17 @@ impl JobCtx<'_> {
         }
     }
 
+    /// Report progress of work that is not watched through `watch` (bytes done of a
+    /// total, and a migration's figures); nothing for a job that is not a task.
+    pub fn report(&self, done: u64, total: u64, m: Option<uvmm_api::MigrationProgress>) {
+        if let Some(t) = self.task {
+            if let Some(m) = m {
+                t.migration(m);
+            }
+            t.progress(done, total);
+        }
+    }
+
     /// Whether the task was asked to stop (never for a job that is not a task).
     pub fn cancelled(&self) -> bool {
         self.task.is_some_and(|t| t.cancelled())

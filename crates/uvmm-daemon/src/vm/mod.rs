@@ -10,6 +10,7 @@ pub mod edit;
 pub mod images;
 pub mod lifecycle;
 pub mod media;
+pub mod migrate;
 pub mod nics;
 pub mod read;
 

@@ -1,0 +1,99 @@
+//! `uvmm vm migrate`: moving a VM to another host, followed as a task.
+
+use crate::{print_json, resolve, task_cmd, VmRef};
+use uvmm_api::{CopyStorageMode, MigrateRequest, MigrateResult};
+use uvmm_cli::client::{Client, ClientError};
+use uvmm_cli::paths;
+use uvmm_model::units::format_bytes;
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    vm: VmRef,
+    /// The target host (id or URI).
+    #[arg(long, value_name = "HOST")]
+    to: String,
+    /// Only an offline move: refused unless the VM is shut off.
+    #[arg(long)]
+    offline: bool,
+    /// Copy every writable disk, even those on shared storage (default: only the disks
+    /// the target does not share).
+    #[arg(long, conflicts_with = "no_copy_storage")]
+    copy_storage: bool,
+    /// Copy no disk: refused unless every disk is on shared storage.
+    #[arg(long)]
+    no_copy_storage: bool,
+    /// Bandwidth limit in MiB/s.
+    #[arg(long, value_name = "MIB_S")]
+    bandwidth: Option<u64>,
+    /// Slow the guest down when it dirties memory faster than it can be sent.
+    #[arg(long)]
+    auto_converge: bool,
+    /// Switch to post-copy after this many seconds (a host failure after the switch loses
+    /// the running guest).
+    #[arg(long, value_name = "SECS")]
+    post_copy_after: Option<u64>,
+    /// Abort when not done after this many seconds (the VM keeps running on the source).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Start it and return at once (prints the task).
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub async fn migrate(c: &Client, m: MigrateArgs, json: bool) -> Result<(), ClientError> {
+    let (uuid, host) = resolve(c, &m.vm).await?;
+    let req = MigrateRequest {
+        to: m.to,
+        offline: m.offline,
+        copy_storage: if m.copy_storage {
+            CopyStorageMode::All
+        } else if m.no_copy_storage {
+            CopyStorageMode::Never
+        } else {
+            CopyStorageMode::Auto
+        },
+        bandwidth_mib_s: m.bandwidth,
+        auto_converge: m.auto_converge,
+        post_copy_after_secs: m.post_copy_after,
+        timeout_secs: m.timeout,
+    };
+    let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
+    let path = paths::vm_migrate(&uuid, Some(&host), false);
+    let done: Option<MigrateResult> =
+        task_cmd::start_and_follow(c, &path, Some(&body), !m.no_wait, json).await?;
+    let Some(r) = done else { return Ok(()) };
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!("{}", outcome(&r));
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn outcome(r: &MigrateResult) -> String {
+    let mut s = format!(
+        "{} moved {} from {} to {} in {:.1} s",
+        r.name,
+        if r.live { "live" } else { "offline" },
+        r.from,
+        r.to,
+        r.duration_ms as f64 / 1000.0
+    );
+    if let Some(d) = r.downtime_ms {
+        s.push_str(&format!(", downtime {d} ms"));
+    }
+    if let Some(b) = r.data_transferred {
+        s.push_str(&format!(", {} transferred", format_bytes(b)));
+    }
+    if !r.copied_disks.is_empty() {
+        s.push_str(&format!(", disks copied: {}", r.copied_disks.join(", ")));
+    }
+    s
+}

@@ -1,0 +1,324 @@
+//! Migration through uvmmd: two real libvirtds (separate mount namespaces, distinct host
+//! UUIDs, TCP between them) managed by one real uvmmd, tiny real QEMU (TCG) guests whose
+//! serial console counts. Uses the two-host harness of uvmm-libvirt (`hosts.rs`).
+//!
+//! While a VM moves, a poller reads `GET /api/v1/vms` again and again: the VM must be on
+//! exactly one host in every answer.
+
+mod common;
+#[path = "../../uvmm-libvirt/tests/support/hosts.rs"]
+mod hosts;
+
+use common::{ok, Daemon};
+use hosts::{make_qcow2, GuestSpec, SerialLog, TwoHosts};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn daemon(hosts: &TwoHosts) -> Daemon {
+    let config = format!(
+        "[migration]\npeer_uris = {{ \"{}\" = \"{}\", \"{}\" = \"{}\" }}\n",
+        hosts.a.uri(),
+        hosts.a.tcp_uri(),
+        hosts.b.uri(),
+        hosts.b.tcp_uri()
+    );
+    let d = Daemon::start_with(&[hosts.a.uri(), hosts.b.uri()], &[], &config);
+    let list = d.get("/api/v1/hosts");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["status"] == "connected"),
+        "{list}\n{}",
+        d.log()
+    );
+    d
+}
+
+/// The hosts (URIs) the API lists `name` on.
+fn listed_on(d: &Daemon, name: &str) -> Vec<String> {
+    d.get("/api/v1/vms")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["name"] == name)
+        .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Reads the VM list over and over until stopped; returns every answer that did not show
+/// `name` on exactly one host, and how many answers it read.
+struct ListWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(Vec<Vec<String>>, usize)>,
+}
+
+impl ListWatch {
+    fn start(socket: std::path::PathBuf, name: &str) -> ListWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, name) = (stop.clone(), name.to_string());
+        let handle = std::thread::spawn(move || {
+            let (mut bad, mut reads) = (Vec::new(), 0);
+            while !s.load(Ordering::SeqCst) {
+                let (_, text) = common::http_raw(&socket, "GET", "/api/v1/vms", None);
+                let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                let on: Vec<String> = v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|v| v["name"] == name.as_str())
+                    .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                if on.len() != 1 {
+                    bad.push(on);
+                }
+                reads += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (bad, reads)
+        });
+        ListWatch { stop, handle }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (bad, reads) = self.handle.join().unwrap();
+        assert!(reads > 10, "the list was read only {reads} times");
+        assert!(bad.is_empty(), "the VM was not on exactly one host: {bad:?}");
+    }
+}
+
+fn boot(hosts: &TwoHosts, spec: &GuestSpec) -> String {
+    hosts.boot(&hosts.a, spec)
+}
+
+fn migrate_cli(d: &Daemon, name: &str, to: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["vm", "migrate", name, "--to", to];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    ok(d.cli(&args), &format!("migrate {name}"))
+}
+
+fn counts_on(log: &SerialLog, after: u64) {
+    let t = log.wait_tick_after(Some(after), Duration::from_secs(30));
+    assert!(t > after);
+}
+
+/// Live with shared storage and with copied storage, offline, refusals; the cache never
+/// shows a moving VM twice or not at all; the backups follow the VM.
+#[test]
+fn live_and_offline_migration_through_uvmmd() {
+    let hosts = TwoHosts::start("dmig");
+    let d = daemon(&hosts);
+    let (a_uri, b_uri) = (hosts.a.uri(), hosts.b.uri());
+
+    // --- Live, shared storage (proven by the probe volume).
+    let disk = hosts.shared.join("d-shared.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-shared");
+    for h in [&hosts.a, &hosts.b] {
+        h.virsh(&["pool-refresh", "shared"]);
+    }
+    let spec = GuestSpec::new("d-shared", hosts.serial_path("d-shared"))
+        .disk(disk.to_str().unwrap(), "qcow2");
+    let uuid = boot(&hosts, &spec);
+    let log = SerialLog(spec.serial.clone());
+    common::wait_for(Duration::from_secs(20), "uvmmd to list the guest", || {
+        (listed_on(&d, "d-shared") == [a_uri.clone()]).then_some(())
+    });
+    let watch = ListWatch::start(d.socket.clone(), "d-shared");
+    let r = migrate_cli(&d, "d-shared", &b_uri, &[]);
+    watch.finish();
+    eprintln!("shared: {r}");
+    assert_eq!(r["live"], true);
+    assert_eq!((r["from"].as_str(), r["to"].as_str()), (Some(&*a_uri), Some(&*b_uri)));
+    assert!(r["downtime_ms"].is_u64(), "{r}");
+    assert_eq!(r["copied_disks"], json!([]));
+    let before = log.last_tick().unwrap();
+    counts_on(&log, before);
+    assert_eq!(log.text().matches("booted").count(), 1, "no reboot");
+    assert_eq!(hosts.b.domstate("d-shared").as_deref(), Some("running"));
+    assert!(hosts.a.domstate("d-shared").is_none());
+    assert_eq!(listed_on(&d, "d-shared"), [b_uri.clone()]);
+    // The history stays one history: the versions on A, then the move recorded on B.
+    let backup = d.get(&format!("/api/v1/backups/{uuid}"));
+    let versions = backup["versions"].as_array().unwrap();
+    let last = versions.last().unwrap();
+    assert_eq!(last["cause"], "migrate", "{backup}");
+    assert_eq!(last["host"], b_uri.as_str());
+    assert_eq!(r["backup_version"], last["version"]);
+    assert!(
+        versions.iter().any(|v| v["host"] == a_uri.as_str()),
+        "{backup}"
+    );
+    assert!(
+        versions.iter().all(|v| v["deleted"] == false),
+        "a move is no deletion: {backup}"
+    );
+    hosts.b.virsh(&["destroy", "d-shared"]);
+
+    // --- Live, copied storage: the disk is in A's local pool only.
+    let local = hosts.a.local_images().join("d-copy.qcow2");
+    make_qcow2(&local, "64M", "marker-d-copy");
+    hosts.a.virsh(&["pool-refresh", "local"]);
+    let spec = GuestSpec::new("d-copy", hosts.serial_path("d-copy"))
+        .disk("/var/lib/libvirt/images/d-copy.qcow2", "qcow2");
+    boot(&hosts, &spec);
+    let log = SerialLog(spec.serial.clone());
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-copy", || {
+        (listed_on(&d, "d-copy") == [a_uri.clone()]).then_some(())
+    });
+    // Refused before anything moves: not every disk is shared.
+    let out = d.cli(&["vm", "migrate", "d-copy", "--to", &b_uri, "--no-copy-storage"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage"), "{err}");
+    // Running: an offline move is refused.
+    let (st, body) = d.http(
+        "POST",
+        &format!("/api/v1/vms/{}/migrate", hosts.a.virsh(&["domuuid", "d-copy"]).trim()),
+        Some(&json!({"to": b_uri, "offline": true}).to_string()),
+    );
+    assert_eq!(st, 409, "{body}");
+    let watch = ListWatch::start(d.socket.clone(), "d-copy");
+    let r = migrate_cli(&d, "d-copy", &b_uri, &[]);
+    watch.finish();
+    eprintln!("copied: {r}");
+    assert_eq!(r["copied_disks"], json!(["vda"]));
+    let before = log.last_tick().unwrap();
+    counts_on(&log, before);
+    assert_eq!(log.text().matches("booted").count(), 1, "no reboot");
+    assert!(hosts.b.local_images().join("d-copy.qcow2").exists());
+    assert_eq!(listed_on(&d, "d-copy"), [b_uri.clone()]);
+    hosts.b.virsh(&["destroy", "d-copy"]);
+
+    // --- Offline: a shut-off VM with a local disk moves with its disk.
+    let local = hosts.a.local_images().join("d-off.qcow2");
+    make_qcow2(&local, "64M", "marker-d-off");
+    hosts.a.virsh(&["pool-refresh", "local"]);
+    let spec = GuestSpec::new("d-off", hosts.serial_path("d-off"))
+        .disk("/var/lib/libvirt/images/d-off.qcow2", "qcow2");
+    hosts.define(&hosts.a, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-off", || {
+        (listed_on(&d, "d-off") == [a_uri.clone()]).then_some(())
+    });
+    let r = migrate_cli(&d, "d-off", &b_uri, &["--offline"]);
+    eprintln!("offline: {r}");
+    assert_eq!(r["live"], false);
+    assert_eq!(r["copied_disks"], json!(["vda"]));
+    assert_eq!(r["source_volumes_kept"], json!(["local/d-off.qcow2"]));
+    assert_eq!(hosts.b.domstate("d-off").as_deref(), Some("shut off"));
+    assert!(hosts.a.domstate("d-off").is_none());
+    assert_eq!(listed_on(&d, "d-off"), [b_uri.clone()]);
+    // It boots there, from the copied disk.
+    ok(d.cli(&["vm", "start", "d-off", "--json"]), "start d-off on B");
+    let log = SerialLog(spec.serial.clone());
+    log.wait_booted();
+    assert!(
+        log.disk_lines().iter().any(|l| l.contains("marker-d-off")),
+        "{}",
+        log.text()
+    );
+    hosts.b.virsh(&["destroy", "d-off"]);
+}
+
+fn task(d: &Daemon, id: &str) -> Value {
+    d.get(&format!("/api/v1/tasks/{id}"))
+}
+
+fn start_slow(d: &Daemon, uuid: &str, to: &str) -> String {
+    let (st, t) = d.http(
+        "POST",
+        &format!("/api/v1/vms/{uuid}/migrate?wait=false"),
+        Some(&json!({"to": to, "bandwidth_mib_s": 1}).to_string()),
+    );
+    assert_eq!(st, 202, "{t}\n{}", d.log());
+    assert_eq!(t["kind"], "vm_migrate");
+    assert_eq!(t["cancel"], "abort");
+    t["id"].as_str().unwrap().to_string()
+}
+
+/// Wait until the task reports more than 1 MiB sent; returns the task then.
+fn wait_data(d: &Daemon, id: &str) -> Value {
+    common::wait_for(Duration::from_secs(60), "migration data to flow", || {
+        let t = task(d, id);
+        assert_eq!(t["state"], "running", "{t}");
+        (t["migration"]["data_processed"].as_u64().unwrap_or(0) > 1 << 20).then_some(t)
+    })
+}
+
+fn wait_ended(d: &Daemon, id: &str) -> Value {
+    common::wait_for(Duration::from_secs(60), "the task to end", || {
+        let t = task(d, id);
+        matches!(t["state"].as_str(), Some("cancelled" | "failed" | "succeeded")).then_some(t)
+    })
+}
+
+/// A guest that dirties memory, migrated at 1 MiB/s: cancelling the task aborts it, and
+/// killing the target's libvirtd midway fails it; both times the guest runs on the source
+/// and uvmm shows it there (and says so).
+#[test]
+fn cancel_and_target_death_leave_the_guest_on_the_source() {
+    let mut hosts = TwoHosts::start("dabort");
+    let d = daemon(&hosts);
+    let (a_uri, b_uri) = (hosts.a.uri(), hosts.b.uri());
+    let disk = hosts.shared.join("d-slow.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-slow");
+    for h in [&hosts.a, &hosts.b] {
+        h.virsh(&["pool-refresh", "shared"]);
+    }
+    let mut spec = GuestSpec::new("d-slow", hosts.serial_path("d-slow"))
+        .disk(disk.to_str().unwrap(), "qcow2");
+    spec.dirty_mib = Some(24);
+    let uuid = boot(&hosts, &spec);
+    let log = SerialLog(spec.serial.clone());
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-slow", || {
+        (listed_on(&d, "d-slow") == [a_uri.clone()]).then_some(())
+    });
+
+    // --- Cancel once data flows.
+    let watch = ListWatch::start(d.socket.clone(), "d-slow");
+    let id = start_slow(&d, &uuid, &b_uri);
+    let t = wait_data(&d, &id);
+    eprintln!("before cancel: {}", t["migration"]);
+    assert!(t["migration"]["data_total"].is_u64() && t["migration"]["data_remaining"].is_u64());
+    assert_eq!(listed_on(&d, "d-slow"), [a_uri.clone()], "on the source while it moves");
+    let (st, _) = d.http("DELETE", &format!("/api/v1/tasks/{id}"), None);
+    assert_eq!(st, 202);
+    let t = wait_ended(&d, &id);
+    assert_eq!(t["state"], "cancelled", "{t}");
+    watch.finish();
+    let after = log.last_tick().unwrap();
+    counts_on(&log, after);
+    assert_eq!(hosts.a.domstate("d-slow").as_deref(), Some("running"));
+    assert!(!hosts.b.qemu_running("d-slow"));
+    assert_eq!(listed_on(&d, "d-slow"), [a_uri.clone()]);
+
+    // --- The target's libvirtd dies midway.
+    let id = start_slow(&d, &uuid, &b_uri);
+    wait_data(&d, &id);
+    hosts.b.kill_libvirtd();
+    let t = wait_ended(&d, &id);
+    eprintln!("target death: {t}");
+    assert_eq!(t["state"], "failed");
+    assert_eq!(t["error"]["code"], "migration_failed");
+    let msg = t["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("on the source: running"), "uvmm says where it is: {msg}");
+    let after = log.last_tick().unwrap();
+    counts_on(&log, after);
+    assert_eq!(hosts.a.domstate("d-slow").as_deref(), Some("running"));
+    assert_eq!(listed_on(&d, "d-slow"), [a_uri.clone()]);
+    // B comes back without the VM, and uvmmd still shows it once, on A.
+    hosts.b.restart_libvirtd();
+    common::wait_for(Duration::from_secs(90), "uvmmd to reconnect to B", || {
+        let h = d.get("/api/v1/hosts");
+        h.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["status"] == "connected")
+            .then_some(())
+    });
+    assert_eq!(listed_on(&d, "d-slow"), [a_uri.clone()]);
+    hosts.a.virsh(&["destroy", "d-slow"]);
+}
