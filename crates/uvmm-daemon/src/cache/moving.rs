@@ -2,7 +2,8 @@
 //! hosts (the target's incoming copy is paused, the source's runs) and each host's worker
 //! would show what its host says: the VM twice. Between the source's undefine and the
 //! target's event it would be on neither. So while a VM moves, the target's copy is held
-//! back (not in the target's VM list, no events), and the end of the move swaps source and
+//! back (not in the target's VM list, no events), the source's entry stays even when
+//! libvirt has undefined it there, and the end of the move swaps source and
 //! target in one cache update (one lock, one batch of events): `vm list` always shows the
 //! VM on exactly one host.
 
@@ -44,6 +45,12 @@ impl Cache {
         self.moving.get(uuid).is_some_and(|m| m.to == uri)
     }
 
+    /// Whether `uuid` moves away from `uri`: its entry there stays until the move ends
+    /// (libvirt undefines it on the source before the move is over for uvmm).
+    pub(super) fn kept_until_moved(&self, uri: &str, uuid: &str) -> bool {
+        self.moving.get(uuid).is_some_and(|m| m.from == uri)
+    }
+
     /// The move of `uuid` ended: drop the mark and set both hosts' entries to what libvirt
     /// says now, in one update (`Some(None)`: not there; `None`: the host could not be
     /// asked, its entry stays as it is).
@@ -53,6 +60,7 @@ impl Cache {
         source: Option<Option<DomainSnapshot>>,
         target: Option<Option<DomainSnapshot>>,
     ) -> Vec<Event> {
+        // The mark goes first: the updates below are the move's own.
         let Some(m) = self.moving.remove(uuid) else {
             return vec![];
         };
@@ -77,10 +85,15 @@ mod tests {
         let mut c = Cache::default();
         assert!(c.begin_move("u", "a", "b"));
         assert!(!c.begin_move("u", "a", "c"));
-        let cases = [("a", true, false), ("b", true, true), ("c", false, false)];
-        for (uri, moving, held) in cases {
+        let cases = [
+            ("a", true, false, true),
+            ("b", true, true, false),
+            ("c", false, false, false),
+        ];
+        for (uri, moving, held, kept) in cases {
             assert_eq!(c.moving_at("u", uri), moving, "{uri}");
             assert_eq!(c.held_back(uri, "u"), held, "{uri}");
+            assert_eq!(c.kept_until_moved(uri, "u"), kept, "{uri}");
         }
         assert!(c.end_move("u", None, None).is_empty());
         assert!(!c.moving_at("u", "b"));

@@ -127,6 +127,12 @@ impl Cache {
             .filter(|d| self.held_back(uri, &d.uuid))
             .map(|d| d.uuid.clone())
             .collect();
+        let kept: Vec<String> = self
+            .moving
+            .keys()
+            .filter(|u| self.kept_until_moved(uri, u))
+            .cloned()
+            .collect();
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
@@ -151,7 +157,11 @@ impl Cache {
         let old = std::mem::take(host.vms_mut());
         for (uuid, old_vm) in &old {
             if !fresh.contains_key(uuid) {
-                events.push(vm_removed(host, old_vm));
+                if kept.contains(uuid) {
+                    fresh.insert(uuid.clone(), old_vm.clone());
+                } else {
+                    events.push(vm_removed(host, old_vm));
+                }
             }
         }
         for (uuid, mut vm) in fresh {
@@ -234,6 +244,9 @@ impl Cache {
     }
 
     pub fn vm_remove(&mut self, uri: &str, uuid: &str) -> Vec<Event> {
+        if self.kept_until_moved(uri, uuid) {
+            return vec![];
+        }
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
