@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod events;
-mod tasks;
 mod migrate;
+mod tasks;
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
-pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use migrate::{CopyStorageMode, MigrateRequest, MigrateResult};
+pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;

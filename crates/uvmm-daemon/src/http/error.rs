@@ -4,8 +4,8 @@
 //! refuses it, 5xx the daemon, libvirt or the host failed.
 
 use crate::error::{
-    MigrateError,
-    BackupError, Error, HostError, JobError, LookupError, StorageError, TaskError, VmError,
+    BackupError, Error, HostError, JobError, LookupError, MigrateError, StorageError, TaskError,
+    VmError,
 };
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

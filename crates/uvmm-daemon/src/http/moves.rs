@@ -42,7 +42,9 @@ pub(super) async fn migrate_vm(
 ) -> Result<Response, Error> {
     let vm = VmRef { uuid, host: p.host };
     let job = || MigrateVm::new(req.clone(), s.ops.peers.clone());
-    s.ops.run(&caller, vm.clone(), CheckMigration(job())).await?;
+    s.ops
+        .run(&caller, vm.clone(), CheckMigration(job()))
+        .await?;
     let answer = |r: MigrateResult| Json(r).into_response();
     super::tasks::start(&s, &caller, vm, job(), p.wait, answer).await
 }

@@ -15,8 +15,8 @@ use crate::vm::VmError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uvmm_api::{CancelMode, CopyStorageMode, MigrateRequest, MigrateResult, MigrationProgress};
 use uvmm_api::TaskKind;
+use uvmm_api::{CancelMode, CopyStorageMode, MigrateRequest, MigrateResult, MigrationProgress};
 use uvmm_backup::Cause;
 use uvmm_libvirt::migrate::{
     check_migration, migrate_live, migrate_offline, CopyStorage, JobProgress, MigrateOptions,
@@ -140,7 +140,10 @@ impl Job for MigrateVm {
     }
 
     fn long(&self) -> Option<Long> {
-        let to = self.target.as_ref().map_or(self.req.to.as_str(), |t| &t.uri);
+        let to = self
+            .target
+            .as_ref()
+            .map_or(self.req.to.as_str(), |t| &t.uri);
         Some(Long {
             kind: TaskKind::VmMigrate,
             cancel: CancelMode::Abort,
@@ -171,9 +174,11 @@ impl Job for MigrateVm {
         };
         match record_definition(ctx.shared, &to, target.as_ref(), rec) {
             Ok(r) if r.new_version => {
-                done.backup_version = ctx.shared.backups.as_ref().and_then(|b| {
-                    b.versions(&uuid).ok()?.last().map(|v| v.version)
-                });
+                done.backup_version = ctx
+                    .shared
+                    .backups
+                    .as_ref()
+                    .and_then(|b| b.versions(&uuid).ok()?.last().map(|v| v.version));
             }
             Ok(_) => {}
             Err(e) => done
@@ -323,10 +328,9 @@ impl MigrateVm {
                 }
                 Ok(result)
             }
-            Err(MigrationError::Refused(r)) => Err(MigrateError::Refused(
-                MigrationError::Refused(r).to_string(),
-            )
-            .into()),
+            Err(MigrationError::Refused(r)) => {
+                Err(MigrateError::Refused(MigrationError::Refused(r).to_string()).into())
+            }
             Err(e) if timed_out.load(Ordering::SeqCst) => Err(MigrateError::Failed(format!(
                 "not completed within {} s and aborted: {}",
                 self.req.timeout_secs.unwrap_or_default(),
