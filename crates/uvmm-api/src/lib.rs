@@ -13,7 +13,9 @@ mod migrate;
 mod tasks;
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
-pub use migrate::{CopyStorageMode, MigrateRequest, MigrateResult};
+pub use migrate::{
+    CopyStorageMode, EvacuateRequest, EvacuateResult, EvacuatedVm, MigrateRequest, MigrateResult,
+};
 pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};

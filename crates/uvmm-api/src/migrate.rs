@@ -67,3 +67,49 @@ pub struct MigrateResult {
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
 }
+
+/// `POST /api/v1/hosts/{id}/evacuate`: move every VM off a host (for maintenance).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvacuateRequest {
+    /// Target hosts (ids or URIs); empty: every other connected host. Each VM goes to the
+    /// one with the most free memory (less what this evacuation already sent there) that
+    /// passes the checks.
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub copy_storage: CopyStorageMode,
+    /// Bandwidth limit per live migration, MiB/s.
+    pub bandwidth_mib_s: Option<u64>,
+    #[serde(default)]
+    pub auto_converge: bool,
+    /// Abort a VM's live migration after this many seconds (it stays on the source and
+    /// the evacuation goes on with the next VM).
+    pub timeout_secs: Option<u64>,
+}
+
+/// What happened to one VM of an evacuation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvacuatedVm {
+    #[schema(format = "uuid")]
+    pub uuid: String,
+    pub name: String,
+    /// `moved`, `failed`, `skipped` (a state that cannot move, e.g. paused) or
+    /// `cancelled` (the evacuation was cancelled before or while it moved).
+    pub outcome: String,
+    /// The host it went to (or was tried on last).
+    pub to: Option<String>,
+    pub live: bool,
+    pub message: Option<String>,
+    pub duration_ms: Option<u64>,
+}
+
+/// What an evacuation did (the task's result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvacuateResult {
+    /// The evacuated host's URI.
+    pub host: String,
+    pub moved: usize,
+    pub failed: usize,
+    pub vms: Vec<EvacuatedVm>,
+}

@@ -17,6 +17,8 @@ pub enum TaskKind {
     VmSuspend,
     /// `POST /api/v1/vms/{uuid}/migrate`.
     VmMigrate,
+    /// `POST /api/v1/hosts/{id}/evacuate`.
+    HostEvacuate,
 }
 
 /// Where a task is.

@@ -104,6 +104,12 @@ enum HostCmd {
     Add { uri: String },
     /// Stop managing a host (persisted across restarts; its VMs are not touched).
     Remove { host: String },
+    /// Move every VM off a host (maintenance): running ones live, shut-off ones offline.
+    ///
+    /// Each VM goes to the target with the most free memory that passes the checks, one
+    /// after the other, as one task; the end lists every VM's outcome (exit 1 when one
+    /// failed).
+    Evacuate(move_cmd::EvacuateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -571,6 +577,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     println!("host {} ({}) is no longer managed", h.id, h.uri)
                 }
             }
+            HostCmd::Evacuate(e) => move_cmd::evacuate(&c, e, cli.json).await?,
         },
         Command::Vm(cmd) => {
             let action = |a: Action, r: VmRef| (a, r, None, true);

@@ -1,7 +1,7 @@
-//! `uvmm vm migrate`: moving a VM to another host, followed as a task.
+//! `uvmm vm migrate`, `uvmm host evacuate`: moving VMs to other hosts, followed as tasks.
 
 use crate::{print_json, resolve, task_cmd, VmRef};
-use uvmm_api::{CopyStorageMode, MigrateRequest, MigrateResult};
+use uvmm_api::{CopyStorageMode, EvacuateRequest, EvacuateResult, MigrateRequest, MigrateResult};
 use uvmm_cli::client::{Client, ClientError};
 use uvmm_cli::paths;
 use uvmm_model::units::format_bytes;
@@ -96,4 +96,69 @@ fn outcome(r: &MigrateResult) -> String {
         s.push_str(&format!(", disks copied: {}", r.copied_disks.join(", ")));
     }
     s
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvacuateArgs {
+    /// The host to empty (id or URI).
+    host: String,
+    /// Target hosts (repeat; default: every other connected host).
+    #[arg(long, value_name = "HOST")]
+    to: Vec<String>,
+    /// Copy no disk: a VM whose disks are not all on shared storage stays (failed).
+    #[arg(long)]
+    no_copy_storage: bool,
+    /// Bandwidth limit per migration, MiB/s.
+    #[arg(long, value_name = "MIB_S")]
+    bandwidth: Option<u64>,
+    #[arg(long)]
+    auto_converge: bool,
+    /// Abort a VM's migration after this many seconds (it stays; the next VM goes on).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Start it and return at once (prints the task).
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub async fn evacuate(c: &Client, e: EvacuateArgs, json: bool) -> Result<(), ClientError> {
+    let req = EvacuateRequest {
+        to: e.to,
+        copy_storage: if e.no_copy_storage {
+            CopyStorageMode::Never
+        } else {
+            CopyStorageMode::Auto
+        },
+        bandwidth_mib_s: e.bandwidth,
+        auto_converge: e.auto_converge,
+        timeout_secs: e.timeout,
+    };
+    let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
+    let path = paths::host_evacuate(&e.host, false);
+    let done: Option<EvacuateResult> =
+        task_cmd::start_and_follow(c, &path, Some(&body), !e.no_wait, json).await?;
+    let Some(r) = done else { return Ok(()) };
+    if json {
+        print_json(&r);
+    } else {
+        for v in &r.vms {
+            let to = v.to.as_deref().unwrap_or("-");
+            let why = v
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            println!("{} {} -> {to}{why}", v.name, v.outcome);
+        }
+        println!("{}: {} moved, {} failed", r.host, r.moved, r.failed);
+    }
+    if r.failed > 0 {
+        return Err(ClientError::Failed(format!(
+            "{} of {} VMs could not be moved off {}",
+            r.failed,
+            r.vms.len(),
+            r.host
+        )));
+    }
+    Ok(())
 }

@@ -102,6 +102,13 @@ pub fn vm_migrate(uuid: &str, host: Option<&str>, wait: bool) -> String {
         .on(vm_path(uuid, "/migrate"))
 }
 
+/// `POST` an evacuation of a host; `wait: false` answers with its task.
+pub fn host_evacuate(host: &str, wait: bool) -> String {
+    Query::default()
+        .add("wait", (!wait).then_some("false"))
+        .on(format!("{}/evacuate", self::host(host)))
+}
+
 pub fn vm_xml(uuid: &str, host: Option<&str>, inactive: bool) -> String {
     Query::default()
         .add("host", host)

@@ -352,3 +352,72 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
     assert_eq!(listed_on(&d, "d-slow"), std::slice::from_ref(&a_uri));
     hosts.a.virsh(&["destroy", "d-slow"]);
 }
+
+/// Three guests leave host A: two running (live), one shut off (offline); one of the
+/// running ones has its disk on A's local storage (copied). The task's result lists each.
+#[test]
+fn evacuate_moves_three_guests_off_a_host() {
+    let hosts = TwoHosts::start("devac");
+    let d = daemon(&hosts);
+    let (a_uri, b_uri) = (hosts.a.uri(), hosts.b.uri());
+    let mut logs = Vec::new();
+    for (name, shared, run) in [("e1", true, true), ("e2", false, true), ("e3", true, false)] {
+        let path = if shared {
+            let p = hosts.shared.join(format!("{name}.qcow2"));
+            make_qcow2(&p, "64M", &format!("marker-{name}"));
+            p.to_str().unwrap().to_string()
+        } else {
+            make_qcow2(
+                &hosts.a.local_images().join(format!("{name}.qcow2")),
+                "64M",
+                &format!("marker-{name}"),
+            );
+            format!("/var/lib/libvirt/images/{name}.qcow2")
+        };
+        for h in [&hosts.a, &hosts.b] {
+            h.virsh(&["pool-refresh", "shared"]);
+        }
+        hosts.a.virsh(&["pool-refresh", "local"]);
+        let spec = GuestSpec::new(name, hosts.serial_path(name)).disk(&path, "qcow2");
+        if run {
+            boot(&hosts, &spec);
+            logs.push(SerialLog(spec.serial.clone()));
+        } else {
+            hosts.define(&hosts.a, &spec);
+        }
+    }
+    common::wait_for(Duration::from_secs(20), "uvmmd to list the guests", || {
+        ["e1", "e2", "e3"]
+            .iter()
+            .all(|n| listed_on(&d, n) == std::slice::from_ref(&a_uri))
+            .then_some(())
+    });
+    let out = d.cli(&["host", "evacuate", &a_uri, "--json"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{r}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("evacuate: {r}");
+    assert_eq!(r["moved"], 3, "{r}");
+    assert_eq!(r["failed"], 0);
+    for v in r["vms"].as_array().unwrap() {
+        assert_eq!(v["outcome"], "moved", "{v}");
+        assert_eq!(v["to"], b_uri.as_str());
+        assert_eq!(v["live"], v["name"] != "e3", "{v}");
+    }
+    for n in ["e1", "e2", "e3"] {
+        assert_eq!(listed_on(&d, n), std::slice::from_ref(&b_uri), "{n}");
+        assert!(hosts.a.domstate(n).is_none(), "{n} left A");
+    }
+    assert_eq!(hosts.b.domstate("e3").as_deref(), Some("shut off"));
+    for log in &logs {
+        let t = log.last_tick().unwrap();
+        counts_on(log, t);
+        assert_eq!(log.text().matches("booted").count(), 1, "no reboot");
+    }
+    for n in ["e1", "e2"] {
+        hosts.b.virsh(&["destroy", n]);
+    }
+}

@@ -92,6 +92,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::remove_nic))
         .routes(routes!(vms::vm_action))
         .routes(routes!(moves::migrate_vm))
+        .routes(routes!(moves::evacuate_host))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -159,6 +160,7 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
         ("vm_action", Operate),
         // Moves change where a VM runs and what exists on two hosts: admin.
         ("migrate_vm", Admin),
+        ("evacuate_host", Admin),
         ("change_media", Operate),
         ("add_disk", Admin),
         ("remove_disk", Admin),

@@ -1,10 +1,12 @@
-//! Moving VMs between hosts: migrate.
+//! Moving VMs between hosts: migrate, evacuate.
 
 use super::extract::*;
+use super::tasks::WaitParam;
 use super::AppState;
 use crate::caller::Caller;
 use crate::error::Error;
-use crate::jobs::VmRef;
+use crate::jobs::{Target, VmRef};
+use crate::vm::evacuate::Evacuate;
 use crate::vm::migrate::{CheckMigration, MigrateVm};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -47,4 +49,25 @@ pub(super) async fn migrate_vm(
         .await?;
     let answer = |r: MigrateResult| Json(r).into_response();
     super::tasks::start(&s, &caller, vm, job(), p.wait, answer).await
+}
+
+/// Every VM of the host, one after the other: running ones live, shut-off ones offline,
+/// each to the target with the most free memory that passes the checks. One task; its
+/// result has every VM's outcome. Cancelling aborts the migration under way (that VM stays)
+/// and moves no further VM.
+#[utoipa::path(post, path = "/api/v1/hosts/{id}/evacuate", params(("id" = String, Path), WaitParam), request_body = EvacuateRequest,
+    responses((status = 200, body = EvacuateResult),
+        (status = 202, body = Task, description = "with `wait=false`: the task (`Location: /api/v1/tasks/{id}`)"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "no target host"),
+        (status = 503, body = ErrorBody)))]
+pub(super) async fn evacuate_host(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(host): ApiPath<String>,
+    ApiQuery(p): ApiQuery<WaitParam>,
+    ApiJson(req): ApiJson<EvacuateRequest>,
+) -> Result<Response, Error> {
+    let job = Evacuate::new(req, s.ops.peers.clone());
+    let answer = |r: EvacuateResult| Json(r).into_response();
+    super::tasks::start(&s, &caller, Target::Host(host), job, p.wait, answer).await
 }

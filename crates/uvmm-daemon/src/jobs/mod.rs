@@ -123,6 +123,7 @@ pub type Work = Box<dyn FnOnce(Option<(&Worker, &dyn Hypervisor)>) + Send>;
 
 /// How a job reaches its host's worker for what only the worker does (the cache of its
 /// host, the definition watch, backup versions).
+#[derive(Clone, Copy)]
 pub(crate) enum HostLink<'a> {
     /// The job runs on the worker itself.
     Worker(&'a Worker),

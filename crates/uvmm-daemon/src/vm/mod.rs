@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod disks;
 pub mod edit;
+pub mod evacuate;
 pub mod images;
 pub mod lifecycle;
 pub mod media;
