@@ -119,7 +119,7 @@ impl Job for Evacuate {
             .collect();
         self.source = h.id.clone();
         // The big ones first, while the targets have the most room.
-        self.vms.sort_by(|a, b| b.memory_kib.cmp(&a.memory_kib));
+        self.vms.sort_by_key(|v| std::cmp::Reverse(v.memory_kib));
         Ok(())
     }
 
@@ -147,7 +147,7 @@ impl Job for Evacuate {
             let room =
                 |uri: &String, free: u64| free.saturating_sub(sent.get(uri).copied().unwrap_or(0));
             let mut order = self.targets.clone();
-            order.sort_by(|a, b| room(&b.0, b.1).cmp(&room(&a.0, a.1)));
+            order.sort_by_key(|t| std::cmp::Reverse(room(&t.0, t.1)));
             let mut done = None;
             let mut refusals = Vec::new();
             for (to, _) in &order {
