@@ -14,7 +14,8 @@ mod tasks;
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
 pub use migrate::{
-    CopyStorageMode, EvacuateRequest, EvacuateResult, EvacuatedVm, MigrateRequest, MigrateResult,
+    CopyStorageMode, EvacuateRequest, EvacuateResult, EvacuatedVm, FailoverRequest, FailoverResult,
+    MigrateRequest, MigrateResult,
 };
 pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;

@@ -113,3 +113,34 @@ pub struct EvacuateResult {
     pub failed: usize,
     pub vms: Vec<EvacuatedVm>,
 }
+
+/// `POST /api/v1/vms/{uuid}/failover`: define a VM of an unreachable host on another host
+/// from its last backed-up definition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// The host to define it on (id or URI).
+    pub to: String,
+    /// Must be `true`: the caller confirms that the VM's host really is down. If it is
+    /// not, both hosts may run the VM on the same images (split brain), which destroys
+    /// its file systems.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What a failover did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FailoverResult {
+    #[schema(format = "uuid")]
+    pub uuid: String,
+    pub name: String,
+    /// The unreachable host it was on, and the host it is now defined on (shut off).
+    pub from: String,
+    pub to: String,
+    /// The backup version the definition came from, and the one recording the failover.
+    pub from_version: u32,
+    pub backup_version: Option<u32>,
+    /// Disk images found on the target (shared storage).
+    pub disks: Vec<String>,
+    pub warnings: Vec<String>,
+}

@@ -184,6 +184,12 @@ enum VmCmd {
     /// terminal, Ctrl-C leaves it running (`uvmm task cancel ID` aborts it; the VM keeps
     /// running on the source).
     Migrate(move_cmd::MigrateArgs),
+    /// Define the VM of a host that is down on another host, from its last backup.
+    ///
+    /// Only when every disk image is on storage the other host sees, and only with
+    /// --force: if the old host is not really off, both may run the VM on the same images
+    /// (split brain), which destroys its file systems. The VM is defined shut off.
+    Failover(move_cmd::FailoverArgs),
     #[command(flatten)]
     Edit(edit::EditCmd),
 }
@@ -630,6 +636,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Reset(r) => action(Action::Reset, r),
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
                 VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
+                VmCmd::Failover(f) => return move_cmd::failover(&c, f, cli.json).await,
             };
             let (uuid, host) = resolve(&c, &r).await?;
             // A managed save becomes a task on uvmmd: followed here, or left running.

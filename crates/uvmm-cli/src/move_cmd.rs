@@ -1,7 +1,11 @@
 //! `uvmm vm migrate`, `uvmm host evacuate`: moving VMs to other hosts, followed as tasks.
 
 use crate::{print_json, resolve, task_cmd, VmRef};
-use uvmm_api::{CopyStorageMode, EvacuateRequest, EvacuateResult, MigrateRequest, MigrateResult};
+use hyper::Method;
+use uvmm_api::{
+    CopyStorageMode, EvacuateRequest, EvacuateResult, FailoverRequest, FailoverResult,
+    MigrateRequest, MigrateResult,
+};
 use uvmm_cli::client::{Client, ClientError};
 use uvmm_cli::paths;
 use uvmm_model::units::format_bytes;
@@ -159,6 +163,41 @@ pub async fn evacuate(c: &Client, e: EvacuateArgs, json: bool) -> Result<(), Cli
             r.vms.len(),
             r.host
         )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    vm: VmRef,
+    /// The host to define it on (id or URI).
+    #[arg(long, value_name = "HOST")]
+    to: String,
+    /// Confirm that the VM's host is really off.
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn failover(c: &Client, f: FailoverArgs, json: bool) -> Result<(), ClientError> {
+    let (uuid, host) = resolve(c, &f.vm).await?;
+    let req = FailoverRequest {
+        to: f.to,
+        force: f.force,
+    };
+    let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
+    let path = paths::vm_failover(&uuid, Some(&host));
+    let r: FailoverResult = c.call(Method::POST, &path, Some(&body)).await?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!(
+        "{} is defined on {} (shut off), from backup version {}",
+        r.name, r.to, r.from_version
+    );
+    for w in &r.warnings {
+        println!("warning: {w}");
     }
     Ok(())
 }

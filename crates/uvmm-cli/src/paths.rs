@@ -109,6 +109,13 @@ pub fn host_evacuate(host: &str, wait: bool) -> String {
         .on(format!("{}/evacuate", self::host(host)))
 }
 
+/// `POST` a failover of a VM whose host is down.
+pub fn vm_failover(uuid: &str, host: Option<&str>) -> String {
+    Query::default()
+        .add("host", host)
+        .on(vm_path(uuid, "/failover"))
+}
+
 pub fn vm_xml(uuid: &str, host: Option<&str>, inactive: bool) -> String {
     Query::default()
         .add("host", host)

@@ -421,3 +421,79 @@ fn evacuate_moves_three_guests_off_a_host() {
         hosts.b.virsh(&["destroy", n]);
     }
 }
+
+/// Host A dies with a guest whose disk is on shared storage: refused while A is
+/// reachable and without force; with force the guest is defined on B from its backup,
+/// listed there once, and boots from the same disk.
+#[test]
+fn failover_defines_the_guest_of_a_dead_host_on_the_other() {
+    let mut hosts = TwoHosts::start("dfail");
+    let d = daemon(&hosts);
+    let (a_uri, b_uri) = (hosts.a.uri(), hosts.b.uri());
+    let disk = hosts.shared.join("d-fail.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-fail");
+    for h in [&hosts.a, &hosts.b] {
+        h.virsh(&["pool-refresh", "shared"]);
+    }
+    let spec =
+        GuestSpec::new("d-fail", hosts.serial_path("d-fail")).disk(disk.to_str().unwrap(), "qcow2");
+    let uuid = boot(&hosts, &spec);
+    common::wait_for(Duration::from_secs(20), "a backup of d-fail", || {
+        let (st, b) = d.http("GET", &format!("/api/v1/backups/{uuid}"), None);
+        (st == 200 && b["versions"].as_array().is_some_and(|v| !v.is_empty())).then_some(())
+    });
+    let failover = |force: bool| {
+        d.http(
+            "POST",
+            &format!("/api/v1/vms/{uuid}/failover"),
+            Some(&json!({"to": b_uri, "force": force}).to_string()),
+        )
+    };
+    let (st, body) = failover(true);
+    assert_eq!(st, 409, "refused while A is reachable: {body}");
+    assert!(body.to_string().contains("reachable"), "{body}");
+
+    hosts.a.crash();
+    common::wait_for(Duration::from_secs(60), "uvmmd to see A down", || {
+        d.get("/api/v1/hosts")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["uri"] == a_uri.as_str() && h["status"] == "unavailable")
+            .then_some(())
+    });
+    let out = d.cli(&["vm", "failover", "d-fail", "--to", &b_uri]);
+    assert_eq!(out.status.code(), Some(1), "refused without --force");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("force"), "{err}");
+    let r = migrate_or_fail(&d, &["vm", "failover", "d-fail", "--to", &b_uri, "--force"]);
+    eprintln!("failover: {r}");
+    assert_eq!(r["to"], b_uri.as_str());
+    assert!(r["warnings"].to_string().contains("both"), "{r}");
+    assert_eq!(listed_on(&d, "d-fail"), std::slice::from_ref(&b_uri));
+    assert_eq!(hosts.b.domstate("d-fail").as_deref(), Some("shut off"));
+    let backup = d.get(&format!("/api/v1/backups/{uuid}"));
+    let last = backup["versions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["cause"].as_str(), last["host"].as_str()),
+        (Some("migrate"), Some(&*b_uri)),
+        "{backup}"
+    );
+    ok(d.cli(&["vm", "start", "d-fail", "--json"]), "start on B");
+    let log = SerialLog(spec.serial.clone());
+    common::wait_for(Duration::from_secs(60), "the guest to boot on B", || {
+        (log.text().matches("booted").count() >= 2).then_some(())
+    });
+    hosts.b.virsh(&["destroy", "d-fail"]);
+}
+
+fn migrate_or_fail(d: &Daemon, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    ok(d.cli(&all), &format!("{args:?}"))
+}

@@ -93,6 +93,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(vms::vm_action))
         .routes(routes!(moves::migrate_vm))
         .routes(routes!(moves::evacuate_host))
+        .routes(routes!(moves::failover_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -161,6 +162,7 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
         // Moves change where a VM runs and what exists on two hosts: admin.
         ("migrate_vm", Admin),
         ("evacuate_host", Admin),
+        ("failover_vm", Admin),
         ("change_media", Operate),
         ("add_disk", Admin),
         ("remove_disk", Admin),

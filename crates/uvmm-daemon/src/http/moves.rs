@@ -1,12 +1,14 @@
-//! Moving VMs between hosts: migrate, evacuate.
+//! Moving VMs between hosts: migrate, evacuate, failover.
 
 use super::extract::*;
 use super::tasks::WaitParam;
+use super::vms::HostParam;
 use super::AppState;
 use crate::caller::Caller;
 use crate::error::Error;
 use crate::jobs::{Target, VmRef};
 use crate::vm::evacuate::Evacuate;
+use crate::vm::failover::Failover;
 use crate::vm::migrate::{CheckMigration, MigrateVm};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -70,4 +72,24 @@ pub(super) async fn evacuate_host(
     let job = Evacuate::new(req, s.ops.peers.clone());
     let answer = |r: EvacuateResult| Json(r).into_response();
     super::tasks::start(&s, &caller, Target::Host(host), job, p.wait, answer).await
+}
+
+/// Define the VM of a host that is down on another host, from its last backup, when every
+/// disk image is visible there (shared storage). Needs `force: true`; refused while the
+/// VM's host is reachable. The VM is defined shut off; start it yourself.
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/failover", params(("uuid" = String, Path), HostParam), request_body = FailoverRequest,
+    responses((status = 200, body = FailoverResult),
+        (status = 404, body = ErrorBody, description = "no such VM or target host, or no backup"),
+        (status = 409, body = ErrorBody, description = "its host is reachable, `force` is missing, or `migration_refused`: a disk is not visible on the target or it has the VM"),
+        (status = 503, body = ErrorBody, description = "the target is unavailable")))]
+pub(super) async fn failover_vm(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<HostParam>,
+    ApiJson(req): ApiJson<FailoverRequest>,
+) -> Result<Json<FailoverResult>, Error> {
+    let to = Target::Host(req.to.clone());
+    let job = Failover::new(uuid, p.host, req);
+    s.ops.run(&caller, to, job).await.map(Json)
 }

@@ -39,6 +39,8 @@ use schemas::{bound_integers, describe_path_params, tighten_schemas};
         EvacuateRequest,
         EvacuateResult,
         EvacuatedVm,
+        FailoverRequest,
+        FailoverResult,
         CopyStorageMode,
         ResyncNotice,
         ErrorBody,

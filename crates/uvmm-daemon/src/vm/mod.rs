@@ -8,6 +8,7 @@ pub mod delete;
 pub mod disks;
 pub mod edit;
 pub mod evacuate;
+pub mod failover;
 pub mod images;
 pub mod lifecycle;
 pub mod media;
