@@ -10,12 +10,16 @@ use utoipa::ToSchema;
 
 mod events;
 mod migrate;
+mod snapshots;
 mod tasks;
 
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
 pub use migrate::{
     CopyStorageMode, EvacuateRequest, EvacuateResult, EvacuatedVm, FailoverRequest, FailoverResult,
     MigrateRequest, MigrateResult,
+};
+pub use snapshots::{
+    CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted, SnapshotKindName,
 };
 pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;

@@ -19,6 +19,8 @@ pub enum TaskKind {
     VmMigrate,
     /// `POST /api/v1/hosts/{id}/evacuate`.
     HostEvacuate,
+    /// `POST /api/v1/vms/{uuid}/snapshots` with memory.
+    SnapshotCreate,
 }
 
 /// Where a task is.

@@ -4,6 +4,7 @@ mod edit;
 mod events_cmd;
 mod move_cmd;
 mod pending;
+mod snapshot_cmd;
 mod storage_cmd;
 mod task_cmd;
 
@@ -80,6 +81,9 @@ enum Command {
     /// Long operations running in the background (a volume clone, a managed save).
     #[command(subcommand)]
     Task(task_cmd::TaskCmd),
+    /// Snapshots of a VM: create, list (the tree), revert, delete.
+    #[command(subcommand)]
+    Snapshot(snapshot_cmd::SnapshotCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     ///
     /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
@@ -190,6 +194,13 @@ enum VmCmd {
     /// --force: if the old host is not really off, both may run the VM on the same images
     /// (split brain), which destroys its file systems. The VM is defined shut off.
     Failover(move_cmd::FailoverArgs),
+    /// Give a shut-off VM another name (its UUID and backup history stay).
+    Rename {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new name.
+        name: String,
+    },
     #[command(flatten)]
     Edit(edit::EditCmd),
 }
@@ -637,6 +648,9 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
                 VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
                 VmCmd::Failover(f) => return move_cmd::failover(&c, f, cli.json).await,
+                VmCmd::Rename { vm, name } => {
+                    return snapshot_cmd::rename(&c, &vm, name, cli.json).await
+                }
             };
             let (uuid, host) = resolve(&c, &r).await?;
             // A managed save becomes a task on uvmmd: followed here, or left running.
@@ -659,6 +673,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Task(cmd) => task_cmd::run(&c, cmd, cli.json).await?,
+        Command::Snapshot(cmd) => snapshot_cmd::run(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,
         Command::Volume(cmd) => storage_cmd::run_volume(&c, cmd, cli.json).await?,

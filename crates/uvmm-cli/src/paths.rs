@@ -116,6 +116,31 @@ pub fn vm_failover(uuid: &str, host: Option<&str>) -> String {
         .on(vm_path(uuid, "/failover"))
 }
 
+/// A VM's snapshots (`GET` the list, `POST` a new one; `wait: false` may answer with a task).
+pub fn vm_snapshots(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/snapshots"))
+}
+
+/// One snapshot (`DELETE`), or with `revert` its revert (`POST`).
+pub fn vm_snapshot(uuid: &str, name: &str, host: Option<&str>, revert: bool) -> String {
+    let rest = format!(
+        "/snapshots/{}{}",
+        enc(name),
+        if revert { "/revert" } else { "" }
+    );
+    Query::default().add("host", host).on(vm_path(uuid, &rest))
+}
+
+/// `POST` a new name for a shut-off VM.
+pub fn vm_rename(uuid: &str, host: Option<&str>) -> String {
+    Query::default()
+        .add("host", host)
+        .on(vm_path(uuid, "/rename"))
+}
+
 pub fn vm_xml(uuid: &str, host: Option<&str>, inactive: bool) -> String {
     Query::default()
         .add("host", host)

@@ -15,6 +15,7 @@ mod meta;
 mod moves;
 pub mod openapi;
 mod profiles;
+mod snapshots;
 mod storage;
 mod tasks;
 mod vms;
@@ -94,6 +95,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(moves::migrate_vm))
         .routes(routes!(moves::evacuate_host))
         .routes(routes!(moves::failover_vm))
+        .routes(routes!(
+            snapshots::list_snapshots,
+            snapshots::create_snapshot
+        ))
+        .routes(routes!(snapshots::revert_snapshot))
+        .routes(routes!(snapshots::delete_snapshot))
+        .routes(routes!(snapshots::rename_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -163,6 +171,11 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
         ("migrate_vm", Admin),
         ("evacuate_host", Admin),
         ("failover_vm", Admin),
+        ("list_snapshots", Read),
+        ("create_snapshot", Admin),
+        ("revert_snapshot", Admin),
+        ("delete_snapshot", Admin),
+        ("rename_vm", Admin),
         ("change_media", Operate),
         ("add_disk", Admin),
         ("remove_disk", Admin),

@@ -15,6 +15,7 @@ pub mod media;
 pub mod migrate;
 pub mod nics;
 pub mod read;
+pub mod snapshots;
 
 use crate::cache::etag_of;
 use crate::error::libvirt_message;

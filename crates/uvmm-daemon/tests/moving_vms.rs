@@ -1,4 +1,4 @@
-//! Migration through uvmmd: two real libvirtds (separate mount namespaces, distinct host
+//! Moving and copying VMs through uvmmd (migration, evacuation, failover, snapshots, rename): two real libvirtds (separate mount namespaces, distinct host
 //! UUIDs, TCP between them) managed by one real uvmmd, tiny real QEMU (TCG) guests whose
 //! serial console counts. Uses the two-host harness of uvmm-libvirt (`hosts.rs`).
 //!
@@ -10,7 +10,7 @@ mod common;
 mod hosts;
 
 use common::{ok, Daemon};
-use hosts::{make_qcow2, GuestSpec, SerialLog, TwoHosts};
+use hosts::{image_content, make_qcow2, read_image, write_marker, GuestSpec, SerialLog, TwoHosts};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -496,4 +496,153 @@ fn migrate_or_fail(d: &Daemon, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     ok(d.cli(&all), &format!("{args:?}"))
+}
+
+/// The disk path a host's libvirt has for `vda` of `name` (its stored definition).
+fn vda(h: &hosts::TestHost, name: &str) -> std::path::PathBuf {
+    let blk = h.virsh(&["domblklist", name, "--inactive"]);
+    blk.split_whitespace()
+        .find(|w| w.starts_with('/'))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no disk in {blk}"))
+}
+
+/// Internal snapshot revert restores the disk as it was (a marker written after the
+/// snapshot is gone); an external snapshot created and deleted keeps every byte of the
+/// current state; a running VM's snapshot is a task with its memory; the tree and the
+/// current point are listed; rename keeps the UUID and the backup history.
+#[test]
+fn snapshots_and_rename_through_uvmmd() {
+    let hosts = TwoHosts::start("dsnap");
+    let d = daemon(&hosts);
+    let disk = hosts.shared.join("d-snap.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-snap");
+    let spec =
+        GuestSpec::new("d-snap", hosts.serial_path("d-snap")).disk(disk.to_str().unwrap(), "qcow2");
+    let uuid = hosts.define(&hosts.a, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-snap", || {
+        (listed_on(&d, "d-snap").len() == 1).then_some(())
+    });
+
+    // --- Internal, shut off: revert brings back the disk as it was.
+    let s1 = ok(
+        d.cli(&["snapshot", "create", "d-snap", "s1", "--json"]),
+        "snapshot s1",
+    );
+    assert_eq!(
+        (s1["kind"].as_str(), s1["current"].as_bool()),
+        (Some("internal"), Some(true))
+    );
+    write_marker(&disk, "qcow2", 8192, "after-s1");
+    assert_eq!(read_image(&disk, 8192, 8), b"after-s1");
+    ok(
+        d.cli(&["snapshot", "create", "d-snap", "s2", "--json"]),
+        "s2",
+    );
+    let list = ok(d.cli(&["snapshot", "list", "d-snap", "--json"]), "list");
+    let tree: Vec<(String, u64, bool)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["depth"].as_u64().unwrap(),
+                s["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tree, [("s1".into(), 0, false), ("s2".into(), 1, true)]);
+    ok(
+        d.cli(&["snapshot", "revert", "d-snap", "s1", "--json"]),
+        "revert",
+    );
+    assert_eq!(
+        read_image(&disk, 8192, 8),
+        vec![0u8; 8],
+        "the later write is gone"
+    );
+    assert_eq!(read_image(&disk, 0, 13), b"marker-d-snap");
+    let list = ok(d.cli(&["snapshot", "list", "d-snap", "--json"]), "list");
+    assert!(list[0]["current"].as_bool().unwrap(), "{list}");
+    for s in ["s2", "s1"] {
+        let r = ok(
+            d.cli(&["snapshot", "delete", "d-snap", s, "--json"]),
+            "delete",
+        );
+        assert_eq!(r["how"], "deleted");
+    }
+
+    // --- External, shut off: create, write into the overlay, delete: every byte stays.
+    let e1 = ok(
+        d.cli(&["snapshot", "create", "d-snap", "e1", "--external", "--json"]),
+        "external",
+    );
+    assert_eq!(e1["kind"], "external");
+    let overlay = vda(&hosts.a, "d-snap");
+    assert_ne!(overlay, disk, "the VM uses an overlay now");
+    write_marker(&overlay, "qcow2", 65536, "written-into-overlay");
+    let current = image_content(&overlay);
+    let r = ok(
+        d.cli(&["snapshot", "delete", "d-snap", "e1", "--json"]),
+        "merge",
+    );
+    assert_eq!(r["how"], "merged", "{r}");
+    assert_eq!(vda(&hosts.a, "d-snap"), disk);
+    assert_eq!(
+        image_content(&disk),
+        current,
+        "every byte of the current state"
+    );
+    // The overlay's definition and its merge were recorded.
+    let backup = d.get(&format!("/api/v1/backups/{uuid}"));
+    assert!(
+        backup["versions"].as_array().unwrap().len() >= 3,
+        "{backup}"
+    );
+
+    // --- Running: an internal snapshot is a task and has the memory.
+    ok(d.cli(&["vm", "start", "d-snap", "--json"]), "start");
+    SerialLog(spec.serial.clone()).wait_booted();
+    let r = ok(
+        d.cli(&["snapshot", "create", "d-snap", "run1", "--json"]),
+        "running snapshot",
+    );
+    assert_eq!(
+        (r["memory"].as_bool(), r["state"].as_str()),
+        (Some(true), Some("running"))
+    );
+    let tasks = d.get("/api/v1/tasks");
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "snapshot_create" && t["state"] == "succeeded"),
+        "{tasks}"
+    );
+    // Rename is refused while it runs, and works once it is off.
+    let out = d.cli(&["vm", "rename", "d-snap", "d-renamed"]);
+    assert_eq!(out.status.code(), Some(1));
+    ok(
+        d.cli(&["snapshot", "delete", "d-snap", "run1", "--json"]),
+        "delete run1",
+    );
+    ok(d.cli(&["vm", "stop", "d-snap", "--json"]), "stop");
+    let r = ok(
+        d.cli(&["vm", "rename", "d-snap", "d-renamed", "--json"]),
+        "rename",
+    );
+    assert_eq!(r["vm"]["name"], "d-renamed");
+    assert_eq!(r["vm"]["uuid"], uuid.as_str());
+    assert_eq!(hosts.a.domstate("d-renamed").as_deref(), Some("shut off"));
+    assert!(hosts.a.domstate("d-snap").is_none());
+    assert_eq!(listed_on(&d, "d-renamed").len(), 1);
+    let backup = d.get(&format!("/api/v1/backups/{uuid}"));
+    let versions = backup["versions"].as_array().unwrap();
+    assert_eq!(versions.last().unwrap()["name"], "d-renamed", "{backup}");
+    assert!(
+        versions.iter().any(|v| v["name"] == "d-snap"),
+        "history kept"
+    );
 }
