@@ -387,6 +387,10 @@ pub struct DiskAddRequest {
     /// VMs take `xen` only (409 otherwise).
     #[schema(value_type = Option<DiskBus>)]
     pub bus: Option<String>,
+    /// Also attach it to the running VM now (hot-plug; QEMU VMs). Default: a running VM
+    /// gets it at its next start.
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert (`source`) or eject (`null`).
@@ -414,6 +418,10 @@ pub struct NicAddRequest {
     /// Unicast MAC address (default: a random one).
     #[schema(pattern = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$")]
     pub mac: Option<String>,
+    /// Also attach it to the running VM now (hot-plug; QEMU VMs). Default: a running VM
+    /// gets it at its next start.
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// Answer of create, edit and drive/NIC changes.

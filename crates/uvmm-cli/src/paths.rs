@@ -156,10 +156,17 @@ pub fn vm_disks(uuid: &str, host: Option<&str>) -> String {
 }
 
 /// `DELETE` a drive.
-pub fn vm_disk(uuid: &str, target: &str, host: Option<&str>, delete_volume: bool) -> String {
+pub fn vm_disk(
+    uuid: &str,
+    target: &str,
+    host: Option<&str>,
+    delete_volume: bool,
+    live: bool,
+) -> String {
     Query::default()
         .add("host", host)
         .flag("delete_volume", delete_volume)
+        .flag("live", live)
         .on(vm_path(uuid, &format!("/disks/{}", enc(target))))
 }
 
@@ -182,9 +189,10 @@ pub fn vm_nics(uuid: &str, host: Option<&str>) -> String {
         .on(vm_path(uuid, "/nics"))
 }
 
-pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>) -> String {
+pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>, live: bool) -> String {
     Query::default()
         .add("host", host)
+        .flag("live", live)
         .on(vm_path(uuid, &format!("/nics/{}", enc(mac))))
 }
 
@@ -322,9 +330,26 @@ mod tests {
             ),
             (vms(&VmQuery::default()), "/api/v1/vms"),
             (
-                vm_disk("u", "vda", None, true),
+                vm_disk("u", "vda", None, true, false),
                 "/api/v1/vms/u/disks/vda?delete_volume=true",
             ),
+            (
+                vm_disk("u", "vdb", Some("h"), false, true),
+                "/api/v1/vms/u/disks/vdb?host=h&live=true",
+            ),
+            (
+                vm_nic("u", "52:54:00:00:00:01", None, true),
+                "/api/v1/vms/u/nics/52%3A54%3A00%3A00%3A00%3A01?live=true",
+            ),
+            (
+                vm_migrate("u", Some("h"), false),
+                "/api/v1/vms/u/migrate?host=h&wait=false",
+            ),
+            (
+                vm_snapshot("u", "s1", None, true),
+                "/api/v1/vms/u/snapshots/s1/revert",
+            ),
+            (host_evacuate("h1", true), "/api/v1/hosts/h1/evacuate"),
             (
                 volume_clone("h", "default", "a.img", false),
                 "/api/v1/hosts/h/pools/default/volumes/a.img/clone?wait=false",

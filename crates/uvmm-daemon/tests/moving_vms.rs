@@ -646,3 +646,89 @@ fn snapshots_and_rename_through_uvmmd() {
         "history kept"
     );
 }
+
+/// `vm disk add --live` attaches a drive to the running guest (`virsh domblklist` shows
+/// it) and stores it; `vm disk remove --live` detaches it; a guest that never releases a
+/// device (booted with `acpi=off`) gets a 409 that says so and keeps it.
+#[test]
+fn hot_plug_of_a_disk_through_uvmmd() {
+    let hosts = TwoHosts::start("dhot");
+    let d = daemon(&hosts);
+    let boot_disk = hosts.shared.join("d-hot.qcow2");
+    make_qcow2(&boot_disk, "64M", "marker-d-hot");
+    let spare = hosts.shared.join("spare.qcow2");
+    make_qcow2(&spare, "16M", "marker-spare");
+    hosts.a.virsh(&["pool-refresh", "shared"]);
+    let spec = GuestSpec::new("d-hot", hosts.serial_path("d-hot"))
+        .disk(boot_disk.to_str().unwrap(), "qcow2");
+    boot(&hosts, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-hot", || {
+        (listed_on(&d, "d-hot").len() == 1).then_some(())
+    });
+    let blk = |inactive: bool| {
+        let mut args = vec!["domblklist", "d-hot"];
+        if inactive {
+            args.push("--inactive");
+        }
+        hosts.a.virsh(&args)
+    };
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "d-hot",
+            "--volume",
+            "shared/spare.qcow2",
+            "--live",
+            "--json",
+        ]),
+        "hot-plug",
+    );
+    assert!(r["notes"].to_string().contains("attached"), "{r}");
+    assert!(
+        !r["warnings"].to_string().contains("next"),
+        "no next-boot warning: {r}"
+    );
+    assert!(blk(false).contains("spare.qcow2"), "live: {}", blk(false));
+    assert!(blk(true).contains("spare.qcow2"), "stored: {}", blk(true));
+    ok(
+        d.cli(&["vm", "disk", "remove", "d-hot", "vdb", "--live", "--json"]),
+        "hot-unplug",
+    );
+    assert!(!blk(false).contains("spare.qcow2"), "{}", blk(false));
+    assert!(!blk(true).contains("spare.qcow2"), "{}", blk(true));
+    hosts.a.virsh(&["destroy", "d-hot"]);
+
+    // A guest that does not release the device.
+    let mut spec = GuestSpec::new("d-deaf", hosts.serial_path("d-deaf"))
+        .disk(boot_disk.to_str().unwrap(), "qcow2");
+    spec.extra_cmdline = "acpi=off".into();
+    boot(&hosts, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-deaf", || {
+        (listed_on(&d, "d-deaf").len() == 1).then_some(())
+    });
+    ok(
+        d.cli(&[
+            "vm",
+            "disk",
+            "add",
+            "d-deaf",
+            "--volume",
+            "shared/spare.qcow2",
+            "--live",
+            "--json",
+        ]),
+        "hot-plug",
+    );
+    let out = d.cli(&["vm", "disk", "remove", "d-deaf", "vdb", "--live"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not release"), "{err}");
+    let stored = hosts.a.virsh(&["domblklist", "d-deaf", "--inactive"]);
+    assert!(
+        stored.contains("spare.qcow2"),
+        "the definition keeps it: {stored}"
+    );
+    hosts.a.virsh(&["destroy", "d-deaf"]);
+}

@@ -9,6 +9,7 @@ pub mod disks;
 pub mod edit;
 pub mod evacuate;
 pub mod failover;
+pub mod hotplug;
 pub mod images;
 pub mod lifecycle;
 pub mod media;
