@@ -19,7 +19,8 @@ pub use migrate::{
     MigrateRequest, MigrateResult,
 };
 pub use snapshots::{
-    CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted, SnapshotKindName,
+    CloneModeName, CloneRequest, CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted,
+    SnapshotKindName,
 };
 pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;

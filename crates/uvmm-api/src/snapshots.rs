@@ -69,3 +69,29 @@ pub struct RenameRequest {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub name: String,
 }
+
+/// How a clone gets its disks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloneModeName {
+    /// A full copy of every writable disk (a task with progress).
+    #[default]
+    Copy,
+    /// A new qcow2 image per disk backed by the source's image (instant; the source must
+    /// stay shut off and unchanged, every linked clone reads its images).
+    Linked,
+}
+
+/// `POST /api/v1/vms/{uuid}/clone`: a copy of a shut-off VM on the same host, with a new
+/// name, a new UUID and (unless `keep_macs`) new MAC addresses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    pub name: String,
+    #[serde(default)]
+    pub mode: CloneModeName,
+    /// Keep the source's MAC addresses (for a clone that replaces its source).
+    #[serde(default)]
+    pub keep_macs: bool,
+}

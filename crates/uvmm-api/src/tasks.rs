@@ -21,6 +21,8 @@ pub enum TaskKind {
     HostEvacuate,
     /// `POST /api/v1/vms/{uuid}/snapshots` with memory.
     SnapshotCreate,
+    /// `POST /api/v1/vms/{uuid}/clone`.
+    VmClone,
 }
 
 /// Where a task is.

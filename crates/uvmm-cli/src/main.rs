@@ -194,6 +194,23 @@ enum VmCmd {
     /// --force: if the old host is not really off, both may run the VM on the same images
     /// (split brain), which destroys its file systems. The VM is defined shut off.
     Failover(move_cmd::FailoverArgs),
+    /// Copy a shut-off VM on its host: new name, UUID and MACs; every disk copied (a
+    /// task with progress) or, with --linked, a qcow2 overlay on the source's image.
+    Clone {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new VM's name.
+        #[arg(long)]
+        name: String,
+        /// Linked clone: instant, but the source must stay shut off and unchanged.
+        #[arg(long)]
+        linked: bool,
+        /// Keep the MAC addresses (for a clone that replaces its source).
+        #[arg(long)]
+        keep_macs: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Give a shut-off VM another name (its UUID and backup history stay).
     Rename {
         #[command(flatten)]
@@ -648,6 +665,24 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
                 VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
                 VmCmd::Failover(f) => return move_cmd::failover(&c, f, cli.json).await,
+                VmCmd::Clone {
+                    vm,
+                    name,
+                    linked,
+                    keep_macs,
+                    no_wait,
+                } => {
+                    let req = CloneRequest {
+                        name,
+                        mode: if linked {
+                            CloneModeName::Linked
+                        } else {
+                            CloneModeName::Copy
+                        },
+                        keep_macs,
+                    };
+                    return snapshot_cmd::clone(&c, &vm, req, !no_wait, cli.json).await;
+                }
                 VmCmd::Rename { vm, name } => {
                     return snapshot_cmd::rename(&c, &vm, name, cli.json).await
                 }

@@ -134,6 +134,14 @@ pub fn vm_snapshot(uuid: &str, name: &str, host: Option<&str>, revert: bool) -> 
     Query::default().add("host", host).on(vm_path(uuid, &rest))
 }
 
+/// `POST` a clone; `wait: false` answers with its task.
+pub fn vm_clone(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/clone"))
+}
+
 /// `POST` a new name for a shut-off VM.
 pub fn vm_rename(uuid: &str, host: Option<&str>) -> String {
     Query::default()

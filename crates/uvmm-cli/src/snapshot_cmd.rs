@@ -4,8 +4,8 @@ use crate::{print_json, resolve, task_cmd, VmRef};
 use clap::Subcommand;
 use hyper::Method;
 use uvmm_api::{
-    CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted, SnapshotKindName,
-    VmChangeResponse,
+    CloneRequest, CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted,
+    SnapshotKindName, VmChangeResponse,
 };
 use uvmm_cli::client::{Client, ClientError};
 use uvmm_cli::paths;
@@ -141,6 +141,36 @@ pub async fn rename(c: &Client, vm: &VmRef, name: String, json: bool) -> Result<
         print_json(&r);
     } else {
         println!("{} is now called {}", vm.vm, r.vm.summary.name);
+    }
+    Ok(())
+}
+
+pub async fn clone(
+    c: &Client,
+    vm: &VmRef,
+    req: CloneRequest,
+    wait: bool,
+    json: bool,
+) -> Result<(), ClientError> {
+    let (uuid, host) = resolve(c, vm).await?;
+    let body = encode(&req)?;
+    let path = paths::vm_clone(&uuid, Some(&host), false);
+    let made: Option<VmChangeResponse> =
+        task_cmd::start_and_follow(c, &path, Some(&body), wait, json).await?;
+    let Some(r) = made else { return Ok(()) };
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!(
+        "{} cloned to {} ({})",
+        vm.vm, r.vm.summary.name, r.vm.summary.uuid
+    );
+    for n in &r.notes {
+        println!("  {n}");
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
     }
     Ok(())
 }

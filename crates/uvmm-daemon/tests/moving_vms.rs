@@ -732,3 +732,75 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     );
     hosts.a.virsh(&["destroy", "d-deaf"]);
 }
+
+/// `vm clone` as a full copy and as a linked clone: new UUID, new MAC, own disk; both
+/// boot from their disk with the source's content.
+#[test]
+fn clone_copy_and_linked_both_boot() {
+    let hosts = TwoHosts::start("dclone");
+    let d = daemon(&hosts);
+    let disk = hosts.shared.join("d-src.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-src");
+    hosts.a.virsh(&["pool-refresh", "shared"]);
+    let mut spec =
+        GuestSpec::new("d-src", hosts.serial_path("d-src")).disk(disk.to_str().unwrap(), "qcow2");
+    spec.extra_devices =
+        "<interface type='user'><mac address='52:54:00:aa:00:01'/><model type='virtio'/></interface>"
+            .into();
+    let src_uuid = hosts.define(&hosts.a, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-src", || {
+        (listed_on(&d, "d-src").len() == 1).then_some(())
+    });
+    // The clones write to the source's serial file (the definition is copied): booted
+    // lines are counted.
+    let log = SerialLog(spec.serial.clone());
+    let mut boots = 0;
+    for (name, extra) in [("d-copy1", &[][..]), ("d-link1", &["--linked"][..])] {
+        let mut args = vec!["vm", "clone", "d-src", "--name", name];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let r = ok(d.cli(&args), name);
+        eprintln!("{name}: {}", r["notes"]);
+        let uuid = r["vm"]["uuid"].as_str().unwrap().to_string();
+        assert_ne!(uuid, src_uuid);
+        let image = hosts.shared.join(format!("{name}-vda.qcow2"));
+        assert!(image.exists(), "{}", image.display());
+        let info = String::from_utf8(
+            std::process::Command::new("qemu-img")
+                .args(["info", image.to_str().unwrap()])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            info.contains("backing file"),
+            name == "d-link1",
+            "linked clones only have a backing file: {info}"
+        );
+        let ifaces = hosts.a.virsh(&["domiflist", name, "--inactive"]);
+        assert!(!ifaces.contains("52:54:00:aa:00:01"), "a new MAC: {ifaces}");
+        assert!(ifaces.contains("52:54:00"), "{ifaces}");
+        ok(d.cli(&["vm", "start", name, "--json"]), "start clone");
+        boots += 1;
+        // The guest prints "booted", then its disks' first bytes.
+        common::wait_for(
+            Duration::from_secs(60),
+            "the clone to boot from its disk",
+            || {
+                let from_disk = log
+                    .disk_lines()
+                    .iter()
+                    .filter(|l| l.contains("marker-d-src"))
+                    .count();
+                (from_disk >= boots).then_some(())
+            },
+        );
+        hosts.a.virsh(&["destroy", name]);
+    }
+    // A running source is refused.
+    ok(d.cli(&["vm", "start", "d-src", "--json"]), "start source");
+    let out = d.cli(&["vm", "clone", "d-src", "--name", "d-copy2"]);
+    assert_eq!(out.status.code(), Some(1));
+    hosts.a.virsh(&["destroy", "d-src"]);
+}

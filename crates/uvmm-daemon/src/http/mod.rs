@@ -102,6 +102,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshots::revert_snapshot))
         .routes(routes!(snapshots::delete_snapshot))
         .routes(routes!(snapshots::rename_vm))
+        .routes(routes!(snapshots::clone_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -176,6 +177,7 @@ pub const PERMISSIONS: &[(&str, Permission)] = {
         ("revert_snapshot", Admin),
         ("delete_snapshot", Admin),
         ("rename_vm", Admin),
+        ("clone_vm", Admin),
         ("change_media", Operate),
         ("add_disk", Admin),
         ("remove_disk", Admin),

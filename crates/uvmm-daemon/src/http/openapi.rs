@@ -46,6 +46,8 @@ use schemas::{bound_integers, describe_path_params, tighten_schemas};
         SnapshotDeleted,
         SnapshotKindName,
         RenameRequest,
+        CloneRequest,
+        CloneModeName,
         CopyStorageMode,
         ResyncNotice,
         ErrorBody,

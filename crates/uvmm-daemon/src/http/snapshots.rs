@@ -1,10 +1,11 @@
-//! Snapshots of a VM, and renaming it.
+//! Snapshots of a VM, renaming and cloning it.
 
 use super::extract::*;
 use super::vms::{ActionParams, HostParam};
 use super::AppState;
 use crate::caller::Caller;
 use crate::error::Error;
+use crate::vm::clone::CloneVm;
 use crate::vm::snapshots::*;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -84,4 +85,24 @@ pub(super) async fn rename_vm(
 ) -> Result<Json<VmChangeResponse>, Error> {
     let job = RenameVm { name: req.name };
     s.ops.run(&caller, p.vm(uuid), job).await.map(Json)
+}
+
+/// A shut-off VM copied (every writable disk) or linked (qcow2 overlays on its images) on
+/// its host, with a new name, UUID and MACs. A task (`?wait=false`: 202); cancelling
+/// deletes the images made once the copy under way has finished.
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/clone", params(("uuid" = String, Path), ActionParams), request_body = CloneRequest,
+    responses((status = 201, body = VmChangeResponse, description = "the new VM; notes list its images and MACs"),
+        (status = 202, body = Task, description = "with `wait=false`: the task"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume")))]
+pub(super) async fn clone_vm(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ActionParams>,
+    ApiJson(req): ApiJson<CloneRequest>,
+) -> Result<Response, Error> {
+    let vm = HostParam { host: p.host }.vm(uuid);
+    let answer = |r: VmChangeResponse| (StatusCode::CREATED, Json(r)).into_response();
+    super::tasks::start(&s, &caller, vm, CloneVm::new(req), p.wait, answer).await
 }

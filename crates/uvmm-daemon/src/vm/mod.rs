@@ -3,6 +3,7 @@
 //! and the change happen in the same job.
 
 pub mod boot;
+pub mod clone;
 pub mod create;
 pub mod delete;
 pub mod disks;
