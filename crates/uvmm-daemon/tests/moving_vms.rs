@@ -754,8 +754,9 @@ fn clone_copy_and_linked_both_boot() {
     // The clones write to the source's serial file (the definition is copied): booted
     // lines are counted.
     let log = SerialLog(spec.serial.clone());
-    let mut boots = 0;
-    for (name, extra) in [("d-copy1", &[][..]), ("d-link1", &["--linked"][..])] {
+    let kinds = [("d-copy1", &[][..]), ("d-link1", &["--linked"][..])];
+    for (done, (name, extra)) in kinds.into_iter().enumerate() {
+        let boots = done + 1;
         let mut args = vec!["vm", "clone", "d-src", "--name", name];
         args.extend_from_slice(extra);
         args.push("--json");
@@ -782,7 +783,6 @@ fn clone_copy_and_linked_both_boot() {
         assert!(!ifaces.contains("52:54:00:aa:00:01"), "a new MAC: {ifaces}");
         assert!(ifaces.contains("52:54:00"), "{ifaces}");
         ok(d.cli(&["vm", "start", name, "--json"]), "start clone");
-        boots += 1;
         // The guest prints "booted", then its disks' first bytes.
         common::wait_for(
             Duration::from_secs(60),
