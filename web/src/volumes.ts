@@ -45,10 +45,16 @@ export function deletableWith(
   return { ok: true, size: hit.vol.capacity };
 }
 
-/** Volumes that look like installation media (ISO images) first. */
+/** A volume a CD-ROM drive can hold: an ISO image (libvirt's probe says `iso`, or the
+ * name ends in .iso). Disk images (qcow2, raw .img, ...) are not offered as media:
+ * inserting a VM's disk as a CD is never what was meant. */
+export function isMedium(v: VolumeSummary): boolean {
+  return v.format === 'iso' || /\.iso$/i.test(v.name);
+}
+
+/** The installation media of a host, by name. */
 export function isoVolumes(s: HostStorage): { pool: string; vol: VolumeSummary }[] {
   const out: { pool: string; vol: VolumeSummary }[] = [];
-  for (const p of s.pools) for (const v of p.volumes) out.push({ pool: p.name, vol: v });
-  const iso = (v: VolumeSummary) => (/\.iso$/i.test(v.name) ? 0 : 1);
-  return out.sort((a, b) => iso(a.vol) - iso(b.vol) || a.vol.name.localeCompare(b.vol.name));
+  for (const p of s.pools) for (const v of p.volumes) if (isMedium(v)) out.push({ pool: p.name, vol: v });
+  return out.sort((a, b) => a.vol.name.localeCompare(b.vol.name) || a.pool.localeCompare(b.pool));
 }

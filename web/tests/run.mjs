@@ -351,6 +351,10 @@ test('change a CD-ROM: insert an ISO from a pool, then eject', async ({ page }) 
   await login(page, uvmmd);
   await page.goto(`${uvmmd.url}/vms/demo-kvm2/${vm.uuid}/drives`);
   await page.click('tr[data-target=sda] [data-action=media]');
+  // Only installation media are offered: the host's qcow2 disk images are not.
+  const offered = await page.locator('dialog[open] select option').allInnerTexts();
+  assert(offered.some((o) => /debian-12-netinst\.iso/.test(o)), `the ISO is offered: ${offered}`);
+  assert(!offered.some((o) => /\.qcow2/.test(o)), `no disk images as media: ${offered}`);
   await page.selectOption('dialog[open] select', '/var/lib/uvmm-demo/demo-kvm2/iso/debian-12-netinst.iso');
   await page.click('[data-testid=insert]');
   await until(async () => /debian-12-netinst\.iso/.test(await page.innerText('tr[data-target=sda]')), 'the medium in the grid');

@@ -146,10 +146,18 @@ pub fn restore(
     }
     let mut replaced = None;
     if let Some(d) = same_name {
-        if existing == Existing::Refuse {
+        if existing == Existing::Refuse && d.uuid == def.uuid {
             failures.push(format!(
                 "a VM named {} already exists on the target host; use -f to redefine it",
                 def.name
+            ));
+        } else if existing == Existing::Refuse {
+            // -f would be refused next (it only redefines the same VM): name the way out.
+            failures.push(format!(
+                "a different VM named {} exists on the target host (UUID {}, the backup is \
+                 {}); use --replace to undefine it (its images are kept) and restore this \
+                 one in its place",
+                def.name, d.uuid, def.uuid
             ));
         } else if d.uuid != def.uuid && existing != Existing::Replace {
             // Redefining would not touch that VM: it would need to be undefined, which

@@ -60,6 +60,7 @@ enum Check {
         #[arg(short = 'P', long = "pool")]
         pool: Option<String>,
         /// Warning: a used percentage (80%) or a minimum of free space (20GiB:); repeatable.
+        /// Without -w/-c/--overcommit-* uvmmd's own thresholds judge ([monitoring]).
         #[arg(short = 'w', long = "warning")]
         warning: Vec<String>,
         /// Critical, like --warning.
@@ -140,6 +141,8 @@ struct PoolFigures {
     /// Figures older than this are stale; None: the source does not say (not judged).
     max_age_secs: Option<u64>,
     refresh_error: Option<String>,
+    /// uvmmd's level and alerts by its own thresholds (None with --direct).
+    daemon_verdict: Option<(Level, Vec<String>)>,
 }
 
 impl PoolFigures {
@@ -171,7 +174,9 @@ fn rank(code: u8) -> u8 {
 
 /// Judge pools. Stale figures are never OK: such a pool is UNKNOWN with the reason,
 /// unless even its old figures cross a threshold (that level stands, marked as old).
-fn judge_pools(pools: &[PoolFigures], t: &Thresholds) -> Outcome {
+fn judge_pools(pools: &[PoolFigures], own: Option<&Thresholds>) -> Outcome {
+    let none = Thresholds::default();
+    let t = own.unwrap_or(&none);
     if pools.is_empty() {
         return Outcome::unknown("no storage pool matches");
     }
@@ -180,7 +185,17 @@ fn judge_pools(pools: &[PoolFigures], t: &Thresholds) -> Outcome {
     let mut perf = Vec::new();
     for p in pools {
         let (name, u) = (&p.name, &p.usage);
-        let (level, reasons) = evaluate(u, t);
+        let (level, reasons) = match (own, &p.daemon_verdict) {
+            (None, Some((level, alerts))) => (*level, alerts.clone()),
+            (None, None) => {
+                problems.push(format!("{name} UNKNOWN: uvmmd gave no verdict"));
+                if rank(3) > rank(worst) {
+                    worst = 3;
+                }
+                continue;
+            }
+            (Some(t), _) => evaluate(u, t),
+        };
         let stale = p.stale();
         let code = match (&stale, level) {
             (Some(_), Level::Ok) => 3,
@@ -363,13 +378,16 @@ fn run(cli: Cli) -> Outcome {
                 },
                 (Err(e), _) | (_, Err(e)) => return Outcome::unknown(e),
             };
-            if thresholds.warning.is_empty()
+            if let Err(e) = thresholds.check() {
+                return Outcome::unknown(format!("{e} (swap -w and -c?)"));
+            }
+            let own_thresholds = !(thresholds.warning.is_empty()
                 && thresholds.critical.is_empty()
                 && overcommit_warn.is_none()
-                && overcommit_crit.is_none()
-            {
+                && overcommit_crit.is_none());
+            if !own_thresholds && direct.is_some() {
                 return Outcome::unknown(
-                    "give thresholds: -w 80% -c 90% (or -w 20GiB: for free space)",
+                    "with --direct give thresholds: -w 80% -c 90% (or -w 20GiB: for free space)",
                 );
             }
             let pools: Result<Vec<PoolFigures>, String> = match &direct {
@@ -395,7 +413,9 @@ fn run(cli: Cli) -> Outcome {
                             p
                         })
                         .collect();
-                    judge_pools(&list, &thresholds)
+                    // Without thresholds of its own the plugin judges by uvmmd's
+                    // ([monitoring] in its configuration), as the web UI and /metrics do.
+                    judge_pools(&list, own_thresholds.then_some(&thresholds))
                 }
                 Err(e) => Outcome::unknown(format!("cannot read the pools: {e}")),
             }
@@ -417,6 +437,7 @@ fn figures(p: PoolSummary) -> PoolFigures {
         age_secs: p.age_secs,
         max_age_secs: (p.max_age_secs > 0).then_some(p.max_age_secs),
         refresh_error: p.refresh_error,
+        daemon_verdict: Some((p.level, p.alerts)),
     }
 }
 
@@ -467,6 +488,7 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<PoolFigures>, String
                     age_secs: refresh_error.is_none().then_some(0),
                     max_age_secs: Some(0),
                     refresh_error,
+                    daemon_verdict: None,
                 });
             }
             Ok(out)
@@ -548,10 +570,11 @@ mod tests {
             age_secs: Some(10),
             max_age_secs: Some(60),
             refresh_error: None,
+            daemon_verdict: None,
         };
         let table = [(10, 10, 0), (85, 10, 1), (95, 10, 2), (10, 200, 1)];
         for (used, prov, code) in table {
-            let o = judge_pools(&[fresh(u(used, prov))], &t);
+            let o = judge_pools(&[fresh(u(used, prov))], Some(&t));
             assert_eq!(o.code, code, "{used}% {prov}: {}", o.text);
             assert_eq!(
                 o.perf[0],
@@ -564,7 +587,20 @@ mod tests {
                 )
             );
         }
-        assert_eq!(judge_pools(&[], &t).code, 3);
+        assert_eq!(judge_pools(&[], Some(&t)).code, 3);
+        // Without thresholds of its own the plugin takes uvmmd's verdict.
+        let judged = |level: Level, alerts: &[&str]| PoolFigures {
+            daemon_verdict: Some((level, alerts.iter().map(|a| a.to_string()).collect())),
+            ..fresh(u(10, 10))
+        };
+        let o = judge_pools(
+            &[judged(Level::Critical, &["95.0% used, threshold 90%"])],
+            None,
+        );
+        assert_eq!(o.code, 2, "{}", o.text);
+        assert!(o.text.contains("95.0% used, threshold 90%"), "{}", o.text);
+        assert_eq!(judge_pools(&[judged(Level::Ok, &[])], None).code, 0);
+        assert_eq!(judge_pools(&[fresh(u(95, 10))], None).code, 3);
         assert_eq!(label("it's"), "'it''s'");
     }
 
@@ -587,6 +623,7 @@ mod tests {
             age_secs: age,
             max_age_secs: Some(60),
             refresh_error: error.map(String::from),
+            daemon_verdict: None,
         };
         // (pools, exit code, text expected)
         let table: Vec<(Vec<PoolFigures>, u8, &str)> = vec![
@@ -620,7 +657,7 @@ mod tests {
             ),
         ];
         for (pools, code, text) in table {
-            let o = judge_pools(&pools, &t);
+            let o = judge_pools(&pools, Some(&t));
             assert_eq!(o.code, code, "{}", o.text);
             assert!(o.text.contains(text), "{text}: {}", o.text);
             // Stale figures are not graphed as current.

@@ -31,8 +31,22 @@ fn exit_codes_follow_the_plugin_guidelines() {
         !err.contains("frobnicate") && err.contains("Usage:"),
         "{err}"
     );
+    // No thresholds: uvmmd's are used, and uvmmd does not answer here.
     let (code, out) = check(&["pools"]);
-    assert_eq!(code, 3, "no thresholds: {out}");
+    assert_eq!(code, 3, "no daemon: {out}");
+    assert!(out.contains("cannot read the pools"), "{out}");
+    // With --direct there is no daemon to ask for thresholds.
+    let (code, out) = check(&["pools", "--direct", "test:///default"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("with --direct give thresholds"), "{out}");
+    // Swapped thresholds are refused before anything is read.
+    for (w, c) in [("90%", "80%"), ("5GiB:", "10GiB:")] {
+        let (code, out) = check(&["pools", "-w", w, "-c", c]);
+        assert_eq!(code, 3, "{w} {c}: {out}");
+        assert!(out.contains("swap -w and -c"), "{out}");
+    }
+    let (code, out) = check(&["pools", "--overcommit-warn", "3", "--overcommit-crit", "2"]);
+    assert_eq!(code, 3, "{out}");
     let (code, out) = check(&["pools", "-w", "lots"]);
     assert_eq!(code, 3, "{out}");
     // A daemon that does not answer is CRITICAL for `daemon`, UNKNOWN for the others.

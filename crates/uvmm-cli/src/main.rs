@@ -393,22 +393,17 @@ fn vm_detail_text(d: &VmDetail) -> String {
         out.push_str("\nGraphics:\n");
         for g in &d.graphics {
             out.push_str(&format!(
-                "  {} port {} listen {}{}\n",
+                "  {} port {} {}\n",
                 g.kind,
                 opt(&g.port),
-                opt(&g.listen),
-                if g.password_set {
-                    " (password set)"
-                } else {
-                    ""
-                }
+                graphics_settings(g)
             ));
         }
     }
     if let Some(next) = p.and_then(|p| p.graphics.as_ref()) {
         let text: Vec<String> = next
             .iter()
-            .map(|g| format!("{} listen {}", g.kind, opt(&g.listen)))
+            .map(|g| format!("{} {}", g.kind, graphics_settings(g)))
             .collect();
         out.push_str(&format!(
             "  (next boot: {})\n",
@@ -420,6 +415,21 @@ fn vm_detail_text(d: &VmDetail) -> String {
         ));
     }
     out
+}
+
+/// The settings of a display that a change can touch: the next-boot line must show the
+/// one that differs (a new keymap alone read "vnc listen 0.0.0.0", as before).
+fn graphics_settings(g: &uvmm_api::Graphics) -> String {
+    format!(
+        "listen {} keymap {}{}",
+        opt(&g.listen),
+        opt(&g.keymap),
+        if g.password_set {
+            " (password set)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// What an action achieved, in words: shutdown and reboot only ask the guest, so a VM

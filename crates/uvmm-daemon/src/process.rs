@@ -137,11 +137,28 @@ impl StateLock {
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(StateLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(format!(
-                "{what} {} is in use by another uvmmd",
-                state_dir.display()
-            )),
+            Ok(mut lock) => {
+                // The holder's PID, for the administrator and for the refusal below. Only
+                // the holder writes, after it has the lock.
+                use std::io::{Seek, Write};
+                let pid = std::process::id();
+                lock.set_len(0)
+                    .and_then(|()| lock.rewind())
+                    .and_then(|()| writeln!(lock, "{pid}"))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                Ok(StateLock { _lock: lock })
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "{what} {} is in use by another uvmmd{holder}",
+                    state_dir.display()
+                ))
+            }
             Err((_, e)) => Err(format!("cannot lock {}: {e}", path.display())),
         }
     }

@@ -388,6 +388,9 @@ fn kill_9_during_a_burst_of_edits_leaves_a_consistent_store() {
         } else if name.ends_with(".xml") {
             uvmm_model::domain::parse_domain(&content)
                 .unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+        } else if entry == store.join("uvmmd.lock") {
+            // One daemon per backup directory: the lock names the holder.
+            assert!(content.trim().parse::<u32>().is_ok(), "lock: {content:?}");
         } else {
             panic!("unexpected file in the store: {}", entry.display());
         }

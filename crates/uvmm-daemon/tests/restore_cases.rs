@@ -106,6 +106,14 @@ fn force_redefines_the_same_vm_only_and_replace_is_explicit() {
     let second = create("twin");
     assert_ne!(first, second);
 
+    // Without options the refusal names --replace, not -f (which would be refused next).
+    let out = restore(&d, &["-r", &first]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("different VM") && err.contains("--replace") && !err.contains("-f "),
+        "{err}"
+    );
     // -f alone does not undefine the other VM of that name.
     let out = restore(&d, &["-r", &first, "-f"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

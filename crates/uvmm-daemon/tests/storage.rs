@@ -437,6 +437,11 @@ fn real_dir_pool_sparse_volumes_thresholds_metrics_and_iscsi() {
     let (code, out) = check_uvmm(&d, &pools_check);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("WARNING") && out.contains("% used"), "{out}");
+    // Without thresholds of its own the plugin takes uvmmd's ([monitoring]: 50 %, 75 %).
+    let daemon_check = ["pools", "-H", "localhost", "-P", "small"];
+    let (code, out) = check_uvmm(&d, &daemon_check);
+    assert_eq!(code, 1, "uvmmd's thresholds: {out}");
+    assert!(out.contains("threshold 50%"), "{out}");
     events.expect("pool_alert warning", Duration::from_secs(10), |e| {
         e["kind"] == "pool_alert" && e["pool"] == "small" && e["level"] == "warning"
     });
@@ -461,6 +466,8 @@ fn real_dir_pool_sparse_volumes_thresholds_metrics_and_iscsi() {
     );
     let (code, out) = check_uvmm(&d, &pools_check);
     assert_eq!(code, 2, "{out}");
+    let (code, out) = check_uvmm(&d, &daemon_check);
+    assert_eq!(code, 2, "uvmmd's thresholds: {out}");
     events.expect("pool_alert critical", Duration::from_secs(10), |e| {
         e["kind"] == "pool_alert" && e["pool"] == "small" && e["level"] == "critical"
     });

@@ -1232,6 +1232,17 @@ fn next_boot_values_are_shown_next_to_the_live_ones() {
     let text = String::from_utf8_lossy(&d.cli(&["vm", "show", "web-01"]).stdout).into_owned();
     assert!(text.contains("vCPUs:       2 (next boot: 4)"), "{text}");
     assert!(text.contains("(next boot: 3 GiB, max 3 GiB)"), "{text}");
+    // A display change for the next start shows the setting that changes.
+    ok(
+        d.cli(&["vm", "set", "web-01", "keymap=fr-ch", "--json"]),
+        "keymap",
+    );
+    let text = String::from_utf8_lossy(&d.cli(&["vm", "show", "web-01"]).stdout).into_owned();
+    let next = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("(next boot: vnc"))
+        .unwrap_or_else(|| panic!("no next-boot display line: {text}"));
+    assert!(next.contains("keymap fr-ch"), "{next}");
     let text =
         String::from_utf8_lossy(&d.cli(&["vm", "disk", "list", "web-01"]).stdout).into_owned();
     assert!(

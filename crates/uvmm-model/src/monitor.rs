@@ -96,6 +96,56 @@ impl Thresholds {
             overcommit_critical: None,
         }
     }
+
+    /// Refuse thresholds that can never order themselves: a warning that comes after the
+    /// critical level (`-w 90% -c 80%`) would turn a filling pool CRITICAL without a
+    /// WARNING first, which is almost certainly a typing error.
+    pub fn check(&self) -> Result<(), String> {
+        let percent = |list: &[Threshold]| {
+            list.iter().find_map(|t| match *t {
+                Threshold::UsedPercent(p) => Some(p),
+                Threshold::MinFree(_) => None,
+            })
+        };
+        let free = |list: &[Threshold]| {
+            list.iter().find_map(|t| match *t {
+                Threshold::MinFree(b) => Some(b),
+                Threshold::UsedPercent(_) => None,
+            })
+        };
+        if let (Some(w), Some(c)) = (percent(&self.warning), percent(&self.critical)) {
+            if w > c {
+                return Err(format!(
+                    "the warning threshold {w}% used is above the critical one {c}%"
+                ));
+            }
+        }
+        if let (Some(w), Some(c)) = (free(&self.warning), free(&self.critical)) {
+            if w < c {
+                return Err(format!(
+                    "the warning threshold of {} free is below the critical one of {} free",
+                    format_bytes(w),
+                    format_bytes(c)
+                ));
+            }
+        }
+        for r in [self.overcommit_warning, self.overcommit_critical]
+            .into_iter()
+            .flatten()
+        {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!("overcommit ratio {r}: expected a number above 0"));
+            }
+        }
+        if let (Some(w), Some(c)) = (self.overcommit_warning, self.overcommit_critical) {
+            if w > c {
+                return Err(format!(
+                    "the overcommit warning ratio {w} is above the critical one {c}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The figures of a pool.
@@ -220,5 +270,56 @@ mod tests {
         assert!(r[0].contains("overcommitted 1.51x"), "{r:?}");
         // An empty or unknown-size pool never alerts on percentages.
         assert_eq!(evaluate(&Usage::default(), &std).0, Level::Ok);
+    }
+
+    #[test]
+    fn threshold_order_table() {
+        let p = Threshold::UsedPercent;
+        let f = Threshold::MinFree;
+        let t = |w: Vec<Threshold>, c: Vec<Threshold>, ow: Option<f64>, oc: Option<f64>| {
+            Thresholds {
+                warning: w,
+                critical: c,
+                overcommit_warning: ow,
+                overcommit_critical: oc,
+            }
+            .check()
+        };
+        let ok = [
+            t(vec![p(80.0)], vec![p(90.0)], None, None),
+            t(vec![p(90.0)], vec![p(90.0)], None, None),
+            t(vec![f(20 << 30)], vec![f(10 << 30)], None, None),
+            t(
+                vec![p(80.0), f(5 << 30)],
+                vec![p(95.0), f(1 << 30)],
+                Some(1.5),
+                Some(2.0),
+            ),
+            t(vec![p(80.0)], vec![], None, Some(2.0)),
+            t(vec![], vec![], None, None),
+        ];
+        for (i, r) in ok.iter().enumerate() {
+            assert!(r.is_ok(), "case {i}: {r:?}");
+        }
+        let bad = [
+            (
+                t(vec![p(90.0)], vec![p(80.0)], None, None),
+                "above the critical",
+            ),
+            (
+                t(vec![f(1 << 30)], vec![f(10 << 30)], None, None),
+                "below the critical",
+            ),
+            (
+                t(vec![], vec![], Some(3.0), Some(2.0)),
+                "overcommit warning",
+            ),
+            (t(vec![], vec![], Some(0.0), None), "above 0"),
+            (t(vec![], vec![], None, Some(f64::NAN)), "above 0"),
+        ];
+        for (i, (r, want)) in bad.iter().enumerate() {
+            let e = r.as_ref().expect_err(&format!("case {i} must be refused"));
+            assert!(e.contains(want), "case {i}: {e}");
+        }
     }
 }

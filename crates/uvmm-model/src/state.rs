@@ -210,7 +210,14 @@ impl Action {
             return Ok(());
         }
         let reason = match (self, state) {
-            (Action::Start, _) => "it is already running".to_string(),
+            (Action::Start, Paused) => "it is paused; resume it instead".to_string(),
+            (Action::Start, Shutdown) => "it is shutting down; wait until it is off".to_string(),
+            (Action::Start, Pmsuspended) => {
+                "it is asleep (suspended by the guest); wake it from its console or stop it"
+                    .to_string()
+            }
+            (Action::Start, Running | Blocked) => "it is already running".to_string(),
+            (Action::Start, other) => format!("it is {other}"),
             (Action::Pause, Paused) => "it is already paused".to_string(),
             (Action::Resume, Running | Blocked) => "it is not paused".to_string(),
             (Action::Shutdown | Action::Reboot, Paused) => {
@@ -307,6 +314,11 @@ mod tests {
         assert!(e.to_string().contains("already running"));
         let e = Pause.check(Paused).unwrap_err();
         assert!(e.to_string().contains("already paused"));
+        // A paused VM is not "running" to the person who asked to start it.
+        let e = Start.check(Paused).unwrap_err();
+        assert!(e.to_string().contains("paused; resume it"), "{e}");
+        let e = Start.check(VmState::Shutdown).unwrap_err();
+        assert!(e.to_string().contains("shutting down"), "{e}");
     }
 
     #[test]

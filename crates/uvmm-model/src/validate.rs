@@ -213,17 +213,24 @@ fn graphics(g: &Graphics) -> Result<(), Invalid> {
         })?;
     }
     if let Some(k) = &g.keymap {
-        let ok =
-            (2..=8).contains(&k.len()) && k.chars().all(|c| c.is_ascii_lowercase() || c == '-');
-        if !ok {
+        if !KEYMAPS.contains(&k.as_str()) {
             return invalid(format!(
-                "keymap '{}' (expected e.g. de, en-us, fr-ch)",
-                printable(k)
+                "keymap '{}' (QEMU knows {})",
+                printable(k),
+                KEYMAPS.join(", ")
             ));
         }
     }
     Ok(())
 }
+
+/// The keymaps QEMU ships (/usr/share/qemu/keymaps, the same list from QEMU 2.x to 9.x):
+/// any other name is accepted by libvirt and fails only when the VM starts.
+pub const KEYMAPS: [&str; 34] = [
+    "ar", "bepo", "cz", "da", "de", "de-ch", "en-gb", "en-us", "es", "et", "fi", "fo", "fr",
+    "fr-be", "fr-ca", "fr-ch", "hr", "hu", "is", "it", "ja", "lt", "lv", "mk", "nl", "no", "pl",
+    "pt", "pt-br", "ru", "sl", "sv", "th", "tr",
+];
 
 /// Limits of the host a definition is for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -547,6 +554,17 @@ mod tests {
                     })
                 }),
                 "keymap",
+            ),
+            (
+                // Well-formed, but QEMU has no such keymap: the VM would not start.
+                Box::new(|d| {
+                    d.graphics.push(Graphics {
+                        kind: "vnc".into(),
+                        keymap: Some("de-at".into()),
+                        ..Graphics::default()
+                    })
+                }),
+                "QEMU knows ar, bepo",
             ),
             (
                 Box::new(|d| {

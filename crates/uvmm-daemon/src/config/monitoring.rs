@@ -74,6 +74,9 @@ pub(super) fn monitoring(m: Option<MonitoringFile>) -> Result<Monitoring, Config
         overcommit_warning: ratio(m.overcommit_warning, std.overcommit_warning)?,
         overcommit_critical: ratio(m.overcommit_critical, std.overcommit_critical)?,
     };
+    default
+        .check()
+        .map_err(|e| ConfigError::Invalid(format!("[monitoring]: {e}")))?;
     let mut pools = Vec::new();
     for p in &m.pools {
         let t = Thresholds {
@@ -82,6 +85,8 @@ pub(super) fn monitoring(m: Option<MonitoringFile>) -> Result<Monitoring, Config
             overcommit_warning: ratio(p.overcommit_warning, default.overcommit_warning)?,
             overcommit_critical: ratio(p.overcommit_critical, default.overcommit_critical)?,
         };
+        t.check()
+            .map_err(|e| ConfigError::Invalid(format!("[[monitoring.pools]] {}: {e}", p.name)))?;
         pools.push((p.host.clone(), p.name.clone(), t));
     }
     let pool_interval = match m.pool_interval_secs {
@@ -135,6 +140,8 @@ mod tests {
             "[monitoring]\novercommit_warning = -1.0",
             "[monitoring]\npool_interval_secs = 0",
             "[monitoring]\ncolour = 1",
+            "[monitoring]\nwarning = [\"95%\"]\ncritical = [\"90%\"]",
+            "[monitoring]\n[[monitoring.pool]]\nname = \"big\"\nwarning = [\"5GiB:\"]\ncritical = [\"10GiB:\"]",
         ] {
             let parsed = toml::from_str::<FileConfig>(bad);
             assert!(

@@ -387,8 +387,34 @@ impl Slapd {
 
     /// Freeze slapd (SIGSTOP): connections are accepted by the kernel but never answered,
     /// like a hung server.
+    /// Stop slapd, and return only once every thread of it is stopped: kill(2) returns
+    /// before the signal took effect, and a thread in the middle of a request could still
+    /// answer one (a clean-clone CI run saw a refresh succeed right after the SIGSTOP).
     pub fn pause(&self) {
         self.signal(nix::sys::signal::Signal::SIGSTOP);
+        let Some(c) = &self.child else { return };
+        let tasks = format!("/proc/{}/task", c.id());
+        let stopped = || -> bool {
+            let Ok(dir) = std::fs::read_dir(&tasks) else {
+                return false;
+            };
+            dir.flatten().all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                    // The state follows the command name in parentheses.
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .is_some_and(|st| st == "T" || st == "t")
+                })
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !stopped() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "slapd did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     pub fn resume(&self) {
