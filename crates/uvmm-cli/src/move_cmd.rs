@@ -24,20 +24,28 @@ pub struct MigrateArgs {
     /// the target does not share).
     #[arg(long, conflicts_with = "no_copy_storage")]
     copy_storage: bool,
-    /// Copy no disk: refused unless every disk is on shared storage.
+    /// Switch to post-copy after this many seconds (a host failure after the switch loses
+    /// the running guest).
+    #[arg(long, value_name = "SECS")]
+    post_copy_after: Option<u64>,
+    #[command(flatten)]
+    how: Transfer,
+}
+
+/// What migrations and evacuations share.
+#[derive(Debug, clap::Args)]
+struct Transfer {
+    /// Copy no disk: a VM whose disks are not all on shared storage is refused.
     #[arg(long)]
     no_copy_storage: bool,
-    /// Bandwidth limit in MiB/s.
+    /// Bandwidth limit per migration, MiB/s.
     #[arg(long, value_name = "MIB_S")]
     bandwidth: Option<u64>,
     /// Slow the guest down when it dirties memory faster than it can be sent.
     #[arg(long)]
     auto_converge: bool,
-    /// Switch to post-copy after this many seconds (a host failure after the switch loses
-    /// the running guest).
-    #[arg(long, value_name = "SECS")]
-    post_copy_after: Option<u64>,
-    /// Abort when not done after this many seconds (the VM keeps running on the source).
+    /// Abort a migration not done after this many seconds (the VM keeps running on the
+    /// source).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// Start it and return at once (prints the task).
@@ -52,20 +60,20 @@ pub async fn migrate(c: &Client, m: MigrateArgs, json: bool) -> Result<(), Clien
         offline: m.offline,
         copy_storage: if m.copy_storage {
             CopyStorageMode::All
-        } else if m.no_copy_storage {
+        } else if m.how.no_copy_storage {
             CopyStorageMode::Never
         } else {
             CopyStorageMode::Auto
         },
-        bandwidth_mib_s: m.bandwidth,
-        auto_converge: m.auto_converge,
+        bandwidth_mib_s: m.how.bandwidth,
+        auto_converge: m.how.auto_converge,
         post_copy_after_secs: m.post_copy_after,
-        timeout_secs: m.timeout,
+        timeout_secs: m.how.timeout,
     };
     let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
     let path = paths::vm_migrate(&uuid, Some(&host), false);
     let done: Option<MigrateResult> =
-        task_cmd::start_and_follow(c, &path, Some(&body), !m.no_wait, json).await?;
+        task_cmd::start_and_follow(c, &path, Some(&body), !m.how.no_wait, json).await?;
     let Some(r) = done else { return Ok(()) };
     if json {
         print_json(&r);
@@ -109,38 +117,26 @@ pub struct EvacuateArgs {
     /// Target hosts (repeat; default: every other connected host).
     #[arg(long, value_name = "HOST")]
     to: Vec<String>,
-    /// Copy no disk: a VM whose disks are not all on shared storage stays (failed).
-    #[arg(long)]
-    no_copy_storage: bool,
-    /// Bandwidth limit per migration, MiB/s.
-    #[arg(long, value_name = "MIB_S")]
-    bandwidth: Option<u64>,
-    #[arg(long)]
-    auto_converge: bool,
-    /// Abort a VM's migration after this many seconds (it stays; the next VM goes on).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<u64>,
-    /// Start it and return at once (prints the task).
-    #[arg(long)]
-    no_wait: bool,
+    #[command(flatten)]
+    how: Transfer,
 }
 
 pub async fn evacuate(c: &Client, e: EvacuateArgs, json: bool) -> Result<(), ClientError> {
     let req = EvacuateRequest {
         to: e.to,
-        copy_storage: if e.no_copy_storage {
+        copy_storage: if e.how.no_copy_storage {
             CopyStorageMode::Never
         } else {
             CopyStorageMode::Auto
         },
-        bandwidth_mib_s: e.bandwidth,
-        auto_converge: e.auto_converge,
-        timeout_secs: e.timeout,
+        bandwidth_mib_s: e.how.bandwidth,
+        auto_converge: e.how.auto_converge,
+        timeout_secs: e.how.timeout,
     };
     let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
     let path = paths::host_evacuate(&e.host, false);
     let done: Option<EvacuateResult> =
-        task_cmd::start_and_follow(c, &path, Some(&body), !e.no_wait, json).await?;
+        task_cmd::start_and_follow(c, &path, Some(&body), !e.how.no_wait, json).await?;
     let Some(r) = done else { return Ok(()) };
     if json {
         print_json(&r);

@@ -50,19 +50,9 @@ fn virsh_downtime(host: &TestHost, name: &str) -> Option<f64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn listed_on(d: &Daemon, name: &str) -> Vec<String> {
-    d.get("/api/v1/vms")["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["name"] == name)
-        .map(|v| v["host"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 fn via_uvmmd(d: &Daemon, uuid: &str, from: &TestHost, to: &TestHost) -> (f64, Option<f64>) {
     common::wait_for(Duration::from_secs(60), "uvmmd to list the guest", || {
-        (listed_on(d, "bench") == [from.uri()]).then_some(())
+        (d.listed_on("bench") == [from.uri()]).then_some(())
     });
     let body = json!({ "to": to.uri() }).to_string();
     let t = Instant::now();

@@ -37,17 +37,6 @@ fn daemon(hosts: &TwoHosts) -> Daemon {
     d
 }
 
-/// The hosts (URIs) the API lists `name` on.
-fn listed_on(d: &Daemon, name: &str) -> Vec<String> {
-    d.get("/api/v1/vms")["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["name"] == name)
-        .map(|v| v["host"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// Reads the VM list over and over until stopped; returns every answer that did not show
 /// `name` on exactly one host, and how many answers it read.
 struct ListWatch {
@@ -128,7 +117,7 @@ fn live_and_offline_migration_through_uvmmd() {
     let uuid = boot(&hosts, &spec);
     let log = SerialLog(spec.serial.clone());
     common::wait_for(Duration::from_secs(20), "uvmmd to list the guest", || {
-        (listed_on(&d, "d-shared") == [a_uri.clone()]).then_some(())
+        (d.listed_on("d-shared") == [a_uri.clone()]).then_some(())
     });
     let watch = ListWatch::start(d.socket.clone(), "d-shared");
     let r = migrate_cli(&d, "d-shared", &b_uri, &[]);
@@ -146,7 +135,7 @@ fn live_and_offline_migration_through_uvmmd() {
     assert_eq!(log.text().matches("booted").count(), 1, "no reboot");
     assert_eq!(hosts.b.domstate("d-shared").as_deref(), Some("running"));
     assert!(hosts.a.domstate("d-shared").is_none());
-    assert_eq!(listed_on(&d, "d-shared"), std::slice::from_ref(&b_uri));
+    assert_eq!(d.listed_on("d-shared"), std::slice::from_ref(&b_uri));
     // The history stays one history: the versions on A, then the move recorded on B.
     let backup = d.get(&format!("/api/v1/backups/{uuid}"));
     let versions = backup["versions"].as_array().unwrap();
@@ -173,7 +162,7 @@ fn live_and_offline_migration_through_uvmmd() {
     boot(&hosts, &spec);
     let log = SerialLog(spec.serial.clone());
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-copy", || {
-        (listed_on(&d, "d-copy") == [a_uri.clone()]).then_some(())
+        (d.listed_on("d-copy") == [a_uri.clone()]).then_some(())
     });
     // Refused before anything moves: not every disk is shared.
     let out = d.cli(&[
@@ -206,7 +195,7 @@ fn live_and_offline_migration_through_uvmmd() {
     counts_on(&log, before);
     assert_eq!(log.text().matches("booted").count(), 1, "no reboot");
     assert!(hosts.b.local_images().join("d-copy.qcow2").exists());
-    assert_eq!(listed_on(&d, "d-copy"), std::slice::from_ref(&b_uri));
+    assert_eq!(d.listed_on("d-copy"), std::slice::from_ref(&b_uri));
     hosts.b.virsh(&["destroy", "d-copy"]);
 
     // --- Offline: a shut-off VM with a local disk moves with its disk.
@@ -217,7 +206,7 @@ fn live_and_offline_migration_through_uvmmd() {
         .disk("/var/lib/libvirt/images/d-off.qcow2", "qcow2");
     hosts.define(&hosts.a, &spec);
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-off", || {
-        (listed_on(&d, "d-off") == [a_uri.clone()]).then_some(())
+        (d.listed_on("d-off") == [a_uri.clone()]).then_some(())
     });
     let r = migrate_cli(&d, "d-off", &b_uri, &["--offline"]);
     eprintln!("offline: {r}");
@@ -226,7 +215,7 @@ fn live_and_offline_migration_through_uvmmd() {
     assert_eq!(r["source_volumes_kept"], json!(["local/d-off.qcow2"]));
     assert_eq!(hosts.b.domstate("d-off").as_deref(), Some("shut off"));
     assert!(hosts.a.domstate("d-off").is_none());
-    assert_eq!(listed_on(&d, "d-off"), std::slice::from_ref(&b_uri));
+    assert_eq!(d.listed_on("d-off"), std::slice::from_ref(&b_uri));
     // It boots there, from the copied disk.
     ok(
         d.cli(&["vm", "start", "d-off", "--json"]),
@@ -297,7 +286,7 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
     let uuid = boot(&hosts, &spec);
     let log = SerialLog(spec.serial.clone());
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-slow", || {
-        (listed_on(&d, "d-slow") == [a_uri.clone()]).then_some(())
+        (d.listed_on("d-slow") == [a_uri.clone()]).then_some(())
     });
 
     // --- Cancel once data flows.
@@ -307,7 +296,7 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
     eprintln!("before cancel: {}", t["migration"]);
     assert!(t["migration"]["data_total"].is_u64() && t["migration"]["data_remaining"].is_u64());
     assert_eq!(
-        listed_on(&d, "d-slow"),
+        d.listed_on("d-slow"),
         std::slice::from_ref(&a_uri),
         "on the source while it moves"
     );
@@ -320,7 +309,7 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
     counts_on(&log, after);
     assert_eq!(hosts.a.domstate("d-slow").as_deref(), Some("running"));
     assert!(!hosts.b.qemu_running("d-slow"));
-    assert_eq!(listed_on(&d, "d-slow"), std::slice::from_ref(&a_uri));
+    assert_eq!(d.listed_on("d-slow"), std::slice::from_ref(&a_uri));
 
     // --- The target's libvirtd dies midway.
     let id = start_slow(&d, &uuid, &b_uri);
@@ -338,7 +327,7 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
     let after = log.last_tick().unwrap();
     counts_on(&log, after);
     assert_eq!(hosts.a.domstate("d-slow").as_deref(), Some("running"));
-    assert_eq!(listed_on(&d, "d-slow"), std::slice::from_ref(&a_uri));
+    assert_eq!(d.listed_on("d-slow"), std::slice::from_ref(&a_uri));
     // B comes back without the VM, and uvmmd still shows it once, on A.
     hosts.b.restart_libvirtd();
     common::wait_for(Duration::from_secs(90), "uvmmd to reconnect to B", || {
@@ -349,7 +338,7 @@ fn cancel_and_target_death_leave_the_guest_on_the_source() {
             .all(|h| h["status"] == "connected")
             .then_some(())
     });
-    assert_eq!(listed_on(&d, "d-slow"), std::slice::from_ref(&a_uri));
+    assert_eq!(d.listed_on("d-slow"), std::slice::from_ref(&a_uri));
     hosts.a.virsh(&["destroy", "d-slow"]);
 }
 
@@ -389,7 +378,7 @@ fn evacuate_moves_three_guests_off_a_host() {
     common::wait_for(Duration::from_secs(20), "uvmmd to list the guests", || {
         ["e1", "e2", "e3"]
             .iter()
-            .all(|n| listed_on(&d, n) == std::slice::from_ref(&a_uri))
+            .all(|n| d.listed_on(n) == std::slice::from_ref(&a_uri))
             .then_some(())
     });
     let out = d.cli(&["host", "evacuate", &a_uri, "--json"]);
@@ -408,7 +397,7 @@ fn evacuate_moves_three_guests_off_a_host() {
         assert_eq!(v["live"], v["name"] != "e3", "{v}");
     }
     for n in ["e1", "e2", "e3"] {
-        assert_eq!(listed_on(&d, n), std::slice::from_ref(&b_uri), "{n}");
+        assert_eq!(d.listed_on(n), std::slice::from_ref(&b_uri), "{n}");
         assert!(hosts.a.domstate(n).is_none(), "{n} left A");
     }
     assert_eq!(hosts.b.domstate("e3").as_deref(), Some("shut off"));
@@ -470,7 +459,7 @@ fn failover_defines_the_guest_of_a_dead_host_on_the_other() {
     eprintln!("failover: {r}");
     assert_eq!(r["to"], b_uri.as_str());
     assert!(r["warnings"].to_string().contains("both"), "{r}");
-    assert_eq!(listed_on(&d, "d-fail"), std::slice::from_ref(&b_uri));
+    assert_eq!(d.listed_on("d-fail"), std::slice::from_ref(&b_uri));
     assert_eq!(hosts.b.domstate("d-fail").as_deref(), Some("shut off"));
     let backup = d.get(&format!("/api/v1/backups/{uuid}"));
     let last = backup["versions"]
@@ -521,7 +510,7 @@ fn snapshots_and_rename_through_uvmmd() {
         GuestSpec::new("d-snap", hosts.serial_path("d-snap")).disk(disk.to_str().unwrap(), "qcow2");
     let uuid = hosts.define(&hosts.a, &spec);
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-snap", || {
-        (listed_on(&d, "d-snap").len() == 1).then_some(())
+        (d.listed_on("d-snap").len() == 1).then_some(())
     });
 
     // --- Internal, shut off: revert brings back the disk as it was.
@@ -637,7 +626,7 @@ fn snapshots_and_rename_through_uvmmd() {
     assert_eq!(r["vm"]["uuid"], uuid.as_str());
     assert_eq!(hosts.a.domstate("d-renamed").as_deref(), Some("shut off"));
     assert!(hosts.a.domstate("d-snap").is_none());
-    assert_eq!(listed_on(&d, "d-renamed").len(), 1);
+    assert_eq!(d.listed_on("d-renamed").len(), 1);
     let backup = d.get(&format!("/api/v1/backups/{uuid}"));
     let versions = backup["versions"].as_array().unwrap();
     assert_eq!(versions.last().unwrap()["name"], "d-renamed", "{backup}");
@@ -663,7 +652,7 @@ fn hot_plug_of_a_disk_through_uvmmd() {
         .disk(boot_disk.to_str().unwrap(), "qcow2");
     boot(&hosts, &spec);
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-hot", || {
-        (listed_on(&d, "d-hot").len() == 1).then_some(())
+        (d.listed_on("d-hot").len() == 1).then_some(())
     });
     let blk = |inactive: bool| {
         let mut args = vec!["domblklist", "d-hot"];
@@ -706,7 +695,7 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     spec.extra_cmdline = "acpi=off".into();
     boot(&hosts, &spec);
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-deaf", || {
-        (listed_on(&d, "d-deaf").len() == 1).then_some(())
+        (d.listed_on("d-deaf").len() == 1).then_some(())
     });
     ok(
         d.cli(&[
@@ -749,7 +738,7 @@ fn clone_copy_and_linked_both_boot() {
             .into();
     let src_uuid = hosts.define(&hosts.a, &spec);
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-src", || {
-        (listed_on(&d, "d-src").len() == 1).then_some(())
+        (d.listed_on("d-src").len() == 1).then_some(())
     });
     // The clones write to the source's serial file (the definition is copied): booted
     // lines are counted.
