@@ -45,7 +45,7 @@ pub struct NicDeleteParams {
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/disks", request_body = DiskAddRequest, params(("uuid" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 501, body = ErrorBody, description = "with `live`: the VM cannot hot-plug this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn add_disk(
     State(s): State<AppState>,
     caller: Caller,
@@ -60,7 +60,8 @@ pub(super) async fn add_disk(
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/disks/{target}", params(("uuid" = String, Path), ("target" = String, Path), DiskDeleteParams),
     responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)")))]
+        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)"),
+        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn remove_disk(
     State(s): State<AppState>,
     caller: Caller,
@@ -107,7 +108,7 @@ pub(super) async fn change_media(
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/nics", request_body = NicAddRequest, params(("uuid" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 501, body = ErrorBody, description = "with `live`: the VM cannot hot-plug this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn add_nic(
     State(s): State<AppState>,
     caller: Caller,
@@ -122,7 +123,8 @@ pub(super) async fn add_nic(
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/nics/{mac}", params(("uuid" = String, Path), ("mac" = String, Path), NicDeleteParams),
     responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)")))]
+        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)"),
+        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn remove_nic(
     State(s): State<AppState>,
     caller: Caller,

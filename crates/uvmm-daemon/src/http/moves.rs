@@ -61,6 +61,7 @@ pub(super) async fn migrate_vm(
     responses((status = 200, body = EvacuateResult),
         (status = 202, body = Task, description = "with `wait=false`: the task (`Location: /api/v1/tasks/{id}`)"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "no target host"),
+        (status = 502, body = ErrorBody, description = "libvirt failed before any VM moved"),
         (status = 503, body = ErrorBody)))]
 pub(super) async fn evacuate_host(
     State(s): State<AppState>,
@@ -81,6 +82,7 @@ pub(super) async fn evacuate_host(
     responses((status = 200, body = FailoverResult),
         (status = 404, body = ErrorBody, description = "no such VM or target host, or no backup"),
         (status = 409, body = ErrorBody, description = "its host is reachable, `force` is missing, or `migration_refused`: a disk is not visible on the target or it has the VM"),
+        (status = 502, body = ErrorBody, description = "`migration_failed`: libvirt failed to define it"),
         (status = 503, body = ErrorBody, description = "the target is unavailable")))]
 pub(super) async fn failover_vm(
     State(s): State<AppState>,

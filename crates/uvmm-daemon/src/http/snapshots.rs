@@ -15,7 +15,8 @@ use uvmm_api::*;
 
 #[utoipa::path(get, path = "/api/v1/vms/{uuid}/snapshots", params(("uuid" = String, Path), HostParam),
     responses((status = 200, body = [Snapshot], description = "tree order: parents first, `depth` and `parent` give the tree, `current` the point the VM is at"),
-        (status = 404, body = ErrorBody), (status = 501, body = ErrorBody, description = "the host has no snapshots")))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 501, body = ErrorBody, description = "the host has no snapshots"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn list_snapshots(
     State(s): State<AppState>,
     caller: Caller,
@@ -34,7 +35,8 @@ pub(super) async fn list_snapshots(
     responses((status = 201, body = Snapshot),
         (status = 202, body = Task, description = "with `wait=false`, for a running VM: the task"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "a transient VM, memory of a VM that does not run, a name in use, an internal snapshot of a non-qcow2 disk")))]
+        (status = 409, body = ErrorBody, description = "a transient VM, memory of a VM that does not run, a name in use, an internal snapshot of a non-qcow2 disk"),
+        (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn create_snapshot(
     State(s): State<AppState>,
     caller: Caller,
@@ -49,7 +51,9 @@ pub(super) async fn create_snapshot(
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/snapshots/{name}/revert", params(("uuid" = String, Path), ("name" = String, Path), HostParam),
     responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody),
-        (status = 501, body = ErrorBody, description = "an external snapshot (libvirt 9.0 cannot revert to those)")))]
+        (status = 409, body = ErrorBody),
+        (status = 501, body = ErrorBody, description = "an external snapshot (libvirt 9.0 cannot revert to those)"),
+        (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn revert_snapshot(
     State(s): State<AppState>,
     caller: Caller,
@@ -62,7 +66,8 @@ pub(super) async fn revert_snapshot(
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/snapshots/{name}", params(("uuid" = String, Path), ("name" = String, Path), HostParam),
     responses((status = 200, body = SnapshotDeleted), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "refused: it cannot be deleted without losing data (nothing was changed)")))]
+        (status = 409, body = ErrorBody, description = "refused: it cannot be deleted without losing data (nothing was changed)"),
+        (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn delete_snapshot(
     State(s): State<AppState>,
     caller: Caller,
@@ -75,7 +80,8 @@ pub(super) async fn delete_snapshot(
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/rename", params(("uuid" = String, Path), HostParam), request_body = RenameRequest,
     responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not shut off, transient, or the name is in use on its host")))]
+        (status = 409, body = ErrorBody, description = "not shut off, transient, or the name is in use on its host"),
+        (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn rename_vm(
     State(s): State<AppState>,
     caller: Caller,
@@ -94,7 +100,8 @@ pub(super) async fn rename_vm(
     responses((status = 201, body = VmChangeResponse, description = "the new VM; notes list its images and MACs"),
         (status = 202, body = Task, description = "with `wait=false`: the task"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume")))]
+        (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume"),
+        (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn clone_vm(
     State(s): State<AppState>,
     caller: Caller,

@@ -150,6 +150,13 @@ impl Job for CreateSnapshot {
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<Snapshot, Error> {
         let uuid = ctx.at.vm();
+        let taken = ctx.hv.snapshots(uuid).map_err(libvirt)?;
+        if taken.iter().any(|s| s.name == self.req.name) {
+            return Err(VmError::Conflict {
+                why: format!("a snapshot called {} exists already", self.req.name),
+            }
+            .into());
+        }
         let spec = SnapshotSpec {
             name: self.req.name.clone(),
             description: self.req.description.clone(),
