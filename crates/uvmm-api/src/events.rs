@@ -31,6 +31,10 @@ pub enum EventKind {
     TaskProgress,
     /// A task has ended (`task`, with its `result` or `error`).
     TaskDone,
+    /// Directory mode: the directory became unreachable (`available: false`, uvmmd serves
+    /// from its cache; `message` says why) or answers again (`available: true`). `host` is
+    /// the directory's URI, `host_id` is `directory`.
+    DirectoryState,
     /// The client missed events (it was too slow); reload the full state.
     Resync,
 }
@@ -92,6 +96,10 @@ pub enum Change {
     TaskDone {
         task: Box<Task>,
     },
+    DirectoryState {
+        online: bool,
+        message: String,
+    },
 }
 
 impl Change {
@@ -109,6 +117,7 @@ impl Change {
             Change::PoolChanged { .. } => EventKind::PoolChanged,
             Change::TaskProgress { .. } => EventKind::TaskProgress,
             Change::TaskDone { .. } => EventKind::TaskDone,
+            Change::DirectoryState { .. } => EventKind::DirectoryState,
         }
     }
 }
@@ -225,6 +234,9 @@ impl From<Event> for EventWire {
                 (w.pool, w.level, w.message) = (Some(pool), Some(level), Some(message));
             }
             Change::TaskProgress { task } | Change::TaskDone { task } => w.task = Some(task),
+            Change::DirectoryState { online, message } => {
+                (w.available, w.message) = (Some(online), Some(message));
+            }
         }
         w
     }
@@ -284,6 +296,10 @@ impl TryFrom<EventWire> for Event {
             }
             EventKind::TaskProgress => Change::TaskProgress { task: task()? },
             EventKind::TaskDone => Change::TaskDone { task: task()? },
+            EventKind::DirectoryState => Change::DirectoryState {
+                online: w.available.ok_or_else(|| missing("available"))?,
+                message: w.message.clone().unwrap_or_default(),
+            },
             EventKind::Resync => return Err("a resync notice is not an event".into()),
         };
         Ok(Event {

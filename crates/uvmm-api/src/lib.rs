@@ -81,6 +81,58 @@ pub enum HostOrigin {
     Config,
     /// Added at runtime through the API (persisted in the state directory).
     Runtime,
+    /// A host entry of the LDAP directory (directory mode, `-b ldap://…`).
+    Directory,
+}
+
+/// `GET /api/v1/directory`: standalone, or the state of the directory connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DirectoryStatus {
+    /// `standalone` (`-b ""`: no directory) or `directory`.
+    pub mode: String,
+    /// The directory's URI (no credentials are ever part of it).
+    pub uri: Option<String>,
+    /// The last refresh reached the directory.
+    pub online: bool,
+    /// Directory mode and not online: serving hosts, profiles and notes from the cache.
+    pub degraded: bool,
+    /// Why the directory cannot be reached.
+    pub degraded_reason: Option<String>,
+    /// Unix seconds since when it is degraded.
+    pub degraded_since: Option<i64>,
+    /// The state in use came from the disk cache (since the start).
+    pub from_cache: bool,
+    /// Unix seconds of the directory state in use.
+    pub state_time: Option<i64>,
+    /// Note edits queued while the directory is down (replayed when it is back).
+    pub pending_writes: usize,
+    /// How changes are followed: `sync` (RFC 4533 refresh) or `poll`.
+    pub method: Option<String>,
+    /// Seconds between refreshes.
+    pub refresh_interval_secs: Option<u64>,
+    /// Hosts and profiles the directory names now.
+    pub hosts: usize,
+    pub profiles: usize,
+}
+
+impl DirectoryStatus {
+    pub fn standalone() -> DirectoryStatus {
+        DirectoryStatus {
+            mode: "standalone".into(),
+            uri: None,
+            online: false,
+            degraded: false,
+            degraded_reason: None,
+            degraded_since: None,
+            from_cache: false,
+            state_time: None,
+            pending_writes: 0,
+            method: None,
+            refresh_interval_secs: None,
+            hosts: 0,
+            profiles: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -6,7 +6,9 @@ use hyper::Method;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uvmm_api::{HostStatus, HostSummary, PoolSummary, VersionInfo, DEFAULT_SOCKET};
+use uvmm_api::{
+    DirectoryStatus, HostStatus, HostSummary, PoolSummary, VersionInfo, DEFAULT_SOCKET,
+};
 use uvmm_cli::client::{Client, Target};
 use uvmm_cli::paths;
 use uvmm_libvirt::{Connector, LibvirtConnector, PoolAction};
@@ -340,11 +342,16 @@ fn run(cli: Cli) -> Outcome {
             {
                 Ok(v) => {
                     let secs = started.elapsed().as_secs_f64();
-                    Outcome {
+                    let answered = Outcome {
                         code: 0,
                         text: format!("uvmmd {} answered in {:.0} ms", v.version, secs * 1000.0),
                         perf: vec![format!("time={secs:.4}s;;{};0", timeout.as_secs())],
-                    }
+                    };
+                    // An uvmmd without the route (older) answers 404: nothing to judge.
+                    let directory = call(&paths::directory())
+                        .ok()
+                        .and_then(|v| serde_json::from_value::<DirectoryStatus>(v).ok());
+                    judge_directory(answered, directory.as_ref())
                 }
                 Err(e) => Outcome {
                     code: 2,
@@ -544,9 +551,55 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Directory mode running degraded (on its cache) is a WARNING of the daemon check.
+fn judge_directory(mut o: Outcome, d: Option<&DirectoryStatus>) -> Outcome {
+    if let Some(d) = d.filter(|d| d.degraded) {
+        o.code = o.code.max(1);
+        o.text = format!(
+            "{}; directory {} unreachable, serving from the cache ({} note edit(s) queued): {}",
+            o.text,
+            d.uri.as_deref().unwrap_or("-"),
+            d.pending_writes,
+            d.degraded_reason.as_deref().unwrap_or("unknown reason")
+        );
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_degraded_directory_warns() {
+        let ok = || Outcome {
+            code: 0,
+            text: "uvmmd answered".into(),
+            perf: vec![],
+        };
+        let online = DirectoryStatus {
+            mode: "directory".into(),
+            online: true,
+            ..DirectoryStatus::standalone()
+        };
+        let degraded = DirectoryStatus {
+            online: false,
+            degraded: true,
+            degraded_reason: Some("connection refused".into()),
+            pending_writes: 2,
+            ..online.clone()
+        };
+        for (d, code, needle) in [
+            (None, 0, "answered"),
+            (Some(DirectoryStatus::standalone()), 0, "answered"),
+            (Some(online), 0, "answered"),
+            (Some(degraded), 1, "connection refused"),
+        ] {
+            let o = judge_directory(ok(), d.as_ref());
+            assert_eq!(o.code, code, "{d:?}");
+            assert!(o.text.contains(needle), "{}", o.text);
+        }
+    }
 
     const GIB: u64 = 1 << 30;
 

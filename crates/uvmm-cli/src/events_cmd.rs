@@ -48,6 +48,10 @@ pub fn event_line(e: &Event) -> String {
         _ => {}
     }
     match &e.change {
+        Change::DirectoryState { online, message } => line.push_str(&format!(
+            " {} ({message})",
+            if *online { "online" } else { "degraded" }
+        )),
         Change::HostUnavailable { message }
         | Change::PoolAlert { message, .. }
         | Change::PoolChanged { message, .. } => line.push_str(&format!(" ({message})")),

@@ -1,5 +1,6 @@
 //! uvmm: the command-line client of uvmmd.
 
+mod directory_cmd;
 mod edit;
 mod events_cmd;
 mod move_cmd;
@@ -78,6 +79,9 @@ enum Command {
     /// VM profiles (templates for `vm create`).
     #[command(subcommand)]
     Profile(edit::ProfileCmd),
+    /// The LDAP directory uvmmd follows (directory mode), or that it runs standalone.
+    #[command(subcommand)]
+    Directory(directory_cmd::DirectoryCmd),
     /// Long operations running in the background (a volume clone, a managed save).
     #[command(subcommand)]
     Task(task_cmd::TaskCmd),
@@ -719,6 +723,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Task(cmd) => task_cmd::run(&c, cmd, cli.json).await?,
         Command::Snapshot(cmd) => snapshot_cmd::run(&c, cmd, cli.json).await?,
+        Command::Directory(cmd) => directory_cmd::run(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,
         Command::Volume(cmd) => storage_cmd::run_volume(&c, cmd, cli.json).await?,

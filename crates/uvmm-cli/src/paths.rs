@@ -204,6 +204,10 @@ pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>, live: bool) -> String {
         .on(vm_path(uuid, &format!("/nics/{}", enc(mac))))
 }
 
+pub fn directory() -> String {
+    api("/directory")
+}
+
 pub fn profiles() -> String {
     api("/profiles")
 }

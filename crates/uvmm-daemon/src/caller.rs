@@ -4,6 +4,14 @@
 //! written into every backup version (`user`) and every change's log line. This is the
 //! seam for logins and roles (issue 13: users, roles, scopes): a login will be another
 //! `Auth`, and a role check will read the caller before the operation runs.
+//!
+//! How this meets `uvmm-auth` (not used by uvmmd yet; `docs/auth.md`): [`Peer`] is what
+//! its `Credentials`/`Origin` are made from (`Unix` → `Credentials::UnixPeer`,
+//! `Origin::Unix`; `Tcp` → the request's headers, `Origin::Tcp`), [`Auth::Socket`] is its
+//! `Principal::UnixPeer` and [`Auth::ApiToken`] its `Principal::LegacyToken`. Wiring it in
+//! adds the `Authenticated` (principal, origin, grants) to `Caller`; [`Caller::user`] then
+//! comes from the principal, keeping the names recorded today (`root`, `uid:N`,
+//! `token:api`) for these two.
 
 use std::fmt;
 use std::net::SocketAddr;

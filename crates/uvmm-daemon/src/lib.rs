@@ -6,6 +6,7 @@ pub mod cache;
 pub mod caller;
 pub mod config;
 pub mod defwatch;
+pub mod directory;
 pub mod error;
 pub mod hosts;
 pub mod http;

@@ -36,6 +36,41 @@ impl Family<'_> {
     }
 }
 
+/// The directory connection (directory mode only; nothing in standalone mode).
+pub fn render_directory(out: &mut String, s: &uvmm_api::DirectoryStatus) {
+    if s.mode != "directory" {
+        return;
+    }
+    let mut f = Family { out };
+    f.header(
+        "uvmm_directory_online",
+        "Whether the last directory refresh reached the directory (1) or uvmmd runs degraded on its cache (0).",
+        "gauge",
+    );
+    f.sample(
+        "uvmm_directory_online",
+        &[],
+        if s.online { 1.0 } else { 0.0 },
+    );
+    f.header(
+        "uvmm_directory_pending_writes",
+        "Note edits queued while the directory is down.",
+        "gauge",
+    );
+    let pending = u32::try_from(s.pending_writes).unwrap_or(u32::MAX);
+    f.sample("uvmm_directory_pending_writes", &[], f64::from(pending));
+    if let Some(t) = s.state_time {
+        f.header(
+            "uvmm_directory_state_timestamp_seconds",
+            "Unix time of the directory state in use.",
+            "gauge",
+        );
+        // Unix seconds fit an f64 exactly for hundreds of millions of years.
+        #[allow(clippy::cast_precision_loss, reason = "exact below 2^53")]
+        f.sample("uvmm_directory_state_timestamp_seconds", &[], t as f64);
+    }
+}
+
 pub fn render(cache: &Cache) -> String {
     let mut out = String::new();
     let mut f = Family { out: &mut out };

@@ -4,6 +4,7 @@
 use crate::caller::Caller;
 use crate::config::ApiPolicy;
 use crate::config::{PeerUris, TaskRetention};
+use crate::directory::DirectoryMode;
 use crate::error::Error;
 use crate::hosts::facts::HostFacts;
 use crate::hosts::registry::Registry;
@@ -12,6 +13,7 @@ use crate::hosts::source::HostSource;
 use crate::hosts::worker::{HostHandle, HostMsg};
 use crate::jobs::tasks::{self, Long, Tasks};
 use crate::jobs::{At, HostLink, Job, JobCtx, JobError, Target, Work};
+use crate::profiles::ProfileSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use uvmm_api::Profile;
@@ -58,11 +60,13 @@ pub struct Ops {
     pub shared: Arc<Shared>,
     pub hosts: Arc<Registry>,
     pub tasks: Tasks,
-    profiles: Vec<Profile>,
+    pub profiles: Arc<ProfileSet>,
     /// What API clients may ask for (see `ApiPolicy`).
     pub policy: ApiPolicy,
     /// How the hosts' libvirtds reach each other (migration).
     pub peers: PeerUris,
+    /// Directory mode (`-b ldap://…`); `None` = standalone.
+    pub directory: Option<Arc<DirectoryMode>>,
 }
 
 impl Ops {
@@ -74,16 +78,16 @@ impl Ops {
         policy: ApiPolicy,
     ) -> Ops {
         Ops {
-            hosts: Arc::new(Registry::new(
-                shared.clone(),
-                source,
-                policy.runtime_hosts.clone(),
-            )),
+            hosts: Arc::new(
+                Registry::new(shared.clone(), source, policy.runtime_hosts.clone())
+                    .trust_directory_hosts(policy.trust_directory_hosts),
+            ),
             tasks: Tasks::new(shared.clone(), TaskRetention::default()),
             shared,
-            profiles,
+            profiles: Arc::new(ProfileSet::new(profiles)),
             policy,
             peers: PeerUris::default(),
+            directory: None,
         }
     }
 
@@ -91,6 +95,30 @@ impl Ops {
     pub fn with_peer_uris(mut self, peers: PeerUris) -> Ops {
         self.peers = peers;
         self
+    }
+
+    /// Directory mode: follow `directory` (hosts through the source the registry was
+    /// made with, `hosts` its directory side; profiles here).
+    pub fn with_directory(
+        mut self,
+        directory: Arc<DirectoryMode>,
+        hosts: crate::directory::source::DirectoryHosts,
+    ) -> Ops {
+        if let Ok(d) = directory.dir.try_lock() {
+            self.profiles.merge_directory(d.snapshot());
+            let notes = crate::directory::notes::all_notes(&d);
+            self.shared.update(|c| ((), c.set_directory_notes(notes)));
+        }
+        directory.run(hosts, self.profiles.clone(), self.shared.clone());
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Standalone, or the state of the directory connection.
+    pub fn directory_status(&self) -> uvmm_api::DirectoryStatus {
+        self.directory
+            .as_ref()
+            .map_or_else(uvmm_api::DirectoryStatus::standalone, |d| d.status())
     }
 
     /// Run a job on its host and wait for its answer (a long job: for the end of its
@@ -247,24 +275,22 @@ impl Ops {
         self
     }
 
-    pub fn profiles(&self) -> &[Profile] {
-        &self.profiles
+    pub fn profiles(&self) -> Vec<Profile> {
+        self.profiles.all()
     }
 
     /// A profile by name (any capitalisation).
     pub fn profile(&self, name: &str) -> Result<Profile, Error> {
-        self.profiles
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .cloned()
-            .ok_or_else(|| Error::NoProfile {
-                what: format!("no profile '{name}'"),
-            })
+        self.profiles.find(name).ok_or_else(|| Error::NoProfile {
+            what: format!("no profile '{name}'"),
+        })
     }
 
     /// Prometheus text of everything the cache knows.
     pub fn metrics(&self) -> String {
-        crate::metrics::render(&self.shared.read())
+        let mut text = crate::metrics::render(&self.shared.read());
+        crate::metrics::render_directory(&mut text, &self.directory_status());
+        text
     }
 
     /// Stop every worker (they finish their current libvirt call, then exit).

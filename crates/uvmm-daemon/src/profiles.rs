@@ -2,7 +2,57 @@
 //! directory (default /etc/uvmm/profiles.d).
 
 use std::path::Path;
+use std::sync::RwLock;
 use uvmm_model::profile::{overlay, Profile};
+
+/// The profiles VMs are created from: the local ones, and in directory mode the
+/// directory's merged over them (`uvmm_directory::merge_profiles`: a directory profile
+/// wins on an equal name), replaced at every refresh that changed a profile.
+pub struct ProfileSet {
+    local: Vec<Profile>,
+    all: RwLock<Vec<Profile>>,
+}
+
+impl ProfileSet {
+    pub fn new(local: Vec<Profile>) -> ProfileSet {
+        ProfileSet {
+            all: RwLock::new(local.clone()),
+            local,
+        }
+    }
+
+    pub fn all(&self) -> Vec<Profile> {
+        self.all.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A profile by name (any capitalisation).
+    pub fn find(&self, name: &str) -> Option<Profile> {
+        self.all
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    /// Merge the directory's profiles (as in `snapshot`) over the local ones. A directory
+    /// profile uvmm cannot use is logged and left out.
+    pub fn merge_directory(&self, snapshot: &uvmm_directory::Snapshot) {
+        let (merged, unusable) = uvmm_directory::merge_profiles(self.local.clone(), snapshot);
+        for e in unusable {
+            tracing::warn!("directory profile not usable: {e:?}");
+        }
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) = merged
+            .into_iter()
+            .map(|(mut p, origin)| {
+                if let uvmm_directory::ProfileOrigin::Directory { dn, .. } = origin {
+                    p.origin = Some(format!("directory:{dn}"));
+                }
+                p
+            })
+            .collect();
+    }
+}
 
 /// Load the profiles; a broken file is reported and skipped, so one typo does not take
 /// VM creation down with it.

@@ -2,6 +2,8 @@
 
 use crate::bus::EventBus;
 use crate::config::Settings;
+use crate::directory::source::DirectoryHostSource;
+use crate::directory::DirectoryMode;
 use crate::hosts::shared::Shared;
 use crate::hosts::source::ConfigHostSource;
 use crate::http::{self as api, AppState};
@@ -150,9 +152,21 @@ pub async fn run(
         for p in problems {
             tracing::error!("skipping profile: {p}");
         }
+        // Directory mode: its hosts beside the local ones. `-b ""` never gets here with a
+        // directory, so standalone opens no connection.
+        let ops = match &settings.directory {
+            None => Ops::new(shared, Box::new(source), profiles, settings.api.clone()),
+            Some(d) => {
+                let (directory, uris) = DirectoryMode::open(d)
+                    .await
+                    .map_err(|e| anyhow!("directory: {}", crate::directory::describe(&e)))?;
+                let (source, hosts) = DirectoryHostSource::new(source, uris);
+                Ops::new(shared, Box::new(source), profiles, settings.api.clone())
+                    .with_directory(directory, hosts)
+            }
+        };
         let ops = Arc::new(
-            Ops::new(shared, Box::new(source), profiles, settings.api.clone())
-                .with_task_retention(settings.tasks)
+            ops.with_task_retention(settings.tasks)
                 .with_peer_uris(settings.peer_uris.clone()),
         );
         // The TCP listener is guarded by the API token (see http::guard).

@@ -48,7 +48,7 @@ fn refusals_are_clear_and_exit_2() {
         ),
         (
             vec!["-b", "ldap://dc.example.com", "-u", sock],
-            "not available yet",
+            "a base DN is needed",
         ),
         (
             vec!["-b", "", "-u", sock, "http://example.com/"],

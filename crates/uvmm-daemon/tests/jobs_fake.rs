@@ -247,7 +247,7 @@ async fn a_cancelled_clone_is_deleted_when_libvirt_is_done() {
 }
 
 /// A managed save is aborted by libvirt when its task is cancelled; the VM keeps running.
-/// Its progress comes from the domain's job (virDomainGetJobInfo).
+/// Its progress comes from the domain's job (virDomainGetJobStats).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_managed_save_is_aborted() {
     let mut w = world().await;

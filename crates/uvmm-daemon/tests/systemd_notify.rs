@@ -106,7 +106,7 @@ fn check_config_exits_0_or_1_with_the_reason() {
         (&["-s", "127.0.0.1", "-d"], 0, "configuration OK"),
         (&["-d", "-b", ""], 0, "hosts: 1 (test:///default)"),
         (&["-s", "0.0.0.0", "-d"], 1, "non-loopback"),
-        (&["-b", "ldap://dc"], 1, "not available yet"),
+        (&["-b", "ldap://dc"], 1, "a base DN is needed"),
         // A mistyped option in DAEMON_OPTS is 1 too (scripts test for non-zero).
         (&["--no-such-option"], 1, "unexpected argument"),
     ];

@@ -14,6 +14,7 @@ mod conn;
 pub mod diff;
 pub mod error;
 pub mod escape;
+pub mod login;
 pub mod model;
 pub mod store;
 pub mod sync;

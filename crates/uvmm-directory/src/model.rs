@@ -836,6 +836,7 @@ impl DirectoryProfile {
             driver_iso: None,
             bootloader,
             bootloader_args: None,
+            origin: None,
         };
         let profile = profile
             .checked(&format!("ldap:{}", self.dn))

@@ -107,6 +107,11 @@ pub struct Profile {
     /// Boot loader of Xen PV guests, e.g. `/usr/bin/pygrub`.
     pub bootloader: Option<String>,
     pub bootloader_args: Option<String>,
+    /// Where a listed profile comes from: absent = built in or a local profile file,
+    /// `directory:<DN>` = that LDAP entry (directory mode). Set by uvmmd; a profile file
+    /// that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +127,13 @@ impl Profile {
             file: file.to_string(),
             message: e.to_string(),
         })?;
+        if p.origin.is_some() {
+            return Err(ProfileError {
+                file: file.to_string(),
+                message: "origin is set by uvmmd (where a profile comes from), not in a file"
+                    .into(),
+            });
+        }
         p.validate().map_err(|message| ProfileError {
             file: file.to_string(),
             message,
@@ -251,6 +263,17 @@ pub fn overlay(local: Vec<Profile>) -> Vec<Profile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_cannot_claim_an_origin() {
+        let e =
+            Profile::parse("x.toml", "name = \"X\"\norigin = \"directory:cn=x\"\n").unwrap_err();
+        assert!(e.message.contains("origin"), "{e}");
+        assert_eq!(
+            Profile::parse("x.toml", "name = \"X\"\n").unwrap().origin,
+            None
+        );
+    }
 
     #[test]
     fn builtin_profiles_are_valid() {

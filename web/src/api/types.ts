@@ -40,7 +40,7 @@ export interface HostSummary {
   uri: string;
   status: 'connecting' | 'connected' | 'unavailable';
   available: boolean;
-  origin: 'cmdline' | 'config' | 'runtime';
+  origin: 'cmdline' | 'config' | 'runtime' | 'directory';
   hostname: string | null;
   driver: string | null;
   cpus: number | null;
@@ -271,6 +271,7 @@ export type EventKind =
   | 'vm_changed'
   | 'pool_alert'
   | 'pool_changed'
+  | 'directory_state'
   | 'resync';
 
 export interface UvmmEvent {

@@ -6,6 +6,7 @@
 
 pub mod listing;
 mod moving;
+mod notes;
 mod query;
 mod update;
 pub mod views;
@@ -39,6 +40,9 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
+    /// The notes of the definition's `<metadata>`: in directory mode `def.notes` may show
+    /// the directory's instead (`notes.rs`), and these come back when its entry goes.
+    pub metadata_notes: uvmm_model::domain::Notes,
     /// What the next start of a running VM brings (its persistent definition differs).
     pub pending: Option<Pending>,
     /// Lower-case name: the sort key for people's order, computed once.
@@ -110,6 +114,7 @@ impl VmEntry {
                 def.memory_kib
             },
             vcpus: if s.vcpus > 0 { s.vcpus } else { def.vcpus },
+            metadata_notes: def.notes.clone(),
             def,
             cpu_usage: 0.0,
             cpu_sample: None,
@@ -252,4 +257,7 @@ pub struct Cache {
     pub stats_generation: u64,
     /// VMs moving between hosts (`moving.rs`), by UUID.
     moving: HashMap<String, moving::Move>,
+    /// Directory mode: the VM notes of the directory by lower-case UUID (`notes.rs`);
+    /// `None` standalone, where notes are the definition's `<metadata>`.
+    directory_notes: Option<HashMap<String, uvmm_model::domain::Notes>>,
 }

@@ -2,6 +2,7 @@
 //! said, returning the events it caused (added, removed, state changed, definition
 //! changed). `Shared::update` publishes them in change order.
 
+use super::notes::overlay_notes;
 use super::*;
 use uvmm_api::{Change, Event};
 use uvmm_libvirt::DomainStats;
@@ -42,7 +43,12 @@ fn vm_added(host: &HostEntry, vm: &VmEntry) -> Event {
 }
 
 /// A VM's state (`state`) or definition changed.
-fn vm_changed(host: &HostEntry, vm: &VmEntry, previous_state: VmState, state: bool) -> Event {
+pub(super) fn vm_changed(
+    host: &HostEntry,
+    vm: &VmEntry,
+    previous_state: VmState,
+    state: bool,
+) -> Event {
     let vm = vm_summary(host, vm);
     let change = if state {
         Change::VmState { vm, previous_state }
@@ -151,7 +157,8 @@ impl Cache {
             if held.contains(&snap.uuid) {
                 continue;
             }
-            let vm = VmEntry::from_snapshot(snap);
+            let mut vm = VmEntry::from_snapshot(snap);
+            overlay_notes(self.directory_notes.as_ref(), &mut vm);
             fresh.insert(vm.uuid.clone(), vm);
         }
         let old = std::mem::take(host.vms_mut());
@@ -223,6 +230,7 @@ impl Cache {
             return vec![];
         };
         let mut vm = VmEntry::from_snapshot(snap);
+        overlay_notes(self.directory_notes.as_ref(), &mut vm);
         let ev = match host.vms.get(&vm.uuid) {
             None => Some(vm_added(host, &vm)),
             Some(prev) => {

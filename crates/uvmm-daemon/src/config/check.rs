@@ -46,6 +46,22 @@ pub fn check(args: Args) -> Result<Report, String> {
             format!(" ({})", settings.hosts.join(", "))
         }
     ));
+    match &settings.directory {
+        None => facts.push("directory: none (standalone, -b \"\")".into()),
+        Some(d) => {
+            // Read as uvmmd will, so that a wrong mode or owner shows before a restart; the
+            // password itself is dropped unseen.
+            d.config
+                .read_password()
+                .map_err(|e| uvmm_directory::error_chain(&e))?;
+            facts.push(format!(
+                "directory: {} (bind: {}; cache: {})",
+                d.config.uri,
+                d.config.bind_dn.as_deref().unwrap_or("anonymous"),
+                d.config.cache_dir.display()
+            ));
+        }
+    }
     facts.push(format!("socket: {}", settings.socket.display()));
     if let Some(addr) = settings.listen {
         facts.push(format!("tcp: {addr}"));
@@ -177,7 +193,18 @@ mod tests {
             ("stats_interval_secs = 0\n", &[], Err("stats_interval_secs")),
             ("hosts = [\n", &[], Err("uvmmd.toml")),
             ("colour = 1\n", &[], Err("unknown field")),
-            ("", &["-b", "ldap://dc"], Err("not available yet")),
+            ("", &["-b", "ldap://dc"], Err("base DN is needed")),
+            ("", &["-b", ""], Ok("directory: none")),
+            (
+                "[directory]\nuri = \"ldap://dc/dc=x\"\n",
+                &[],
+                Ok("directory: ldap://dc/dc=x (bind: anonymous"),
+            ),
+            (
+                "[directory]\nuri = \"ldap://dc/dc=x\"\nbind_dn = \"cn=a,dc=x\"\npassword_file = \"/nonexistent/pw\"\n",
+                &[],
+                Err("/nonexistent/pw"),
+            ),
             ("", &["http://not-libvirt/"], Err("http://not-libvirt/")),
             (
                 "profiles_dir = \"PROFILES\"\n",

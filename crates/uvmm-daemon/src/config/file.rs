@@ -27,7 +27,11 @@ pub struct FileConfig {
     pub monitoring: Option<MonitoringFile>,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
+    /// The directory URI (older spelling of `[directory] uri`); `""` = standalone.
     pub ldap: Option<String>,
+    /// Directory mode (docs/directory.md): the keys of `uvmm_directory::DirectoryConfig`
+    /// plus `trust_host_uris`; checked when merging.
+    pub directory: Option<toml::Table>,
     /// Seconds between statistics refreshes (one bulk call per host).
     pub stats_interval_secs: Option<u64>,
     /// Seconds between statistics reads that cover inactive VMs too, to catch changes

@@ -2,10 +2,12 @@
 //! file over the built-in defaults; host URIs from both are managed.
 
 pub mod check;
+mod directory;
 mod file;
 mod monitoring;
 mod policy;
 
+pub use directory::*;
 pub use file::*;
 pub use monitoring::*;
 pub use policy::*;
@@ -68,8 +70,10 @@ pub struct Args {
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
 
-    /// LDAP directory URI; -b "" runs standalone (hosts from the command line and the
-    /// configuration file). Directory support is not available yet.
+    /// LDAP directory URI (ldap://HOST[:PORT]/BASE or ldaps://…): managed hosts, profiles
+    /// and VM notes come from the directory ([directory] in the configuration file holds
+    /// the bind DN, password file, TLS and intervals). -b "" runs standalone (hosts from
+    /// the command line and the configuration file; no directory connection at all).
     #[arg(short = 'b', long = "ldap", value_name = "LDAP_URI")]
     pub ldap: Option<String>,
 
@@ -114,6 +118,8 @@ pub struct Settings {
     pub api: ApiPolicy,
     /// `[migration] peer_uris`: how the libvirtds reach each other (see `MigrationFile`).
     pub peer_uris: PeerUris,
+    /// Directory mode; `None` = standalone.
+    pub directory: Option<DirectorySettings>,
 }
 
 /// How long finished tasks are kept, and how many at most.
@@ -256,13 +262,17 @@ fn peer_uris(f: Option<MigrationFile>) -> Result<PeerUris, ConfigError> {
 }
 
 pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
-    let ldap = args.ldap.clone().or(file.ldap.clone());
-    if let Some(uri) = ldap.as_deref().filter(|u| !u.is_empty()) {
-        return Err(ConfigError::Invalid(format!(
-            "-b {uri}: directory (LDAP) support is not available yet. Run standalone with \
-             -b \"\" and give the hosts as arguments or in the configuration file."
-        )));
-    }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or(file.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let directory = directory_settings(
+        args.ldap.as_deref(),
+        file.ldap.as_deref(),
+        file.directory.as_ref(),
+        &state_dir,
+    )?;
 
     let mut hosts: Vec<String> = Vec::new();
     for uri in args.hosts.iter().chain(file.hosts.iter().flatten()) {
@@ -368,10 +378,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         pidfile,
         logfile,
         verbose: args.verbose,
-        state_dir: args
-            .state_dir
-            .or(file.state_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        state_dir,
         profiles_dir: file
             .profiles_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROFILES_DIR)),
@@ -392,8 +399,12 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
             keep_max: file.task_keep.unwrap_or(1000),
         },
         timing,
-        api: api_policy(file.api)?,
+        api: ApiPolicy {
+            trust_directory_hosts: directory.as_ref().is_some_and(|d| d.trust_host_uris),
+            ..api_policy(file.api)?
+        },
         peer_uris: peer_uris(file.migration)?,
+        directory,
     })
 }
 
@@ -434,14 +445,22 @@ pub(super) mod tests {
 
     #[test]
     fn ldap_option() {
-        assert!(merge(args(&["-b", ""]), FileConfig::default()).is_ok());
-        let e = merge(
-            args(&["-b", "ldap://dc.example.com"]),
+        let s = merge(args(&["-b", ""]), FileConfig::default()).unwrap();
+        assert!(s.directory.is_none());
+        let s = merge(
+            args(&["-b", "ldap://dc.example.com/dc=example,dc=com", "-c", "/st"]),
             FileConfig::default(),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("not available yet"), "{e}");
+        .unwrap();
+        let d = s.directory.unwrap();
+        assert_eq!(d.config.uri, "ldap://dc.example.com/dc=example,dc=com");
+        assert_eq!(d.config.cache_dir, PathBuf::from("/st/directory"));
+        let file: FileConfig =
+            toml::from_str("[directory]\nuri = \"ldap://h/dc=x\"\npoll_interval_secs = 5\n")
+                .unwrap();
+        assert!(merge(args(&["-b", ""]), file).unwrap().directory.is_none());
+        let e = merge(args(&["-b", "http://x/"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("[directory]"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct ApiPolicy {
     pub max_connections_per_peer: usize,
     pub max_connections: usize,
     pub request_timeout: Duration,
+    /// Directory mode: connect to the directory's hosts without `runtime_hosts` (set from
+    /// `[directory] trust_host_uris`).
+    pub trust_directory_hosts: bool,
 }
 
 impl Default for ApiPolicy {
@@ -24,6 +27,7 @@ impl Default for ApiPolicy {
             max_connections_per_peer: 64,
             max_connections: 1024,
             request_timeout: Duration::from_secs(30),
+            trust_directory_hosts: false,
         }
     }
 }
@@ -100,5 +104,6 @@ pub(super) fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
         )?,
         max_connections: positive(f.max_connections, "max_connections", d.max_connections)?,
         request_timeout,
+        trust_directory_hosts: false,
     })
 }

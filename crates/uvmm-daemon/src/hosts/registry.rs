@@ -29,6 +29,8 @@ pub struct Registry {
     changing: Mutex<()>,
     /// The rules for hosts added through the API.
     policy: RuntimeHostPolicy,
+    /// Connect to the directory's hosts without those rules (`[directory] trust_host_uris`).
+    trust_directory: bool,
 }
 
 impl Registry {
@@ -43,21 +45,46 @@ impl Registry {
             source,
             changing: Mutex::new(()),
             policy,
+            trust_directory: false,
+        }
+    }
+
+    /// Whoever can write host entries in the directory is trusted like the configuration
+    /// file (docs/security.md); by default directory hosts meet the API's rules.
+    pub fn trust_directory_hosts(mut self, trust: bool) -> Registry {
+        self.trust_directory = trust;
+        self
+    }
+
+    /// Whether a host of this origin may be connected: hosts saved by API clients and
+    /// (unless trusted) hosts named by the directory meet the runtime host policy, since
+    /// libvirt acts on the URI with uvmmd's rights at every (re)connection.
+    fn admit(&self, uri: &str, origin: HostOrigin) -> bool {
+        let checked = match origin {
+            HostOrigin::Runtime => true,
+            HostOrigin::Directory => !self.trust_directory,
+            HostOrigin::Cmdline | HostOrigin::Config => false,
+        };
+        if !checked {
+            return true;
+        }
+        match self.check_runtime_uri(uri) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(%uri, ?origin, "not connecting to this host: {e}");
+                false
+            }
         }
     }
 
     /// Start managing the source's hosts, and follow the changes it makes on its own.
     pub fn start(self: &Arc<Self>) -> Result<(), HostError> {
         for (uri, origin) in self.source.initial()? {
-            if origin == HostOrigin::Runtime {
-                // Saved by an API client, perhaps before today's rules: check again, since
-                // libvirt acts on the URI with uvmmd's rights at every (re)connection.
-                if let Err(e) = self.check_runtime_uri(&uri) {
-                    tracing::error!(%uri, "not connecting to a host added through the API: {e}");
-                    continue;
-                }
+            // Saved by an API client perhaps before today's rules, or named by the
+            // directory: checked again.
+            if self.admit(&uri, origin) {
+                self.spawn(&uri, origin, None);
             }
-            self.spawn(&uri, origin, None);
         }
         if let Some(mut changes) = self.source.changes() {
             let registry = Arc::downgrade(self);
@@ -76,7 +103,7 @@ impl Registry {
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         match change {
             HostChange::Added { uri, origin } => {
-                if self.shared.read().host(&uri).is_none() {
+                if self.shared.read().host(&uri).is_none() && self.admit(&uri, origin) {
                     self.spawn(&uri, origin, None);
                 }
             }

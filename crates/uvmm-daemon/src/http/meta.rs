@@ -14,6 +14,13 @@ pub(super) async fn version() -> Json<VersionInfo> {
     })
 }
 
+/// Directory mode: whether the directory answers, or uvmmd serves from its cache
+/// (degraded); `mode: standalone` with `-b ""`.
+#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = DirectoryStatus)))]
+pub(super) async fn directory(State(s): State<AppState>) -> Json<DirectoryStatus> {
+    Json(s.ops.directory_status())
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json",
     responses((status = 200, content_type = "application/json", body = Object, description = "the OpenAPI document")))]

@@ -78,6 +78,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::version))
         .routes(routes!(meta::openapi))
+        .routes(routes!(meta::directory))
         .routes(routes!(hosts::list_hosts, hosts::add_host))
         .routes(routes!(hosts::show_host, hosts::remove_host))
         .routes(routes!(profiles::list_profiles))
@@ -127,81 +128,108 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// file mode, the TCP token) has every permission; logins and roles (issue 13) will check
 /// the caller against this table before the handler runs. It is in the OpenAPI document
 /// (`x-uvmm-permission` of every operation), and tests hold it to the route table.
+///
+/// The names are those of `uvmm_auth::roles::Permission` (a test checks each one parses
+/// as such), so wiring issue 13 in replaces this enum by that one and the table by
+/// `uvmm_auth::roles::Access::Needs(..)` without renaming a word of the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
-    /// Look: lists, details, events, metrics.
+    /// Look: lists, details, events, metrics, backups, pools, tasks.
     Read,
-    /// Run VMs: lifecycle actions, media, cancelling tasks.
-    Operate,
-    /// Change what exists: VMs, devices, hosts, storage, backups.
-    Admin,
+    /// VM lifecycle actions (start ... suspend); cancelling a task.
+    Lifecycle,
+    /// Change the medium of a CD-ROM or floppy drive.
+    Media,
+    /// Change a VM's definition: settings, drives, NICs, boot order.
+    Edit,
+    /// Define a new VM.
+    Create,
+    /// Undefine a VM (and delete its images).
+    Delete,
+    /// Change a host's pools and volumes.
+    Storage,
+    /// Add or remove managed hosts.
+    Hosts,
+    /// Restore a VM from a backup; prune backups.
+    Restore,
 }
 
 impl Permission {
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::Read => "read",
-            Permission::Operate => "operate",
-            Permission::Admin => "admin",
+            Permission::Lifecycle => "lifecycle",
+            Permission::Media => "media",
+            Permission::Edit => "edit",
+            Permission::Create => "create",
+            Permission::Delete => "delete",
+            Permission::Storage => "storage",
+            Permission::Hosts => "hosts",
+            Permission::Restore => "restore",
         }
     }
 }
 
 /// The permission of every operation (by its operation id, the handler's name).
+/// Cancelling a task needs `Lifecycle` here; once roles exist, the handler also checks the
+/// permission of the task's own operation (a clone's `Storage`), which only it knows.
 pub const PERMISSIONS: &[(&str, Permission)] = {
     use Permission::*;
     &[
         ("version", Read),
+        ("directory", Read),
         ("openapi", Read),
         ("metrics", Read),
         ("events", Read),
         ("list_hosts", Read),
         ("show_host", Read),
-        ("add_host", Admin),
-        ("remove_host", Admin),
+        ("add_host", Hosts),
+        ("remove_host", Hosts),
         ("list_profiles", Read),
         ("show_profile", Read),
         ("list_vms", Read),
         ("show_vm", Read),
         ("vm_xml", Read),
-        ("create_vm", Admin),
-        ("edit_vm", Admin),
-        ("delete_vm", Admin),
-        ("vm_action", Operate),
-        // Moves change where a VM runs and what exists on two hosts: admin.
-        ("migrate_vm", Admin),
-        ("evacuate_host", Admin),
-        ("failover_vm", Admin),
+        ("create_vm", Create),
+        ("edit_vm", Edit),
+        ("delete_vm", Delete),
+        ("vm_action", Lifecycle),
+        // Moving VMs changes what runs where on two hosts: the hosts permission.
+        ("migrate_vm", Hosts),
+        ("evacuate_host", Hosts),
+        ("failover_vm", Hosts),
         ("list_snapshots", Read),
-        ("create_snapshot", Admin),
-        ("revert_snapshot", Admin),
-        ("delete_snapshot", Admin),
-        ("rename_vm", Admin),
-        ("clone_vm", Admin),
-        ("change_media", Operate),
-        ("add_disk", Admin),
-        ("remove_disk", Admin),
-        ("set_boot", Admin),
-        ("add_nic", Admin),
-        ("remove_nic", Admin),
+        // Snapshots and a rename change the VM (its disks, its state, its name); a clone
+        // defines a new one.
+        ("create_snapshot", Edit),
+        ("revert_snapshot", Edit),
+        ("delete_snapshot", Edit),
+        ("rename_vm", Edit),
+        ("clone_vm", Create),
+        ("change_media", Media),
+        ("add_disk", Edit),
+        ("remove_disk", Edit),
+        ("set_boot", Edit),
+        ("add_nic", Edit),
+        ("remove_nic", Edit),
         ("list_backups", Read),
         ("show_backup", Read),
         ("backup_version", Read),
         ("backup_diff", Read),
-        ("prune_backups", Admin),
-        ("restore", Admin),
+        ("prune_backups", Restore),
+        ("restore", Restore),
         ("list_pools", Read),
         ("show_pool", Read),
-        ("create_pool", Admin),
-        ("pool_action", Admin),
-        ("delete_pool", Admin),
-        ("create_volume", Admin),
-        ("clone_volume", Admin),
-        ("resize_volume", Admin),
-        ("delete_volume", Admin),
+        ("create_pool", Storage),
+        ("pool_action", Storage),
+        ("delete_pool", Storage),
+        ("create_volume", Storage),
+        ("clone_volume", Storage),
+        ("resize_volume", Storage),
+        ("delete_volume", Storage),
         ("list_tasks", Read),
         ("show_task", Read),
-        ("cancel_task", Operate),
+        ("cancel_task", Lifecycle),
     ]
 };
 
@@ -314,10 +342,16 @@ mod tests {
                 let p = permission(&id);
                 assert!(p.is_some(), "{method} {path} ({id}) has no permission");
                 assert_eq!(op["x-uvmm-permission"], p.unwrap().as_str());
-                // Reads need no more than Read.
-                if method == "get" {
-                    assert_eq!(p, Some(Permission::Read), "{method} {path}");
-                }
+                // Reads need no more than Read; every change needs more.
+                assert_eq!(
+                    method == "get",
+                    p == Some(Permission::Read),
+                    "{method} {path}"
+                );
+                // A name issue 13's roles know (uvmm_auth::roles::Permission).
+                let known: Result<uvmm_auth::roles::Permission, _> =
+                    serde_json::from_value(op["x-uvmm-permission"].clone());
+                assert!(known.is_ok(), "{method} {path}: {known:?}");
                 ids.push(id);
             }
         }

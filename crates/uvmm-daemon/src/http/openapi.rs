@@ -54,6 +54,7 @@ use schemas::{bound_integers, describe_path_params, tighten_schemas};
         ErrorInfo,
         ErrorCode,
         VersionInfo,
+        DirectoryStatus,
         VmState,
         Action,
         Disk,

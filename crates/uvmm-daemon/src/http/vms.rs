@@ -5,9 +5,9 @@ use super::{AppState, NoParams};
 use crate::caller::Caller;
 use crate::error::Error;
 use crate::http::error::RequestError;
-use crate::jobs::{Target, VmRef};
+use crate::jobs::VmRef;
 use crate::vm::lifecycle::{ReadXml, VmAction};
-use crate::vm::{self, create::CreateVm, delete::DeleteVm, edit::EditVm, Edit};
+use crate::vm::{self, delete::DeleteVm};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -111,11 +111,7 @@ pub(super) async fn create_vm(
     caller: Caller,
     ApiJson(req): ApiJson<CreateVmRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let host = Target::Host(req.host.clone());
-    let resp = s
-        .ops
-        .run(&caller, host, CreateVm::new(&s.ops, req)?)
-        .await?;
+    let resp = s.ops.create_vm(&caller, req).await?;
     Ok((StatusCode::CREATED, changed(resp)))
 }
 
@@ -129,8 +125,9 @@ pub(super) async fn edit_vm(
     IfMatch(if_match): IfMatch,
     ApiJson(patch): ApiJson<VmPatch>,
 ) -> Result<impl IntoResponse, Error> {
-    let job = Edit::new(if_match, EditVm { patch });
-    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
+    Ok(changed(
+        s.ops.edit_vm(&caller, p.vm(uuid), if_match, patch).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}", params(("uuid" = String, Path), DeleteParams),

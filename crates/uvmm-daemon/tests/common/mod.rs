@@ -216,9 +216,14 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("uvmm.sock");
         std::fs::write(dir.path().join("uvmmd.toml"), config).unwrap();
-        let mut args: Vec<String> = vec![
-            "-b".into(),
-            "".into(),
+        // Standalone unless the test gives its own -b (directory mode).
+        let standalone = !extra.contains(&"-b");
+        let mut args: Vec<String> = if standalone {
+            vec!["-b".into(), "".into()]
+        } else {
+            vec![]
+        };
+        args.extend::<Vec<String>>(vec![
             "-u".into(),
             socket.display().to_string(),
             "-c".into(),
@@ -227,7 +232,7 @@ impl Daemon {
             dir.path().join("uvmmd.toml").display().to_string(),
             "--backup-dir".into(),
             dir.path().join("backups").display().to_string(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(hosts.iter().cloned());
         let mut d = Daemon {

@@ -27,7 +27,8 @@ pub const SERVICE_PW: &str = "svc-secret";
 pub const TEST_LDIF: &str = include_str!("test-data.ldif");
 
 pub fn schema_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
+    // Through the crate's directory name, so that other crates' tests find it too.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../uvmm-directory/schema")
 }
 
 fn tool(name: &str) -> PathBuf {
