@@ -69,6 +69,9 @@ pub enum Cause {
     External,
     /// A change found on (re)connection or by a statistics round.
     Resync,
+    /// The VM moved to this version's host (live or offline migration, failover); the
+    /// versions before it record the VM on its previous host.
+    Migrate,
 }
 
 impl Cause {
@@ -80,6 +83,7 @@ impl Cause {
             Cause::Restore => "restore",
             Cause::External => "external",
             Cause::Resync => "resync",
+            Cause::Migrate => "migrate",
         }
     }
 }
@@ -280,7 +284,10 @@ impl BackupStore {
         if let Some(last) = existing.last() {
             let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
                 .unwrap_or_default();
-            if last_xml == xml && !input.deleted && !last.deleted {
+            // A move is a version of its own even with the same definition: the history
+            // then says where the VM went.
+            let moved = input.cause == Cause::Migrate && last.host != input.host;
+            if last_xml == xml && !input.deleted && !last.deleted && !moved {
                 return Ok(None);
             }
             if last_xml == xml && input.deleted && last.deleted {

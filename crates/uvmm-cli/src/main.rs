@@ -4,7 +4,9 @@ mod access_cmd;
 mod directory_cmd;
 mod edit;
 mod events_cmd;
+mod move_cmd;
 mod pending;
+mod snapshot_cmd;
 mod storage_cmd;
 mod task_cmd;
 
@@ -123,6 +125,9 @@ enum Command {
     /// API tokens for scripts and monitoring (admins).
     #[command(subcommand)]
     Token(access_cmd::TokenCmd),
+    /// Snapshots of a VM: create, list (the tree), revert, delete.
+    #[command(subcommand)]
+    Snapshot(snapshot_cmd::SnapshotCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     ///
     /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
@@ -147,10 +152,16 @@ enum HostCmd {
     Add { uri: String },
     /// Stop managing a host (persisted across restarts; its VMs are not touched).
     Remove { host: String },
+    /// Move every VM off a host (maintenance): running ones live, shut-off ones offline.
+    ///
+    /// Each VM goes to the target with the most free memory that passes the checks, one
+    /// after the other, as one task; the end lists every VM's outcome (exit 1 when one
+    /// failed).
+    Evacuate(move_cmd::EvacuateArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct VmRef {
+pub(crate) struct VmRef {
     /// VM name or UUID.
     vm: String,
     /// Host id or URI, when the name exists on several hosts.
@@ -213,6 +224,44 @@ enum VmCmd {
     Reboot(VmRef),
     /// Hard reset.
     Reset(VmRef),
+    /// Move the VM to another host: live when it runs, offline when it is shut off.
+    ///
+    /// uvmmd checks first (CPU, machine, memory, networks, storage on the target) and
+    /// refuses with every reason before anything moves. Disks on storage both hosts see
+    /// stay where they are; the others are copied. This runs as a task: a progress bar on a
+    /// terminal, Ctrl-C leaves it running (`uvmm task cancel ID` aborts it; the VM keeps
+    /// running on the source).
+    Migrate(move_cmd::MigrateArgs),
+    /// Define the VM of a host that is down on another host, from its last backup.
+    ///
+    /// Only when every disk image is on storage the other host sees, and only with
+    /// --force: if the old host is not really off, both may run the VM on the same images
+    /// (split brain), which destroys its file systems. The VM is defined shut off.
+    Failover(move_cmd::FailoverArgs),
+    /// Copy a shut-off VM on its host: new name, UUID and MACs; every disk copied (a
+    /// task with progress) or, with --linked, a qcow2 overlay on the source's image.
+    Clone {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new VM's name.
+        #[arg(long)]
+        name: String,
+        /// Linked clone: instant, but the source must stay shut off and unchanged.
+        #[arg(long)]
+        linked: bool,
+        /// Keep the MAC addresses (for a clone that replaces its source).
+        #[arg(long)]
+        keep_macs: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Give a shut-off VM another name (its UUID and backup history stay).
+    Rename {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new name.
+        name: String,
+    },
     #[command(flatten)]
     Edit(edit::EditCmd),
 }
@@ -493,7 +542,7 @@ async fn wait_until_off(
 }
 
 /// Turn a name or UUID into (uuid, host URI).
-async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
+pub(crate) async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
     if uvmm_model::uuid::is_uuid(&r.vm) {
         let path = paths::vm(&r.vm, r.host.as_deref());
         let d: VmDetail = c.call(Method::GET, &path, None).await?;
@@ -643,6 +692,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     println!("host {} ({}) is no longer managed", h.id, h.uri)
                 }
             }
+            HostCmd::Evacuate(e) => move_cmd::evacuate(&c, e, cli.json).await?,
         },
         Command::Vm(cmd) => {
             let action = |a: Action, r: VmRef| (a, r, None, true);
@@ -694,6 +744,29 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Reboot(r) => action(Action::Reboot, r),
                 VmCmd::Reset(r) => action(Action::Reset, r),
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
+                VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
+                VmCmd::Failover(f) => return move_cmd::failover(&c, f, cli.json).await,
+                VmCmd::Clone {
+                    vm,
+                    name,
+                    linked,
+                    keep_macs,
+                    no_wait,
+                } => {
+                    let req = CloneRequest {
+                        name,
+                        mode: if linked {
+                            CloneModeName::Linked
+                        } else {
+                            CloneModeName::Copy
+                        },
+                        keep_macs,
+                    };
+                    return snapshot_cmd::clone(&c, &vm, req, !no_wait, cli.json).await;
+                }
+                VmCmd::Rename { vm, name } => {
+                    return snapshot_cmd::rename(&c, &vm, name, cli.json).await
+                }
             };
             let (uuid, host) = resolve(&c, &r).await?;
             // A managed save becomes a task on uvmmd: followed here, or left running.
@@ -716,6 +789,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Task(cmd) => task_cmd::run(&c, cmd, cli.json).await?,
+        Command::Snapshot(cmd) => snapshot_cmd::run(&c, cmd, cli.json).await?,
         Command::Directory(cmd) => directory_cmd::run(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,

@@ -196,7 +196,10 @@ pub async fn run(
                     .with_directory(directory, hosts)
             }
         };
-        let ops = Arc::new(ops.with_task_retention(settings.tasks));
+        let ops = Arc::new(
+            ops.with_task_retention(settings.tasks)
+                .with_peer_uris(settings.peer_uris.clone()),
+        );
         let (auth, tls, guard) = start_auth(&settings, tcp.as_ref())?;
         socket_file.keep();
         anyhow::Ok((

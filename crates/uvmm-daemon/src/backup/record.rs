@@ -66,6 +66,11 @@ pub fn record_definition(
         deleting,
         persistent,
     } = rec;
+    // A moving VM is recorded by its move, once, on its new host (cause `migrate`): the
+    // source's undefine and the target's define on the way are not changes of their own.
+    if shared.read().moving_at(uuid, uri) {
+        return Ok(Recorded::default());
+    }
     let mut input = VersionInput {
         host: uri.to_string(),
         cause,

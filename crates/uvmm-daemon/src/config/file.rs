@@ -62,6 +62,19 @@ pub struct FileConfig {
     pub tls: Option<uvmm_auth::tls::TlsConfig>,
     /// The audit log of every change (default /var/log/uvmm/audit.log); reopened on SIGHUP.
     pub audit_log: Option<PathBuf>,
+    /// Migration between the managed hosts.
+    pub migration: Option<MigrationFile>,
+}
+
+/// `[migration]` of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationFile {
+    /// How the *libvirtds* reach each other for peer-to-peer migration, per managed host
+    /// URI: `{ "qemu:///system" = "qemu+tcp://kvm1.example.org/system" }`. Needed where
+    /// uvmmd's own URI of a host means nothing to another host (a local `qemu:///system`,
+    /// a UNIX socket); a remote URI (`qemu+ssh://kvm1/system`) is used as it is.
+    pub peer_uris: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[api]` of the configuration file: the privilege boundary between API clients and

@@ -139,6 +139,8 @@ pub struct Settings {
     pub audit_log: PathBuf,
     /// The configuration file read (SIGHUP reads its `[auth]` again).
     pub config_file: PathBuf,
+    /// `[migration] peer_uris`: how the libvirtds reach each other (see `MigrationFile`).
+    pub peer_uris: PeerUris,
     /// Directory mode; `None` = standalone.
     pub directory: Option<DirectorySettings>,
 }
@@ -244,6 +246,35 @@ pub fn parse_listen(spec: &str) -> Result<SocketAddr, ConfigError> {
         }
     };
     Ok(addr)
+}
+
+/// How each host's libvirtd is reached by the others (peer-to-peer migration), by the
+/// host's URI as uvmmd manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerUris(pub std::collections::BTreeMap<String, String>);
+
+impl PeerUris {
+    /// The URI another libvirtd uses for `host`: the configured one, else the host's own
+    /// when it names a remote machine; `None` when neither works (a local or socket URI).
+    pub fn of(&self, host: &HostUri) -> Option<String> {
+        if let Some(p) = self.0.get(&host.uri) {
+            return Some(p.clone());
+        }
+        let remote =
+            host.host.as_deref().is_some_and(|h| !h.is_empty()) && !host.uri.contains("socket=");
+        remote.then(|| host.uri.clone())
+    }
+}
+
+fn peer_uris(f: Option<MigrationFile>) -> Result<PeerUris, ConfigError> {
+    let map = f.and_then(|f| f.peer_uris).unwrap_or_default();
+    for (host, peer) in &map {
+        for u in [host, peer] {
+            HostUri::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("[migration] peer_uris: {e}")))?;
+        }
+    }
+    Ok(PeerUris(map))
 }
 
 pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
@@ -419,6 +450,7 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
             trust_directory_hosts: directory.as_ref().is_some_and(|d| d.trust_host_uris),
             ..api_policy(file.api)?
         },
+        peer_uris: peer_uris(file.migration)?,
         directory,
         auth,
         tls,

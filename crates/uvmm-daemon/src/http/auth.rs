@@ -97,6 +97,18 @@ pub const ROUTES: &[Rule] = {
         r("edit_vm", Needs(Edit), Vm),
         r("delete_vm", Needs(Delete), Vm),
         r("vm_action", Needs(Lifecycle), Vm),
+        // Moving VMs changes what runs where on two hosts; the target host is in the body,
+        // so a grant must cover every host.
+        r("migrate_vm", Needs(Hosts), Global),
+        r("evacuate_host", Needs(Hosts), Global),
+        r("failover_vm", Needs(Hosts), Global),
+        r("list_snapshots", Needs(Read), Vm),
+        r("create_snapshot", Needs(Edit), Vm),
+        r("revert_snapshot", Needs(Edit), Vm),
+        r("delete_snapshot", Needs(Edit), Vm),
+        r("rename_vm", Needs(Edit), Vm),
+        // The clone's name is in the body (like create_vm): a grant must cover everything.
+        r("clone_vm", Needs(Create), Global),
         r("change_media", Needs(Media), Vm),
         r("add_disk", Needs(Edit), Vm),
         r("remove_disk", Needs(Edit), Vm),

@@ -4,7 +4,8 @@
 //! refuses it, 5xx the daemon, libvirt or the host failed.
 
 use crate::error::{
-    BackupError, Error, HostError, JobError, LookupError, StorageError, TaskError, VmError,
+    BackupError, Error, HostError, JobError, LookupError, MigrateError, StorageError, TaskError,
+    VmError,
 };
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -76,6 +77,8 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Request(r) => request(r),
         Error::Task(TaskError::NotFound(_)) => NOT_FOUND,
         Error::Task(TaskError::Ended { .. }) => CONFLICT,
+        Error::Migrate(MigrateError::Refused(_)) => (StatusCode::CONFLICT, "migration_refused"),
+        Error::Migrate(MigrateError::Failed(_)) => (StatusCode::BAD_GATEWAY, "migration_failed"),
         Error::NoProfile { .. } => NOT_FOUND,
         Error::Internal { .. } => INTERNAL,
     }

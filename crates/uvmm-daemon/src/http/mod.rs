@@ -14,8 +14,10 @@ pub mod extract;
 pub mod guard;
 mod hosts;
 mod meta;
+mod moves;
 pub mod openapi;
 mod profiles;
+mod snapshots;
 mod storage;
 mod tasks;
 mod vms;
@@ -100,6 +102,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::add_nic))
         .routes(routes!(devices::remove_nic))
         .routes(routes!(vms::vm_action))
+        .routes(routes!(moves::migrate_vm))
+        .routes(routes!(moves::evacuate_host))
+        .routes(routes!(moves::failover_vm))
+        .routes(routes!(
+            snapshots::list_snapshots,
+            snapshots::create_snapshot
+        ))
+        .routes(routes!(snapshots::revert_snapshot))
+        .routes(routes!(snapshots::delete_snapshot))
+        .routes(routes!(snapshots::rename_vm))
+        .routes(routes!(snapshots::clone_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))

@@ -392,6 +392,15 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no VM {name} on {host}"))
     }
 
+    /// The hosts (URIs) `GET /api/v1/vms` lists a VM called `name` on.
+    pub fn listed_on(&self, name: &str) -> Vec<String> {
+        self.vms()
+            .iter()
+            .filter(|v| v["name"] == name)
+            .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// Run the real CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(uvmm_bin())
