@@ -30,7 +30,9 @@ demo_backups=/var/lib/uvmm-demo/backups
 rm -f /var/lib/uvmm/hosts.json
 rm -rf "$demo_backups"
 echo "==> starting uvmmd on ${#hosts[@]} demo hosts"
-uvmmd -d -b "" -s 127.0.0.1:2106 --backup-dir "$demo_backups" "${hosts[@]}"
+# Plain HTTP on loopback for the demo (a real installation serves HTTPS: README, "Remote
+# access").
+uvmmd -d -b "" -s 127.0.0.1:2106 --plain-http --backup-dir "$demo_backups" "${hosts[@]}"
 # The daemon answers at once; give the hosts a moment to finish connecting.
 for _ in $(seq 50); do uvmm host list --json | grep -q '"connecting"' || break; sleep 0.1; done
 

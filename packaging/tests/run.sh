@@ -323,10 +323,12 @@ unit=$root/lib/systemd/system/uvmmd.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 same "the unit starts /usr/sbin/uvmmd \$DAEMON_OPTS" '/usr/sbin/uvmmd $DAEMON_OPTS' "$exec_start"
 same "the unit reads /etc/default/uvmmd" "-/etc/default/uvmmd" "$(sed -n 's/^EnvironmentFile=//p' "$unit")"
-# The seed: DAEMON_OPTS="-s 0.0.0.0 -d" (and its standalone form with -b '' and a host).
-# 0.0.0.0 waits for TLS; the rest stays as the seed has it.
+# The seed: DAEMON_OPTS="-s 0.0.0.0 -d" (and its standalone form with -b '' and a host):
+# HTTPS on every address with a self-signed certificate. The later steps use plain HTTP
+# on loopback (--plain-http); plain HTTP on 0.0.0.0 is what uvmmd refuses.
 seed_opts="-s 0.0.0.0 -d -b '' test:///default"
-test_opts="-s 127.0.0.1 -d -b '' test:///default"
+test_opts="-s 127.0.0.1 -d -b '' --plain-http test:///default"
+refused_opts="-s 0.0.0.0 -d -b '' --plain-http test:///default"
 # run_exec_start OPTS: what systemd runs for ExecStart with DAEMON_OPTS=OPTS: the value
 # split into words with quotes removed (systemd 252 does this; phase 4 shows it with the
 # real systemd), no shell in between.
@@ -334,14 +336,26 @@ run_exec_start() {
     printf 'DAEMON_OPTS="%s"\n' "$1" >"$root/etc/default/uvmmd"
     in_root sh -c '. /etc/default/uvmmd; eval "set -- $DAEMON_OPTS"; exec '"${exec_start%% *}"' "$@"'
 }
-if out=$(run_exec_start "$seed_opts" 2>&1); then
-    bad "the seed's -s 0.0.0.0 should be refused today"
-else
-    contains "the seed's -s 0.0.0.0 is refused until TLS lands, with the reason" "$out" "TLS support lands"
-fi
 out=$(in_root uvmmd --check-config -s 0.0.0.0 -d 2>&1; echo "exit=$?")
-contains "uvmmd --check-config says why the seed's line cannot work yet (exit 1)" "$out" "exit=1"
-contains "  ... and names the non-loopback address" "$out" "non-loopback"
+contains "uvmmd --check-config accepts the seed's line (exit 0)" "$out" "exit=0"
+contains "  ... and says it serves HTTPS" "$out" "0.0.0.0:2106 (HTTPS)"
+out=$(in_root uvmmd --check-config -s 0.0.0.0 --plain-http 2>&1; echo "exit=$?")
+contains "plain HTTP on 0.0.0.0 is refused (exit 1)" "$out" "exit=1"
+contains "  ... with the reason" "$out" "only allowed on loopback"
+if out=$(run_exec_start "$seed_opts" 2>&1); then
+    ok "uvmmd with the seed's options ($seed_opts) detaches once its sockets are ready"
+else
+    bad "uvmmd $seed_opts: $out"
+fi
+fp=$(in_root uvmmd --show-fingerprint -s 0.0.0.0 2>&1) || true
+contains "uvmmd --show-fingerprint prints the certificate's fingerprint" "$fp" "SHA256:"
+contains "uvmm reaches it over HTTPS with the pinned fingerprint and the API token" \
+    "$(in_root uvmm --url https://127.0.0.1:2106 --accept-fingerprint "$fp" vm list 2>&1)" "test"
+contains "  ... and refuses a server it does not know" \
+    "$(in_root uvmm --url https://127.0.0.1:2106 --known-hosts /tmp/none vm list 2>&1)" "not a known server"
+same "the self-signed certificate's key is 0600" "600 root:root" "$(mode_of /var/lib/uvmm/tls/uvmmd.key)"
+in_root sh -c 'kill "$(cat /run/uvmm/uvmmd.pid)"'
+for _ in $(seq 100); do in_root test -e /run/uvmm/uvmm.sock || break; sleep 0.1; done
 if out=$(run_exec_start "$test_opts" 2>&1); then
     ok "uvmmd $test_opts detaches once its sockets are ready (no systemd here)"
 else
@@ -480,7 +494,7 @@ same "the package enabled uvmmd.service" "enabled" "$(box systemctl is-enabled u
 same "the package started uvmmd.service (deb-systemd-invoke)" "active" "$(box systemctl is-active uvmmd)"
 same "Type=notify" "notify" "$(box systemctl show -p Type --value uvmmd)"
 # The seed's options with loopback; -b '' shows that systemd removes the quotes.
-printf 'DAEMON_OPTS="%s"\n' "-s 127.0.0.1 -d -b '' test+unix:///default" >"$root/etc/default/uvmmd"
+printf 'DAEMON_OPTS="%s"\n' "-s 127.0.0.1 -d -b '' --plain-http test+unix:///default" >"$root/etc/default/uvmmd"
 box systemctl restart uvmmd
 ready_pid=$(box systemctl show -p MainPID --value uvmmd || true)
 # A reload right after READY=1 finds the SIGHUP handler in place (not SIGHUP's default,
@@ -570,7 +584,7 @@ done
 check "a killed uvmmd is restarted by systemd" test "$new_pid" != "$main_pid" -a "$new_pid" != 0
 same "NRestarts counts it" "1" "$(box systemctl show -p NRestarts --value uvmmd)"
 cp "$root/etc/default/uvmmd" "$work/default.good"
-printf 'DAEMON_OPTS="%s"\n' "$seed_opts" >"$root/etc/default/uvmmd"
+printf 'DAEMON_OPTS="%s"\n' "$refused_opts" >"$root/etc/default/uvmmd"
 if box systemctl restart uvmmd >/dev/null 2>&1; then
     bad "a refused configuration should fail the start"
 else
@@ -621,11 +635,11 @@ contains "... and the kept token" "$(box uvmm --url http://127.0.0.1:2106 host l
 contains "... and lists the kept backups" "$(box uvmm-restore -l 2>&1)" "test"
 
 step "an upgrade whose uvmmd refuses the configuration does not restart it"
-printf 'DAEMON_OPTS="%s"\n' "$seed_opts" >"$root/etc/default/uvmmd"
+printf 'DAEMON_OPTS="%s"\n' "$refused_opts" >"$root/etc/default/uvmmd"
 pid_before=$(box systemctl show -p MainPID --value uvmmd) || true
 out=$(box dpkg -i "$(debs new uvmm-daemon)" 2>&1) || bad "reinstall: $out"
 contains "the postinst says why it does not restart uvmmd" "$out" "uvmmd is not restarted"
-contains "  ... with uvmmd's reason" "$out" "non-loopback"
+contains "  ... with uvmmd's reason" "$out" "only allowed on loopback"
 same "the running uvmmd goes on (same MainPID)" "$pid_before" "$(box systemctl show -p MainPID --value uvmmd)"
 contains "  ... and answers" "$(box uvmm host list 2>&1)" "connected"
 cp "$work/default.good" "$root/etc/default/uvmmd"

@@ -7,7 +7,7 @@ import { auth } from './api/client';
 import { ConfirmHost } from './components/dialog';
 import { Toasts } from './components/feedback';
 import { initialLang, lang, LANGS, setLang, t, type Key, type Lang, tn } from './i18n';
-import { pools, startLive, stopLive, streamState } from './live';
+import { directory, pools, startLive, stopLive, streamState } from './live';
 import { Backups } from './pages/Backups';
 import { CreateWizard } from './pages/CreateWizard';
 import { Login } from './pages/Login';
@@ -115,6 +115,7 @@ export function App() {
 function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void; onLogout: () => void }) {
   const stream = useStore(streamState);
   const poolList = useStore(pools);
+  const dir = useStore(directory);
   const alerts = (poolList ?? []).filter((p) => p.level !== 'ok').length;
   const link = (href: string, id: string, label: string, extra?: ComponentChildren) => (
     <a href={href} onClick={onLinkClick} aria-current={props.current === id ? 'page' : undefined}>
@@ -143,6 +144,12 @@ function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void;
         {link('/backups', 'backups', t('nav.backups'))}
       </nav>
       <div class="top-right">
+        {dir?.degraded && (
+          <span class="live live-degraded" role="status" data-testid="directory-state" title={dir.degraded_reason ?? undefined}>
+            <span class="dot" aria-hidden="true" />
+            {tn('live.directory_degraded', dir.pending_writes)}
+          </span>
+        )}
         <span class={`live live-${stream}`} role="status" data-testid="stream-state" data-state={stream}>
           <span class="dot" aria-hidden="true" />
           {t(`live.${stream}` as Key)}

@@ -9,7 +9,7 @@
 
 import { useEffect, useRef } from 'preact/hooks';
 import { api, followEvents, type StreamState } from './api/client';
-import type { HostSummary, PoolSummary, UvmmEvent } from './api/types';
+import type { DirectoryStatus, HostSummary, PoolSummary, UvmmEvent } from './api/types';
 import { toast } from './components/feedback';
 import { t, type Key } from './i18n';
 import { createStore } from './store';
@@ -17,6 +17,8 @@ import { createStore } from './store';
 export const streamState = createStore<StreamState>('connecting');
 export const hosts = createStore<HostSummary[] | null>(null);
 export const pools = createStore<PoolSummary[] | null>(null);
+/** The LDAP directory's state (directory mode); shown in the header while degraded. */
+export const directory = createStore<DirectoryStatus | null>(null);
 
 const eventSubs = new Set<(e: UvmmEvent) => void>();
 const resyncSubs = new Set<() => void>();
@@ -49,6 +51,14 @@ async function loadPools() {
   }
 }
 
+async function loadDirectory() {
+  try {
+    directory.set(await api.get<DirectoryStatus>('/directory'));
+  } catch {
+    // As above; an older uvmmd has no /directory.
+  }
+}
+
 const reloadHosts = throttle(loadHosts, 250);
 const reloadPools = throttle(loadPools, 250);
 
@@ -71,6 +81,9 @@ export function startLive(): void {
         toast('warning', t('live.host_unavailable', { host: e.host_id }), e.message ?? undefined, t('hint.host_unavailable'));
       } else if (e.kind === 'host_connected') {
         toast('info', t('live.host_connected', { host: e.host_id }));
+      } else if (e.kind === 'directory_state') {
+        void loadDirectory();
+        toast(e.available === false ? 'warning' : 'info', t(e.available === false ? 'live.directory_down' : 'live.directory_back'), e.message ?? undefined);
       }
       eventSubs.forEach((f) => f(e));
     },
@@ -78,6 +91,7 @@ export function startLive(): void {
     () => {
       void loadHosts();
       void loadPools();
+      void loadDirectory();
       resyncSubs.forEach((f) => f());
     },
   );
@@ -93,6 +107,7 @@ export function stopLive(): void {
   clearInterval(ticker);
   hosts.set(null);
   pools.set(null);
+  directory.set(null);
 }
 
 /** Subscribe a component to events; `f` may change between renders. */

@@ -43,8 +43,10 @@ export async function until(f, what, ms = 10_000) {
 /** A uvmmd process on `hosts` with its own state, backup and socket directory, listening
  * on 127.0.0.1:PORT. `restart()` keeps the state directory (and so the API token). */
 export class Uvmmd {
-  constructor({ bin, hosts, config = '', dir }) {
+  constructor({ bin, hosts, config = '', dir, directory = '' }) {
     this.bin = bin;
+    // -b: '' is standalone (the seed's meaning), an ldap:// URI is directory mode.
+    this.directory = directory;
     this.hosts = hosts;
     this.dir = dir ?? mkdtempSync(join(tmpdir(), 'uvmm-web-'));
     this.ownDir = !dir;
@@ -56,12 +58,15 @@ export class Uvmmd {
   async start() {
     this.port ??= await freePort();
     const args = [
-      '-b', '',
+      '-b', this.directory,
       '-u', join(this.dir, 'uvmm.sock'),
       '-c', join(this.dir, 'state'),
       '--config', join(this.dir, 'uvmmd.toml'),
       '--backup-dir', join(this.dir, 'backups'),
       '-s', `127.0.0.1:${this.port}`,
+      // Plain HTTP on loopback (the browser test has no certificate to trust).
+      '--plain-http',
+      '--audit-log', join(this.dir, 'audit.log'),
       ...this.hosts,
     ];
     const log = openSync(join(this.dir, 'uvmmd.log'), 'a');

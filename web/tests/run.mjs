@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, login, sleep, until, Uvmmd } from './harness.mjs';
+import { freePort, launchChromium, login, sleep, until, Uvmmd } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..');
@@ -161,7 +161,7 @@ test('login: a wrong token is refused with an explanation; the right one opens t
   await page.click('form.login-form button[type=submit]');
   const err = await page.waitForSelector('.error-box');
   const text = await err.innerText();
-  assert(/Not logged in/.test(text) && /wrong API token/.test(text) && /Log in again/.test(text), `error text: ${text}`);
+  assert(/Not logged in/.test(text) && /invalid API token/.test(text) && /Log in again/.test(text), `error text: ${text}`);
   assert((await page.$('[data-testid=vm-grid]')) === null, 'no grid without login');
   await page.fill('#token', uvmmd.token);
   await page.click('form.login-form button[type=submit]');
@@ -594,6 +594,24 @@ test('a host outage shows live: the host and its VMs become unreachable', async 
   await live('its VM marked', async () => /host unreachable/.test(await row(page, 'test', host).innerText()));
   await page.waitForSelector(`.toast.warning:has-text("Host ${host} is unreachable")`);
   await noReload(page);
+});
+
+test('directory mode: an unreachable directory shows in the header, with the queue', async ({ page }) => {
+  // Nothing listens on the port: uvmmd starts degraded (no cache yet) and says so.
+  const port = await freePort();
+  const d = new Uvmmd({ bin: env.UVMMD_BIN, hosts: [hosts[0]], directory: `ldap://127.0.0.1:${port}/dc=example,dc=org` });
+  try {
+    await d.start();
+    const status = await d.get('/directory');
+    assert(status.mode === 'directory' && status.degraded, `degraded: ${JSON.stringify(status)}`);
+    await login(page, d);
+    const badge = page.locator('[data-testid=directory-state]');
+    await badge.waitFor();
+    assert(/Directory unreachable: serving from cache, 0 changes queued/.test(await badge.innerText()), await badge.innerText());
+  } finally {
+    await d.stop();
+    d.cleanup();
+  }
 });
 
 // ---- runner ----

@@ -8,11 +8,24 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod auth;
 mod events;
+mod migrate;
+mod snapshots;
 mod tasks;
 
+pub use auth::{GrantInfo, LoginRequest, NewTokenResponse, TokenCreateRequest, TokenInfo, WhoAmI};
+
 pub use events::{Change, Event, EventKind, EventWire, ResyncNotice};
-pub use tasks::{CancelMode, Task, TaskKind, TaskState};
+pub use migrate::{
+    CopyStorageMode, EvacuateRequest, EvacuateResult, EvacuatedVm, FailoverRequest, FailoverResult,
+    MigrateRequest, MigrateResult,
+};
+pub use snapshots::{
+    CloneModeName, CloneRequest, CreateSnapshotRequest, RenameRequest, Snapshot, SnapshotDeleted,
+    SnapshotKindName,
+};
+pub use tasks::{CancelMode, MigrationProgress, Task, TaskKind, TaskState};
 pub use uvmm_model::caps::GuestCaps;
 pub use uvmm_model::domain::{Disk, Features, Graphics, Nic};
 pub use uvmm_model::monitor::Level;
@@ -430,6 +443,10 @@ pub struct DiskAddRequest {
     /// VMs take `xen` only (409 otherwise).
     #[schema(value_type = Option<DiskBus>)]
     pub bus: Option<String>,
+    /// Also attach it to the running VM now (hot-plug; QEMU VMs). Default: a running VM
+    /// gets it at its next start.
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// `PUT /api/v1/vms/{uuid}/disks/{target}/media`: insert (`source`) or eject (`null`).
@@ -457,6 +474,10 @@ pub struct NicAddRequest {
     /// Unicast MAC address (default: a random one).
     #[schema(pattern = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$")]
     pub mac: Option<String>,
+    /// Also attach it to the running VM now (hot-plug; QEMU VMs). Default: a running VM
+    /// gets it at its next start.
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// Answer of create, edit and drive/NIC changes.
@@ -558,6 +579,12 @@ pub enum ErrorCode {
     HostUnavailable,
     TooManyConnections,
     Timeout,
+    /// Too many failed logins: wait `Retry-After` seconds.
+    TooManyRequests,
+    /// A service uvmmd needs for this is not available (PAM not set up).
+    Unavailable,
+    MigrationRefused,
+    MigrationFailed,
 }
 
 /// Body of every error answer.

@@ -15,6 +15,14 @@ pub enum TaskKind {
     VolumeClone,
     /// `POST /api/v1/vms/{uuid}/suspend` (managed save).
     VmSuspend,
+    /// `POST /api/v1/vms/{uuid}/migrate`.
+    VmMigrate,
+    /// `POST /api/v1/hosts/{id}/evacuate`.
+    HostEvacuate,
+    /// `POST /api/v1/vms/{uuid}/snapshots` with memory.
+    SnapshotCreate,
+    /// `POST /api/v1/vms/{uuid}/clone`.
+    VmClone,
 }
 
 /// Where a task is.
@@ -83,4 +91,30 @@ pub struct Task {
     pub result: Option<serde_json::Value>,
     /// Why it failed (the error the operation answers with when it is waited for).
     pub error: Option<ErrorInfo>,
+    /// A migration's figures as libvirt reports them while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationProgress>,
+}
+
+/// A migration's progress (libvirt's job statistics), in bytes and milliseconds; absent
+/// where libvirt did not report a figure in this phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationProgress {
+    /// `check`, `copying` (offline: disks), `migrating` (live: memory and disks),
+    /// `post_copy`, `aborting`.
+    pub phase: String,
+    pub time_elapsed_ms: Option<u64>,
+    pub data_total: Option<u64>,
+    pub data_processed: Option<u64>,
+    pub data_remaining: Option<u64>,
+    pub memory_remaining: Option<u64>,
+    pub disk_remaining: Option<u64>,
+    /// Memory transfer rate, bytes per second.
+    pub memory_bps: Option<u64>,
+    /// Pages the guest dirties per second.
+    pub dirty_rate: Option<u64>,
+    /// Passes over the guest's memory so far.
+    pub iteration: Option<u64>,
+    /// vCPU throttle of auto-converge, percent.
+    pub throttle_percent: Option<i32>,
 }

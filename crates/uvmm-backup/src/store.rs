@@ -70,6 +70,9 @@ pub enum Cause {
     External,
     /// A change found on (re)connection or by a statistics round.
     Resync,
+    /// The VM moved to this version's host (live or offline migration, failover); the
+    /// versions before it record the VM on its previous host.
+    Migrate,
 }
 
 impl Cause {
@@ -81,6 +84,7 @@ impl Cause {
             Cause::Restore => "restore",
             Cause::External => "external",
             Cause::Resync => "resync",
+            Cause::Migrate => "migrate",
         }
     }
 }
@@ -374,8 +378,12 @@ impl BackupStore {
         let hash = self.hasher.hash_one(xml);
         // The fast path: the same definition as the latest version this process knows.
         // A version written meanwhile by another process (uvmm-restore --direct) is
-        // found below as soon as the definition differs from the one known here.
-        if let Some(known) = self.known_latest(&uuid) {
+        // found below as soon as the definition differs from the one known here. A move
+        // compares hosts, which only the records on disk know.
+        if let Some(known) = self
+            .known_latest(&uuid)
+            .filter(|_| input.cause != Cause::Migrate)
+        {
             if known.hash == hash && known.len == xml.len() && known.deleted == input.deleted {
                 return Ok(None);
             }
@@ -384,8 +392,11 @@ impl BackupStore {
         if let Some(last) = existing.last() {
             let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
                 .unwrap_or_default();
+            // A move is a version of its own even with the same definition: the history
+            // then says where the VM went.
+            let moved = input.cause == Cause::Migrate && last.host != input.host;
             let same = last_xml == xml;
-            if same && input.deleted == last.deleted {
+            if same && input.deleted == last.deleted && (input.deleted || !moved) {
                 self.remember_latest(
                     &uuid,
                     Latest {
@@ -771,8 +782,15 @@ mod tests {
         // The same definition defined again after the deletion is a version of its own.
         assert_eq!(save(&c, &one), Some(5));
         assert_eq!(save(&c, &one), None);
-        let causes: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
-        assert_eq!(causes, [false, false, false, true, false]);
+        // A move with the same definition is a version, though the hash is known.
+        let moved = VersionInput {
+            host: "qemu+ssh://other/system".into(),
+            ..input(Cause::Migrate)
+        };
+        assert_eq!(c.save(U, &one, &moved).unwrap(), Some(6));
+        assert_eq!(c.save(U, &one, &moved).unwrap(), None);
+        let deleted: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
+        assert_eq!(deleted, [false, false, false, true, false, false]);
     }
 
     /// First versions of many VMs from several threads share syncs of the top directory

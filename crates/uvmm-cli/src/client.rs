@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client for the daemon's API over its UNIX socket (or plain TCP on
-//! loopback until TLS exists, with the API token).
+//! A small HTTP/1.1 client for the daemon's API over its UNIX socket, or over TCP (HTTPS,
+//! or plain HTTP on loopback) with a token or a login session (see `remote.rs`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -11,35 +11,50 @@ use uvmm_api::ErrorBody;
 #[derive(Debug, Clone)]
 pub enum Target {
     Unix(PathBuf),
-    /// TCP needs the API token (uvmmd's `<state_dir>/api-token`).
+    /// TCP: HTTPS (or plain HTTP on loopback), with a credential (see `remote.rs`).
     Tcp {
         authority: String,
-        token: String,
+        tls: Option<crate::remote::Tls>,
+        auth: Credential,
     },
+}
+
+/// What a TCP request authenticates with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Nothing (only for `uvmm login`).
+    None,
+    /// `Authorization: Bearer` (an API token, or uvmmd's legacy api-token).
+    Bearer(String),
+    /// A login session (`uvmm login`): the cookie and its CSRF token.
+    Session { cookie: String, csrf: String },
 }
 
 /// Where the CLI finds the API token for TCP: `UVMM_TOKEN`, else the file given with
 /// `--token-file` / `UVMM_TOKEN_FILE`, else uvmmd's default state directory.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/uvmm/api-token";
 
-/// Read the API token (see `DEFAULT_TOKEN_FILE`).
-pub fn load_token(file: Option<&std::path::Path>) -> Result<String, ClientError> {
+/// The token of `UVMM_TOKEN` or of a file (`None`: neither was given, or the default
+/// file cannot be read).
+pub fn token_from(file: Option<&std::path::Path>) -> Result<Option<String>, ClientError> {
     if let Ok(t) = std::env::var("UVMM_TOKEN") {
         if !t.trim().is_empty() {
-            return Ok(t.trim().to_string());
+            return Ok(Some(t.trim().to_string()));
         }
     }
-    let path = file
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_TOKEN_FILE));
-    std::fs::read_to_string(&path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| {
-            ClientError::Usage(format!(
-                "the TCP listener needs uvmmd's API token: cannot read {}: {e} (give it with UVMM_TOKEN or --token-file; only who may read that file may use TCP)",
-                path.display()
-            ))
-        })
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| Some(t.trim().to_string()))
+            .map_err(|e| {
+                ClientError::Usage(format!(
+                    "cannot read the token file {}: {e}",
+                    path.display()
+                ))
+            }),
+        None => Ok(std::fs::read_to_string(DEFAULT_TOKEN_FILE)
+            .ok()
+            .map(|t| t.trim().to_string())),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +66,9 @@ pub enum ClientError {
     },
     #[error("connection to uvmmd failed: {0}")]
     Http(String),
+    /// The TLS handshake failed (an unknown or changed certificate says what to do).
+    #[error("{0}")]
+    Tls(String),
     /// The daemon answered with an error.
     #[error("{}", .body.error.message)]
     Api { status: StatusCode, body: ErrorBody },
@@ -64,35 +82,13 @@ pub enum ClientError {
 }
 
 impl Target {
-    /// A TCP target; the token is read only here, so a bad URL is reported first.
-    pub fn from_url(
-        url: &str,
-        token_file: Option<&std::path::Path>,
-    ) -> Result<Target, ClientError> {
-        if let Some(rest) = url.strip_prefix("http://") {
-            let authority = rest.trim_end_matches('/').to_string();
-            if authority.is_empty() || authority.contains('/') {
-                return Err(ClientError::Usage(format!(
-                    "--url {url}: expected http://HOST:PORT"
-                )));
-            }
-            let token = load_token(token_file)?;
-            Ok(Target::Tcp { authority, token })
-        } else if url.starts_with("https://") {
-            Err(ClientError::Usage(
-                "--url https://...: TLS is not implemented yet; use the UNIX socket or http://127.0.0.1:2106".into(),
-            ))
-        } else {
-            Err(ClientError::Usage(format!(
-                "--url {url}: expected http://HOST:PORT"
-            )))
-        }
-    }
-
     fn describe(&self) -> String {
         match self {
             Target::Unix(p) => p.display().to_string(),
-            Target::Tcp { authority, .. } => format!("http://{authority}"),
+            Target::Tcp { authority, tls, .. } => format!(
+                "{}://{authority}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
         }
     }
 }
@@ -111,29 +107,27 @@ impl Client {
             target: self.target.describe(),
             source,
         };
-        let http = |e: hyper::Error| ClientError::Http(e.to_string());
         match &self.target {
             Target::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(connect_err)?;
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(http)?;
-                tokio::spawn(conn);
-                sender.send_request(req).await.map_err(http)
+                over(stream, req).await
             }
-            Target::Tcp { authority, .. } => {
+            Target::Tcp { authority, tls, .. } => {
                 let stream = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(connect_err)?;
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(http)?;
-                tokio::spawn(conn);
-                sender.send_request(req).await.map_err(http)
+                match tls {
+                    None => over(stream, req).await,
+                    Some(tls) => {
+                        let stream = tls
+                            .connect(stream)
+                            .await
+                            .map_err(|e| ClientError::Tls(crate::remote::describe_tls_error(&e)))?;
+                        over(stream, req).await
+                    }
+                }
             }
         }
     }
@@ -150,9 +144,20 @@ impl Client {
         let mut req = Request::builder().method(method).uri(path);
         req = match &self.target {
             Target::Unix(_) => req.header("host", "uvmmd"),
-            Target::Tcp { authority, token } => req
-                .header("host", authority.as_str())
-                .header("authorization", format!("Bearer {token}")),
+            Target::Tcp {
+                authority, auth, ..
+            } => {
+                let req = req.header("host", authority.as_str());
+                match auth {
+                    Credential::None => req,
+                    Credential::Bearer(token) => {
+                        req.header("authorization", format!("Bearer {token}"))
+                    }
+                    Credential::Session { cookie, csrf } => req
+                        .header("cookie", cookie.as_str())
+                        .header(uvmm_auth::session::CSRF_HEADER, csrf.as_str()),
+                }
+            }
         };
         if body.is_some() {
             req = req.header("content-type", "application/json");
@@ -205,6 +210,39 @@ impl Client {
         body: Option<&serde_json::Value>,
         if_match: Option<&str>,
     ) -> Result<Bytes, ClientError> {
+        self.raw_with_headers(method, path, body, if_match)
+            .await
+            .map(|(b, _)| b)
+    }
+
+    /// A JSON request whose answer's `Set-Cookie` matters too (the login).
+    pub async fn call_for_cookie<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(T, Option<String>), ClientError> {
+        let (bytes, headers) = self
+            .raw_with_headers(Method::POST, path, Some(body), None)
+            .await?;
+        let cookie = headers
+            .get(hyper::header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
+            status: StatusCode::OK,
+            text: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+        })?;
+        Ok((value, cookie))
+    }
+
+    async fn raw_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> Result<(Bytes, hyper::HeaderMap), ClientError> {
         let mut req = self.build(method, path, body)?;
         if let Some(tag) = if_match {
             let value = hyper::header::HeaderValue::from_str(tag)
@@ -213,6 +251,7 @@ impl Client {
         }
         let resp = self.send(req).await?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp
             .into_body()
             .collect()
@@ -228,7 +267,7 @@ impl Client {
                 },
             });
         }
-        Ok(bytes)
+        Ok((bytes, headers))
     }
 
     /// Follow a Server-Sent Events stream, calling `on_data` with each `data:` payload
@@ -271,6 +310,19 @@ impl Client {
     }
 }
 
+/// One request on a fresh connection (UNIX, TCP or TLS).
+async fn over<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let http = |e: hyper::Error| ClientError::Http(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(http)?;
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(http)
+}
+
 /// Why an event stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
@@ -305,19 +357,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("api-token");
         std::fs::write(&token, "abc\n").unwrap();
-        match Target::from_url("http://127.0.0.1:2106", Some(&token)) {
-            Ok(Target::Tcp { authority, token }) => {
-                assert_eq!(
-                    (authority.as_str(), token.as_str()),
-                    ("127.0.0.1:2106", "abc")
-                )
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(token_from(Some(&token)).unwrap().as_deref(), Some("abc"));
         let missing = dir.path().join("missing");
-        assert!(Target::from_url("http://127.0.0.1:2106", Some(&missing)).is_err());
-        assert!(Target::from_url("https://h:2106", Some(&token)).is_err());
-        assert!(Target::from_url("ftp://h", Some(&token)).is_err());
-        assert!(Target::from_url("http://", Some(&token)).is_err());
+        assert!(token_from(Some(&missing)).is_err());
     }
 }

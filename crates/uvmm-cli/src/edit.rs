@@ -190,6 +190,9 @@ pub enum DiskCmd {
         /// virtio, sata, ide, scsi, xen (default: like the VM's other drives).
         #[arg(long)]
         bus: Option<String>,
+        /// Hot-plug: also attach it to (or detach it from) the running VM now.
+        #[arg(long)]
+        live: bool,
     },
     /// Detach a drive (by target, e.g. vdb); --delete-volume also deletes its volume when it
     /// is in a writable pool and no other VM uses it.
@@ -199,6 +202,9 @@ pub enum DiskCmd {
         target: String,
         #[arg(long)]
         delete_volume: bool,
+        /// Hot-plug: also attach it to (or detach it from) the running VM now.
+        #[arg(long)]
+        live: bool,
     },
     /// Set as boot medium: Xen PV moves the drive first (VM shut off; checks the image for
     /// pygrub), HVM boots from it first.
@@ -240,12 +246,18 @@ pub enum NicCmd {
         model: Option<String>,
         #[arg(long)]
         mac: Option<String>,
+        /// Hot-plug: also attach it to (or detach it from) the running VM now.
+        #[arg(long)]
+        live: bool,
     },
     /// Remove the interface with this MAC address.
     Remove {
         #[command(flatten)]
         vm: VmRef,
         mac: String,
+        /// Hot-plug: also attach it to (or detach it from) the running VM now.
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -456,6 +468,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 block,
                 cdrom,
                 bus,
+                live,
             } => {
                 let source = match (new, volume, block, cdrom) {
                     (Some(spec), None, None, None) => {
@@ -468,7 +481,7 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                     _ => return Err(usage("say what to add: pool=P,size=S | --volume POOL/VOL | --block PATH | --cdrom [IMAGE]")),
                 };
                 let (uuid, host) = resolve(c, &vm).await?;
-                let body = serde_json::to_value(DiskAddRequest { source, bus })
+                let body = serde_json::to_value(DiskAddRequest { source, bus, live })
                     .map_err(|e| usage(e.to_string()))?;
                 let resp: VmChangeResponse = c
                     .call(
@@ -483,9 +496,10 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 vm,
                 target,
                 delete_volume,
+                live,
             } => {
                 let (uuid, host) = resolve(c, &vm).await?;
-                let path = paths::vm_disk(&uuid, &target, Some(&host), delete_volume);
+                let path = paths::vm_disk(&uuid, &target, Some(&host), delete_volume, live);
                 let resp: DeleteResponse = c.call(Method::DELETE, &path, None).await?;
                 if !json {
                     println!("detached {target} from {}", resp.name);
@@ -530,10 +544,16 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                 source,
                 model,
                 mac,
+                live,
             } => {
                 let (uuid, host) = resolve(c, &vm).await?;
-                let body = serde_json::to_value(NicAddRequest { source, model, mac })
-                    .map_err(|e| usage(e.to_string()))?;
+                let body = serde_json::to_value(NicAddRequest {
+                    source,
+                    model,
+                    mac,
+                    live,
+                })
+                .map_err(|e| usage(e.to_string()))?;
                 let resp: VmChangeResponse = c
                     .call(
                         Method::POST,
@@ -543,12 +563,12 @@ pub async fn run(c: &Client, cmd: EditCmd, json: bool) -> Result<(), ClientError
                     .await?;
                 print_change(&resp, json);
             }
-            NicCmd::Remove { vm, mac } => {
+            NicCmd::Remove { vm, mac, live } => {
                 let (uuid, host) = resolve(c, &vm).await?;
                 let resp: VmChangeResponse = c
                     .call(
                         Method::DELETE,
-                        &paths::vm_nic(&uuid, &mac, Some(&host)),
+                        &paths::vm_nic(&uuid, &mac, Some(&host), live),
                         None,
                     )
                     .await?;

@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod paths;
+pub mod remote;
 pub mod shell;
 pub mod table;

@@ -1,9 +1,12 @@
 //! uvmm: the command-line client of uvmmd.
 
+mod access_cmd;
 mod directory_cmd;
 mod edit;
 mod events_cmd;
+mod move_cmd;
 mod pending;
+mod snapshot_cmd;
 mod storage_cmd;
 mod task_cmd;
 
@@ -35,15 +38,36 @@ struct Cli {
     #[arg(short = 'u', long = "socket", env = "UVMM_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
     socket: PathBuf,
 
-    /// Talk to uvmmd over TCP instead (http://127.0.0.1:2106; https once TLS exists). TCP
-    /// needs uvmmd's API token: UVMM_TOKEN, or the file of --token-file.
-    #[arg(long, global = true)]
+    /// Talk to uvmmd over the network instead: https://HOST[:PORT] (port 2106), or
+    /// http://127.0.0.1:PORT on the daemon's machine. Authenticates with an API token
+    /// (UVMM_TOKEN, --token-file) or the session of `uvmm --url URL login`.
+    #[arg(long, env = "UVMM_URL", global = true)]
     url: Option<String>,
 
-    /// File with the API token for --url (default /var/lib/uvmm/api-token, uvmmd's
-    /// state directory; readable by root only).
+    /// File with an API token for --url (default: the session of `uvmm login`, else
+    /// /var/lib/uvmm/api-token, uvmmd's legacy token, readable by root only).
     #[arg(long, env = "UVMM_TOKEN_FILE", global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
+
+    /// Verify the server's certificate with these CA certificates (PEM) instead of a
+    /// pinned fingerprint.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+
+    /// The file of pinned server fingerprints (default ~/.config/uvmm/known_hosts).
+    #[arg(long, global = true, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+
+    /// Trust and pin the server whose certificate has this SHA-256 fingerprint (as
+    /// `uvmmd --show-fingerprint` prints it on the server). Without it an unknown server
+    /// is refused, or asked about on a terminal.
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    accept_fingerprint: Option<String>,
+
+    /// With --accept-fingerprint: replace the pinned fingerprint of a server whose
+    /// certificate was changed on purpose (a changed certificate is refused otherwise).
+    #[arg(long, global = true)]
+    replace_pin: bool,
 
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -83,6 +107,27 @@ enum Command {
     /// Long operations running in the background (a volume clone, a managed save).
     #[command(subcommand)]
     Task(task_cmd::TaskCmd),
+    /// Log in to the uvmmd of --url with a local account of its machine (PAM); the
+    /// session is kept (0600) in ~/.config/uvmm/sessions/ until it expires (30 minutes
+    /// unused, 12 hours at most) or `uvmm logout`.
+    Login {
+        /// The account (default: $USER).
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End the session of `uvmm login` with the uvmmd of --url.
+    Logout,
+    /// Who uvmmd takes you for, and your roles.
+    Whoami,
+    /// API tokens for scripts and monitoring (admins).
+    #[command(subcommand)]
+    Token(access_cmd::TokenCmd),
+    /// Snapshots of a VM: create, list (the tree), revert, delete.
+    #[command(subcommand)]
+    Snapshot(snapshot_cmd::SnapshotCmd),
     /// Follow changes of hosts and VMs as they happen (Ctrl-C to stop).
     ///
     /// When uvmmd stops, the command says so and exits 1; with --follow it reconnects
@@ -107,10 +152,16 @@ enum HostCmd {
     Add { uri: String },
     /// Stop managing a host (persisted across restarts; its VMs are not touched).
     Remove { host: String },
+    /// Move every VM off a host (maintenance): running ones live, shut-off ones offline.
+    ///
+    /// Each VM goes to the target with the most free memory that passes the checks, one
+    /// after the other, as one task; the end lists every VM's outcome (exit 1 when one
+    /// failed).
+    Evacuate(move_cmd::EvacuateArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct VmRef {
+pub(crate) struct VmRef {
     /// VM name or UUID.
     vm: String,
     /// Host id or URI, when the name exists on several hosts.
@@ -173,6 +224,44 @@ enum VmCmd {
     Reboot(VmRef),
     /// Hard reset.
     Reset(VmRef),
+    /// Move the VM to another host: live when it runs, offline when it is shut off.
+    ///
+    /// uvmmd checks first (CPU, machine, memory, networks, storage on the target) and
+    /// refuses with every reason before anything moves. Disks on storage both hosts see
+    /// stay where they are; the others are copied. This runs as a task: a progress bar on a
+    /// terminal, Ctrl-C leaves it running (`uvmm task cancel ID` aborts it; the VM keeps
+    /// running on the source).
+    Migrate(move_cmd::MigrateArgs),
+    /// Define the VM of a host that is down on another host, from its last backup.
+    ///
+    /// Only when every disk image is on storage the other host sees, and only with
+    /// --force: if the old host is not really off, both may run the VM on the same images
+    /// (split brain), which destroys its file systems. The VM is defined shut off.
+    Failover(move_cmd::FailoverArgs),
+    /// Copy a shut-off VM on its host: new name, UUID and MACs; every disk copied (a
+    /// task with progress) or, with --linked, a qcow2 overlay on the source's image.
+    Clone {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new VM's name.
+        #[arg(long)]
+        name: String,
+        /// Linked clone: instant, but the source must stay shut off and unchanged.
+        #[arg(long)]
+        linked: bool,
+        /// Keep the MAC addresses (for a clone that replaces its source).
+        #[arg(long)]
+        keep_macs: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Give a shut-off VM another name (its UUID and backup history stay).
+    Rename {
+        #[command(flatten)]
+        vm: VmRef,
+        /// The new name.
+        name: String,
+    },
     #[command(flatten)]
     Edit(edit::EditCmd),
 }
@@ -453,7 +542,7 @@ async fn wait_until_off(
 }
 
 /// Turn a name or UUID into (uuid, host URI).
-async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
+pub(crate) async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError> {
     if uvmm_model::uuid::is_uuid(&r.vm) {
         let path = paths::vm(&r.vm, r.host.as_deref());
         let d: VmDetail = c.call(Method::GET, &path, None).await?;
@@ -509,12 +598,39 @@ async fn resolve(c: &Client, r: &VmRef) -> Result<(String, String), ClientError>
 }
 
 async fn run(cli: Cli) -> Result<(), ClientError> {
+    let logging_in = matches!(cli.command, Command::Login { .. });
     let target = match &cli.url {
-        Some(u) => Target::from_url(u, cli.token_file.as_deref())?,
+        Some(u) => {
+            let opts = uvmm_cli::remote::TlsOptions {
+                ca: cli.ca.clone(),
+                known_hosts: cli.known_hosts.clone(),
+                accept_fingerprint: cli.accept_fingerprint.clone(),
+                replace_pin: cli.replace_pin,
+            };
+            let token_file = if logging_in {
+                None
+            } else {
+                cli.token_file.as_deref()
+            };
+            uvmm_cli::remote::target(u, &opts, token_file, !logging_in).await?
+        }
+        None if logging_in || matches!(cli.command, Command::Logout) => {
+            return Err(ClientError::Usage(
+                "login and logout are for --url https://HOST: on the UNIX socket your account is who you are".into(),
+            ))
+        }
         None => Target::Unix(cli.socket.clone()),
     };
     let c = Client::new(target);
+    let url = cli.url.clone().unwrap_or_default();
     match cli.command {
+        Command::Login {
+            user,
+            password_stdin,
+        } => access_cmd::login(&c, &url, user, password_stdin, cli.json).await?,
+        Command::Logout => access_cmd::logout(&c, &url).await?,
+        Command::Whoami => access_cmd::whoami(&c, cli.json).await?,
+        Command::Token(cmd) => access_cmd::run_token(&c, cmd, cli.json).await?,
         Command::Host(cmd) => match cmd {
             HostCmd::List => {
                 let hosts: Vec<HostSummary> = c.call(Method::GET, &paths::hosts(), None).await?;
@@ -576,6 +692,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     println!("host {} ({}) is no longer managed", h.id, h.uri)
                 }
             }
+            HostCmd::Evacuate(e) => move_cmd::evacuate(&c, e, cli.json).await?,
         },
         Command::Vm(cmd) => {
             let action = |a: Action, r: VmRef| (a, r, None, true);
@@ -627,6 +744,29 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Reboot(r) => action(Action::Reboot, r),
                 VmCmd::Reset(r) => action(Action::Reset, r),
                 VmCmd::Edit(cmd) => return edit::run(&c, cmd, cli.json).await,
+                VmCmd::Migrate(m) => return move_cmd::migrate(&c, m, cli.json).await,
+                VmCmd::Failover(f) => return move_cmd::failover(&c, f, cli.json).await,
+                VmCmd::Clone {
+                    vm,
+                    name,
+                    linked,
+                    keep_macs,
+                    no_wait,
+                } => {
+                    let req = CloneRequest {
+                        name,
+                        mode: if linked {
+                            CloneModeName::Linked
+                        } else {
+                            CloneModeName::Copy
+                        },
+                        keep_macs,
+                    };
+                    return snapshot_cmd::clone(&c, &vm, req, !no_wait, cli.json).await;
+                }
+                VmCmd::Rename { vm, name } => {
+                    return snapshot_cmd::rename(&c, &vm, name, cli.json).await
+                }
             };
             let (uuid, host) = resolve(&c, &r).await?;
             // A managed save becomes a task on uvmmd: followed here, or left running.
@@ -649,6 +789,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Profile(cmd) => edit::run_profile(&c, cmd, cli.json).await?,
         Command::Task(cmd) => task_cmd::run(&c, cmd, cli.json).await?,
+        Command::Snapshot(cmd) => snapshot_cmd::run(&c, cmd, cli.json).await?,
         Command::Directory(cmd) => directory_cmd::run(&c, cmd, cli.json).await?,
         Command::Backup(cmd) => edit::run_backup(&c, cmd, cli.json).await?,
         Command::Pool(cmd) => storage_cmd::run_pool(&c, cmd, cli.json).await?,

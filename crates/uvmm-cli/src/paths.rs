@@ -94,6 +94,61 @@ pub fn vm_action(uuid: &str, action: Action, host: Option<&str>, wait: bool) -> 
         .on(vm_path(uuid, &format!("/{}", action.as_str())))
 }
 
+/// `POST` a migration; `wait: false` answers with its task.
+pub fn vm_migrate(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/migrate"))
+}
+
+/// `POST` an evacuation of a host; `wait: false` answers with its task.
+pub fn host_evacuate(host: &str, wait: bool) -> String {
+    Query::default()
+        .add("wait", (!wait).then_some("false"))
+        .on(format!("{}/evacuate", self::host(host)))
+}
+
+/// `POST` a failover of a VM whose host is down.
+pub fn vm_failover(uuid: &str, host: Option<&str>) -> String {
+    Query::default()
+        .add("host", host)
+        .on(vm_path(uuid, "/failover"))
+}
+
+/// A VM's snapshots (`GET` the list, `POST` a new one; `wait: false` may answer with a task).
+pub fn vm_snapshots(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/snapshots"))
+}
+
+/// One snapshot (`DELETE`), or with `revert` its revert (`POST`).
+pub fn vm_snapshot(uuid: &str, name: &str, host: Option<&str>, revert: bool) -> String {
+    let rest = format!(
+        "/snapshots/{}{}",
+        enc(name),
+        if revert { "/revert" } else { "" }
+    );
+    Query::default().add("host", host).on(vm_path(uuid, &rest))
+}
+
+/// `POST` a clone; `wait: false` answers with its task.
+pub fn vm_clone(uuid: &str, host: Option<&str>, wait: bool) -> String {
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, "/clone"))
+}
+
+/// `POST` a new name for a shut-off VM.
+pub fn vm_rename(uuid: &str, host: Option<&str>) -> String {
+    Query::default()
+        .add("host", host)
+        .on(vm_path(uuid, "/rename"))
+}
+
 pub fn vm_xml(uuid: &str, host: Option<&str>, inactive: bool) -> String {
     Query::default()
         .add("host", host)
@@ -109,10 +164,17 @@ pub fn vm_disks(uuid: &str, host: Option<&str>) -> String {
 }
 
 /// `DELETE` a drive.
-pub fn vm_disk(uuid: &str, target: &str, host: Option<&str>, delete_volume: bool) -> String {
+pub fn vm_disk(
+    uuid: &str,
+    target: &str,
+    host: Option<&str>,
+    delete_volume: bool,
+    live: bool,
+) -> String {
     Query::default()
         .add("host", host)
         .flag("delete_volume", delete_volume)
+        .flag("live", live)
         .on(vm_path(uuid, &format!("/disks/{}", enc(target))))
 }
 
@@ -135,9 +197,10 @@ pub fn vm_nics(uuid: &str, host: Option<&str>) -> String {
         .on(vm_path(uuid, "/nics"))
 }
 
-pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>) -> String {
+pub fn vm_nic(uuid: &str, mac: &str, host: Option<&str>, live: bool) -> String {
     Query::default()
         .add("host", host)
+        .flag("live", live)
         .on(vm_path(uuid, &format!("/nics/{}", enc(mac))))
 }
 
@@ -279,9 +342,26 @@ mod tests {
             ),
             (vms(&VmQuery::default()), "/api/v1/vms"),
             (
-                vm_disk("u", "vda", None, true),
+                vm_disk("u", "vda", None, true, false),
                 "/api/v1/vms/u/disks/vda?delete_volume=true",
             ),
+            (
+                vm_disk("u", "vdb", Some("h"), false, true),
+                "/api/v1/vms/u/disks/vdb?host=h&live=true",
+            ),
+            (
+                vm_nic("u", "52:54:00:00:00:01", None, true),
+                "/api/v1/vms/u/nics/52%3A54%3A00%3A00%3A00%3A01?live=true",
+            ),
+            (
+                vm_migrate("u", Some("h"), false),
+                "/api/v1/vms/u/migrate?host=h&wait=false",
+            ),
+            (
+                vm_snapshot("u", "s1", None, true),
+                "/api/v1/vms/u/snapshots/s1/revert",
+            ),
+            (host_evacuate("h1", true), "/api/v1/hosts/h1/evacuate"),
             (
                 volume_clone("h", "default", "a.img", false),
                 "/api/v1/hosts/h/pools/default/volumes/a.img/clone?wait=false",

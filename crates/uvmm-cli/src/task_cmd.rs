@@ -49,6 +49,15 @@ pub fn progress_words(t: &Task) -> String {
             ));
         }
     }
+    if let Some(m) = t.migration.as_ref().filter(|_| !t.state.ended()) {
+        s.push_str(&format!(" {}", m.phase));
+        if let Some(r) = m.data_remaining {
+            s.push_str(&format!(", {} to go", format_bytes(r)));
+        }
+        if let Some(bps) = m.memory_bps.filter(|b| *b > 0) {
+            s.push_str(&format!(", {}/s", format_bytes(bps)));
+        }
+    }
     if let Some(e) = &t.error {
         s.push_str(&format!(": {}", e.message));
     }
@@ -263,6 +272,7 @@ mod tests {
             cancel: CancelMode::Undo,
             result: None,
             error: None,
+            migration: None,
         }
     }
 

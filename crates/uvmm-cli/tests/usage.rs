@@ -35,7 +35,19 @@ fn usage_errors_exit_2() {
         vec!["frobnicate"],
         vec!["vm"],
         vec!["vm", "start"],
-        vec!["--url", "https://h:2106", "vm", "list"],
+        vec!["--url", "ftp://h:2106", "vm", "list"],
+        // Plain HTTP only to this machine: a token would cross the network.
+        vec!["--url", "http://192.0.2.1:2106", "vm", "list"],
+        vec!["--url", "https://h:2106", "--replace-pin", "vm", "list"],
+        vec![
+            "--url",
+            "https://h:2106",
+            "--accept-fingerprint",
+            "xyz",
+            "vm",
+            "list",
+        ],
+        vec!["login"],
     ] {
         let out = uvmm(&args);
         assert_eq!(

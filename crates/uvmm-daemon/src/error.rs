@@ -13,6 +13,7 @@ pub use crate::http::error::RequestError;
 pub use crate::jobs::tasks::TaskError;
 pub use crate::jobs::JobError;
 pub use crate::storage::StorageError;
+pub use crate::vm::migrate::MigrateError;
 pub use crate::vm::VmError;
 
 /// Everything an operation can fail with.
@@ -34,6 +35,8 @@ pub enum Error {
     Request(#[from] RequestError),
     #[error(transparent)]
     Task(#[from] TaskError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     /// No profile of that name.
     #[error("{what}")]
     NoProfile { what: String },

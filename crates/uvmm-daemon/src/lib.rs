@@ -1,5 +1,6 @@
 //! uvmmd: the daemon. See docs/ARCHITECTURE.md for how the parts fit together.
 
+pub mod access;
 pub mod backup;
 pub mod bus;
 pub mod cache;

@@ -3,7 +3,7 @@
 
 use crate::caller::Caller;
 use crate::config::ApiPolicy;
-use crate::config::TaskRetention;
+use crate::config::{PeerUris, TaskRetention};
 use crate::directory::DirectoryMode;
 use crate::error::Error;
 use crate::hosts::facts::HostFacts;
@@ -63,6 +63,8 @@ pub struct Ops {
     pub profiles: Arc<ProfileSet>,
     /// What API clients may ask for (see `ApiPolicy`).
     pub policy: ApiPolicy,
+    /// How the hosts' libvirtds reach each other (migration).
+    pub peers: PeerUris,
     /// Directory mode (`-b ldap://…`); `None` = standalone.
     pub directory: Option<Arc<DirectoryMode>>,
 }
@@ -84,8 +86,15 @@ impl Ops {
             shared,
             profiles: Arc::new(ProfileSet::new(profiles)),
             policy,
+            peers: PeerUris::default(),
             directory: None,
         }
+    }
+
+    /// How the hosts' libvirtds reach each other for migration.
+    pub fn with_peer_uris(mut self, peers: PeerUris) -> Ops {
+        self.peers = peers;
+        self
     }
 
     /// Directory mode: follow `directory` (hosts through the source the registry was

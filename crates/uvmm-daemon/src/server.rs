@@ -50,7 +50,7 @@ impl Drop for SocketFile<'_> {
 
 /// Bind the UNIX socket. A socket file left behind by a crashed daemon is replaced; one
 /// that still answers belongs to a running daemon and is an error.
-fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -61,9 +61,40 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+    // Every caller is authenticated by its peer credentials and gets its roles' rights
+    // (403 without a role), so the mode is a first filter only ([api] socket_mode).
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode of {}", path.display()))?;
     Ok(listener)
+}
+
+/// Logins, tokens, the audit log, and the TCP listener's TLS (`None`: plain HTTP on
+/// loopback, or no TCP listener), and what the guard checks.
+type AuthParts = (
+    Arc<api::auth::AuthState>,
+    Option<Arc<uvmm_auth::tls::server::ServerTls>>,
+    api::GuardConfig,
+);
+
+fn start_auth(settings: &Settings, tcp: Option<&TcpListener>) -> anyhow::Result<AuthParts> {
+    let addr = tcp.map(|l| l.local_addr()).transpose()?;
+    let auth = Arc::new(crate::access::auth_state(settings, addr.is_some())?);
+    let Some(addr) = addr else {
+        return Ok((auth, None, api::GuardConfig::default()));
+    };
+    if settings.tls.plain_http {
+        tracing::info!(%addr, "plain HTTP on loopback ([tls] plain_http / --plain-http)");
+        let names = crate::http::guard::tcp_host_names(addr, &settings.api.tcp_host_names);
+        return Ok((
+            auth,
+            None,
+            api::GuardConfig {
+                tcp_hosts: Some(names),
+            },
+        ));
+    }
+    let tls = crate::access::server_tls(settings, addr)?;
+    Ok((auth, Some(Arc::new(tls)), api::GuardConfig::default()))
 }
 
 /// Run the daemon until SIGTERM/SIGINT. `ready` is called once the sockets accept
@@ -110,7 +141,7 @@ pub async fn run(
         };
         let state_lock = private_dir(&settings.state_dir, "state directory")?;
         let backup_lock = private_dir(&settings.backup_dir, "backup directory")?;
-        let unix = bind_unix(&settings.socket)?;
+        let unix = bind_unix(&settings.socket, settings.api.socket_mode)?;
         let socket_file = SocketFile(Some(&settings.socket));
         let pidfile = settings
             .pidfile
@@ -165,26 +196,23 @@ pub async fn run(
                     .with_directory(directory, hosts)
             }
         };
-        let ops = Arc::new(ops.with_task_retention(settings.tasks));
-        // The TCP listener is guarded by the API token (see http::guard).
-        let guard = match &tcp {
-            Some(l) => {
-                let (token, path) = crate::http::guard::load_or_create_token(&settings.state_dir)
-                    .map_err(|e| anyhow!(e))?;
-                let addr = l.local_addr()?;
-                tracing::info!(token_file = %path.display(), "TCP clients authenticate with the API token");
-                api::GuardConfig {
-                    token: Some(token),
-                    tcp_hosts: crate::http::guard::tcp_host_names(addr, &settings.api.tcp_host_names),
-                }
-            }
-            None => api::GuardConfig::default(),
-        };
+        let ops = Arc::new(
+            ops.with_task_retention(settings.tasks)
+                .with_peer_uris(settings.peer_uris.clone()),
+        );
+        let (auth, tls, guard) = start_auth(&settings, tcp.as_ref())?;
         socket_file.keep();
-        anyhow::Ok((unix, tcp, pidfile, ops, (state_lock, backup_lock), guard))
+        anyhow::Ok((
+            unix,
+            tcp,
+            pidfile,
+            ops,
+            (state_lock, backup_lock),
+            (auth, tls, guard),
+        ))
     }
     .await;
-    let (unix, tcp, pidfile, ops, _locks, guard) = match started {
+    let (unix, tcp, pidfile, ops, _locks, (auth, tls, guard)) = match started {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!("{e:#}")));
@@ -198,12 +226,18 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(
-        AppState::new(ops.clone(), stop_rx.clone(), settings.api.request_timeout),
+        AppState::new(
+            ops.clone(),
+            stop_rx.clone(),
+            settings.api.request_timeout,
+            auth.clone(),
+        ),
         guard,
     );
     let policy = Arc::new(settings.api.clone());
     let mut servers = vec![tokio::spawn(crate::http::conn::serve(
         unix,
+        None,
         app.clone(),
         policy.clone(),
         stop_rx.clone(),
@@ -211,6 +245,7 @@ pub async fn run(
     if let Some(tcp) = tcp {
         servers.push(tokio::spawn(crate::http::conn::serve(
             tcp,
+            tls.clone(),
             app,
             policy,
             stop_rx.clone(),
@@ -241,6 +276,7 @@ pub async fn run(
                     },
                     None => tracing::info!("SIGHUP: no log file to reopen"),
                 }
+                crate::access::reload(&settings, &auth, tls.as_deref());
             }
         }
     }

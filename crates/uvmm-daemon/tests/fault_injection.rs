@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use uvmm_api::{ActionResponse, HostDetail, VmPage};
 use uvmm_api::{HostOrigin, HostStatus, VmQuery};
 use uvmm_daemon::bus::EventBus;
-use uvmm_daemon::caller::{Auth, Caller, Peer};
+use uvmm_daemon::caller::Caller;
 use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::LookupError;
 use uvmm_daemon::error::{Error, JobError};
@@ -58,14 +58,7 @@ impl Manager {
         host: Option<&str>,
         action: Action,
     ) -> Result<ActionResponse, Error> {
-        let root = Caller::new(
-            Peer::Unix {
-                uid: 0,
-                gid: 0,
-                pid: None,
-            },
-            Auth::Socket,
-        );
+        let root = Caller::unix_admin(0, None);
         let vm = VmRef {
             uuid: uuid.to_string(),
             host: host.map(str::to_string),

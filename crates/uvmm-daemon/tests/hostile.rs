@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::world::*;
 use common::*;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -99,94 +100,6 @@ impl Attacker {
     }
 }
 
-/// Everything an attack could change, to compare before and after.
-fn world(d: &Daemon) -> Value {
-    let mut vms: Vec<Value> = Vec::new();
-    for v in d.vms() {
-        let uuid = v["uuid"].as_str().unwrap().to_string();
-        let host = v["host"].as_str().unwrap_or_default().to_string();
-        let (_, xml) = http_raw(
-            &d.socket,
-            "GET",
-            &format!("/api/v1/vms/{uuid}/xml?inactive=true&host={}", enc(&host)),
-            None,
-        );
-        vms.push(serde_json::json!({ "uuid": uuid, "xml": xml }));
-    }
-    vms.sort_by_key(|v| v["uuid"].as_str().unwrap_or_default().to_string());
-    let hosts: Vec<Value> = d
-        .get("/api/v1/hosts")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| serde_json::json!([h["id"], h["uri"]]))
-        .collect();
-    let pools = d.get("/api/v1/pools");
-    let mut volumes = Vec::new();
-    for p in pools.as_array().unwrap() {
-        let (_, detail) = d.http(
-            "GET",
-            &format!(
-                "/api/v1/hosts/{}/pools/{}",
-                p["host_id"].as_str().unwrap(),
-                p["name"].as_str().unwrap()
-            ),
-            None,
-        );
-        assert!(detail["volumes"].is_array(), "{detail}");
-        volumes.push(detail["volumes"].clone());
-    }
-    serde_json::json!({
-        "hosts": hosts,
-        "vms": vms,
-        "volumes": volumes,
-        "backups": d.get("/api/v1/backups"),
-        "hosts_json": std::fs::read_to_string(d.dir.path().join("state/hosts.json")).unwrap_or_default(),
-    })
-}
-
-/// Compare two snapshots of `world` and name what differs (the snapshots are large).
-fn assert_unchanged(before: &Value, after: &Value, what: &str) {
-    for key in before.as_object().unwrap().keys() {
-        let (a, b) = (&before[key], &after[key]);
-        if a == b {
-            continue;
-        }
-        let detail = match (a.as_array(), b.as_array()) {
-            (Some(x), Some(y)) if x.len() == y.len() => x
-                .iter()
-                .zip(y)
-                .find(|(p, q)| p != q)
-                .map(|(p, q)| format!("first difference:\n  before: {p}\n  after:  {q}"))
-                .unwrap_or_default(),
-            (Some(x), Some(y)) => format!("{} entries before, {} after", x.len(), y.len()),
-            _ => format!("before: {a}\nafter: {b}"),
-        };
-        panic!("{what}: {key} changed; {detail}");
-    }
-}
-
-/// Wait until the startup's backup resync has recorded every VM, so that the snapshots
-/// compare requests, not the daemon's own start.
-fn settled(d: &Daemon) {
-    let vms = d.vms().len();
-    wait_for(Duration::from_secs(20), "the backup resync", || {
-        (d.get("/api/v1/backups").as_array()?.len() >= vms).then_some(())
-    });
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn start(dir_extra: &str) -> (Daemon, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -206,10 +119,13 @@ fn start(dir_extra: &str) -> (Daemon, u16) {
 fn an_unprivileged_user_without_the_token_gets_nothing() {
     let (d, port) = start("");
     let socket = d.socket.display().to_string();
-    // The UNIX socket: 0660 root:root.
-    let (rc, _, text) =
+    // The UNIX socket is 0666: every local account may ask, and gets what the roles of
+    // its groups allow; nobody has none (403 on every route, below).
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666);
+    let (rc, status, text) =
         curl_as_nobody(&["--unix-socket", &socket, "http://uvmmd/api/v1/vms"], None);
-    assert_eq!(rc, 7, "nobody must not connect to the UNIX socket: {text}");
+    assert_eq!((rc, status), (0, 403), "nobody on the UNIX socket: {text}");
     // The token file: 0600 root.
     let token_file = d.token_file();
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
@@ -245,11 +161,18 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux")
+            .replace(
+                "{name}",
+                if path.contains("tokens") {
+                    "ci"
+                } else {
+                    "Linux"
+                },
+            )
             .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for (method, op) in item.as_object().unwrap() {
-            // The permission a caller will need (roles, issue 13): every route has one,
-            // named as uvmm-auth's roles name them.
+            // The permission a caller needs (roles, issue 13): every route has one, and
+            // only the login is open to strangers.
             let permission = op["x-uvmm-permission"].as_str().unwrap_or_default();
             let known = [
                 "read",
@@ -261,16 +184,24 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
                 "storage",
                 "hosts",
                 "restore",
+                "tokens",
+                "public",
+                "authenticated",
             ];
             assert!(
                 known.contains(&permission),
                 "{method} {path} has no permission: {op}"
             );
-            assert_eq!(
-                method == "get",
-                permission == "read",
-                "{method} {path}: reads need read, changes more"
+            assert!(
+                method != "get"
+                    || ["read", "authenticated"].contains(&permission)
+                    || path == "/api/v1/tokens",
+                "{method} {path} reads and must need no more than read"
             );
+            if permission == "public" {
+                assert_eq!(path, "/api/v1/login", "only the login is public");
+                continue;
+            }
             let url = format!("http://127.0.0.1:{port}{concrete}");
             for auth in [
                 None,
@@ -289,10 +220,26 @@ fn an_unprivileged_user_without_the_token_gets_nothing() {
                 assert_eq!(v["error"]["code"], "unauthorized", "{text}");
                 checked += 1;
             }
+            // The same over the UNIX socket as nobody: known, but without a role.
+            let m = method.to_uppercase();
+            let url = format!("http://uvmmd{concrete}");
+            let args = [
+                "--unix-socket",
+                &socket,
+                "-X",
+                &m,
+                &url,
+                "-H",
+                "Content-Type: application/json",
+            ];
+            let body = (m != "GET").then_some(&b"{}"[..]);
+            let (rc, status, text) = curl_as_nobody(&args, body);
+            assert_eq!((rc, status), (0, 403), "{m} {concrete} as nobody: {text}");
+            checked += 1;
         }
     }
     assert!(
-        checked > 60,
+        checked > 100,
         "only {checked} requests: the route table is incomplete"
     );
     assert_unchanged(&before, &world(&d), "a refused request changed something");
@@ -728,7 +675,14 @@ fn every_route_refuses_unknown_query_parameters() {
             .replace("{version}", "1")
             .replace("{target}", "vda")
             .replace("{mac}", "52:54:00:00:00:01")
-            .replace("{name}", "Linux")
+            .replace(
+                "{name}",
+                if path.contains("tokens") {
+                    "ci"
+                } else {
+                    "Linux"
+                },
+            )
             .replace("{task}", "00000000-0000-4000-8000-000000000000");
         for method in item.as_object().unwrap().keys() {
             let m = method.to_uppercase();

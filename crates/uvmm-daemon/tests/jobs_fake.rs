@@ -9,7 +9,7 @@ use uvmm_api::{
     Change, CloneVolumeRequest, Event, HostOrigin, HostStatus, TaskKind, TaskState, VmPatch,
 };
 use uvmm_daemon::bus::EventBus;
-use uvmm_daemon::caller::{Auth, Caller, Peer};
+use uvmm_daemon::caller::{Caller, Peer};
 use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::{Error, JobError, VmError};
 use uvmm_daemon::hosts::shared::Shared;
@@ -37,14 +37,7 @@ struct World {
 }
 
 fn root() -> Caller {
-    Caller::new(
-        Peer::Unix {
-            uid: 0,
-            gid: 0,
-            pid: Some(1),
-        },
-        Auth::Socket,
-    )
+    Caller::unix_admin(0, Some(1))
 }
 
 /// A daemon's operations on one fake host (with a backup store), connected.
@@ -333,7 +326,11 @@ async fn a_refused_transition_never_reaches_the_host() {
 async fn a_change_records_its_caller() {
     let w = world().await;
     let vm = w.domain("web", VmState::Shutoff).await;
-    let tcp = Caller::new(Peer::Tcp("127.0.0.1:5000".parse().unwrap()), Auth::ApiToken);
+    let tcp = Caller::new(
+        Peer::Tcp("127.0.0.1:5000".parse().unwrap()),
+        uvmm_auth::Principal::LegacyToken,
+        uvmm_auth::Grants::admin(),
+    );
     let patch = VmPatch {
         description: Some("by token".into()),
         ..VmPatch::default()

@@ -35,6 +35,8 @@ fn with_notify_socket_d_stays_in_the_foreground_and_reports_ready_once_the_socke
         .arg("-p")
         .arg(dir.path().join("uvmmd.pid"))
         .args(["--config", "/dev/null", "test:///default"])
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.log"))
         .env("NOTIFY_SOCKET", &notify_path)
         .stdin(Stdio::null())
         .spawn()
@@ -102,11 +104,16 @@ fn check_config_exits_0_or_1_with_the_reason() {
             .unwrap()
     };
     // (extra options, exit code, text on stdout or stderr)
-    let table: [(&[&str], i32, &str); 5] = [
+    let table: [(&[&str], i32, &str); 6] = [
         (&["-s", "127.0.0.1", "-d"], 0, "configuration OK"),
         (&["-d", "-b", ""], 0, "hosts: 1 (test:///default)"),
-        (&["-s", "0.0.0.0", "-d"], 1, "non-loopback"),
+        (&["-s", "0.0.0.0", "-d"], 0, "tcp: 0.0.0.0:2106 (HTTPS)"),
         (&["-b", "ldap://dc"], 1, "a base DN is needed"),
+        (
+            &["-s", "0.0.0.0", "--plain-http"],
+            1,
+            "only allowed on loopback",
+        ),
         // A mistyped option in DAEMON_OPTS is 1 too (scripts test for non-zero).
         (&["--no-such-option"], 1, "unexpected argument"),
     ];

@@ -59,7 +59,23 @@ const DAEMON_FILES: Extra = Extra {
         ),
         (
             "/var/lib/uvmm/api-token",
-            "The API token TCP clients must send (mode 0600).",
+            "The legacy API token (admin) TCP clients may send (mode 0600).",
+        ),
+        (
+            "/var/lib/uvmm/tokens.json",
+            "API tokens of uvmm token create, as SHA-256 (mode 0600).",
+        ),
+        (
+            "/var/lib/uvmm/tls/",
+            "The self-signed certificate of the HTTPS listener and its key (0600).",
+        ),
+        (
+            "/etc/pam.d/uvmm",
+            "The PAM service of logins (POST /api/v1/login, uvmm login).",
+        ),
+        (
+            "/var/log/uvmm/audit.log",
+            "Every change as a JSON line: who, from where, what, result (--audit-log).",
         ),
         (
             "/var/backups/uvmm/",
@@ -82,7 +98,8 @@ const DAEMON_SIGNALS: Extra = Extra {
         ),
         (
             "SIGHUP",
-            "Reopen the log file (systemctl reload uvmmd; logrotate).",
+            "Reopen the log file and the audit log, reload [auth], the API tokens and \
+             the TLS certificate (systemctl reload uvmmd; logrotate).",
         ),
     ],
 };
@@ -109,10 +126,17 @@ const CLIENT_ENVIRONMENT: Extra = Extra {
             "UVMM_SOCKET",
             "uvmmd's UNIX socket (default /run/uvmm/uvmm.sock).",
         ),
-        ("UVMM_TOKEN", "The API token for --url."),
+        ("UVMM_URL", "uvmmd's HTTPS address, as --url."),
+        ("UVMM_TOKEN", "An API token for --url."),
         (
             "UVMM_TOKEN_FILE",
-            "File with the API token (default /var/lib/uvmm/api-token).",
+            "File with an API token (default: the session of uvmm login, else \
+             /var/lib/uvmm/api-token).",
+        ),
+        (
+            "XDG_CONFIG_HOME",
+            "Where uvmm keeps known_hosts (pinned certificate fingerprints) and the \
+             sessions of uvmm login (default ~/.config/uvmm).",
         ),
     ],
 };

@@ -274,6 +274,23 @@ export type EventKind =
   | 'directory_state'
   | 'resync';
 
+/** GET /api/v1/directory: standalone, or the LDAP directory's state. */
+export interface DirectoryStatus {
+  mode: 'standalone' | 'directory' | string;
+  uri: string | null;
+  online: boolean;
+  degraded: boolean;
+  degraded_reason: string | null;
+  degraded_since: number | null;
+  from_cache: boolean;
+  state_time: number | null;
+  pending_writes: number;
+  method: string | null;
+  refresh_interval_secs: number | null;
+  hosts: number;
+  profiles: number;
+}
+
 export interface UvmmEvent {
   seq: number;
   time: string;

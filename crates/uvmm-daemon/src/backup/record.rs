@@ -66,6 +66,11 @@ pub fn record_definition(
         deleting,
         persistent,
     } = rec;
+    // A moving VM is recorded by its move, once, on its new host (cause `migrate`): the
+    // source's undefine and the target's define on the way are not changes of their own.
+    if shared.read().moving_at(uuid, uri) {
+        return Ok(Recorded::default());
+    }
     let mut input = VersionInput {
         host: uri.to_string(),
         cause,
@@ -108,7 +113,8 @@ pub fn record_definition(
         });
     };
     // The common case at start and in every statistics round: nothing to parse or write.
-    if !deleting && store.unchanged(uuid, &xml) {
+    // A move is recorded even with the same definition (the store compares hosts).
+    if !deleting && cause != Cause::Migrate && store.unchanged(uuid, &xml) {
         return Ok(Recorded {
             hash,
             new_version: false,

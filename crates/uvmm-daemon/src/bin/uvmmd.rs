@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     if args.check_config {
         return check_config::run(args);
     }
+    let show_fingerprint = args.show_fingerprint;
     // Taken (and removed from the environment) before any thread exists.
     let notifier = systemd::Notifier::from_env();
     let (config_path, explicit) = match &args.config {
@@ -45,6 +46,18 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    if show_fingerprint {
+        return match uvmm_daemon::access::fingerprint(&settings) {
+            Ok(fp) => {
+                println!("{fp}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("uvmmd: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
 
     // Detach before any thread exists (logger, runtime, libvirt). Under systemd's
     // Type=notify a -d (as in the seed's DAEMON_OPTS) must not fork: see Notifier.

@@ -5,6 +5,7 @@
 //! filter and sort.
 
 pub mod listing;
+mod moving;
 mod notes;
 mod query;
 mod update;
@@ -254,6 +255,8 @@ pub struct Cache {
     pub generation: u64,
     /// Bumped by every statistics round.
     pub stats_generation: u64,
+    /// VMs moving between hosts (`moving.rs`), by UUID.
+    moving: HashMap<String, moving::Move>,
     /// Directory mode: the VM notes of the directory by lower-case UUID (`notes.rs`);
     /// `None` standalone, where notes are the definition's `<metadata>`.
     directory_notes: Option<HashMap<String, uvmm_model::domain::Notes>>,

@@ -130,6 +130,16 @@ impl Cache {
     }
 
     pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
+        self.list_vms_where(q, &|_, _| true)
+    }
+
+    /// `list_vms` of the VMs `keep` (host, VM name) lets through: what a caller with a
+    /// limited scope may see, filtered before counting and paging.
+    pub fn list_vms_where(
+        &self,
+        q: &VmQuery,
+        keep: &dyn Fn(&HostEntry, &str) -> bool,
+    ) -> Result<VmPage, LookupError> {
         let state = q
             .state
             .as_deref()
@@ -157,6 +167,7 @@ impl Cache {
                 lr.rows
                     .iter()
                     .filter(|r| state.is_none_or(|s| r.state == s))
+                    .filter(|r| keep(h, lr.name(r)))
                     .filter(|r| q.name.as_deref().is_none_or(|n| lr.name(r) == n))
                     .filter(|r| {
                         pattern.as_ref().is_none_or(|pat| {

@@ -127,6 +127,18 @@ impl Cache {
         domains: Vec<DomainSnapshot>,
         now: SystemTime,
     ) -> Vec<Event> {
+        // A moving VM's copy on its target waits for the end of the move (`moving.rs`).
+        let held: Vec<String> = domains
+            .iter()
+            .filter(|d| self.held_back(uri, &d.uuid))
+            .map(|d| d.uuid.clone())
+            .collect();
+        let kept: Vec<String> = self
+            .moving
+            .keys()
+            .filter(|u| self.kept_until_moved(uri, u))
+            .cloned()
+            .collect();
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
@@ -142,6 +154,9 @@ impl Cache {
         }
         let mut fresh: BTreeMap<String, VmEntry> = BTreeMap::new();
         for snap in domains {
+            if held.contains(&snap.uuid) {
+                continue;
+            }
             let mut vm = VmEntry::from_snapshot(snap);
             overlay_notes(self.directory_notes.as_ref(), &mut vm);
             fresh.insert(vm.uuid.clone(), vm);
@@ -149,7 +164,11 @@ impl Cache {
         let old = std::mem::take(host.vms_mut());
         for (uuid, old_vm) in &old {
             if !fresh.contains_key(uuid) {
-                events.push(vm_removed(host, old_vm));
+                if kept.contains(uuid) {
+                    fresh.insert(uuid.clone(), old_vm.clone());
+                } else {
+                    events.push(vm_removed(host, old_vm));
+                }
             }
         }
         for (uuid, mut vm) in fresh {
@@ -204,6 +223,9 @@ impl Cache {
 
     /// Insert or refresh one VM.
     pub fn vm_upsert(&mut self, uri: &str, snap: DomainSnapshot) -> Vec<Event> {
+        if self.held_back(uri, &snap.uuid) {
+            return vec![];
+        }
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
@@ -230,6 +252,9 @@ impl Cache {
     }
 
     pub fn vm_remove(&mut self, uri: &str, uuid: &str) -> Vec<Event> {
+        if self.kept_until_moved(uri, uuid) {
+            return vec![];
+        }
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };

@@ -64,8 +64,13 @@ pub fn check(args: Args) -> Result<Report, String> {
     }
     facts.push(format!("socket: {}", settings.socket.display()));
     if let Some(addr) = settings.listen {
-        facts.push(format!("tcp: {addr}"));
+        if settings.tls.plain_http {
+            facts.push(format!("tcp: {addr} (plain HTTP, loopback)"));
+        } else {
+            facts.push(format!("tcp: {addr} (HTTPS)"));
+        }
     }
+    facts.push(format!("audit log: {}", settings.audit_log.display()));
     facts.push(format!("state directory: {}", settings.state_dir.display()));
     facts.push(format!(
         "backup directory: {}",
@@ -189,7 +194,18 @@ mod tests {
                 &["-s", "127.0.0.1", "-d"],
                 Ok("tcp: 127.0.0.1:2106"),
             ),
-            ("", &["-s", "0.0.0.0", "-d"], Err("non-loopback")),
+            (
+                "",
+                &["-s", "0.0.0.0", "-d"],
+                Ok("tcp: 0.0.0.0:2106 (HTTPS)"),
+            ),
+            (
+                "",
+                &["-s", "0.0.0.0", "--plain-http"],
+                Err("only allowed on loopback"),
+            ),
+            ("[auth]\nsession_idle_mins = 0\n", &[], Err("[auth]")),
+            ("[tls]\ncert = \"/x.pem\"\n", &[], Err("both cert and key")),
             ("stats_interval_secs = 0\n", &[], Err("stats_interval_secs")),
             ("hosts = [\n", &[], Err("uvmmd.toml")),
             ("colour = 1\n", &[], Err("unknown field")),

@@ -54,6 +54,27 @@ pub struct FileConfig {
     pub keepalive_count: Option<u32>,
     /// What API clients may do beyond the defaults, and the listeners' limits.
     pub api: Option<ApiFile>,
+    /// Who may do what: roles of UNIX groups, grants, sessions, login limits
+    /// (docs/security.md). Reloaded on SIGHUP.
+    pub auth: Option<uvmm_auth::AuthConfig>,
+    /// The TCP listener's certificate (`cert`, `key`; absent: self-signed) and whether a
+    /// loopback listener serves plain HTTP (`plain_http`).
+    pub tls: Option<uvmm_auth::tls::TlsConfig>,
+    /// The audit log of every change (default /var/log/uvmm/audit.log); reopened on SIGHUP.
+    pub audit_log: Option<PathBuf>,
+    /// Migration between the managed hosts.
+    pub migration: Option<MigrationFile>,
+}
+
+/// `[migration]` of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationFile {
+    /// How the *libvirtds* reach each other for peer-to-peer migration, per managed host
+    /// URI: `{ "qemu:///system" = "qemu+tcp://kvm1.example.org/system" }`. Needed where
+    /// uvmmd's own URI of a host means nothing to another host (a local `qemu:///system`,
+    /// a UNIX socket); a remote URI (`qemu+ssh://kvm1/system`) is used as it is.
+    pub peer_uris: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[api]` of the configuration file: the privilege boundary between API clients and
@@ -81,6 +102,10 @@ pub struct ApiFile {
     /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
     /// connection) and its body.
     pub request_timeout_secs: Option<u64>,
+    /// File mode of the UNIX socket, octal (default "0666": every local account may
+    /// connect, and gets only what its groups' roles allow, 403 without a role; "0660"
+    /// keeps everyone but root and the socket's group out before they ask).
+    pub socket_mode: Option<String>,
 }
 
 /// `[monitoring]` of the configuration file.

@@ -48,8 +48,9 @@ pub struct Args {
     #[arg(short = 'u', long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Also serve the API on TCP at ADDR[:PORT] (default port 2106). Until TLS and login
-    /// exist, only loopback addresses (127.0.0.1, ::1, localhost) are accepted.
+    /// Also serve the API on TCP at ADDR[:PORT] (default port 2106), any address
+    /// (0.0.0.0 and [::] for all). HTTPS with the [tls] certificate, or a self-signed one
+    /// made at the first start (see --show-fingerprint); clients log in or send a token.
     #[arg(short = 's', long = "listen", value_name = "ADDR[:PORT]")]
     pub listen: Option<String>,
 
@@ -95,6 +96,22 @@ pub struct Args {
     /// with the options of the service: uvmmd --check-config $DAEMON_OPTS
     #[arg(long = "check-config")]
     pub check_config: bool,
+
+    /// Serve plain HTTP instead of HTTPS on the -s address, which must be loopback
+    /// (127.0.0.1, ::1): for a local reverse proxy, the demo and tests. Same as
+    /// [tls] plain_http = true.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
+
+    /// The audit log (JSON lines, one per change; default /var/log/uvmm/audit.log).
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Print the SHA-256 fingerprint of the TCP listener's certificate (the one clients
+    /// pin) and exit. Makes no certificate: the self-signed one exists after the first
+    /// start with -s.
+    #[arg(long = "show-fingerprint")]
+    pub show_fingerprint: bool,
 }
 
 /// The effective settings after merging.
@@ -116,6 +133,14 @@ pub struct Settings {
     pub monitoring: Monitoring,
     pub timing: Timing,
     pub api: ApiPolicy,
+    /// `[auth]`, checked (see `uvmm_auth::AuthConfig::validate`).
+    pub auth: uvmm_auth::AuthConfig,
+    pub tls: uvmm_auth::tls::TlsConfig,
+    pub audit_log: PathBuf,
+    /// The configuration file read (SIGHUP reads its `[auth]` again).
+    pub config_file: PathBuf,
+    /// `[migration] peer_uris`: how the libvirtds reach each other (see `MigrationFile`).
+    pub peer_uris: PeerUris,
     /// Directory mode; `None` = standalone.
     pub directory: Option<DirectorySettings>,
 }
@@ -197,7 +222,7 @@ pub fn load_file(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError>
     }
 }
 
-/// Parse `-s ADDR[:PORT]` and refuse anything but loopback (no TLS/login yet).
+/// Parse `-s ADDR[:PORT]`: an IP address (with brackets for IPv6) or `localhost`.
 pub fn parse_listen(spec: &str) -> Result<SocketAddr, ConfigError> {
     let invalid = || {
         ConfigError::Invalid(format!(
@@ -220,14 +245,36 @@ pub fn parse_listen(spec: &str) -> Result<SocketAddr, ConfigError> {
             return Err(invalid());
         }
     };
-    if !addr.ip().is_loopback() {
-        return Err(ConfigError::Invalid(format!(
-            "-s {spec}: refusing to listen on a non-loopback address: the TCP listener has no \
-             TLS and no login yet, so anyone on the network could control every VM. Use \
-             127.0.0.1 or ::1 (and an SSH tunnel for remote access) until TLS support lands."
-        )));
-    }
     Ok(addr)
+}
+
+/// How each host's libvirtd is reached by the others (peer-to-peer migration), by the
+/// host's URI as uvmmd manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerUris(pub std::collections::BTreeMap<String, String>);
+
+impl PeerUris {
+    /// The URI another libvirtd uses for `host`: the configured one, else the host's own
+    /// when it names a remote machine; `None` when neither works (a local or socket URI).
+    pub fn of(&self, host: &HostUri) -> Option<String> {
+        if let Some(p) = self.0.get(&host.uri) {
+            return Some(p.clone());
+        }
+        let remote =
+            host.host.as_deref().is_some_and(|h| !h.is_empty()) && !host.uri.contains("socket=");
+        remote.then(|| host.uri.clone())
+    }
+}
+
+fn peer_uris(f: Option<MigrationFile>) -> Result<PeerUris, ConfigError> {
+    let map = f.and_then(|f| f.peer_uris).unwrap_or_default();
+    for (host, peer) in &map {
+        for u in [host, peer] {
+            HostUri::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("[migration] peer_uris: {e}")))?;
+        }
+    }
+    Ok(PeerUris(map))
 }
 
 pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
@@ -257,6 +304,32 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         .or(file.listen.as_deref())
         .map(parse_listen)
         .transpose()?;
+
+    let auth = file.auth.clone().unwrap_or_default();
+    auth.validate()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let mut tls = file.tls.clone().unwrap_or_default();
+    tls.plain_http |= args.plain_http;
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(ConfigError::Invalid(
+            uvmm_auth::tls::TlsError::HalfConfigured.to_string(),
+        ));
+    }
+    if let Some(addr) = listen {
+        match uvmm_auth::tls::plain_http_listener(addr, tls.plain_http) {
+            Ok(()) | Err(uvmm_auth::tls::PlainHttpRefused::NotConfigured(_)) => {}
+            Err(e) => return Err(ConfigError::Invalid(format!("-s {addr}: {e}"))),
+        }
+    } else if args.plain_http {
+        return Err(ConfigError::Invalid(
+            "--plain-http needs a loopback TCP listener (-s 127.0.0.1)".into(),
+        ));
+    }
+    let audit_log = args
+        .audit_log
+        .clone()
+        .or(file.audit_log.clone())
+        .unwrap_or_else(|| PathBuf::from(uvmm_auth::audit::DEFAULT_AUDIT_LOG));
 
     let mut timing = Timing::default();
     let secs = |v: Option<u64>, name: &str, d: Duration| -> Result<Duration, ConfigError> {
@@ -335,7 +408,12 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
         .or(file.pidfile)
         .or_else(|| args.detach.then(|| PathBuf::from(DEFAULT_DETACHED_PIDFILE)));
 
+    let config_file = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     Ok(Settings {
+        config_file,
         host_origins_cmdline: args.hosts.clone(),
         hosts,
         socket: args
@@ -372,7 +450,11 @@ pub fn merge(args: Args, file: FileConfig) -> Result<Settings, ConfigError> {
             trust_directory_hosts: directory.as_ref().is_some_and(|d| d.trust_host_uris),
             ..api_policy(file.api)?
         },
+        peer_uris: peer_uris(file.migration)?,
         directory,
+        auth,
+        tls,
+        audit_log,
     })
 }
 
@@ -397,18 +479,29 @@ pub(super) mod tests {
         for (spec, want) in ok {
             assert_eq!(parse_listen(spec).unwrap().to_string(), want, "{spec}");
         }
-        for bad in [
-            "0.0.0.0",
-            "0.0.0.0:2106",
-            "192.168.1.1",
-            "example.com",
-            "127.0.0.1:x",
-            "",
+        for (spec, want) in [
+            ("0.0.0.0", "0.0.0.0:2106"),
+            ("[::]", "[::]:2106"),
+            ("192.168.1.1:9", "192.168.1.1:9"),
         ] {
+            assert_eq!(parse_listen(spec).unwrap().to_string(), want, "{spec}");
+        }
+        for bad in ["example.com", "127.0.0.1:x", ""] {
             assert!(parse_listen(bad).is_err(), "{bad}");
         }
-        let msg = parse_listen("0.0.0.0").unwrap_err().to_string();
-        assert!(msg.contains("non-loopback"), "{msg}");
+        // Plain HTTP only on loopback, and only when asked for.
+        assert!(merge(
+            args(&["-s", "0.0.0.0", "--plain-http"]),
+            FileConfig::default()
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("only allowed on loopback"));
+        assert!(merge(args(&["--plain-http"]), FileConfig::default()).is_err());
+        let s = merge(args(&["-s", "::1", "--plain-http"]), FileConfig::default()).unwrap();
+        assert!(s.tls.plain_http);
+        let s = merge(args(&["-s", "0.0.0.0"]), FileConfig::default()).unwrap();
+        assert!(!s.tls.plain_http);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub struct ApiPolicy {
     pub max_connections_per_peer: usize,
     pub max_connections: usize,
     pub request_timeout: Duration,
+    pub socket_mode: u32,
     /// Directory mode: connect to the directory's hosts without `runtime_hosts` (set from
     /// `[directory] trust_host_uris`).
     pub trust_directory_hosts: bool,
@@ -27,6 +28,7 @@ impl Default for ApiPolicy {
             max_connections_per_peer: 64,
             max_connections: 1024,
             request_timeout: Duration::from_secs(30),
+            socket_mode: 0o666,
             trust_directory_hosts: false,
         }
     }
@@ -104,6 +106,17 @@ pub(super) fn api_policy(f: Option<ApiFile>) -> Result<ApiPolicy, ConfigError> {
         )?,
         max_connections: positive(f.max_connections, "max_connections", d.max_connections)?,
         request_timeout,
+        socket_mode: match f.socket_mode.as_deref() {
+            None => d.socket_mode,
+            Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o666 && m & 0o600 == 0o600)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "[api] socket_mode '{m}': an octal mode like \"0660\" or \"0666\" (read and write for the owner, no execute bits)"
+                    ))
+                })?,
+        },
         trust_directory_hosts: false,
     })
 }

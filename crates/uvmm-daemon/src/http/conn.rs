@@ -10,6 +10,10 @@
 //!   TCP address). Listeners count separately, and the file descriptor limit is raised at
 //!   start so that a full TCP listener leaves room for the UNIX socket: root can always get
 //!   in.
+//! - On the TLS listener the handshake happens in the connection's own task, within
+//!   `request_timeout`: a client that opens a connection and says nothing holds no accept
+//!   loop. Each handshake takes the certificate the resolver holds then, so a reload
+//!   (SIGHUP) reaches new connections while open ones keep theirs.
 
 use crate::config::ApiPolicy;
 use axum::Router;
@@ -223,6 +227,7 @@ fn refusal_response(why: Refusal) -> Vec<u8> {
 async fn serve_conn<IO>(
     io: IO,
     peer: Peer,
+    secure: bool,
     app: Router,
     policy: Arc<ApiPolicy>,
     mut stop: watch::Receiver<bool>,
@@ -232,6 +237,9 @@ async fn serve_conn<IO>(
     let io = TokioIo::new(StallGuard::new(io, policy.request_timeout));
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
+        if secure {
+            req.extensions_mut().insert(crate::http::auth::Tls);
+        }
         let mut app = app.clone();
         async move { app.call(req.map(axum::body::Body::new)).await }
     });
@@ -303,6 +311,7 @@ impl Listener for TcpListener {
 /// The accept loop of a listener (the UNIX socket, the TCP port), until `stop`.
 pub async fn serve<L: Listener>(
     listener: L,
+    tls: Option<Arc<uvmm_auth::tls::server::ServerTls>>,
     app: Router,
     policy: Arc<ApiPolicy>,
     stop: watch::Receiver<bool>,
@@ -319,7 +328,9 @@ pub async fn serve<L: Listener>(
             _ = async { let _ = stopping.wait_for(|s| *s).await; } => return,
         };
         match accepted {
-            Ok((stream, Ok(peer))) => spawn_conn(stream, peer, &limits, &app, &policy, &stop),
+            Ok((stream, Ok(peer))) => {
+                spawn_conn(stream, peer, tls.as_deref(), &limits, &app, &policy, &stop)
+            }
             Ok((_, Err(e))) => tracing::warn!("{}: no peer credentials: {e}", L::WHAT),
             Err(e) => {
                 // Out of descriptors, most likely: wait instead of spinning.
@@ -333,6 +344,7 @@ pub async fn serve<L: Listener>(
 fn spawn_conn<IO>(
     mut stream: IO,
     peer: Peer,
+    tls: Option<&uvmm_auth::tls::server::ServerTls>,
     limits: &Arc<ConnLimits>,
     app: &Router,
     policy: &Arc<ApiPolicy>,
@@ -343,10 +355,24 @@ fn spawn_conn<IO>(
     match limits.acquire(&peer) {
         Ok(slot) => {
             let (app, policy, stop) = (app.clone(), policy.clone(), stop.clone());
+            let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
             tokio::spawn(async move {
-                serve_conn(stream, peer, app, policy, stop).await;
+                match acceptor {
+                    None => serve_conn(stream, peer, false, app, policy, stop).await,
+                    Some(a) => {
+                        match tokio::time::timeout(policy.request_timeout, a.accept(stream)).await {
+                            Ok(Ok(tls)) => serve_conn(tls, peer, true, app, policy, stop).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
                 drop(slot);
             });
+        }
+        // A TLS client cannot read a plain answer: it is just closed.
+        Err(why) if tls.is_some() => {
+            tracing::warn!(%peer, ?why, "connection refused: over the limit");
         }
         Err(why) => {
             tracing::warn!(%peer, ?why, "connection refused: over the limit");

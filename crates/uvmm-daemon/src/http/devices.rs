@@ -26,10 +26,26 @@ pub struct DiskDeleteParams {
     /// Also delete the volume (only if it is in a writable pool and no other VM uses it).
     #[serde(default)]
     pub delete_volume: bool,
+    /// Detach it from the running VM now too (hot-unplug; the guest must release it
+    /// within 10 s, else 409 and nothing changes). Default: a running VM keeps it until
+    /// its next start.
+    #[serde(default)]
+    pub live: bool,
+}
+
+/// `DELETE /api/v1/vms/{uuid}/nics/{mac}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NicDeleteParams {
+    pub host: Option<String>,
+    /// Detach it from the running VM now too (hot-unplug; see the drives' `live`).
+    #[serde(default)]
+    pub live: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/disks", request_body = DiskAddRequest, params(("uuid" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 501, body = ErrorBody, description = "with `live`: the VM cannot hot-plug this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn add_disk(
     State(s): State<AppState>,
     caller: Caller,
@@ -43,7 +59,9 @@ pub(super) async fn add_disk(
 }
 
 #[utoipa::path(delete, path = "/api/v1/vms/{uuid}/disks/{target}", params(("uuid" = String, Path), ("target" = String, Path), DiskDeleteParams),
-    responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)"),
+        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn remove_disk(
     State(s): State<AppState>,
     caller: Caller,
@@ -54,6 +72,7 @@ pub(super) async fn remove_disk(
     let job = RemoveDisk {
         target,
         delete_volume: p.delete_volume,
+        live: p.live,
         if_match,
     };
     let vm = VmRef { uuid, host: p.host };
@@ -89,7 +108,7 @@ pub(super) async fn change_media(
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/nics", request_body = NicAddRequest, params(("uuid" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VmChangeResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 501, body = ErrorBody, description = "with `live`: the VM cannot hot-plug this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn add_nic(
     State(s): State<AppState>,
     caller: Caller,
@@ -102,15 +121,18 @@ pub(super) async fn add_nic(
     Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/nics/{mac}", params(("uuid" = String, Path), ("mac" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/nics/{mac}", params(("uuid" = String, Path), ("mac" = String, Path), NicDeleteParams),
+    responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "with `live`: the guest did not release it (nothing changed)"),
+        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn remove_nic(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((uuid, mac)): ApiPath<(String, String)>,
-    ApiQuery(p): ApiQuery<HostParam>,
+    ApiQuery(p): ApiQuery<NicDeleteParams>,
     IfMatch(if_match): IfMatch,
 ) -> Result<impl IntoResponse, Error> {
-    let job = Edit::new(if_match, RemoveNic { mac });
-    Ok(changed(s.ops.run(&caller, p.vm(uuid), job).await?))
+    let job = Edit::new(if_match, RemoveNic { mac, live: p.live });
+    let vm = VmRef { uuid, host: p.host };
+    Ok(changed(s.ops.run(&caller, vm, job).await?))
 }

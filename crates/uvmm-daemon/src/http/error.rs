@@ -4,7 +4,8 @@
 //! refuses it, 5xx the daemon, libvirt or the host failed.
 
 use crate::error::{
-    BackupError, Error, HostError, JobError, LookupError, StorageError, TaskError, VmError,
+    BackupError, Error, HostError, JobError, LookupError, MigrateError, StorageError, TaskError,
+    VmError,
 };
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,22 @@ pub enum RequestError {
     /// The accept loop did not say who is on the other end (a bug).
     #[error("internal error: the request's peer is unknown")]
     NoPeer,
+    /// Authentication failed (no or a bad credential, an expired session, a missing CSRF
+    /// token, an account without a role).
+    #[error(transparent)]
+    Auth(#[from] uvmm_auth::AuthError),
+    /// Authenticated, but the grants do not allow this.
+    #[error(transparent)]
+    Denied(#[from] uvmm_auth::Denied),
+    /// Something outside the caller's scope: answered like something that does not exist.
+    #[error("{0}")]
+    Hidden(String),
+    /// A login that failed.
+    #[error(transparent)]
+    Login(#[from] uvmm_auth::login::LoginError),
+    /// Creating, listing or revoking a token failed.
+    #[error(transparent)]
+    Token(#[from] uvmm_auth::tokens::TokenError),
     /// A handler panicked (a bug; the panic hook logged it).
     #[error("internal error (the daemon log has the details)")]
     Panicked,
@@ -60,6 +77,8 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Request(r) => request(r),
         Error::Task(TaskError::NotFound(_)) => NOT_FOUND,
         Error::Task(TaskError::Ended { .. }) => CONFLICT,
+        Error::Migrate(MigrateError::Refused(_)) => (StatusCode::CONFLICT, "migration_refused"),
+        Error::Migrate(MigrateError::Failed(_)) => (StatusCode::BAD_GATEWAY, "migration_failed"),
         Error::NoProfile { .. } => NOT_FOUND,
         Error::Internal { .. } => INTERNAL,
     }
@@ -178,6 +197,35 @@ fn request(e: &RequestError) -> (StatusCode, &'static str) {
         RequestError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
         RequestError::NoRoute | RequestError::NoFile => NOT_FOUND,
         RequestError::Panicked | RequestError::NoPeer => INTERNAL,
+        RequestError::Auth(a) => match a.status_code() {
+            401 => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            403 => FORBIDDEN,
+            _ => INTERNAL,
+        },
+        RequestError::Denied(_) => FORBIDDEN,
+        RequestError::Hidden(_) => NOT_FOUND,
+        RequestError::Login(l) => login(l),
+        RequestError::Token(t) => {
+            use uvmm_auth::tokens::TokenError as T;
+            match t {
+                T::Invalid | T::Expired(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                T::Exists(_) | T::TooMany => CONFLICT,
+                T::NotFound(_) => NOT_FOUND,
+                T::BadName(_) | T::BadExpiry => BAD_REQUEST,
+                T::Damaged { .. } | T::File(_) | T::Random(_) => INTERNAL,
+            }
+        }
+    }
+}
+
+/// Status and code of a failed login (also for its audit record).
+pub fn login(e: &uvmm_auth::login::LoginError) -> (StatusCode, &'static str) {
+    use uvmm_auth::login::LoginError as L;
+    match e {
+        L::Refused { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        L::Limited(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        L::Busy | L::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        L::Random(_) => INTERNAL,
     }
 }
 

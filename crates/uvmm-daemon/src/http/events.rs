@@ -1,6 +1,7 @@
 //! The event stream (Server-Sent Events).
 
 use super::AppState;
+use crate::caller::Caller;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -26,24 +27,47 @@ fn sse_of(ev: &Event) -> SseEvent {
     responses((status = 200, content_type = "text/event-stream", body = EventWire)))]
 pub(super) async fn events(
     State(s): State<AppState>,
+    caller: Caller,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.ops.shared.bus.subscribe();
+    let all = caller.unrestricted(uvmm_auth::Permission::Read);
     let mut shutdown = s.shutdown.clone();
     let hello = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
-    let changes = BroadcastStream::new(rx).map(|item| {
-        Ok(match item {
-            Ok(ev) => sse_of(&ev),
-            Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
-                .event("resync")
-                .json_data(ResyncNotice {
-                    kind: EventKind::Resync,
-                    missed: n,
-                })
-                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event")),
+    // Only what the caller may see; a gap in `seq` is what a filtered event leaves.
+    let changes = BroadcastStream::new(rx)
+        .filter(move |item| {
+            let keep = match item {
+                Ok(ev) if !all => sees(&caller, ev),
+                _ => true,
+            };
+            std::future::ready(keep)
         })
-    });
+        .map(|item| {
+            Ok(match item {
+                Ok(ev) => sse_of(&ev),
+                Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default()
+                    .event("resync")
+                    .json_data(ResyncNotice {
+                        kind: EventKind::Resync,
+                        missed: n,
+                    })
+                    .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event")),
+            })
+        });
     let stream = hello.chain(changes).take_until(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Whether a caller with a limited scope sees an event: VM events by the VM, task events
+/// by the task's VM (or host), the rest by the host.
+fn sees(caller: &Caller, ev: &Event) -> bool {
+    let vm = match &ev.change {
+        Change::TaskProgress { task } | Change::TaskDone { task } => {
+            return task.uuid.is_none() && caller.sees(&ev.host_id, &ev.host, None)
+        }
+        _ => ev.vm().map(|(_, name)| name),
+    };
+    caller.sees(&ev.host_id, &ev.host, vm)
 }

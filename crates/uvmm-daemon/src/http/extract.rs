@@ -2,7 +2,6 @@
 //! and the request timeout), JSON body.
 
 use super::{AppState, MAX_BODY};
-use crate::caller::{Caller, Peer};
 use crate::http::error::RequestError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -123,20 +122,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = RequestError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         if_match(&parts.headers).map(IfMatch)
-    }
-}
-
-/// Who made the request (see `caller.rs`): the peer the accept loop recorded, let in by
-/// the socket's mode or, on TCP, by the token the guard checked.
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = RequestError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<Peer>()
-            .cloned()
-            .ok_or(RequestError::NoPeer)?;
-        Ok(Caller::of(peer))
     }
 }
 

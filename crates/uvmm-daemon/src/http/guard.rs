@@ -1,10 +1,10 @@
 //! The checks every request passes before a handler sees it, in one place:
 //!
-//! 1. TCP requests carry the API token (`Authorization: Bearer …`, the token in
-//!    `<state_dir>/api-token`, 0600): the loopback listener is otherwise open to every local
-//!    account. The UNIX socket is guarded by its file mode and needs no token.
-//! 2. `Host` must name the TCP listener (DNS rebinding), an `Origin` must be the listener
-//!    itself, and a browser's cross-site fetch (`Sec-Fetch-Site: cross-site`) is refused.
+//! 1. Who the caller is and what it may do is `auth.rs` (after routing); the legacy API
+//!    token (`<state_dir>/api-token`, 0600) is made here.
+//! 2. On a plain-HTTP listener `Host` must name the listener (DNS rebinding), an `Origin`
+//!    must be the listener itself, and a browser's cross-site fetch
+//!    (`Sec-Fetch-Site: cross-site`) is refused.
 //! 3. A request body must be declared `application/json`: a web page can send `text/plain`
 //!    and form bodies across sites without asking, but not JSON.
 //! 4. Query parameters that the route does not declare are refused (the declarations are
@@ -30,10 +30,8 @@ pub const TOKEN_FILE: &str = "api-token";
 
 /// What the guard needs to know; built once at start.
 pub struct Guard {
-    /// The API token TCP clients must present (None: no TCP listener).
-    token: Option<String>,
-    /// `Host` values the TCP listener answers to (lower case, with port).
-    tcp_hosts: HashSet<String>,
+    /// `Host` values the TCP listener answers to (lower case, with port); `None`: any.
+    tcp_hosts: Option<HashSet<String>>,
     /// Declared query parameters per (method, route template).
     params: HashMap<(Method, String), HashSet<String>>,
 }
@@ -80,14 +78,6 @@ pub fn load_or_create_token(state_dir: &Path) -> Result<(String, PathBuf), Strin
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-}
-
-/// Compare without an early exit, so the time taken says nothing about the token.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The `Host` values a TCP listener on `addr` answers to.
@@ -144,15 +134,10 @@ pub fn declared_params(
 
 impl Guard {
     pub fn new(
-        token: Option<String>,
-        tcp_hosts: HashSet<String>,
+        tcp_hosts: Option<HashSet<String>>,
         params: HashMap<(Method, String), HashSet<String>>,
     ) -> Arc<Guard> {
-        Arc::new(Guard {
-            token,
-            tcp_hosts,
-            params,
-        })
+        Arc::new(Guard { tcp_hosts, params })
     }
 
     /// The checks of the connection and headers (1 and 2); runs before routing.
@@ -167,29 +152,12 @@ impl Guard {
                 })
                 .transpose()
         };
-        if tcp {
+        if let (true, Some(names)) = (tcp, &self.tcp_hosts) {
             let host = text(header::HOST)?.unwrap_or("").to_ascii_lowercase();
-            if !self.tcp_hosts.contains(&host) {
+            if !names.contains(&host) {
                 return Err(RequestError::Forbidden(format!(
                     "Host '{host}' is not this listener's name; add it to [api] tcp_host_names if clients use it"
                 )));
-            }
-            let Some(token) = &self.token else {
-                return Err(RequestError::Unauthorized("no API token configured".into()));
-            };
-            let given = text(header::AUTHORIZATION)?
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            match given {
-                None => {
-                    return Err(RequestError::Unauthorized(
-                        "the TCP listener needs the API token: Authorization: Bearer TOKEN (the token is in the state directory's api-token file)".into(),
-                    ))
-                }
-                Some(g) if !same_secret(g.as_bytes(), token.as_bytes()) => {
-                    return Err(RequestError::Unauthorized("wrong API token".into()))
-                }
-                Some(_) => {}
             }
         }
         if let Some(origin) = text(header::ORIGIN)? {
@@ -211,6 +179,16 @@ impl Guard {
 
     /// The checks that need the route (3 and 4).
     fn check_request(&self, req: &Request) -> Result<(), RequestError> {
+        // A declared length over the limit is refused before a byte of the body is read
+        // (with `Expect: 100-continue` the client never sends it).
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > u64::try_from(super::MAX_BODY).unwrap_or(u64::MAX)) {
+            return Err(too_large(super::MAX_BODY));
+        }
         let has_body = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -270,7 +248,7 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -328,7 +306,7 @@ pub async fn request_checks(State(guard): State<Arc<Guard>>, req: Request, next:
     if !changing {
         return next.run(req).await;
     }
-    let caller = req.extensions().get::<Peer>().cloned().map(Caller::of);
+    let caller = req.extensions().get::<Caller>().cloned();
     let peer = caller
         .as_ref()
         .map(|c| c.peer.to_string())
@@ -368,7 +346,7 @@ mod tests {
             "127.0.0.1:2106".parse().unwrap(),
             &["uvmm.example.com".into()],
         );
-        Guard::new(Some("t".repeat(40)), hosts, HashMap::new())
+        Guard::new(Some(hosts), HashMap::new())
     }
 
     fn headers(list: &[(&str, &str)]) -> HeaderMap {
@@ -415,20 +393,8 @@ mod tests {
                 vec![("host", "LOCALHOST:2106"), ("authorization", &token)],
                 0,
             ),
-            (&tcp, vec![("host", "127.0.0.1:2106")], 401),
-            (
-                &tcp,
-                vec![
-                    ("host", "127.0.0.1:2106"),
-                    ("authorization", "Bearer wrong"),
-                ],
-                401,
-            ),
-            (
-                &tcp,
-                vec![("host", "127.0.0.1:2106"), ("authorization", "Basic eDp5")],
-                401,
-            ),
+            // Credentials are auth.rs's business, after routing.
+            (&tcp, vec![("host", "127.0.0.1:2106")], 0),
             // DNS rebinding: the right token cannot come from a page, but the name is
             // checked first anyway.
             (
@@ -484,14 +450,6 @@ mod tests {
             };
             assert_eq!(got, want, "{peer} {h:?}");
         }
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"abcd"));
-        assert!(!same_secret(b"", b"a"));
     }
 
     #[test]

@@ -13,9 +13,12 @@ use uvmm_api::*;
 #[utoipa::path(get, path = "/api/v1/hosts", responses((status = 200, body = [HostSummary])))]
 pub(super) async fn list_hosts(
     State(s): State<AppState>,
+    caller: Caller,
     ApiQuery(_): ApiQuery<NoParams>,
 ) -> Json<Vec<HostSummary>> {
-    Json(crate::hosts::list(&s.ops.shared))
+    let mut hosts = crate::hosts::list(&s.ops.shared);
+    hosts.retain(|h| caller.sees(&h.id, &h.uri, None));
+    Json(hosts)
 }
 
 #[utoipa::path(post, path = "/api/v1/hosts", request_body = AddHostRequest,

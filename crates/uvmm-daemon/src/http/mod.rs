@@ -3,6 +3,8 @@
 //! one file per resource; they parse, call one operation and wrap the answer. Errors
 //! become JSON in `error.rs`, the only place that maps them to status codes.
 
+mod access;
+pub mod auth;
 mod backups;
 pub mod conn;
 mod devices;
@@ -12,8 +14,10 @@ pub mod extract;
 pub mod guard;
 mod hosts;
 mod meta;
+mod moves;
 pub mod openapi;
 mod profiles;
+mod snapshots;
 mod storage;
 mod tasks;
 mod vms;
@@ -45,6 +49,10 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// The rendered OpenAPI document (set by `router`).
     pub openapi: Arc<bytes::Bytes>,
+    /// Logins, tokens, sessions, the audit log.
+    pub auth: Arc<auth::AuthState>,
+    /// Each route's rule (`auth::ROUTES`) by method and template (set by `router`).
+    pub routes: Arc<std::collections::HashMap<(axum::http::Method, String), &'static auth::Rule>>,
 }
 
 impl AppState {
@@ -52,12 +60,15 @@ impl AppState {
         ops: Arc<Ops>,
         shutdown: watch::Receiver<bool>,
         request_timeout: std::time::Duration,
+        auth: Arc<auth::AuthState>,
     ) -> AppState {
         AppState {
             ops,
             shutdown,
             request_timeout,
             openapi: Arc::default(),
+            auth,
+            routes: Arc::default(),
         }
     }
 }
@@ -91,6 +102,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::add_nic))
         .routes(routes!(devices::remove_nic))
         .routes(routes!(vms::vm_action))
+        .routes(routes!(moves::migrate_vm))
+        .routes(routes!(moves::evacuate_host))
+        .routes(routes!(moves::failover_vm))
+        .routes(routes!(
+            snapshots::list_snapshots,
+            snapshots::create_snapshot
+        ))
+        .routes(routes!(snapshots::revert_snapshot))
+        .routes(routes!(snapshots::delete_snapshot))
+        .routes(routes!(snapshots::rename_vm))
+        .routes(routes!(snapshots::clone_vm))
         .routes(routes!(events::events))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::prune_backups))
@@ -109,111 +131,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::list_tasks))
         .routes(routes!(tasks::show_task, tasks::cancel_task))
         .routes(routes!(meta::metrics))
-}
-
-/// What a caller needs for an operation. Today every caller the guard admits (the socket's
-/// file mode, the TCP token) has every permission; logins and roles (issue 13) will check
-/// the caller against this table before the handler runs. It is in the OpenAPI document
-/// (`x-uvmm-permission` of every operation), and tests hold it to the route table.
-///
-/// The names are those of `uvmm_auth::roles::Permission` (a test checks each one parses
-/// as such), so wiring issue 13 in replaces this enum by that one and the table by
-/// `uvmm_auth::roles::Access::Needs(..)` without renaming a word of the document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Look: lists, details, events, metrics, backups, pools, tasks.
-    Read,
-    /// VM lifecycle actions (start ... suspend); cancelling a task.
-    Lifecycle,
-    /// Change the medium of a CD-ROM or floppy drive.
-    Media,
-    /// Change a VM's definition: settings, drives, NICs, boot order.
-    Edit,
-    /// Define a new VM.
-    Create,
-    /// Undefine a VM (and delete its images).
-    Delete,
-    /// Change a host's pools and volumes.
-    Storage,
-    /// Add or remove managed hosts.
-    Hosts,
-    /// Restore a VM from a backup; prune backups.
-    Restore,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Read => "read",
-            Permission::Lifecycle => "lifecycle",
-            Permission::Media => "media",
-            Permission::Edit => "edit",
-            Permission::Create => "create",
-            Permission::Delete => "delete",
-            Permission::Storage => "storage",
-            Permission::Hosts => "hosts",
-            Permission::Restore => "restore",
-        }
-    }
-}
-
-/// The permission of every operation (by its operation id, the handler's name).
-/// Cancelling a task needs `Lifecycle` here; once roles exist, the handler also checks the
-/// permission of the task's own operation (a clone's `Storage`), which only it knows.
-pub const PERMISSIONS: &[(&str, Permission)] = {
-    use Permission::*;
-    &[
-        ("version", Read),
-        ("directory", Read),
-        ("openapi", Read),
-        ("metrics", Read),
-        ("events", Read),
-        ("list_hosts", Read),
-        ("show_host", Read),
-        ("add_host", Hosts),
-        ("remove_host", Hosts),
-        ("list_profiles", Read),
-        ("show_profile", Read),
-        ("list_vms", Read),
-        ("show_vm", Read),
-        ("vm_xml", Read),
-        ("create_vm", Create),
-        ("edit_vm", Edit),
-        ("delete_vm", Delete),
-        ("vm_action", Lifecycle),
-        ("change_media", Media),
-        ("add_disk", Edit),
-        ("remove_disk", Edit),
-        ("set_boot", Edit),
-        ("add_nic", Edit),
-        ("remove_nic", Edit),
-        ("list_backups", Read),
-        ("show_backup", Read),
-        ("backup_version", Read),
-        ("backup_diff", Read),
-        ("prune_backups", Restore),
-        ("restore", Restore),
-        ("list_pools", Read),
-        ("show_pool", Read),
-        ("create_pool", Storage),
-        ("pool_action", Storage),
-        ("delete_pool", Storage),
-        ("create_volume", Storage),
-        ("clone_volume", Storage),
-        ("resize_volume", Storage),
-        ("delete_volume", Storage),
-        ("list_tasks", Read),
-        ("show_task", Read),
-        ("cancel_task", Lifecycle),
-    ]
-};
-
-/// The permission an operation needs (`None`: not in the table, which a test forbids).
-pub fn permission(operation_id: &str) -> Option<Permission> {
-    PERMISSIONS
-        .iter()
-        .find(|(id, _)| *id == operation_id)
-        .map(|(_, p)| *p)
+        .routes(routes!(access::login))
+        .routes(routes!(access::logout))
+        .routes(routes!(access::whoami))
+        .routes(routes!(access::list_tokens, access::create_token))
+        .routes(routes!(access::revoke_token))
 }
 
 /// The whole HTTP application: routes, the guard's checks, JSON errors for unknown paths
@@ -223,17 +145,23 @@ pub fn router(mut state: AppState, guard: GuardConfig) -> Router {
     // The query parameters are the routes' own; finishing adds none.
     let params = crate::http::guard::declared_params(&doc);
     let doc = finish_document(doc);
+    state.routes = Arc::new(auth::rules_by_route(&doc));
     state.openapi = Arc::new(bytes::Bytes::from(
         serde_json::to_vec(&doc).unwrap_or_default(),
     ));
     let web = web::WebState::new(guard.tcp_hosts.clone());
-    let guard = Guard::new(guard.token, guard.tcp_hosts, params);
+    let guard = Guard::new(guard.tcp_hosts, params);
     routes
         .route_layer(axum::middleware::from_fn_with_state(
             guard.clone(),
             crate::http::guard::request_checks,
         ))
-        .fallback(|| async { RequestError::NoRoute })
+        // Before the checks of the body and parameters: a stranger learns nothing.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
+        .fallback(auth::no_route)
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -286,8 +214,9 @@ async fn catch_panic(
 /// What the guard is told at start (see `guard`).
 #[derive(Clone, Default)]
 pub struct GuardConfig {
-    pub token: Option<String>,
-    pub tcp_hosts: std::collections::HashSet<String>,
+    /// The `Host` names a plain-HTTP TCP listener answers to (DNS rebinding); `None`: any
+    /// (the TLS listener, where a rebound name fails the certificate check).
+    pub tcp_hosts: Option<std::collections::HashSet<String>>,
 }
 
 /// Every request counts as someone watching (see `Shared::stats_interval_now`).
@@ -305,38 +234,45 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// Every operation of the route table has a permission, and the table names no
-    /// operation that does not exist.
+    /// Every operation of the route table has a rule, every rule a route; reads need
+    /// no more than `read`, changes more, and the document shows each rule.
     #[test]
     fn every_route_has_a_permission() {
+        use uvmm_auth::{Access, Permission};
         let doc = openapi_document();
         let mut ids = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let id = op["operationId"].as_str().unwrap().to_string();
-                let p = permission(&id);
-                assert!(p.is_some(), "{method} {path} ({id}) has no permission");
-                assert_eq!(op["x-uvmm-permission"], p.unwrap().as_str());
-                // Reads need no more than Read; every change needs more.
-                assert_eq!(
-                    method == "get",
-                    p == Some(Permission::Read),
-                    "{method} {path}"
-                );
-                // A name issue 13's roles know (uvmm_auth::roles::Permission).
-                let known: Result<uvmm_auth::roles::Permission, _> =
-                    serde_json::from_value(op["x-uvmm-permission"].clone());
-                assert!(known.is_ok(), "{method} {path}: {known:?}");
+                let r = auth::rule(&id);
+                assert!(r.is_some(), "{method} {path} ({id}) has no rule");
+                let r = r.unwrap();
+                assert_eq!(op["x-uvmm-permission"], auth::access_name(r.access));
+                match (method.as_str(), r.access) {
+                    ("get", Access::Needs(p)) if id.ends_with("tokens") => {
+                        assert_eq!(p, Permission::Tokens)
+                    }
+                    ("get", a) => assert!(
+                        matches!(a, Access::Needs(Permission::Read) | Access::Authenticated),
+                        "{method} {path}"
+                    ),
+                    (_, Access::Needs(p)) => {
+                        assert_ne!(p, Permission::Read, "{method} {path} changes something")
+                    }
+                    (_, Access::Public) => assert_eq!(id, "login"),
+                    (_, Access::Authenticated) => assert_eq!(id, "logout"),
+                }
                 ids.push(id);
             }
         }
-        for (id, _) in PERMISSIONS {
+        for r in auth::ROUTES {
             assert!(
-                ids.iter().any(|i| i == id),
-                "{id} is in PERMISSIONS but no route"
+                ids.iter().any(|i| i == r.operation),
+                "{} is in ROUTES but no route",
+                r.operation
             );
         }
-        assert_eq!(ids.len(), PERMISSIONS.len());
+        assert_eq!(ids.len(), auth::ROUTES.len());
     }
 
     #[tokio::test]

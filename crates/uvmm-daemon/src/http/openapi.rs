@@ -33,6 +33,22 @@ use schemas::{bound_integers, describe_path_params, tighten_schemas};
         TaskKind,
         TaskState,
         CancelMode,
+        MigrationProgress,
+        MigrateRequest,
+        MigrateResult,
+        EvacuateRequest,
+        EvacuateResult,
+        EvacuatedVm,
+        FailoverRequest,
+        FailoverResult,
+        CreateSnapshotRequest,
+        Snapshot,
+        SnapshotDeleted,
+        SnapshotKindName,
+        RenameRequest,
+        CloneRequest,
+        CloneModeName,
+        CopyStorageMode,
         ResyncNotice,
         ErrorBody,
         ErrorInfo,
@@ -166,8 +182,8 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
             let host_call = HOST_CALLS.contains(&id.as_str());
             let mut codes: Vec<(&str, &str)> = vec![
                 ("400", "invalid input: path, query or body"),
-                ("401", "the TCP listener needs the API token"),
-                ("403", "foreign Host or Origin, or refused by policy"),
+                ("401", "no valid credentials: a token, a session, or an account on the socket"),
+                ("403", "the caller's roles do not allow this here, a missing CSRF token, a foreign Host or Origin, or refused by policy"),
                 (
                     "415",
                     "a request body that is not declared application/json",
@@ -223,19 +239,31 @@ fn document_security(doc: &mut utoipa::openapi::OpenApi) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "The token in the state directory's api-token file (0600). Needed on the \
-                     TCP listener; the UNIX socket is guarded by its file mode and needs none.",
+                    "An API token (`uvmm token create`, `uvmm_…`) or the legacy token in the \
+                     state directory's api-token file (admin). On TCP every route but the \
+                     login needs this or the session cookie; the UNIX socket authenticates \
+                     the peer's account instead (its groups' roles).",
                 ))
                 .build(),
         ),
     );
-    doc.security = Some(vec![SecurityRequirement::new(
-        "api_token",
-        Vec::<String>::new(),
-    )]);
+    components.security_schemes.insert(
+        "session".to_string(),
+        SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+            utoipa::openapi::security::ApiKeyValue::with_description(
+                "__Host-uvmm-session",
+                "The session of `POST /api/v1/login` (`uvmm-session` on plain HTTP). Every \
+                 change also needs the session's `X-CSRF-Token` header.",
+            ),
+        )),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new("api_token", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ]);
 }
 
-/// Every operation says what a caller needs for it (`super::PERMISSIONS`).
+/// Every operation says what a caller needs for it (`super::auth::ROUTES`).
 fn document_permissions(doc: &mut serde_json::Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
@@ -243,8 +271,14 @@ fn document_permissions(doc: &mut serde_json::Value) {
     for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
         for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
             let id = op.get("operationId").and_then(|i| i.as_str()).unwrap_or("");
-            if let Some(p) = super::permission(id) {
-                op.insert("x-uvmm-permission".into(), p.as_str().into());
+            if let Some(r) = super::auth::rule(id) {
+                if r.access == uvmm_auth::Access::Public {
+                    op.insert("security".into(), serde_json::json!([]));
+                }
+                op.insert(
+                    "x-uvmm-permission".into(),
+                    super::auth::access_name(r.access).into(),
+                );
             }
         }
     }

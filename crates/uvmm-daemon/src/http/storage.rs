@@ -37,9 +37,12 @@ pub struct PoolDeleteParams {
 #[utoipa::path(get, path = "/api/v1/pools", params(PoolQuery), responses((status = 200, body = [PoolSummary])))]
 pub(super) async fn list_pools(
     State(s): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<PoolQuery>,
 ) -> Result<Json<Vec<PoolSummary>>, Error> {
-    Ok(Json(storage::list_pools(&s.ops.shared, q.host.as_deref())?))
+    let mut pools = storage::list_pools(&s.ops.shared, q.host.as_deref())?;
+    pools.retain(|p| caller.sees(&p.host_id, &p.host, None));
+    Ok(Json(pools))
 }
 
 #[utoipa::path(get, path = "/api/v1/hosts/{id}/pools/{pool}", params(("id" = String, Path), ("pool" = String, Path)),

@@ -58,9 +58,24 @@ fn accepted(task: Task) -> Response {
 #[utoipa::path(get, path = "/api/v1/tasks", responses((status = 200, body = [Task], description = "running tasks and those that ended recently, oldest first")))]
 pub(super) async fn list_tasks(
     State(s): State<AppState>,
+    caller: Caller,
     ApiQuery(_): ApiQuery<NoParams>,
 ) -> Json<Vec<Task>> {
-    Json(s.ops.tasks.list())
+    let mut tasks = s.ops.tasks.list();
+    if !caller.unrestricted(uvmm_auth::Permission::Read) {
+        let cache = s.ops.shared.read();
+        tasks.retain(|t| {
+            let Some(uuid) = t.uuid.as_deref() else {
+                return caller.sees(&t.host_id, &t.host, None);
+            };
+            // A VM task whose VM is gone: only for callers who see everything.
+            cache
+                .host(&t.host)
+                .and_then(|h| h.vms().get(uuid))
+                .is_some_and(|v| caller.sees(&t.host_id, &t.host, Some(&v.name)))
+        });
+    }
+    Json(tasks)
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{task}", params(("task" = String, Path)),

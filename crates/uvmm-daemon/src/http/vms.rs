@@ -73,8 +73,14 @@ pub struct XmlParams {
     responses((status = 200, body = VmPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn list_vms(
     State(s): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<axum::response::Response, Error> {
+    if !caller.unrestricted(uvmm_auth::Permission::Read) {
+        let sees = |h: &crate::cache::HostEntry, name: &str| caller.sees(&h.id, &h.uri, Some(name));
+        let page = s.ops.shared.read().list_vms_where(&q, &sees)?;
+        return Ok(Json(page).into_response());
+    }
     if q == VmQuery::default() {
         let body = vm::read::list_all_json(&s.ops.shared)?;
         return Ok((

@@ -48,13 +48,14 @@ const NOT_BUILT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=
 /// What the UI handler knows: the `Host` names of the TCP listener.
 #[derive(Clone, Default)]
 pub struct WebState {
-    tcp_hosts: Arc<HashSet<String>>,
+    /// `None`: any name (the TLS listener; see `GuardConfig`).
+    tcp_hosts: Option<Arc<HashSet<String>>>,
 }
 
 impl WebState {
-    pub fn new(tcp_hosts: HashSet<String>) -> WebState {
+    pub fn new(tcp_hosts: Option<HashSet<String>>) -> WebState {
         WebState {
-            tcp_hosts: Arc::new(tcp_hosts),
+            tcp_hosts: tcp_hosts.map(Arc::new),
         }
     }
 }
@@ -71,14 +72,14 @@ pub async fn serve(State(web): State<WebState>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     let tcp = matches!(req.extensions().get::<Peer>(), Some(Peer::Tcp(_)) | None);
-    if tcp {
+    if let (true, Some(names)) = (tcp, &web.tcp_hosts) {
         let host = req
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        if !web.tcp_hosts.contains(&host) {
+        if !names.contains(&host) {
             return RequestError::Forbidden(format!(
                 "Host '{}' is not this listener's name; add it to [api] tcp_host_names if browsers use it",
                 host.chars().filter(|c| !c.is_control()).take(80).collect::<String>()

@@ -123,6 +123,7 @@ pub type Work = Box<dyn FnOnce(Option<(&Worker, &dyn Hypervisor)>) + Send>;
 
 /// How a job reaches its host's worker for what only the worker does (the cache of its
 /// host, the definition watch, backup versions).
+#[derive(Clone, Copy)]
 pub(crate) enum HostLink<'a> {
     /// The job runs on the worker itself.
     Worker(&'a Worker),
@@ -263,6 +264,17 @@ impl JobCtx<'_> {
         match self.task {
             Some(t) => t.watch(how, work),
             None => work(),
+        }
+    }
+
+    /// Report progress of work that is not watched through `watch` (bytes done of a
+    /// total, and a migration's figures); nothing for a job that is not a task.
+    pub fn report(&self, done: u64, total: u64, m: Option<uvmm_api::MigrationProgress>) {
+        if let Some(t) = self.task {
+            if let Some(m) = m {
+                t.migration(m);
+            }
+            t.progress(done, total);
         }
     }
 

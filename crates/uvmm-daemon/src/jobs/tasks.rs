@@ -104,6 +104,11 @@ impl TaskLink {
         }
     }
 
+    /// A migration's figures, kept in the task (published with the next progress).
+    pub fn migration(&self, m: uvmm_api::MigrationProgress) {
+        lock(&self.task).migration = Some(m);
+    }
+
     /// Whether somebody asked the task to stop.
     pub fn cancelled(&self) -> bool {
         *lock(&self.cancel)
@@ -217,6 +222,7 @@ impl Tasks {
             cancel: long.cancel,
             result: None,
             error: None,
+            migration: None,
         };
         let link = Arc::new(TaskLink {
             task: Mutex::new(task),

@@ -1,6 +1,7 @@
 //! Adding and removing drives.
 
 use super::delete::{plan_deletion, who_of, Deletion};
+use super::hotplug::{attach_live, detach_live, undo_define, Device};
 use super::images::*;
 use super::*;
 use crate::jobs::Job;
@@ -130,9 +131,16 @@ impl VmChange for AddDisk {
             }
         };
         new.disks.push(disk);
+        let before = tree.to_xml();
+        let live = req.live && running;
         let stored = validate::definition(&new, Some(&old), HostLimits::default())
             .map_err(VmError::from)
-            .and_then(|_| store(hv, tree, &old, &new));
+            .and_then(|_| store(hv, tree, &old, &new))
+            .and_then(|_| match live {
+                true => attach_live(hv, ctx.at.vm(), Device::Disk(&target))
+                    .map_err(|e| undo_define(hv, &before, e)),
+                false => Ok(()),
+            });
         if let Err(e) = stored {
             if let Some(v) = created {
                 let _ = hv.delete_volume(&v.pool, &v.def.name);
@@ -144,8 +152,15 @@ impl VmChange for AddDisk {
         if created.is_some() {
             ctx.refresh_pools();
         }
-        let added = vec![format!("added drive {target}")];
-        Ok(Edited::written(added, warnings, running))
+        let added = vec![format!(
+            "added drive {target}{}",
+            if live {
+                " (attached to the running VM)"
+            } else {
+                ""
+            }
+        )];
+        Ok(Edited::written(added, warnings, running && !live))
     }
 }
 
@@ -154,6 +169,8 @@ impl VmChange for AddDisk {
 pub struct RemoveDisk {
     pub target: String,
     pub delete_volume: bool,
+    /// Detach it from the running VM too (hot-unplug), first.
+    pub live: bool,
     pub if_match: Option<String>,
 }
 
@@ -195,6 +212,10 @@ impl Job for RemoveDisk {
                     .collect(),
             }
         };
+        let live = self.live && running;
+        if live {
+            detach_live(hv, uuid, Device::Disk(target))?;
+        }
         store(hv, tree, &old, &new)?;
         let mut deleted = Vec::new();
         for v in to_delete {
@@ -208,7 +229,7 @@ impl Job for RemoveDisk {
             }
         }
         let mut warnings = Vec::new();
-        if running {
+        if running && !live {
             warnings.push(NEXT_BOOT.into());
         }
         warnings.extend(ctx.backup(uuid, Cause::Edit));

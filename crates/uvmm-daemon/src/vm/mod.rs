@@ -3,15 +3,21 @@
 //! and the change happen in the same job.
 
 pub mod boot;
+pub mod clone;
 pub mod create;
 pub mod delete;
 pub mod disks;
 pub mod edit;
+pub mod evacuate;
+pub mod failover;
+pub mod hotplug;
 pub mod images;
 pub mod lifecycle;
 pub mod media;
+pub mod migrate;
 pub mod nics;
 pub mod read;
+pub mod snapshots;
 
 use crate::cache::etag_of;
 use crate::error::libvirt_message;

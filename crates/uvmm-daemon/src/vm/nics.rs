@@ -1,5 +1,6 @@
 //! Network interfaces.
 
+use super::hotplug::{attach_live, detach_live, undo_define, Device};
 use super::*;
 use crate::ids::random_mac;
 use crate::jobs::JobCtx;
@@ -92,15 +93,30 @@ impl VmChange for AddNic {
             ..Nic::default()
         });
         validate::definition(&new, Some(&old), HostLimits::default())?;
+        let before = tree.to_xml();
         store(hv, tree, &old, &new)?;
-        let added = vec![format!("added network interface {mac}")];
-        Ok(Edited::written(added, warnings, running))
+        let live = req.live && running;
+        if live {
+            attach_live(hv, ctx.at.vm(), Device::Nic(&mac))
+                .map_err(|e| undo_define(hv, &before, e))?;
+        }
+        let added = vec![format!(
+            "added network interface {mac}{}",
+            if live {
+                " (attached to the running VM)"
+            } else {
+                ""
+            }
+        )];
+        Ok(Edited::written(added, warnings, running && !live))
     }
 }
 
 /// `DELETE /api/v1/vms/{uuid}/nics/{mac}`: refused when two interfaces share the MAC.
 pub struct RemoveNic {
     pub mac: String,
+    /// Detach it from the running VM too (hot-unplug), first.
+    pub live: bool,
 }
 
 impl VmChange for RemoveNic {
@@ -126,7 +142,11 @@ impl VmChange for RemoveNic {
                 )))
             }
         }
+        let live = self.live && running;
+        if live {
+            detach_live(hv, ctx.at.vm(), Device::Nic(&mac))?;
+        }
         store(hv, tree, &old, &new)?;
-        Ok(Edited::written(vec![], vec![], running))
+        Ok(Edited::written(vec![], vec![], running && !live))
     }
 }

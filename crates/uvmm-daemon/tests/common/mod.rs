@@ -5,6 +5,9 @@
     reason = "each test binary uses its own part of the shared harness"
 )]
 
+pub mod remote;
+pub mod world;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -232,8 +235,22 @@ impl Daemon {
             dir.path().join("uvmmd.toml").display().to_string(),
             "--backup-dir".into(),
             dir.path().join("backups").display().to_string(),
+            "--audit-log".into(),
+            dir.path().join("audit.log").display().to_string(),
         ]);
-        args.extend(extra.iter().map(|s| s.to_string()));
+        // A loopback TCP listener of these tests speaks plain HTTP unless the test asks
+        // for TLS (`--tls` is the harness's word for "leave it to uvmmd").
+        let tcp = extra.contains(&"-s");
+        let tls = extra.contains(&"--tls");
+        if tcp && !tls {
+            args.push("--plain-http".into());
+        }
+        args.extend(
+            extra
+                .iter()
+                .filter(|a| **a != "--tls")
+                .map(|s| s.to_string()),
+        );
         args.extend(hosts.iter().cloned());
         let mut d = Daemon {
             dir,
@@ -373,6 +390,15 @@ impl Daemon {
             .into_iter()
             .find(|v| v["name"] == name && v["host_id"] == host)
             .unwrap_or_else(|| panic!("no VM {name} on {host}"))
+    }
+
+    /// The hosts (URIs) `GET /api/v1/vms` lists a VM called `name` on.
+    pub fn listed_on(&self, name: &str) -> Vec<String> {
+        self.vms()
+            .iter()
+            .filter(|v| v["name"] == name)
+            .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Run the real CLI against this daemon.

@@ -70,8 +70,12 @@ fn every_operation_lists_its_errors_and_no_default() {
             "{name} is listed but is no operation"
         );
     }
-    // The token of the TCP listener.
-    assert_eq!(doc["security"], json!([{ "api_token": [] }]));
+    // A token or a session on TCP; the login needs neither.
+    assert_eq!(
+        doc["security"],
+        json!([{ "api_token": [] }, { "session": [] }])
+    );
+    assert_eq!(doc["paths"]["/api/v1/login"]["post"]["security"], json!([]));
     assert_eq!(
         doc["components"]["securitySchemes"]["api_token"]["scheme"],
         "bearer"
