@@ -9,6 +9,7 @@
 mod libvirtd;
 mod measure;
 mod report;
+mod store;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -55,6 +56,13 @@ pub struct Args {
     /// Work directory (default: a new one under /tmp).
     #[arg(long)]
     pub work: Option<PathBuf>,
+    /// Only measure the start-up backup check of this many VMs on the backup store
+    /// (no libvirt, no uvmmd); see `store.rs`.
+    #[arg(long)]
+    pub backup_store: Option<usize>,
+    /// Threads of the backup-store measurement.
+    #[arg(long, default_value_t = 4)]
+    pub store_threads: usize,
 }
 
 fn main() {
@@ -69,6 +77,12 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    if let Some(vms) = args.backup_store {
+        let work = args.work.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("uvmm-bench-{}", std::process::id()))
+        });
+        return store::run(vms, args.store_threads, &work, &args.out);
+    }
     let uvmmd = match &args.uvmmd {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("uvmmd"),

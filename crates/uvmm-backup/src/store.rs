@@ -15,9 +15,10 @@
 //! is read as well: `<uuid>.xml` or `<uuid>..xml`, and their `.save` variants holding the
 //! previous definition.
 
-use crate::atomic::{sync_dir, write_atomic, write_renamed};
-use std::collections::BTreeMap;
+use crate::atomic::{sync_dir, write_renamed};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::hash::BuildHasher;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -133,6 +134,33 @@ pub struct BackupStore {
     /// Writers of one UUID go one after the other (several host workers may record the
     /// same UUID); different VMs do not wait for each other.
     locks: Vec<Mutex<()>>,
+    /// What this process knows of each VM's latest version, so that checking an unchanged
+    /// definition (every VM at start, every statistics round) costs a hash comparison
+    /// instead of a directory listing and two file reads. Filled from disk on the first
+    /// save of a UUID, updated by every version this process writes.
+    latest: Mutex<HashMap<String, Latest>>,
+    /// Keyed with random keys per process: a definition crafted to collide with the
+    /// previous one (and so skip its backup) would need the keys.
+    hasher: std::hash::RandomState,
+    /// Group commit of the top directory's fsync (see `sync_top`).
+    top_sync: TopSync,
+}
+
+/// Tickets for syncing the top directory: `issued` counts the requests, `covered` the
+/// requests whose renames a finished fsync made durable.
+#[derive(Default)]
+struct TopSync {
+    tickets: Mutex<(u64, u64)>,
+    /// One fsync of the top directory at a time; those who waited are often covered.
+    running: Mutex<()>,
+}
+
+/// The latest version of one VM as `save` compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Latest {
+    hash: u64,
+    len: usize,
+    deleted: bool,
 }
 
 const LOCK_STRIPES: usize = 64;
@@ -166,7 +194,61 @@ impl BackupStore {
         BackupStore {
             dir: dir.into(),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            latest: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
+            top_sync: TopSync::default(),
         }
+    }
+
+    /// Make the renames and new directories this thread made in the top directory
+    /// durable. Many VMs get their first version at once (a first start): an fsync that
+    /// started after a caller's request covers it too, so the callers queued behind one
+    /// running fsync share the next one instead of each running its own.
+    fn sync_top(&self) -> std::io::Result<()> {
+        let tickets = |f: &mut dyn FnMut(&mut (u64, u64))| {
+            f(&mut self
+                .top_sync
+                .tickets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()));
+        };
+        let mut mine = 0;
+        tickets(&mut |t| {
+            t.0 += 1;
+            mine = t.0;
+        });
+        let _running = self
+            .top_sync
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (mut covered, mut upto) = (false, 0);
+        tickets(&mut |t| {
+            covered = t.1 >= mine;
+            upto = t.0;
+        });
+        if covered {
+            return Ok(());
+        }
+        // Every request issued so far was issued after its renames: this fsync covers it.
+        sync_dir(&self.dir)?;
+        tickets(&mut |t| t.1 = t.1.max(upto));
+        Ok(())
+    }
+
+    fn known_latest(&self, uuid: &str) -> Option<Latest> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uuid)
+            .copied()
+    }
+
+    fn remember_latest(&self, uuid: &str, latest: Latest) {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uuid.to_string(), latest);
     }
 
     pub fn dir(&self) -> &Path {
@@ -270,6 +352,19 @@ impl BackupStore {
         Ok(Some((meta, xml)))
     }
 
+    /// True when `xml` is the latest (not deleted) version of `uuid` this process knows:
+    /// `save` would write nothing. Lets a caller skip preparing a version (parsing the
+    /// definition for its record) in the common case; false means "look closer", not
+    /// "changed".
+    pub fn unchanged(&self, uuid: &str, xml: &str) -> bool {
+        let Ok(uuid) = normalize_uuid(uuid) else {
+            return false;
+        };
+        self.known_latest(&uuid).is_some_and(|k| {
+            !k.deleted && k.len == xml.len() && k.hash == self.hasher.hash_one(xml)
+        })
+    }
+
     /// Record `xml` as the newest version of `uuid`, unless it equals the latest one (a
     /// deletion is always recorded). Returns the new version number.
     pub fn save(
@@ -280,6 +375,19 @@ impl BackupStore {
     ) -> Result<Option<u32>, BackupError> {
         let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
         let _guard = self.lock(&uuid);
+        let hash = self.hasher.hash_one(xml);
+        // The fast path: the same definition as the latest version this process knows.
+        // A version written meanwhile by another process (uvmm-restore --direct) is
+        // found below as soon as the definition differs from the one known here. A move
+        // compares hosts, which only the records on disk know.
+        if let Some(known) = self
+            .known_latest(&uuid)
+            .filter(|_| input.cause != Cause::Migrate)
+        {
+            if known.hash == hash && known.len == xml.len() && known.deleted == input.deleted {
+                return Ok(None);
+            }
+        }
         let existing = self.versions(&uuid)?;
         if let Some(last) = existing.last() {
             let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
@@ -287,17 +395,26 @@ impl BackupStore {
             // A move is a version of its own even with the same definition: the history
             // then says where the VM went.
             let moved = input.cause == Cause::Migrate && last.host != input.host;
-            if last_xml == xml && !input.deleted && !last.deleted && !moved {
-                return Ok(None);
-            }
-            if last_xml == xml && input.deleted && last.deleted {
+            let same = last_xml == xml;
+            if same && input.deleted == last.deleted && (input.deleted || !moved) {
+                self.remember_latest(
+                    &uuid,
+                    Latest {
+                        hash,
+                        len: xml.len(),
+                        deleted: last.deleted,
+                    },
+                );
                 return Ok(None);
             }
         }
         let n = existing.last().map(|m| m.version + 1).unwrap_or(1);
         let vdir = self.dir.join(&uuid);
+        // Temporary files of dead writers in the top directory are removed once at start
+        // (`clean_up`): listing 25,000 entries per new version made the first start
+        // quadratic. The VM's own directory is small.
         remove_stale_temp_files(&vdir);
-        remove_stale_temp_files(&self.dir);
+        let new_vm = !vdir.is_dir();
         mkdir_private(&self.dir).map_err(io(&self.dir))?;
         mkdir_private(&vdir).map_err(io(&vdir))?;
         let xml_path = version_file(&self.dir, &uuid, n, "xml");
@@ -321,8 +438,24 @@ impl BackupStore {
         // One directory fsync for both names: a version whose record or XML did not make
         // it counts as absent (see `versions`).
         sync_dir(&vdir).map_err(io(&vdir))?;
+        // The copy under the original UVMM's name is replaced atomically; its rename is
+        // made durable by the next sync of the top directory, which happens only when a
+        // VM gets its directory (that name must survive a crash: the versions are in it).
+        // After a power loss the copy may show the previous version; the versions never
+        // lag (see docs/performance.md, "durability").
         let latest = self.dir.join(format!("{uuid}.xml"));
-        write_atomic(&latest, xml.as_bytes(), 0o600).map_err(io(&latest))?;
+        write_renamed(&latest, xml.as_bytes(), 0o600).map_err(io(&latest))?;
+        if new_vm {
+            self.sync_top().map_err(io(&self.dir))?;
+        }
+        self.remember_latest(
+            &uuid,
+            Latest {
+                hash,
+                len: xml.len(),
+                deleted: input.deleted,
+            },
+        );
         Ok(Some(n))
     }
 
@@ -620,6 +753,70 @@ mod tests {
             cause,
             ..VersionInput::default()
         }
+    }
+
+    /// What this process remembers of the latest versions (the fast path for unchanged
+    /// definitions) never hides a version another process wrote, nor a deletion.
+    #[test]
+    fn remembered_latest_agrees_with_other_writers_and_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = BackupStore::new(dir.path().join("b"));
+        let b = BackupStore::new(dir.path().join("b"));
+        let (one, two) = (xml("vm", 1024), xml("vm", 2048));
+        let save = |s: &BackupStore, x: &str| s.save(U, x, &input(Cause::Resync)).unwrap();
+        assert_eq!(save(&a, &one), Some(1));
+        // Another process (uvmm-restore --direct) records a new definition.
+        assert_eq!(save(&b, &two), Some(2));
+        assert_eq!(save(&a, &two), None, "the other writer's version is found");
+        assert_eq!(save(&a, &one), Some(3), "numbered after the other writer's");
+        assert_eq!(save(&b, &one), None);
+        // A restart: a new store value knows nothing and reads the disk once.
+        let c = BackupStore::new(dir.path().join("b"));
+        assert!(
+            !c.unchanged(U, &one),
+            "nothing known before the first check"
+        );
+        assert_eq!(save(&c, &one), None);
+        assert!(c.unchanged(U, &one) && !c.unchanged(U, &two));
+        assert_eq!(c.mark_deleted(U, &input(Cause::Delete)).unwrap(), Some(4));
+        // The same definition defined again after the deletion is a version of its own.
+        assert_eq!(save(&c, &one), Some(5));
+        assert_eq!(save(&c, &one), None);
+        // A move with the same definition is a version, though the hash is known.
+        let moved = VersionInput {
+            host: "qemu+ssh://other/system".into(),
+            ..input(Cause::Migrate)
+        };
+        assert_eq!(c.save(U, &one, &moved).unwrap(), Some(6));
+        assert_eq!(c.save(U, &one, &moved).unwrap(), None);
+        let deleted: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
+        assert_eq!(deleted, [false, false, false, true, false, false]);
+    }
+
+    /// First versions of many VMs from several threads share syncs of the top directory
+    /// (`sync_top`); every one of them is complete and listed.
+    #[test]
+    fn concurrent_first_versions_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path().join("b"));
+        std::thread::scope(|s| {
+            for t in 0..8u32 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..25u32 {
+                        let uuid = format!("4dea22b3-1d52-d8f3-2516-{:012x}", t * 100 + i);
+                        let x = xml(&format!("vm{t}-{i}"), 1024);
+                        assert_eq!(
+                            store.save(&uuid, &x, &input(Cause::Resync)).unwrap(),
+                            Some(1)
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(store.list().unwrap().len(), 200);
+        let t = store.top_sync.tickets.lock().unwrap();
+        assert_eq!((t.0, t.1), (200, 200), "every request issued and covered");
     }
 
     #[test]

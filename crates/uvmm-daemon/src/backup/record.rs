@@ -112,6 +112,14 @@ pub fn record_definition(
             new_version: false,
         });
     };
+    // The common case at start and in every statistics round: nothing to parse or write.
+    // A move is recorded even with the same definition (the store compares hosts).
+    if !deleting && cause != Cause::Migrate && store.unchanged(uuid, &xml) {
+        return Ok(Recorded {
+            hash,
+            new_version: false,
+        });
+    }
     if let Ok(def) = parse_domain(&xml) {
         input.name = def.name;
         input.hypervisor = def.domain_type;

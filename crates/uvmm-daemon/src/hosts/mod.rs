@@ -1,10 +1,11 @@
 //! The managed hosts: where their list comes from (`source`), which are managed
 //! (`registry`), one worker thread per host (`worker`), what it reads (`reads`), its side
-//! of the definition watch (`defcheck`), what a job knows of its host (`facts`), and what
-//! the parts share (`shared`).
+//! of the definition watch (`defcheck`), what a job knows of its host (`facts`), the bounded
+//! pool for backup I/O (`pool`), and what the parts share (`shared`).
 
 pub mod defcheck;
 pub mod facts;
+pub mod pool;
 pub mod reads;
 pub mod registry;
 pub mod shared;

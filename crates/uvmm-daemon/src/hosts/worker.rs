@@ -253,51 +253,49 @@ impl Worker {
             .collect();
         self.shared
             .update(|c| ((), c.host_synced(&self.uri, info, free, domains, now)));
-        // Changes made while uvmm was not watching become versions now, on a thread of
-        // their own: with thousands of VMs this takes a while, and the worker must answer
-        // events and requests meanwhile. What it reads is also the baseline of the
-        // definition watch.
+        // Changes made while uvmm was not watching become versions now, on the bounded
+        // backup pool (`pool.rs`): with thousands of VMs this takes a while, and the
+        // worker must answer events and requests meanwhile. What it reads is also the
+        // baseline of the definition watch.
         let (shared, uri, hv) = (self.shared.clone(), self.uri.clone(), hv.clone());
         let tx = self.tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("backup resync".into())
-            .spawn(move || {
-                let started = Instant::now();
-                let (count, mut failed) = (persistent.len(), 0usize);
-                let mut hashes = Vec::with_capacity(count);
-                let mut changed = Vec::new();
-                for uuid in persistent {
-                    let rec = Record {
-                        persistent: Some(true),
-                        ..Record::seen(&uuid, uvmm_backup::Cause::Resync)
-                    };
-                    match record_definition(&shared, &uri, hv.as_ref(), rec) {
-                        Ok(r) => {
-                            if let Some(h) = r.hash {
-                                hashes.push((uuid.clone(), h));
-                            }
-                            if r.new_version {
-                                changed.push(uuid);
-                            }
+        let spawned = super::pool::submit(Box::new(move || {
+            let started = Instant::now();
+            let (count, mut failed) = (persistent.len(), 0usize);
+            let mut hashes = Vec::with_capacity(count);
+            let mut changed = Vec::new();
+            for uuid in persistent {
+                let rec = Record {
+                    persistent: Some(true),
+                    ..Record::seen(&uuid, uvmm_backup::Cause::Resync)
+                };
+                match record_definition(&shared, &uri, hv.as_ref(), rec) {
+                    Ok(r) => {
+                        if let Some(h) = r.hash {
+                            hashes.push((uuid.clone(), h));
                         }
-                        Err(_) => failed += 1,
+                        if r.new_version {
+                            changed.push(uuid);
+                        }
                     }
+                    Err(_) => failed += 1,
                 }
-                tracing::info!(
-                    %uri,
-                    vms = count,
-                    failed,
-                    ms = millis(started),
-                    "backups checked against the host's definitions"
-                );
-                let _ = tx.send(HostMsg::Baseline {
-                    gen,
-                    hashes,
-                    changed,
-                });
+            }
+            tracing::info!(
+                %uri,
+                vms = count,
+                failed,
+                ms = millis(started),
+                "backups checked against the host's definitions"
+            );
+            let _ = tx.send(HostMsg::Baseline {
+                gen,
+                hashes,
+                changed,
             });
-        if let Err(e) = spawned {
-            tracing::error!(uri = %self.uri, "cannot start the backup resync: {e}");
+        }));
+        if spawned.is_err() {
+            tracing::error!(uri = %self.uri, "cannot start the backup resync: no backup I/O thread");
             // Without a baseline the watch would never start: let it learn instead.
             self.defs.borrow_mut().set_baseline([]);
         }
