@@ -100,8 +100,13 @@ for p in uvmm-daemon uvmm-restore uvmm-nagios-plugin; do
 done
 
 step "lintian"
+# spelling-error-in-binary reads every byte run of a binary as text: in Rust machine code
+# random bytes look like words (one build showed "wTH" as a misspelled "with"), so its hits
+# change from build to build and an override would soon be unused (itself a tag). The texts
+# users read are checked where they are: the man pages (lintian's manpage checks, below)
+# and --help (the man page checks of this script).
 if lintian_out=$(lintian -I -E --pedantic --fail-on error,warning,info,pedantic,experimental \
-    "$work"/new/*.deb 2>&1); then
+    --suppress-tags spelling-error-in-binary "$work"/new/*.deb 2>&1); then
     ok "lintian reports nothing (every remaining tag is overridden with its reason)"
 else
     bad "lintian: $lintian_out"
