@@ -4,8 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uvmm_auth::config::Policy;
 use uvmm_auth::login::pam::{PamBackend, PAM_SERVICE};
@@ -13,54 +12,22 @@ use uvmm_auth::login::{BackendError, LoginBackend, LoginError, LoginService, Ref
 use uvmm_auth::session::SessionStore;
 use uvmm_auth::{PolicyHandle, Role};
 
-/// useradd and friends lock /etc/passwd; tests of this binary take turns.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) {
-    use std::io::Write;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd} is needed for the PAM tests (package passwd): {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "support/accounts.rs"]
+mod accounts;
+use accounts::{run, LocalAccounts};
 
 /// Test accounts, groups and a PAM service file; all removed on drop.
 struct Fixture {
+    accounts: LocalAccounts,
     prefix: String,
-    users: Vec<String>,
-    groups: Vec<String>,
     service_file: PathBuf,
     service: String,
 }
 
 impl Fixture {
     fn new(tag: &str) -> Fixture {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the PAM tests create local accounts and need root (run them as CI does, as root)"
-        );
         let prefix = format!("ua{}{tag}", std::process::id() % 100_000);
+        let accounts = LocalAccounts::new(prefix.clone());
         // The service file is the one the package installs as /etc/pam.d/uvmm.
         let packaged = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../packaging/debian/uvmm-daemon.uvmm.pam");
@@ -68,35 +35,19 @@ impl Fixture {
         let service_file = PathBuf::from("/etc/pam.d").join(&service);
         std::fs::copy(&packaged, &service_file).unwrap();
         Fixture {
+            accounts,
             prefix,
-            users: Vec::new(),
-            groups: Vec::new(),
             service_file,
             service,
         }
     }
 
     fn group(&mut self, suffix: &str) -> String {
-        let name = format!("{}{suffix}", self.prefix);
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        run("groupadd", &[&name], None);
-        self.groups.push(name.clone());
-        name
+        self.accounts.group(suffix)
     }
 
     fn user(&mut self, suffix: &str, password: &str, groups: &[&str]) -> String {
-        let name = format!("{}{suffix}", self.prefix);
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        let mut args = vec!["--no-create-home", "--shell", "/usr/sbin/nologin"];
-        let joined = groups.join(",");
-        if !groups.is_empty() {
-            args.extend(["--groups", &joined]);
-        }
-        args.push(&name);
-        run("useradd", &args, None);
-        self.users.push(name.clone());
-        run("chpasswd", &[], Some(&format!("{name}:{password}\n")));
-        name
+        self.accounts.user(suffix, password, groups)
     }
 
     fn backend(&self) -> PamBackend {
@@ -106,13 +57,6 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        for u in &self.users {
-            let _ = Command::new("userdel").arg("-f").arg(u).output();
-        }
-        for g in &self.groups {
-            let _ = Command::new("groupdel").arg(g).output();
-        }
         let _ = std::fs::remove_file(&self.service_file);
     }
 }

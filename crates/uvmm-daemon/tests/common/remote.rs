@@ -8,53 +8,25 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
-/// useradd and friends lock /etc/passwd: one at a time in this process.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
+#[path = "../../../uvmm-auth/tests/support/accounts.rs"]
+#[allow(
+    dead_code,
+    reason = "run() is public for the PAM tests' usermod and chage calls"
+)]
+mod accounts;
 
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) {
-    use std::io::Write;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd} is needed (package passwd): {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Accounts and groups with a per-process prefix; all removed on drop.
+/// Local accounts and groups with a per-process prefix (removed on drop), and uvmmd's PAM
+/// service file as the package installs it.
 pub struct Accounts {
     pub prefix: String,
-    users: Vec<String>,
-    groups: Vec<String>,
+    inner: accounts::LocalAccounts,
 }
 
 impl Accounts {
     pub fn new(tag: &str) -> Accounts {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "these tests create local accounts and need root (as CI runs them)"
-        );
+        let prefix = format!("ur{}{tag}", std::process::id() % 100_000);
+        let inner = accounts::LocalAccounts::new(prefix.clone());
         // uvmmd's PAM service, as the package installs it (left in place: it is what
         // an installed uvmmd has, and other tests may be using it).
         let pam = Path::new("/etc/pam.d/uvmm");
@@ -62,46 +34,15 @@ impl Accounts {
             let packaged = repo_root().join("packaging/debian/uvmm-daemon.uvmm.pam");
             std::fs::copy(packaged, pam).unwrap();
         }
-        Accounts {
-            prefix: format!("ur{}{tag}", std::process::id() % 100_000),
-            users: vec![],
-            groups: vec![],
-        }
+        Accounts { prefix, inner }
     }
 
     pub fn group(&mut self, suffix: &str) -> String {
-        let name = format!("{}{suffix}", self.prefix);
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        run("groupadd", &[&name], None);
-        self.groups.push(name.clone());
-        name
+        self.inner.group(suffix)
     }
 
     pub fn user(&mut self, suffix: &str, password: &str, groups: &[&str]) -> String {
-        let name = format!("{}{suffix}", self.prefix);
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        let joined = groups.join(",");
-        let mut args = vec!["--no-create-home", "--shell", "/usr/sbin/nologin"];
-        if !groups.is_empty() {
-            args.extend(["--groups", &joined]);
-        }
-        args.push(&name);
-        run("useradd", &args, None);
-        self.users.push(name.clone());
-        run("chpasswd", &[], Some(&format!("{name}:{password}\n")));
-        name
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-        for u in &self.users {
-            let _ = Command::new("userdel").arg("-f").arg(u).output();
-        }
-        for g in &self.groups {
-            let _ = Command::new("groupdel").arg(g).output();
-        }
+        self.inner.user(suffix, password, groups)
     }
 }
 
