@@ -42,6 +42,8 @@ printf '%s\n' "${URIS[@]}" >"$W/uris"
 la() { cut -d' ' -f1 /proc/loadavg; }
 
 pid=""
+# Whatever ends the script, uvmmd and the work directory go with it.
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"' EXIT
 start() { # $1: label
     : >"$W/uvmmd.log"
     UVMM_LOG=info "$UVMMD" -b "" -u "$W/s.sock" -c "$W/state" --backup-dir "$W/bk" \
