@@ -17,6 +17,8 @@ BENCH=${4:-target/release/uvmm-bench}
 SAMPLE=${SAMPLE:-25}
 W=$(mktemp -d /tmp/uvmm-scale.XXXXXX)
 OUT=bench/results/$(date -u +%F)-${HOSTS}x${VMS}-testdriver.md
+# A second run on the same day keeps the first one's file.
+[ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%H%M).md
 python3 - "$W" "$HOSTS" "$VMS" <<'PY'
 import os, sys
 w, hosts, vms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
