@@ -18,6 +18,7 @@ import { t, num, type Key, tn } from '../i18n';
 import { kib, percent } from '../format';
 import { hosts as hostStore, throttle, useEvents, useResync } from '../live';
 import { onLinkClick, vmPath } from '../router';
+import { can } from '../session';
 import { useStore } from '../store';
 
 const PAGE = 100;
@@ -449,7 +450,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         {vm.vnc_port != null ? <span title={t('grid.vnc_port')}>{vm.vnc_port}</span> : <span class="muted">–</span>}
       </div>
       <div role="cell" class="c-actions">
-        {QUICK.filter((a) => allowed(vm, a)).map((a) => (
+        {QUICK.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
           <button
             type="button"
             class={`small${a === 'stop' ? ' danger-outline' : ''}`}
