@@ -64,7 +64,8 @@ async function cancel(task: Task) {
 
 /** What a task is, for people. */
 export function taskTitle(task: Task): string {
-  return t(`task.kind.${task.kind}` as Key, { target: task.target, host: task.host_id });
+  // A clone's target reads `-> NAME`.
+  return t(`task.kind.${task.kind}` as Key, { target: task.target.replace(/^-> /, ''), host: task.host_id });
 }
 
 function TaskItem({ task }: { task: Task }) {

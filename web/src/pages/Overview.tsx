@@ -70,9 +70,11 @@ export function Overview() {
       <section class="vms-panel" aria-labelledby="vms-heading">
         <div class="panel-head">
           <h1 id="vms-heading">{t('vms.title')}</h1>
-          <a class="button primary" href="/create" onClick={onLinkClick}>
-            {t('vms.new')}
-          </a>
+          {can('create') && (
+            <a class="button primary" href="/create" onClick={onLinkClick}>
+              {t('vms.new')}
+            </a>
+          )}
         </div>
         <div class="toolbar" role="search">
           <div class="field inline grow">
