@@ -75,6 +75,23 @@ impl VmChange for AddDisk {
                 warnings.extend(warning);
                 let src = medium.source;
                 let users = facts.users_of(&src, "", false);
+                let active: Vec<&String> = users
+                    .iter()
+                    .filter(|u| facts.active_here.contains(u))
+                    .collect();
+                if !active.is_empty() {
+                    // Two VMs writing one image corrupt it; QEMU's image locking would only
+                    // notice at the next start, after the change was stored.
+                    return Err(VmError::conflict(format!(
+                        "{src} is in use by the running VM {}: shut it down (or remove the \
+                         drive from it) before giving the image to another VM",
+                        active
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
                 if !users.is_empty() {
                     warnings.push(format!(
                         "{src} is also used by {}: both VMs write to the same image",
