@@ -62,6 +62,43 @@ fn pools_and_volumes_on_test_driver_hosts() {
         "--preallocate",
     ]);
     assert_eq!(v["allocation"].as_u64(), Some(1 << 30), "{v}");
+    // The format follows the name unless given: a .qcow2 volume is qcow2, and a raw one
+    // named .qcow2 is refused before anything is made.
+    let v = d.cli_json(&[
+        "volume",
+        "create",
+        "default",
+        "named.qcow2",
+        "1GiB",
+        "--host",
+        "demo-kvm1",
+    ]);
+    assert_eq!(v["format"], "qcow2", "{v}");
+    fails(
+        d.cli(&[
+            "volume",
+            "create",
+            "default",
+            "liar.qcow2",
+            "1GiB",
+            "--host",
+            "demo-kvm1",
+            "--format",
+            "raw",
+        ]),
+        "raw image with a .qcow2 name",
+    );
+    // Every host has a pool called default: the table says whose each volume is.
+    let out = d.cli(&["volume", "list", "default"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("demo-kvm1") && l.contains("named.qcow2")),
+        "{table}"
+    );
+    assert!(!table.contains("liar.qcow2"), "{table}");
     let v = d.cli_json(&[
         "volume",
         "clone",

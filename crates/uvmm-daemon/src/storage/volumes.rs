@@ -97,7 +97,7 @@ impl Job for CreateVolume {
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
         let (pool, req) = (self.pool, self.req);
-        let format = req.format.as_deref().unwrap_or("raw");
+        let format = uvmm_model::storage::volume_format(&req.name, req.format.as_deref(), "raw")?;
         let size = req.size_bytes;
         make_volume(ctx.hv, &pool, &req.name, size, format, req.preallocate)?;
         ctx.refresh_pools();

@@ -53,10 +53,18 @@ impl VmChange for AddDisk {
                 name,
                 preallocate,
             } => {
-                let format = format.clone().unwrap_or_else(|| "qcow2".into());
-                let name = name
-                    .clone()
-                    .unwrap_or_else(|| format!("{}-{target}.{}", old.name, ext_for(&format)));
+                let (format, name) = match name {
+                    Some(n) => {
+                        let f = uvmm_model::storage::volume_format(n, format.as_deref(), "qcow2")
+                            .map_err(|e| bad(e.0))?;
+                        (f.to_string(), n.clone())
+                    }
+                    None => {
+                        let f = format.clone().unwrap_or_else(|| "qcow2".into());
+                        let n = format!("{}-{target}.{}", old.name, ext_for(&f));
+                        (f, n)
+                    }
+                };
                 let vol = make_volume(hv, pool, &name, *size_bytes, &format, *preallocate)?;
                 let m = source_of(&vol);
                 created = Some(vol);
