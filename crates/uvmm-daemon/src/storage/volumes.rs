@@ -234,8 +234,9 @@ impl Job for ResizeVolume {
         if size <= vol.def.capacity {
             // Depends on the volume as it is now: a conflict, not a malformed request.
             return Err(StorageError::conflict(format!(
-                "volumes only grow: {name} has {} bytes, {size} is not more",
-                vol.def.capacity
+                "volumes only grow: {name} has {}, {} is not more",
+                uvmm_model::units::format_bytes(vol.def.capacity),
+                uvmm_model::units::format_bytes(size)
             )));
         }
         if let Some(info) = hv.pools()?.iter().find(|p| p.def.name == *pool) {
