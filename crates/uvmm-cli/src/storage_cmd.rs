@@ -65,7 +65,10 @@ pub enum PoolCmd {
         #[arg(long)]
         no_autostart: bool,
     },
+    /// Start (activate) a pool.
     Start(PoolRef),
+    /// Stop (deactivate) a pool; refused while running VMs use its volumes. A stopped pool
+    /// marked autostart is reported as a WARNING.
     Stop(PoolRef),
     /// Re-read volumes and sizes from the storage.
     Refresh(PoolRef),

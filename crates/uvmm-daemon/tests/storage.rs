@@ -240,6 +240,17 @@ fn pools_and_volumes_on_test_driver_hosts() {
     );
     let p = d.cli_json(&["pool", "stop", "scratch", "--host", "demo-kvm1"]);
     assert_eq!(p["active"], false);
+    // Stopped although marked autostart: a fault for the UI, /metrics and the plugin.
+    assert_eq!(p["level"], "warning", "{p}");
+    assert!(
+        p["alerts"]
+            .to_string()
+            .contains("stopped although marked autostart"),
+        "{p}"
+    );
+    let (code, out) = check_uvmm(&d, &["pools", "-H", "demo-kvm1", "-P", "scratch"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("demo-kvm1/scratch WARNING: stopped"), "{out}");
     ok(
         d.cli(&["pool", "start", "scratch", "--host", "demo-kvm1", "--json"]),
         "start",
