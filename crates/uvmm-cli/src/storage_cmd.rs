@@ -279,6 +279,30 @@ fn volume_rows(vols: &[(Option<&str>, &VolumeSummary)]) -> String {
     t.render()
 }
 
+/// uvmmd names the API's fields in its refusals of a pool definition; here the user typed
+/// options, so each field is followed by the option that sets it.
+fn with_pool_flags(e: ClientError) -> ClientError {
+    const FLAGS: [(&str, &str); 5] = [
+        ("target_path", "--target"),
+        ("source_host", "--source-host"),
+        ("source_path", "--source-path"),
+        ("source_name", "--source-name"),
+        ("initiator_iqn", "--initiator"),
+    ];
+    match e {
+        ClientError::Api { status, mut body } => {
+            for (field, flag) in FLAGS {
+                body.error.message = body
+                    .error
+                    .message
+                    .replace(field, &format!("{field} ({flag})"));
+            }
+            ClientError::Api { status, body }
+        }
+        other => other,
+    }
+}
+
 fn size(s: &str) -> Result<u64, ClientError> {
     parse_size(s).map_err(|e| usage(format!("size: {e}")))
 }
@@ -348,7 +372,8 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
             let created: PoolCreated = c
                 .call(Method::POST, &paths::host_pools(&host), Some(&body))
-                .await?;
+                .await
+                .map_err(with_pool_flags)?;
             if json {
                 print_json(&created);
             } else {

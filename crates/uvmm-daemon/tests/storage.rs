@@ -283,11 +283,11 @@ fn pools_and_volumes_on_test_driver_hosts() {
         .unwrap()
         .len();
     for (name, rest, error) in [
-        ("x", &["--type", "dir"][..], "needs target_path"),
+        ("x", &["--type", "dir"][..], "needs target_path (--target)"),
         (
             "x",
             &["--type", "netfs", "--target", "/mnt/x"][..],
-            "needs source_host",
+            "needs source_host (--source-host)",
         ),
         (
             "default",
