@@ -3,7 +3,7 @@
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { auth, me } from './api/client';
+import { ApiError, auth, me } from './api/client';
 import { ConfirmHost } from './components/dialog';
 import { describeError, Toasts } from './components/feedback';
 import { TaskPanel } from './components/tasks';
@@ -46,7 +46,9 @@ export function App() {
       auth.resume().then(
         (who) => setState(who ? 'in' : 'out'),
         (e) => {
-          setNotice(`${t('login.expired')} ${describeError(e).text}`.trim());
+          // 401: the session or token ended; otherwise uvmmd could not be asked.
+          const d = describeError(e);
+          setNotice(e instanceof ApiError && e.status === 401 ? `${t('login.expired')} ${d.text}`.trim() : `${d.title}: ${d.text}`);
           setState('out');
         },
       );

@@ -71,8 +71,7 @@ export const auth = {
     const res = await send('GET', `${API_BASE}/whoami`, {});
     if (!res.ok) {
       this.forget();
-      if (res.status === 401) throw await errorOf(res);
-      return null;
+      throw await errorOf(res);
     }
     const who = (await res.json()) as WhoAmI;
     me.set(who);
