@@ -634,6 +634,8 @@ test('rename a shut-off VM from the VM page (checked through the API); a running
   await page.goto(`${uvmmd.url}/vms/demo-kvm1/${running.uuid}`);
   await page.waitForSelector('[data-op=rename]');
   assert(await page.isDisabled('[data-op=rename]'), 'rename is disabled while web-01 runs');
+  assert(await page.isDisabled('[data-op=clone]'), 'so is clone');
+  assert(/shut-off/.test(await page.getAttribute('[data-op=clone]', 'title')), 'and says why');
   await page.goto(`${uvmmd.url}/vms/demo-kvm1/${uuid}`);
   await page.click('[data-op=rename]');
   // A name the server refuses: said in words, nothing changed.
@@ -834,7 +836,7 @@ test('keyboard: log in with the keyboard alone; the move and copy dialogs open w
   await page.keyboard.type(admin.password);
   await page.keyboard.press('Enter');
   await page.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');
-  const vm = await uvmmd.vm('web-01', 'demo-kvm1');
+  const vm = await uvmmd.vm('build-old', 'demo-kvm1');
   await page.goto(`${uvmmd.url}/vms/demo-kvm1/${vm.uuid}`);
   for (const op of ['migrate', 'clone']) {
     await page.focus(`[data-op=${op}]`);

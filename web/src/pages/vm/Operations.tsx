@@ -29,7 +29,13 @@ export function VmOperations({ vm, onChanged }: { vm: VmDetail; onChanged: (v: V
       </button>
     ),
     can('create') && (
-      <button type="button" disabled={!vm.available} onClick={() => setOpen('clone')} data-op="clone">
+      <button
+        type="button"
+        disabled={!vm.available || !shutOff}
+        title={shutOff ? undefined : t('ops.clone_needs_shutoff')}
+        onClick={() => setOpen('clone')}
+        data-op="clone"
+      >
         {t('ops.clone')}
       </button>
     ),
