@@ -317,7 +317,7 @@ export interface WhoAmI {
   user: string;
   via: 'session' | 'token' | 'legacy_token' | 'unix_peer' | string;
   role: Role | null;
-  grants: { role: Role; hosts: string[]; vms: string[] }[];
+  grants: { role: Role; hosts: string[] | null; vms: string[] | null }[];
   csrf: string | null;
 }
 
