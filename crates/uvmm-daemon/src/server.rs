@@ -76,9 +76,17 @@ type AuthParts = (
     api::GuardConfig,
 );
 
-fn start_auth(settings: &Settings, tcp: Option<&TcpListener>) -> anyhow::Result<AuthParts> {
+fn start_auth(
+    settings: &Settings,
+    tcp: Option<&TcpListener>,
+    directory: Option<&DirectoryMode>,
+) -> anyhow::Result<AuthParts> {
     let addr = tcp.map(|l| l.local_addr()).transpose()?;
-    let auth = Arc::new(crate::access::auth_state(settings, addr.is_some())?);
+    let auth = Arc::new(crate::access::auth_state(
+        settings,
+        addr.is_some(),
+        directory,
+    )?);
     let Some(addr) = addr else {
         return Ok((auth, None, api::GuardConfig::default()));
     };
@@ -200,7 +208,7 @@ pub async fn run(
             ops.with_task_retention(settings.tasks)
                 .with_peer_uris(settings.peer_uris.clone()),
         );
-        let (auth, tls, guard) = start_auth(&settings, tcp.as_ref())?;
+        let (auth, tls, guard) = start_auth(&settings, tcp.as_ref(), ops.directory.as_deref())?;
         socket_file.keep();
         anyhow::Ok((
             unix,

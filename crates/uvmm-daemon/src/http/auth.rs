@@ -160,8 +160,9 @@ pub struct AuthState {
     pub tokens: Arc<TokenStore>,
     pub sessions: Arc<SessionStore>,
     pub login: Arc<LoginService>,
-    /// Why PAM logins cannot work (no `/etc/pam.d/uvmm`); re-checked on SIGHUP.
-    pub login_unavailable: std::sync::RwLock<Option<String>>,
+    /// The login backends (PAM, the directory) in their order; `off()` says why no
+    /// password can be checked at all (no `/etc/pam.d/uvmm` in a standalone daemon).
+    pub backends: Arc<uvmm_auth::login::Ordered>,
     pub audit: Option<Arc<AuditLog>>,
 }
 
