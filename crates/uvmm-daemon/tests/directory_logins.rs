@@ -135,18 +135,8 @@ fn directory_users_log_in_with_the_role_of_their_group() {
     );
 
     // Refused alike (401, one message): wrong password, unknown user, a user whose groups
-    // map to no role (carol), the service account, and filter injection in the name.
-    let refused = [
-        ("bob", "alice-pw"),
-        ("nobody", "x"),
-        ("carol", "carol-pw"),
-        ("uvmm-svc", SERVICE_PW),
-        ("*", "alice-pw"),
-        ("*)(uid=*", "alice-pw"),
-        ("alice)(uid=*", "alice-pw"),
-        ("bob*", "bob-pw"),
-    ];
-    for (user, pw) in refused {
+    // map to no role (carol). The attacks on the name are in `named_directory_login_attacks`.
+    for (user, pw) in [("bob", "alice-pw"), ("nobody", "x"), ("carol", "carol-pw")] {
         let (code, body) = login_body(&r, user, pw);
         assert_eq!(code, 401, "{user}: {body}");
         assert!(
@@ -197,4 +187,61 @@ fn directory_users_log_in_with_the_role_of_their_group() {
         logins.iter().any(|v| v["result"]["status"] == 503),
         "{audit}"
     );
+}
+
+/// The named attacks of issue 13 on a directory login: each is refused with the answer of
+/// a wrong password (401), no session is made, and nothing is changed. An LDAP filter or
+/// DN in the name finds nobody (values are escaped, RFC 4515), so nobody is bound as.
+#[test]
+fn named_directory_login_attacks() {
+    let ldap = Slapd::start(slapd::Options::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let uri = ldap.uri();
+    let r = Remote::start_with_args(&config(tmp.path()), &["-b", &uri]);
+    let before = r.d.vm("web-01", "demo-kvm1");
+    // (attack, user, password)
+    let table = [
+        ("filter injection, any uid", "*)(uid=*", "alice-pw"),
+        (
+            "filter injection after a real name",
+            "alice)(uid=*",
+            "alice-pw",
+        ),
+        ("filter injection, always true", "alice)(|(uid=*", "bob-pw"),
+        ("wildcard name", "*", "alice-pw"),
+        ("wildcard suffix", "bob*", "bob-pw"),
+        (
+            "a DN as the name",
+            "uid=alice,cn=users,dc=example,dc=com",
+            "alice-pw",
+        ),
+        (
+            "the service account's name and password",
+            "uvmm-svc",
+            SERVICE_PW,
+        ),
+        ("empty password (anonymous bind)", "alice", ""),
+        ("NUL in the name", "alice\u{0}", "alice-pw"),
+        ("wrong password of an admin", "alice", "bob-pw"),
+    ];
+    for (attack, user, pw) in table {
+        let (code, body) = login_body(&r, user, pw);
+        assert_eq!(code, 401, "{attack}: {body}");
+        assert!(
+            body.contains("invalid user name or password"),
+            "{attack}: {body}"
+        );
+        assert!(!body.contains("csrf"), "{attack}: a session? {body}");
+    }
+    // Nobody logged in, nothing changed; the real users still can (no lockout of alice
+    // by the attempts that named others).
+    let audit = std::fs::read_to_string(r.d.dir.path().join("audit.log")).unwrap();
+    let ok_logins = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["what"]["operation"] == "login" && v["result"]["status"] == 200)
+        .count();
+    assert_eq!(ok_logins, 0, "{audit}");
+    assert_eq!(r.d.vm("web-01", "demo-kvm1"), before);
+    assert_eq!(login(&r, "bob", "bob-pw").0, 200);
 }
