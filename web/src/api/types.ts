@@ -289,6 +289,8 @@ export interface DirectoryStatus {
   refresh_interval_secs: number | null;
   hosts: number;
   profiles: number;
+  /** Host entries not connected: their URI fails the runtime host policy. */
+  refused_hosts: { uri: string; reason: string }[];
 }
 
 export interface UvmmEvent {
