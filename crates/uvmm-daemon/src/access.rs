@@ -67,11 +67,13 @@ fn login_backends(
 }
 
 /// Build the authentication state. `tcp`: whether there is a TCP listener (then the
-/// legacy API token is read or made, as before); `directory`: directory mode (its logins).
+/// legacy API token is read or made, as before); `directory`: directory mode (its logins);
+/// `events`: where audit records are announced.
 pub fn auth_state(
     settings: &Settings,
     tcp: bool,
     directory: Option<&crate::directory::DirectoryMode>,
+    events: Arc<crate::hosts::shared::Shared>,
 ) -> anyhow::Result<AuthState> {
     let policy = PolicyHandle::new(settings.auth.validate().map_err(|e| anyhow!(e))?);
     let tokens =
@@ -105,6 +107,7 @@ pub fn auth_state(
         login,
         backends,
         audit: Some(Arc::new(audit)),
+        events: Some(events),
     })
 }
 

@@ -272,6 +272,7 @@ export type EventKind =
   | 'pool_alert'
   | 'pool_changed'
   | 'directory_state'
+  | 'audit'
   | 'resync';
 
 /** GET /api/v1/directory: standalone, or the LDAP directory's state. */
@@ -308,4 +309,6 @@ export interface UvmmEvent {
   vm: VmSummary | null;
   pool?: string;
   level?: Level;
+  /** `audit` events (admins only): the audit record. */
+  audit?: Record<string, unknown>;
 }

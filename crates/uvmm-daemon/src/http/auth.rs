@@ -164,16 +164,26 @@ pub struct AuthState {
     /// password can be checked at all (no `/etc/pam.d/uvmm` in a standalone daemon).
     pub backends: Arc<uvmm_auth::login::Ordered>,
     pub audit: Option<Arc<AuditLog>>,
+    /// Where each record is also announced as an `audit` event (admins only).
+    pub events: Option<Arc<crate::hosts::shared::Shared>>,
 }
 
 impl AuthState {
-    /// Write an audit record; a failure is logged, never fails the request (the change
-    /// has happened).
+    /// Write an audit record and announce it on the event stream; a failure is logged,
+    /// never fails the request (the change has happened).
     pub fn record(&self, r: &AuditRecord) {
         if let Some(a) = &self.audit {
             if let Err(e) = a.record(r) {
                 tracing::error!("audit log: {e}");
             }
+        }
+        if let (Some(shared), Ok(record)) = (&self.events, serde_json::to_value(r)) {
+            shared.bus.publish(vec![uvmm_api::Event::new(
+                "uvmmd",
+                "audit",
+                None,
+                uvmm_api::Change::Audit { record },
+            )]);
         }
     }
 }
