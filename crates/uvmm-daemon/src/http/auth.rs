@@ -51,6 +51,10 @@ pub enum TargetFrom {
     BackupVm,
     /// `{task}`: the task's VM, or its host.
     Task,
+    /// In the body (the host and name of a new VM): a grant with the permission
+    /// somewhere lets the request through; the handler decides on the body's target with
+    /// [`Caller::authorize_new`] before it does anything.
+    Body,
 }
 
 /// One route: its operation id (the handler's name), what it needs, and its target.
@@ -93,7 +97,8 @@ pub const ROUTES: &[Rule] = {
         r("list_vms", Needs(Read), Filtered),
         r("show_vm", Needs(Read), Vm),
         r("vm_xml", Needs(Read), Vm),
-        r("create_vm", Needs(Create), Global),
+        // The new VM's host and name are in the body: the handler checks them.
+        r("create_vm", Needs(Create), Body),
         r("edit_vm", Needs(Edit), Vm),
         r("delete_vm", Needs(Delete), Vm),
         r("vm_action", Needs(Lifecycle), Vm),
@@ -222,6 +227,32 @@ impl Caller {
     pub fn unrestricted(&self, p: Permission) -> bool {
         unrestricted(&self.grants, p)
     }
+
+    /// The decision on a target named in the body (`TargetFrom::Body`): `host` (id or
+    /// URI) and the new VM's `name`. A host the caller may not see is "no such host"
+    /// (404), as on paths; a visible host with a name outside the caller's scope is 403.
+    pub fn authorize_new(
+        &self,
+        cache: &crate::cache::Cache,
+        p: Permission,
+        host: &str,
+        name: &str,
+    ) -> Result<(), RequestError> {
+        let hidden = || RequestError::Hidden(format!("no host {host:?}"));
+        let Ok(h) = cache.resolve_host(host) else {
+            // The operation says "no such host" itself, to whoever may act somewhere.
+            return Ok(());
+        };
+        let at = HostRef {
+            id: &h.id,
+            uri: &h.uri,
+        };
+        if !visible(&self.grants, at, None) {
+            return Err(hidden());
+        }
+        decide(&self.grants, p, &Target::vm(at, name))?;
+        Ok(())
+    }
 }
 
 fn unrestricted(grants: &Grants, p: Permission) -> bool {
@@ -309,7 +340,7 @@ fn resolve(
                 uuid: task.uuid,
             })
         }
-        TargetFrom::Nothing | TargetFrom::Global | TargetFrom::Filtered => {
+        TargetFrom::Nothing | TargetFrom::Global | TargetFrom::Filtered | TargetFrom::Body => {
             Some(Resolved::default())
         }
     }
@@ -329,7 +360,7 @@ fn check(
     };
     let g = &caller.grants;
     match rule.from {
-        TargetFrom::Nothing | TargetFrom::Filtered => {
+        TargetFrom::Nothing | TargetFrom::Filtered | TargetFrom::Body => {
             if !g.allows_somewhere(p) {
                 decide(g, p, &Target::global())?;
             }

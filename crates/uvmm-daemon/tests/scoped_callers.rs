@@ -1,7 +1,8 @@
-//! Who sees which events (issue 13): an `audit` event per audit record, for admins only;
-//! task events of a VM task for the callers who see that VM (a scoped operator sees the
-//! tasks of its VMs, not of others); a scoped caller's stream has gaps in `seq`, which
-//! are other callers' events, not lost ones.
+//! Scoped callers and who sees what (issue 13): an `audit` event per audit record, for
+//! admins only; task events of a VM task for the callers who see that VM (a scoped
+//! operator sees the tasks of its VMs, not of others); a scoped caller's stream has gaps
+//! in `seq`, which are other callers' events, not lost ones; an admin scoped to one host
+//! and some names creates VMs there with those names, and nowhere else.
 
 mod common;
 
@@ -204,4 +205,69 @@ fn audit_events_for_admins_and_task_events_by_scope() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(seqs.windows(2).any(|w| w[1] > w[0] + 1), "no gap? {seqs:?}");
+}
+
+/// `POST /api/v1/vms` is decided on the host and name in the body (creating needs the
+/// admin role; here an admin limited to demo-kvm1 and web-*).
+#[test]
+fn a_scoped_admin_creates_vms_in_its_scope_only() {
+    let r = Remote::start(&demo_runtime_config());
+    let admin = r.token();
+    let out = r.cli(
+        &[
+            "--ca",
+            r.cert.to_str().unwrap(),
+            "token",
+            "create",
+            "webadm",
+            "--role",
+            "admin",
+            "--host",
+            "demo-kvm1",
+            "--vm",
+            "web-*",
+        ],
+        &[("UVMM_TOKEN", admin.as_str())],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let webadm = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let h = format!("Authorization: Bearer {webadm}");
+    let create = |host: &str, name: &str| {
+        let body = format!(
+            r#"{{"host":"{host}","profile":"Linux","name":"{name}","memory_kib":65536,"disks":[],"networks":[]}}"#
+        );
+        r.https("POST", "/api/v1/vms", &[&h], Some(&body))
+    };
+    // (host, name, status)
+    for (host, name, want) in [
+        ("demo-kvm1", "db-new", 403),  // its host, a name outside its VMs
+        ("demo-kvm2", "web-new", 404), // a host it cannot see
+        ("no-such-host", "web-new", 404),
+        ("demo-kvm1", "web-new", 201),
+    ] {
+        let (code, body) = create(host, name);
+        assert_eq!(code, want, "{host}/{name}: {body}");
+    }
+    let names: Vec<String> =
+        r.d.vms()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}@{}",
+                    v["name"].as_str().unwrap(),
+                    v["host_id"].as_str().unwrap()
+                )
+            })
+            .collect();
+    assert!(
+        names.contains(&"web-new@demo-kvm1".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("db-new") || n == "web-new@demo-kvm2"),
+        "{names:?}"
+    );
 }
