@@ -25,7 +25,7 @@ type LoginState = 'checking' | 'out' | 'in';
 
 export function App() {
   const [langState, setLangState] = useState<Lang>(lang());
-  const [state, setState] = useState<LoginState>(auth.hasCredential() ? 'checking' : 'out');
+  const [state, setState] = useState<LoginState>('checking'); // a live session cookie may exist without anything kept in this tab
   // Why the login page shows (the session expired, logged out): said on it.
   const [notice, setNotice] = useState<string | null>(null);
   const route = useRoute();

@@ -223,6 +223,14 @@ test('login: a wrong password is refused in words and shows nothing else; the ri
   // A reload keeps the login (cookie + the tab's CSRF token).
   await page.reload();
   await page.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');
+  // A second tab of the same browser is logged in too: whoami hands it the session's CSRF
+  // token (a page of another site cannot read that answer).
+  const tab2 = await page.context().newPage();
+  await tab2.goto(`${uvmmd.url}/`);
+  await tab2.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');
+  const csrf1 = await page.evaluate(() => sessionStorage.getItem('uvmm.csrf'));
+  assert(csrf1 && (await tab2.evaluate(() => sessionStorage.getItem('uvmm.csrf'))) === csrf1, 'the second tab has the session\'s CSRF token');
+  await tab2.close();
   // Logout ends the session on the server: the old cookie no longer works.
   const cookie = `${cookies[0].name}=${cookies[0].value}`;
   await page.click('[data-testid=logout]');

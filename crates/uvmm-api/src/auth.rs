@@ -37,8 +37,8 @@ pub struct WhoAmI {
     /// The highest role held anywhere.
     pub role: Option<String>,
     pub grants: Vec<GrantInfo>,
-    /// A session's CSRF token: send it as `X-CSRF-Token` with every change. Only in the
-    /// answer of the login.
+    /// A session's CSRF token: send it as `X-CSRF-Token` with every change. In the answer
+    /// of the login and of `whoami` for a browser session (null for other callers).
     pub csrf: Option<String>,
 }
 

@@ -201,6 +201,17 @@ impl SessionStore {
         })
     }
 
+    /// The CSRF token of this cookie's live session: for a second tab of the same browser,
+    /// which has the cookie but not the token the login answered. Only a same-origin page
+    /// can read the answer (cross-site requests are refused before they get here).
+    pub fn csrf_of(&self, cookie: &str, now: Instant) -> Option<String> {
+        let s = self.settings();
+        let map = self.map();
+        map.get(&sha256(cookie.as_bytes()))
+            .filter(|e| live(e, now, &s).is_ok())
+            .map(|e| hex(&e.csrf))
+    }
+
     /// End the session of this cookie; true when there was one.
     pub fn logout(&self, cookie: &str) -> bool {
         self.map().remove(&sha256(cookie.as_bytes())).is_some()

@@ -65,15 +65,20 @@ export const auth = {
     me.set(who);
     return who;
   },
-  /** After a reload: whether the kept session or token still works (and who it is). */
+  /** After a reload or in a new tab: whether the kept token or the browser's session
+   * cookie still works (and who it is). A session's CSRF token comes back with it, so a
+   * second tab needs no second login. */
   async resume(): Promise<WhoAmI | null> {
-    if (!this.hasCredential()) return null;
+    const had = this.hasCredential();
     const res = await send('GET', `${API_BASE}/whoami`, {});
     if (!res.ok) {
       this.forget();
+      // Nothing kept in this tab and no live cookie: simply not logged in yet.
+      if (!had && res.status === 401) return null;
       throw await errorOf(res);
     }
     const who = (await res.json()) as WhoAmI;
+    if (who.csrf) sessionStorage.setItem(CSRF_KEY, who.csrf);
     me.set(who);
     return who;
   },

@@ -149,15 +149,34 @@ pub(super) async fn logout(
 }
 
 /// Who the caller is, and its grants (for a UI to hide what it may not do; the server
-/// checks regardless).
+/// checks regardless). A browser session also gets its CSRF token back, so that another
+/// tab of the same browser can act without logging in again.
 #[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI)))]
-pub(super) async fn whoami(caller: Caller, ApiQuery(_): ApiQuery<NoParams>) -> Json<WhoAmI> {
-    Json(who_am_i(
+pub(super) async fn whoami(
+    State(s): State<AppState>,
+    caller: Caller,
+    tls: Option<Extension<Tls>>,
+    headers: HeaderMap,
+    ApiQuery(_): ApiQuery<NoParams>,
+) -> Response {
+    let csrf = match caller.principal {
+        Principal::Session { .. } => headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| session::cookie_value(c, tls.is_some()))
+            .and_then(|id| s.auth.sessions.csrf_of(id, std::time::Instant::now())),
+        _ => None,
+    };
+    let mut resp = Json(who_am_i(
         caller.user().to_string(),
         via(&caller.principal),
         &caller.grants,
-        None,
+        csrf,
     ))
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn token_info(t: uvmm_auth::tokens::TokenInfo) -> TokenInfo {
