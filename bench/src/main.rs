@@ -9,6 +9,7 @@
 mod libvirtd;
 mod measure;
 mod report;
+mod scale;
 mod store;
 
 use anyhow::{bail, Context, Result};
@@ -63,6 +64,18 @@ pub struct Args {
     /// Threads of the backup-store measurement.
     #[arg(long, default_value_t = 4)]
     pub store_threads: usize,
+    /// Only measure the latency of GET `--load-path` on this uvmmd socket with
+    /// `--load-clients` keep-alive clients and `--requests` requests (bench/scale.sh).
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    #[arg(long, default_value = "/api/v1/vms")]
+    pub load_path: String,
+    #[arg(long, default_value_t = 1)]
+    pub load_clients: usize,
+    /// Only run the peers' loops (raw libvirt, virsh) on the first `--virsh-hosts` URIs
+    /// of this file (bench/scale.sh).
+    #[arg(long)]
+    pub peers: Option<PathBuf>,
 }
 
 fn main() {
@@ -77,6 +90,12 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    if let Some(socket) = &args.load {
+        return scale::load(socket, &args.load_path, args.load_clients, args.requests);
+    }
+    if let Some(file) = &args.peers {
+        return scale::peers(file, args.virsh_hosts);
+    }
     if let Some(vms) = args.backup_store {
         let work = args.work.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("uvmm-bench-{}", std::process::id()))

@@ -115,7 +115,7 @@ async fn get_json(socket: &Path, path: &str) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&body)?)
 }
 
-async fn latency(
+pub async fn latency(
     socket: &Path,
     endpoint: &str,
     paths: &[String],
@@ -488,7 +488,7 @@ pub async fn measure(args: &Args, uvmmd: &Path, work: &Path, fleet: &mut Fleet) 
 
 /// What an administrator does without uvmm: `virsh list --all` and `virsh dominfo` for
 /// every VM, one process per call.
-fn virsh_loop(uris: &[String]) -> Result<f64> {
+pub fn virsh_loop(uris: &[String]) -> Result<f64> {
     let started = Instant::now();
     for uri in uris {
         let out = Command::new("virsh")
@@ -512,7 +512,7 @@ fn virsh_loop(uris: &[String]) -> Result<f64> {
 }
 
 /// The floor of a cold read: one connection per host, ListAllDomains, GetInfo per VM.
-fn raw_libvirt_loop(uris: &[String]) -> Result<f64> {
+pub fn raw_libvirt_loop(uris: &[String]) -> Result<f64> {
     virt::error::clear_error_callback();
     let started = Instant::now();
     let mut n = 0;

@@ -19,7 +19,7 @@ pub struct Shared {
     pub backups: Option<Arc<BackupStore>>,
     pub retention: Retention,
     pub monitoring: Monitoring,
-    /// The rendered answer to `GET /api/v1/vms` without parameters (see `vm::read::list_all_json`).
+    /// The rendered answer to `GET /api/v1/vms` without parameters (see `vm::read::list_all`).
     pub list_render: Mutex<Option<ListRender>>,
     /// When the API was last asked anything.
     pub demand: Demand,
@@ -63,6 +63,10 @@ pub struct ListRender {
     pub stats_generation: u64,
     pub at: Instant,
     pub body: bytes::Bytes,
+    /// The weak entity tag of `body` (see `vm::read::list_all`).
+    pub etag: String,
+    /// `body` gzip-compressed, made on the first request that accepts it.
+    pub gzip: Option<bytes::Bytes>,
 }
 
 impl Shared {

@@ -6,6 +6,7 @@
 mod access;
 pub mod auth;
 mod backups;
+mod conditional;
 pub mod conn;
 mod devices;
 pub mod error;

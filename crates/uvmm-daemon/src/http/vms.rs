@@ -70,10 +70,13 @@ pub struct XmlParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/vms", params(VmQuery),
-    responses((status = 200, body = VmPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VmPage, description = "Without parameters: `ETag`, gzip on `Accept-Encoding: gzip`"),
+        (status = 304, description = "Without parameters and `If-None-Match` naming the current `ETag`: unchanged"),
+        (status = 400, body = ErrorBody)))]
 pub(super) async fn list_vms(
     State(s): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<VmQuery>,
 ) -> Result<axum::response::Response, Error> {
     if !caller.unrestricted(uvmm_auth::Permission::Read) {
@@ -82,12 +85,9 @@ pub(super) async fn list_vms(
         return Ok(Json(page).into_response());
     }
     if q == VmQuery::default() {
-        let body = vm::read::list_all_json(&s.ops.shared)?;
-        return Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response());
+        let gzip = super::conditional::accepts_gzip(&headers);
+        let list = vm::read::list_all(&s.ops.shared, gzip)?;
+        return Ok(super::conditional::answer(&headers, list));
     }
     Ok(Json(vm::read::list(&s.ops.shared, &q)?).into_response())
 }
