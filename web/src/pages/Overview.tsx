@@ -11,7 +11,7 @@ import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api/client';
 import { VM_STATES, type HostSummary, type VmPage, type VmSummary, type UvmmEvent } from '../api/types';
-import { actionLabel, allowed, QUICK, runAction } from '../actions';
+import { actionLabel, allowed, hasConsole, QUICK, runAction } from '../actions';
 import { Bar, StateBadge } from '../components/bits';
 import { toastError } from '../components/feedback';
 import { t, num, type Key, tn } from '../i18n';
@@ -461,8 +461,11 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
             {actionLabel(a, vm)}
           </button>
         ))}
-        {/* TODO(issue 14, console): a "Console" button here once uvmmd proxies VNC
-            (noVNC, operators of the VM only). */}
+        {hasConsole(vm) && (
+          <a class="button small" href={vmPath(vm.host_id, vm.uuid, 'console')} onClick={onLinkClick} aria-label={`${t('console.open')}: ${vm.name}`} data-action="console">
+            {t('console.open')}
+          </a>
+        )}
       </div>
     </div>
   );

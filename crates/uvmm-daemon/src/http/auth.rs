@@ -93,6 +93,8 @@ pub const ROUTES: &[Rule] = {
         r("list_vms", Needs(Read), Filtered),
         r("show_vm", Needs(Read), Vm),
         r("vm_xml", Needs(Read), Vm),
+        // A GET (a websocket handshake) that reaches the VM's screen and keyboard.
+        r("console", Needs(Console), Vm),
         r("create_vm", Needs(Create), Global),
         r("edit_vm", Needs(Edit), Vm),
         r("delete_vm", Needs(Delete), Vm),
