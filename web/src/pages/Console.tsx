@@ -8,7 +8,7 @@
 
 import type RFB from '@novnc/novnc';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, seg } from '../api/client';
+import { api, seg } from '../api/client';
 import type { VmDetail } from '../api/types';
 import { t } from '../i18n';
 import { onLinkClick, vmPath } from '../router';
@@ -26,16 +26,18 @@ function consoleUrl(hostId: string, uuid: string): string {
 }
 
 /** Why the handshake failed: a browser hides the websocket's HTTP status, so the same URL
- * is asked with a plain GET, which answers with uvmmd's error in words. */
+ * is asked with a plain GET carrying the same credentials as the websocket (the cookie,
+ * no Authorization header), which answers with uvmmd's error in words. */
 async function whyRefused(hostId: string, uuid: string): Promise<string> {
   try {
-    await api.get(`/vms/${seg(uuid)}/console`, { query: { host: hostId } });
-  } catch (e) {
-    if (e instanceof ApiError) {
-      if (e.status === 400) return t('console.dropped');
-      if (e.status === 401) return t('console.need_session');
-      return e.message;
+    const res = await fetch(`/api/v1/vms/${seg(uuid)}/console?host=${seg(hostId)}`, { credentials: 'same-origin' });
+    if (res.status === 401) return t('console.need_session');
+    if (res.status !== 400) {
+      const body = (await res.json()) as { error?: { message?: string } };
+      if (body.error?.message) return body.error.message;
     }
+  } catch {
+    // No answer at all: uvmmd is not reachable; the generic text says what to do.
   }
   return t('console.dropped');
 }
