@@ -59,7 +59,7 @@ const tests = [
     'an operator opens the console from the grid and sees the guest screen; Ctrl-Alt-Del, disconnect and reconnect work',
     async (browser) => {
       const { context, page } = await session(browser, env.OPERATOR);
-      const button = page.locator(`.grid-row[data-vm="${env.VM_NAME}"] [data-action=console]`);
+      const button = page.locator(`.grid-row[data-vm="${env.VM_NAME}"] [data-testid=console-link]`);
       await button.waitFor({ timeout: 10_000 });
       await button.click();
       await page.waitForURL((u) => u.pathname === consolePath);

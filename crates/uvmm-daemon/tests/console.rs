@@ -10,7 +10,6 @@ mod common;
 use common::remote::*;
 use common::*;
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
@@ -273,22 +272,7 @@ fn console_relays_rfb_to_operators_of_the_vm_only() {
 #[test]
 fn novnc_in_chromium_shows_the_guest_screen() {
     let web = repo_root().join("web");
-    // A constant of this build: whether build.rs found web/dist.
-    if !uvmm_daemon::http::web::UI_BUILT {
-        panic!(
-            "this uvmmd was built without the web UI: run `npm ci && npm run build` in web/ \
-             (scripts/test.sh does), then the tests again"
-        );
-    }
-    assert!(
-        web.join("node_modules/playwright-core").is_dir(),
-        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (scripts/test.sh does)"
-    );
+    let chromium = browser::prerequisites();
     let mut accounts = Accounts::new("con");
     let admins = accounts.group("gadm");
     let operators = accounts.group("gop");
