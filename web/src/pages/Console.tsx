@@ -67,7 +67,8 @@ export function ConsolePage({ hostId, uuid }: { hostId: string; uuid: string }) 
     // noVNC is loaded with the console only: the overview's first paint does not wait for it.
     import('@novnc/novnc')
       .then(({ default: Rfb }) => {
-        if (gone || !screen.current) return;
+        // Gone, or disconnected while noVNC was still loading: no connection.
+        if (gone || userClosed.current || !screen.current) return;
         r = new Rfb(screen.current, consoleUrl(hostId, uuid), { wsProtocols: ['binary'] });
         attach(r, () => gone);
       })
@@ -115,7 +116,8 @@ export function ConsolePage({ hostId, uuid }: { hostId: string; uuid: string }) 
 
   const disconnect = () => {
     userClosed.current = true;
-    rfb.current?.disconnect();
+    if (rfb.current) rfb.current.disconnect();
+    else setStatus({ kind: 'closed', reason: t('console.closed_by_you') });
   };
   const sendPassword = (e: Event) => {
     e.preventDefault();
@@ -139,7 +141,7 @@ export function ConsolePage({ hostId, uuid }: { hostId: string; uuid: string }) 
           <button type="button" disabled={!live} onClick={() => rfb.current?.sendCtrlAltDel()} data-testid="console-cad">
             {t('console.ctrl_alt_del')}
           </button>
-          {rfb.current && status.kind !== 'closed' && status.kind !== 'failed' ? (
+          {status.kind !== 'closed' && status.kind !== 'failed' ? (
             <button type="button" onClick={disconnect} data-testid="console-disconnect">
               {t('console.disconnect')}
             </button>
