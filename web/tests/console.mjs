@@ -5,6 +5,7 @@
 //   UVMM_TOKEN   the API token (the UI's interim login form; see api/client.ts)
 //   OPERATOR     user:password of an operator (PAM), VIEWER the same for a viewer
 //   VM_NAME, VM_UUID, VM_HOST   the running guest
+//   PW_VM_UUID, VNC_PASSWORD    a running guest on the same host whose VNC has a password
 //   SCREENSHOT   optional: write the console page there (docs/screenshots/console.png)
 //   CHROMIUM     default /usr/bin/chromium
 //
@@ -15,7 +16,7 @@
 import { launchChromium, login, until } from './harness.mjs';
 
 const env = process.env;
-for (const k of ['UVMM_URL', 'UVMM_TOKEN', 'OPERATOR', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST']) {
+for (const k of ['UVMM_URL', 'UVMM_TOKEN', 'OPERATOR', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST', 'PW_VM_UUID', 'VNC_PASSWORD']) {
   if (!env[k]) {
     console.error(`${k} is not set (crates/uvmm-daemon/tests/console.rs sets it)`);
     process.exit(2);
@@ -97,6 +98,27 @@ const tests = [
       await until(async () => (await status.getAttribute('data-state')) === 'connected', 'the console to connect', 20_000);
       const note = await page.locator('[data-testid=console-keyboard]').textContent();
       if (!/scancode/i.test(note)) throw new Error(`no keyboard note: ${note}`);
+      await context.close();
+    },
+  ],
+  [
+    'a VM with a VNC password: noVNC asks for it, a wrong one is refused, the right one shows the screen',
+    async (browser) => {
+      const { context, page } = await session(browser, env.OPERATOR);
+      const path = `/vms/${encodeURIComponent(env.VM_HOST)}/${encodeURIComponent(env.PW_VM_UUID)}/console`;
+      await page.goto(`${uvmmd.url}${path}`);
+      const status = page.locator('[data-testid=console-status]');
+      const state = () => status.getAttribute('data-state');
+      await until(async () => (await state()) === 'password', 'the password prompt', 20_000);
+      await page.fill('#vnc-password', 'wrong-pw');
+      await page.click('.console-password button[type=submit]');
+      await until(async () => (await state()) === 'failed', 'the wrong password refused', 20_000);
+      await page.locator('[data-testid=console-reconnect]').click();
+      await until(async () => (await state()) === 'password', 'the prompt again', 20_000);
+      await page.fill('#vnc-password', env.VNC_PASSWORD);
+      await page.click('.console-password button[type=submit]');
+      await until(async () => (await state()) === 'connected', 'connected with the password', 20_000);
+      await until(async () => (await canvasColours(page)) > 1, 'the guest screen', 30_000);
       await context.close();
     },
   ],

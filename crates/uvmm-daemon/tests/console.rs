@@ -18,6 +18,9 @@ use tungstenite::{Message, WebSocket};
 const RUNNING: &str = "6a1c7e0e-58d3-4b8e-9c57-1a2b3c4d5e01";
 const SOCKET_VM: &str = "6a1c7e0e-58d3-4b8e-9c57-1a2b3c4d5e02";
 const SHUTOFF: &str = "6a1c7e0e-58d3-4b8e-9c57-1a2b3c4d5e03";
+const PASSWORD_VM: &str = "6a1c7e0e-58d3-4b8e-9c57-1a2b3c4d5e04";
+/// The VNC password of PASSWORD_VM: typed into noVNC, never sent by uvmmd.
+const VNC_PASSWORD: &str = "Vnc-Pw-7";
 
 /// A TCG guest without disks (64 MiB is plenty for SeaBIOS).
 fn domain(name: &str, uuid: &str, graphics: &str) -> String {
@@ -30,8 +33,8 @@ fn domain(name: &str, uuid: &str, graphics: &str) -> String {
     )
 }
 
-/// A libvirtd with three guests (VNC on a TCP port, VNC on a UNIX socket, one shut off)
-/// and uvmmd with a plain-HTTP loopback listener.
+/// A libvirtd with four guests (VNC on a TCP port, VNC on a UNIX socket, one shut off, VNC
+/// with a password) and uvmmd with a plain-HTTP loopback listener.
 struct World {
     _dir: tempfile::TempDir,
     lv: SystemLibvirtd,
@@ -44,6 +47,7 @@ fn world(config: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let lv = SystemLibvirtd::start(&dir.path().join("libvirt"));
     let vnc_port = free_port();
+    let pw_port = free_port();
     let sock = dir.path().join("vnc.sock");
     for (name, uuid, graphics, start) in [
         (
@@ -56,6 +60,14 @@ fn world(config: &str) -> World {
             "con-sock",
             SOCKET_VM,
             format!("<graphics type='vnc' socket='{}'/>", sock.display()),
+            true,
+        ),
+        (
+            "con-pw",
+            PASSWORD_VM,
+            format!(
+                "<graphics type='vnc' port='{pw_port}' autoport='no' listen='127.0.0.1' passwd='{VNC_PASSWORD}'/>"
+            ),
             true,
         ),
         (
@@ -88,6 +100,7 @@ fn world(config: &str) -> World {
         };
         (state(RUNNING)? == "running"
             && state(SOCKET_VM)? == "running"
+            && state(PASSWORD_VM)? == "running"
             && state(SHUTOFF)? == "shutoff")
             .then_some(())
     });
@@ -163,8 +176,8 @@ fn read_bytes(ws: &mut Ws, n: usize) -> Vec<u8> {
 }
 
 /// The RFB handshake through the relay, both ways: the server's version, ours, and the
-/// server's list of security types.
-fn rfb_handshake(ws: &mut Ws) -> String {
+/// server's list of security types (1 = none, 2 = VNC password).
+fn rfb_handshake(ws: &mut Ws) -> (String, Vec<u8>) {
     let version = read_bytes(ws, 12);
     let text = String::from_utf8_lossy(&version).into_owned();
     assert!(
@@ -173,12 +186,14 @@ fn rfb_handshake(ws: &mut Ws) -> String {
     );
     ws.send(Message::Binary(b"RFB 003.008\n".to_vec().into()))
         .unwrap();
-    let types = read_bytes(ws, 2);
-    assert!(
-        types[0] >= 1,
-        "the server offers at least one security type: {types:?}"
-    );
-    text
+    let head = read_bytes(ws, 1);
+    let n = usize::from(head[0]);
+    assert!(n >= 1, "the server offers at least one security type");
+    let mut types = head[1..].to_vec();
+    if types.len() < n {
+        types.extend(read_bytes(ws, n - types.len()));
+    }
+    (text, types)
 }
 
 fn bearer(t: &str) -> (&'static str, String) {
@@ -237,13 +252,24 @@ fn console_relays_rfb_to_operators_of_the_vm_only() {
     let (mut ws, proto) = open(port, RUNNING, &[bearer(&operator), own_origin.clone()])
         .unwrap_or_else(|e| panic!("{e:?}\n{}", d.log()));
     assert_eq!(proto, "binary", "noVNC's subprotocol is answered");
-    let version = rfb_handshake(&mut ws);
-    eprintln!("QEMU's VNC server over TCP: {version:?}");
+    let (version, types) = rfb_handshake(&mut ws);
+    eprintln!("QEMU's VNC server over TCP: {version:?}, security types {types:?}");
+    assert_eq!(types, [1], "no password: security type none");
     // The VM whose VNC server is a UNIX socket on the host.
     let (mut unix, _) = open(port, SOCKET_VM, &[bearer(&operator)])
         .unwrap_or_else(|e| panic!("{e:?}\n{}", d.log()));
     rfb_handshake(&mut unix);
     drop(unix);
+    // With a VNC password, the VNC server asks for it through the relay (uvmmd does not
+    // answer for the client), and uvmmd shows that a password is set, never the password.
+    let (mut pw, _) = open(port, PASSWORD_VM, &[bearer(&operator)])
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", d.log()));
+    let (_, types) = rfb_handshake(&mut pw);
+    assert_eq!(types, [2], "VNC authentication is the client's");
+    drop(pw);
+    let shown = d.get(&format!("/api/v1/vms/{PASSWORD_VM}"));
+    assert_eq!(shown["graphics"][0]["password_set"], true, "{shown}");
+    assert!(!shown.to_string().contains(VNC_PASSWORD), "{shown}");
 
     // A few consoles per user and VM, then 429; a closed one frees its place.
     let mut more: Vec<Ws> = (0..2)
@@ -291,6 +317,8 @@ fn novnc_in_chromium_shows_the_guest_screen() {
         .env("VM_NAME", "con-tcp")
         .env("VM_UUID", RUNNING)
         .env("VM_HOST", &w.host_id)
+        .env("PW_VM_UUID", PASSWORD_VM)
+        .env("VNC_PASSWORD", VNC_PASSWORD)
         .env("CHROMIUM", &chromium)
         // Set CONSOLE_SCREENSHOT=docs/screenshots/console.png to renew the README's picture.
         .env(
