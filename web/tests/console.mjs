@@ -2,44 +2,33 @@
 // crates/uvmm-daemon/tests/console.rs, which starts a real libvirtd with the guest, the
 // local accounts and uvmmd, and passes:
 //   UVMM_URL     uvmmd's plain-HTTP loopback listener
-//   UVMM_TOKEN   the API token (the UI's interim login form; see api/client.ts)
 //   OPERATOR     user:password of an operator (PAM), VIEWER the same for a viewer
 //   VM_NAME, VM_UUID, VM_HOST   the running guest
 //   PW_VM_UUID, VNC_PASSWORD    a running guest on the same host whose VNC has a password
 //   SCREENSHOT   optional: write the console page there (docs/screenshots/console.png)
 //   CHROMIUM     default /usr/bin/chromium
 //
-// The websocket authenticates with the session cookie (a browser cannot send an
-// Authorization header with a websocket), so each check logs in with user and password
-// (`POST /api/v1/login`) besides the UI's login.
+// The websocket authenticates with the session cookie of the UI's login (a browser cannot
+// send an Authorization header with a websocket).
 
 import { launchChromium, login, until } from './harness.mjs';
 
 const env = process.env;
-for (const k of ['UVMM_URL', 'UVMM_TOKEN', 'OPERATOR', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST', 'PW_VM_UUID', 'VNC_PASSWORD']) {
+for (const k of ['UVMM_URL', 'OPERATOR', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST', 'PW_VM_UUID', 'VNC_PASSWORD']) {
   if (!env[k]) {
     console.error(`${k} is not set (crates/uvmm-daemon/tests/console.rs sets it)`);
     process.exit(2);
   }
 }
-const uvmmd = { url: env.UVMM_URL, token: env.UVMM_TOKEN };
+const uvmmd = { url: env.UVMM_URL };
 const consolePath = `/vms/${encodeURIComponent(env.VM_HOST)}/${encodeURIComponent(env.VM_UUID)}/console`;
 
-/** A fresh browser context logged in to the UI and holding `who`'s session cookie. */
+/** A fresh browser context logged in to the UI as `who` (user:password). */
 async function session(browser, who) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
-  await login(page, uvmmd);
   const [user, password] = who.split(':');
-  const status = await page.evaluate(async ({ user, password }) => {
-    const r = await fetch('/api/v1/login', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ user, password }),
-    });
-    return r.status;
-  }, { user, password });
-  if (status !== 200) throw new Error(`login of ${user}: ${status}`);
+  await login(page, uvmmd, { user, password });
   return { context, page };
 }
 

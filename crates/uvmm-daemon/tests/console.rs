@@ -306,12 +306,10 @@ fn novnc_in_chromium_shows_the_guest_screen() {
     let op = accounts.user("uop", "Console-Op-1", &[&operators]);
     let vw = accounts.user("uvw", "Console-Vw-1", &[&viewers]);
     let w = world(&roles_config(&admins, &operators, &viewers, "", ""));
-    let api_token = std::fs::read_to_string(w.d.token_file()).unwrap();
     let out = Command::new("node")
         .arg(web.join("tests/console.mjs"))
         .current_dir(&web)
         .env("UVMM_URL", format!("http://127.0.0.1:{}", w.port))
-        .env("UVMM_TOKEN", api_token.trim())
         .env("OPERATOR", format!("{op}:Console-Op-1"))
         .env("VIEWER", format!("{vw}:Console-Vw-1"))
         .env("VM_NAME", "con-tcp")

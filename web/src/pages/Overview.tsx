@@ -18,6 +18,7 @@ import { t, num, type Key, tn } from '../i18n';
 import { kib, percent } from '../format';
 import { hosts as hostStore, throttle, useEvents, useResync } from '../live';
 import { onLinkClick, vmPath } from '../router';
+import { can } from '../session';
 import { useStore } from '../store';
 
 const PAGE = 100;
@@ -69,9 +70,11 @@ export function Overview() {
       <section class="vms-panel" aria-labelledby="vms-heading">
         <div class="panel-head">
           <h1 id="vms-heading">{t('vms.title')}</h1>
-          <a class="button primary" href="/create" onClick={onLinkClick}>
-            {t('vms.new')}
-          </a>
+          {can('create') && (
+            <a class="button primary" href="/create" onClick={onLinkClick}>
+              {t('vms.new')}
+            </a>
+          )}
         </div>
         <div class="toolbar" role="search">
           <div class="field inline grow">
@@ -448,7 +451,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
       <div role="cell" class="c-vnc">
         {/* The console opens from here: the actions cell has no room for a fourth button
             in German. The port stays in the button's title. */}
-        {hasConsole(vm) ? (
+        {can('console') && hasConsole(vm) ? (
           <a
             class="button small icon-button"
             href={vmPath(vm.host_id, vm.uuid, 'console')}
@@ -468,7 +471,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         )}
       </div>
       <div role="cell" class="c-actions">
-        {QUICK.filter((a) => allowed(vm, a)).map((a) => (
+        {QUICK.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
           <button
             type="button"
             class={`small${a === 'stop' ? ' danger-outline' : ''}`}

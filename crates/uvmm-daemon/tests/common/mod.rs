@@ -6,6 +6,7 @@
 )]
 
 pub mod browser;
+pub mod proxy;
 pub mod remote;
 pub mod world;
 
