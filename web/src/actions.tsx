@@ -19,13 +19,18 @@ const ALLOWED: Record<Action, VmState[]> = {
   reset: ['running', 'blocked', 'paused'],
 };
 
-/** The grid's quick actions, in button order. The console button joins them with the
- * console (TODO(issue 14, console): noVNC through uvmmd's websocket proxy). */
+/** The grid's quick actions, in button order (the console button follows them). */
 export const QUICK: Action[] = ['start', 'shutdown', 'stop', 'pause', 'resume'];
 export const ALL_ACTIONS: Action[] = ['start', 'shutdown', 'reboot', 'pause', 'resume', 'suspend', 'reset', 'stop'];
 
 /** Power off and reset lose what the guest has not written; suspend is harmless. */
 const DESTRUCTIVE: Action[] = ['stop', 'reset'];
+
+/** Whether a console can be opened: a running or paused VM with a VNC server (uvmmd
+ * decides whether the caller may: operators of the VM). */
+export function hasConsole(vm: VmSummary): boolean {
+  return vm.available && (vm.state === 'running' || vm.state === 'paused') && vm.vnc_port != null;
+}
 
 export function allowed(vm: VmSummary, a: Action): boolean {
   return vm.available && ALLOWED[a].includes(vm.state);

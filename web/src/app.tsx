@@ -10,6 +10,7 @@ import { TaskPanel } from './components/tasks';
 import { initialLang, lang, LANGS, setLang, t, type Key, type Lang, tn } from './i18n';
 import { directory, pools, startLive, stopLive, streamState } from './live';
 import { Backups } from './pages/Backups';
+import { ConsolePage } from './pages/Console';
 import { CreateWizard } from './pages/CreateWizard';
 import { Login } from './pages/Login';
 import { Overview } from './pages/Overview';
@@ -98,7 +99,7 @@ export function App() {
       page = <Overview />;
       break;
     case 'vms':
-      page = route[1] && route[2] ? <VmPage hostId={route[1]} uuid={route[2]} tab={route[3] ?? 'general'} /> : <Overview />;
+      page = !(route[1] && route[2]) ? <Overview /> : route[3] === 'console' ? <ConsolePage hostId={route[1]} uuid={route[2]} /> : <VmPage hostId={route[1]} uuid={route[2]} tab={route[3] ?? 'general'} />;
       title = t('vm.title');
       break;
     case 'create':

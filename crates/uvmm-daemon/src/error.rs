@@ -13,6 +13,7 @@ pub use crate::http::error::RequestError;
 pub use crate::jobs::tasks::TaskError;
 pub use crate::jobs::JobError;
 pub use crate::storage::StorageError;
+pub use crate::vm::console::ConsoleError;
 pub use crate::vm::migrate::MigrateError;
 pub use crate::vm::VmError;
 
@@ -37,6 +38,8 @@ pub enum Error {
     Task(#[from] TaskError),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
     /// No profile of that name.
     #[error("{what}")]
     NoProfile { what: String },

@@ -10,34 +10,12 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn web_ui_in_chromium() {
-    // A constant of this build: whether build.rs found web/dist.
-    if !uvmm_daemon::http::web::UI_BUILT {
-        panic!(
-            "this uvmmd was built without the web UI: run `npm ci && npm run build` in web/ \
-             (scripts/test.sh does), then the tests again"
-        );
-    }
+    let chromium = browser::prerequisites();
     let web = repo_root().join("web");
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.as_ref().is_ok_and(|o| o.status.success()),
-        "node is missing: the browser tests need Node.js (scripts/test.sh installs it)"
-    );
-    assert!(
-        web.join("node_modules/playwright-core").is_dir(),
-        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (scripts/test.sh does)"
-    );
-
     let dir = tempfile::tempdir().unwrap();
     let libvirtd = Libvirtd::start(&dir.path().join("libvirtd"));
     let pid = libvirtd

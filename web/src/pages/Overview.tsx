@@ -11,7 +11,7 @@ import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api/client';
 import { VM_STATES, type HostSummary, type VmPage, type VmSummary, type UvmmEvent } from '../api/types';
-import { actionLabel, allowed, QUICK, runAction } from '../actions';
+import { actionLabel, allowed, hasConsole, QUICK, runAction } from '../actions';
 import { Bar, StateBadge } from '../components/bits';
 import { toastError } from '../components/feedback';
 import { t, num, type Key, tn } from '../i18n';
@@ -449,7 +449,26 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         {kib(vm.memory_kib)}
       </div>
       <div role="cell" class="c-vnc">
-        {vm.vnc_port != null ? <span title={t('grid.vnc_port')}>{vm.vnc_port}</span> : <span class="muted">–</span>}
+        {/* The console opens from here: the actions cell has no room for a fourth button
+            in German. The port stays in the button's title. */}
+        {can('console') && hasConsole(vm) ? (
+          <a
+            class="button small icon-button"
+            href={vmPath(vm.host_id, vm.uuid, 'console')}
+            onClick={onLinkClick}
+            aria-label={`${t('console.open')}: ${vm.name}`}
+            title={`${t('console.open')} · ${t('grid.vnc_port')} ${vm.vnc_port}`}
+            data-testid="console-link"
+          >
+            <svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true">
+              <path d="M1.5 2.5h13v8.5h-13z M5 14h6 M8 11v3" fill="none" stroke="currentColor" stroke-width="1.5" />
+            </svg>
+          </a>
+        ) : vm.vnc_port != null ? (
+          <span title={t('grid.vnc_port')}>{vm.vnc_port}</span>
+        ) : (
+          <span class="muted">–</span>
+        )}
       </div>
       <div role="cell" class="c-actions">
         {QUICK.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
@@ -464,8 +483,6 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
             {actionLabel(a, vm)}
           </button>
         ))}
-        {/* TODO(issue 14, console): a "Console" button here once uvmmd proxies VNC
-            (noVNC, operators of the VM only). */}
       </div>
     </div>
   );

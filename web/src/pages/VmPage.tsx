@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, ApiError, seg } from '../api/client';
 import type { DeleteResponse, HostDetail, VmChangeResponse, VmDetail } from '../api/types';
-import { actionLabel, ALL_ACTIONS, allowed, runAction } from '../actions';
+import { actionLabel, ALL_ACTIONS, allowed, hasConsole, runAction } from '../actions';
 import { Field, StateBadge, Tabs } from '../components/bits';
 import { Modal } from '../components/dialog';
 import { ErrorBox, Notices, toast } from '../components/feedback';
@@ -102,7 +102,11 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
               {actionLabel(a, vm)}
             </button>
           ))}
-          {/* TODO(issue 14, console): "Console" (noVNC) for operators of this VM. */}
+          {can('console') && hasConsole(vm) && (
+            <a class="button" href={vmPath(hostId, uuid, 'console')} onClick={onLinkClick} data-action="console">
+              {t('console.open')}
+            </a>
+          )}
           {can('delete') && (
             <button
               type="button"

@@ -97,6 +97,8 @@ pub const ROUTES: &[Rule] = {
         r("list_vms", Needs(Read), Filtered),
         r("show_vm", Needs(Read), Vm),
         r("vm_xml", Needs(Read), Vm),
+        // A GET (a websocket handshake) that reaches the VM's screen and keyboard.
+        r("console", Needs(Console), Vm),
         // The new VM's host and name are in the body: the handler checks them.
         r("create_vm", Needs(Create), Body),
         r("edit_vm", Needs(Edit), Vm),

@@ -4,8 +4,8 @@
 //! refuses it, 5xx the daemon, libvirt or the host failed.
 
 use crate::error::{
-    BackupError, Error, HostError, JobError, LookupError, MigrateError, StorageError, TaskError,
-    VmError,
+    BackupError, ConsoleError, Error, HostError, JobError, LookupError, MigrateError, StorageError,
+    TaskError, VmError,
 };
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -79,6 +79,14 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Task(TaskError::Ended { .. }) => CONFLICT,
         Error::Migrate(MigrateError::Refused(_)) => (StatusCode::CONFLICT, "migration_refused"),
         Error::Migrate(MigrateError::Failed(_)) => (StatusCode::BAD_GATEWAY, "migration_failed"),
+        Error::Console(c) => match c {
+            ConsoleError::NotRunning { .. }
+            | ConsoleError::NoVnc
+            | ConsoleError::Unreachable { .. } => CONFLICT,
+            ConsoleError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_consoles"),
+            ConsoleError::Connect { .. } => (StatusCode::BAD_GATEWAY, "vnc_unreachable"),
+            ConsoleError::Vm(v) => vm(v),
+        },
         Error::NoProfile { .. } => NOT_FOUND,
         Error::Internal { .. } => INTERNAL,
     }

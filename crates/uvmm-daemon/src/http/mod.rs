@@ -8,6 +8,7 @@ pub mod auth;
 mod backups;
 mod conditional;
 pub mod conn;
+mod console;
 mod devices;
 pub mod error;
 mod events;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     /// Each route's rule (`auth::ROUTES`) by method and template (set by `router`).
     pub routes: Arc<std::collections::HashMap<(axum::http::Method, String), &'static auth::Rule>>,
+    /// The open VNC consoles per user and VM (their limit).
+    pub consoles: Arc<console::ConsoleSlots>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             openapi: Arc::default(),
             auth,
             routes: Arc::default(),
+            consoles: Arc::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(vms::list_vms, vms::create_vm))
         .routes(routes!(vms::show_vm, vms::edit_vm, vms::delete_vm))
         .routes(routes!(vms::vm_xml))
+        .routes(routes!(console::console))
         .routes(routes!(devices::add_disk))
         .routes(routes!(devices::remove_disk))
         .routes(routes!(devices::set_boot))
@@ -252,6 +257,11 @@ mod tests {
                 match (method.as_str(), r.access) {
                     ("get", Access::Needs(p)) if id.ends_with("tokens") => {
                         assert_eq!(p, Permission::Tokens)
+                    }
+                    // The console's handshake is a GET, but it opens the VM's screen and
+                    // keyboard: an operator's right.
+                    ("get", Access::Needs(p)) if id == "console" => {
+                        assert_eq!(p, Permission::Console)
                     }
                     ("get", a) => assert!(
                         matches!(a, Access::Needs(Permission::Read) | Access::Authenticated),

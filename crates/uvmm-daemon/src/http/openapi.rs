@@ -105,6 +105,8 @@ const HOST_CALLS: &[&str] = &[
     "edit_vm",
     "delete_vm",
     "vm_xml",
+    // Reads the live definition on the host before the websocket opens.
+    "console",
     "add_disk",
     "remove_disk",
     "set_boot",

@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod clone;
+pub mod console;
 pub mod create;
 pub mod delete;
 pub mod disks;
