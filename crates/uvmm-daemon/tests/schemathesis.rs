@@ -285,8 +285,16 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .unwrap();
     }
     // HTTPS with uvmmd's self-signed certificate (schemathesis verifies it), a named
-    // admin token; failed logins answer quickly (they are many).
-    let daemon_config = format!("{}\n[auth]\nfailure_delay_ms = 1\n", demo_runtime_config());
+    // admin token; failed logins answer quickly (they are many). schemathesis generates
+    // the next request's data while its kept-alive connection sits idle; on a loaded
+    // machine that took longer than uvmmd's default idle limit (30 s) twice — both times
+    // for the media path's long pattern — and a request sent just as uvmmd closes an idle
+    // connection ends in EOF (HTTP keep-alive's race; clients reconnect). The limit is
+    // raised here, so that what is judged is the answers.
+    let daemon_config = format!(
+        "{}request_timeout_secs = 300\n[auth]\nfailure_delay_ms = 1\n",
+        demo_runtime_config()
+    );
     let d = Daemon::start_wrapped(
         &wrapper,
         &demo_uris(),
