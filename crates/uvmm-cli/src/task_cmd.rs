@@ -173,7 +173,19 @@ pub async fn start_and_follow<T: DeserializeOwned>(
     wait: bool,
     json: bool,
 ) -> Result<Option<T>, ClientError> {
-    let answer: serde_json::Value = c.call(Method::POST, path, body).await?;
+    request_and_follow(c, Method::POST, path, body, wait, json).await
+}
+
+/// `start_and_follow` with another method (a `DELETE` that runs as a task).
+pub async fn request_and_follow<T: DeserializeOwned>(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    wait: bool,
+    json: bool,
+) -> Result<Option<T>, ClientError> {
+    let answer: serde_json::Value = c.call(method, path, body).await?;
     // A task (202) has an id and a state; any other answer is the operation's own.
     let task: Option<Task> = answer
         .get("state")

@@ -554,6 +554,24 @@ fn snapshots_and_rename_through_uvmmd() {
     assert_eq!(read_image(&disk, 0, 13), b"marker-d-snap");
     let list = ok(d.cli(&["snapshot", "list", "d-snap", "--json"]), "list");
     assert!(list[0]["current"].as_bool().unwrap(), "{list}");
+    let ended = |kind: &str| {
+        d.get("/api/v1/tasks")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == kind && t["uuid"] == uuid.as_str())
+            .map(|t| {
+                (
+                    t["state"].as_str().unwrap().to_string(),
+                    t["target"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ended("snapshot_revert"),
+        [("succeeded".into(), json!("s1"))]
+    );
     for s in ["s2", "s1"] {
         let r = ok(
             d.cli(&["snapshot", "delete", "d-snap", s, "--json"]),
@@ -583,11 +601,54 @@ fn snapshots_and_rename_through_uvmmd() {
         current,
         "every byte of the current state"
     );
-    // The overlay's definition and its merge were recorded.
+    assert_eq!(ended("snapshot_delete").len(), 3, "every delete is a task");
+    // Each snapshot taken is a version with its definition; each deletion is noted.
     let backup = d.get(&format!("/api/v1/backups/{uuid}"));
-    assert!(
-        backup["versions"].as_array().unwrap().len() >= 3,
+    let versions = backup["versions"].as_array().unwrap();
+    let noted: Vec<(String, String)> = versions
+        .iter()
+        .filter(|v| v["snapshot"].is_object())
+        .map(|v| {
+            let s = &v["snapshot"];
+            (
+                s["name"].as_str().unwrap().into(),
+                s["event"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let pairs = [
+        ("s1", "created"),
+        ("s2", "created"),
+        ("s2", "deleted"),
+        ("s1", "deleted"),
+        ("e1", "created"),
+        ("e1", "deleted"),
+    ];
+    assert_eq!(
+        noted,
+        pairs.map(|(n, e)| (n.to_string(), e.to_string())),
         "{backup}"
+    );
+    let e1_taken = versions
+        .iter()
+        .find(|v| v["snapshot"]["name"] == "e1" && v["snapshot"]["event"] == "created")
+        .unwrap();
+    let version = d.get(&format!(
+        "/api/v1/backups/{uuid}/versions/{}",
+        e1_taken["version"]
+    ));
+    let snap_xml = version["snapshot_xml"].as_str().unwrap_or_default();
+    assert!(
+        snap_xml.contains("<name>e1</name>") && snap_xml.contains("snapshot='external'"),
+        "{version}"
+    );
+    // The version's domain definition is the one on the overlay.
+    assert!(
+        version["xml"]
+            .as_str()
+            .unwrap()
+            .contains(overlay.to_str().unwrap()),
+        "{version}"
     );
 
     // --- Running: an internal snapshot is a task and has the memory.
@@ -610,6 +671,37 @@ fn snapshots_and_rename_through_uvmmd() {
             .any(|t| t["kind"] == "snapshot_create" && t["state"] == "succeeded"),
         "{tasks}"
     );
+    // Reverting the running guest to its snapshot with memory is a task (--no-wait) that
+    // cannot be cancelled; it ends with the guest running.
+    let t = ok(
+        d.cli(&[
+            "snapshot",
+            "revert",
+            "d-snap",
+            "run1",
+            "--no-wait",
+            "--json",
+        ]),
+        "revert --no-wait",
+    );
+    assert_eq!(
+        (t["kind"].as_str(), t["cancel"].as_str()),
+        (Some("snapshot_revert"), Some("none")),
+        "{t}"
+    );
+    let id = t["id"].as_str().unwrap();
+    let (st, refused) = d.http("DELETE", &format!("/api/v1/tasks/{id}"), None);
+    assert_eq!(st, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot be cancelled"),
+        "{refused}"
+    );
+    let t = wait_ended(&d, id);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(hosts.a.domstate("d-snap").as_deref(), Some("running"));
     // Rename is refused while it runs, and works once it is off.
     let out = d.cli(&["vm", "rename", "d-snap", "d-renamed"]);
     assert_eq!(out.status.code(), Some(1));

@@ -7,8 +7,9 @@
 //! Cancelling (`DELETE /api/v1/tasks/{id}`) does what the task's `CancelMode` says:
 //! `Abort` asks libvirt to abort the job (`virDomainAbortJob`; a managed save stops and
 //! the VM keeps running); `Undo` is for work libvirt cannot interrupt (a volume copy):
-//! it runs to its end, then what it made is deleted. Either way the task ends
-//! `cancelled`, or `succeeded` if the work had finished before the request came.
+//! it runs to its end, then what it made is deleted; `None` (a snapshot revert): the
+//! request is refused. Either way the task ends `cancelled`, or `succeeded` if the work
+//! had finished before the request came.
 
 use crate::cache::rfc3339;
 use crate::caller::Caller;
@@ -48,6 +49,9 @@ pub enum TaskError {
     NotFound(String),
     #[error("task {id} has ended ({state:?}); there is nothing to cancel")]
     Ended { id: String, state: TaskState },
+    /// Its work cannot be interrupted nor undone (`CancelMode::None`).
+    #[error("task {id} ({kind:?}) cannot be cancelled: libvirt can neither interrupt nor undo it; it runs to its end")]
+    NotCancellable { id: String, kind: TaskKind },
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,6 +297,12 @@ impl Tasks {
                 return Err(TaskError::Ended {
                     id: id.to_string(),
                     state: t.state,
+                });
+            }
+            if t.cancel == CancelMode::None {
+                return Err(TaskError::NotCancellable {
+                    id: id.to_string(),
+                    kind: t.kind,
                 });
             }
             t.state = TaskState::Cancelling;
