@@ -102,6 +102,10 @@ pub struct Task {
     /// A migration's figures as libvirt reports them while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationProgress>,
+    /// The task this one is part of (an evacuation's migration of one VM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    pub parent: Option<String>,
 }
 
 /// A migration's progress (libvirt's job statistics), in bytes and milliseconds; absent

@@ -381,7 +381,7 @@ fn evacuate_moves_three_guests_off_a_host() {
             .all(|n| d.listed_on(n) == std::slice::from_ref(&a_uri))
             .then_some(())
     });
-    let out = d.cli(&["host", "evacuate", &a_uri, "--json"]);
+    let out = d.cli(&["host", "evacuate", &a_uri, "--max-parallel", "2", "--json"]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -390,11 +390,43 @@ fn evacuate_moves_three_guests_off_a_host() {
     );
     eprintln!("evacuate: {r}");
     assert_eq!(r["moved"], 3, "{r}");
-    assert_eq!(r["failed"], 0);
+    assert_eq!(
+        (r["failed"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(r["max_parallel"], 2);
+    // One parent task, a child migration task per VM with its own progress.
+    let tasks = d.get("/api/v1/tasks");
+    let tasks = tasks.as_array().unwrap();
+    let parent = tasks
+        .iter()
+        .find(|t| t["kind"] == "host_evacuate")
+        .expect("the evacuation's task");
+    assert_eq!(parent["state"], "succeeded", "{parent}");
     for v in r["vms"].as_array().unwrap() {
         assert_eq!(v["outcome"], "moved", "{v}");
         assert_eq!(v["to"], b_uri.as_str());
         assert_eq!(v["live"], v["name"] != "e3", "{v}");
+        let child = tasks
+            .iter()
+            .find(|t| t["id"] == v["task"])
+            .unwrap_or_else(|| panic!("the child task of {v}"));
+        assert_eq!(
+            (
+                &child["kind"],
+                &child["parent"],
+                &child["state"],
+                &child["uuid"]
+            ),
+            (
+                &json!("vm_migrate"),
+                &parent["id"],
+                &json!("succeeded"),
+                &v["uuid"]
+            ),
+            "{child}"
+        );
+        assert_eq!(child["result"]["to"], b_uri.as_str(), "{child}");
     }
     for n in ["e1", "e2", "e3"] {
         assert_eq!(d.listed_on(n), std::slice::from_ref(&b_uri), "{n}");

@@ -292,6 +292,14 @@ impl JobCtx<'_> {
         }
     }
 
+    /// The work honoured a cancel request part-way and returns what it did (an
+    /// evacuation's report): the task ends `cancelled` with that result.
+    pub fn stopped_early(&self) {
+        if let Some(t) = self.task {
+            t.stopped_early();
+        }
+    }
+
     /// Whether the task was asked to stop (never for a job that is not a task).
     pub fn cancelled(&self) -> bool {
         self.task.is_some_and(|t| t.cancelled())
