@@ -196,7 +196,7 @@ pub async fn request_and_follow<T: DeserializeOwned>(
                 })
         }
         Begun::Left => Ok(None),
-        Begun::Task(task) => outcome(follow(c, task).await?).map(Some),
+        Begun::Task(task) => outcome(follow(c, *task).await?).map(Some),
     }
 }
 
@@ -212,7 +212,7 @@ pub async fn start_and_follow_task(
 ) -> Result<Option<Task>, ClientError> {
     let answer: serde_json::Value = c.call(Method::POST, path, body).await?;
     match started(answer, wait, json) {
-        Begun::Task(task) => follow(c, task).await.map(Some),
+        Begun::Task(task) => follow(c, *task).await.map(Some),
         Begun::Left => Ok(None),
         Begun::Answer(_) => Err(ClientError::Failed("expected a task".into())),
     }
@@ -223,7 +223,7 @@ enum Begun {
     /// The operation's own answer (it was quick).
     Answer(serde_json::Value),
     /// A task, to follow.
-    Task(Task),
+    Task(Box<Task>),
     /// A task not followed (`--no-wait`): printed.
     Left,
 }
@@ -248,7 +248,7 @@ fn started(answer: serde_json::Value, wait: bool, json: bool) -> Begun {
         }
         return Begun::Left;
     }
-    Begun::Task(task)
+    Begun::Task(Box::new(task))
 }
 
 pub async fn run(c: &Client, cmd: TaskCmd, json: bool) -> Result<(), ClientError> {

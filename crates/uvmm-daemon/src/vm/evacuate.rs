@@ -411,7 +411,7 @@ impl Evacuate {
         };
         CheckMigration(job.clone())
             .run(&vctx)
-            .map_err(|e| refused(e.into()))?;
+            .map_err(refused)?;
         job.run(&vctx).map_err(|e| (false, e))
     }
 }
