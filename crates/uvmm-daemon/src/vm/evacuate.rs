@@ -409,9 +409,7 @@ impl Evacuate {
             host: ctx.host,
             task: child.or(ctx.task),
         };
-        CheckMigration(job.clone())
-            .run(&vctx)
-            .map_err(refused)?;
+        CheckMigration(job.clone()).run(&vctx).map_err(refused)?;
         job.run(&vctx).map_err(|e| (false, e))
     }
 }
