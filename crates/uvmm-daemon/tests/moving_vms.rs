@@ -811,7 +811,57 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     );
     assert!(!blk(false).contains("spare.qcow2"), "{}", blk(false));
     assert!(!blk(true).contains("spare.qcow2"), "{}", blk(true));
+
+    // A NIC on an isolated libvirt network (a bridge without IP, forward or DHCP: no
+    // dnsmasq) attaches live and detaches again. The bridge is the machine's (the test
+    // hosts share its network namespace): a name of this process's own.
+    let bridge = format!("uvbr{}", std::process::id() % 1_000_000);
+    let net_xml = hosts.shared.join("iso-hot.xml");
+    std::fs::write(
+        &net_xml,
+        format!("<network><name>iso-hot</name><bridge name='{bridge}' stp='off'/></network>"),
+    )
+    .unwrap();
+    hosts.a.virsh(&["net-define", net_xml.to_str().unwrap()]);
+    hosts.a.virsh(&["net-start", "iso-hot"]);
+    let mac = "52:54:00:16:00:01";
+    let ifs = |inactive: bool| {
+        let mut args = vec!["domiflist", "d-hot"];
+        if inactive {
+            args.push("--inactive");
+        }
+        hosts.a.virsh(&args)
+    };
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "nic",
+            "add",
+            "d-hot",
+            "network=iso-hot",
+            "--mac",
+            mac,
+            "--live",
+            "--json",
+        ]),
+        "nic hot-plug",
+    );
+    assert!(r["notes"].to_string().contains(mac), "{r}");
+    let live = ifs(false);
+    assert!(
+        live.contains(mac) && live.contains("iso-hot"),
+        "live: {live}"
+    );
+    assert!(ifs(true).contains(mac), "stored: {}", ifs(true));
+    ok(
+        d.cli(&["vm", "nic", "remove", "d-hot", mac, "--live", "--json"]),
+        "nic hot-unplug",
+    );
+    assert!(!ifs(false).contains(mac), "{}", ifs(false));
+    assert!(!ifs(true).contains(mac), "{}", ifs(true));
     hosts.a.virsh(&["destroy", "d-hot"]);
+    // Removes the bridge again.
+    hosts.a.virsh(&["net-destroy", "iso-hot"]);
 
     // A guest that does not release the device.
     let mut spec = GuestSpec::new("d-deaf", hosts.serial_path("d-deaf"))
