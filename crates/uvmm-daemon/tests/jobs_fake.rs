@@ -2,144 +2,20 @@
 //! no libvirt. A call the fake holds half-way (`FakeHost::hold`) shows by ordering, not
 //! by timing, what runs while a long job is in the middle of its libvirt call.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::sync::broadcast::Receiver;
-use uvmm_api::{
-    Change, CloneVolumeRequest, Event, HostOrigin, HostStatus, TaskKind, TaskState, VmPatch,
-};
-use uvmm_daemon::bus::EventBus;
+use uvmm_api::{Change, CloneVolumeRequest, HostOrigin, HostStatus, TaskKind, TaskState, VmPatch};
 use uvmm_daemon::caller::{Caller, Peer};
-use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::{Error, JobError, VmError};
-use uvmm_daemon::hosts::shared::Shared;
-use uvmm_daemon::hosts::source::ConfigHostSource;
-use uvmm_daemon::jobs::{Target, VmRef};
+use uvmm_daemon::jobs::Target;
 use uvmm_daemon::ops::{Ops, Started};
 use uvmm_daemon::storage::volumes::CloneVolume;
 use uvmm_daemon::vm::edit::EditVm;
 use uvmm_daemon::vm::lifecycle::VmAction;
 use uvmm_daemon::vm::Edit;
-use uvmm_libvirt::fake::{FakeConnector, FakeHost};
 use uvmm_libvirt::JobProgress;
 use uvmm_model::{Action, VmState};
 
-const URI: &str = "qemu+tcp://fake1/system";
-const GIB: u64 = 1 << 30;
-/// Only a safety net: every wait below ends by an ordering the test makes.
-const LONG: Duration = Duration::from_secs(20);
-
-struct World {
-    ops: Arc<Ops>,
-    host: Arc<FakeHost>,
-    connector: Arc<FakeConnector>,
-    events: Receiver<Arc<Event>>,
-    _dir: tempfile::TempDir,
-}
-
-fn root() -> Caller {
-    Caller::unix_admin(0, Some(1))
-}
-
-/// A daemon's operations on one fake host (with a backup store), connected.
-async fn world() -> World {
-    world_on(&[URI]).await
-}
-
-/// A daemon's operations on fake hosts (the first is `World::host`), all connected.
-async fn world_on(uris: &[&str]) -> World {
-    let connector = FakeConnector::new();
-    let host = connector.host(URI);
-    let dir = tempfile::tempdir().unwrap();
-    let shared = Arc::new(Shared {
-        cache: RwLock::default(),
-        bus: EventBus::default(),
-        timing: Timing {
-            call_timeout: Duration::from_secs(10),
-            ..Timing::default()
-        },
-        connector: connector.clone(),
-        backups: Some(Arc::new(uvmm_backup::BackupStore::new(
-            dir.path().join("backups"),
-        ))),
-        retention: Default::default(),
-        monitoring: Default::default(),
-        list_render: Default::default(),
-        demand: Default::default(),
-    });
-    let events = shared.bus.subscribe();
-    let hosts = uris
-        .iter()
-        .map(|u| (u.to_string(), HostOrigin::Cmdline))
-        .collect();
-    let source = ConfigHostSource::new(hosts, dir.path().to_path_buf()).unwrap();
-    let ops = Ops::new(shared.clone(), Box::new(source), vec![], Default::default());
-    ops.hosts.start().unwrap();
-    for _ in 0..200 {
-        let connected = uris.iter().all(|u| {
-            uvmm_daemon::hosts::show(&shared, u)
-                .is_ok_and(|h| h.summary.status == HostStatus::Connected)
-        });
-        if connected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    World {
-        ops: Arc::new(ops),
-        host,
-        connector,
-        events,
-        _dir: dir,
-    }
-}
-
-impl World {
-    fn vm(&self, uuid: &str) -> VmRef {
-        VmRef {
-            uuid: uuid.into(),
-            host: None,
-        }
-    }
-
-    /// A domain the daemon knows (added to the fake and read into the cache).
-    async fn domain(&self, name: &str, state: VmState) -> String {
-        // The worker hears of it like of a `virsh define` and reads it.
-        let uuid = self.host.add_domain(name, state);
-        for _ in 0..200 {
-            if uvmm_daemon::vm::read::show(&self.ops.shared, &uuid, None).is_ok() {
-                return uuid;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{name} never reached the cache");
-    }
-
-    /// The next task event of task `id` that satisfies `pred`.
-    async fn task_event(&mut self, id: &str, pred: impl Fn(&uvmm_api::Task) -> bool) -> Event {
-        let wait = async {
-            loop {
-                let e = self.events.recv().await.unwrap();
-                if let Change::TaskProgress { task } | Change::TaskDone { task } = &e.change {
-                    if task.id == id && pred(task) {
-                        return (*e).clone();
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(LONG, wait).await.expect("task event")
-    }
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+mod fake_world;
+use fake_world::*;
 
 fn clone(name: &str) -> CloneVolume {
     let req = CloneVolumeRequest { name: name.into() };
@@ -446,92 +322,4 @@ async fn a_host_source_that_changes_on_its_own() {
     );
     ops.shutdown();
     w.ops.shutdown();
-}
-
-/// An evacuation moves at most `max_parallel` VMs at a time, each as a child task of its
-/// own; cancelling it cancels the children under way, tries no further VM, and it ends
-/// `cancelled` with its report. The target's checks are held (`host_info`), so which
-/// children exist is decided by ordering, not timing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_evacuation_runs_at_most_n_children_and_cancels_them() {
-    const URI2: &str = "qemu+tcp://fake2/system";
-    let w = world_on(&[URI, URI2]).await;
-    let mut vms = Vec::new();
-    for i in 0..5 {
-        vms.push(w.domain(&format!("vm{i}"), VmState::Shutoff).await);
-    }
-    let gate = w.connector.host(URI2).hold("host_info");
-    let req = uvmm_api::EvacuateRequest {
-        max_parallel: Some(3),
-        ..Default::default()
-    };
-    let job = uvmm_daemon::vm::evacuate::Evacuate::new(req, Default::default());
-    let Started::Task(parent, done) = w
-        .ops
-        .start(&root(), Target::Host(URI.into()), job)
-        .await
-        .unwrap()
-    else {
-        panic!("an evacuation is a task");
-    };
-    assert!(gate.wait_entered(LONG));
-    let children = |w: &World| -> Vec<uvmm_api::Task> {
-        w.ops
-            .tasks
-            .list()
-            .into_iter()
-            .filter(|t| t.parent.as_deref() == Some(parent.id.as_str()))
-            .collect()
-    };
-    wait_until("three children", || children(&w).len() == 3).await;
-    // All held in the target's check: no fourth may start while they run (the default
-    // would be 2).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let running = children(&w);
-    assert_eq!(running.len(), 3, "{running:?}");
-    for c in &running {
-        assert_eq!(
-            (c.kind, c.state, c.host.as_str()),
-            (TaskKind::VmMigrate, TaskState::Running, URI)
-        );
-        assert!(vms.contains(c.uuid.as_ref().unwrap()));
-    }
-    w.ops.tasks.cancel(&parent.id).unwrap();
-    // The parent passes the cancel on to its running children.
-    wait_until("the children to be cancelled", || {
-        children(&w)
-            .iter()
-            .all(|c| c.state == TaskState::Cancelling)
-    })
-    .await;
-    gate.open();
-    let report = tokio::time::timeout(LONG, done)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!((report.max_parallel, report.vms.len()), (3, 5));
-    let tried: Vec<_> = report.vms.iter().filter(|v| v.task.is_some()).collect();
-    assert_eq!(tried.len(), 3, "{report:?}");
-    for v in &tried {
-        assert_ne!(v.outcome, "skipped", "{v:?}");
-    }
-    let skipped: Vec<_> = report
-        .vms
-        .iter()
-        .filter(|v| v.outcome == "skipped")
-        .collect();
-    assert_eq!((skipped.len(), report.skipped), (2, 2), "{report:?}");
-    assert!(skipped.iter().all(|v| v
-        .message
-        .as_deref()
-        .unwrap_or_default()
-        .contains("cancelled")));
-    assert_eq!(children(&w).len(), 3, "no child after the cancel");
-    let ended = w.ops.tasks.get(&parent.id).unwrap();
-    assert_eq!(ended.state, TaskState::Cancelled, "{ended:?}");
-    assert!(ended.result.is_some(), "the report is kept");
-    for c in children(&w) {
-        assert!(c.state.ended(), "{c:?}");
-    }
 }
