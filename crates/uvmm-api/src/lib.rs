@@ -885,7 +885,8 @@ pub struct CreateVolumeRequest {
     pub name: String,
     #[schema(minimum = 1)]
     pub size_bytes: u64,
-    /// `raw` or `qcow2` (default raw).
+    /// `raw` or `qcow2` (default: what the name ends in, `.qcow2` → qcow2, else raw; a raw
+    /// volume named `.qcow2` is refused).
     #[schema(value_type = Option<VolumeFormat>)]
     pub format: Option<String>,
     /// Allocate the full size now (default: sparse, allocation 0).

@@ -145,6 +145,9 @@ struct PoolFigures {
     refresh_error: Option<String>,
     /// uvmmd's level and alerts by its own thresholds (None with --direct).
     daemon_verdict: Option<(Level, Vec<String>)>,
+    /// Stopped although marked autostart: a fault whatever the thresholds (a pool stopped
+    /// on purpose, without autostart, is not checked at all).
+    stopped: bool,
 }
 
 impl PoolFigures {
@@ -187,6 +190,15 @@ fn judge_pools(pools: &[PoolFigures], own: Option<&Thresholds>) -> Outcome {
     let mut perf = Vec::new();
     for p in pools {
         let (name, u) = (&p.name, &p.usage);
+        if p.stopped {
+            problems.push(format!(
+                "{name} WARNING: stopped although marked autostart (its images cannot be used)"
+            ));
+            if rank(1) > rank(worst) {
+                worst = 1;
+            }
+            continue;
+        }
         let (level, reasons) = match (own, &p.daemon_verdict) {
             (None, Some((level, alerts))) => (*level, alerts.clone()),
             (None, None) => {
@@ -403,7 +415,12 @@ fn run(cli: Cli) -> Outcome {
                     .and_then(|v| {
                         serde_json::from_value::<Vec<PoolSummary>>(v).map_err(|e| e.to_string())
                     })
-                    .map(|list| list.into_iter().filter(|p| p.active).map(figures).collect()),
+                    .map(|list| {
+                        list.into_iter()
+                            .filter(|p| p.active || p.autostart)
+                            .map(figures)
+                            .collect()
+                    }),
             };
             match pools {
                 Ok(list) => {
@@ -444,6 +461,7 @@ fn figures(p: PoolSummary) -> PoolFigures {
         age_secs: p.age_secs,
         max_age_secs: (p.max_age_secs > 0).then_some(p.max_age_secs),
         refresh_error: p.refresh_error,
+        stopped: !p.active,
         daemon_verdict: Some((p.level, p.alerts)),
     }
 }
@@ -496,6 +514,7 @@ fn direct_pools(uri: &str, timeout: Duration) -> Result<Vec<PoolFigures>, String
                     max_age_secs: Some(0),
                     refresh_error,
                     daemon_verdict: None,
+                    stopped: false,
                 });
             }
             Ok(out)
@@ -624,6 +643,7 @@ mod tests {
             max_age_secs: Some(60),
             refresh_error: None,
             daemon_verdict: None,
+            stopped: false,
         };
         let table = [(10, 10, 0), (85, 10, 1), (95, 10, 2), (10, 200, 1)];
         for (used, prov, code) in table {
@@ -654,6 +674,17 @@ mod tests {
         assert!(o.text.contains("95.0% used, threshold 90%"), "{}", o.text);
         assert_eq!(judge_pools(&[judged(Level::Ok, &[])], None).code, 0);
         assert_eq!(judge_pools(&[fresh(u(95, 10))], None).code, 3);
+        // A pool stopped although marked autostart is a WARNING whatever the thresholds,
+        // and a CRITICAL elsewhere still wins.
+        let stopped = PoolFigures {
+            name: "kvm1/nfs".into(),
+            stopped: true,
+            ..fresh(u(0, 0))
+        };
+        let o = judge_pools(std::slice::from_ref(&stopped), Some(&t));
+        assert_eq!(o.code, 1, "{}", o.text);
+        assert!(o.text.contains("kvm1/nfs WARNING: stopped"), "{}", o.text);
+        assert_eq!(judge_pools(&[stopped, fresh(u(95, 10))], Some(&t)).code, 2);
         assert_eq!(label("it's"), "'it''s'");
     }
 
@@ -677,6 +708,7 @@ mod tests {
             max_age_secs: Some(60),
             refresh_error: error.map(String::from),
             daemon_verdict: None,
+            stopped: false,
         };
         // (pools, exit code, text expected)
         let table: Vec<(Vec<PoolFigures>, u8, &str)> = vec![

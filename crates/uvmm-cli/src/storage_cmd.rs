@@ -65,7 +65,10 @@ pub enum PoolCmd {
         #[arg(long)]
         no_autostart: bool,
     },
+    /// Start (activate) a pool.
     Start(PoolRef),
+    /// Stop (deactivate) a pool; refused while running VMs use its volumes. A stopped pool
+    /// marked autostart is reported as a WARNING.
     Stop(PoolRef),
     /// Re-read volumes and sizes from the storage.
     Refresh(PoolRef),
@@ -86,8 +89,10 @@ pub enum VolumeCmd {
         /// Only this pool (like `volume create POOL ...`; `--pool` says the same).
         #[arg(value_name = "POOL", conflicts_with = "pool")]
         pool_arg: Option<String>,
+        /// Only this host (id or URI); default: every host.
         #[arg(long)]
         host: Option<String>,
+        /// Only this pool.
         #[arg(long)]
         pool: Option<String>,
     },
@@ -98,9 +103,10 @@ pub enum VolumeCmd {
         name: String,
         /// Size, e.g. 20GiB.
         size: String,
-        /// raw (default) or qcow2.
+        /// raw or qcow2 (default: qcow2 for a name ending in .qcow2, else raw).
         #[arg(long)]
         format: Option<String>,
+        /// Allocate the whole size now instead of a sparse image.
         #[arg(long)]
         preallocate: bool,
     },
@@ -236,11 +242,23 @@ fn figures_line(p: &PoolSummary) -> Option<String> {
 }
 
 fn volumes_table(vols: &[VolumeSummary]) -> String {
-    let mut t = Table::new(&[
+    let rows: Vec<(Option<&str>, &VolumeSummary)> = vols.iter().map(|v| (None, v)).collect();
+    volume_rows(&rows)
+}
+
+/// Volumes of several pools: a HOST column first when the rows name their host (pools of
+/// the same name exist on every host).
+fn volume_rows(vols: &[(Option<&str>, &VolumeSummary)]) -> String {
+    let with_host = vols.iter().any(|(h, _)| h.is_some());
+    let mut head = vec![
         "POOL", "VOLUME", "FORMAT", "SIZE", "ON DISK", "USED BY", "PATH",
-    ]);
-    for v in vols {
-        t.row(vec![
+    ];
+    if with_host {
+        head.insert(0, "HOST");
+    }
+    let mut t = Table::new(&head);
+    for (host, v) in vols {
+        let mut row = vec![
             v.pool.clone(),
             v.name.clone(),
             opt(&v.format),
@@ -252,9 +270,37 @@ fn volumes_table(vols: &[VolumeSummary]) -> String {
                 v.used_by.join(",")
             },
             opt(&v.path),
-        ]);
+        ];
+        if with_host {
+            row.insert(0, host.unwrap_or("-").to_string());
+        }
+        t.row(row);
     }
     t.render()
+}
+
+/// uvmmd names the API's fields in its refusals of a pool definition; here the user typed
+/// options, so each field is followed by the option that sets it.
+fn with_pool_flags(e: ClientError) -> ClientError {
+    const FLAGS: [(&str, &str); 5] = [
+        ("target_path", "--target"),
+        ("source_host", "--source-host"),
+        ("source_path", "--source-path"),
+        ("source_name", "--source-name"),
+        ("initiator_iqn", "--initiator"),
+    ];
+    match e {
+        ClientError::Api { status, mut body } => {
+            for (field, flag) in FLAGS {
+                body.error.message = body
+                    .error
+                    .message
+                    .replace(field, &format!("{field} ({flag})"));
+            }
+            ClientError::Api { status, body }
+        }
+        other => other,
+    }
 }
 
 fn size(s: &str) -> Result<u64, ClientError> {
@@ -326,7 +372,8 @@ pub async fn run_pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<(), Client
             let body = serde_json::to_value(&req).map_err(|e| usage(e.to_string()))?;
             let created: PoolCreated = c
                 .call(Method::POST, &paths::host_pools(&host), Some(&body))
-                .await?;
+                .await
+                .map_err(with_pool_flags)?;
             if json {
                 print_json(&created);
             } else {
@@ -398,6 +445,7 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
             let path = paths::pools(host.as_deref());
             let pools: Vec<PoolSummary> = c.call(Method::GET, &path, None).await?;
             let mut vols = Vec::new();
+            let mut hosts = Vec::new();
             for p in pools
                 .iter()
                 .filter(|p| pool.as_deref().is_none_or(|n| n == p.name) && p.active)
@@ -405,12 +453,15 @@ pub async fn run_volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<(), Cl
                 let d: PoolDetail = c
                     .call(Method::GET, &paths::pool(&p.host_id, &p.name), None)
                     .await?;
+                hosts.extend(std::iter::repeat_n(p.host_id.as_str(), d.volumes.len()));
                 vols.extend(d.volumes);
             }
             if json {
                 print_json(&vols);
             } else {
-                print!("{}", volumes_table(&vols));
+                let rows: Vec<(Option<&str>, &VolumeSummary)> =
+                    hosts.iter().map(|h| Some(*h)).zip(vols.iter()).collect();
+                print!("{}", volume_rows(&rows));
             }
         }
         VolumeCmd::Create {

@@ -62,6 +62,43 @@ fn pools_and_volumes_on_test_driver_hosts() {
         "--preallocate",
     ]);
     assert_eq!(v["allocation"].as_u64(), Some(1 << 30), "{v}");
+    // The format follows the name unless given: a .qcow2 volume is qcow2, and a raw one
+    // named .qcow2 is refused before anything is made.
+    let v = d.cli_json(&[
+        "volume",
+        "create",
+        "default",
+        "named.qcow2",
+        "1GiB",
+        "--host",
+        "demo-kvm1",
+    ]);
+    assert_eq!(v["format"], "qcow2", "{v}");
+    fails(
+        d.cli(&[
+            "volume",
+            "create",
+            "default",
+            "liar.qcow2",
+            "1GiB",
+            "--host",
+            "demo-kvm1",
+            "--format",
+            "raw",
+        ]),
+        "raw image with a .qcow2 name",
+    );
+    // Every host has a pool called default: the table says whose each volume is.
+    let out = d.cli(&["volume", "list", "default"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("demo-kvm1") && l.contains("named.qcow2")),
+        "{table}"
+    );
+    assert!(!table.contains("liar.qcow2"), "{table}");
     let v = d.cli_json(&[
         "volume",
         "clone",
@@ -203,6 +240,17 @@ fn pools_and_volumes_on_test_driver_hosts() {
     );
     let p = d.cli_json(&["pool", "stop", "scratch", "--host", "demo-kvm1"]);
     assert_eq!(p["active"], false);
+    // Stopped although marked autostart: a fault for the UI, /metrics and the plugin.
+    assert_eq!(p["level"], "warning", "{p}");
+    assert!(
+        p["alerts"]
+            .to_string()
+            .contains("stopped although marked autostart"),
+        "{p}"
+    );
+    let (code, out) = check_uvmm(&d, &["pools", "-H", "demo-kvm1", "-P", "scratch"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("demo-kvm1/scratch WARNING: stopped"), "{out}");
     ok(
         d.cli(&["pool", "start", "scratch", "--host", "demo-kvm1", "--json"]),
         "start",
@@ -235,11 +283,11 @@ fn pools_and_volumes_on_test_driver_hosts() {
         .unwrap()
         .len();
     for (name, rest, error) in [
-        ("x", &["--type", "dir"][..], "needs target_path"),
+        ("x", &["--type", "dir"][..], "needs target_path (--target)"),
         (
             "x",
             &["--type", "netfs", "--target", "/mnt/x"][..],
-            "needs source_host",
+            "needs source_host (--source-host)",
         ),
         (
             "default",

@@ -443,7 +443,9 @@ fn drives_nics_and_media_through_the_cli() {
         .as_str()
         .unwrap()
         .ends_with("build-old-vdb.img"));
-    ok(
+    // web-02 is running with that image open: handing it to another VM is refused (two
+    // writers corrupt it), and nothing changes; once web-02 is off it may be shared.
+    let add_web02 = || {
         d.cli(&[
             "vm",
             "disk",
@@ -452,8 +454,18 @@ fn drives_nics_and_media_through_the_cli() {
             "--volume",
             "default/web-02.qcow2",
             "--json",
-        ]),
-        "existing volume",
+        ])
+    };
+    let before = d.cli_json(&["vm", "disk", "list", "build-old"]);
+    fails(add_web02(), "in use by the running VM web-02@demo-kvm1");
+    assert_eq!(d.cli_json(&["vm", "disk", "list", "build-old"]), before);
+    ok(d.cli(&["vm", "stop", "web-02", "--json"]), "stop web-02");
+    let r = ok(add_web02(), "existing volume of a shut-off VM");
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("also used by web-02@demo-kvm1"),
+        "{r}"
     );
     ok(
         d.cli(&["vm", "disk", "add", "build-old", "--cdrom", "--json"]),

@@ -516,9 +516,54 @@ pub fn delete_refusal(pool_kind: Option<&str>, users: &[String]) -> Option<Strin
     }
 }
 
+/// The format of a new volume: the one asked for, else the one its name says (`.qcow2` →
+/// qcow2, `.img`/`.raw` → raw), else `default`. A raw image named `.qcow2` is refused:
+/// every tool (and the next administrator) would take it for qcow2.
+pub fn volume_format<'a>(
+    name: &str,
+    asked: Option<&'a str>,
+    default: &'a str,
+) -> Result<&'a str, Invalid> {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match (asked, ext.as_deref()) {
+        (Some("raw"), Some("qcow2")) => Err(Invalid(format!(
+            "'{name}' would be a raw image with a .qcow2 name: use format qcow2 or another name"
+        ))),
+        (Some(f), _) => Ok(f),
+        (None, Some("qcow2")) => Ok("qcow2"),
+        (None, Some("img" | "raw")) => Ok("raw"),
+        (None, _) => Ok(default),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_volume_formats() {
+        // (name, asked, default, result)
+        let ok = [
+            ("a.qcow2", None, "raw", "qcow2"),
+            ("a.QCOW2", None, "raw", "qcow2"),
+            ("a.img", None, "qcow2", "raw"),
+            ("a.raw", None, "qcow2", "raw"),
+            ("a", None, "raw", "raw"),
+            ("a", None, "qcow2", "qcow2"),
+            ("a.iso", None, "raw", "raw"),
+            ("a.img", Some("qcow2"), "raw", "qcow2"),
+            ("a.qcow2", Some("qcow2"), "raw", "qcow2"),
+        ];
+        for (name, asked, default, want) in ok {
+            assert_eq!(
+                volume_format(name, asked, default),
+                Ok(want),
+                "{name} {asked:?}"
+            );
+        }
+        let err = volume_format("a.qcow2", Some("raw"), "raw").unwrap_err();
+        assert!(err.0.contains("raw image with a .qcow2 name"), "{err}");
+    }
 
     #[test]
     fn volume_sizes_at_the_edges() {

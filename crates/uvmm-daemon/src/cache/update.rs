@@ -360,6 +360,15 @@ impl Cache {
             );
             entry.level = level;
             entry.alerts = alerts;
+            // A pool meant to run (autostart) that is stopped is a fault: the VMs with
+            // images in it cannot start, and its figures are unknown. A pool stopped on
+            // purpose (no autostart) is not.
+            if entry.info.autostart && !entry.info.active {
+                entry.level = entry.level.max(Level::Warning);
+                entry
+                    .alerts
+                    .push("stopped although marked autostart: its images cannot be used".into());
+            }
             let prev = old.iter().find(|p| p.info.def.name == entry.info.def.name);
             match prev {
                 None => events.push(pool_event(false, host, &entry, "pool added".into())),

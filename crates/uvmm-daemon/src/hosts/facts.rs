@@ -17,6 +17,9 @@ pub struct HostFacts {
     pub users_here: Vec<(String, String)>,
     /// Disk sources of VMs on every host (for shared pools).
     pub users_anywhere: Vec<(String, String)>,
+    /// The "name@host-id" of every VM on this host with a running (or paused) process:
+    /// an image such a VM has open must not be handed to another VM as a writable disk.
+    pub active_here: Vec<String>,
     /// Directories below which client paths outside pools are accepted (`[api] image_dirs`).
     pub image_dirs: Vec<String>,
 }
@@ -46,6 +49,12 @@ impl HostFacts {
                 cpus: Some(info.cpus),
             },
             users_here: sources(h),
+            active_here: h
+                .vms()
+                .values()
+                .filter(|v| v.state.is_active())
+                .map(|v| format!("{}@{}", v.name, h.id))
+                .collect(),
             users_anywhere: cache.hosts().flat_map(sources).collect(),
             image_dirs: image_dirs.to_vec(),
         }

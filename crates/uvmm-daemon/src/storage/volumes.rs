@@ -97,7 +97,7 @@ impl Job for CreateVolume {
 
     fn run(self, ctx: &JobCtx<'_>) -> Result<VolumeSummary, StorageError> {
         let (pool, req) = (self.pool, self.req);
-        let format = req.format.as_deref().unwrap_or("raw");
+        let format = uvmm_model::storage::volume_format(&req.name, req.format.as_deref(), "raw")?;
         let size = req.size_bytes;
         make_volume(ctx.hv, &pool, &req.name, size, format, req.preallocate)?;
         ctx.refresh_pools();
@@ -234,8 +234,9 @@ impl Job for ResizeVolume {
         if size <= vol.def.capacity {
             // Depends on the volume as it is now: a conflict, not a malformed request.
             return Err(StorageError::conflict(format!(
-                "volumes only grow: {name} has {} bytes, {size} is not more",
-                vol.def.capacity
+                "volumes only grow: {name} has {}, {} is not more",
+                uvmm_model::units::format_bytes(vol.def.capacity),
+                uvmm_model::units::format_bytes(size)
             )));
         }
         if let Some(info) = hv.pools()?.iter().find(|p| p.def.name == *pool) {

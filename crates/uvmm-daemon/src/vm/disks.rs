@@ -53,10 +53,18 @@ impl VmChange for AddDisk {
                 name,
                 preallocate,
             } => {
-                let format = format.clone().unwrap_or_else(|| "qcow2".into());
-                let name = name
-                    .clone()
-                    .unwrap_or_else(|| format!("{}-{target}.{}", old.name, ext_for(&format)));
+                let (format, name) = match name {
+                    Some(n) => {
+                        let f = uvmm_model::storage::volume_format(n, format.as_deref(), "qcow2")
+                            .map_err(|e| bad(e.0))?;
+                        (f.to_string(), n.clone())
+                    }
+                    None => {
+                        let f = format.clone().unwrap_or_else(|| "qcow2".into());
+                        let n = format!("{}-{target}.{}", old.name, ext_for(&f));
+                        (f, n)
+                    }
+                };
                 let vol = make_volume(hv, pool, &name, *size_bytes, &format, *preallocate)?;
                 let m = source_of(&vol);
                 created = Some(vol);
@@ -75,6 +83,23 @@ impl VmChange for AddDisk {
                 warnings.extend(warning);
                 let src = medium.source;
                 let users = facts.users_of(&src, "", false);
+                let active: Vec<&String> = users
+                    .iter()
+                    .filter(|u| facts.active_here.contains(u))
+                    .collect();
+                if !active.is_empty() {
+                    // Two VMs writing one image corrupt it; QEMU's image locking would only
+                    // notice at the next start, after the change was stored.
+                    return Err(VmError::conflict(format!(
+                        "{src} is in use by the running VM {}: shut it down (or remove the \
+                         drive from it) before giving the image to another VM",
+                        active
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
                 if !users.is_empty() {
                     warnings.push(format!(
                         "{src} is also used by {}: both VMs write to the same image",
