@@ -36,6 +36,8 @@ use uvmm_model::VmState;
 pub const DEFAULT_PARALLEL: u32 = 2;
 /// The most a request may ask for.
 pub const MAX_PARALLEL: u32 = 16;
+/// Why a VM was skipped after a cancel.
+const NOT_TRIED: &str = "the evacuation was cancelled before it was tried";
 
 /// One VM to move, as the cache had it when the evacuation started.
 #[derive(Debug, Clone)]
@@ -250,7 +252,7 @@ impl Job for Evacuate {
                 while !finished.load(Ordering::SeqCst) {
                     if parts.task.is_some_and(TaskLink::cancelled) {
                         let running = flight.running.lock().unwrap_or_else(|p| p.into_inner());
-                        for child in running.iter() {
+                        for child in running.iter().filter(|c| !c.cancelled()) {
                             let _ = child.request_cancel();
                         }
                     }
@@ -264,7 +266,11 @@ impl Job for Evacuate {
             finished.store(true, Ordering::SeqCst);
             out
         });
-        if ctx.cancelled() {
+        // A cancel that came after the last move changed nothing: that is a success.
+        if out
+            .iter()
+            .any(|v| v.outcome == "cancelled" || v.message.as_deref() == Some(NOT_TRIED))
+        {
             ctx.stopped_early();
         }
         let count = |o: &str| out.iter().filter(|v| v.outcome == o).count();
@@ -311,8 +317,7 @@ impl Evacuate {
     /// Move one VM (a child task), trying the targets in order of room until one takes it.
     fn evacuate_one(&self, ctx: &JobCtx<'_>, v: &Leaving, flight: &Flight) -> EvacuatedVm {
         if ctx.cancelled() {
-            let why = "the evacuation was cancelled before it was tried".to_string();
-            return outcome(v, "skipped", None, Some(why));
+            return outcome(v, "skipped", None, Some(NOT_TRIED.into()));
         }
         if !matches!(v.state, VmState::Running | VmState::Shutoff) {
             let why = format!("{:?}: only running and shut-off VMs move", v.state);
