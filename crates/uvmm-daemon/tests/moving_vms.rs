@@ -778,13 +778,15 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-hot", || {
         (d.listed_on("d-hot").len() == 1).then_some(())
     });
-    let blk = |inactive: bool| {
-        let mut args = vec!["domblklist", "d-hot"];
+    // `virsh domblklist|domiflist d-hot`, of the running guest or its stored definition.
+    let devices = |list: &'static str, inactive: bool| {
+        let mut args = vec![list, "d-hot"];
         if inactive {
             args.push("--inactive");
         }
         hosts.a.virsh(&args)
     };
+    let blk = |inactive: bool| devices("domblklist", inactive);
     let r = ok(
         d.cli(&[
             "vm",
@@ -825,13 +827,7 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     hosts.a.virsh(&["net-define", net_xml.to_str().unwrap()]);
     hosts.a.virsh(&["net-start", "iso-hot"]);
     let mac = "52:54:00:16:00:01";
-    let ifs = |inactive: bool| {
-        let mut args = vec!["domiflist", "d-hot"];
-        if inactive {
-            args.push("--inactive");
-        }
-        hosts.a.virsh(&args)
-    };
+    let ifs = |inactive: bool| devices("domiflist", inactive);
     let r = ok(
         d.cli(&[
             "vm",
