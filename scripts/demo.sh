@@ -36,14 +36,29 @@ uvmmd -d -b "" -s 127.0.0.1:2106 --plain-http --backup-dir "$demo_backups" "${ho
 # The daemon answers at once; give the hosts a moment to finish connecting.
 for _ in $(seq 50); do uvmm host list --json | grep -q '"connecting"' || break; sleep 0.1; done
 
+# A demo login for the web UI: a local account (no home, no shell) in the group
+# uvmm-admin, which uvmmd maps to the admin role by default ([auth.unix_groups]), with a
+# random password kept root-only in /var/lib/uvmm/demo-password. PAM logins need uvmmd's
+# PAM service file, which the package installs; install it here if it is missing.
+demo_user=uvmm-demo
+demo_pw_file=/var/lib/uvmm/demo-password
+[ -e /etc/pam.d/uvmm ] || install -m 0644 packaging/debian/uvmm-daemon.uvmm.pam /etc/pam.d/uvmm
+getent group uvmm-admin >/dev/null || groupadd --system uvmm-admin
+id "$demo_user" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin --groups uvmm-admin "$demo_user"
+if [ ! -s "$demo_pw_file" ]; then
+    (umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$demo_pw_file")
+fi
+echo "$demo_user:$(cat "$demo_pw_file")" | chpasswd
+
 uvmm host list
 echo
 uvmm vm list
 cat <<MSG
 
 uvmmd is running (pid $(cat /run/uvmm/uvmmd.pid)).
-  Web UI:   http://127.0.0.1:2106/   log in with the API token (interim login until
-            user accounts exist): $(cat /var/lib/uvmm/api-token)
+  Web UI:   http://127.0.0.1:2106/   log in as $demo_user with the password
+            $(cat "$demo_pw_file")   (the demo account; remove it with: userdel $demo_user)
   API:      UNIX socket /run/uvmm/uvmm.sock (root), and http://127.0.0.1:2106/api/v1/
             with the API token in /var/lib/uvmm/api-token (root-only; see docs/security.md)
   Log:      /var/log/uvmm/uvmmd.log

@@ -125,7 +125,7 @@ try {
   for (let run = 0; run < RUNS; run++) {
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     await ctx.addInitScript((token) => {
-      sessionStorage.setItem('uvmm.interim-api-token', token);
+      sessionStorage.setItem('uvmm.api-token', token);
       // When the first grid rows are in the DOM, and painted (the next animation frame).
       window.__bench = { rows: 0, long: [] };
       new MutationObserver((_, obs) => {

@@ -3,9 +3,10 @@
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { auth } from './api/client';
+import { ApiError, auth, me } from './api/client';
 import { ConfirmHost } from './components/dialog';
-import { Toasts } from './components/feedback';
+import { describeError, Toasts } from './components/feedback';
+import { TaskPanel } from './components/tasks';
 import { initialLang, lang, LANGS, setLang, t, type Key, type Lang, tn } from './i18n';
 import { directory, pools, startLive, stopLive, streamState } from './live';
 import { Backups } from './pages/Backups';
@@ -15,41 +16,74 @@ import { Overview } from './pages/Overview';
 import { Storage } from './pages/Storage';
 import { VmPage } from './pages/VmPage';
 import { navigate, onLinkClick, useRoute } from './router';
+import { can, useCan } from './session';
 import { useStore } from './store';
 
 setLang(initialLang(), false);
 
+type LoginState = 'checking' | 'out' | 'in';
+
 export function App() {
   const [langState, setLangState] = useState<Lang>(lang());
-  const [loggedIn, setLoggedIn] = useState(auth.loggedIn());
+  const [state, setState] = useState<LoginState>(auth.hasCredential() ? 'checking' : 'out');
+  // Why the login page shows (the session expired, logged out): said on it.
+  const [notice, setNotice] = useState<string | null>(null);
   const route = useRoute();
 
   useEffect(() => {
-    auth.onUnauthorized(() => {
-      auth.logout();
+    // The server refused the session (expired, ended elsewhere) or the token: back to the
+    // login page with the reason; the address stays, so the user returns to where they
+    // were after logging in again.
+    auth.onUnauthorized((e) => {
+      // Logged out already (a request that was under way at the logout): nothing ended.
+      if (!me.get()) return;
+      auth.forget();
       stopLive();
-      setLoggedIn(false);
+      setNotice(`${t('login.expired')} ${describeError(e).text}`.trim());
+      setState('out');
     });
+    if (state === 'checking') {
+      auth.resume().then(
+        (who) => setState(who ? 'in' : 'out'),
+        (e) => {
+          // 401: the session or token ended; otherwise uvmmd could not be asked.
+          const d = describeError(e);
+          setNotice(e instanceof ApiError && e.status === 401 ? `${t('login.expired')} ${d.text}`.trim() : `${d.title}: ${d.text}`);
+          setState('out');
+        },
+      );
+    }
   }, []);
   useEffect(() => {
-    if (loggedIn) startLive();
-  }, [loggedIn]);
+    if (state === 'in') startLive();
+  }, [state]);
 
   const changeLang = (l: Lang) => {
     setLang(l, true);
     setLangState(l);
   };
 
-  if (!loggedIn) {
+  if (state === 'checking') {
+    return (
+      <div class="app" key={langState}>
+        <main id="main" class="login">
+          <p class="muted">{t('common.loading')}</p>
+        </main>
+      </div>
+    );
+  }
+  if (state === 'out') {
     return (
       <div class="app" key={langState}>
         <Login
           onDone={() => {
-            setLoggedIn(true);
+            setNotice(null);
+            setState('in');
             if (route[0] === 'login') navigate('/', true);
           }}
           lang={langState}
           onLang={changeLang}
+          notice={notice}
         />
         <Toasts />
       </div>
@@ -68,7 +102,16 @@ export function App() {
       title = t('vm.title');
       break;
     case 'create':
-      page = <CreateWizard />;
+      page = can('create') ? (
+        <CreateWizard />
+      ) : (
+        <section class="page">
+          <h1>{t('nav.create')}</h1>
+          <p class="notice info" data-testid="not-permitted">
+            {t('role.not_permitted')}
+          </p>
+        </section>
+      );
       title = t('nav.create');
       break;
     case 'storage':
@@ -98,14 +141,21 @@ export function App() {
       <a class="skip" href="#main">
         {t('nav.skip')}
       </a>
-      <Header current={route[0] ?? ''} lang={langState} onLang={changeLang} onLogout={() => {
-        auth.logout();
-        stopLive();
-        setLoggedIn(false);
-      }} />
+      <Header
+        current={route[0] ?? ''}
+        lang={langState}
+        onLang={changeLang}
+        onLogout={async () => {
+          stopLive();
+          await auth.logout();
+          setNotice(t('login.logged_out'));
+          setState('out');
+        }}
+      />
       <main id="main" tabIndex={-1}>
         {page}
       </main>
+      <TaskPanel />
       <Toasts />
       <ConfirmHost />
     </div>
@@ -116,6 +166,8 @@ function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void;
   const stream = useStore(streamState);
   const poolList = useStore(pools);
   const dir = useStore(directory);
+  const who = useStore(me);
+  const can = useCan();
   const alerts = (poolList ?? []).filter((p) => p.level !== 'ok').length;
   const link = (href: string, id: string, label: string, extra?: ComponentChildren) => (
     <a href={href} onClick={onLinkClick} aria-current={props.current === id ? 'page' : undefined}>
@@ -130,7 +182,7 @@ function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void;
       </a>
       <nav aria-label={t('nav.main')}>
         {link('/', '', t('nav.overview'))}
-        {link('/create', 'create', t('nav.create'))}
+        {can('create') && link('/create', 'create', t('nav.create'))}
         {link(
           '/storage',
           'storage',
@@ -162,7 +214,12 @@ function Header(props: { current: string; lang: Lang; onLang: (l: Lang) => void;
             ))}
           </select>
         </label>
-        <button type="button" class="link-button" onClick={props.onLogout}>
+        {who && (
+          <span class="who" data-testid="whoami" data-role={who.role ?? ''}>
+            {who.user} · {who.role ? t(`role.${who.role}` as Key) : t('role.none')}
+          </span>
+        )}
+        <button type="button" class="link-button" onClick={props.onLogout} data-testid="logout">
           {t('nav.logout')}
         </button>
       </div>

@@ -11,6 +11,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import { api, followEvents, type StreamState } from './api/client';
 import type { DirectoryStatus, HostSummary, PoolSummary, UvmmEvent } from './api/types';
 import { toast } from './components/feedback';
+import { clearTasks, loadTasks, trackTask } from './components/tasks';
 import { t, type Key } from './i18n';
 import { createStore } from './store';
 
@@ -85,6 +86,7 @@ export function startLive(): void {
         void loadDirectory();
         toast(e.available === false ? 'warning' : 'info', t(e.available === false ? 'live.directory_down' : 'live.directory_back'), e.message ?? undefined);
       }
+      if ((e.kind === 'task_progress' || e.kind === 'task_done') && e.task) trackTask(e.task);
       eventSubs.forEach((f) => f(e));
     },
     (s) => streamState.set(s),
@@ -92,6 +94,7 @@ export function startLive(): void {
       void loadHosts();
       void loadPools();
       void loadDirectory();
+      void loadTasks();
       resyncSubs.forEach((f) => f());
     },
   );
@@ -108,6 +111,7 @@ export function stopLive(): void {
   hosts.set(null);
   pools.set(null);
   directory.set(null);
+  clearTasks();
 }
 
 /** Subscribe a component to events; `f` may change between renders. */

@@ -2,8 +2,9 @@
 // real uvmmd, talk to its API as a second client, drive Debian's Chromium headless.
 // Nothing here mocks the API: every request goes to the uvmmd this starts.
 
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync, openSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,8 +44,10 @@ export async function until(f, what, ms = 10_000) {
 /** A uvmmd process on `hosts` with its own state, backup and socket directory, listening
  * on 127.0.0.1:PORT. `restart()` keeps the state directory (and so the API token). */
 export class Uvmmd {
-  constructor({ bin, hosts, config = '', dir, directory = '' }) {
+  constructor({ bin, hosts, config = '', dir, directory = '', accounts = null }) {
     this.bin = bin;
+    // LocalAccounts whose `[auth]` table is in `config`: `login()` uses its admin.
+    this.accounts = accounts;
     // -b: '' is standalone (the seed's meaning), an ldap:// URI is directory mode.
     this.directory = directory;
     this.hosts = hosts;
@@ -151,9 +154,74 @@ export async function launchChromium() {
   });
 }
 
-/** Log in through the UI's (interim) token form. */
-export async function login(page, uvmmd) {
+/** Local accounts for the logins (PAM service `uvmm`), one per role, each in a group of
+ * its own that the `[auth]` table (`authConfig()`) maps to the role. Created with
+ * groupadd, useradd and chpasswd as CI runs the tests (as root), with random passwords;
+ * `remove()` deletes them (and leftovers of an interrupted run are replaced at start). */
+export class LocalAccounts {
+  constructor(prefix = 'uvmm-ui-') {
+    if (process.getuid?.() !== 0) throw new Error('the browser tests create local accounts (useradd) for PAM logins and need root, as CI runs them');
+    this.prefix = prefix;
+    // uvmmd refuses PAM logins without its service file: the package's, as the package
+    // installs it (and as crates/uvmm-daemon/tests/common/remote.rs does).
+    this.pamFile = '/etc/pam.d/uvmm';
+    this.pamCreated = !existsSync(this.pamFile);
+    if (this.pamCreated) copyFileSync(join(import.meta.dirname, '../../packaging/debian/uvmm-daemon.uvmm.pam'), this.pamFile);
+    this.users = {};
+    for (const role of ['admin', 'operator', 'viewer']) {
+      const user = `${prefix}${role}`;
+      const group = `${prefix}${role}s`;
+      this.drop(user, group);
+      execFileSync('groupadd', [group]);
+      execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', group, user]);
+      const password = randomBytes(12).toString('base64url');
+      execFileSync('chpasswd', [], { input: `${user}:${password}\n` });
+      this.users[role] = { user, password, group };
+    }
+  }
+
+  drop(user, group) {
+    for (const [cmd, args] of [['userdel', ['-f', user]], ['groupdel', [group]]]) {
+      try {
+        execFileSync(cmd, args, { stdio: 'ignore' });
+      } catch {
+        // Not there: nothing to remove.
+      }
+    }
+  }
+
+  /** The `[auth]` table that gives each account its role. */
+  authConfig() {
+    const g = (r) => JSON.stringify([this.users[r].group]);
+    return `[auth]
+failure_delay_ms = 200
+[auth.unix_groups]
+admin = ${g('admin')}
+operator = ${g('operator')}
+viewer = ${g('viewer')}
+`;
+  }
+
+  remove() {
+    for (const { user, group } of Object.values(this.users)) this.drop(user, group);
+    if (this.pamCreated) rmSync(this.pamFile, { force: true });
+  }
+}
+
+/** Log in through the UI's login page with user name and password. */
+export async function login(page, uvmmd, account = uvmmd.accounts?.users.admin) {
+  if (!account) return loginWithToken(page, uvmmd);
   await page.goto(`${uvmmd.url}/`);
+  await page.fill('#user', account.user);
+  await page.fill('#password', account.password);
+  await page.click('form.login-form button[type=submit]');
+  await page.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');
+}
+
+/** Log in with the API token (the secondary way in, "Use an API token instead"). */
+export async function loginWithToken(page, uvmmd) {
+  await page.goto(`${uvmmd.url}/`);
+  await page.click('[data-testid=login-mode]');
   await page.fill('#token', uvmmd.token);
   await page.click('form.login-form button[type=submit]');
   await page.waitForSelector('[data-testid=vm-grid] .grid-row[data-vm]');

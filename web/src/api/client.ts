@@ -1,15 +1,17 @@
 // All traffic between the UI and uvmmd goes through this module: the base URL, how a
-// request is authenticated, the CSRF header, and how errors look. Login (issue 13)
-// changes this file and the login page, nothing else.
+// request is authenticated, the CSRF header, and how errors look.
 //
-// Authentication today (INTERIM, until issue 13): uvmmd's TCP listener takes exactly one
-// credential, the API token from its state directory (`Authorization: Bearer TOKEN`, see
-// docs/security.md). The login page asks for that token and keeps it in sessionStorage
-// (gone when the tab closes; not shared with other tabs or sites). Issue 13 replaces it:
-// `POST /api/v1/login` sets an HttpOnly session cookie, and every changing request sends
-// the CSRF header. The places to change are marked "ISSUE 13".
+// Authentication: `POST /api/v1/login` with a local account's user name and password
+// (PAM service `uvmm`) sets uvmmd's HttpOnly, SameSite=Strict session cookie and answers
+// the session's CSRF token, which every changing request sends as `X-CSRF-Token`. The UI
+// keeps that token (not the cookie, which scripts cannot read) in sessionStorage: gone
+// when the tab closes, not shared with other tabs or sites. A second, secondary way in is
+// an API token (`Authorization: Bearer`), kept the same way; a token needs no CSRF token.
+// `GET /api/v1/whoami` says who is logged in and with which role (`me`): the UI hides
+// what that role may not do, and the server checks every request regardless.
 
-import type { UvmmEvent } from './types';
+import { createStore } from '../store';
+import type { Task, UvmmEvent, WhoAmI } from './types';
 
 /** Where the API is: the same origin that served the UI. */
 export const API_BASE = '/api/v1';
@@ -27,42 +29,81 @@ export class ApiError extends Error {
   }
 }
 
-// ---- authentication (INTERIM: the API token; ISSUE 13: session cookie + CSRF) ----
+// ---- authentication ----
 
-const TOKEN_KEY = 'uvmm.interim-api-token';
-let unauthorizedHandler: (() => void) | null = null;
+const CSRF_KEY = 'uvmm.csrf';
+const TOKEN_KEY = 'uvmm.api-token';
+let unauthorizedHandler: ((e: ApiError) => void) | null = null;
+
+/** Who is logged in (null: nobody, or not known yet). */
+export const me = createStore<WhoAmI | null>(null);
 
 export const auth = {
-  /** Whether the UI holds a credential to try (the token; with issue 13: a session). */
-  loggedIn(): boolean {
-    return !!sessionStorage.getItem(TOKEN_KEY);
+  /** Whether this tab holds a session (its CSRF token) or an API token to try. */
+  hasCredential(): boolean {
+    return !!sessionStorage.getItem(CSRF_KEY) || !!sessionStorage.getItem(TOKEN_KEY);
   },
-  /** INTERIM: check a token against the API and keep it for this tab. Throws ApiError
-   * (401 for a wrong token). ISSUE 13: becomes `login(user, password)` posting to
-   * /api/v1/login. */
-  async login(token: string): Promise<void> {
-    const t = token.trim();
-    const res = await send('GET', `${API_BASE}/version`, { token: t });
+  /** Log in with user name and password. Throws ApiError (401 for a wrong password,
+   * 429 after too many failures, 503 when PAM is not set up). */
+  async login(user: string, password: string): Promise<WhoAmI> {
+    this.forget();
+    const res = await send('POST', `${API_BASE}/login`, { body: { user, password } });
     if (!res.ok) throw await errorOf(res);
-    sessionStorage.setItem(TOKEN_KEY, t);
+    const who = (await res.json()) as WhoAmI;
+    if (who.csrf) sessionStorage.setItem(CSRF_KEY, who.csrf);
+    me.set(who);
+    return who;
   },
-  /** ISSUE 13: also `POST /api/v1/logout`. */
-  logout(): void {
+  /** The secondary way in: an API token, checked against /whoami. */
+  async loginToken(token: string): Promise<WhoAmI> {
+    this.forget();
+    const tok = token.trim();
+    const res = await send('GET', `${API_BASE}/whoami`, { token: tok });
+    if (!res.ok) throw await errorOf(res);
+    sessionStorage.setItem(TOKEN_KEY, tok);
+    const who = (await res.json()) as WhoAmI;
+    me.set(who);
+    return who;
+  },
+  /** After a reload: whether the kept session or token still works (and who it is). */
+  async resume(): Promise<WhoAmI | null> {
+    if (!this.hasCredential()) return null;
+    const res = await send('GET', `${API_BASE}/whoami`, {});
+    if (!res.ok) {
+      this.forget();
+      throw await errorOf(res);
+    }
+    const who = (await res.json()) as WhoAmI;
+    me.set(who);
+    return who;
+  },
+  /** Forget the login here, then end the session on the server (best effort). Forgotten
+   * first: a request still under way that the ended session makes fail is then not taken
+   * for an expiry. */
+  async logout(): Promise<void> {
+    const csrf = sessionStorage.getItem(CSRF_KEY);
+    this.forget();
+    if (csrf) await send('POST', `${API_BASE}/logout`, { csrf }).catch(() => undefined);
+  },
+  /** Forget the credential of this tab (the server already refused it). */
+  forget(): void {
+    sessionStorage.removeItem(CSRF_KEY);
     sessionStorage.removeItem(TOKEN_KEY);
+    me.set(null);
   },
-  /** Called once by the app: what to do when the server says the credential is bad. */
-  onUnauthorized(f: () => void): void {
+  /** Called once by the app: what to do when the server says the credential is bad
+   * (expired session, revoked token). */
+  onUnauthorized(f: (e: ApiError) => void): void {
     unauthorizedHandler = f;
   },
 };
 
-function authHeaders(method: string, token?: string): Record<string, string> {
+function authHeaders(method: string, token?: string, csrfToken?: string): Record<string, string> {
   const h: Record<string, string> = {};
-  const t = token ?? sessionStorage.getItem(TOKEN_KEY);
-  if (t) h['Authorization'] = `Bearer ${t}`;
-  // ISSUE 13: with a session cookie, changing requests carry the CSRF token, e.g.
-  // if (method !== 'GET' && method !== 'HEAD') h['X-CSRF-Token'] = csrfToken();
-  void method;
+  const tok = token ?? sessionStorage.getItem(TOKEN_KEY);
+  if (tok) h['Authorization'] = `Bearer ${tok}`;
+  const csrf = csrfToken ?? sessionStorage.getItem(CSRF_KEY);
+  if (csrf && method !== 'GET' && method !== 'HEAD') h['X-CSRF-Token'] = csrf;
   return h;
 }
 
@@ -74,6 +115,7 @@ export interface RequestOptions {
   ifMatch?: string;
   signal?: AbortSignal;
   token?: string;
+  csrf?: string;
 }
 
 function url(path: string, query?: RequestOptions['query']): string {
@@ -86,7 +128,7 @@ function url(path: string, query?: RequestOptions['query']): string {
 }
 
 async function send(method: string, fullPath: string, o: RequestOptions): Promise<Response> {
-  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(method, o.token) };
+  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders(method, o.token, o.csrf) };
   let body: string | undefined;
   if (o.body !== undefined) {
     // uvmmd refuses bodies that are not declared JSON (cross-site protection).
@@ -100,7 +142,7 @@ async function send(method: string, fullPath: string, o: RequestOptions): Promis
       headers,
       body,
       signal: o.signal,
-      // ISSUE 13: 'same-origin' sends the session cookie.
+      // Sends the session cookie.
       credentials: 'same-origin',
       cache: 'no-store',
     });
@@ -127,14 +169,19 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message, details);
 }
 
-/** One API call: the answer's JSON (or text for text/plain answers). Throws ApiError. */
-export async function request<T>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
+async function checked(method: string, path: string, o: RequestOptions): Promise<Response> {
   const res = await send(method, `${API_BASE}${path}`, o);
   if (!res.ok) {
     const err = await errorOf(res);
-    if (res.status === 401 && unauthorizedHandler) unauthorizedHandler();
+    if (res.status === 401 && unauthorizedHandler) unauthorizedHandler(err);
     throw err;
   }
+  return res;
+}
+
+/** One API call: the answer's JSON (or text for text/plain answers). Throws ApiError. */
+export async function request<T>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
+  const res = await checked(method, path, o);
   if (res.status === 204) return undefined as T;
   const type = res.headers.get('Content-Type') ?? '';
   if (type.startsWith('application/json')) return (await res.json()) as T;
@@ -149,6 +196,14 @@ export const api = {
   del: <T>(path: string, o?: RequestOptions) => request<T>('DELETE', path, o),
 };
 
+/** Start an operation that may become a task (`?wait=false`): `task` when uvmmd answered
+ * 202 (follow it on the event stream), `done` with the answer when it finished at once. */
+export async function startTask<T>(path: string, body: unknown, query: RequestOptions['query']): Promise<{ task: Task } | { done: T }> {
+  const res = await checked('POST', path, { body, query: { ...query, wait: false } });
+  const json = await res.json();
+  return res.status === 202 ? { task: json as Task } : { done: json as T };
+}
+
 /** A path segment, encoded. */
 export const seg = encodeURIComponent;
 
@@ -159,7 +214,7 @@ export type StreamState = 'connecting' | 'live' | 'lost';
 /** Follow `GET /api/v1/events` (Server-Sent Events) until `stop()` is called.
  *
  * It is read with fetch, not EventSource, because EventSource cannot send the
- * Authorization header (with issue 13's cookie it could; fetch works with both). A lost
+ * Authorization header of an API-token login (fetch works with both ways in). A lost
  * stream (error, end, or no byte for 45 s although the server sends a keep-alive every
  * 15 s) is reopened with back-off; every (re)connection calls `onOpen`, after which the
  * caller reloads what it shows, since events in between are lost. A gap in the sequence
@@ -187,7 +242,7 @@ export function followEvents(
         arm();
         const res = await send('GET', `${API_BASE}/events`, { signal: ctl.signal });
         if (res.status === 401) {
-          unauthorizedHandler?.();
+          unauthorizedHandler?.(await errorOf(res));
           return;
         }
         if (!res.ok || !res.body) throw await errorOf(res);

@@ -272,6 +272,8 @@ export type EventKind =
   | 'pool_alert'
   | 'pool_changed'
   | 'directory_state'
+  | 'task_progress'
+  | 'task_done'
   | 'resync';
 
 /** GET /api/v1/directory: standalone, or the LDAP directory's state. */
@@ -306,4 +308,66 @@ export interface UvmmEvent {
   vm: VmSummary | null;
   pool?: string;
   level?: Level;
+  /** task_progress, task_done: the task as it is now. */
+  task?: Task | null;
+}
+
+/** GET /api/v1/whoami (and the answer of POST /api/v1/login, with `csrf`). */
+export interface WhoAmI {
+  user: string;
+  via: 'session' | 'token' | 'legacy_token' | 'unix_peer' | string;
+  role: Role | null;
+  grants: { role: Role; hosts: string[] | null; vms: string[] | null }[];
+  csrf: string | null;
+}
+
+export type Role = 'viewer' | 'operator' | 'admin';
+
+/** What a route needs (uvmm-auth's `Permission`). */
+export type Permission = 'read' | 'lifecycle' | 'media' | 'console' | 'edit' | 'create' | 'delete' | 'storage' | 'hosts' | 'restore' | 'tokens' | 'audit';
+
+/** A long operation (GET /api/v1/tasks/{id}; task_progress and task_done events). */
+export interface Task {
+  id: string;
+  kind: 'volume_clone' | 'vm_suspend' | 'vm_migrate' | 'host_evacuate' | 'snapshot_create' | 'vm_clone' | string;
+  state: 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+  host: string;
+  host_id: string;
+  target: string;
+  uuid: string | null;
+  user: string;
+  started: string;
+  ended: string | null;
+  percent: number | null;
+  bytes_done: number | null;
+  bytes_total: number | null;
+  cancel: 'abort' | 'undo';
+  result: unknown;
+  error: { code: string; message: string } | null;
+  migration?: { phase: string } | null;
+}
+
+/** GET /api/v1/vms/{uuid}/snapshots. */
+export interface Snapshot {
+  name: string;
+  parent: string | null;
+  current: boolean;
+  kind: 'internal' | 'external';
+  state: string;
+  description: string | null;
+  created: string;
+  memory: boolean;
+  depth: number;
+}
+
+/** POST /api/v1/vms/{uuid}/migrate, when done. */
+export interface MigrateResult {
+  uuid: string;
+  name: string;
+  from: string;
+  to: string;
+  live: boolean;
+  duration_ms: number;
+  notes: string[];
+  warnings: string[];
 }

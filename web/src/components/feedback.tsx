@@ -49,6 +49,10 @@ export function describeError(e: unknown): { title: string; text: string; hint: 
     if (e.status === 401) pair = ['err.unauthorized', 'hint.unauthorized'];
     else if (e.status === 403) pair = ['err.forbidden', 'hint.forbidden'];
     else if (e.status === 413) pair = ['err.too_large', 'hint.bad_request'];
+    else if (e.status === 409) pair = ['err.conflict', 'hint.conflict'];
+    else if (e.status === 501) pair = ['err.not_supported', 'hint.not_supported'];
+    else if (e.status === 429) pair = ['err.too_many', 'hint.too_many'];
+    else if (e.status === 503) pair = ['err.unavailable', 'hint.unexpected'];
     else pair = ['err.unexpected', 'hint.unexpected'];
   }
   return { title: t(pair[0]), text: e.message, hint: t(pair[1]) };

@@ -10,6 +10,7 @@ import { Modal } from '../components/dialog';
 import { ErrorBox, Notices, toast } from '../components/feedback';
 import { t, when } from '../i18n';
 import { hosts as hostStore, useEvents } from '../live';
+import { can } from '../session';
 import { useStore } from '../store';
 
 export function BackupBrowser({ vm, hostId, onRestored }: { vm: string; hostId?: string; onRestored?: () => void }) {
@@ -55,7 +56,7 @@ export function BackupBrowser({ vm, hostId, onRestored }: { vm: string; hostId?:
               <th scope="col">{t('backups.cause')}</th>
               <th scope="col">{t('backups.name')}</th>
               <th scope="col">{t('backups.user')}</th>
-              <th scope="col">{t('grid.actions')}</th>
+              {can('restore') && <th scope="col">{t('grid.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -69,11 +70,13 @@ export function BackupBrowser({ vm, hostId, onRestored }: { vm: string; hostId?:
                 </td>
                 <td>{v.name}</td>
                 <td>{v.user || <span class="muted">–</span>}</td>
+                {can('restore') && (
                 <td>
                   <button type="button" class="small" onClick={() => setRestoring(v.version)} data-action="restore" aria-label={t('backups.restore_version', { n: v.version })}>
                     {t('backups.restore')}
                   </button>
                 </td>
+                )}
               </tr>
             ))}
           </tbody>

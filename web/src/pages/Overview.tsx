@@ -18,6 +18,7 @@ import { t, num, type Key, tn } from '../i18n';
 import { kib, percent } from '../format';
 import { hosts as hostStore, throttle, useEvents, useResync } from '../live';
 import { onLinkClick, vmPath } from '../router';
+import { can } from '../session';
 import { useStore } from '../store';
 
 const PAGE = 100;
@@ -69,9 +70,11 @@ export function Overview() {
       <section class="vms-panel" aria-labelledby="vms-heading">
         <div class="panel-head">
           <h1 id="vms-heading">{t('vms.title')}</h1>
-          <a class="button primary" href="/create" onClick={onLinkClick}>
-            {t('vms.new')}
-          </a>
+          {can('create') && (
+            <a class="button primary" href="/create" onClick={onLinkClick}>
+              {t('vms.new')}
+            </a>
+          )}
         </div>
         <div class="toolbar" role="search">
           <div class="field inline grow">
@@ -449,7 +452,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         {vm.vnc_port != null ? <span title={t('grid.vnc_port')}>{vm.vnc_port}</span> : <span class="muted">–</span>}
       </div>
       <div role="cell" class="c-actions">
-        {QUICK.filter((a) => allowed(vm, a)).map((a) => (
+        {QUICK.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
           <button
             type="button"
             class={`small${a === 'stop' ? ' danger-outline' : ''}`}

@@ -11,6 +11,7 @@ import { ErrorBox, toast, toastError } from '../components/feedback';
 import { bytes, parseSize, percent } from '../format';
 import { num, t, type Key, tn } from '../i18n';
 import { hosts as hostStore, pools as poolStore, reloadPoolsNow, throttle, useEvents } from '../live';
+import { can } from '../session';
 import { useStore } from '../store';
 
 export function Storage() {
@@ -150,7 +151,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
               <th scope="col">{t('volumes.capacity')}</th>
               <th scope="col">{t('volumes.allocation')}</th>
               <th scope="col">{t('volumes.used_by')}</th>
-              <th scope="col">{t('grid.actions')}</th>
+              {can('storage') && <th scope="col">{t('grid.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -161,6 +162,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
                 <td>{bytes(v.capacity)}</td>
                 <td>{bytes(v.allocation)}</td>
                 <td>{v.used_by.length ? v.used_by.join(', ') : <span class="muted">{t('volumes.unused')}</span>}</td>
+                {can('storage') && (
                 <td>
                   <button
                     type="button"
@@ -174,6 +176,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
                   </button>
                   {!v.deletable && v.keep_reason && <div class="small-print muted server-text">{v.keep_reason}</div>}
                 </td>
+                )}
               </tr>
             ))}
             {detail.volumes.length === 0 && (
@@ -186,13 +189,15 @@ function Volumes({ pool }: { pool: PoolSummary }) {
           </tbody>
         </table>
       </div>
-      <NewVolume
-        pool={pool}
-        onDone={() => {
-          void load();
-          reloadPoolsNow();
-        }}
-      />
+      {can('storage') && (
+        <NewVolume
+          pool={pool}
+          onDone={() => {
+            void load();
+            reloadPoolsNow();
+          }}
+        />
+      )}
     </div>
   );
 }

@@ -17,8 +17,11 @@ import { deletableWith, loadHostStorage, type HostStorage } from '../volumes';
 import { BackupBrowser } from './BackupBrowser';
 import { Drives } from './vm/Drives';
 import { Nics } from './vm/Nics';
+import { VmOperations } from './vm/Operations';
+import { Snapshots } from './vm/Snapshots';
+import { can } from '../session';
 
-const TABS = ['general', 'settings', 'drives', 'network', 'backups'] as const;
+const TABS = ['general', 'settings', 'drives', 'network', 'snapshots', 'backups'] as const;
 
 export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; tab: string }) {
   const [vm, setVm] = useState<VmDetail | null>(null);
@@ -87,7 +90,7 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
         <h1 id="vm-name">{vm.name}</h1>
         <StateBadge state={vm.state} suspended={vm.suspended} available={vm.available} />
         <div class="vm-actions" role="group" aria-label={t('vm.actions')}>
-          {ALL_ACTIONS.filter((a) => allowed(vm, a)).map((a) => (
+          {ALL_ACTIONS.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
             <button
               type="button"
               class={a === 'stop' || a === 'reset' ? 'danger-outline' : a === 'start' ? 'primary' : ''}
@@ -100,19 +103,22 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
             </button>
           ))}
           {/* TODO(issue 14, console): "Console" (noVNC) for operators of this VM. */}
-          <button
-            type="button"
-            class="danger"
-            disabled={!canDelete}
-            title={canDelete ? undefined : t('vm.delete_needs_shutoff')}
-            onClick={() => setDeleting(true)}
-            data-action="delete"
-          >
-            {t('vm.delete')}
-          </button>
+          {can('delete') && (
+            <button
+              type="button"
+              class="danger"
+              disabled={!canDelete}
+              title={canDelete ? undefined : t('vm.delete_needs_shutoff')}
+              onClick={() => setDeleting(true)}
+              data-action="delete"
+            >
+              {t('vm.delete')}
+            </button>
+          )}
         </div>
       </div>
-      {!canDelete && vm.state !== 'shutoff' && <p class="muted small-print">{t('vm.delete_needs_shutoff')}</p>}
+      <VmOperations vm={vm} onChanged={setVm} />
+      {can('delete') && !canDelete && vm.state !== 'shutoff' && <p class="muted small-print">{t('vm.delete_needs_shutoff')}</p>}
       {vm.pending && <p class="pending-banner" role="note">{t('vm.pending_banner')}</p>}
       <Tabs
         current={current}
@@ -124,6 +130,7 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
         {current === 'settings' && <Settings vm={vm} onChanged={setVm} />}
         {current === 'drives' && <Drives vm={vm} onChanged={setVm} reload={load} />}
         {current === 'network' && <Nics vm={vm} onChanged={setVm} />}
+        {current === 'snapshots' && <Snapshots vm={vm} onChanged={setVm} />}
         {current === 'backups' && <BackupBrowser vm={vm.uuid} hostId={vm.host_id} onRestored={load} />}
       </div>
       {deleting && <DeleteDialog vm={vm} onClose={() => setDeleting(false)} />}
@@ -181,6 +188,7 @@ function General({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => 
       <form onSubmit={save} aria-labelledby="notes-h">
         <h2 id="notes-h">{t('vm.notes')}</h2>
         <p class="muted">{t('vm.notes_live')}</p>
+        <fieldset class="plain" disabled={!can('edit')}>
         <Field label={t('vm.description')}>
           {(id) => (
             <textarea id={id} rows={3} value={notes.description} onInput={(e) => setNotes({ ...notes, description: (e.currentTarget as HTMLTextAreaElement).value })} />
@@ -192,13 +200,16 @@ function General({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => 
         <Field label={t('vm.os')}>
           {(id) => <input id={id} value={notes.os} onInput={(e) => setNotes({ ...notes, os: (e.currentTarget as HTMLInputElement).value })} />}
         </Field>
+        </fieldset>
         <ErrorBox error={error} />
         {result && <Notices notes={result.notes} warnings={result.warnings} />}
-        <div class="buttons">
-          <button type="submit" class="primary" disabled={busy}>
-            {t('vm.save_notes')}
-          </button>
-        </div>
+        {can('edit') && (
+          <div class="buttons">
+            <button type="submit" class="primary" disabled={busy}>
+              {t('vm.save_notes')}
+            </button>
+          </div>
+        )}
       </form>
     </div>
   );
@@ -253,6 +264,7 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
     api.get<HostDetail>(`/hosts/${seg(vm.host_id)}`).then(setHost, () => setHost(null));
   }, [vm.host_id]);
   const running = vm.state !== 'shutoff' && vm.state !== 'crashed';
+  const edit = can('edit');
   const pv = vm.os_type !== 'hvm';
   const initial = formOf(vm);
   const domainTypes = useMemo(() => {
@@ -319,6 +331,7 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
           {t('settings.running_notice')}
         </p>
       )}
+      <fieldset class="plain" disabled={!edit}>
       <div class="form-grid">
         <Field label={t('vm.vcpus')} next={next} hint={pendingText(vm.pending?.vcpus)}>
           {(id, d) => <input id={id} aria-describedby={d} type="number" min={1} max={4096} value={f.vcpus} onInput={(e) => set({ vcpus: val(e) })} />}
@@ -370,6 +383,8 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
             {f.boot.map((b, i) => (
               <li>
                 <span>{t(`boot.${b}` as Key)}</span>
+                {edit && (
+                <>
                 <button type="button" class="small" onClick={() => moveBoot(i, -1)} disabled={i === 0} aria-label={t('settings.boot_up', { dev: t(`boot.${b}` as Key) })}>
                   ↑
                 </button>
@@ -379,11 +394,13 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
                 <button type="button" class="small" onClick={() => set({ boot: f.boot.filter((x) => x !== b) })} aria-label={t('settings.boot_remove', { dev: t(`boot.${b}` as Key) })}>
                   {t('common.remove')}
                 </button>
+                </>
+                )}
               </li>
             ))}
           </ol>
           <div class="buttons left">
-            {BOOT_DEVICES.filter((b) => !f.boot.includes(b)).map((b) => (
+            {edit && BOOT_DEVICES.filter((b) => !f.boot.includes(b)).map((b) => (
               <button type="button" class="small" onClick={() => set({ boot: [...f.boot, b] })}>
                 {t('settings.boot_add', { dev: t(`boot.${b}` as Key) })}
               </button>
@@ -428,8 +445,10 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
           </div>
         )}
       </fieldset>
+      </fieldset>
       <ErrorBox error={error} />
       {result && <Notices notes={result.notes} warnings={result.warnings} />}
+      {edit && (
       <div class="buttons">
         <button type="button" onClick={() => setF(formOf(vm))}>
           {t('common.reset')}
@@ -438,6 +457,7 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
           {t('common.save')}
         </button>
       </div>
+      )}
     </form>
   );
 }

@@ -9,6 +9,7 @@ import { confirmAction, Modal } from '../../components/dialog';
 import { ErrorBox, Notices, toast, toastError } from '../../components/feedback';
 import { bytes, parseSize } from '../../format';
 import { t, type Key } from '../../i18n';
+import { can } from '../../session';
 import { deletableWith, isoVolumes, loadHostStorage, type HostStorage } from '../../volumes';
 
 type Props = { vm: VmDetail; onChanged: (v: VmDetail) => void; reload: () => void };
@@ -66,7 +67,8 @@ export function Drives({ vm, onChanged, reload }: Props) {
     return i >= 0 ? t('drives.by_type', { n: i + 1, dev: t(`boot.${kind}` as Key) }) : '–';
   };
 
-  const table = (list: Disk[], caption: string, actions: boolean) => (
+  // Viewers see no change buttons; operators only "Change medium" (issue 13's roles).
+  const table = (list: Disk[], caption: string, withActions: boolean, actions = withActions && (can('edit') || can('media'))) => (
     <div class="table-wrap">
       <table class="data">
         <caption>{caption}</caption>
@@ -109,17 +111,21 @@ export function Drives({ vm, onChanged, reload }: Props) {
                 {actions && (
                   <td>
                     <div class="row-actions">
+                    {can('edit') && (
                     <button type="button" class="small" onClick={() => setBoot(d)} data-action="boot" aria-label={`${t('drives.set_boot')}: ${d.target}`}>
                       {t('drives.set_boot')}
                     </button>
-                    {removable && (
+                    )}
+                    {removable && can('media') && (
                       <button type="button" class="small" onClick={() => setMedia(d)} data-action="media" aria-label={`${t('drives.change_medium')}: ${d.target}`}>
                         {t('drives.change_medium')}
                       </button>
                     )}
+                    {can('edit') && (
                     <button type="button" class="small danger-outline" onClick={() => setDetach(d)} data-action="detach" aria-label={`${t('drives.detach')}: ${d.target}`}>
                       {t('drives.detach')}
                     </button>
+                    )}
                     </div>
                   </td>
                 )}
@@ -142,9 +148,11 @@ export function Drives({ vm, onChanged, reload }: Props) {
     <section aria-labelledby="drives-h">
       <div class="panel-head">
         <h2 id="drives-h">{t('vm.tab.drives')}</h2>
-        <button type="button" class="primary" onClick={() => setAdding(true)}>
-          {t('drives.add')}
-        </button>
+        {can('edit') && (
+          <button type="button" class="primary" onClick={() => setAdding(true)}>
+            {t('drives.add')}
+          </button>
+        )}
       </div>
       {pv && <p class="notice info">{t('drives.pv_explained')}</p>}
       {result && <Notices notes={result.notes} warnings={result.warnings} />}

@@ -7,6 +7,7 @@ import { Field } from '../../components/bits';
 import { confirmAction } from '../../components/dialog';
 import { ErrorBox, Notices, toast, toastError } from '../../components/feedback';
 import { t } from '../../i18n';
+import { can } from '../../session';
 
 export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => void }) {
   const [kind, setKind] = useState('network');
@@ -57,7 +58,7 @@ export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail)
     }
   };
 
-  const table = (list: Nic[], caption: string, actions: boolean) => (
+  const table = (list: Nic[], caption: string, withActions: boolean, actions = withActions && can('edit')) => (
     <div class="table-wrap">
       <table class="data">
         <caption>{caption}</caption>
@@ -108,6 +109,7 @@ export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail)
       {result && <Notices notes={result.notes} warnings={result.warnings} />}
       {table(vm.nics, t('nics.caption'), true)}
       {vm.pending?.nics && table(vm.pending.nics, t('nics.caption_next'), false)}
+      {can('edit') && (
       <form onSubmit={add} class="inline-form" aria-labelledby="nic-add-h">
         <h3 id="nic-add-h">{t('nics.add')}</h3>
         <div class="form-grid">
@@ -144,6 +146,7 @@ export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail)
           </button>
         </div>
       </form>
+      )}
     </section>
   );
 }
