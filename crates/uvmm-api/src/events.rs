@@ -35,6 +35,9 @@ pub enum EventKind {
     /// from its cache; `message` says why) or answers again (`available: true`). `host` is
     /// the directory's URI, `host_id` is `directory`.
     DirectoryState,
+    /// An audit record was written (`audit`: the record as in the audit log). Only for
+    /// callers with an unrestricted admin grant; `host` is `uvmmd`, `host_id` `audit`.
+    Audit,
     /// The client missed events (it was too slow); reload the full state.
     Resync,
 }
@@ -100,6 +103,9 @@ pub enum Change {
         online: bool,
         message: String,
     },
+    Audit {
+        record: serde_json::Value,
+    },
 }
 
 impl Change {
@@ -118,6 +124,7 @@ impl Change {
             Change::TaskProgress { .. } => EventKind::TaskProgress,
             Change::TaskDone { .. } => EventKind::TaskDone,
             Change::DirectoryState { .. } => EventKind::DirectoryState,
+            Change::Audit { .. } => EventKind::Audit,
         }
     }
 }
@@ -181,6 +188,10 @@ pub struct EventWire {
     /// Task events: the task as it is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Box<Task>>,
+    /// Audit events: the audit record (admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub audit: Option<serde_json::Value>,
 }
 
 impl From<Event> for EventWire {
@@ -202,6 +213,7 @@ impl From<Event> for EventWire {
             pool: None,
             level: None,
             task: None,
+            audit: None,
         };
         match e.change {
             Change::HostAdded | Change::HostRemoved | Change::HostConnected => {}
@@ -237,6 +249,7 @@ impl From<Event> for EventWire {
             Change::DirectoryState { online, message } => {
                 (w.available, w.message) = (Some(online), Some(message));
             }
+            Change::Audit { record } => w.audit = Some(record),
         }
         w
     }
@@ -299,6 +312,9 @@ impl TryFrom<EventWire> for Event {
             EventKind::DirectoryState => Change::DirectoryState {
                 online: w.available.ok_or_else(|| missing("available"))?,
                 message: w.message.clone().unwrap_or_default(),
+            },
+            EventKind::Audit => Change::Audit {
+                record: w.audit.clone().ok_or_else(|| missing("audit"))?,
             },
             EventKind::Resync => return Err("a resync notice is not an event".into()),
         };

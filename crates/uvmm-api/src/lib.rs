@@ -116,6 +116,17 @@ pub struct DirectoryStatus {
     /// Hosts and profiles the directory names now.
     pub hosts: usize,
     pub profiles: usize,
+    /// Host entries uvmmd does not connect to, with the reason: their URI fails the
+    /// runtime host policy (`[directory] trust_host_uris` lifts it).
+    #[serde(default)]
+    pub refused_hosts: Vec<RefusedHost>,
+}
+
+/// A host the directory names that uvmmd refuses to connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefusedHost {
+    pub uri: String,
+    pub reason: String,
 }
 
 impl DirectoryStatus {
@@ -134,6 +145,7 @@ impl DirectoryStatus {
             refresh_interval_secs: None,
             hosts: 0,
             profiles: 0,
+            refused_hosts: Vec::new(),
         }
     }
 }

@@ -9,10 +9,17 @@
 //! session_idle_mins = 30
 //! session_max_hours = 12
 //!
+//! login_backends = ["directory", "pam"]   # asked in this order (default: directory
+//!                               # mode ["directory", "pam"], standalone ["pam"])
+//!
 //! [auth.unix_groups]            # roles of local groups (UNIX socket and PAM logins)
 //! admin = ["uvmm-admin"]
 //! operator = ["uvmm"]
 //! viewer = ["uvmm-viewer"]
+//!
+//! [auth.directory_groups]       # roles of directory groups (directory logins); none
+//! admin = ["uvmm-admins"]       # by default
+//! operator = ["uvmm-operators"]
 //!
 //! [[auth.grant]]                # operator on the web VMs of kvm2
 //! group = "webteam"             # or: user = "alice"
@@ -40,7 +47,9 @@ pub struct AuthConfig {
     pub session_max_hours: Option<u64>,
     pub max_sessions: Option<usize>,
     pub max_sessions_per_user: Option<usize>,
+    pub login_backends: Option<Vec<String>>,
     pub unix_groups: Option<UnixGroupsConfig>,
+    pub directory_groups: Option<UnixGroupsConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default, rename = "grant")]
     pub grants: Vec<GrantConfig>,
@@ -93,6 +102,47 @@ impl Default for UnixGroups {
     }
 }
 
+impl UnixGroups {
+    /// No group holds a role (the default of `[auth.directory_groups]`: a directory's
+    /// groups mean nothing to uvmm until the configuration says so).
+    pub fn none() -> UnixGroups {
+        UnixGroups {
+            admin: Vec::new(),
+            operator: Vec::new(),
+            viewer: Vec::new(),
+        }
+    }
+}
+
+/// A login backend `[auth] login_backends` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    Pam,
+    Directory,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Pam => "pam",
+            BackendKind::Directory => "directory",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pam" => Ok(BackendKind::Pam),
+            "directory" => Ok(BackendKind::Directory),
+            other => Err(format!(
+                "unknown login backend '{other}' (known: \"pam\", \"directory\")"
+            )),
+        }
+    }
+}
+
 /// Who a configured grant is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
@@ -124,13 +174,33 @@ impl Default for LoginSettings {
 }
 
 /// The checked configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub unix_groups: UnixGroups,
+    /// Roles of directory groups; they apply to identities from the directory only, as
+    /// `unix_groups` apply to local ones only (a directory group that happens to be
+    /// called `uvmm-admin` makes nobody an admin).
+    pub directory_groups: UnixGroups,
+    /// The order of the login backends; `None`: the daemon's default for its mode.
+    pub login_backends: Option<Vec<BackendKind>>,
     pub grants: Vec<(Subject, Grant)>,
     pub login: LoginSettings,
     pub sessions: SessionSettings,
     pub rate_limit: RateLimitSettings,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            unix_groups: UnixGroups::default(),
+            directory_groups: UnixGroups::none(),
+            login_backends: None,
+            grants: Vec::new(),
+            login: LoginSettings::default(),
+            sessions: SessionSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+        }
+    }
 }
 
 /// What is wrong with the `[auth]` table. Each message names the key.
@@ -211,14 +281,43 @@ impl AuthConfig {
                 ("unix_groups.operator", &g.operator, &mut unix.operator),
                 ("unix_groups.viewer", &g.viewer, &mut unix.viewer),
             ] {
-                if let Some(list) = list {
-                    if let Some(bad) = list.iter().find(|n| !valid_name(n)) {
-                        return Err(value(key, format!("'{bad}' is not a group name")));
-                    }
-                    *slot = list.clone();
-                }
+                set_groups(key, list, slot)?;
             }
         }
+        let mut directory = UnixGroups::none();
+        if let Some(g) = &self.directory_groups {
+            for (key, list, slot) in [
+                ("directory_groups.admin", &g.admin, &mut directory.admin),
+                (
+                    "directory_groups.operator",
+                    &g.operator,
+                    &mut directory.operator,
+                ),
+                ("directory_groups.viewer", &g.viewer, &mut directory.viewer),
+            ] {
+                set_groups(key, list, slot)?;
+            }
+        }
+        let login_backends = match &self.login_backends {
+            None => None,
+            Some(names) if names.is_empty() => {
+                return Err(value(
+                    "login_backends",
+                    "[] would allow no login; leave it out for the default",
+                ))
+            }
+            Some(names) => {
+                let mut kinds: Vec<BackendKind> = Vec::new();
+                for n in names {
+                    let k: BackendKind = n.parse().map_err(|e| value("login_backends", e))?;
+                    if kinds.contains(&k) {
+                        return Err(value("login_backends", format!("'{n}' is named twice")));
+                    }
+                    kinds.push(k);
+                }
+                Some(kinds)
+            }
+        };
 
         let mut grants = Vec::new();
         for (i, g) in self.grants.iter().enumerate() {
@@ -322,6 +421,8 @@ impl AuthConfig {
         };
         Ok(Policy {
             unix_groups: unix,
+            directory_groups: directory,
+            login_backends,
             grants,
             login,
             sessions,
@@ -329,6 +430,24 @@ impl AuthConfig {
         })
     }
 }
+
+/// Check and set one `[auth.*_groups]` list.
+fn set_groups(
+    key: &'static str,
+    list: &Option<Vec<String>>,
+    slot: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    if let Some(list) = list {
+        if let Some(bad) = list.iter().find(|n| !valid_name(n)) {
+            return Err(value(key, format!("'{bad}' is not a group name")));
+        }
+        slot.clone_from(list);
+    }
+    Ok(())
+}
+
+/// `UserIdentity::source` of a directory login.
+pub const DIRECTORY_SOURCE: &str = "directory";
 
 /// The role of a local account from its uid and groups: root and the admin groups are
 /// admins, the operator groups operators, the viewer groups viewers; anyone else none.
@@ -355,13 +474,23 @@ impl Policy {
         AuthConfig::from_toml(text)?.validate()
     }
 
-    /// Everything `user` may do: the role of its local groups (everywhere), plus every
-    /// configured grant naming the user or one of its groups. The same for a UNIX peer, a
-    /// PAM login and (later) a directory login, so one account has one set of rights.
+    /// Everything `user` may do: the role of its groups (everywhere) — local groups
+    /// through `unix_groups` for local identities (UNIX peer, PAM), directory groups
+    /// through `directory_groups` for directory logins — plus every configured grant
+    /// naming the user or one of its groups.
     pub fn grants_for(&self, user: &UserIdentity) -> Grants {
         let mut out = Vec::new();
-        let uid = user.uid.unwrap_or(u32::MAX);
-        if let Some(role) = unix_role(uid, &user.groups, &self.unix_groups) {
+        let role = if user.source == DIRECTORY_SOURCE {
+            // Never uid 0: a directory identity has no local uid.
+            unix_role(u32::MAX, &user.groups, &self.directory_groups)
+        } else {
+            unix_role(
+                user.uid.unwrap_or(u32::MAX),
+                &user.groups,
+                &self.unix_groups,
+            )
+        };
+        if let Some(role) = role {
             out.push(Grant::unrestricted(role));
         }
         for (subject, grant) in &self.grants {
@@ -504,6 +633,50 @@ role = "viewer"
         );
     }
 
+    /// Local groups give roles to local identities only, directory groups to directory
+    /// identities only; grants naming a group apply to both.
+    #[test]
+    fn directory_groups_apply_to_directory_users_only() {
+        let p = Policy::from_toml(
+            "[auth]\nlogin_backends = [\"directory\", \"pam\"]\n\
+             [auth.directory_groups]\nadmin = [\"uvmm-admins\"]\nviewer = [\"staff\"]\n\
+             [[auth.grant]]\ngroup = \"webteam\"\nrole = \"operator\"\nvms = [\"web-*\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.login_backends,
+            Some(vec![BackendKind::Directory, BackendKind::Pam])
+        );
+        let dir = |groups: &[&str]| UserIdentity {
+            source: DIRECTORY_SOURCE.into(),
+            uid: None,
+            ..user("d", 0, groups)
+        };
+        let table: &[(UserIdentity, Option<Role>)] = &[
+            (dir(&["uvmm-admins"]), Some(Role::Admin)),
+            (dir(&["staff"]), Some(Role::Viewer)),
+            (dir(&["uvmm-admin"]), None), // a local group's name means nothing here
+            (dir(&[]), None),
+            (dir(&["webteam"]), Some(Role::Operator)), // grants: both kinds
+            (user("l", 1000, &["uvmm-admins"]), None), // nor the other way round
+            (user("l", 1000, &["uvmm-admin"]), Some(Role::Admin)),
+            (
+                UserIdentity {
+                    uid: Some(0),
+                    ..dir(&[])
+                },
+                None,
+            ),
+        ];
+        for (id, want) in table {
+            assert_eq!(p.grants_for(id).highest_role(), *want, "{id:?}");
+        }
+        // Default: no directory group holds a role.
+        let d = Policy::from_toml("").unwrap();
+        assert_eq!(d.directory_groups, UnixGroups::none());
+        assert!(d.grants_for(&dir(&["uvmm-admin", "uvmm"])).is_empty());
+    }
+
     #[test]
     fn empty_config_is_defaults() {
         let p = Policy::from_toml("").unwrap();
@@ -550,6 +723,13 @@ role = "viewer"
             ("[auth.unix_groups]\nadmin = [\"-x\"]", "unix_groups.admin: '-x'"),
             ("[auth.rate_limit]\nlockout_min_secs = 100\nlockout_max_secs = 10", "lockout_min_secs"),
             ("[auth]\nmax_sessions = 0", "max_sessions: must be at least 1"),
+            ("[auth]\nlogin_backends = []", "login_backends: [] would allow no login"),
+            ("[auth]\nlogin_backends = [\"ldap\"]", "unknown login backend 'ldap'"),
+            (
+                "[auth]\nlogin_backends = [\"pam\", \"pam\"]",
+                "login_backends: 'pam' is named twice",
+            ),
+            ("[auth.directory_groups]\nviewer = [\"a b\"]", "directory_groups.viewer: 'a b'"),
             ("[auth", "[auth]"),
         ];
         for (text, want) in table {

@@ -49,6 +49,9 @@ pub fn render(s: &DirectoryStatus) -> String {
         s.profiles,
         s.pending_writes,
     ));
+    for h in &s.refused_hosts {
+        out.push_str(&format!("refused:   {} ({})\n", h.uri, h.reason));
+    }
     if let Some(m) = &s.method {
         out.push_str(&format!(
             "follows:   {m}, every {} s\n",
@@ -105,6 +108,15 @@ mod tests {
         assert!(
             t.contains("from the disk cache") && t.contains("1 note edit"),
             "{t}"
+        );
+        s.refused_hosts = vec![uvmm_api::RefusedHost {
+            uri: "test:///etc/x.xml".into(),
+            reason: "not allowed".into(),
+        }];
+        assert!(
+            render(&s).contains("refused:   test:///etc/x.xml (not allowed)"),
+            "{}",
+            render(&s)
         );
     }
 }

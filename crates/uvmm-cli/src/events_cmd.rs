@@ -24,6 +24,20 @@ pub fn event_line(e: &Event) -> String {
         Change::TaskProgress { task } | Change::TaskDone { task } => {
             format!("task {} {}@{}", task.id, task.target, e.host_id)
         }
+        // Who did what, and how it ended (the whole record is in the JSON output).
+        Change::Audit { record } => {
+            let who = &record["who"];
+            let who = who["user"]
+                .as_str()
+                .or_else(|| who["token"].as_str())
+                .or_else(|| who["kind"].as_str())
+                .unwrap_or("?");
+            format!(
+                "{who} {} {}",
+                record["what"]["operation"].as_str().unwrap_or("?"),
+                record["result"]["status"]
+            )
+        }
         _ => match e.vm() {
             Some((_, name)) => format!("{name}@{}", e.host_id),
             None => e.host_id.clone(),

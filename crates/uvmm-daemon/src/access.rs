@@ -7,10 +7,11 @@ use crate::http::auth::AuthState;
 use anyhow::{anyhow, Context};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use uvmm_auth::audit::AuditLog;
+use uvmm_auth::config::BackendKind;
 use uvmm_auth::login::pam::PamBackend;
-use uvmm_auth::login::LoginService;
+use uvmm_auth::login::{LoginBackend, LoginService, Ordered};
 use uvmm_auth::session::SessionStore;
 use uvmm_auth::tls::server::{show_fingerprint, CertNames, CertSource, ServerTls};
 use uvmm_auth::tokens::TokenStore;
@@ -19,20 +20,68 @@ use uvmm_auth::{Authenticator, PolicyHandle};
 /// The name of the token store in the state directory.
 pub const TOKENS_FILE: &str = "tokens.json";
 
+/// The login backends of this daemon in the order of `[auth] login_backends` (default:
+/// the directory first in directory mode, then PAM; standalone PAM only). Naming the
+/// directory in a standalone daemon is a configuration error.
+fn login_backends(
+    settings: &Settings,
+    policy: &PolicyHandle,
+    directory: Option<&crate::directory::DirectoryMode>,
+) -> anyhow::Result<Ordered> {
+    let pam = PamBackend::default();
+    if let Some(why) = pam.off() {
+        tracing::warn!("PAM logins are off: {why}");
+    }
+    let mut backends: Vec<(BackendKind, Arc<dyn LoginBackend>)> =
+        vec![(BackendKind::Pam, Arc::new(pam))];
+    let default_order = match directory {
+        Some(d) => {
+            backends.push((
+                BackendKind::Directory,
+                Arc::new(uvmm_directory::login::DirectoryLogin::new(
+                    d.dir.clone(),
+                    tokio::runtime::Handle::current(),
+                )),
+            ));
+            vec![BackendKind::Directory, BackendKind::Pam]
+        }
+        None => {
+            if settings
+                .auth
+                .login_backends
+                .iter()
+                .flatten()
+                .any(|n| n == BackendKind::Directory.as_str())
+            {
+                return Err(anyhow!(
+                    "[auth] login_backends names \"directory\", but uvmmd runs without a directory (-b \"\"): remove it, or start in directory mode (-b ldap://…)"
+                ));
+            }
+            vec![BackendKind::Pam]
+        }
+    };
+    let ordered = Ordered::new(backends, default_order, policy.clone());
+    let names: Vec<&str> = ordered.order().iter().map(|k| k.as_str()).collect();
+    tracing::info!(order = ?names, "login backends");
+    Ok(ordered)
+}
+
 /// Build the authentication state. `tcp`: whether there is a TCP listener (then the
-/// legacy API token is read or made, as before).
-pub fn auth_state(settings: &Settings, tcp: bool) -> anyhow::Result<AuthState> {
+/// legacy API token is read or made, as before); `directory`: directory mode (its logins);
+/// `events`: where audit records are announced.
+pub fn auth_state(
+    settings: &Settings,
+    tcp: bool,
+    directory: Option<&crate::directory::DirectoryMode>,
+    events: Arc<crate::hosts::shared::Shared>,
+) -> anyhow::Result<AuthState> {
     let policy = PolicyHandle::new(settings.auth.validate().map_err(|e| anyhow!(e))?);
     let tokens =
         Arc::new(TokenStore::open(&settings.state_dir.join(TOKENS_FILE)).map_err(|e| anyhow!(e))?);
     let sessions = Arc::new(SessionStore::new(policy.current().sessions.clone()));
-    let pam = PamBackend::default();
-    let login_unavailable = pam.check_service().err().map(|e| e.to_string());
-    if let Some(why) = &login_unavailable {
-        tracing::warn!("PAM logins are off: {why}");
-    }
+    let backends = Arc::new(login_backends(settings, &policy, directory)?);
     let login = Arc::new(LoginService::new(
-        Arc::new(pam),
+        backends.clone(),
         policy.clone(),
         sessions.clone(),
     ));
@@ -56,8 +105,9 @@ pub fn auth_state(settings: &Settings, tcp: bool) -> anyhow::Result<AuthState> {
         tokens,
         sessions,
         login,
-        login_unavailable: RwLock::new(login_unavailable),
+        backends,
         audit: Some(Arc::new(audit)),
+        events: Some(events),
     })
 }
 
@@ -145,12 +195,7 @@ pub fn reload(settings: &Settings, auth: &AuthState, tls: Option<&ServerTls>) {
             Err(e) => tracing::error!("SIGHUP: cannot reopen the audit log: {e}"),
         }
     }
-    let why = PamBackend::default()
-        .check_service()
-        .err()
-        .map(|e| e.to_string());
-    *auth
-        .login_unavailable
-        .write()
-        .unwrap_or_else(|p| p.into_inner()) = why;
+    if let Some(why) = auth.backends.off() {
+        tracing::warn!("SIGHUP: no login backend can check passwords: {why}");
+    }
 }

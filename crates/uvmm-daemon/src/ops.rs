@@ -116,9 +116,12 @@ impl Ops {
 
     /// Standalone, or the state of the directory connection.
     pub fn directory_status(&self) -> uvmm_api::DirectoryStatus {
-        self.directory
-            .as_ref()
-            .map_or_else(uvmm_api::DirectoryStatus::standalone, |d| d.status())
+        let Some(d) = &self.directory else {
+            return uvmm_api::DirectoryStatus::standalone();
+        };
+        let mut status = d.status();
+        status.refused_hosts = self.hosts.refused_directory_hosts();
+        status
     }
 
     /// Run a job on its host and wait for its answer (a long job: for the end of its

@@ -76,9 +76,18 @@ type AuthParts = (
     api::GuardConfig,
 );
 
-fn start_auth(settings: &Settings, tcp: Option<&TcpListener>) -> anyhow::Result<AuthParts> {
+fn start_auth(
+    settings: &Settings,
+    tcp: Option<&TcpListener>,
+    ops: &Ops,
+) -> anyhow::Result<AuthParts> {
     let addr = tcp.map(|l| l.local_addr()).transpose()?;
-    let auth = Arc::new(crate::access::auth_state(settings, addr.is_some())?);
+    let auth = Arc::new(crate::access::auth_state(
+        settings,
+        addr.is_some(),
+        ops.directory.as_deref(),
+        ops.shared.clone(),
+    )?);
     let Some(addr) = addr else {
         return Ok((auth, None, api::GuardConfig::default()));
     };
@@ -200,7 +209,7 @@ pub async fn run(
             ops.with_task_retention(settings.tasks)
                 .with_peer_uris(settings.peer_uris.clone()),
         );
-        let (auth, tls, guard) = start_auth(&settings, tcp.as_ref())?;
+        let (auth, tls, guard) = start_auth(&settings, tcp.as_ref(), &ops)?;
         socket_file.keep();
         anyhow::Ok((
             unix,

@@ -255,19 +255,14 @@ fn named_attacks_are_refused_and_change_nothing() {
             &[404],
         ),
         (
-            "operator reads out of scope",
-            "GET",
-            vm(&db01, "demo-kvm1", ""),
-            own(&s),
-            None,
-            &[404],
-        ),
-        (
-            "operator's storage",
+            "operator creates a VM (needs an admin, scoped or not)",
             "POST",
-            "/api/v1/hosts/demo-kvm1/pools/default/volumes".into(),
+            "/api/v1/vms".into(),
             own(&s),
-            Some(r#"{"name":"x.qcow2","capacity_bytes":1048576}"#.into()),
+            Some(
+                r#"{"host":"demo-kvm1","profile":"Linux","name":"web-x","memory_kib":65536}"#
+                    .into(),
+            ),
             &[403],
         ),
         (

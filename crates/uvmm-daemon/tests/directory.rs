@@ -304,8 +304,44 @@ fn directory_hosts_meet_the_runtime_host_policy_unless_trusted() {
         "{}",
         d.log()
     );
-    assert_eq!(d.get("/api/v1/directory")["hosts"], 3);
+    // … and visible in the API and the CLI with the reason, not only in the log.
+    let status = d.get("/api/v1/directory");
+    assert_eq!(status["hosts"], 3);
+    let refused = status["refused_hosts"].as_array().unwrap();
+    let uris: Vec<&str> = refused.iter().map(|h| h["uri"].as_str().unwrap()).collect();
+    assert_eq!(
+        uris,
+        [s.uri("kvm1"), s.uri("kvm2"), s.uri("xen1")],
+        "{status}"
+    );
+    for h in refused {
+        assert!(
+            h["reason"].as_str().unwrap().contains("test"),
+            "a reason that names the rule: {h}"
+        );
+    }
+    let out = d.cli(&["directory", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("refused:   {}", s.uri("kvm1"))),
+        "{text}"
+    );
+    // An entry removed from the directory leaves the list.
+    ldap.ldapdelete("cn=kvm2,cn=computers,dc=example,dc=com");
+    wait_for(Duration::from_secs(20), "kvm2 off the refused list", || {
+        (d.get("/api/v1/directory")["refused_hosts"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2)
+            .then_some(())
+    });
     drop(d);
+    ldap.ldapmodify(
+        "dn: cn=kvm2,cn=computers,dc=example,dc=com\nchangetype: add\nobjectClass: device\n\
+         objectClass: domainRelatedObject\nobjectClass: uvmmHostServices\ncn: kvm2\n\
+         associatedDomain: example.com\nuniventionService: KVM Host\n",
+    );
     let trusted = start(&ldap.uri(), &[], &s.config(false, "trust_host_uris = true"));
     assert_eq!(directory_uris(&trusted).len(), 3, "{:?}", hosts(&trusted));
 }

@@ -604,7 +604,7 @@ impl Directory {
             .map(|r| crate::ber::entry_from_tag(r.0).map_err(Error::Protocol))
             .collect::<Result<_>>()?;
         let user = match users.as_slice() {
-            [] => return Err(Error::InvalidCredentials),
+            [] => return Err(Error::UnknownUser),
             [u] => u.clone(),
             _ => {
                 return Err(Error::Login(format!(

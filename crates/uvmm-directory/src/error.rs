@@ -57,6 +57,11 @@ pub enum Error {
     #[error("login refused: unknown user or wrong password")]
     InvalidCredentials,
 
+    /// No entry matches the login name. Only for the login backend's order (the next
+    /// backend is asked); the client sees the same answer as for a wrong password.
+    #[error("login refused: unknown user or wrong password")]
+    UnknownUser,
+
     #[error("login: {0}")]
     Login(String),
 
@@ -168,6 +173,7 @@ mod tests {
                 false,
             ),
             (Error::InvalidCredentials, false),
+            (Error::UnknownUser, false),
             (
                 Error::Ldap {
                     op: "search".into(),

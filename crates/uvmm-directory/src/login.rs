@@ -1,7 +1,8 @@
 //! Directory logins as a `uvmm_auth::login::LoginBackend`: bind as the user (found by
 //! `users.user_filter`), groups from the directory (nested ones too). The identity's
 //! groups then meet `[[auth.grant]] group = …` like local groups do, so a directory user
-//! gets the role of its group. Not wired into uvmmd yet (docs/directory.md).
+//! gets the role of its group. uvmmd asks it before PAM in directory mode
+//! (`[auth] login_backends`, docs/auth.md).
 
 use crate::client::{error_chain, Directory};
 use crate::error::Error;
@@ -24,6 +25,10 @@ impl DirectoryLogin {
     }
 }
 
+/// What a client is told while the directory cannot be reached.
+pub const UNAVAILABLE: &str = "the directory is unavailable, so it cannot check passwords: \
+     directory users cannot log in until it answers again (existing sessions keep working)";
+
 /// What a directory answer means for a login (pure, for the table test).
 pub fn login_outcome(
     result: Result<crate::client::User, Error>,
@@ -36,9 +41,16 @@ pub fn login_outcome(
             source: "directory".into(),
         }),
         Err(Error::InvalidCredentials) => Err(BackendError::Refused(Refusal::BadCredentials)),
+        Err(Error::UnknownUser) => Err(BackendError::Refused(Refusal::UnknownUser)),
         // Ambiguous or malformed names: uvmm's rules refuse, not the password.
         Err(Error::Login(_)) => Err(BackendError::Refused(Refusal::ByPolicy)),
-        Err(e) => Err(BackendError::Unavailable(error_chain(&e))),
+        // The password cannot be checked without the directory: say so (503), it is not
+        // a failed login. The cause (server address, error) goes to the log only: the
+        // client has not logged in.
+        Err(e) => {
+            tracing::warn!("directory login not possible: {}", error_chain(&e));
+            Err(BackendError::Unavailable(UNAVAILABLE.into()))
+        }
     }
 }
 
@@ -81,6 +93,7 @@ mod tests {
         );
         for (e, refused) in [
             (Error::InvalidCredentials, Some(Refusal::BadCredentials)),
+            (Error::UnknownUser, Some(Refusal::UnknownUser)),
             (Error::Login("ambiguous".into()), Some(Refusal::ByPolicy)),
             (
                 Error::Timeout {

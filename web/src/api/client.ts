@@ -217,8 +217,9 @@ export type StreamState = 'connecting' | 'live' | 'lost';
  * Authorization header of an API-token login (fetch works with both ways in). A lost
  * stream (error, end, or no byte for 45 s although the server sends a keep-alive every
  * 15 s) is reopened with back-off; every (re)connection calls `onOpen`, after which the
- * caller reloads what it shows, since events in between are lost. A gap in the sequence
- * numbers or a `resync` event is reported the same way. */
+ * caller reloads what it shows, since events in between are lost. A `resync` event is
+ * reported the same way; a gap in the sequence numbers is not a loss (the server leaves
+ * out what this caller may not see). */
 export function followEvents(
   onEvent: (e: UvmmEvent) => void,
   onState: (s: StreamState) => void,
@@ -249,7 +250,6 @@ export function followEvents(
         onState('live');
         onResync();
         delay = 500;
-        let lastSeq = -1;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = '';
         for (;;) {
@@ -273,11 +273,10 @@ export function followEvents(
             } catch {
               continue;
             }
-            if (ev.kind === 'resync' || (lastSeq >= 0 && ev.seq !== lastSeq + 1)) {
-              onResync();
-            }
-            if (typeof ev.seq === 'number') lastSeq = ev.seq;
-            if (ev.kind !== 'resync') onEvent(ev);
+            // Only `resync` means lost events: a gap in `seq` is an event this caller
+            // may not see (another's VM, an audit record), not a lost one.
+            if (ev.kind === 'resync') onResync();
+            else onEvent(ev);
           }
         }
       } catch {

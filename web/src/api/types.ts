@@ -274,6 +274,7 @@ export type EventKind =
   | 'directory_state'
   | 'task_progress'
   | 'task_done'
+  | 'audit'
   | 'resync';
 
 /** GET /api/v1/directory: standalone, or the LDAP directory's state. */
@@ -291,6 +292,8 @@ export interface DirectoryStatus {
   refresh_interval_secs: number | null;
   hosts: number;
   profiles: number;
+  /** Host entries not connected: their URI fails the runtime host policy. */
+  refused_hosts: { uri: string; reason: string }[];
 }
 
 export interface UvmmEvent {
@@ -310,6 +313,8 @@ export interface UvmmEvent {
   level?: Level;
   /** task_progress, task_done: the task as it is now. */
   task?: Task | null;
+  /** `audit` events (admins only): the audit record. */
+  audit?: Record<string, unknown>;
 }
 
 /** GET /api/v1/whoami (and the answer of POST /api/v1/login, with `csrf`). */

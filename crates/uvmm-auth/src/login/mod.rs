@@ -1,10 +1,12 @@
-//! Password logins: a [`LoginBackend`] checks user and password (PAM first, the LDAP
-//! directory later), a [`LoginService`] wraps it with rate limits, a uniform failure path
-//! and sessions.
+//! Password logins: a [`LoginBackend`] checks user and password (PAM, the LDAP
+//! directory, or both in a stated order: [`Ordered`]), a [`LoginService`] wraps it with
+//! rate limits, a uniform failure path and sessions.
 
+mod ordered;
 pub mod pam;
 mod service;
 
+pub use ordered::Ordered;
 pub use service::{LoginError, LoginService, LoginSuccess};
 
 use crate::caller::UserIdentity;
@@ -16,6 +18,9 @@ pub enum Refusal {
     /// Unknown user or wrong password (backends need not tell them apart, PAM does not
     /// reliably).
     BadCredentials,
+    /// The backend knows no such user (only backends that can tell say so: the directory
+    /// does, PAM does not). With several backends, the next one is asked.
+    UnknownUser,
     /// The account is locked or disabled.
     AccountLocked,
     /// The account has expired.
@@ -34,6 +39,7 @@ impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::BadCredentials => "bad credentials",
+            Refusal::UnknownUser => "unknown user",
             Refusal::AccountLocked => "account locked",
             Refusal::AccountExpired => "account expired",
             Refusal::PasswordExpired => "password expired",
@@ -52,17 +58,30 @@ pub enum BackendError {
     /// failed login, and not counted against the user.
     #[error("the login service is unavailable: {0}")]
     Unavailable(String),
+    /// A backend refused the password, but one that may know the name could not be
+    /// asked ([`Ordered`]): answered as unavailable (`503`, with `why`), but counted and
+    /// delayed like a failed login, so that an outage does not lift the rate limits on
+    /// the accounts that can still be checked.
+    #[error("the login service is unavailable: {why}")]
+    Undecided { why: String },
 }
 
 /// Checks a user's password. Blocking (PAM and LDAP binds block): the daemon calls the
 /// [`LoginService`] from `spawn_blocking`.
 ///
-/// The directory joins as a second implementation: `Directory::authenticate(uid, pw)`
-/// returns `User { uid, dn, groups }`, which maps to a [`UserIdentity`] with
-/// `source: "directory"` and the directory's group names.
+/// Implementations: PAM (`pam::PamBackend`) and the directory
+/// (`uvmm_directory::login::DirectoryLogin`, identities with `source: "directory"` and
+/// the directory's group names).
 pub trait LoginBackend: Send + Sync {
     /// `pam`, `directory`: recorded in the identity and the audit log.
     fn name(&self) -> &'static str;
+
+    /// Why this backend cannot check any password now for reasons of configuration
+    /// (PAM without its service file); `None` when it can try. An [`Ordered`] list skips
+    /// such a backend instead of failing every login.
+    fn off(&self) -> Option<String> {
+        None
+    }
 
     fn authenticate(
         &self,

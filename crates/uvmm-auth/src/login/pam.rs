@@ -382,6 +382,14 @@ impl LoginBackend for PamBackend {
         "pam"
     }
 
+    fn off(&self) -> Option<String> {
+        match self.check_service() {
+            Ok(()) => None,
+            Err(BackendError::Unavailable(why)) => Some(why),
+            Err(other) => Some(other.to_string()),
+        }
+    }
+
     fn authenticate(
         &self,
         user: &str,

@@ -142,11 +142,17 @@ impl LoginService {
         }
 
         // Every case below reaches `outcome`; only a broken backend leaves early.
+        // `Some(why)`: answered as unavailable after the failure path.
+        let mut undecided: Option<String> = None;
         let outcome: Result<(UserIdentity, Grants), Refusal> = if !acceptable(user, password) {
             Err(Refusal::ByPolicy)
         } else {
             match self.backend.authenticate(user, password, peer) {
                 Err(BackendError::Unavailable(m)) => return Err(LoginError::Unavailable(m)),
+                Err(BackendError::Undecided { why }) => {
+                    undecided = Some(why);
+                    Err(Refusal::BadCredentials)
+                }
                 Err(BackendError::Refused(r)) => Err(r),
                 Ok(identity) if identity.uid == Some(0) && !settings.allow_root_login => {
                     Err(Refusal::ByPolicy)
@@ -178,7 +184,10 @@ impl LoginService {
                 if due > now {
                     std::thread::sleep(due - now);
                 }
-                Err(LoginError::Refused { reason })
+                match undecided {
+                    Some(why) => Err(LoginError::Unavailable(why)),
+                    None => Err(LoginError::Refused { reason }),
+                }
             }
         }
     }
@@ -219,6 +228,9 @@ mod tests {
                 ("root", "right") => Ok(id("root", 0, &[])),
                 ("nobody", "right") => Ok(id("nobody", 65534, &["nogroup"])),
                 ("broken", _) => Err(BackendError::Unavailable("directory down".into())),
+                ("half", _) => Err(BackendError::Undecided {
+                    why: "directory down".into(),
+                }),
                 ("expired", "right") => Err(BackendError::Refused(Refusal::AccountExpired)),
                 _ => Err(BackendError::Refused(Refusal::BadCredentials)),
             }
@@ -269,6 +281,26 @@ mod tests {
         assert!(matches!(
             s.login("broken", "x", None),
             Err(LoginError::Unavailable(_))
+        ));
+    }
+
+    /// Unavailable because a backend could not be asked, but refused by another: the
+    /// answer says unavailable, the attempt is delayed and counted (no free guessing of
+    /// local passwords while the directory is down).
+    #[test]
+    fn undecided_is_counted() {
+        let s = service("[auth.rate_limit]\nuser_free_failures = 2\nlockout_min_secs = 60");
+        for _ in 0..3 {
+            let t = Instant::now();
+            assert!(matches!(
+                s.login("half", "x", None),
+                Err(LoginError::Unavailable(_))
+            ));
+            assert!(t.elapsed() >= Duration::from_millis(50));
+        }
+        assert!(matches!(
+            s.login("half", "x", None),
+            Err(LoginError::Limited(_))
         ));
     }
 

@@ -90,6 +90,7 @@ impl DirectoryMode {
             refresh_interval_secs: Some(self.interval_secs),
             hosts: snap.host_uris().len(),
             profiles: snap.profiles.len(),
+            refused_hosts: Vec::new(),
         };
         *self.status.write().unwrap_or_else(|p| p.into_inner()) = status;
     }

@@ -8,7 +8,7 @@ use super::HostError;
 use crate::cache::host_summary;
 use crate::error::Error;
 use crate::jobs::JobError;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
@@ -31,6 +31,8 @@ pub struct Registry {
     policy: RuntimeHostPolicy,
     /// Connect to the directory's hosts without those rules (`[directory] trust_host_uris`).
     trust_directory: bool,
+    /// Directory hosts refused by those rules, with the reason (`GET /api/v1/directory`).
+    refused: Mutex<BTreeMap<String, String>>,
 }
 
 impl Registry {
@@ -46,6 +48,7 @@ impl Registry {
             changing: Mutex::new(()),
             policy,
             trust_directory: false,
+            refused: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -68,13 +71,34 @@ impl Registry {
         if !checked {
             return true;
         }
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         match self.check_runtime_uri(uri) {
-            Ok(_) => true,
+            Ok(_) => {
+                refused.remove(uri);
+                true
+            }
             Err(e) => {
                 tracing::error!(%uri, ?origin, "not connecting to this host: {e}");
+                if origin == HostOrigin::Directory {
+                    refused.insert(uri.to_string(), e.to_string());
+                }
                 false
             }
         }
+    }
+
+    /// The directory's hosts that are not connected because the runtime host policy
+    /// refuses their URI: (URI, reason), for `GET /api/v1/directory`.
+    pub fn refused_directory_hosts(&self) -> Vec<uvmm_api::RefusedHost> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(uri, reason)| uvmm_api::RefusedHost {
+                uri: uri.clone(),
+                reason: reason.clone(),
+            })
+            .collect()
     }
 
     /// Start managing the source's hosts, and follow the changes it makes on its own.
@@ -107,7 +131,13 @@ impl Registry {
                     self.spawn(&uri, origin, None);
                 }
             }
-            HostChange::Removed { uri } => self.stop(&uri),
+            HostChange::Removed { uri } => {
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&uri);
+                self.stop(&uri)
+            }
         }
     }
 

@@ -63,11 +63,7 @@ pub(super) async fn login(
         Peer::Unix { .. } => None,
     };
     let auth = s.auth.clone();
-    let unavailable = auth
-        .login_unavailable
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let unavailable = uvmm_auth::login::LoginBackend::off(auth.backends.as_ref());
     let user = req.user.clone();
     let result = match unavailable {
         Some(reason) => Err(uvmm_auth::login::LoginError::Unavailable(reason)),

@@ -51,6 +51,10 @@ pub enum TargetFrom {
     BackupVm,
     /// `{task}`: the task's VM, or its host.
     Task,
+    /// In the body (the host and name of a new VM): a grant with the permission
+    /// somewhere lets the request through; the handler decides on the body's target with
+    /// [`Caller::authorize_new`] before it does anything.
+    Body,
 }
 
 /// One route: its operation id (the handler's name), what it needs, and its target.
@@ -93,7 +97,8 @@ pub const ROUTES: &[Rule] = {
         r("list_vms", Needs(Read), Filtered),
         r("show_vm", Needs(Read), Vm),
         r("vm_xml", Needs(Read), Vm),
-        r("create_vm", Needs(Create), Global),
+        // The new VM's host and name are in the body: the handler checks them.
+        r("create_vm", Needs(Create), Body),
         r("edit_vm", Needs(Edit), Vm),
         r("delete_vm", Needs(Delete), Vm),
         r("vm_action", Needs(Lifecycle), Vm),
@@ -160,19 +165,30 @@ pub struct AuthState {
     pub tokens: Arc<TokenStore>,
     pub sessions: Arc<SessionStore>,
     pub login: Arc<LoginService>,
-    /// Why PAM logins cannot work (no `/etc/pam.d/uvmm`); re-checked on SIGHUP.
-    pub login_unavailable: std::sync::RwLock<Option<String>>,
+    /// The login backends (PAM, the directory) in their order; `off()` says why no
+    /// password can be checked at all (no `/etc/pam.d/uvmm` in a standalone daemon).
+    pub backends: Arc<uvmm_auth::login::Ordered>,
     pub audit: Option<Arc<AuditLog>>,
+    /// Where each record is also announced as an `audit` event (admins only).
+    pub events: Option<Arc<crate::hosts::shared::Shared>>,
 }
 
 impl AuthState {
-    /// Write an audit record; a failure is logged, never fails the request (the change
-    /// has happened).
+    /// Write an audit record and announce it on the event stream; a failure is logged,
+    /// never fails the request (the change has happened).
     pub fn record(&self, r: &AuditRecord) {
         if let Some(a) = &self.audit {
             if let Err(e) = a.record(r) {
                 tracing::error!("audit log: {e}");
             }
+        }
+        if let (Some(shared), Ok(record)) = (&self.events, serde_json::to_value(r)) {
+            shared.bus.publish(vec![uvmm_api::Event::new(
+                "uvmmd",
+                "audit",
+                None,
+                uvmm_api::Change::Audit { record },
+            )]);
         }
     }
 }
@@ -210,6 +226,32 @@ impl Caller {
     /// Whether some grant covers every host and VM for `p` (lists need no filtering).
     pub fn unrestricted(&self, p: Permission) -> bool {
         unrestricted(&self.grants, p)
+    }
+
+    /// The decision on a target named in the body (`TargetFrom::Body`): `host` (id or
+    /// URI) and the new VM's `name`. A host the caller may not see is "no such host"
+    /// (404), as on paths; a visible host with a name outside the caller's scope is 403.
+    pub fn authorize_new(
+        &self,
+        cache: &crate::cache::Cache,
+        p: Permission,
+        host: &str,
+        name: &str,
+    ) -> Result<(), RequestError> {
+        let hidden = || RequestError::Hidden(format!("no host {host:?}"));
+        let Ok(h) = cache.resolve_host(host) else {
+            // The operation says "no such host" itself, to whoever may act somewhere.
+            return Ok(());
+        };
+        let at = HostRef {
+            id: &h.id,
+            uri: &h.uri,
+        };
+        if !visible(&self.grants, at, None) {
+            return Err(hidden());
+        }
+        decide(&self.grants, p, &Target::vm(at, name))?;
+        Ok(())
     }
 }
 
@@ -298,7 +340,7 @@ fn resolve(
                 uuid: task.uuid,
             })
         }
-        TargetFrom::Nothing | TargetFrom::Global | TargetFrom::Filtered => {
+        TargetFrom::Nothing | TargetFrom::Global | TargetFrom::Filtered | TargetFrom::Body => {
             Some(Resolved::default())
         }
     }
@@ -318,7 +360,7 @@ fn check(
     };
     let g = &caller.grants;
     match rule.from {
-        TargetFrom::Nothing | TargetFrom::Filtered => {
+        TargetFrom::Nothing | TargetFrom::Filtered | TargetFrom::Body => {
             if !g.allows_somewhere(p) {
                 decide(g, p, &Target::global())?;
             }

@@ -31,13 +31,20 @@ pub(super) async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.ops.shared.bus.subscribe();
     let all = caller.unrestricted(uvmm_auth::Permission::Read);
+    // Audit records name users, addresses and refused attempts: admins only, as the
+    // audit log itself.
+    let audit = caller.unrestricted(uvmm_auth::Permission::Audit);
     let mut shutdown = s.shutdown.clone();
+    let shared = s.ops.shared.clone();
     let hello = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
-    // Only what the caller may see; a gap in `seq` is what a filtered event leaves.
+    // Only what the caller may see. `seq` counts the events of all callers, so a scoped
+    // caller sees gaps where others' events were: a gap is not a lost event (only a
+    // `resync` event says that).
     let changes = BroadcastStream::new(rx)
         .filter(move |item| {
             let keep = match item {
-                Ok(ev) if !all => sees(&caller, ev),
+                Ok(ev) if ev.kind() == EventKind::Audit => audit,
+                Ok(ev) if !all => sees(&caller, &shared, ev),
                 _ => true,
             };
             std::future::ready(keep)
@@ -61,11 +68,11 @@ pub(super) async fn events(
 }
 
 /// Whether a caller with a limited scope sees an event: VM events by the VM, task events
-/// by the task's VM (or host), the rest by the host.
-fn sees(caller: &Caller, ev: &Event) -> bool {
+/// as the task list shows tasks (by the task's VM, or host), the rest by the host.
+fn sees(caller: &Caller, shared: &crate::hosts::shared::Shared, ev: &Event) -> bool {
     let vm = match &ev.change {
         Change::TaskProgress { task } | Change::TaskDone { task } => {
-            return task.uuid.is_none() && caller.sees(&ev.host_id, &ev.host, None)
+            return super::tasks::task_visible(caller, &shared.read(), task)
         }
         _ => ev.vm().map(|(_, name)| name),
     };

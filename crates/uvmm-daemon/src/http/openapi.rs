@@ -55,6 +55,7 @@ use schemas::{bound_integers, describe_path_params, tighten_schemas};
         ErrorCode,
         VersionInfo,
         DirectoryStatus,
+        RefusedHost,
         VmState,
         Action,
         Disk,

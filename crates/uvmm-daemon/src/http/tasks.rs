@@ -64,18 +64,22 @@ pub(super) async fn list_tasks(
     let mut tasks = s.ops.tasks.list();
     if !caller.unrestricted(uvmm_auth::Permission::Read) {
         let cache = s.ops.shared.read();
-        tasks.retain(|t| {
-            let Some(uuid) = t.uuid.as_deref() else {
-                return caller.sees(&t.host_id, &t.host, None);
-            };
-            // A VM task whose VM is gone: only for callers who see everything.
-            cache
-                .host(&t.host)
-                .and_then(|h| h.vms().get(uuid))
-                .is_some_and(|v| caller.sees(&t.host_id, &t.host, Some(&v.name)))
-        });
+        tasks.retain(|t| task_visible(&caller, &cache, t));
     }
     Json(tasks)
+}
+
+/// Whether a scoped caller sees a task (the list and the event stream): a VM task by its
+/// VM, another by its host. A VM task whose VM is gone (deleted, or moved away) is only
+/// for callers who see everything: the name that scopes match is no longer known.
+pub(super) fn task_visible(caller: &Caller, cache: &crate::cache::Cache, t: &Task) -> bool {
+    let Some(uuid) = t.uuid.as_deref() else {
+        return caller.sees(&t.host_id, &t.host, None);
+    };
+    cache
+        .host(&t.host)
+        .and_then(|h| h.vms().get(uuid))
+        .is_some_and(|v| caller.sees(&t.host_id, &t.host, Some(&v.name)))
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{task}", params(("task" = String, Path)),

@@ -117,6 +117,12 @@ pub(super) async fn create_vm(
     caller: Caller,
     ApiJson(req): ApiJson<CreateVmRequest>,
 ) -> Result<impl IntoResponse, Error> {
+    caller.authorize_new(
+        &s.ops.shared.read(),
+        uvmm_auth::Permission::Create,
+        &req.host,
+        &req.name,
+    )?;
     let resp = s.ops.create_vm(&caller, req).await?;
     Ok((StatusCode::CREATED, changed(resp)))
 }

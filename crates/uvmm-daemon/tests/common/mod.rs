@@ -5,6 +5,7 @@
     reason = "each test binary uses its own part of the shared harness"
 )]
 
+pub mod proxy;
 pub mod remote;
 pub mod world;
 

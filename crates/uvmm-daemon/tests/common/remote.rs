@@ -73,9 +73,20 @@ impl Remote {
 
     /// With the certificate of `[tls]` in `config` (`cert`; empty: self-signed).
     pub fn start_with_cert(config: &str, cert: &Path) -> Remote {
+        Remote::start_full(config, cert, &[])
+    }
+
+    /// With more options for uvmmd (e.g. `-b ldap://…`).
+    pub fn start_with_args(config: &str, args: &[&str]) -> Remote {
+        Remote::start_full(config, Path::new(""), args)
+    }
+
+    fn start_full(config: &str, cert: &Path, args: &[&str]) -> Remote {
         let port = free_port();
         let listen = format!("0.0.0.0:{port}");
-        let d = Daemon::start_with(&demo_uris(), &["-s", &listen, "--tls"], config);
+        let mut all = vec!["-s", &listen, "--tls"];
+        all.extend_from_slice(args);
+        let d = Daemon::start_with(&demo_uris(), &all, config);
         let cert = if cert.as_os_str().is_empty() {
             d.dir.path().join("state/tls/uvmmd.crt")
         } else {
