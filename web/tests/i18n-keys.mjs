@@ -39,7 +39,7 @@ const FAMILIES = {
   'lang.${}': ['en', 'de'],
   'vm.tab.${}': ['general', 'settings', 'drives', 'network', 'snapshots', 'backups'],
   'role.${}': ['viewer', 'operator', 'admin'],
-  'task.kind.${}': ['volume_clone', 'vm_suspend', 'vm_migrate', 'host_evacuate', 'snapshot_create', 'vm_clone'],
+  'task.kind.${}': ['volume_clone', 'vm_suspend', 'vm_migrate', 'host_evacuate', 'snapshot_create', 'snapshot_revert', 'snapshot_delete', 'vm_clone'],
   'task.state.${}': ['running', 'cancelling', 'succeeded', 'failed', 'cancelled'],
   'boot.${}': ['hd', 'cdrom', 'network', 'fd'],
   'drives.kind.${}': ['disk', 'cdrom', 'floppy', 'lun'],

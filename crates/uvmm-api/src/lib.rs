@@ -642,6 +642,22 @@ pub struct VersionMeta {
     pub deleted: bool,
     /// Length of the XML file, to notice a damaged version.
     pub xml_bytes: u64,
+    /// The snapshot this version records (taken or deleted); a snapshot taken has its
+    /// definition (`virDomainSnapshotGetXMLDesc`) kept with the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRecord>,
+}
+
+/// A snapshot recorded in a backup version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRecord {
+    pub name: String,
+    /// `created` or `deleted`.
+    pub event: String,
+    /// Length of the snapshot's definition file (a snapshot taken), to notice damage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml_bytes: Option<u64>,
 }
 
 /// One VM's backups at a glance.
@@ -679,6 +695,9 @@ pub struct BackupVersion {
     pub uuid: String,
     pub meta: VersionMeta,
     pub xml: String,
+    /// The definition of the snapshot this version records as taken, without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_xml: Option<String>,
 }
 
 /// `POST /api/v1/backups/prune`

@@ -86,6 +86,9 @@ pub struct EvacuateRequest {
     /// Abort a VM's live migration after this many seconds (it stays on the source and
     /// the evacuation goes on with the next VM).
     pub timeout_secs: Option<u64>,
+    /// How many VMs move at the same time (1-16; default 2).
+    #[schema(minimum = 1, maximum = 16)]
+    pub max_parallel: Option<u32>,
 }
 
 /// What happened to one VM of an evacuation.
@@ -97,6 +100,10 @@ pub struct EvacuatedVm {
     /// `moved`, `failed`, `skipped` (a state that cannot move, e.g. paused) or
     /// `cancelled` (the evacuation was cancelled before or while it moved).
     pub outcome: String,
+    /// Its migration's child task (none for a VM that was not tried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    pub task: Option<String>,
     /// The host it went to (or was tried on last).
     pub to: Option<String>,
     pub live: bool,
@@ -111,6 +118,12 @@ pub struct EvacuateResult {
     pub host: String,
     pub moved: usize,
     pub failed: usize,
+    /// VMs not tried: a state that cannot move, or the evacuation was cancelled first.
+    #[serde(default)]
+    pub skipped: usize,
+    /// At most this many moved at the same time.
+    #[serde(default)]
+    pub max_parallel: u32,
     pub vms: Vec<EvacuatedVm>,
 }
 

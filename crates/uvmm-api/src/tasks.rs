@@ -23,6 +23,10 @@ pub enum TaskKind {
     SnapshotCreate,
     /// `POST /api/v1/vms/{uuid}/clone`.
     VmClone,
+    /// `POST /api/v1/vms/{uuid}/snapshots/{name}/revert`.
+    SnapshotRevert,
+    /// `DELETE /api/v1/vms/{uuid}/snapshots/{name}` (an external one is merged).
+    SnapshotDelete,
 }
 
 /// Where a task is.
@@ -56,6 +60,10 @@ pub enum CancelMode {
     /// libvirt cannot interrupt the work (a volume copy): it runs to its end, then what
     /// it made is removed (the half-made copy is deleted).
     Undo,
+    /// libvirt can neither interrupt nor undo it (a snapshot revert, a snapshot delete
+    /// that libvirt merges itself): a cancel request is refused with 409 and the task
+    /// runs to its end.
+    None,
 }
 
 /// A long operation.
@@ -94,6 +102,10 @@ pub struct Task {
     /// A migration's figures as libvirt reports them while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationProgress>,
+    /// The task this one is part of (an evacuation's migration of one VM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uuid")]
+    pub parent: Option<String>,
 }
 
 /// A migration's progress (libvirt's job statistics), in bytes and milliseconds; absent

@@ -5,4 +5,7 @@ pub mod atomic;
 pub mod restore;
 pub mod store;
 
-pub use store::{BackupStore, BackupSummary, Cause, Retention, VersionInput, VersionMeta};
+pub use store::{
+    BackupStore, BackupSummary, Cause, Retention, SnapshotEvent, SnapshotNote, VersionInput,
+    VersionMeta,
+};

@@ -23,7 +23,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
-pub use uvmm_api::{BackupSummary, VersionMeta};
+pub use uvmm_api::{BackupSummary, SnapshotRecord, VersionMeta};
 use uvmm_model::domain::parse_domain;
 use uvmm_model::uuid::normalize_uuid;
 
@@ -109,6 +109,27 @@ pub struct VersionInput {
     pub user: Option<String>,
     /// The VM was deleted with this change (its definition is the last one it had).
     pub deleted: bool,
+    /// A snapshot taken or deleted with this change: the version is written even when
+    /// the domain's definition is the same (an internal snapshot does not change it).
+    pub snapshot: Option<SnapshotNote>,
+}
+
+/// A snapshot to record with a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNote {
+    pub name: String,
+    pub event: SnapshotEvent,
+}
+
+/// What happened to the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotEvent {
+    /// Taken, with its definition (`virDomainSnapshotGetXMLDesc`, secrets included like
+    /// the domain's: the files are private and clients see them redacted).
+    Created {
+        xml: String,
+    },
+    Deleted,
 }
 
 /// How long versions are kept. The latest version of a VM is never pruned.
@@ -164,6 +185,9 @@ struct Latest {
 }
 
 const LOCK_STRIPES: usize = 64;
+
+/// The file of a version's snapshot definition, beside its `xml` and `meta.json`.
+const SNAPSHOT_EXT: &str = "snapshot.xml";
 
 fn version_file(dir: &Path, uuid: &str, n: u32, ext: &str) -> PathBuf {
     dir.join(uuid).join(format!("{n:06}.{ext}"))
@@ -344,6 +368,29 @@ impl BackupStore {
         fs::read_to_string(&path).map_err(io(&path))
     }
 
+    /// The definition of the snapshot a version records as taken (`None`: the version
+    /// records no snapshot taken).
+    pub fn version_snapshot_xml(
+        &self,
+        uuid: &str,
+        version: u32,
+    ) -> Result<Option<String>, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let meta = self
+            .versions(&uuid)?
+            .into_iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| BackupError::NoVersion {
+                uuid: uuid.clone(),
+                version,
+            })?;
+        if meta.snapshot.and_then(|s| s.xml_bytes).is_none() {
+            return Ok(None);
+        }
+        let path = version_file(&self.dir, &uuid, version, SNAPSHOT_EXT);
+        fs::read_to_string(&path).map(Some).map_err(io(&path))
+    }
+
     pub fn latest(&self, uuid: &str) -> Result<Option<(VersionMeta, String)>, BackupError> {
         let Some(meta) = self.versions(uuid)?.pop() else {
             return Ok(None);
@@ -382,7 +429,7 @@ impl BackupStore {
         // compares hosts, which only the records on disk know.
         if let Some(known) = self
             .known_latest(&uuid)
-            .filter(|_| input.cause != Cause::Migrate)
+            .filter(|_| input.cause != Cause::Migrate && input.snapshot.is_none())
         {
             if known.hash == hash && known.len == xml.len() && known.deleted == input.deleted {
                 return Ok(None);
@@ -396,7 +443,11 @@ impl BackupStore {
             // then says where the VM went.
             let moved = input.cause == Cause::Migrate && last.host != input.host;
             let same = last_xml == xml;
-            if same && input.deleted == last.deleted && (input.deleted || !moved) {
+            if same
+                && input.deleted == last.deleted
+                && (input.deleted || !moved)
+                && input.snapshot.is_none()
+            {
                 self.remember_latest(
                     &uuid,
                     Latest {
@@ -419,6 +470,24 @@ impl BackupStore {
         mkdir_private(&vdir).map_err(io(&vdir))?;
         let xml_path = version_file(&self.dir, &uuid, n, "xml");
         write_renamed(&xml_path, xml.as_bytes(), 0o600).map_err(io(&xml_path))?;
+        let snapshot = match &input.snapshot {
+            None => None,
+            Some(note) => {
+                let (event, xml_bytes) = match &note.event {
+                    SnapshotEvent::Created { xml } => {
+                        let path = version_file(&self.dir, &uuid, n, SNAPSHOT_EXT);
+                        write_renamed(&path, xml.as_bytes(), 0o600).map_err(io(&path))?;
+                        ("created", Some(xml.len() as u64))
+                    }
+                    SnapshotEvent::Deleted => ("deleted", None),
+                };
+                Some(SnapshotRecord {
+                    name: note.name.clone(),
+                    event: event.into(),
+                    xml_bytes,
+                })
+            }
+        };
         let meta = VersionMeta {
             version: n,
             time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -430,6 +499,7 @@ impl BackupStore {
             user: input.user.clone(),
             deleted: input.deleted,
             xml_bytes: xml.len() as u64,
+            snapshot,
         };
         let meta_path = version_file(&self.dir, &uuid, n, "meta.json");
         let json =
@@ -591,6 +661,7 @@ impl BackupStore {
                 let meta = version_file(&self.dir, &uuid, v.version, "meta.json");
                 fs::remove_file(&meta).map_err(io(&meta))?;
                 let _ = fs::remove_file(version_file(&self.dir, &uuid, v.version, "xml"));
+                let _ = fs::remove_file(version_file(&self.dir, &uuid, v.version, SNAPSHOT_EXT));
                 removed += 1;
             }
         }
@@ -673,6 +744,7 @@ fn old_meta(path: &Path, version: u32, save: bool) -> Option<VersionMeta> {
         user: None,
         deleted: false,
         xml_bytes: xml.len() as u64,
+        snapshot: None,
     })
 }
 
@@ -791,6 +863,65 @@ mod tests {
         assert_eq!(c.save(U, &one, &moved).unwrap(), None);
         let deleted: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
         assert_eq!(deleted, [false, false, false, true, false, false]);
+    }
+
+    /// A snapshot taken is a version of its own although the domain's definition is the
+    /// same, with the snapshot's definition kept beside it; a deletion is noted without
+    /// one; pruning the version removes its snapshot file too.
+    #[test]
+    fn snapshots_are_recorded_with_their_definitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BackupStore::new(dir.path().join("b"));
+        let one = xml("vm", 1024);
+        assert_eq!(store.save(U, &one, &input(Cause::Edit)).unwrap(), Some(1));
+        let snap_xml = "<domainsnapshot><name>s1</name></domainsnapshot>";
+        let taken = VersionInput {
+            snapshot: Some(SnapshotNote {
+                name: "s1".into(),
+                event: SnapshotEvent::Created {
+                    xml: snap_xml.into(),
+                },
+            }),
+            ..input(Cause::Edit)
+        };
+        assert_eq!(store.save(U, &one, &taken).unwrap(), Some(2));
+        let gone = VersionInput {
+            snapshot: Some(SnapshotNote {
+                name: "s1".into(),
+                event: SnapshotEvent::Deleted,
+            }),
+            ..input(Cause::Edit)
+        };
+        assert_eq!(store.save(U, &one, &gone).unwrap(), Some(3));
+        assert_eq!(store.save(U, &one, &input(Cause::Edit)).unwrap(), None);
+        let records: Vec<Option<(String, String, Option<u64>)>> = store
+            .versions(U)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.snapshot.map(|s| (s.name, s.event, s.xml_bytes)))
+            .collect();
+        assert_eq!(
+            records,
+            [
+                None,
+                Some(("s1".into(), "created".into(), Some(snap_xml.len() as u64))),
+                Some(("s1".into(), "deleted".into(), None)),
+            ]
+        );
+        assert_eq!(
+            store.version_snapshot_xml(U, 2).unwrap().as_deref(),
+            Some(snap_xml)
+        );
+        assert_eq!(store.version_snapshot_xml(U, 3).unwrap(), None);
+        assert_eq!(store.version_snapshot_xml(U, 1).unwrap(), None);
+        assert!(store.version_snapshot_xml(U, 9).is_err());
+        let policy = Retention {
+            keep_versions: 1,
+            max_age: None,
+        };
+        assert_eq!(store.prune_vm(U, policy, SystemTime::now()).unwrap(), 2);
+        let file = version_file(&store.dir, &normalize_uuid(U).unwrap(), 2, SNAPSHOT_EXT);
+        assert!(!file.exists(), "pruned with its version");
     }
 
     /// First versions of many VMs from several threads share syncs of the top directory

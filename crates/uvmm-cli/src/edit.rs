@@ -748,7 +748,12 @@ pub async fn run_backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<(), Cl
                     t.row(vec![
                         v.version.to_string(),
                         v.time.clone(),
-                        v.cause.clone() + if v.deleted { " (deleted)" } else { "" },
+                        v.cause.clone()
+                            + if v.deleted { " (deleted)" } else { "" }
+                            + &v.snapshot
+                                .as_ref()
+                                .map(|s| format!(" (snapshot {} {})", s.name, s.event))
+                                .unwrap_or_default(),
                         v.host.clone(),
                         v.name.clone(),
                         format!("{}/{}", v.hypervisor, v.os_type),

@@ -4,7 +4,7 @@ use crate::{print_json, resolve, task_cmd, VmRef};
 use hyper::Method;
 use uvmm_api::{
     CopyStorageMode, EvacuateRequest, EvacuateResult, FailoverRequest, FailoverResult,
-    MigrateRequest, MigrateResult,
+    MigrateRequest, MigrateResult, TaskState,
 };
 use uvmm_cli::client::{Client, ClientError};
 use uvmm_cli::paths;
@@ -117,6 +117,9 @@ pub struct EvacuateArgs {
     /// Target hosts (repeat; default: every other connected host).
     #[arg(long, value_name = "HOST")]
     to: Vec<String>,
+    /// How many VMs move at the same time (1-16; default 2).
+    #[arg(long, value_name = "N")]
+    max_parallel: Option<u32>,
     #[command(flatten)]
     how: Transfer,
 }
@@ -132,12 +135,21 @@ pub async fn evacuate(c: &Client, e: EvacuateArgs, json: bool) -> Result<(), Cli
         bandwidth_mib_s: e.how.bandwidth,
         auto_converge: e.how.auto_converge,
         timeout_secs: e.how.timeout,
+        max_parallel: e.max_parallel,
     };
     let body = serde_json::to_value(&req).map_err(|e| ClientError::Failed(e.to_string()))?;
     let path = paths::host_evacuate(&e.host, false);
-    let done: Option<EvacuateResult> =
-        task_cmd::start_and_follow(c, &path, Some(&body), !e.how.no_wait, json).await?;
-    let Some(r) = done else { return Ok(()) };
+    let Some(task) =
+        task_cmd::start_and_follow_task(c, &path, Some(&body), !e.how.no_wait, json).await?
+    else {
+        return Ok(());
+    };
+    // A cancelled evacuation still reports what it did.
+    let cancelled = task.state == TaskState::Cancelled;
+    let r: EvacuateResult = match task.result.clone().filter(|_| cancelled) {
+        Some(v) => serde_json::from_value(v).map_err(|e| ClientError::Failed(e.to_string()))?,
+        None => task_cmd::outcome(task)?,
+    };
     if json {
         print_json(&r);
     } else {
@@ -150,7 +162,21 @@ pub async fn evacuate(c: &Client, e: EvacuateArgs, json: bool) -> Result<(), Cli
                 .unwrap_or_default();
             println!("{} {} -> {to}{why}", v.name, v.outcome);
         }
-        println!("{}: {} moved, {} failed", r.host, r.moved, r.failed);
+        for v in &r.vms {
+            if let Some(t) = &v.task {
+                println!("  {}: task {t}", v.name);
+            }
+        }
+        println!(
+            "{}: {} moved, {} failed, {} skipped ({} at a time)",
+            r.host, r.moved, r.failed, r.skipped, r.max_parallel
+        );
+    }
+    if cancelled {
+        return Err(ClientError::Failed(format!(
+            "the evacuation of {} was cancelled",
+            r.host
+        )));
     }
     if r.failed > 0 {
         return Err(ClientError::Failed(format!(

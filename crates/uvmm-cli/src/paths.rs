@@ -124,14 +124,18 @@ pub fn vm_snapshots(uuid: &str, host: Option<&str>, wait: bool) -> String {
         .on(vm_path(uuid, "/snapshots"))
 }
 
-/// One snapshot (`DELETE`), or with `revert` its revert (`POST`).
-pub fn vm_snapshot(uuid: &str, name: &str, host: Option<&str>, revert: bool) -> String {
+/// One snapshot (`DELETE`), or with `revert` its revert (`POST`); both are tasks
+/// (`wait: false` answers with the task).
+pub fn vm_snapshot(uuid: &str, name: &str, host: Option<&str>, revert: bool, wait: bool) -> String {
     let rest = format!(
         "/snapshots/{}{}",
         enc(name),
         if revert { "/revert" } else { "" }
     );
-    Query::default().add("host", host).on(vm_path(uuid, &rest))
+    Query::default()
+        .add("host", host)
+        .add("wait", (!wait).then_some("false"))
+        .on(vm_path(uuid, &rest))
 }
 
 /// `POST` a clone; `wait: false` answers with its task.
@@ -358,8 +362,12 @@ mod tests {
                 "/api/v1/vms/u/migrate?host=h&wait=false",
             ),
             (
-                vm_snapshot("u", "s1", None, true),
+                vm_snapshot("u", "s1", None, true, true),
                 "/api/v1/vms/u/snapshots/s1/revert",
+            ),
+            (
+                vm_snapshot("u", "s 1", Some("h"), false, false),
+                "/api/v1/vms/u/snapshots/s%201?host=h&wait=false",
             ),
             (host_evacuate("h1", true), "/api/v1/hosts/h1/evacuate"),
             (

@@ -33,18 +33,24 @@ pub enum SnapshotCmd {
     },
     /// The snapshots as a tree; `*` marks the one the VM's current state descends from.
     List(VmRef),
-    /// Go back to a snapshot (any of them; internal ones only on libvirt 9.0).
+    /// Go back to a snapshot (any of them; internal ones only on libvirt 9.0). A task
+    /// that cannot be cancelled (progress on a terminal; --no-wait returns at once).
     Revert {
         #[command(flatten)]
         vm: VmRef,
         name: String,
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Delete a snapshot; the data of other snapshots and of the current state stays (an
-    /// external one is merged into its backing image, or the delete is refused).
+    /// external one is merged into its backing image, or the delete is refused). A task
+    /// that cannot be cancelled (--no-wait returns at once).
     Delete {
         #[command(flatten)]
         vm: VmRef,
         name: String,
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -108,20 +114,25 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> Result<(), ClientE
             }
             print!("{}", t.render());
         }
-        SnapshotCmd::Revert { vm, name } => {
+        SnapshotCmd::Revert { vm, name, no_wait } => {
             let (uuid, host) = resolve(c, &vm).await?;
-            let path = paths::vm_snapshot(&uuid, &name, Some(&host), true);
-            let r: VmChangeResponse = c.call(Method::POST, &path, None).await?;
+            let path = paths::vm_snapshot(&uuid, &name, Some(&host), true, false);
+            let done: Option<VmChangeResponse> =
+                task_cmd::start_and_follow(c, &path, None, !no_wait, json).await?;
+            let Some(r) = done else { return Ok(()) };
             if json {
                 print_json(&r);
             } else {
                 println!("{} reverted to snapshot {name}", vm.vm);
             }
         }
-        SnapshotCmd::Delete { vm, name } => {
+        SnapshotCmd::Delete { vm, name, no_wait } => {
             let (uuid, host) = resolve(c, &vm).await?;
-            let path = paths::vm_snapshot(&uuid, &name, Some(&host), false);
-            let r: SnapshotDeleted = c.call(Method::DELETE, &path, None).await?;
+            let path = paths::vm_snapshot(&uuid, &name, Some(&host), false, false);
+            let done: Option<SnapshotDeleted> =
+                task_cmd::request_and_follow(c, Method::DELETE, &path, None, !no_wait, json)
+                    .await?;
+            let Some(r) = done else { return Ok(()) };
             if json {
                 print_json(&r);
             } else {

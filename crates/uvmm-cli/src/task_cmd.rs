@@ -173,19 +173,69 @@ pub async fn start_and_follow<T: DeserializeOwned>(
     wait: bool,
     json: bool,
 ) -> Result<Option<T>, ClientError> {
+    request_and_follow(c, Method::POST, path, body, wait, json).await
+}
+
+/// `start_and_follow` with another method (a `DELETE` that runs as a task).
+pub async fn request_and_follow<T: DeserializeOwned>(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    wait: bool,
+    json: bool,
+) -> Result<Option<T>, ClientError> {
+    let answer: serde_json::Value = c.call(method, path, body).await?;
+    match started(answer, wait, json) {
+        Begun::Answer(v) => {
+            serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| ClientError::Unexpected {
+                    status: StatusCode::OK,
+                    text: e.to_string(),
+                })
+        }
+        Begun::Left => Ok(None),
+        Begun::Task(task) => outcome(follow(c, *task).await?).map(Some),
+    }
+}
+
+/// A `POST` that always starts a task: the task once it has ended (`None` without
+/// `wait`), for commands that read more than its result (a cancelled evacuation's
+/// report).
+pub async fn start_and_follow_task(
+    c: &Client,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    wait: bool,
+    json: bool,
+) -> Result<Option<Task>, ClientError> {
     let answer: serde_json::Value = c.call(Method::POST, path, body).await?;
+    match started(answer, wait, json) {
+        Begun::Task(task) => follow(c, *task).await.map(Some),
+        Begun::Left => Ok(None),
+        Begun::Answer(_) => Err(ClientError::Failed("expected a task".into())),
+    }
+}
+
+/// What a request that may start a task answered.
+enum Begun {
+    /// The operation's own answer (it was quick).
+    Answer(serde_json::Value),
+    /// A task, to follow.
+    Task(Box<Task>),
+    /// A task not followed (`--no-wait`): printed.
+    Left,
+}
+
+fn started(answer: serde_json::Value, wait: bool, json: bool) -> Begun {
     // A task (202) has an id and a state; any other answer is the operation's own.
     let task: Option<Task> = answer
         .get("state")
         .filter(|_| answer.get("id").is_some() && answer.get("kind").is_some())
         .and_then(|_| serde_json::from_value(answer.clone()).ok());
     let Some(task) = task else {
-        return serde_json::from_value(answer)
-            .map(Some)
-            .map_err(|e| ClientError::Unexpected {
-                status: StatusCode::OK,
-                text: e.to_string(),
-            });
+        return Begun::Answer(answer);
     };
     if !wait {
         if json {
@@ -196,9 +246,9 @@ pub async fn start_and_follow<T: DeserializeOwned>(
                 task.id, task.target, task.id
             );
         }
-        return Ok(None);
+        return Begun::Left;
     }
-    outcome(follow(c, task).await?).map(Some)
+    Begun::Task(Box::new(task))
 }
 
 pub async fn run(c: &Client, cmd: TaskCmd, json: bool) -> Result<(), ClientError> {
@@ -273,6 +323,7 @@ mod tests {
             result: None,
             error: None,
             migration: None,
+            parent: None,
         }
     }
 

@@ -2,132 +2,20 @@
 //! no libvirt. A call the fake holds half-way (`FakeHost::hold`) shows by ordering, not
 //! by timing, what runs while a long job is in the middle of its libvirt call.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::sync::broadcast::Receiver;
-use uvmm_api::{
-    Change, CloneVolumeRequest, Event, HostOrigin, HostStatus, TaskKind, TaskState, VmPatch,
-};
-use uvmm_daemon::bus::EventBus;
+use uvmm_api::{Change, CloneVolumeRequest, HostOrigin, HostStatus, TaskKind, TaskState, VmPatch};
 use uvmm_daemon::caller::{Caller, Peer};
-use uvmm_daemon::config::Timing;
 use uvmm_daemon::error::{Error, JobError, VmError};
-use uvmm_daemon::hosts::shared::Shared;
-use uvmm_daemon::hosts::source::ConfigHostSource;
-use uvmm_daemon::jobs::{Target, VmRef};
+use uvmm_daemon::jobs::Target;
 use uvmm_daemon::ops::{Ops, Started};
 use uvmm_daemon::storage::volumes::CloneVolume;
 use uvmm_daemon::vm::edit::EditVm;
 use uvmm_daemon::vm::lifecycle::VmAction;
 use uvmm_daemon::vm::Edit;
-use uvmm_libvirt::fake::{FakeConnector, FakeHost};
 use uvmm_libvirt::JobProgress;
 use uvmm_model::{Action, VmState};
 
-const URI: &str = "qemu+tcp://fake1/system";
-const GIB: u64 = 1 << 30;
-/// Only a safety net: every wait below ends by an ordering the test makes.
-const LONG: Duration = Duration::from_secs(20);
-
-struct World {
-    ops: Arc<Ops>,
-    host: Arc<FakeHost>,
-    events: Receiver<Arc<Event>>,
-    _dir: tempfile::TempDir,
-}
-
-fn root() -> Caller {
-    Caller::unix_admin(0, Some(1))
-}
-
-/// A daemon's operations on one fake host (with a backup store), connected.
-async fn world() -> World {
-    let connector = FakeConnector::new();
-    let host = connector.host(URI);
-    let dir = tempfile::tempdir().unwrap();
-    let shared = Arc::new(Shared {
-        cache: RwLock::default(),
-        bus: EventBus::default(),
-        timing: Timing {
-            call_timeout: Duration::from_secs(10),
-            ..Timing::default()
-        },
-        connector,
-        backups: Some(Arc::new(uvmm_backup::BackupStore::new(
-            dir.path().join("backups"),
-        ))),
-        retention: Default::default(),
-        monitoring: Default::default(),
-        list_render: Default::default(),
-        demand: Default::default(),
-    });
-    let events = shared.bus.subscribe();
-    let hosts = vec![(URI.to_string(), HostOrigin::Cmdline)];
-    let source = ConfigHostSource::new(hosts, dir.path().to_path_buf()).unwrap();
-    let ops = Ops::new(shared.clone(), Box::new(source), vec![], Default::default());
-    ops.hosts.start().unwrap();
-    for _ in 0..200 {
-        let connected = uvmm_daemon::hosts::show(&shared, URI)
-            .is_ok_and(|h| h.summary.status == HostStatus::Connected);
-        if connected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    World {
-        ops: Arc::new(ops),
-        host,
-        events,
-        _dir: dir,
-    }
-}
-
-impl World {
-    fn vm(&self, uuid: &str) -> VmRef {
-        VmRef {
-            uuid: uuid.into(),
-            host: None,
-        }
-    }
-
-    /// A domain the daemon knows (added to the fake and read into the cache).
-    async fn domain(&self, name: &str, state: VmState) -> String {
-        // The worker hears of it like of a `virsh define` and reads it.
-        let uuid = self.host.add_domain(name, state);
-        for _ in 0..200 {
-            if uvmm_daemon::vm::read::show(&self.ops.shared, &uuid, None).is_ok() {
-                return uuid;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{name} never reached the cache");
-    }
-
-    /// The next task event of task `id` that satisfies `pred`.
-    async fn task_event(&mut self, id: &str, pred: impl Fn(&uvmm_api::Task) -> bool) -> Event {
-        let wait = async {
-            loop {
-                let e = self.events.recv().await.unwrap();
-                if let Change::TaskProgress { task } | Change::TaskDone { task } = &e.change {
-                    if task.id == id && pred(task) {
-                        return (*e).clone();
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(LONG, wait).await.expect("task event")
-    }
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+mod fake_world;
+use fake_world::*;
 
 fn clone(name: &str) -> CloneVolume {
     let req = CloneVolumeRequest { name: name.into() };

@@ -381,7 +381,7 @@ fn evacuate_moves_three_guests_off_a_host() {
             .all(|n| d.listed_on(n) == std::slice::from_ref(&a_uri))
             .then_some(())
     });
-    let out = d.cli(&["host", "evacuate", &a_uri, "--json"]);
+    let out = d.cli(&["host", "evacuate", &a_uri, "--max-parallel", "2", "--json"]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -390,11 +390,43 @@ fn evacuate_moves_three_guests_off_a_host() {
     );
     eprintln!("evacuate: {r}");
     assert_eq!(r["moved"], 3, "{r}");
-    assert_eq!(r["failed"], 0);
+    assert_eq!(
+        (r["failed"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(r["max_parallel"], 2);
+    // One parent task, a child migration task per VM with its own progress.
+    let tasks = d.get("/api/v1/tasks");
+    let tasks = tasks.as_array().unwrap();
+    let parent = tasks
+        .iter()
+        .find(|t| t["kind"] == "host_evacuate")
+        .expect("the evacuation's task");
+    assert_eq!(parent["state"], "succeeded", "{parent}");
     for v in r["vms"].as_array().unwrap() {
         assert_eq!(v["outcome"], "moved", "{v}");
         assert_eq!(v["to"], b_uri.as_str());
         assert_eq!(v["live"], v["name"] != "e3", "{v}");
+        let child = tasks
+            .iter()
+            .find(|t| t["id"] == v["task"])
+            .unwrap_or_else(|| panic!("the child task of {v}"));
+        assert_eq!(
+            (
+                &child["kind"],
+                &child["parent"],
+                &child["state"],
+                &child["uuid"]
+            ),
+            (
+                &json!("vm_migrate"),
+                &parent["id"],
+                &json!("succeeded"),
+                &v["uuid"]
+            ),
+            "{child}"
+        );
+        assert_eq!(child["result"]["to"], b_uri.as_str(), "{child}");
     }
     for n in ["e1", "e2", "e3"] {
         assert_eq!(d.listed_on(n), std::slice::from_ref(&b_uri), "{n}");
@@ -554,6 +586,24 @@ fn snapshots_and_rename_through_uvmmd() {
     assert_eq!(read_image(&disk, 0, 13), b"marker-d-snap");
     let list = ok(d.cli(&["snapshot", "list", "d-snap", "--json"]), "list");
     assert!(list[0]["current"].as_bool().unwrap(), "{list}");
+    let ended = |kind: &str| {
+        d.get("/api/v1/tasks")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == kind && t["uuid"] == uuid.as_str())
+            .map(|t| {
+                (
+                    t["state"].as_str().unwrap().to_string(),
+                    t["target"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ended("snapshot_revert"),
+        [("succeeded".into(), json!("s1"))]
+    );
     for s in ["s2", "s1"] {
         let r = ok(
             d.cli(&["snapshot", "delete", "d-snap", s, "--json"]),
@@ -583,11 +633,54 @@ fn snapshots_and_rename_through_uvmmd() {
         current,
         "every byte of the current state"
     );
-    // The overlay's definition and its merge were recorded.
+    assert_eq!(ended("snapshot_delete").len(), 3, "every delete is a task");
+    // Each snapshot taken is a version with its definition; each deletion is noted.
     let backup = d.get(&format!("/api/v1/backups/{uuid}"));
-    assert!(
-        backup["versions"].as_array().unwrap().len() >= 3,
+    let versions = backup["versions"].as_array().unwrap();
+    let noted: Vec<(String, String)> = versions
+        .iter()
+        .filter(|v| v["snapshot"].is_object())
+        .map(|v| {
+            let s = &v["snapshot"];
+            (
+                s["name"].as_str().unwrap().into(),
+                s["event"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let pairs = [
+        ("s1", "created"),
+        ("s2", "created"),
+        ("s2", "deleted"),
+        ("s1", "deleted"),
+        ("e1", "created"),
+        ("e1", "deleted"),
+    ];
+    assert_eq!(
+        noted,
+        pairs.map(|(n, e)| (n.to_string(), e.to_string())),
         "{backup}"
+    );
+    let e1_taken = versions
+        .iter()
+        .find(|v| v["snapshot"]["name"] == "e1" && v["snapshot"]["event"] == "created")
+        .unwrap();
+    let version = d.get(&format!(
+        "/api/v1/backups/{uuid}/versions/{}",
+        e1_taken["version"]
+    ));
+    let snap_xml = version["snapshot_xml"].as_str().unwrap_or_default();
+    assert!(
+        snap_xml.contains("<name>e1</name>") && snap_xml.contains("snapshot='external'"),
+        "{version}"
+    );
+    // The version's domain definition is the one on the overlay.
+    assert!(
+        version["xml"]
+            .as_str()
+            .unwrap()
+            .contains(overlay.to_str().unwrap()),
+        "{version}"
     );
 
     // --- Running: an internal snapshot is a task and has the memory.
@@ -610,6 +703,37 @@ fn snapshots_and_rename_through_uvmmd() {
             .any(|t| t["kind"] == "snapshot_create" && t["state"] == "succeeded"),
         "{tasks}"
     );
+    // Reverting the running guest to its snapshot with memory is a task (--no-wait) that
+    // cannot be cancelled; it ends with the guest running.
+    let t = ok(
+        d.cli(&[
+            "snapshot",
+            "revert",
+            "d-snap",
+            "run1",
+            "--no-wait",
+            "--json",
+        ]),
+        "revert --no-wait",
+    );
+    assert_eq!(
+        (t["kind"].as_str(), t["cancel"].as_str()),
+        (Some("snapshot_revert"), Some("none")),
+        "{t}"
+    );
+    let id = t["id"].as_str().unwrap();
+    let (st, refused) = d.http("DELETE", &format!("/api/v1/tasks/{id}"), None);
+    assert_eq!(st, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot be cancelled"),
+        "{refused}"
+    );
+    let t = wait_ended(&d, id);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(hosts.a.domstate("d-snap").as_deref(), Some("running"));
     // Rename is refused while it runs, and works once it is off.
     let out = d.cli(&["vm", "rename", "d-snap", "d-renamed"]);
     assert_eq!(out.status.code(), Some(1));
@@ -654,13 +778,15 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     common::wait_for(Duration::from_secs(20), "uvmmd to list d-hot", || {
         (d.listed_on("d-hot").len() == 1).then_some(())
     });
-    let blk = |inactive: bool| {
-        let mut args = vec!["domblklist", "d-hot"];
+    // `virsh domblklist|domiflist d-hot`, of the running guest or its stored definition.
+    let devices = |list: &'static str, inactive: bool| {
+        let mut args = vec![list, "d-hot"];
         if inactive {
             args.push("--inactive");
         }
         hosts.a.virsh(&args)
     };
+    let blk = |inactive: bool| devices("domblklist", inactive);
     let r = ok(
         d.cli(&[
             "vm",
@@ -687,7 +813,51 @@ fn hot_plug_of_a_disk_through_uvmmd() {
     );
     assert!(!blk(false).contains("spare.qcow2"), "{}", blk(false));
     assert!(!blk(true).contains("spare.qcow2"), "{}", blk(true));
+
+    // A NIC on an isolated libvirt network (a bridge without IP, forward or DHCP: no
+    // dnsmasq) attaches live and detaches again. The bridge is the machine's (the test
+    // hosts share its network namespace): a name of this process's own.
+    let bridge = format!("uvbr{}", std::process::id() % 1_000_000);
+    let net_xml = hosts.shared.join("iso-hot.xml");
+    std::fs::write(
+        &net_xml,
+        format!("<network><name>iso-hot</name><bridge name='{bridge}' stp='off'/></network>"),
+    )
+    .unwrap();
+    hosts.a.virsh(&["net-define", net_xml.to_str().unwrap()]);
+    hosts.a.virsh(&["net-start", "iso-hot"]);
+    let mac = "52:54:00:16:00:01";
+    let ifs = |inactive: bool| devices("domiflist", inactive);
+    let r = ok(
+        d.cli(&[
+            "vm",
+            "nic",
+            "add",
+            "d-hot",
+            "network=iso-hot",
+            "--mac",
+            mac,
+            "--live",
+            "--json",
+        ]),
+        "nic hot-plug",
+    );
+    assert!(r["notes"].to_string().contains(mac), "{r}");
+    let live = ifs(false);
+    assert!(
+        live.contains(mac) && live.contains("iso-hot"),
+        "live: {live}"
+    );
+    assert!(ifs(true).contains(mac), "stored: {}", ifs(true));
+    ok(
+        d.cli(&["vm", "nic", "remove", "d-hot", mac, "--live", "--json"]),
+        "nic hot-unplug",
+    );
+    assert!(!ifs(false).contains(mac), "{}", ifs(false));
+    assert!(!ifs(true).contains(mac), "{}", ifs(true));
     hosts.a.virsh(&["destroy", "d-hot"]);
+    // Removes the bridge again.
+    hosts.a.virsh(&["net-destroy", "iso-hot"]);
 
     // A guest that does not release the device.
     let mut spec = GuestSpec::new("d-deaf", hosts.serial_path("d-deaf"))

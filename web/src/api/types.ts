@@ -334,7 +334,7 @@ export type Permission = 'read' | 'lifecycle' | 'media' | 'console' | 'edit' | '
 /** A long operation (GET /api/v1/tasks/{id}; task_progress and task_done events). */
 export interface Task {
   id: string;
-  kind: 'volume_clone' | 'vm_suspend' | 'vm_migrate' | 'host_evacuate' | 'snapshot_create' | 'vm_clone' | string;
+  kind: 'volume_clone' | 'vm_suspend' | 'vm_migrate' | 'host_evacuate' | 'snapshot_create' | 'snapshot_revert' | 'snapshot_delete' | 'vm_clone' | string;
   state: 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
   host: string;
   host_id: string;
@@ -346,7 +346,7 @@ export interface Task {
   percent: number | null;
   bytes_done: number | null;
   bytes_total: number | null;
-  cancel: 'abort' | 'undo';
+  cancel: 'abort' | 'undo' | 'none';
   result: unknown;
   error: { code: string; message: string } | null;
   migration?: { phase: string } | null;

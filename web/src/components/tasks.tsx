@@ -97,7 +97,7 @@ function TaskItem({ task }: { task: Task }) {
       {task.state === 'succeeded' && <p class="task-result">{t('task.succeeded_text')}</p>}
       {task.state === 'cancelled' && <p class="task-result">{t(task.cancel === 'undo' ? 'task.cancelled_undo' : 'task.cancelled_abort')}</p>}
       <div class="buttons left">
-        {task.state === 'running' && can('lifecycle') && (
+        {task.state === 'running' && task.cancel !== 'none' && can('lifecycle') && (
           <button type="button" class="small danger-outline" onClick={() => cancel(task)} data-action="cancel-task">
             {t('task.cancel')}
           </button>

@@ -94,10 +94,14 @@ pub fn version(
     // The files keep secrets (a restore brings a VNC password back); clients do not
     // see them.
     let xml = uvmm_model::secrets::redact(&store.version_xml(&detail.summary.uuid, n)?);
+    let snapshot_xml = store
+        .version_snapshot_xml(&detail.summary.uuid, n)?
+        .map(|x| uvmm_model::secrets::redact(&x));
     Ok(BackupVersion {
         uuid: detail.summary.uuid,
         meta,
         xml,
+        snapshot_xml,
     })
 }
 

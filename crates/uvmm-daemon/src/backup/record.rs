@@ -2,7 +2,7 @@
 
 use crate::hosts::shared::Shared;
 use std::time::SystemTime;
-use uvmm_backup::{Cause, VersionInput};
+use uvmm_backup::{Cause, SnapshotNote, VersionInput};
 use uvmm_libvirt::{ErrorKind, Hypervisor};
 use uvmm_model::domain::parse_domain;
 
@@ -33,6 +33,8 @@ pub struct Record<'a> {
     /// Whether the domain is persistent, when the recorder knows; otherwise the cache
     /// says.
     pub persistent: Option<bool>,
+    /// A snapshot taken or deleted with this change (a version is written for it).
+    pub snapshot: Option<&'a SnapshotNote>,
 }
 
 impl<'a> Record<'a> {
@@ -44,6 +46,7 @@ impl<'a> Record<'a> {
             user: None,
             deleting: false,
             persistent: None,
+            snapshot: None,
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn record_definition(
         user,
         deleting,
         persistent,
+        snapshot,
     } = rec;
     // A moving VM is recorded by its move, once, on its new host (cause `migrate`): the
     // source's undefine and the target's define on the way are not changes of their own.
@@ -76,6 +80,7 @@ pub fn record_definition(
         cause,
         user: user.map(str::to_string),
         deleted: deleting,
+        snapshot: snapshot.cloned(),
         ..VersionInput::default()
     };
     let mark_deleted = |input: &VersionInput| match &shared.backups {
@@ -114,7 +119,7 @@ pub fn record_definition(
     };
     // The common case at start and in every statistics round: nothing to parse or write.
     // A move is recorded even with the same definition (the store compares hosts).
-    if !deleting && cause != Cause::Migrate && store.unchanged(uuid, &xml) {
+    if !deleting && cause != Cause::Migrate && snapshot.is_none() && store.unchanged(uuid, &xml) {
         return Ok(Recorded {
             hash,
             new_version: false,

@@ -76,7 +76,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Job(j) => job(j),
         Error::Request(r) => request(r),
         Error::Task(TaskError::NotFound(_)) => NOT_FOUND,
-        Error::Task(TaskError::Ended { .. }) => CONFLICT,
+        Error::Task(TaskError::Ended { .. } | TaskError::NotCancellable { .. }) => CONFLICT,
         Error::Migrate(MigrateError::Refused(_)) => (StatusCode::CONFLICT, "migration_refused"),
         Error::Migrate(MigrateError::Failed(_)) => (StatusCode::BAD_GATEWAY, "migration_failed"),
         Error::Console(c) => match c {

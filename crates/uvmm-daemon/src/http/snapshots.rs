@@ -49,8 +49,11 @@ pub(super) async fn create_snapshot(
     super::tasks::start(&s, &caller, vm, CreateSnapshot::new(req), p.wait, answer).await
 }
 
-#[utoipa::path(post, path = "/api/v1/vms/{uuid}/snapshots/{name}/revert", params(("uuid" = String, Path), ("name" = String, Path), HostParam),
-    responses((status = 200, body = VmChangeResponse), (status = 404, body = ErrorBody),
+/// A task that cannot be cancelled (`cancel: none`): `?wait=false` answers 202 at once.
+#[utoipa::path(post, path = "/api/v1/vms/{uuid}/snapshots/{name}/revert", params(("uuid" = String, Path), ("name" = String, Path), ActionParams),
+    responses((status = 200, body = VmChangeResponse),
+        (status = 202, body = Task, description = "with `wait=false`: the task"),
+        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
         (status = 501, body = ErrorBody, description = "an external snapshot (libvirt 9.0 cannot revert to those)"),
         (status = 502, body = ErrorBody, description = "libvirt failed")))]
@@ -58,24 +61,30 @@ pub(super) async fn revert_snapshot(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((uuid, name)): ApiPath<(String, String)>,
-    ApiQuery(p): ApiQuery<HostParam>,
-) -> Result<Json<VmChangeResponse>, Error> {
-    let job = RevertSnapshot { name };
-    s.ops.run(&caller, p.vm(uuid), job).await.map(Json)
+    ApiQuery(p): ApiQuery<ActionParams>,
+) -> Result<Response, Error> {
+    let vm = HostParam { host: p.host }.vm(uuid);
+    let answer = |r: VmChangeResponse| Json(r).into_response();
+    super::tasks::start(&s, &caller, vm, RevertSnapshot { name }, p.wait, answer).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/snapshots/{name}", params(("uuid" = String, Path), ("name" = String, Path), HostParam),
-    responses((status = 200, body = SnapshotDeleted), (status = 404, body = ErrorBody),
+/// A task that cannot be cancelled (`cancel: none`; libvirt merges an external snapshot
+/// itself): `?wait=false` answers 202 at once.
+#[utoipa::path(delete, path = "/api/v1/vms/{uuid}/snapshots/{name}", params(("uuid" = String, Path), ("name" = String, Path), ActionParams),
+    responses((status = 200, body = SnapshotDeleted),
+        (status = 202, body = Task, description = "with `wait=false`: the task"),
+        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "refused: it cannot be deleted without losing data (nothing was changed)"),
         (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn delete_snapshot(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath((uuid, name)): ApiPath<(String, String)>,
-    ApiQuery(p): ApiQuery<HostParam>,
-) -> Result<Json<SnapshotDeleted>, Error> {
-    let job = DeleteSnapshot { name };
-    s.ops.run(&caller, p.vm(uuid), job).await.map(Json)
+    ApiQuery(p): ApiQuery<ActionParams>,
+) -> Result<Response, Error> {
+    let vm = HostParam { host: p.host }.vm(uuid);
+    let answer = |r: SnapshotDeleted| Json(r).into_response();
+    super::tasks::start(&s, &caller, vm, DeleteSnapshot { name }, p.wait, answer).await
 }
 
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/rename", params(("uuid" = String, Path), HostParam), request_body = RenameRequest,

@@ -93,7 +93,7 @@ pub(super) async fn show_task(
 
 #[utoipa::path(delete, path = "/api/v1/tasks/{task}", params(("task" = String, Path)),
     responses((status = 202, body = Task, description = "asked to stop: see the task's `cancel` for what that does; the task ends `cancelled` (or `succeeded` if it was done first)"),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the task has ended")))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the task has ended, or it cannot be cancelled (`cancel: none`)")))]
 pub(super) async fn cancel_task(
     State(s): State<AppState>,
     _caller: Caller,

@@ -21,7 +21,7 @@ use crate::hosts::shared::Shared;
 use crate::hosts::worker::Worker;
 use crate::vm::VmError;
 use uvmm_api::VmChangeResponse;
-use uvmm_backup::Cause;
+use uvmm_backup::{Cause, SnapshotNote};
 use uvmm_libvirt::Hypervisor;
 use uvmm_model::hosts::HostUri;
 use uvmm_model::uuid::Uuid;
@@ -201,17 +201,30 @@ impl JobCtx<'_> {
     /// caller as its user; a failure is returned as a warning for the answer: the change
     /// itself has happened.
     pub fn backup(&self, uuid: &str, cause: Cause) -> Option<String> {
-        self.record(uuid, cause, false)
+        self.record(uuid, cause, false, None)
             .map(|e| format!("the backup of this change failed: {e}"))
+    }
+
+    /// Record a snapshot taken (with its definition) or deleted as a version of its own,
+    /// with the domain's definition as it is now.
+    pub fn backup_snapshot(&self, uuid: &str, note: SnapshotNote) -> Option<String> {
+        self.record(uuid, Cause::Edit, false, Some(note))
+            .map(|e| format!("the backup of this snapshot failed: {e}"))
     }
 
     /// Record the definition a VM has right before it is deleted.
     pub fn backup_deleted(&self, uuid: &str) -> Option<String> {
-        self.record(uuid, Cause::Delete, true)
+        self.record(uuid, Cause::Delete, true, None)
             .map(|e| format!("the backup of the deleted definition failed: {e}"))
     }
 
-    fn record(&self, uuid: &str, cause: Cause, deleting: bool) -> Option<String> {
+    fn record(
+        &self,
+        uuid: &str,
+        cause: Cause,
+        deleting: bool,
+        snapshot: Option<SnapshotNote>,
+    ) -> Option<String> {
         let (uuid, user) = (uuid.to_string(), self.caller.user().to_string());
         self.on_worker(move |w, hv| {
             // Jobs only define persistent VMs.
@@ -223,6 +236,7 @@ impl JobCtx<'_> {
                     user: Some(&user),
                     deleting,
                     persistent: Some(true),
+                    snapshot: snapshot.as_ref(),
                 },
             )
         })
@@ -275,6 +289,14 @@ impl JobCtx<'_> {
                 t.migration(m);
             }
             t.progress(done, total);
+        }
+    }
+
+    /// The work honoured a cancel request part-way and returns what it did (an
+    /// evacuation's report): the task ends `cancelled` with that result.
+    pub fn stopped_early(&self) {
+        if let Some(t) = self.task {
+            t.stopped_early();
         }
     }
 

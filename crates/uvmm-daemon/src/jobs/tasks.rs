@@ -7,8 +7,9 @@
 //! Cancelling (`DELETE /api/v1/tasks/{id}`) does what the task's `CancelMode` says:
 //! `Abort` asks libvirt to abort the job (`virDomainAbortJob`; a managed save stops and
 //! the VM keeps running); `Undo` is for work libvirt cannot interrupt (a volume copy):
-//! it runs to its end, then what it made is deleted. Either way the task ends
-//! `cancelled`, or `succeeded` if the work had finished before the request came.
+//! it runs to its end, then what it made is deleted; `None` (a snapshot revert): the
+//! request is refused. Either way the task ends `cancelled`, or `succeeded` if the work
+//! had finished before the request came.
 
 use crate::cache::rfc3339;
 use crate::caller::Caller;
@@ -17,7 +18,7 @@ use crate::error::Error;
 use crate::hosts::shared::Shared;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use uvmm_api::{CancelMode, Change, Event, Task, TaskKind, TaskState};
 
@@ -48,6 +49,9 @@ pub enum TaskError {
     NotFound(String),
     #[error("task {id} has ended ({state:?}); there is nothing to cancel")]
     Ended { id: String, state: TaskState },
+    /// Its work cannot be interrupted nor undone (`CancelMode::None`).
+    #[error("task {id} ({kind:?}) cannot be cancelled: libvirt can neither interrupt nor undo it; it runs to its end")]
+    NotCancellable { id: String, kind: TaskKind },
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,9 +66,93 @@ pub struct TaskLink {
     woken: Condvar,
     last_event: Mutex<Option<(Instant, Option<u64>)>>,
     shared: Arc<Shared>,
+    /// The registry, for child tasks (an evacuation's migrations).
+    registry: Weak<TaskList>,
+    /// The work stopped early on a cancel request and still has a result (an
+    /// evacuation's report): it ends `cancelled` with that result.
+    stopped_early: AtomicBool,
 }
 
 impl TaskLink {
+    /// A child task (an evacuation's migration of one VM): registered and announced like
+    /// any task, with `parent` set; its work runs in the parent's, which ends it with
+    /// `end`. Cancelling the child alone cancels only its work.
+    pub fn child(&self, long: &Long, uuid: Option<String>) -> Arc<TaskLink> {
+        let parent = self.snapshot();
+        let task = Task {
+            id: crate::ids::random_uuid().unwrap_or_else(|_| format!("{:?}", Instant::now())),
+            kind: long.kind,
+            target: long
+                .target
+                .clone()
+                .or_else(|| uuid.clone())
+                .unwrap_or_default(),
+            uuid,
+            started: rfc3339(SystemTime::now()),
+            cancel: long.cancel,
+            parent: Some(parent.id.clone()),
+            ..parent
+        };
+        let link = TaskLink::new(task, self.shared.clone(), self.registry.clone());
+        if let Some(r) = self.registry.upgrade() {
+            r.add(link.clone());
+        }
+        link.publish(|task| Change::TaskProgress { task });
+        link
+    }
+
+    fn new(task: Task, shared: Arc<Shared>, registry: Weak<TaskList>) -> Arc<TaskLink> {
+        Arc::new(TaskLink {
+            task: Mutex::new(task),
+            cancel: Mutex::new(false),
+            woken: Condvar::new(),
+            last_event: Mutex::default(),
+            shared,
+            registry,
+            stopped_early: AtomicBool::new(false),
+        })
+    }
+
+    /// Ask the task to stop (see the module's doc); what `DELETE /api/v1/tasks/{id}`
+    /// does, and what an evacuation does to its running children when it is cancelled.
+    pub fn request_cancel(&self) -> Result<(), TaskError> {
+        {
+            let mut t = lock(&self.task);
+            if t.state.ended() {
+                return Err(TaskError::Ended {
+                    id: t.id.clone(),
+                    state: t.state,
+                });
+            }
+            if t.cancel == CancelMode::None {
+                return Err(TaskError::NotCancellable {
+                    id: t.id.clone(),
+                    kind: t.kind,
+                });
+            }
+            t.state = TaskState::Cancelling;
+        }
+        *lock(&self.cancel) = true;
+        self.wake();
+        self.publish(|task| Change::TaskProgress { task });
+        Ok(())
+    }
+
+    /// The work honoured a cancel request part-way and returns what it did: the task
+    /// ends `cancelled`, its result kept.
+    pub fn stopped_early(&self) {
+        self.stopped_early.store(true, Ordering::SeqCst);
+    }
+
+    /// End a child task with its work's outcome (a task spawned by `spawn` is ended
+    /// there).
+    pub fn end<T: serde::Serialize>(&self, outcome: &Result<T, Error>) {
+        match outcome {
+            Ok(v) => self.finish(Ok(serde_json::to_value(v).unwrap_or_default())),
+            Err(e) => self.finish(Err(e)),
+        }
+    }
+
     pub fn snapshot(&self) -> Task {
         lock(&self.task).clone()
     }
@@ -165,7 +253,11 @@ impl TaskLink {
             t.ended = Some(rfc3339(SystemTime::now()));
             match outcome {
                 Ok(value) => {
-                    t.state = TaskState::Succeeded;
+                    t.state = if self.stopped_early.load(Ordering::SeqCst) {
+                        TaskState::Cancelled
+                    } else {
+                        TaskState::Succeeded
+                    };
                     t.result = Some(value);
                     if t.bytes_total.is_some() {
                         t.percent = Some(100.0);
@@ -187,18 +279,33 @@ impl TaskLink {
     }
 }
 
-/// Every task of this daemon's run, the running ones and the recently finished ones.
-pub struct Tasks {
+/// The tasks kept, oldest first, and how long.
+pub struct TaskList {
     list: Mutex<VecDeque<Arc<TaskLink>>>,
     retention: TaskRetention,
+}
+
+impl TaskList {
+    fn add(&self, link: Arc<TaskLink>) {
+        let mut list = lock(&self.list);
+        self.expire(&mut list);
+        list.push_back(link);
+    }
+}
+
+/// Every task of this daemon's run, the running ones and the recently finished ones.
+pub struct Tasks {
+    list: Arc<TaskList>,
     shared: Arc<Shared>,
 }
 
 impl Tasks {
     pub fn new(shared: Arc<Shared>, retention: TaskRetention) -> Tasks {
         Tasks {
-            list: Mutex::default(),
-            retention,
+            list: Arc::new(TaskList {
+                list: Mutex::default(),
+                retention,
+            }),
             shared,
         }
     }
@@ -223,23 +330,16 @@ impl Tasks {
             result: None,
             error: None,
             migration: None,
+            parent: None,
         };
-        let link = Arc::new(TaskLink {
-            task: Mutex::new(task),
-            cancel: Mutex::new(false),
-            woken: Condvar::new(),
-            last_event: Mutex::default(),
-            shared: self.shared.clone(),
-        });
-        {
-            let mut list = lock(&self.list);
-            self.expire(&mut list);
-            list.push_back(link.clone());
-        }
+        let link = TaskLink::new(task, self.shared.clone(), Arc::downgrade(&self.list));
+        self.list.add(link.clone());
         link.publish(|task| Change::TaskProgress { task });
         link
     }
+}
 
+impl TaskList {
     /// Drop finished tasks that are too old, and the oldest beyond the limit.
     fn expire(&self, list: &mut VecDeque<Arc<TaskLink>>) {
         let now = SystemTime::now();
@@ -263,17 +363,19 @@ impl Tasks {
             true
         });
     }
+}
 
+impl Tasks {
     /// Every task kept, oldest first.
     pub fn list(&self) -> Vec<Task> {
-        let mut list = lock(&self.list);
-        self.expire(&mut list);
+        let mut list = lock(&self.list.list);
+        self.list.expire(&mut list);
         list.iter().map(|l| l.snapshot()).collect()
     }
 
     fn find(&self, id: &str) -> Result<Arc<TaskLink>, TaskError> {
-        let mut list = lock(&self.list);
-        self.expire(&mut list);
+        let mut list = lock(&self.list.list);
+        self.list.expire(&mut list);
         list.iter()
             .find(|l| lock(&l.task).id == id)
             .cloned()
@@ -287,19 +389,7 @@ impl Tasks {
     /// Ask a running task to stop (see the module's doc for what that does).
     pub fn cancel(&self, id: &str) -> Result<Task, TaskError> {
         let link = self.find(id)?;
-        {
-            let mut t = lock(&link.task);
-            if t.state.ended() {
-                return Err(TaskError::Ended {
-                    id: id.to_string(),
-                    state: t.state,
-                });
-            }
-            t.state = TaskState::Cancelling;
-        }
-        *lock(&link.cancel) = true;
-        link.wake();
-        link.publish(|task| Change::TaskProgress { task });
+        link.request_cancel()?;
         Ok(link.snapshot())
     }
 }
@@ -317,10 +407,7 @@ pub fn spawn<T: serde::Serialize + Send + 'static>(
         .name(name)
         .spawn(move || {
             let outcome = run(&link);
-            match &outcome {
-                Ok(v) => link.finish(Ok(serde_json::to_value(v).unwrap_or_default())),
-                Err(e) => link.finish(Err(e)),
-            }
+            link.end(&outcome);
             let _ = done.send(outcome);
         })
         .map(|_| ())

@@ -5,19 +5,21 @@
 //! record the definition afterwards (an external snapshot re-points the disks) and answer.
 //!
 //! A snapshot with memory runs as a task (the memory is written out); cancelling it lets
-//! libvirt finish and deletes the snapshot again (libvirt cannot interrupt it).
+//! libvirt finish and deletes the snapshot again (libvirt cannot interrupt it). Revert and
+//! delete always run as tasks (a revert loads memory, a delete may merge images); they
+//! cannot be cancelled (`CancelMode::None`).
 
 use super::VmError;
 use crate::cache::{Cache, HostEntry, VmEntry};
 use crate::error::Error;
-use crate::jobs::tasks::Long;
+use crate::jobs::tasks::{Long, Watch};
 use crate::jobs::{Job, JobCtx, JobError};
 use std::time::Duration;
 use uvmm_api::{
     CancelMode, CreateSnapshotRequest, Snapshot, SnapshotDeleted, SnapshotKindName, TaskKind,
     VmChangeResponse,
 };
-use uvmm_backup::Cause;
+use uvmm_backup::{Cause, SnapshotEvent, SnapshotNote};
 use uvmm_libvirt::snapshot::{parents_first, SnapshotKind};
 use uvmm_libvirt::{SnapshotDeleteOutcome, SnapshotInfo, SnapshotSpec};
 use uvmm_model::{validate, VmState};
@@ -55,6 +57,10 @@ fn view(list: &[SnapshotInfo]) -> Vec<Snapshot> {
         })
         .collect()
 }
+
+/// The longest an own merge (uvmm's block commit, for a libvirt that cannot delete an
+/// external snapshot) may take before it is aborted with nothing lost.
+const MERGE_LIMIT: Duration = Duration::from_secs(3600);
 
 fn libvirt(e: uvmm_libvirt::LibvirtError) -> VmError {
     VmError::Libvirt(crate::error::from_libvirt(e))
@@ -180,10 +186,22 @@ impl Job for CreateSnapshot {
             ctx.refresh(uuid);
             return Err(JobError::Cancelled.into());
         }
-        // An external snapshot re-points the disks at the overlays: a new definition.
-        let _ = ctx.backup(uuid, Cause::Edit);
-        ctx.refresh(uuid);
         let list = ctx.hv.snapshots(uuid).map_err(libvirt)?;
+        // The version keeps the snapshot's definition, and the domain's (an external
+        // snapshot re-points the disks at the overlays).
+        if let Some(taken) = list.iter().find(|s| s.name == name) {
+            let event = SnapshotEvent::Created {
+                xml: taken.xml.clone(),
+            };
+            let _ = ctx.backup_snapshot(
+                uuid,
+                SnapshotNote {
+                    name: name.clone(),
+                    event,
+                },
+            );
+        }
+        ctx.refresh(uuid);
         view(&list)
             .into_iter()
             .find(|s| s.name == name)
@@ -191,7 +209,32 @@ impl Job for CreateSnapshot {
     }
 }
 
-/// `POST /api/v1/vms/{uuid}/snapshots/{name}/revert`.
+/// A task that libvirt can neither interrupt nor undo (a revert, a delete): its progress
+/// is the domain job's where libvirt reports one (a revert with memory loads it).
+fn uninterruptible(kind: TaskKind, name: &str) -> Option<Long> {
+    Some(Long {
+        kind,
+        cancel: CancelMode::None,
+        target: Some(name.to_string()),
+    })
+}
+
+/// Run a snapshot call watched: its progress read from libvirt's job statistics.
+fn watched<T>(ctx: &JobCtx<'_>, work: impl FnOnce() -> T) -> T {
+    let (hv, uuid) = (ctx.hv, ctx.at.vm());
+    let poll = || {
+        let p = hv.job_progress(uuid, false).ok().flatten()?;
+        Some((p.data_processed?, p.data_total.unwrap_or(0)))
+    };
+    let how = Watch {
+        poll: &poll,
+        abort: None,
+    };
+    ctx.watch(how, work)
+}
+
+/// `POST /api/v1/vms/{uuid}/snapshots/{name}/revert`: a task (a running VM's memory is
+/// loaded back), which cannot be cancelled.
 pub struct RevertSnapshot {
     pub name: String,
 }
@@ -204,11 +247,13 @@ impl Job for RevertSnapshot {
         persistent(vm).map(|_| ())
     }
 
+    fn long(&self) -> Option<Long> {
+        uninterruptible(TaskKind::SnapshotRevert, &self.name)
+    }
+
     fn run(self, ctx: &JobCtx<'_>) -> Result<VmChangeResponse, VmError> {
         let uuid = ctx.at.vm();
-        ctx.hv
-            .snapshot_revert(uuid, &self.name, false)
-            .map_err(libvirt)?;
+        watched(ctx, || ctx.hv.snapshot_revert(uuid, &self.name, false)).map_err(libvirt)?;
         let warnings = ctx.backup(uuid, Cause::Edit).into_iter().collect();
         ctx.refresh(uuid);
         ctx.changed(
@@ -220,7 +265,9 @@ impl Job for RevertSnapshot {
 }
 
 /// `DELETE /api/v1/vms/{uuid}/snapshots/{name}`: never loses data of another snapshot or
-/// of the current state (an external snapshot is merged, or the delete is refused).
+/// of the current state (an external snapshot is merged, or the delete is refused). A
+/// task (a merge copies data), which cannot be cancelled: libvirt 9.0 merges an external
+/// snapshot itself and has no abort for it.
 pub struct DeleteSnapshot {
     pub name: String,
 }
@@ -229,15 +276,22 @@ impl Job for DeleteSnapshot {
     type Output = SnapshotDeleted;
     type Error = VmError;
 
+    fn long(&self) -> Option<Long> {
+        uninterruptible(TaskKind::SnapshotDelete, &self.name)
+    }
+
     fn run(self, ctx: &JobCtx<'_>) -> Result<SnapshotDeleted, VmError> {
         let uuid = ctx.at.vm();
-        // A merge may take a while; leave the request some of its time for the answer.
-        let timeout = ctx.shared.timing.call_timeout.mul_f32(0.8);
-        let outcome = ctx
-            .hv
-            .snapshot_delete(uuid, &self.name, timeout)
-            .map_err(libvirt)?;
-        let _ = ctx.backup(uuid, Cause::Edit);
+        // As a task it has no request waiting on it: a big disk's merge may take long; the
+        // limit only bounds a block job that is stuck.
+        let timeout = MERGE_LIMIT.max(ctx.shared.timing.call_timeout);
+        let outcome =
+            watched(ctx, || ctx.hv.snapshot_delete(uuid, &self.name, timeout)).map_err(libvirt)?;
+        let note = SnapshotNote {
+            name: self.name.clone(),
+            event: SnapshotEvent::Deleted,
+        };
+        let _ = ctx.backup_snapshot(uuid, note);
         ctx.refresh(uuid);
         let (how, overlays, memory_file) = match outcome {
             SnapshotDeleteOutcome::Deleted => ("deleted", vec![], None),
