@@ -104,6 +104,11 @@ impl Job for Restore {
         report
             .warnings
             .extend(ctx.backup(&report.uuid, Cause::Restore));
+        // The VM undefined to make room leaves the cache now too, not when libvirt's event
+        // arrives: an answer is followed by reads that must see both changes.
+        if let Some(old) = &report.replaced {
+            ctx.refresh(old);
+        }
         ctx.refresh(&report.uuid);
         Ok(report)
     }
