@@ -5,7 +5,6 @@
 //! only images this task made, never the source VM's. Any failure or cancel takes the
 //! clone off the source's host again with its images: it ends on one host or on none.
 
-use super::VmError;
 use crate::backup::record::{record_definition, Record};
 use crate::error::Error;
 use crate::jobs::tasks::Watch;
@@ -132,7 +131,5 @@ pub fn move_clone(
         Err(e) => vec![format!("the backup of the clone failed: {e}")],
     };
     tracing::info!(%uuid, %from, %to, user = ctx.caller.user(), "VM cloned to another host");
-    Ok(ctx
-        .changed_on(to, uuid, notes, warnings)
-        .map_err(VmError::from)?)
+    Ok(ctx.changed_on(to, uuid, notes, warnings)?)
 }
