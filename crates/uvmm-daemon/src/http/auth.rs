@@ -238,6 +238,7 @@ impl Caller {
             return Ok(());
         }
         decide(&self.grants, p, &Target::global())?;
+        // A grant limited to hosts or VMs, even with the role: not everywhere.
         Err(uvmm_auth::Denied::OutOfScope { permission: p }.into())
     }
 
@@ -380,11 +381,7 @@ fn check(
             return Ok(Resolved::default());
         }
         TargetFrom::Global => {
-            if !unrestricted(g, p) {
-                decide(g, p, &Target::global())?;
-                // A grant limited to hosts or VMs, even with the role: not everywhere.
-                return Err(uvmm_auth::Denied::OutOfScope { permission: p }.into());
-            }
+            caller.require_everywhere(p)?;
             return Ok(Resolved::default());
         }
         _ => {}
