@@ -82,8 +82,9 @@ pub enum CloneModeName {
     Linked,
 }
 
-/// `POST /api/v1/vms/{uuid}/clone`: a copy of a shut-off VM on the same host, with a new
-/// name, a new UUID and (unless `keep_macs`) new MAC addresses.
+/// `POST /api/v1/vms/{uuid}/clone`: a copy of a shut-off VM, with a new name, a new UUID
+/// and (unless `keep_macs`) new MAC addresses, on the same host or (`target_host`, full
+/// copies only) on another managed host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloneRequest {
@@ -94,4 +95,10 @@ pub struct CloneRequest {
     /// Keep the source's MAC addresses (for a clone that replaces its source).
     #[serde(default)]
     pub keep_macs: bool,
+    /// Host id or URI to put the clone on (default: the source's host). The clone is made
+    /// on the source's host and moved there offline with its disks (not copied where the
+    /// pool is shared); its images on the source's host are then deleted. Needs the
+    /// `hosts` permission (it moves a VM) besides `create`. Refused for linked clones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_host: Option<String>,
 }

@@ -169,6 +169,13 @@ pub(crate) struct VmRef {
     host: Option<String>,
 }
 
+/// `vm clone --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CloneMode {
+    Copy,
+    Linked,
+}
+
 #[derive(Debug, Subcommand)]
 enum VmCmd {
     /// List VMs of all hosts.
@@ -238,17 +245,27 @@ enum VmCmd {
     /// --force: if the old host is not really off, both may run the VM on the same images
     /// (split brain), which destroys its file systems. The VM is defined shut off.
     Failover(move_cmd::FailoverArgs),
-    /// Copy a shut-off VM on its host: new name, UUID and MACs; every disk copied (a
-    /// task with progress) or, with --linked, a qcow2 overlay on the source's image.
+    /// Copy a shut-off VM: new name, UUID and MACs; every disk copied (a task with
+    /// progress) or, with --mode linked, a qcow2 overlay on the source's image. On its host,
+    /// or with --to on another managed host (full copies only: moved there offline with
+    /// its disks).
     Clone {
         #[command(flatten)]
         vm: VmRef,
         /// The new VM's name.
         #[arg(long)]
         name: String,
-        /// Linked clone: instant, but the source must stay shut off and unchanged.
+        /// copy (default) or linked: instant, but the source must stay shut off and
+        /// unchanged.
+        #[arg(long, value_enum, default_value = "copy", conflicts_with = "linked")]
+        mode: CloneMode,
+        /// The same as --mode linked.
         #[arg(long)]
         linked: bool,
+        /// The host (id or URI) to put the clone on (default: the VM's host; --host names
+        /// the host the VM is on).
+        #[arg(long, value_name = "HOST")]
+        to: Option<String>,
         /// Keep the MAC addresses (for a clone that replaces its source).
         #[arg(long)]
         keep_macs: bool,
@@ -749,18 +766,21 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 VmCmd::Clone {
                     vm,
                     name,
+                    mode,
                     linked,
+                    to,
                     keep_macs,
                     no_wait,
                 } => {
                     let req = CloneRequest {
                         name,
-                        mode: if linked {
+                        mode: if linked || mode == CloneMode::Linked {
                             CloneModeName::Linked
                         } else {
                             CloneModeName::Copy
                         },
                         keep_macs,
+                        target_host: to,
                     };
                     return snapshot_cmd::clone(&c, &vm, req, !no_wait, cli.json).await;
                 }

@@ -174,8 +174,8 @@ pub async fn clone(
         return Ok(());
     }
     println!(
-        "{} cloned to {} ({})",
-        vm.vm, r.vm.summary.name, r.vm.summary.uuid
+        "{} cloned to {} ({}) on {}",
+        vm.vm, r.vm.summary.name, r.vm.summary.uuid, r.vm.summary.host_id
     );
     for n in &r.notes {
         println!("  {n}");

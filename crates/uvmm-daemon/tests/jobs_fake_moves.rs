@@ -6,6 +6,7 @@ mod fake_world;
 use fake_world::*;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use uvmm_api::{TaskKind, TaskState};
 use uvmm_daemon::jobs::Target;
@@ -182,4 +183,67 @@ async fn a_source_that_dies_midway_keeps_the_vm() {
     let ended = w.ops.tasks.get(&task.id).unwrap();
     assert_eq!(ended.state, TaskState::Failed);
     assert_eq!(ended.error.unwrap().message, body.error.message);
+}
+
+/// The hosts that define a domain called `name` (libvirt's view, not the cache's).
+fn defined_as(w: &World, name: &str) -> Vec<&'static str> {
+    use uvmm_libvirt::Connector;
+    [URI, URI2]
+        .into_iter()
+        .filter(|u| {
+            let hv = w.connector.connect(u, Arc::new(|_| {})).unwrap();
+            hv.list_domains().unwrap().iter().any(|d| d.name == name)
+        })
+        .collect()
+}
+
+fn clone_to(name: &str, to: &str) -> uvmm_daemon::vm::clone::CloneVm {
+    uvmm_daemon::vm::clone::CloneVm::new(uvmm_api::CloneRequest {
+        name: name.into(),
+        target_host: Some(to.into()),
+        ..Default::default()
+    })
+}
+
+/// A clone to another host cancelled while it is being defined on the source's host is
+/// taken off that host again (it never reaches the target); without the cancel the same
+/// clone ends on the target only. The source VM stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_to_another_host_ends_on_one_host_or_none() {
+    let w = world_on(&[URI, URI2]).await;
+    let vm = w.domain("web", VmState::Shutoff).await;
+    let gate = w.connector.host(URI).hold("define");
+    let Started::Task(task, done) = w
+        .ops
+        .start(&root(), w.vm(&vm), clone_to("web-c", URI2))
+        .await
+        .unwrap()
+    else {
+        panic!("a clone is a task");
+    };
+    assert_eq!(task.kind, TaskKind::VmClone);
+    assert!(gate.wait_entered(LONG));
+    w.ops.tasks.cancel(&task.id).unwrap();
+    gate.open();
+    let outcome = tokio::time::timeout(LONG, done).await.unwrap().unwrap();
+    assert!(outcome.is_err(), "cancelled: {outcome:?}");
+    assert_eq!(
+        w.ops.tasks.get(&task.id).unwrap().state,
+        TaskState::Cancelled
+    );
+    assert!(defined_as(&w, "web-c").is_empty(), "the clone is gone");
+    assert_eq!(whereabouts(&w, &vm), (vec![URI], vec![URI.to_string()]));
+
+    let made = w
+        .ops
+        .run(&root(), w.vm(&vm), clone_to("web-c", URI2))
+        .await
+        .unwrap();
+    assert_eq!(defined_as(&w, "web-c"), [URI2]);
+    let uuid = made.vm.summary.uuid.clone();
+    wait_until("the clone listed on the target", || {
+        whereabouts(&w, &uuid) == (vec![URI2], vec![URI2.to_string()])
+    })
+    .await;
+    assert_eq!(whereabouts(&w, &vm), (vec![URI], vec![URI.to_string()]));
 }

@@ -957,9 +957,76 @@ fn clone_copy_and_linked_both_boot() {
         );
         hosts.a.virsh(&["destroy", name]);
     }
+    clone_to_other_host(&hosts, &d);
     // A running source is refused.
     ok(d.cli(&["vm", "start", "d-src", "--json"]), "start source");
     let out = d.cli(&["vm", "clone", "d-src", "--name", "d-copy2"]);
     assert_eq!(out.status.code(), Some(1));
     hosts.a.virsh(&["destroy", "d-src"]);
+}
+
+/// `vm clone --to`: a VM whose disk is in A's local pool cloned to B. The clone is made on
+/// A, moved offline with its disk and its image on A deleted: afterwards it is defined on
+/// B only and boots there, and the source VM (definition and image) is as it was. A linked
+/// clone to another host is refused with nothing created.
+fn clone_to_other_host(hosts: &TwoHosts, d: &Daemon) {
+    let (a_uri, b_uri) = (hosts.a.uri(), hosts.b.uri());
+    let disk = hosts.a.local_images().join("d-lsrc.qcow2");
+    make_qcow2(&disk, "64M", "marker-d-lsrc");
+    hosts.a.virsh(&["pool-refresh", "local"]);
+    let spec = GuestSpec::new("d-lsrc", hosts.serial_path("d-lsrc"))
+        .disk("/var/lib/libvirt/images/d-lsrc.qcow2", "qcow2");
+    hosts.define(&hosts.a, &spec);
+    common::wait_for(Duration::from_secs(20), "uvmmd to list d-lsrc", || {
+        (d.listed_on("d-lsrc") == [a_uri.clone()]).then_some(())
+    });
+    let src_xml = hosts.a.virsh(&["dumpxml", "d-lsrc", "--inactive"]);
+    let src_image = std::fs::read(&disk).unwrap();
+    let image_on =
+        |h: &hosts::TestHost, name: &str| h.local_images().join(format!("{name}-vda.qcow2"));
+
+    // Linked to another host: refused before anything is made.
+    let out = d.cli(&[
+        "vm", "clone", "d-lsrc", "--name", "d-flink", "--mode", "linked", "--to", &b_uri,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("linked clone"), "{err}");
+    assert!(hosts.a.domstate("d-flink").is_none() && hosts.b.domstate("d-flink").is_none());
+    assert!(!image_on(&hosts.a, "d-flink").exists() && !image_on(&hosts.b, "d-flink").exists());
+
+    let r = ok(
+        d.cli(&[
+            "vm", "clone", "d-lsrc", "--name", "d-far", "--to", &b_uri, "--json",
+        ]),
+        "clone to B",
+    );
+    eprintln!("clone to B: {}", r["notes"]);
+    assert_eq!(r["vm"]["name"], "d-far", "{r}");
+    assert!(hosts.a.domstate("d-far").is_none(), "not left on A");
+    assert_eq!(hosts.b.domstate("d-far").as_deref(), Some("shut off"));
+    assert_eq!(d.listed_on("d-far"), std::slice::from_ref(&b_uri));
+    assert!(
+        !image_on(&hosts.a, "d-far").exists(),
+        "no leftover image on A"
+    );
+    assert!(image_on(&hosts.b, "d-far").exists());
+    assert_eq!(hosts.a.virsh(&["dumpxml", "d-lsrc", "--inactive"]), src_xml);
+    assert!(
+        std::fs::read(&disk).unwrap() == src_image,
+        "the source's image changed"
+    );
+    assert_eq!(d.listed_on("d-lsrc"), std::slice::from_ref(&a_uri));
+    let log = SerialLog(spec.serial.clone());
+    ok(
+        d.cli(&["vm", "start", "d-far", "--json"]),
+        "start clone on B",
+    );
+    common::wait_for(Duration::from_secs(60), "the clone to boot on B", || {
+        log.disk_lines()
+            .iter()
+            .any(|l| l.contains("marker-d-lsrc"))
+            .then_some(())
+    });
+    hosts.b.virsh(&["destroy", "d-far"]);
 }

@@ -115,6 +115,7 @@ pub const ROUTES: &[Rule] = {
         r("delete_snapshot", Needs(Edit), Vm),
         r("rename_vm", Needs(Edit), Vm),
         // The clone's name is in the body (like create_vm): a grant must cover everything.
+        // With a `target_host` the handler also requires `hosts` everywhere (a move).
         r("clone_vm", Needs(Create), Global),
         r("change_media", Needs(Media), Vm),
         r("add_disk", Needs(Edit), Vm),
@@ -228,6 +229,17 @@ impl Caller {
     /// Whether some grant covers every host and VM for `p` (lists need no filtering).
     pub fn unrestricted(&self, p: Permission) -> bool {
         unrestricted(&self.grants, p)
+    }
+
+    /// For a second permission a request needs beyond its route's, on every host and VM
+    /// (as `TargetFrom::Global` routes): a clone to another host also moves a VM.
+    pub fn require_everywhere(&self, p: Permission) -> Result<(), RequestError> {
+        if unrestricted(&self.grants, p) {
+            return Ok(());
+        }
+        decide(&self.grants, p, &Target::global())?;
+        // A grant limited to hosts or VMs, even with the role: not everywhere.
+        Err(uvmm_auth::Denied::OutOfScope { permission: p }.into())
     }
 
     /// The decision on a target named in the body (`TargetFrom::Body`): `host` (id or
@@ -369,11 +381,7 @@ fn check(
             return Ok(Resolved::default());
         }
         TargetFrom::Global => {
-            if !unrestricted(g, p) {
-                decide(g, p, &Target::global())?;
-                // A grant limited to hosts or VMs, even with the role: not everywhere.
-                return Err(uvmm_auth::Denied::OutOfScope { permission: p }.into());
-            }
+            caller.require_everywhere(p)?;
             return Ok(Resolved::default());
         }
         _ => {}

@@ -104,12 +104,15 @@ pub(super) async fn rename_vm(
 
 /// A shut-off VM copied (every writable disk) or linked (qcow2 overlays on its images) on
 /// its host, with a new name, UUID and MACs. A task (`?wait=false`: 202); cancelling
-/// deletes the images made once the copy under way has finished.
+/// deletes the images made once the copy under way has finished. With `target_host` (full
+/// copies only; also needs `hosts`) the clone is then moved offline to that host with its
+/// disks and its images on the source's host are deleted: it ends on one host or none.
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/clone", params(("uuid" = String, Path), ActionParams), request_body = CloneRequest,
     responses((status = 201, body = VmChangeResponse, description = "the new VM; notes list its images and MACs"),
         (status = 202, body = Task, description = "with `wait=false`: the task"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume"),
+        (status = 403, body = ErrorBody, description = "`target_host` without the `hosts` permission everywhere"),
+        (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume, a linked clone to another host, or `migration_refused`: the target cannot take it"),
         (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn clone_vm(
     State(s): State<AppState>,
@@ -118,6 +121,9 @@ pub(super) async fn clone_vm(
     ApiQuery(p): ApiQuery<ActionParams>,
     ApiJson(req): ApiJson<CloneRequest>,
 ) -> Result<Response, Error> {
+    if req.target_host.is_some() {
+        caller.require_everywhere(uvmm_auth::Permission::Hosts)?;
+    }
     let vm = HostParam { host: p.host }.vm(uuid);
     let answer = |r: VmChangeResponse| (StatusCode::CREATED, Json(r)).into_response();
     super::tasks::start(&s, &caller, vm, CloneVm::new(req), p.wait, answer).await

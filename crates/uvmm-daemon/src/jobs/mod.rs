@@ -252,9 +252,20 @@ impl JobCtx<'_> {
         notes: Vec<String>,
         warnings: Vec<String>,
     ) -> Result<VmChangeResponse, VmError> {
+        self.changed_on(self.uri(), uuid, notes, warnings)
+    }
+
+    /// As `changed`, for a VM the job put on another host (`uri`).
+    pub fn changed_on(
+        &self,
+        uri: &str,
+        uuid: &str,
+        notes: Vec<String>,
+        warnings: Vec<String>,
+    ) -> Result<VmChangeResponse, VmError> {
         let cache = self.shared.read();
         let vm = cache
-            .host(self.uri())
+            .host(uri)
             .and_then(|h| h.vms().get(uuid).map(|v| vm_detail(h, v)))
             .ok_or_else(|| {
                 VmError::internal(format!("VM {uuid} is not in the cache after the change"))

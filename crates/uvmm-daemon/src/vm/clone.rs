@@ -4,6 +4,9 @@
 //! and new MACs (`uvmm_model::clone::rewrite_for_clone`: VNC port back to auto, per-VM
 //! files dropped, notes kept). A task; cancelling lets the copy under way finish (libvirt
 //! cannot interrupt it), then deletes every image made and defines nothing.
+//!
+//! With `target_host` (full copies only) the clone made on the source's host is then moved
+//! there offline (`clone_move.rs`): the clone ends on one host or on none.
 
 use super::VmError;
 use crate::cache::{Cache, HostEntry, VmEntry};
@@ -27,6 +30,8 @@ pub struct CloneVm {
     disks: Vec<(String, String, Option<String>)>,
     nics: usize,
     domain_type: String,
+    /// The other host the clone goes to (its URI), from `prepare`.
+    to: Option<String>,
 }
 
 impl CloneVm {
@@ -36,6 +41,7 @@ impl CloneVm {
             disks: vec![],
             nics: 0,
             domain_type: String::new(),
+            to: None,
         }
     }
 }
@@ -52,7 +58,7 @@ impl Job for CloneVm {
     type Output = VmChangeResponse;
     type Error = Error;
 
-    fn prepare(&mut self, _: &Cache, h: &HostEntry, vm: Option<&VmEntry>) -> Result<(), Error> {
+    fn prepare(&mut self, cache: &Cache, h: &HostEntry, vm: Option<&VmEntry>) -> Result<(), Error> {
         let vm = vm.ok_or_else(|| VmError::internal("no VM"))?;
         validate::vm_name(&self.req.name).map_err(VmError::from)?;
         if vm.state != VmState::Shutoff || !vm.persistent {
@@ -68,6 +74,26 @@ impl Job for CloneVm {
                 self.req.name, h.id
             )));
         }
+        if let Some(to) = &self.req.target_host {
+            let t = cache.resolve_host(to)?;
+            if t.uri != h.uri {
+                if self.req.mode == CloneModeName::Linked {
+                    return Err(conflict(format!(
+                        "a linked clone's images are overlays backed by {}'s images on {}: \
+                         it cannot be on another host; make a full copy (mode copy)",
+                        vm.name, h.id
+                    )));
+                }
+                t.ensure_available()?;
+                if t.vms().values().any(|v| v.name == self.req.name) {
+                    return Err(conflict(format!(
+                        "a VM called {} exists on {} already",
+                        self.req.name, t.id
+                    )));
+                }
+                self.to = Some(t.uri.clone());
+            }
+        }
         self.disks = vm
             .def
             .disks
@@ -81,10 +107,14 @@ impl Job for CloneVm {
     }
 
     fn long(&self) -> Option<Long> {
+        let to = self
+            .to
+            .as_ref()
+            .map_or(String::new(), |t| format!(" on {t}"));
         Some(Long {
             kind: TaskKind::VmClone,
             cancel: CancelMode::Undo,
-            target: Some(format!("-> {}", self.req.name)),
+            target: Some(format!("-> {}{to}", self.req.name)),
         })
     }
 
@@ -187,6 +217,20 @@ impl Job for CloneVm {
                 return Err(e);
             }
         };
+        let mut notes: Vec<String> = rw
+            .disks
+            .iter()
+            .map(|(t, _, new)| format!("{t}: {new}"))
+            .collect();
+        notes.extend(rw.macs.iter().map(|(o, n)| format!("MAC {o} -> {n}")));
+        notes.extend(rw.dropped.iter().map(|d| format!("not copied: {d}")));
+        if let Some(to) = &self.to {
+            if ctx.cancelled() {
+                super::clone_move::discard(ctx, &new_uuid, &made);
+                return Err(JobError::Cancelled.into());
+            }
+            return super::clone_move::move_clone(ctx, to, &new_uuid, &made, notes);
+        }
         let mut warnings: Vec<String> = ctx.backup(&new_uuid, Cause::Create).into_iter().collect();
         if self.req.mode == CloneModeName::Linked {
             warnings.push(format!(
@@ -197,13 +241,6 @@ impl Job for CloneVm {
         }
         ctx.refresh(&new_uuid);
         ctx.refresh_pools();
-        let mut notes: Vec<String> = rw
-            .disks
-            .iter()
-            .map(|(t, _, new)| format!("{t}: {new}"))
-            .collect();
-        notes.extend(rw.macs.iter().map(|(o, n)| format!("MAC {o} -> {n}")));
-        notes.extend(rw.dropped.iter().map(|d| format!("not copied: {d}")));
         Ok(ctx.changed(&new_uuid, notes, warnings)?)
     }
 }

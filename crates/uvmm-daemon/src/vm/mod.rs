@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod clone;
+pub mod clone_move;
 pub mod console;
 pub mod create;
 pub mod delete;
