@@ -68,12 +68,17 @@ impl Job for CloneVm {
                 vm.name, vm.state
             )));
         }
-        if h.vms().values().any(|v| v.name == self.req.name) {
-            return Err(conflict(format!(
-                "a VM called {} exists on {} already",
-                self.req.name, h.id
-            )));
-        }
+        // The clone's name must be free where it is made and, for a move, where it ends.
+        let name_free = |host: &HostEntry| {
+            if host.vms().values().any(|v| v.name == self.req.name) {
+                return Err(conflict(format!(
+                    "a VM called {} exists on {} already",
+                    self.req.name, host.id
+                )));
+            }
+            Ok(())
+        };
+        name_free(h)?;
         if let Some(to) = &self.req.target_host {
             let t = cache.resolve_host(to)?;
             if t.uri != h.uri {
@@ -85,12 +90,7 @@ impl Job for CloneVm {
                     )));
                 }
                 t.ensure_available()?;
-                if t.vms().values().any(|v| v.name == self.req.name) {
-                    return Err(conflict(format!(
-                        "a VM called {} exists on {} already",
-                        self.req.name, t.id
-                    )));
-                }
+                name_free(t)?;
                 self.to = Some(t.uri.clone());
             }
         }
