@@ -246,4 +246,17 @@ async fn a_clone_to_another_host_ends_on_one_host_or_none() {
     })
     .await;
     assert_eq!(whereabouts(&w, &vm), (vec![URI], vec![URI.to_string()]));
+
+    // The name is taken on the target now: refused before anything is made.
+    let err = w
+        .ops
+        .run(&root(), w.vm(&vm), clone_to("web-c", URI2))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("exists on"), "{err}");
+    assert_eq!(
+        defined_as(&w, "web-c"),
+        [URI2],
+        "nothing new on either host"
+    );
 }
