@@ -23,7 +23,13 @@ struct AuthorizeCase {
     why: String,
     grants: Vec<Grant>,
     /// permission, host id, host URI, VM name, allowed
-    checks: Vec<(Permission, Option<String>, Option<String>, Option<String>, bool)>,
+    checks: Vec<(
+        Permission,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+    )>,
 }
 
 fn cases() -> Cases {
@@ -36,7 +42,10 @@ fn patterns_match_as_the_table_says() {
     for c in cases().patterns {
         let p = ScopePattern::new(&c.pattern).expect("a valid pattern");
         if p.matches(&c.name) != c.matches {
-            wrong.push(format!("{:?} vs {:?}: expected {}", c.pattern, c.name, c.matches));
+            wrong.push(format!(
+                "{:?} vs {:?}: expected {}",
+                c.pattern, c.name, c.matches
+            ));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
