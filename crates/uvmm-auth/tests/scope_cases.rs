@@ -18,18 +18,20 @@ struct PatternCase {
     matches: bool,
 }
 
+/// permission, host id, host URI, VM name, allowed
+type Check = (
+    Permission,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
 #[derive(Deserialize)]
 struct AuthorizeCase {
     why: String,
     grants: Vec<Grant>,
-    /// permission, host id, host URI, VM name, allowed
-    checks: Vec<(
-        Permission,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        bool,
-    )>,
+    checks: Vec<Check>,
 }
 
 fn cases() -> Cases {
