@@ -31,9 +31,15 @@ pub fn websocket_bearer(parts: &axum::http::request::Parts) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// Request headers, and the token they carry.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+    );
+
     #[test]
     fn token_only_from_a_websocket_upgrade() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        let cases: &[Case] = &[
             (
                 &[
                     ("upgrade", "websocket"),
