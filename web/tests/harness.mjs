@@ -169,7 +169,9 @@ export class LocalAccounts {
     const pamFile = '/etc/pam.d/uvmm';
     if (!existsSync(pamFile)) copyFileSync(join(import.meta.dirname, '../../packaging/debian/uvmm-daemon.uvmm.pam'), pamFile);
     this.users = {};
-    for (const role of ['admin', 'operator', 'viewer']) {
+    // `scoped` has no group role: its grants (authConfig) make it a viewer everywhere and
+    // an operator of the web-* VMs on demo-kvm1 only.
+    for (const role of ['admin', 'operator', 'viewer', 'scoped']) {
       const user = `${prefix}${role}`;
       const group = `${prefix}${role}s`;
       this.drop(user, group);
@@ -191,7 +193,7 @@ export class LocalAccounts {
     }
   }
 
-  /** The `[auth]` table that gives each account its role. */
+  /** The `[auth]` table that gives each account its role (`scoped`: by its grants). */
   authConfig() {
     const g = (r) => JSON.stringify([this.users[r].group]);
     return `[auth]
@@ -200,6 +202,14 @@ failure_delay_ms = 200
 admin = ${g('admin')}
 operator = ${g('operator')}
 viewer = ${g('viewer')}
+[[auth.grant]]
+user = "${this.users.scoped.user}"
+role = "viewer"
+[[auth.grant]]
+user = "${this.users.scoped.user}"
+role = "operator"
+hosts = ["demo-kvm1"]
+vms = ["web-*"]
 `;
   }
 
