@@ -2,11 +2,12 @@
 //! workers write into it. Each update returns the events it caused, so "what changed" is
 //! decided in one pure place that the unit tests cover with tables (`update.rs`). `views`
 //! turns entries into API types, `query` finds and lists, `listing` keeps the rows pages
-//! filter and sort.
+//! filter and sort, `pages` the daemon-wide name order that pages sorted by name use.
 
 pub mod listing;
 mod moving;
 mod notes;
+mod pages;
 mod query;
 mod update;
 pub mod views;
@@ -228,9 +229,14 @@ impl HostEntry {
         &self.vms
     }
 
-    /// For changes of the VM set or of names and notes: the rows are rebuilt.
-    fn vms_mut(&mut self) -> &mut BTreeMap<String, VmEntry> {
+    /// For changes of the VM set or of names and notes: the rows are rebuilt, and so is
+    /// the cache's name order (`pages`), which callers must hand in so none forgets it.
+    fn vms_mut(
+        &mut self,
+        pages: &mut OnceLock<pages::NameIndex>,
+    ) -> &mut BTreeMap<String, VmEntry> {
         self.rows = OnceLock::new();
+        *pages = OnceLock::new();
         &mut self.vms
     }
 
@@ -260,4 +266,7 @@ pub struct Cache {
     /// Directory mode: the VM notes of the directory by lower-case UUID (`notes.rs`);
     /// `None` standalone, where notes are the definition's `<metadata>`.
     directory_notes: Option<HashMap<String, uvmm_model::domain::Notes>>,
+    /// Every VM in name order, built on the first page after a change of the host set,
+    /// a VM set, a name or notes (`pages.rs`).
+    pages: OnceLock<pages::NameIndex>,
 }

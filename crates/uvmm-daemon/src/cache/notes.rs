@@ -40,7 +40,7 @@ impl Cache {
                 .cloned()
                 .collect();
             for uuid in hit {
-                let vms = host.vms_mut();
+                let vms = host.vms_mut(&mut self.pages);
                 let Some(vm) = vms.get_mut(&uuid) else {
                     continue;
                 };
