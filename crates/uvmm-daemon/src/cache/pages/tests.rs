@@ -358,3 +358,106 @@ fn index_equals_scan_on_random_vm_sets_and_queries() {
         }
     }
 }
+
+/// CPU per page request at 2,500 hosts × 10 VMs (the names and descriptions of
+/// bench/scale.sh), the name order against the scan it replaces, in the same run:
+/// `cargo test --release -p uvmm-daemon --lib pages_cpu -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints figures"]
+fn pages_cpu_at_25000_vms() {
+    let (hosts, per_host) = (2500, 10);
+    let mut c = Cache::default();
+    for h in 0..hosts {
+        let uri = format!("test:///scale/host-{h:04}.xml");
+        c.add_host(
+            &uri,
+            &format!("host-{h:04}"),
+            HostOrigin::Runtime,
+            SystemTime::now(),
+        );
+        let vms = (0..per_host)
+            .map(|v| {
+                let n = h * per_host + v;
+                let state = [VmState::Shutoff, VmState::Running][v % 2];
+                vm(
+                    &uuid(n),
+                    &format!("vm-{h:04}-{v:02}"),
+                    Some(&format!("scale VM {n}")),
+                    None,
+                    state,
+                )
+            })
+            .collect();
+        c.host_synced(&uri, HostInfo::default(), None, vms, SystemTime::now());
+    }
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let query = |q: Option<&str>, sort: Option<&str>, state: Option<&str>| VmQuery {
+        q: q.map(Into::into),
+        sort: sort.map(Into::into),
+        state: state.map(Into::into),
+        limit: Some(50),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let first = c.list_vms(&query(Some("*vm-1*"), None, None)).unwrap();
+    println!(
+        "name order built by the first page: {:.1} ms (total {}), load {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        first.total,
+        load().trim()
+    );
+    let cases = [
+        (
+            "q=*vm-1*&limit=50 (the scale page)",
+            query(Some("*vm-1*"), None, None),
+        ),
+        (
+            "q=*vm-1*&sort=-name&limit=50",
+            query(Some("*vm-1*"), Some("-name"), None),
+        ),
+        (
+            "q=vm-2499-0&limit=50 (one host's VMs)",
+            query(Some("vm-2499-0"), None, None),
+        ),
+        ("q=nothing&limit=50", query(Some("nothing"), None, None)),
+        (
+            "q=*vm-1?-0*&limit=50 (?)",
+            query(Some("*vm-1?-0*"), None, None),
+        ),
+        (
+            "q=*[7]*&limit=50 (no literal)",
+            query(Some("*[7]*"), None, None),
+        ),
+        ("state=running&limit=50", query(None, None, Some("running"))),
+        ("limit=50", query(None, None, None)),
+    ];
+    // Percent, as an index into 200 sorted samples.
+    let percentile = |xs: &mut Vec<f64>, p: usize| {
+        xs.sort_by(f64::total_cmp);
+        xs[(xs.len() - 1) * p / 100]
+    };
+    println!(
+        "| query | scan p50 µs | scan p99 µs | index p50 µs | index p99 µs | ratio (p50) | load |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (label, q) in cases {
+        let (mut scan, mut index) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            let t = Instant::now();
+            let a = c.list_vms_scanned(&q, &all).unwrap();
+            scan.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            let b = c.list_vms(&q).unwrap();
+            index.push(t.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(a, b, "{label}");
+        }
+        let (s50, i50) = (percentile(&mut scan, 50), percentile(&mut index, 50));
+        println!(
+            "| {label} | {s50:.0} | {:.0} | {i50:.0} | {:.0} | {:.1}× | {} |",
+            percentile(&mut scan, 99),
+            percentile(&mut index, 99),
+            s50 / i50,
+            load().split(' ').next().unwrap_or_default()
+        );
+    }
+}
