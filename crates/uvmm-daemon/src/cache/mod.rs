@@ -41,13 +41,12 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
-    /// The notes of the definition's `<metadata>`: in directory mode `def.notes` may show
-    /// the directory's instead (`notes.rs`), and these come back when its entry goes.
-    pub metadata_notes: uvmm_model::domain::Notes,
+    /// The notes of the definition's `<metadata>` while `def.notes` shows the directory's
+    /// instead (`notes.rs`); they come back when its entry goes. `None`: `def.notes` are
+    /// the definition's (standalone, every VM; not kept twice).
+    pub metadata_notes: Option<uvmm_model::domain::Notes>,
     /// What the next start of a running VM brings (its persistent definition differs).
     pub pending: Option<Pending>,
-    /// Lower-case name: the sort key for people's order, computed once.
-    pub name_key: String,
     /// Hash of the live XML (and of the persistent one of a running VM): tells definition
     /// changes apart from state changes, and is the ETag.
     pub xml_hash: u64,
@@ -93,7 +92,6 @@ impl VmEntry {
             }
         });
         VmEntry {
-            name_key: s.name.to_lowercase(),
             xml_hash: xml_hash(&s.xml, s.next_boot_xml.as_deref()),
             pending,
             uuid: s.uuid,
@@ -115,7 +113,7 @@ impl VmEntry {
                 def.memory_kib
             },
             vcpus: if s.vcpus > 0 { s.vcpus } else { def.vcpus },
-            metadata_notes: def.notes.clone(),
+            metadata_notes: None,
             def,
             cpu_usage: 0.0,
             cpu_sample: None,
