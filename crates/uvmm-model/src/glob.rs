@@ -44,6 +44,15 @@ impl Pattern {
         }
     }
 
+    /// True when the pattern is `*LITERAL*` (what a plain word becomes): it matches exactly
+    /// the texts whose [`fold`] contains [`Pattern::literal`].
+    pub fn is_substring(&self) -> bool {
+        match self.chars.as_slice() {
+            ['*', middle @ .., '*'] => !middle.iter().any(|c| matches!(c, '*' | '?' | '[')),
+            _ => false,
+        }
+    }
+
     /// The longest literal piece, in lower case: a text this pattern matches contains it
     /// once the text is folded with [`fold`]. Empty when the pattern has no literal.
     pub fn literal(&self) -> &str {
@@ -381,6 +390,18 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(super::Pattern::new(p).literal(), want, "{p}");
         }
+        for (p, substring) in [
+            ("web", true),
+            ("*web*", true),
+            ("**", true),
+            ("web*", false),
+            ("*w?b*", false),
+            ("*w*b*", false),
+            ("*[ab]*", false),
+            ("*", false),
+        ] {
+            assert_eq!(super::Pattern::new(p).is_substring(), substring, "{p}");
+        }
     }
 
     /// The promise an index relies on: whatever a pattern matches holds its literal once
@@ -435,6 +456,9 @@ mod tests {
                 super::fold(t, &mut folded);
                 if pat.matches(t) {
                     assert!(folded.contains(pat.literal()), "{p} vs {t}");
+                }
+                if pat.is_substring() {
+                    assert_eq!(pat.matches(t), folded.contains(pat.literal()), "{p} vs {t}");
                 }
             }
         }

@@ -42,7 +42,8 @@ pub struct NameIndex {
     hosts: usize,
 }
 
-/// What a page keeps, besides the pattern.
+/// What a page keeps.
+#[derive(Clone, Copy)]
 pub struct Filter<'a> {
     pub state: Option<VmState>,
     pub name: Option<&'a str>,
@@ -125,11 +126,20 @@ impl NameIndex {
         let mut total = 0;
         let mut page = Vec::new();
         let mut matched = Vec::new();
-        self.candidates(f.pattern.map(Pattern::literal), |i| {
+        let literal = f.pattern.map(Pattern::literal);
+        // A plain word (`*word*`) matches exactly where its literal was found; the texts
+        // are NUL-separated, so a literal without NUL lies inside one field.
+        let found_is_match = f.pattern.is_some_and(Pattern::is_substring)
+            && literal.is_some_and(|l| !l.contains('\0'));
+        let rest = Filter {
+            pattern: f.pattern.filter(|_| !found_is_match),
+            ..*f
+        };
+        self.candidates(literal, |i| {
             let e = self.entries[i];
             let h = hosts[e.host as usize];
             let lr = h.rows();
-            if !keeps(f, h, lr, &lr.rows[e.row as usize]) {
+            if !keeps(&rest, h, lr, &lr.rows[e.row as usize]) {
                 return;
             }
             if desc {
@@ -164,7 +174,10 @@ impl NameIndex {
         while let Some(at) = finder.find(&bytes[from..]).map(|o| from + o) {
             // The entry whose text holds `at`; a hit spanning two entries' texts only
             // makes a candidate that the full match turns down.
-            i += self.starts[i + 1..].partition_point(|s| *s as usize <= at);
+            // Hits are often dense (every other VM): look at the next entry first.
+            if self.starts[i + 1] as usize <= at {
+                i += self.starts[i + 1..].partition_point(|s| *s as usize <= at);
+            }
             visit(i);
             i += 1;
             if i >= self.entries.len() {
