@@ -48,8 +48,11 @@ pub struct Filter<'a> {
     pub state: Option<VmState>,
     pub name: Option<&'a str>,
     pub pattern: Option<&'a Pattern>,
-    pub keep: &'a dyn Fn(&HostEntry, &str) -> bool,
+    pub keep: Keep<'a>,
 }
+
+/// The caller's scope: which (host, VM name) it may see; `None`: everything.
+pub type Keep<'a> = Option<&'a dyn Fn(&HostEntry, &str) -> bool>;
 
 /// A VM of a page: the host's position (as given to `page`) and the row in its rows.
 pub type Hit = (usize, usize);
@@ -135,12 +138,20 @@ impl NameIndex {
             pattern: f.pattern.filter(|_| !found_is_match),
             ..*f
         };
+        // Nothing left to check: a candidate is a match, and its host's rows stay
+        // untouched unless it is on the page.
+        let all_match = rest.state.is_none()
+            && rest.name.is_none()
+            && rest.pattern.is_none()
+            && rest.keep.is_none();
         self.candidates(literal, |i| {
             let e = self.entries[i];
-            let h = hosts[e.host as usize];
-            let lr = h.rows();
-            if !keeps(&rest, h, lr, &lr.rows[e.row as usize]) {
-                return;
+            if !all_match {
+                let h = hosts[e.host as usize];
+                let lr = h.rows();
+                if !keeps(&rest, h, lr, &lr.rows[e.row as usize]) {
+                    return;
+                }
             }
             if desc {
                 matched.push(pos(i));
@@ -206,7 +217,7 @@ impl NameIndex {
 /// the pattern on name, description or contact.
 pub fn keeps(f: &Filter, h: &HostEntry, lr: &ListRows, r: &ListRow) -> bool {
     f.state.is_none_or(|s| r.state == s)
-        && (f.keep)(h, lr.name(r))
+        && f.keep.is_none_or(|k| k(h, lr.name(r)))
         && f.name.is_none_or(|n| lr.name(r) == n)
         && f.pattern.is_none_or(|pat| {
             pat.matches(lr.name(r))

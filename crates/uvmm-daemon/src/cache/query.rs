@@ -1,7 +1,7 @@
 //! Finding hosts and VMs, and pages of the VM list (filters, sort, paging).
 
 use super::listing::{f64_key, prefix_key, ListRow};
-use super::pages::{keeps, Filter, NameIndex};
+use super::pages::{keeps, Filter, Keep, NameIndex};
 use super::*;
 use uvmm_api::{VmPage, VmQuery, VmSummary};
 use uvmm_model::state::ParseEnumError;
@@ -131,7 +131,7 @@ impl Cache {
     }
 
     pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
-        self.list_vms_where(q, &|_, _| true)
+        self.list(q, None)
     }
 
     /// `list_vms` of the VMs `keep` (host, VM name) lets through: what a caller with a
@@ -141,6 +141,11 @@ impl Cache {
         q: &VmQuery,
         keep: &dyn Fn(&HostEntry, &str) -> bool,
     ) -> Result<VmPage, LookupError> {
+        self.list(q, Some(keep))
+    }
+
+    /// `keep`: `None` for a caller who sees everything, so a page need not ask per VM.
+    fn list(&self, q: &VmQuery, keep: Keep) -> Result<VmPage, LookupError> {
         let p = Parsed::new(self, q)?;
         if p.key == SortKey::Name && p.only_host.is_none() {
             return Ok(self.page_by_name(q, &p, keep));
@@ -155,10 +160,10 @@ impl Cache {
         q: &VmQuery,
         keep: &dyn Fn(&HostEntry, &str) -> bool,
     ) -> Result<VmPage, LookupError> {
-        Ok(self.scan(q, &Parsed::new(self, q)?, keep))
+        Ok(self.scan(q, &Parsed::new(self, q)?, Some(keep)))
     }
 
-    fn scan(&self, q: &VmQuery, p: &Parsed, keep: &dyn Fn(&HostEntry, &str) -> bool) -> VmPage {
+    fn scan(&self, q: &VmQuery, p: &Parsed, keep: Keep) -> VmPage {
         let Parsed {
             key,
             desc,
@@ -244,12 +249,7 @@ impl Cache {
     }
 
     /// The fast path of pages: the cache's name order (`pages.rs`), built on first use.
-    fn page_by_name(
-        &self,
-        q: &VmQuery,
-        p: &Parsed,
-        keep: &dyn Fn(&HostEntry, &str) -> bool,
-    ) -> VmPage {
+    fn page_by_name(&self, q: &VmQuery, p: &Parsed, keep: Keep) -> VmPage {
         let hosts: Vec<&HostEntry> = self.hosts.values().collect();
         let index = self.pages.get_or_init(|| NameIndex::build(&hosts));
         let filter = p.filter(q, keep);
@@ -282,11 +282,7 @@ struct Parsed<'a> {
 }
 
 impl<'a> Parsed<'a> {
-    fn filter<'f>(
-        &'f self,
-        q: &'f VmQuery,
-        keep: &'f dyn Fn(&HostEntry, &str) -> bool,
-    ) -> Filter<'f> {
+    fn filter<'f>(&'f self, q: &'f VmQuery, keep: Keep<'f>) -> Filter<'f> {
         Filter {
             state: self.state,
             name: q.name.as_deref(),

@@ -52,7 +52,10 @@ fn agree(c: &Cache, q: &VmQuery) -> usize {
             (f, s) => assert_eq!(format!("{f:?}"), format!("{s:?}"), "{q:?}"),
         }
     }
-    c.list_vms(q).map(|p| p.total).unwrap_or(usize::MAX)
+    // Without a scope (`keep` None: the path of callers who see everything).
+    let (fast, scan) = (c.list_vms(q), c.list_vms_scanned(q, &all));
+    assert_eq!(format!("{fast:?}"), format!("{scan:?}"), "{q:?}");
+    fast.map(|p| p.total).unwrap_or(usize::MAX)
 }
 
 /// Every pattern of the table, each sort direction and a few windows.
