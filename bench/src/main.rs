@@ -76,6 +76,12 @@ pub struct Args {
     /// of this file (bench/scale.sh).
     #[arg(long)]
     pub peers: Option<PathBuf>,
+    /// Only open every URI of this file (one a line) through uvmm-libvirt, list each
+    /// host's domains once as uvmmd's first synchronisation does, and print this process's
+    /// RSS in KiB before and after: what libvirt's in-process test driver costs without
+    /// uvmm's cache (bench/memory.sh).
+    #[arg(long)]
+    pub driver_rss: Option<PathBuf>,
 }
 
 fn main() {
@@ -95,6 +101,9 @@ fn run(args: Args) -> Result<()> {
     }
     if let Some(file) = &args.peers {
         return scale::peers(file, args.virsh_hosts);
+    }
+    if let Some(file) = &args.driver_rss {
+        return scale::driver_rss(file);
     }
     if let Some(vms) = args.backup_store {
         let work = args.work.clone().unwrap_or_else(|| {
