@@ -40,6 +40,12 @@ version=$changelog_version$suffix
 # (ring) when CFLAGS change, and then rebuilds every crate above them — the packaging
 # tests' second build (another version, another OUTDIR) compiled most of the workspace
 # again. One build at a time per workspace, then.
+# For the same reason every build gets the workspace changelog's date as
+# SOURCE_DATE_EPOCH, which dpkg-buildpackage would otherwise take from the staging
+# changelog (the older build's entry is dated now) and which ring's build script also
+# watches.
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l packaging/debian/changelog -S Timestamp)
+export SOURCE_DATE_EPOCH
 stage_parent=$workspace/target/debian-build
 stage=$stage_parent/uvmm
 mkdir -p "$stage_parent"
