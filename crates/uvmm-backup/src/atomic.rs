@@ -42,6 +42,11 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// The temporary file, until committed.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Rename the file to its target (no fsync: see [`sync_fs`] and [`sync_dir`]).
     pub fn commit(mut self) -> std::io::Result<()> {
         fs::rename(&self.tmp, &self.target)?;
@@ -92,6 +97,11 @@ pub fn stage(path: &Path, data: &[u8], mode: u32, sync: bool) -> std::io::Result
         f.sync_all()?;
     }
     Ok(staged)
+}
+
+/// Make a file's content durable (`fdatasync`).
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_data()
 }
 
 /// Flush everything written to the filesystem holding `dir` (`syncfs(2)`): file contents,

@@ -6,7 +6,7 @@ pub mod batch;
 pub mod restore;
 pub mod store;
 
-pub use batch::BatchItem;
+pub use batch::{BatchItem, BatchSync};
 pub use store::{
     BackupStore, BackupSummary, Cause, Retention, SnapshotEvent, SnapshotNote, VersionInput,
     VersionMeta,

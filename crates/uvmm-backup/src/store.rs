@@ -166,6 +166,8 @@ pub struct BackupStore {
     pub(crate) hasher: std::hash::RandomState,
     /// Group commit of the top directory's fsync (see `sync_top`).
     top_sync: TopSync,
+    /// How `save_batch` syncs (see `batch.rs`).
+    pub(crate) batch_sync: crate::batch::BatchSync,
 }
 
 /// Tickets for syncing the top directory: `issued` counts the requests, `covered` the
@@ -260,7 +262,14 @@ impl BackupStore {
             latest: Mutex::new(HashMap::new()),
             hasher: std::hash::RandomState::new(),
             top_sync: TopSync::default(),
+            batch_sync: crate::batch::BatchSync::default(),
         }
+    }
+
+    /// The same store with batches synced the way `sync` says.
+    pub fn with_batch_sync(mut self, sync: crate::batch::BatchSync) -> BackupStore {
+        self.batch_sync = sync;
+        self
     }
 
     /// Make the renames and new directories this thread made in the top directory
