@@ -25,6 +25,7 @@ mod targets;
 mod tasks;
 mod vms;
 pub mod web;
+mod ws_token;
 
 use crate::ops::Ops;
 use axum::extract::State;
