@@ -213,25 +213,7 @@ fn audit_events_for_admins_and_task_events_by_scope() {
 fn a_scoped_admin_creates_vms_in_its_scope_only() {
     let r = Remote::start(&demo_runtime_config());
     let admin = r.token();
-    let out = r.cli(
-        &[
-            "--ca",
-            r.cert.to_str().unwrap(),
-            "token",
-            "create",
-            "webadm",
-            "--role",
-            "admin",
-            "--host",
-            "demo-kvm1",
-            "--vm",
-            "web-*",
-        ],
-        &[("UVMM_TOKEN", admin.as_str())],
-        None,
-    );
-    assert!(out.status.success(), "{out:?}");
-    let webadm = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let webadm = scoped_token(&r, &admin, "webadm", &["demo-kvm1"], &["web-*"]);
     let h = format!("Authorization: Bearer {webadm}");
     let create = |host: &str, name: &str| {
         let body = format!(
@@ -249,17 +231,7 @@ fn a_scoped_admin_creates_vms_in_its_scope_only() {
         let (code, body) = create(host, name);
         assert_eq!(code, want, "{host}/{name}: {body}");
     }
-    let names: Vec<String> =
-        r.d.vms()
-            .iter()
-            .map(|v| {
-                format!(
-                    "{}@{}",
-                    v["name"].as_str().unwrap(),
-                    v["host_id"].as_str().unwrap()
-                )
-            })
-            .collect();
+    let names = placement(&r);
     assert!(
         names.contains(&"web-new@demo-kvm1".to_string()),
         "{names:?}"

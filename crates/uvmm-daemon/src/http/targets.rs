@@ -19,20 +19,13 @@ impl Caller {
         host: &str,
         name: &str,
     ) -> Result<(), RequestError> {
-        let hidden = || RequestError::Hidden(format!("no host {host:?}"));
         let Ok(h) = cache.resolve_host(host) else {
             // The operation says "no such host" itself, to whoever may act somewhere.
             return Ok(());
         };
-        let at = HostRef {
-            id: &h.id,
-            uri: &h.uri,
-        };
-        if !visible(&self.grants, at, None) {
-            return Err(hidden());
-        }
-        decide(&self.grants, p, &Target::vm(at, name))?;
-        Ok(())
+        // Out of sight: the host (a new VM is not there yet).
+        let hidden = || RequestError::Hidden(format!("no host {host:?}"));
+        self.decide_on(p, &h.id, &h.uri, name, None, hidden)
     }
 
     /// The decision on the VM a backup version was (`restore`): `name` on `host` (id or
@@ -53,12 +46,24 @@ impl Caller {
             decide(&self.grants, p, &anywhere)?;
             return Ok(());
         };
-        let at = HostRef {
-            id: &h.id,
-            uri: &h.uri,
-        };
-        if !visible(&self.grants, at, Some(name)) {
-            return Err(RequestError::Hidden(format!("no backup of '{name}'")));
+        let hidden = || RequestError::Hidden(format!("no backup of '{name}'"));
+        self.decide_on(p, &h.id, &h.uri, name, Some(name), hidden)
+    }
+
+    /// `p` on `name` on a host: `hidden()` (404) when the caller cannot see the host (with
+    /// `seen`: that VM on it), 403 when it sees it but may not do this.
+    fn decide_on(
+        &self,
+        p: Permission,
+        id: &str,
+        uri: &str,
+        name: &str,
+        seen: Option<&str>,
+        hidden: impl FnOnce() -> RequestError,
+    ) -> Result<(), RequestError> {
+        let at = HostRef { id, uri };
+        if !visible(&self.grants, at, seen) {
+            return Err(hidden());
         }
         decide(&self.grants, p, &Target::vm(at, name))?;
         Ok(())
