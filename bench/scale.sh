@@ -8,6 +8,8 @@
 # connections in one process); the peers' loops run on a sample of the hosts and are
 # extrapolated (marked so). Every figure has the load average beside it (the machine is
 # shared). Usage: bench/scale.sh [HOSTS] [VMS] [UVMMD] [UVMM_BENCH]
+# CHECK_ONLY=1: only the start-up figures (first start, restart), no requests, idle or
+# peers: a before/after comparison of the backup check takes a minute or two per binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-2500}
@@ -16,7 +18,7 @@ UVMMD=${3:-target/release/uvmmd}
 BENCH=${4:-target/release/uvmm-bench}
 SAMPLE=${SAMPLE:-25}
 W=$(mktemp -d /tmp/uvmm-scale.XXXXXX)
-OUT=bench/results/$(date -u +%F)-${HOSTS}x${VMS}-testdriver.md
+OUT=bench/results/$(date -u +%F)-${HOSTS}x${VMS}-testdriver${CHECK_ONLY:+-check}.md
 # A second run on the same day keeps the first one's file.
 [ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%H%M).md
 python3 bench/scale-nodes.py "$W" "$HOSTS" "$VMS"
@@ -67,6 +69,7 @@ echo
 echo "| figure | measured | goal | load (1 min) |"
 echo "|---|---|---|---|"
 start "first start"
+if [ -z "${CHECK_ONLY:-}" ]; then
 sleep 2
 rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
 echo "| RSS after the checks | $((rss / 1024)) MB ($((rss * 1024 / HOSTS)) B per host, $((rss * 1024 / (HOSTS * VMS))) B per VM, all included) | ≤ 400 MB | $(la) |"
@@ -89,6 +92,7 @@ echo "| idle CPU over 30 s (nobody watching) | $(echo "scale=2; ($b - $a) / 30" 
 if read -r n all raw virsh < <("$BENCH" --peers "$W/uris" --virsh-hosts "$SAMPLE"); then
     echo "| peer: raw libvirt loop (ListAllDomains + GetInfo), $n hosts measured | $raw s; all $all hosts EXTRAPOLATED: $(echo "scale=1; $raw * $all / $n" | bc) s | | $(la) |"
     echo "| peer: virsh loop (list --all + dominfo per VM), $n hosts measured | $virsh s; all $all hosts EXTRAPOLATED: $(echo "scale=1; $virsh * $all / $n" | bc) s | | $(la) |"
+fi
 fi
 kill "$pid"; wait "$pid" || true
 echo "| backup directory | $(find "$W/bk" -name '*.meta.json' | wc -l) versions | $((HOSTS * VMS)) | |"

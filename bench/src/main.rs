@@ -64,6 +64,9 @@ pub struct Args {
     /// Threads of the backup-store measurement.
     #[arg(long, default_value_t = 4)]
     pub store_threads: usize,
+    /// VMs per `save_batch` in the backup-store measurement (a host's resync).
+    #[arg(long, default_value_t = 10)]
+    pub store_batch: usize,
     /// Only measure the latency of GET `--load-path` on this uvmmd socket with
     /// `--load-clients` keep-alive clients and `--requests` requests (bench/scale.sh).
     #[arg(long)]
@@ -109,7 +112,7 @@ fn run(args: Args) -> Result<()> {
         let work = args.work.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("uvmm-bench-{}", std::process::id()))
         });
-        return store::run(vms, args.store_threads, &work, &args.out);
+        return store::run(vms, args.store_threads, args.store_batch, &work, &args.out);
     }
     let uvmmd = match &args.uvmmd {
         Some(p) => p.clone(),
