@@ -34,9 +34,23 @@ cargo_version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/
 version=$changelog_version$suffix
 
 # dpkg-buildpackage writes its work files into the tree it builds and its results next
-# to it: build in a staging copy below OUTDIR, never in the repository or beside it.
-stage_parent=$out/.build
-stage=$stage_parent/uvmm-$version
+# to it: build in a staging copy, never in the repository or beside it. The staging
+# directory is always the same one, whatever the version and OUTDIR: dpkg-buildflags puts
+# its path into CFLAGS (-ffile-prefix-map), cargo reruns the build scripts that compile C
+# (ring) when CFLAGS change, and then rebuilds every crate above them — the packaging
+# tests' second build (another version, another OUTDIR) compiled most of the workspace
+# again. One build at a time per workspace, then.
+# For the same reason every build gets the workspace changelog's date as
+# SOURCE_DATE_EPOCH, which dpkg-buildpackage would otherwise take from the staging
+# changelog (the older build's entry is dated now) and which ring's build script also
+# watches.
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l packaging/debian/changelog -S Timestamp)
+export SOURCE_DATE_EPOCH
+stage_parent=$workspace/target/debian-build
+stage=$stage_parent/uvmm
+mkdir -p "$stage_parent"
+exec 9>"$stage_parent/.lock"
+flock -n 9 || die "another scripts/build-debs.sh is building in this workspace ($stage_parent)"
 rm -rf "$stage"
 mkdir -p "$stage"
 cp -a packaging/debian "$stage/debian"

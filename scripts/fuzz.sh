@@ -4,6 +4,8 @@
 #   scripts/fuzz.sh smoke            every target for FUZZ_SECONDS (default 25) — test.sh runs this
 #   scripts/fuzz.sh long [SECONDS]   every target for SECONDS (default 900), figures at the end
 #   scripts/fuzz.sh run TARGET SECONDS
+#   scripts/fuzz.sh build            only build the targets (test.sh does it while the tests
+#                                    run; the smoke run's own build then finds nothing to do)
 #
 # Exits non-zero when a target crashes (the input is kept in fuzz/artifacts/TARGET/ and
 # the output says how to reproduce it). cargo-fuzz needs nightly-only compiler flags
@@ -51,9 +53,12 @@ case "${1:-smoke}" in
         cargo fuzz build
         for t in "${TARGETS[@]}"; do run_target "$t" "${2:-900}"; done
         ;;
+    build)
+        cargo fuzz build
+        ;;
     run)
         [ $# -eq 3 ] || die "usage: scripts/fuzz.sh run TARGET SECONDS"
         run_target "$2" "$3"
         ;;
-    *) die "usage: scripts/fuzz.sh smoke | long [SECONDS] | run TARGET SECONDS" ;;
+    *) die "usage: scripts/fuzz.sh smoke | long [SECONDS] | run TARGET SECONDS | build" ;;
 esac

@@ -16,6 +16,8 @@
 #      version refuses (no restart), start at boot, remove and purge under systemd.
 #
 # Needs root and the tools scripts/test.sh installs (a missing tool fails the run).
+# UVMM_PKGTEST_DEBS=DIR takes the packages of step 1 from DIR (build_test_packages in
+# scripts/lib.sh made them; scripts/test.sh does so in the background while the tests run).
 # UVMM_PKGTEST_KEEP=1 keeps the work directory; UVMM_PKGTEST_CACHE=0 ignores the cache.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,13 +81,19 @@ trap 'echo "FAIL aborted at line $LINENO: $BASH_COMMAND"' ERR
 
 # ---------------------------------------------------------------------------------------
 step "build the packages (older version, then this one)"
-UVMM_DEB_VERSION_SUFFIX="~pkgtest.old" scripts/build-debs.sh "$work/old" >"$work/build-old.log" 2>&1 ||
-    { tail -30 "$work/build-old.log"; die "building the older packages failed"; }
-build_old_secs=$(($(date +%s) - step_started))
-before_new=$(date +%s)
-scripts/build-debs.sh "$work/new" >"$work/build-new.log" 2>&1 ||
-    { tail -30 "$work/build-new.log"; die "building the packages failed"; }
-build_new_secs=$(($(date +%s) - before_new))
+# scripts/test.sh builds them while the workspace's tests run (build_test_packages in
+# scripts/lib.sh, the same two builds) and passes the directory in UVMM_PKGTEST_DEBS.
+if [ -n "${UVMM_PKGTEST_DEBS:-}" ]; then
+    [ -f "$UVMM_PKGTEST_DEBS/build-times" ] ||
+        die "UVMM_PKGTEST_DEBS=$UVMM_PKGTEST_DEBS holds no finished build (build_test_packages)"
+    cp -a "$UVMM_PKGTEST_DEBS/old" "$UVMM_PKGTEST_DEBS/new" "$work/"
+    read -r build_old_secs build_new_secs <"$UVMM_PKGTEST_DEBS/build-times"
+    built_where="built by scripts/test.sh while the tests ran"
+else
+    build_test_packages "$work"
+    read -r build_old_secs build_new_secs <"$work/build-times"
+    built_where="built here"
+fi
 packages="uvmm-daemon uvmm-client uvmm-restore uvmm-nagios-plugin"
 deb_version() { dpkg-deb -f "$(ls "$1"/uvmm-daemon_*.deb)" Version; }
 old_version=$(deb_version "$work/old")
@@ -676,7 +684,7 @@ stop_container
 step "done"
 echo "--- times"
 printf '    %s\n' "${timings[@]}"
-echo "    package builds: older $build_old_secs s (includes the release build when it is stale), this one $build_new_secs s"
+echo "    package builds ($built_where): older $build_old_secs s (includes the release build when it is stale), this one $build_new_secs s"
 echo "    clean root from $root_from; all package tests $(($(date +%s) - t0)) s"
 echo "packaging: $passed passed, $failed failed"
 if [ "$failed" != 0 ]; then exit 1; fi

@@ -163,10 +163,11 @@ export class LocalAccounts {
     if (process.getuid?.() !== 0) throw new Error('the browser tests create local accounts (useradd) for PAM logins and need root, as CI runs them');
     this.prefix = prefix;
     // uvmmd refuses PAM logins without its service file: the package's, as the package
-    // installs it (and as crates/uvmm-daemon/tests/common/remote.rs does).
-    this.pamFile = '/etc/pam.d/uvmm';
-    this.pamCreated = !existsSync(this.pamFile);
-    if (this.pamCreated) copyFileSync(join(import.meta.dirname, '../../packaging/debian/uvmm-daemon.uvmm.pam'), this.pamFile);
+    // installs it, left in place afterwards as crates/uvmm-daemon/tests/common/remote.rs
+    // leaves it: the Rust tests that run beside this one (scripts/run-tests.sh) may be
+    // using it, and removing it would fail their logins.
+    const pamFile = '/etc/pam.d/uvmm';
+    if (!existsSync(pamFile)) copyFileSync(join(import.meta.dirname, '../../packaging/debian/uvmm-daemon.uvmm.pam'), pamFile);
     this.users = {};
     // `scoped` has no group role: its grants (authConfig) make it a viewer everywhere and
     // an operator of the web-* VMs on demo-kvm1 only.
@@ -214,7 +215,6 @@ vms = ["web-*"]
 
   remove() {
     for (const { user, group } of Object.values(this.users)) this.drop(user, group);
-    if (this.pamCreated) rmSync(this.pamFile, { force: true });
   }
 }
 

@@ -604,12 +604,56 @@ impl Drop for Libvirtd {
 pub struct SystemLibvirtd {
     pub dir: PathBuf,
     child: Option<Child>,
-    /// One at a time per test binary: two such libvirtds hand out the same VNC port to
-    /// their guests, and the second QEMU fails to start. Released after the libvirtd.
+    /// Its guests' display ports, held until its QEMUs are gone (fields drop after
+    /// `Drop::drop`).
+    _ports: DisplayPorts,
+    /// One at a time per test binary. It was how two of them stopped handing out the same
+    /// VNC port to their guests (the second QEMU failed to start), which `DisplayPorts`
+    /// now prevents across test binaries too; kept so that a binary's TCG guests still
+    /// do not compete for the two cores. Released after the libvirtd.
     _exclusive: std::sync::MutexGuard<'static, ()>,
 }
 
 static SYSTEM_LIBVIRTD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A range of VNC/SPICE ports for one `SystemLibvirtd`'s guests alone, held with a lock
+/// file machine-wide: scripts/run-tests.sh runs test binaries side by side, and two
+/// libvirtds both starting at libvirt's default 5900 can give the same port to two
+/// guests before either QEMU listens on it.
+struct DisplayPorts {
+    first: u16,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl DisplayPorts {
+    const SLOTS: u16 = 64;
+    /// As many as system-libvirtd.sh configures (remote_display_port_max).
+    const PER_SLOT: u16 = 20;
+
+    fn take() -> DisplayPorts {
+        for slot in 0..Self::SLOTS {
+            let path = std::env::temp_dir().join(format!("uvmm-tests-display-ports-{slot}.lock"));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            if let Ok(lock) =
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            {
+                return DisplayPorts {
+                    first: 5900 + slot * Self::PER_SLOT,
+                    _lock: lock,
+                };
+            }
+        }
+        panic!(
+            "all {} display port ranges are held by other test libvirtds",
+            Self::SLOTS
+        );
+    }
+}
 
 impl SystemLibvirtd {
     pub fn start(dir: &Path) -> SystemLibvirtd {
@@ -619,8 +663,10 @@ impl SystemLibvirtd {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/system-libvirtd.sh");
         let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let ports = DisplayPorts::take();
         let child = Command::new(script)
             .arg(dir)
+            .arg(ports.first.to_string())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -628,6 +674,7 @@ impl SystemLibvirtd {
         let d = SystemLibvirtd {
             dir: dir.to_path_buf(),
             child: Some(child),
+            _ports: ports,
             _exclusive: exclusive,
         };
         let sock = dir.join("sock/libvirt-sock");
