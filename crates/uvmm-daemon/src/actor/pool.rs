@@ -277,7 +277,7 @@ mod tests {
                 .expect("a job waited behind hung ones");
         }
         let grown = p.stats().threads;
-        assert!(grown >= 5 + 1, "{grown}");
+        assert!(grown > 5, "{grown}");
         assert!(grown <= 20);
         for _ in 0..5 {
             release_tx.send(()).unwrap();

@@ -62,10 +62,7 @@ impl Actor for Recorder {
     }
 }
 
-fn recorders(
-    rt: &Runtime,
-    n: usize,
-) -> (Vec<Mailbox<Msg>>, mpsc::Receiver<(usize, u32)>) {
+fn recorders(rt: &Runtime, n: usize) -> (Vec<Mailbox<Msg>>, mpsc::Receiver<(usize, u32)>) {
     let (seen, seen_rx) = mpsc::channel();
     let boxes = (0..n)
         .map(|id| {
@@ -145,7 +142,7 @@ fn a_blocked_actor_does_not_block_the_others() {
         assert!(id >= 3, "a hung actor ran a message");
         got.insert(id);
     }
-    assert!(rt.pool_stats().threads >= 3 + 1);
+    assert!(rt.pool_stats().threads > 3);
     for r in releases {
         r.send(()).unwrap();
     }
@@ -196,7 +193,11 @@ fn the_timer_wakes_actors_and_an_idle_actor_costs_no_wakeups() {
     let ticks = ticking.load(Ordering::SeqCst);
     // About ten; the machine may be loaded, so only roughly.
     assert!((5..=12).contains(&ticks), "{ticks}");
-    assert_eq!(idle.load(Ordering::SeqCst), 1, "an idle actor ran without cause");
+    assert_eq!(
+        idle.load(Ordering::SeqCst),
+        1,
+        "an idle actor ran without cause"
+    );
     quiet.wake();
     let until = Instant::now() + Duration::from_secs(10);
     while idle.load(Ordering::SeqCst) < 2 {
