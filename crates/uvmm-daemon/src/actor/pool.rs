@@ -1,13 +1,15 @@
 //! An elastic thread pool for jobs that may block (libvirt calls have no time limit).
 //!
 //! `core` threads are kept. A monitor adds a thread when the oldest queued job has waited
-//! longer than `stall` while fewer than `core` threads are free to make progress (every
-//! thread is either running a job that has run longer than `stall`, or there are none),
-//! up to `max`. So a few hung calls (an unreachable host, a libvirtd that never answers)
-//! get threads of their own while everything else keeps `core` threads, and the number of
-//! threads follows the number of hung calls, not the number of hosts. Threads above `core`
-//! exit after `idle_exit` without work. The monitor sleeps while the queue is empty: an
-//! idle pool wakes nobody.
+//! longer than `stall` while fewer than `core` threads are free to make progress, up to
+//! `max`. A thread counts as blocked when its job has run longer than `stall` and the
+//! thread is not runnable (it waits in the kernel: a libvirt call waiting for its answer);
+//! a thread that is merely slow because the machine is loaded is runnable, and another
+//! thread would not make the queue move faster. So a few hung calls (an unreachable host,
+//! a libvirtd that never answers) get threads of their own while everything else keeps
+//! `core` threads, and the number of threads follows the number of hung calls, not the
+//! number of hosts. Threads beyond `core` free ones exit after `idle_exit` without work.
+//! The monitor sleeps while the queue is empty: an idle pool wakes nobody.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,8 +46,9 @@ struct State {
     threads: usize,
     peak: usize,
     idle: usize,
-    /// When each busy thread started its current job (by thread number).
-    busy: HashMap<u64, Instant>,
+    /// When each busy thread started its current job, and its kernel thread id (by
+    /// thread number).
+    busy: HashMap<u64, (Instant, libc::pid_t)>,
     next_thread: u64,
     /// The monitor waits for the queue to become non-empty.
     monitor_sleeping: bool,
@@ -141,6 +144,8 @@ impl Inner {
     }
 
     fn serve(&self, id: u64) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
         let mut st = self.lock();
         loop {
             st.busy.remove(&id);
@@ -159,13 +164,23 @@ impl Inner {
                     false
                 };
                 st.idle -= 1;
-                if timed_out && st.queue.is_empty() && st.threads > self.config.core {
+                // Threads stuck in a long job do not count towards the core: the core's
+                // worth of free threads stays while calls hang.
+                let stuck = st
+                    .busy
+                    .values()
+                    .filter(|(t, _)| t.elapsed() >= self.config.stall)
+                    .count();
+                if timed_out
+                    && st.queue.is_empty()
+                    && st.threads.saturating_sub(stuck) > self.config.core
+                {
                     st.threads -= 1;
                     return;
                 }
                 continue;
             };
-            st.busy.insert(id, Instant::now());
+            st.busy.insert(id, (Instant::now(), tid));
             drop(st);
             // A panicking job must not take the thread (and the pool's count) with it; the
             // job itself decides what a panic means for its owner.
@@ -188,7 +203,11 @@ fn monitor(inner: &Arc<Inner>) {
             continue;
         };
         if waited >= stall && st.idle == 0 && st.threads < inner.config.max {
-            let blocked = st.busy.values().filter(|t| t.elapsed() >= stall).count();
+            let blocked = st
+                .busy
+                .values()
+                .filter(|(t, tid)| t.elapsed() >= stall && !runnable(*tid))
+                .count();
             if st.threads - blocked.min(st.threads) < inner.config.core {
                 if let Err(e) = inner.spawn_thread(&mut st) {
                     tracing::error!("cannot add a {} thread: {e}", inner.config.name);
@@ -207,6 +226,18 @@ fn monitor(inner: &Arc<Inner>) {
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
+}
+
+/// Whether a thread of this process is running or waiting for a CPU (`R` in
+/// /proc/self/task/TID/stat), as opposed to waiting in the kernel. Unknown counts as not.
+fn runnable(tid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, after) = s.rsplit_once(')')?;
+            after.trim_start().chars().next()
+        })
+        .is_some_and(|state| state == 'R')
 }
 
 #[cfg(test)]
@@ -304,6 +335,31 @@ mod tests {
             release_tx.send(()).unwrap();
         }
         wait_until("every job ran", || p.stats().queued == 0);
+    }
+
+    #[test]
+    fn busy_threads_are_not_replaced_only_waiting_ones() {
+        let p = pool(1, 8, 60_000);
+        let (tx, rx) = mpsc::channel();
+        // A job that keeps its CPU busy for a while is runnable: no new thread for the
+        // job queued behind it (another thread would compete for the same CPUs).
+        p.submit(Box::new(|| {
+            let until = Instant::now() + Duration::from_millis(400);
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }));
+        let t = tx.clone();
+        p.submit(Box::new(move || t.send(()).unwrap()));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The monitor might have seen the spinning thread off the CPU on a loaded
+        // machine; at most a thread or two then.
+        assert!(p.stats().peak <= 3, "{:?}", p.stats());
+        assert!(runnable(
+            // SAFETY: gettid has no preconditions.
+            unsafe { libc::gettid() }
+        ));
     }
 
     #[test]
