@@ -228,19 +228,20 @@ impl HostActor {
         let shared = &self.w.shared;
         let hv = s.hv.as_ref();
         let reconcile_interval = shared.timing.reconcile_interval;
-        // The definition watch hands out slices of its cycle at every tick; ticks no
-        // coarser than a tenth of the interval let it spread the cycle evenly.
-        let defs_tick = shared
-            .timing
-            .stats_interval
-            .min(reconcile_interval / 10)
+        let interval = shared.stats_interval_now();
+        // The definition watch hands out slices of its cycle at every tick (its cost is
+        // the definitions it reads, not the ticks). Ticks come at the statistics rate, so
+        // that an idle host wakes less often, but no coarser than the part of the
+        // interval its cycle leaves free (`defwatch::SPREAD`), so each VM is still read
+        // once per interval.
+        let defs_tick = interval
+            .min(reconcile_interval.mul_f64(1.0 - crate::defwatch::SPREAD))
             .max(Duration::from_millis(100));
         let mut result = Ok(());
         if now >= s.next_pools {
             s.next_pools = now + shared.monitoring.refresh_period();
             result = self.w.refresh_pools(hv);
         }
-        let interval = shared.stats_interval_now();
         if result.is_ok() && s.last_stats.is_none_or(|t| now >= t + interval) {
             s.last_stats = Some(now);
             let complete = now >= s.next_reconcile;
