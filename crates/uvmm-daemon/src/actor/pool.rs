@@ -46,6 +46,9 @@ struct State {
     threads: usize,
     peak: usize,
     idle: usize,
+    /// Idle threads, the most recently idle last; a job wakes that one, so work stays on
+    /// few threads and the others stay idle long enough to exit.
+    sleepers: Vec<(u64, Arc<Condvar>)>,
     /// When each busy thread started its current job, and its kernel thread id (by
     /// thread number).
     busy: HashMap<u64, (Instant, libc::pid_t)>,
@@ -57,7 +60,6 @@ struct State {
 struct Inner {
     config: PoolConfig,
     state: Mutex<State>,
-    work: Condvar,
     monitor: Condvar,
 }
 
@@ -78,12 +80,12 @@ impl Pool {
                     threads: 0,
                     peak: 0,
                     idle: 0,
+                    sleepers: Vec::new(),
                     busy: HashMap::new(),
                     next_thread: 0,
                     monitor_sleeping: false,
                 }),
                 config,
-                work: Condvar::new(),
                 monitor: Condvar::new(),
             }),
         };
@@ -108,8 +110,8 @@ impl Pool {
     pub fn submit(&self, job: Job) {
         let mut st = self.inner.lock();
         st.queue.push_back((Instant::now(), job));
-        if st.idle > 0 {
-            self.inner.work.notify_one();
+        if let Some((_, sleeper)) = st.sleepers.pop() {
+            sleeper.notify_one();
         } else if st.monitor_sleeping {
             st.monitor_sleeping = false;
             self.inner.monitor.notify_one();
@@ -146,24 +148,27 @@ impl Inner {
     fn serve(&self, id: u64) {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
+        let wake = Arc::new(Condvar::new());
         let mut st = self.lock();
         loop {
             st.busy.remove(&id);
             let Some((_, job)) = st.queue.pop_front() else {
                 st.idle += 1;
+                st.sleepers.push((id, wake.clone()));
                 let above_core = st.threads > self.config.core;
                 let timed_out = if above_core {
-                    let (g, t) = self
-                        .work
+                    let (g, t) = wake
                         .wait_timeout(st, self.config.idle_exit)
                         .unwrap_or_else(|p| p.into_inner());
                     st = g;
                     t.timed_out()
                 } else {
-                    st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
                     false
                 };
                 st.idle -= 1;
+                // Still listed unless a job woke it (timeout, spurious wake-up).
+                st.sleepers.retain(|(i, _)| *i != id);
                 // Threads stuck in a long job do not count towards the core: the core's
                 // worth of free threads stays while calls hang.
                 let stuck = st
@@ -314,6 +319,34 @@ mod tests {
             release_tx.send(()).unwrap();
         }
         wait_until("extra threads exit", || p.stats().threads == 2);
+    }
+
+    #[test]
+    fn extra_threads_exit_while_a_trickle_of_work_goes_on() {
+        let p = pool(2, 20, 300);
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        for _ in 0..6 {
+            let r = release_rx.clone();
+            p.submit(Box::new(move || {
+                let _ = r.lock().unwrap().recv();
+            }));
+        }
+        wait_until("the pool grows", || p.stats().threads >= 6);
+        for _ in 0..6 {
+            release_tx.send(()).unwrap();
+        }
+        // A job every 20 ms: spread over all idle threads none would ever idle 300 ms;
+        // handed to the most recently idle thread, the extra ones do and exit.
+        let (tx, rx) = mpsc::channel();
+        let until = Instant::now() + Duration::from_secs(20);
+        while p.stats().threads > 2 + 1 {
+            assert!(Instant::now() < until, "{:?}", p.stats());
+            let tx = tx.clone();
+            p.submit(Box::new(move || tx.send(()).unwrap()));
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
