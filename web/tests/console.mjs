@@ -8,13 +8,16 @@
 //   SCREENSHOT   optional: write the console page there (docs/screenshots/console.png)
 //   CHROMIUM     default /usr/bin/chromium
 //
-// The websocket authenticates with the session cookie of the UI's login (a browser cannot
-// send an Authorization header with a websocket).
+//   OPERATOR_TOKEN  an API token of an operator (the UI's "Use an API token instead")
+//
+// The websocket authenticates with the session cookie of the UI's login, or with the API
+// token as its subprotocol `uvmm.bearer.TOKEN` (a browser cannot send an Authorization
+// header with a websocket).
 
-import { launchChromium, login, until } from './harness.mjs';
+import { launchChromium, login, loginWithToken, until } from './harness.mjs';
 
 const env = process.env;
-for (const k of ['UVMM_URL', 'OPERATOR', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST', 'PW_VM_UUID', 'VNC_PASSWORD']) {
+for (const k of ['UVMM_URL', 'OPERATOR', 'OPERATOR_TOKEN', 'VIEWER', 'VM_NAME', 'VM_UUID', 'VM_HOST', 'PW_VM_UUID', 'VNC_PASSWORD']) {
   if (!env[k]) {
     console.error(`${k} is not set (crates/uvmm-daemon/tests/console.rs sets it)`);
     process.exit(2);
@@ -87,6 +90,19 @@ const tests = [
       await until(async () => (await status.getAttribute('data-state')) === 'connected', 'the console to connect', 20_000);
       const note = await page.locator('[data-testid=console-keyboard]').textContent();
       if (!/scancode/i.test(note)) throw new Error(`no keyboard note: ${note}`);
+      await context.close();
+    },
+  ],
+  [
+    'a browser logged in with an operator\'s API token opens the console too',
+    async (browser) => {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+      const page = await context.newPage();
+      await loginWithToken(page, { url: uvmmd.url, token: env.OPERATOR_TOKEN });
+      await page.goto(`${uvmmd.url}${consolePath}`);
+      const status = page.locator('[data-testid=console-status]');
+      await until(async () => (await status.getAttribute('data-state')) === 'connected', 'the console to connect with the token', 20_000);
+      await until(async () => (await canvasColours(page)) > 1, 'the guest screen', 30_000);
       await context.close();
     },
   ],

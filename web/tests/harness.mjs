@@ -168,7 +168,9 @@ export class LocalAccounts {
     this.pamCreated = !existsSync(this.pamFile);
     if (this.pamCreated) copyFileSync(join(import.meta.dirname, '../../packaging/debian/uvmm-daemon.uvmm.pam'), this.pamFile);
     this.users = {};
-    for (const role of ['admin', 'operator', 'viewer']) {
+    // `scoped` has no group role: its grants (authConfig) make it a viewer everywhere and
+    // an operator of the web-* VMs on demo-kvm1 only.
+    for (const role of ['admin', 'operator', 'viewer', 'scoped']) {
       const user = `${prefix}${role}`;
       const group = `${prefix}${role}s`;
       this.drop(user, group);
@@ -190,7 +192,7 @@ export class LocalAccounts {
     }
   }
 
-  /** The `[auth]` table that gives each account its role. */
+  /** The `[auth]` table that gives each account its role (`scoped`: by its grants). */
   authConfig() {
     const g = (r) => JSON.stringify([this.users[r].group]);
     return `[auth]
@@ -199,6 +201,14 @@ failure_delay_ms = 200
 admin = ${g('admin')}
 operator = ${g('operator')}
 viewer = ${g('viewer')}
+[[auth.grant]]
+user = "${this.users.scoped.user}"
+role = "viewer"
+[[auth.grant]]
+user = "${this.users.scoped.user}"
+role = "operator"
+hosts = ["demo-kvm1"]
+vms = ["web-*"]
 `;
   }
 

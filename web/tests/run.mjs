@@ -53,7 +53,7 @@ overcommit_warning = 1.2
 `;
 
 const accounts = new LocalAccounts();
-const { admin, operator, viewer } = accounts.users;
+const { admin, operator, viewer, scoped } = accounts.users;
 const uvmmd = new Uvmmd({ bin: env.UVMMD_BIN, hosts, config: config + accounts.authConfig(), accounts });
 const tests = [];
 const test = (name, f) => tests.push({ name, f });
@@ -332,6 +332,35 @@ test('operator: lifecycle buttons, no create, edit or delete', async ({ page }) 
   const actions = await page.locator('.tab-panel [data-action]').evaluateAll((b) => b.map((x) => x.dataset.action));
   assert(actions.join() === 'media', `only "Change medium": ${actions}`);
   assert((await page.locator('button:has-text("Add drive")').count()) === 0, 'no add drive');
+});
+
+test('scoped operator: lifecycle buttons only on the VMs its grant covers', async ({ page }) => {
+  // A viewer everywhere and an operator of web-* on demo-kvm1 (harness.mjs): buttons
+  // follow the grant's host and VM scope, not only the highest role.
+  await login(page, uvmmd, scoped);
+  assert((await page.getAttribute('[data-testid=whoami]', 'data-role')) === 'operator', 'highest role: operator');
+  await page.waitForSelector('.grid-row[data-vm="db-01"]');
+  const buttons = (name, host) => row(page, name, host).locator('.c-actions [data-action]').count();
+  await until(async () => (await buttons('web-01', 'demo-kvm1')) > 0, 'lifecycle buttons on web-01 of demo-kvm1');
+  assert((await buttons('web-02', 'demo-kvm1')) > 0, 'lifecycle buttons on web-02 of demo-kvm1');
+  assert((await buttons('db-01', 'demo-kvm1')) === 0, 'none on db-01 (another name)');
+  assert((await buttons('web-01', 'demo-kvm2')) === 0, 'none on web-01 of demo-kvm2 (another host)');
+  assert((await page.locator('a[href="/create"]').count()) === 0, 'no "New VM"');
+  const out = await uvmmd.vm('db-01', 'demo-kvm1');
+  await page.goto(`${uvmmd.url}/vms/demo-kvm1/${out.uuid}`);
+  await page.waitForSelector('#vm-name');
+  assert((await page.locator('.vm-actions [data-action]').count()) === 0, 'no actions on db-01\'s page');
+  const inside = await uvmmd.vm('web-02', 'demo-kvm1');
+  await page.goto(`${uvmmd.url}/vms/demo-kvm1/${inside.uuid}`);
+  await page.waitForSelector('.vm-actions [data-action]');
+  assert((await page.locator('.vm-actions [data-action=delete]').count()) === 0, 'no delete (operator)');
+  // What the UI hides, the server refuses; what it shows, the server allows.
+  const forced = await fromPage(page, 'POST', `/vms/${out.uuid}/start?host=demo-kvm1`);
+  assert(forced.status === 403, `forced start of db-01: ${forced.status} ${forced.body}`);
+  // web-02 runs: starting it passes the permission check and changes nothing (409 or a
+  // no-op success), where db-01 got 403.
+  const allowed = await fromPage(page, 'POST', `/vms/${inside.uuid}/start?host=demo-kvm1`);
+  assert(allowed.status < 300 || allowed.status === 409, `start of web-02: ${allowed.status} ${allowed.body}`);
 });
 
 test('search (name, description, contact), state and host filters, host tree, sorting', async ({ page }) => {

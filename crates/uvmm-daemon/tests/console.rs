@@ -207,6 +207,9 @@ fn console_relays_rfb_to_operators_of_the_vm_only() {
     let operator = token(d, "con-op", "operator", &[]);
     let viewer = token(d, "con-view", "viewer", &[]);
     let elsewhere = token(d, "con-else", "operator", &["other-*"]);
+    // Another operator for the subprotocol case: its console must not count against the
+    // first one's limit of three below.
+    let by_proto = token(d, "con-proto", "operator", &[]);
     let own_origin = ("Origin", format!("http://127.0.0.1:{port}"));
 
     // Who is refused, before anything reaches the VNC server.
@@ -234,6 +237,29 @@ fn console_relays_rfb_to_operators_of_the_vm_only() {
     );
     assert_eq!(status, 403, "another site's page: {body}");
     assert!(body.contains("cross-origin"), "{body}");
+
+    // A browser logged in with an API token cannot send Authorization with a websocket:
+    // the token rides as the subprotocol `uvmm.bearer.TOKEN`, checked like the header
+    // (a viewer's is refused, a wrong one is 401), answered with `binary`, never echoed.
+    let proto = |t: &str| ("Sec-WebSocket-Protocol", format!("binary, uvmm.bearer.{t}"));
+    let (status, body) = refused(RUNNING, &[proto(&viewer)]);
+    assert_eq!(status, 403, "a viewer's token as subprotocol: {body}");
+    let (status, _) = refused(RUNNING, &[proto("uvmm_0000000000000000_00")]);
+    assert_eq!(status, 401, "a wrong token as subprotocol");
+    {
+        let (mut ws, answered) = open(port, RUNNING, &[proto(&by_proto), own_origin.clone()])
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", d.log()));
+        assert_eq!(answered, "binary", "the token is not echoed");
+        rfb_handshake(&mut ws);
+    }
+    // Only a websocket handshake reads it: a plain GET with the header is not logged in.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Sec-WebSocket-Protocol: uvmm.bearer.{by_proto}"))
+        .arg(format!("http://127.0.0.1:{port}/api/v1/vms/{RUNNING}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "a plain GET");
 
     // A plain GET is not a console, and says so (the web UI reads this after a failed
     // handshake).
@@ -306,11 +332,13 @@ fn novnc_in_chromium_shows_the_guest_screen() {
     let op = accounts.user("uop", "Console-Op-1", &[&operators]);
     let vw = accounts.user("uvw", "Console-Vw-1", &[&viewers]);
     let w = world(&roles_config(&admins, &operators, &viewers, "", ""));
+    let op_token = token(&w.d, "con-ui-op", "operator", &[]);
     let out = Command::new("node")
         .arg(web.join("tests/console.mjs"))
         .current_dir(&web)
         .env("UVMM_URL", format!("http://127.0.0.1:{}", w.port))
         .env("OPERATOR", format!("{op}:Console-Op-1"))
+        .env("OPERATOR_TOKEN", &op_token)
         .env("VIEWER", format!("{vw}:Console-Vw-1"))
         .env("VM_NAME", "con-tcp")
         .env("VM_UUID", RUNNING)

@@ -43,6 +43,19 @@ export const auth = {
   hasCredential(): boolean {
     return !!sessionStorage.getItem(CSRF_KEY) || !!sessionStorage.getItem(TOKEN_KEY);
   },
+  /** The websocket subprotocols that carry this tab's credentials: a browser's WebSocket
+   * sends the session cookie by itself but cannot send `Authorization`, so an API token
+   * travels as the subprotocol `uvmm.bearer.TOKEN` (uvmmd answers `binary`, never the
+   * token). */
+  /** `Authorization` for a request made outside `api` (the console's plain GET). */
+  authorization(): Record<string, string> {
+    const tok = sessionStorage.getItem(TOKEN_KEY);
+    return tok ? { Authorization: `Bearer ${tok}` } : {};
+  },
+  websocketProtocols(): string[] {
+    const tok = sessionStorage.getItem(TOKEN_KEY);
+    return tok ? ['binary', `uvmm.bearer.${tok}`] : ['binary'];
+  },
   /** Log in with user name and password. Throws ApiError (401 for a wrong password,
    * 429 after too many failures, 503 when PAM is not set up). */
   async login(user: string, password: string): Promise<WhoAmI> {

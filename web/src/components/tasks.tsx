@@ -97,6 +97,8 @@ function TaskItem({ task }: { task: Task }) {
       {task.state === 'succeeded' && <p class="task-result">{t('task.succeeded_text')}</p>}
       {task.state === 'cancelled' && <p class="task-result">{t(task.cancel === 'undo' ? 'task.cancelled_undo' : 'task.cancelled_abort')}</p>}
       <div class="buttons left">
+        {/* Held anywhere, not per task: a task names its VM by UUID, and the list only
+            shows a scoped caller the tasks of VMs it may see. */}
         {task.state === 'running' && task.cancel !== 'none' && can('lifecycle') && (
           <button type="button" class="small danger-outline" onClick={() => cancel(task)} data-action="cancel-task">
             {t('task.cancel')}

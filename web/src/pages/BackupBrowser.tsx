@@ -56,7 +56,7 @@ export function BackupBrowser({ vm, hostId, onRestored }: { vm: string; hostId?:
               <th scope="col">{t('backups.cause')}</th>
               <th scope="col">{t('backups.name')}</th>
               <th scope="col">{t('backups.user')}</th>
-              {can('restore') && <th scope="col">{t('grid.actions')}</th>}
+              {can('restore', {}) && <th scope="col">{t('grid.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -70,7 +70,7 @@ export function BackupBrowser({ vm, hostId, onRestored }: { vm: string; hostId?:
                 </td>
                 <td>{v.name}</td>
                 <td>{v.user || <span class="muted">–</span>}</td>
-                {can('restore') && (
+                {can('restore', {}) && (
                 <td>
                   <button type="button" class="small" onClick={() => setRestoring(v.version)} data-action="restore" aria-label={t('backups.restore_version', { n: v.version })}>
                     {t('backups.restore')}

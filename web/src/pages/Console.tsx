@@ -8,7 +8,7 @@
 
 import type RFB from '@novnc/novnc';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, seg } from '../api/client';
+import { api, auth, seg } from '../api/client';
 import type { VmDetail } from '../api/types';
 import { t } from '../i18n';
 import { onLinkClick, vmPath } from '../router';
@@ -27,10 +27,11 @@ function consoleUrl(hostId: string, uuid: string): string {
 
 /** Why the handshake failed: a browser hides the websocket's HTTP status, so the same URL
  * is asked with a plain GET carrying the same credentials as the websocket (the cookie,
- * no Authorization header), which answers with uvmmd's error in words. */
+ * or the API token the websocket carried as its subprotocol), which answers with uvmmd's
+ * error in words. */
 async function whyRefused(hostId: string, uuid: string): Promise<string> {
   try {
-    const res = await fetch(`/api/v1/vms/${seg(uuid)}/console?host=${seg(hostId)}`, { credentials: 'same-origin' });
+    const res = await fetch(`/api/v1/vms/${seg(uuid)}/console?host=${seg(hostId)}`, { credentials: 'same-origin', headers: auth.authorization() });
     if (res.status === 401) return t('console.need_session');
     if (res.status !== 400) {
       const body = (await res.json()) as { error?: { message?: string } };
@@ -69,7 +70,7 @@ export function ConsolePage({ hostId, uuid }: { hostId: string; uuid: string }) 
       .then(({ default: Rfb }) => {
         // Gone, or disconnected while noVNC was still loading: no connection.
         if (gone || userClosed.current || !screen.current) return;
-        r = new Rfb(screen.current, consoleUrl(hostId, uuid), { wsProtocols: ['binary'] });
+        r = new Rfb(screen.current, consoleUrl(hostId, uuid), { wsProtocols: auth.websocketProtocols() });
         attach(r, () => gone);
       })
       .catch((e: unknown) => setStatus({ kind: 'failed', reason: String(e) }));

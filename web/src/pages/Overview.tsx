@@ -18,7 +18,7 @@ import { t, num, type Key, tn } from '../i18n';
 import { kib, percent } from '../format';
 import { hosts as hostStore, throttle, useEvents, useResync } from '../live';
 import { onLinkClick, vmPath } from '../router';
-import { can } from '../session';
+import { can, vmTarget } from '../session';
 import { useStore } from '../store';
 
 const PAGE = 100;
@@ -451,7 +451,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
       <div role="cell" class="c-vnc">
         {/* The console opens from here: the actions cell has no room for a fourth button
             in German. The port stays in the button's title. */}
-        {can('console') && hasConsole(vm) ? (
+        {can('console', vmTarget(vm)) && hasConsole(vm) ? (
           <a
             class="button small icon-button"
             href={vmPath(vm.host_id, vm.uuid, 'console')}
@@ -471,7 +471,7 @@ const VmRow = memo(function VmRow({ vm, index }: { vm: VmSummary; index: number 
         )}
       </div>
       <div role="cell" class="c-actions">
-        {QUICK.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
+        {QUICK.filter((a) => can('lifecycle', vmTarget(vm)) && allowed(vm, a)).map((a) => (
           <button
             type="button"
             class={`small${a === 'stop' ? ' danger-outline' : ''}`}

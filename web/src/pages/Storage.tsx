@@ -11,7 +11,7 @@ import { ErrorBox, toast, toastError } from '../components/feedback';
 import { bytes, parseSize, percent } from '../format';
 import { num, t, type Key, tn } from '../i18n';
 import { hosts as hostStore, pools as poolStore, reloadPoolsNow, throttle, useEvents } from '../live';
-import { can } from '../session';
+import { can, hostTarget } from '../session';
 import { useStore } from '../store';
 
 export function Storage() {
@@ -151,7 +151,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
               <th scope="col">{t('volumes.capacity')}</th>
               <th scope="col">{t('volumes.allocation')}</th>
               <th scope="col">{t('volumes.used_by')}</th>
-              {can('storage') && <th scope="col">{t('grid.actions')}</th>}
+              {can('storage', hostTarget({ id: pool.host_id, uri: pool.host })) && <th scope="col">{t('grid.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -162,7 +162,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
                 <td>{bytes(v.capacity)}</td>
                 <td>{bytes(v.allocation)}</td>
                 <td>{v.used_by.length ? v.used_by.join(', ') : <span class="muted">{t('volumes.unused')}</span>}</td>
-                {can('storage') && (
+                {can('storage', hostTarget({ id: pool.host_id, uri: pool.host })) && (
                 <td>
                   <button
                     type="button"
@@ -189,7 +189,7 @@ function Volumes({ pool }: { pool: PoolSummary }) {
           </tbody>
         </table>
       </div>
-      {can('storage') && (
+      {can('storage', hostTarget({ id: pool.host_id, uri: pool.host })) && (
         <NewVolume
           pool={pool}
           onDone={() => {

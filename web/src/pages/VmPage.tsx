@@ -19,7 +19,7 @@ import { Drives } from './vm/Drives';
 import { Nics } from './vm/Nics';
 import { VmOperations } from './vm/Operations';
 import { Snapshots } from './vm/Snapshots';
-import { can } from '../session';
+import { can, vmTarget } from '../session';
 
 const TABS = ['general', 'settings', 'drives', 'network', 'snapshots', 'backups'] as const;
 
@@ -90,7 +90,7 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
         <h1 id="vm-name">{vm.name}</h1>
         <StateBadge state={vm.state} suspended={vm.suspended} available={vm.available} />
         <div class="vm-actions" role="group" aria-label={t('vm.actions')}>
-          {ALL_ACTIONS.filter((a) => can('lifecycle') && allowed(vm, a)).map((a) => (
+          {ALL_ACTIONS.filter((a) => can('lifecycle', vmTarget(vm)) && allowed(vm, a)).map((a) => (
             <button
               type="button"
               class={a === 'stop' || a === 'reset' ? 'danger-outline' : a === 'start' ? 'primary' : ''}
@@ -102,12 +102,12 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
               {actionLabel(a, vm)}
             </button>
           ))}
-          {can('console') && hasConsole(vm) && (
+          {can('console', vmTarget(vm)) && hasConsole(vm) && (
             <a class="button" href={vmPath(hostId, uuid, 'console')} onClick={onLinkClick} data-action="console">
               {t('console.open')}
             </a>
           )}
-          {can('delete') && (
+          {can('delete', vmTarget(vm)) && (
             <button
               type="button"
               class="danger"
@@ -122,7 +122,7 @@ export function VmPage({ hostId, uuid, tab }: { hostId: string; uuid: string; ta
         </div>
       </div>
       <VmOperations vm={vm} onChanged={setVm} />
-      {can('delete') && !canDelete && vm.state !== 'shutoff' && <p class="muted small-print">{t('vm.delete_needs_shutoff')}</p>}
+      {can('delete', vmTarget(vm)) && !canDelete && vm.state !== 'shutoff' && <p class="muted small-print">{t('vm.delete_needs_shutoff')}</p>}
       {vm.pending && <p class="pending-banner" role="note">{t('vm.pending_banner')}</p>}
       <Tabs
         current={current}
@@ -192,7 +192,7 @@ function General({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => 
       <form onSubmit={save} aria-labelledby="notes-h">
         <h2 id="notes-h">{t('vm.notes')}</h2>
         <p class="muted">{t('vm.notes_live')}</p>
-        <fieldset class="plain" disabled={!can('edit')}>
+        <fieldset class="plain" disabled={!can('edit', vmTarget(vm))}>
         <Field label={t('vm.description')}>
           {(id) => (
             <textarea id={id} rows={3} value={notes.description} onInput={(e) => setNotes({ ...notes, description: (e.currentTarget as HTMLTextAreaElement).value })} />
@@ -207,7 +207,7 @@ function General({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => 
         </fieldset>
         <ErrorBox error={error} />
         {result && <Notices notes={result.notes} warnings={result.warnings} />}
-        {can('edit') && (
+        {can('edit', vmTarget(vm)) && (
           <div class="buttons">
             <button type="submit" class="primary" disabled={busy}>
               {t('vm.save_notes')}
@@ -268,7 +268,7 @@ function Settings({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) =>
     api.get<HostDetail>(`/hosts/${seg(vm.host_id)}`).then(setHost, () => setHost(null));
   }, [vm.host_id]);
   const running = vm.state !== 'shutoff' && vm.state !== 'crashed';
-  const edit = can('edit');
+  const edit = can('edit', vmTarget(vm));
   const pv = vm.os_type !== 'hvm';
   const initial = formOf(vm);
   const domainTypes = useMemo(() => {

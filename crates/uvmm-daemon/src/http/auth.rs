@@ -424,12 +424,18 @@ fn authenticate(s: &AppState, parts: &axum::http::request::Parts) -> Result<Call
     let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let creds = match peer {
         Peer::Unix { uid, pid, .. } => Credentials::UnixPeer { uid, pid },
-        Peer::Tcp(_) => Credentials::from_headers(
+        Peer::Tcp(_) => match (
             h(header::AUTHORIZATION.as_str()),
-            h(header::COOKIE.as_str()),
-            h(CSRF_HEADER),
-            secure,
-        ),
+            super::ws_token::websocket_bearer(parts),
+        ) {
+            (None, Some(token)) => Credentials::Bearer(token),
+            (authorization, _) => Credentials::from_headers(
+                authorization,
+                h(header::COOKIE.as_str()),
+                h(CSRF_HEADER),
+                secure,
+            ),
+        },
     };
     let who = s.auth.authn.authenticate(
         creds,

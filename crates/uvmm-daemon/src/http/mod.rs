@@ -24,6 +24,7 @@ mod storage;
 mod tasks;
 mod vms;
 pub mod web;
+mod ws_token;
 
 use crate::ops::Ops;
 use axum::extract::State;

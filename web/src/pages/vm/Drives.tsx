@@ -9,7 +9,7 @@ import { confirmAction, Modal } from '../../components/dialog';
 import { ErrorBox, Notices, toast, toastError } from '../../components/feedback';
 import { bytes, parseSize } from '../../format';
 import { t, type Key } from '../../i18n';
-import { can } from '../../session';
+import { can, vmTarget } from '../../session';
 import { deletableWith, isoVolumes, loadHostStorage, type HostStorage } from '../../volumes';
 
 type Props = { vm: VmDetail; onChanged: (v: VmDetail) => void; reload: () => void };
@@ -68,7 +68,7 @@ export function Drives({ vm, onChanged, reload }: Props) {
   };
 
   // Viewers see no change buttons; operators only "Change medium" (issue 13's roles).
-  const table = (list: Disk[], caption: string, withActions: boolean, actions = withActions && (can('edit') || can('media'))) => (
+  const table = (list: Disk[], caption: string, withActions: boolean, actions = withActions && (can('edit', vmTarget(vm)) || can('media', vmTarget(vm)))) => (
     <div class="table-wrap">
       <table class="data">
         <caption>{caption}</caption>
@@ -111,17 +111,17 @@ export function Drives({ vm, onChanged, reload }: Props) {
                 {actions && (
                   <td>
                     <div class="row-actions">
-                    {can('edit') && (
+                    {can('edit', vmTarget(vm)) && (
                     <button type="button" class="small" onClick={() => setBoot(d)} data-action="boot" aria-label={`${t('drives.set_boot')}: ${d.target}`}>
                       {t('drives.set_boot')}
                     </button>
                     )}
-                    {removable && can('media') && (
+                    {removable && can('media', vmTarget(vm)) && (
                       <button type="button" class="small" onClick={() => setMedia(d)} data-action="media" aria-label={`${t('drives.change_medium')}: ${d.target}`}>
                         {t('drives.change_medium')}
                       </button>
                     )}
-                    {can('edit') && (
+                    {can('edit', vmTarget(vm)) && (
                     <button type="button" class="small danger-outline" onClick={() => setDetach(d)} data-action="detach" aria-label={`${t('drives.detach')}: ${d.target}`}>
                       {t('drives.detach')}
                     </button>
@@ -148,7 +148,7 @@ export function Drives({ vm, onChanged, reload }: Props) {
     <section aria-labelledby="drives-h">
       <div class="panel-head">
         <h2 id="drives-h">{t('vm.tab.drives')}</h2>
-        {can('edit') && (
+        {can('edit', vmTarget(vm)) && (
           <button type="button" class="primary" onClick={() => setAdding(true)}>
             {t('drives.add')}
           </button>

@@ -7,7 +7,7 @@ import { Field } from '../../components/bits';
 import { confirmAction } from '../../components/dialog';
 import { ErrorBox, Notices, toast, toastError } from '../../components/feedback';
 import { t } from '../../i18n';
-import { can } from '../../session';
+import { can, vmTarget } from '../../session';
 
 export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail) => void }) {
   const [kind, setKind] = useState('network');
@@ -58,7 +58,7 @@ export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail)
     }
   };
 
-  const table = (list: Nic[], caption: string, withActions: boolean, actions = withActions && can('edit')) => (
+  const table = (list: Nic[], caption: string, withActions: boolean, actions = withActions && can('edit', vmTarget(vm))) => (
     <div class="table-wrap">
       <table class="data">
         <caption>{caption}</caption>
@@ -109,7 +109,7 @@ export function Nics({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDetail)
       {result && <Notices notes={result.notes} warnings={result.warnings} />}
       {table(vm.nics, t('nics.caption'), true)}
       {vm.pending?.nics && table(vm.pending.nics, t('nics.caption_next'), false)}
-      {can('edit') && (
+      {can('edit', vmTarget(vm)) && (
       <form onSubmit={add} class="inline-form" aria-labelledby="nic-add-h">
         <h3 id="nic-add-h">{t('nics.add')}</h3>
         <div class="form-grid">

@@ -13,7 +13,7 @@ import { trackTask } from '../../components/tasks';
 import { t } from '../../i18n';
 import { hosts as hostStore } from '../../live';
 import { navigate, vmPath } from '../../router';
-import { useCan } from '../../session';
+import { useCan, vmTarget } from '../../session';
 import { useStore } from '../../store';
 
 type Open = 'migrate' | 'clone' | 'rename' | null;
@@ -23,12 +23,12 @@ export function VmOperations({ vm, onChanged }: { vm: VmDetail; onChanged: (v: V
   const [open, setOpen] = useState<Open>(null);
   const shutOff = vm.state === 'shutoff' || vm.state === 'crashed';
   const buttons = [
-    can('hosts') && (
+    can('hosts', vmTarget(vm)) && (
       <button type="button" disabled={!vm.available} onClick={() => setOpen('migrate')} data-op="migrate">
         {t('ops.migrate')}
       </button>
     ),
-    can('create') && (
+    can('create', vmTarget(vm)) && (
       <button
         type="button"
         disabled={!vm.available || !shutOff}
@@ -39,7 +39,7 @@ export function VmOperations({ vm, onChanged }: { vm: VmDetail; onChanged: (v: V
         {t('ops.clone')}
       </button>
     ),
-    can('edit') && (
+    can('edit', vmTarget(vm)) && (
       <button
         type="button"
         disabled={!vm.available || !shutOff}

@@ -11,7 +11,7 @@ import { ErrorBox, toast, toastError } from '../../components/feedback';
 import { trackTask } from '../../components/tasks';
 import { t, type Key, when } from '../../i18n';
 import { useEvents } from '../../live';
-import { useCan } from '../../session';
+import { useCan, vmTarget } from '../../session';
 
 /** Snapshot states that are VM states (libvirt also has e.g. `disk-snapshot`). */
 const SNAP_STATES = ['running', 'paused', 'shutoff', 'crashed', 'shutdown', 'pmsuspended', 'blocked'];
@@ -101,7 +101,7 @@ export function Snapshots({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDe
               <th scope="col">{t('snap.state')}</th>
               <th scope="col">{t('snap.kind')}</th>
               <th scope="col">{t('snap.description')}</th>
-              {can('edit') && <th scope="col">{t('grid.actions')}</th>}
+              {can('edit', vmTarget(vm)) && <th scope="col">{t('grid.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -118,7 +118,7 @@ export function Snapshots({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDe
                   {s.memory ? ` · ${t('snap.with_memory')}` : ''}
                 </td>
                 <td class="server-text">{s.description ?? ''}</td>
-                {can('edit') && (
+                {can('edit', vmTarget(vm)) && (
                   <td class="row-actions">
                     <button type="button" class="small" onClick={() => revert(s)} data-action="revert" aria-label={`${t('snap.revert')}: ${s.name}`}>
                       {t('snap.revert')}
@@ -133,7 +133,7 @@ export function Snapshots({ vm, onChanged }: { vm: VmDetail; onChanged: (v: VmDe
           </tbody>
         </table>
       )}
-      {can('edit') && (
+      {can('edit', vmTarget(vm)) && (
         <form class="inline-form" onSubmit={create} aria-labelledby="snap-new-h">
           <h3 id="snap-new-h">{t('snap.new')}</h3>
           <Field label={t('snap.name')} hint={t('ops.name_rule')}>
