@@ -288,18 +288,24 @@ mod tests {
         assert!(s.peak <= 10, "{s:?}");
     }
 
-    #[test]
-    fn blocked_jobs_get_new_threads_and_the_extra_threads_go_when_idle() {
-        let p = pool(2, 20, 200);
+    /// Queue `n` jobs that hang until released (one send each).
+    fn hang(p: &Pool, n: usize) -> mpsc::Sender<()> {
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
-        // Five jobs that hang until released: more than the core.
-        for _ in 0..5 {
+        for _ in 0..n {
             let r = release_rx.clone();
             p.submit(Box::new(move || {
                 let _ = r.lock().unwrap().recv();
             }));
         }
+        release_tx
+    }
+
+    #[test]
+    fn blocked_jobs_get_new_threads_and_the_extra_threads_go_when_idle() {
+        let p = pool(2, 20, 200);
+        // Five jobs that hang until released: more than the core.
+        let release_tx = hang(&p, 5);
         // Others still run, within a few stall periods.
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {
@@ -324,14 +330,7 @@ mod tests {
     #[test]
     fn extra_threads_exit_while_a_trickle_of_work_goes_on() {
         let p = pool(2, 20, 300);
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = Arc::new(Mutex::new(release_rx));
-        for _ in 0..6 {
-            let r = release_rx.clone();
-            p.submit(Box::new(move || {
-                let _ = r.lock().unwrap().recv();
-            }));
-        }
+        let release_tx = hang(&p, 6);
         wait_until("the pool grows", || p.stats().threads >= 6);
         for _ in 0..6 {
             release_tx.send(()).unwrap();
@@ -352,14 +351,7 @@ mod tests {
     #[test]
     fn never_more_than_max_threads() {
         let p = pool(1, 4, 60_000);
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = Arc::new(Mutex::new(release_rx));
-        for _ in 0..10 {
-            let r = release_rx.clone();
-            p.submit(Box::new(move || {
-                let _ = r.lock().unwrap().recv();
-            }));
-        }
+        let release_tx = hang(&p, 10);
         wait_until("the pool reaches its cap", || p.stats().threads == 4);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(p.stats().threads, 4);
