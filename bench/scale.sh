@@ -8,6 +8,8 @@
 # connections in one process); the peers' loops run on a sample of the hosts and are
 # extrapolated (marked so). Every figure has the load average beside it (the machine is
 # shared). Usage: bench/scale.sh [HOSTS] [VMS] [UVMMD] [UVMM_BENCH]
+# CHECK_ONLY=1: only the start-up figures (first start, restart), no requests, idle or
+# peers: a before/after comparison of the backup check takes a minute or two per binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-2500}
@@ -16,28 +18,10 @@ UVMMD=${3:-target/release/uvmmd}
 BENCH=${4:-target/release/uvmm-bench}
 SAMPLE=${SAMPLE:-25}
 W=$(mktemp -d /tmp/uvmm-scale.XXXXXX)
-OUT=bench/results/$(date -u +%F)-${HOSTS}x${VMS}-testdriver.md
+OUT=bench/results/$(date -u +%F)-${HOSTS}x${VMS}-testdriver${CHECK_ONLY:+-check}.md
 # A second run on the same day keeps the first one's file.
 [ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%H%M).md
-python3 - "$W" "$HOSTS" "$VMS" <<'PY'
-import os, sys
-w, hosts, vms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(f"{w}/hosts")
-for h in range(hosts):
-    doms = []
-    for v in range(vms):
-        n = h * vms + v
-        u = f"5ca1ab1e-{h:04x}-4000-8000-{n:012x}"
-        state = "" if v % 2 == 0 else "<test:runstate>5</test:runstate>"
-        doms.append(f"""<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-<name>vm-{h:04}-{v:02}</name><uuid>{u}</uuid><description>scale VM {n}</description>
-<memory unit='MiB'>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os>
-<devices><disk type='file' device='disk'><source file='/var/lib/scale/{n}.qcow2'/>
-<target dev='vda' bus='virtio'/></disk><interface type='network'><mac address='52:54:00:{(n>>16)&255:02x}:{(n>>8)&255:02x}:{n&255:02x}'/>
-<source network='default'/></interface></devices>{state}</domain>""")
-    with open(f"{w}/hosts/host-{h:04}.xml", "w") as f:
-        f.write("<node>" + "".join(doms) + "<cpu><mhz>2400</mhz><active>8</active><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads></cpu><memory>67108864</memory></node>")
-PY
+python3 bench/scale-nodes.py "$W" "$HOSTS" "$VMS"
 URIS=()
 for f in "$W"/hosts/*.xml; do URIS+=("test://$f"); done
 printf '%s\n' "${URIS[@]}" >"$W/uris"
@@ -85,6 +69,7 @@ echo
 echo "| figure | measured | goal | load (1 min) |"
 echo "|---|---|---|---|"
 start "first start"
+if [ -z "${CHECK_ONLY:-}" ]; then
 sleep 2
 rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status)
 echo "| RSS after the checks | $((rss / 1024)) MB ($((rss * 1024 / HOSTS)) B per host, $((rss * 1024 / (HOSTS * VMS))) B per VM, all included) | ≤ 400 MB | $(la) |"
@@ -107,6 +92,7 @@ echo "| idle CPU over 30 s (nobody watching) | $(echo "scale=2; ($b - $a) / 30" 
 if read -r n all raw virsh < <("$BENCH" --peers "$W/uris" --virsh-hosts "$SAMPLE"); then
     echo "| peer: raw libvirt loop (ListAllDomains + GetInfo), $n hosts measured | $raw s; all $all hosts EXTRAPOLATED: $(echo "scale=1; $raw * $all / $n" | bc) s | | $(la) |"
     echo "| peer: virsh loop (list --all + dominfo per VM), $n hosts measured | $virsh s; all $all hosts EXTRAPOLATED: $(echo "scale=1; $virsh * $all / $n" | bc) s | | $(la) |"
+fi
 fi
 kill "$pid"; wait "$pid" || true
 echo "| backup directory | $(find "$W/bk" -name '*.meta.json' | wc -l) versions | $((HOSTS * VMS)) | |"

@@ -64,6 +64,9 @@ pub struct Args {
     /// Threads of the backup-store measurement.
     #[arg(long, default_value_t = 4)]
     pub store_threads: usize,
+    /// VMs per `save_batch` in the backup-store measurement (a host's resync).
+    #[arg(long, default_value_t = 10)]
+    pub store_batch: usize,
     /// Only measure the latency of GET `--load-path` on this uvmmd socket with
     /// `--load-clients` keep-alive clients and `--requests` requests (bench/scale.sh).
     #[arg(long)]
@@ -76,6 +79,12 @@ pub struct Args {
     /// of this file (bench/scale.sh).
     #[arg(long)]
     pub peers: Option<PathBuf>,
+    /// Only open every URI of this file (one a line) through uvmm-libvirt, list each
+    /// host's domains once as uvmmd's first synchronisation does, and print this process's
+    /// RSS in KiB before and after: what libvirt's in-process test driver costs without
+    /// uvmm's cache (bench/memory.sh).
+    #[arg(long)]
+    pub driver_rss: Option<PathBuf>,
 }
 
 fn main() {
@@ -96,11 +105,14 @@ fn run(args: Args) -> Result<()> {
     if let Some(file) = &args.peers {
         return scale::peers(file, args.virsh_hosts);
     }
+    if let Some(file) = &args.driver_rss {
+        return scale::driver_rss(file);
+    }
     if let Some(vms) = args.backup_store {
         let work = args.work.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("uvmm-bench-{}", std::process::id()))
         });
-        return store::run(vms, args.store_threads, &work, &args.out);
+        return store::run(vms, args.store_threads, args.store_batch, &work, &args.out);
     }
     let uvmmd = match &args.uvmmd {
         Some(p) => p.clone(),

@@ -24,6 +24,36 @@ pub fn load(socket: &Path, path: &str, clients: usize, requests: usize) -> Resul
     Ok(())
 }
 
+/// Open every URI of `file` as uvmmd does (uvmm-libvirt's connector, events registered),
+/// read each host's domains once and drop the snapshots; prints `VMS RSS_BEFORE_KIB
+/// RSS_AFTER_KIB` with the connections still open.
+pub fn driver_rss(file: &Path) -> Result<()> {
+    use uvmm_libvirt::{Connector, LibvirtConnector};
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let before = rss_kib()?;
+    let connector = LibvirtConnector::default();
+    let sink: uvmm_libvirt::EventSink = std::sync::Arc::new(|_| {});
+    let mut hosts = Vec::new();
+    let mut vms = 0;
+    for uri in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let host = connector.connect(uri, sink.clone())?;
+        vms += host.list_domains()?.len();
+        hosts.push(host);
+    }
+    println!("{vms} {before} {}", rss_kib()?);
+    drop(hosts);
+    Ok(())
+}
+
+fn rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
 /// The peers on the first `sample` URIs of `file` (one URI a line): prints the measured
 /// seconds of the raw libvirt loop and of the virsh loop, and the number of hosts in the
 /// file, for the caller to extrapolate (and say so).

@@ -26,6 +26,46 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// followed by one [`sync_dir`]. Until then the new name may be lost in a crash, never
 /// the content (the file is complete before it gets its name).
 pub fn write_renamed(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let staged = stage(path, data, mode, true)?;
+    staged.commit()
+}
+
+/// A complete file under a temporary name beside its target, not renamed yet: a batch
+/// writes many, makes them durable with one [`sync_fs`] and only then gives them their
+/// names, so no name ever points at content a crash could lose. Dropped uncommitted, the
+/// temporary file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: std::path::PathBuf,
+    target: std::path::PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// The temporary file, until committed.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Rename the file to its target (no fsync: see [`sync_fs`] and [`sync_dir`]).
+    pub fn commit(mut self) -> std::io::Result<()> {
+        fs::rename(&self.tmp, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Write `data` to a temporary file beside `path` (creating the directory), fsynced when
+/// `sync` says so.
+pub fn stage(path: &Path, data: &[u8], mode: u32, sync: bool) -> std::io::Result<Staged> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -38,23 +78,38 @@ pub fn write_renamed(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()>
     // Unique per process and call: two threads may write the same file at once.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
+    // Built before anything is created: from here on the value removes the file if a
+    // step fails.
+    let staged = Staged {
+        tmp: dir.join(format!(".{name}.tmp.{}.{n}", std::process::id())),
+        target: path.to_path_buf(),
+        committed: false,
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&staged.tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(data)?;
+    if sync {
         f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
     }
-    result
+    Ok(staged)
+}
+
+/// Make a file's content durable (`fdatasync`).
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_data()
+}
+
+/// Flush everything written to the filesystem holding `dir` (`syncfs(2)`): file contents,
+/// new names and new directories, in one call instead of one fsync per file and
+/// directory.
+pub fn sync_fs(dir: &Path) -> std::io::Result<()> {
+    let f = File::open(dir)?;
+    nix::unistd::syncfs(&f).map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

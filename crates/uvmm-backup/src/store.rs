@@ -16,12 +16,12 @@
 //! previous definition.
 
 use crate::atomic::{sync_dir, write_renamed};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::hash::BuildHasher;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 pub use uvmm_api::{BackupSummary, SnapshotRecord, VersionMeta};
 use uvmm_model::domain::parse_domain;
@@ -47,7 +47,7 @@ pub enum BackupError {
     Invalid(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
         path: path.to_path_buf(),
         source,
@@ -151,10 +151,11 @@ impl Default for Retention {
 }
 
 pub struct BackupStore {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Writers of one UUID go one after the other (several host workers may record the
-    /// same UUID); different VMs do not wait for each other.
-    locks: Vec<Mutex<()>>,
+    /// same UUID); different VMs never wait for each other, so a batch of many VMs does
+    /// not hold up the writers of others.
+    claims: Claims,
     /// What this process knows of each VM's latest version, so that checking an unchanged
     /// definition (every VM at start, every statistics round) costs a hash comparison
     /// instead of a directory listing and two file reads. Filled from disk on the first
@@ -162,9 +163,11 @@ pub struct BackupStore {
     latest: Mutex<HashMap<String, Latest>>,
     /// Keyed with random keys per process: a definition crafted to collide with the
     /// previous one (and so skip its backup) would need the keys.
-    hasher: std::hash::RandomState,
+    pub(crate) hasher: std::hash::RandomState,
     /// Group commit of the top directory's fsync (see `sync_top`).
     top_sync: TopSync,
+    /// How `save_batch` syncs (see `batch.rs`).
+    pub(crate) batch_sync: crate::batch::BatchSync,
 }
 
 /// Tickets for syncing the top directory: `issued` counts the requests, `covered` the
@@ -176,26 +179,64 @@ struct TopSync {
     running: Mutex<()>,
 }
 
-/// The latest version of one VM as `save` compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Latest {
-    hash: u64,
-    len: usize,
-    deleted: bool,
+/// The UUIDs being written.
+#[derive(Default)]
+struct Claims {
+    busy: Mutex<HashSet<String>>,
+    freed: Condvar,
 }
 
-const LOCK_STRIPES: usize = 64;
+/// UUIDs claimed for writing; released when dropped.
+pub(crate) struct Claim<'a> {
+    claims: &'a Claims,
+    uuids: Vec<String>,
+}
+
+impl Claims {
+    /// Wait until none of `uuids` is claimed, then claim them all at once: taking all or
+    /// nothing, claimers of overlapping sets cannot deadlock.
+    fn claim(&self, uuids: Vec<String>) -> Claim<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while uuids.iter().any(|u| busy.contains(u)) {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.extend(uuids.iter().cloned());
+        Claim {
+            claims: self,
+            uuids,
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.claims.busy.lock().unwrap_or_else(|p| p.into_inner());
+        for u in &self.uuids {
+            busy.remove(u);
+        }
+        drop(busy);
+        self.claims.freed.notify_all();
+    }
+}
+
+/// The latest version of one VM as `save` compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Latest {
+    pub(crate) hash: u64,
+    pub(crate) len: usize,
+    pub(crate) deleted: bool,
+}
 
 /// The file of a version's snapshot definition, beside its `xml` and `meta.json`.
-const SNAPSHOT_EXT: &str = "snapshot.xml";
+pub(crate) const SNAPSHOT_EXT: &str = "snapshot.xml";
 
-fn version_file(dir: &Path, uuid: &str, n: u32, ext: &str) -> PathBuf {
+pub(crate) fn version_file(dir: &Path, uuid: &str, n: u32, ext: &str) -> PathBuf {
     dir.join(uuid).join(format!("{n:06}.{ext}"))
 }
 
 /// Temporary files of writers that died (a crash between write and rename) are removed;
 /// those of this process may belong to a write in progress and stay.
-fn remove_stale_temp_files(dir: &Path) {
+pub(crate) fn remove_stale_temp_files(dir: &Path) {
     let own = format!(".tmp.{}.", std::process::id());
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -205,7 +246,7 @@ fn remove_stale_temp_files(dir: &Path) {
     }
 }
 
-fn mkdir_private(path: &Path) -> std::io::Result<()> {
+pub(crate) fn mkdir_private(path: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -217,11 +258,18 @@ impl BackupStore {
     pub fn new(dir: impl Into<PathBuf>) -> BackupStore {
         BackupStore {
             dir: dir.into(),
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            claims: Claims::default(),
             latest: Mutex::new(HashMap::new()),
             hasher: std::hash::RandomState::new(),
             top_sync: TopSync::default(),
+            batch_sync: crate::batch::BatchSync::default(),
         }
+    }
+
+    /// The same store with batches synced the way `sync` says.
+    pub fn with_batch_sync(mut self, sync: crate::batch::BatchSync) -> BackupStore {
+        self.batch_sync = sync;
+        self
     }
 
     /// Make the renames and new directories this thread made in the top directory
@@ -268,7 +316,7 @@ impl BackupStore {
             .copied()
     }
 
-    fn remember_latest(&self, uuid: &str, latest: Latest) {
+    pub(crate) fn remember_latest(&self, uuid: &str, latest: Latest) {
         self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -279,12 +327,15 @@ impl BackupStore {
         &self.dir
     }
 
-    fn lock(&self, uuid: &str) -> std::sync::MutexGuard<'_, ()> {
-        let stripe = uuid
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
-            % LOCK_STRIPES;
-        self.locks[stripe].lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self, uuid: &str) -> Claim<'_> {
+        self.claims.claim(vec![uuid.to_string()])
+    }
+
+    /// Claim several UUIDs for writing (a batch); the same UUID twice is claimed once.
+    pub(crate) fn claim(&self, mut uuids: Vec<String>) -> Claim<'_> {
+        uuids.sort();
+        uuids.dedup();
+        self.claims.claim(uuids)
     }
 
     /// Remove what writers killed mid-write left behind (temporary files); called when the
@@ -412,32 +463,30 @@ impl BackupStore {
         })
     }
 
-    /// Record `xml` as the newest version of `uuid`, unless it equals the latest one (a
-    /// deletion is always recorded). Returns the new version number.
-    pub fn save(
+    /// The number of the version to write for `xml` (claimed by the caller), or `None`
+    /// when it equals the latest one (a deletion is always recorded).
+    pub(crate) fn plan(
         &self,
         uuid: &str,
         xml: &str,
         input: &VersionInput,
+        hash: u64,
     ) -> Result<Option<u32>, BackupError> {
-        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
-        let _guard = self.lock(&uuid);
-        let hash = self.hasher.hash_one(xml);
         // The fast path: the same definition as the latest version this process knows.
         // A version written meanwhile by another process (uvmm-restore --direct) is
         // found below as soon as the definition differs from the one known here. A move
         // compares hosts, which only the records on disk know.
         if let Some(known) = self
-            .known_latest(&uuid)
+            .known_latest(uuid)
             .filter(|_| input.cause != Cause::Migrate && input.snapshot.is_none())
         {
             if known.hash == hash && known.len == xml.len() && known.deleted == input.deleted {
                 return Ok(None);
             }
         }
-        let existing = self.versions(&uuid)?;
+        let existing = self.versions(uuid)?;
         if let Some(last) = existing.last() {
-            let last_xml = fs::read_to_string(version_file(&self.dir, &uuid, last.version, "xml"))
+            let last_xml = fs::read_to_string(version_file(&self.dir, uuid, last.version, "xml"))
                 .unwrap_or_default();
             // A move is a version of its own even with the same definition: the history
             // then says where the VM went.
@@ -449,7 +498,7 @@ impl BackupStore {
                 && input.snapshot.is_none()
             {
                 self.remember_latest(
-                    &uuid,
+                    uuid,
                     Latest {
                         hash,
                         len: xml.len(),
@@ -459,7 +508,23 @@ impl BackupStore {
                 return Ok(None);
             }
         }
-        let n = existing.last().map(|m| m.version + 1).unwrap_or(1);
+        Ok(Some(existing.last().map(|m| m.version + 1).unwrap_or(1)))
+    }
+
+    /// Record `xml` as the newest version of `uuid`, unless it equals the latest one (a
+    /// deletion is always recorded). Returns the new version number.
+    pub fn save(
+        &self,
+        uuid: &str,
+        xml: &str,
+        input: &VersionInput,
+    ) -> Result<Option<u32>, BackupError> {
+        let uuid = normalize_uuid(uuid).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let _guard = self.lock(&uuid);
+        let hash = self.hasher.hash_one(xml);
+        let Some(n) = self.plan(&uuid, xml, input, hash)? else {
+            return Ok(None);
+        };
         let vdir = self.dir.join(&uuid);
         // Temporary files of dead writers in the top directory are removed once at start
         // (`clean_up`): listing 25,000 entries per new version made the first start
@@ -470,40 +535,13 @@ impl BackupStore {
         mkdir_private(&vdir).map_err(io(&vdir))?;
         let xml_path = version_file(&self.dir, &uuid, n, "xml");
         write_renamed(&xml_path, xml.as_bytes(), 0o600).map_err(io(&xml_path))?;
-        let snapshot = match &input.snapshot {
-            None => None,
-            Some(note) => {
-                let (event, xml_bytes) = match &note.event {
-                    SnapshotEvent::Created { xml } => {
-                        let path = version_file(&self.dir, &uuid, n, SNAPSHOT_EXT);
-                        write_renamed(&path, xml.as_bytes(), 0o600).map_err(io(&path))?;
-                        ("created", Some(xml.len() as u64))
-                    }
-                    SnapshotEvent::Deleted => ("deleted", None),
-                };
-                Some(SnapshotRecord {
-                    name: note.name.clone(),
-                    event: event.into(),
-                    xml_bytes,
-                })
-            }
-        };
-        let meta = VersionMeta {
-            version: n,
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            host: input.host.clone(),
-            name: input.name.clone(),
-            hypervisor: input.hypervisor.clone(),
-            os_type: input.os_type.clone(),
-            cause: input.cause.to_string(),
-            user: input.user.clone(),
-            deleted: input.deleted,
-            xml_bytes: xml.len() as u64,
-            snapshot,
-        };
+        if let Some(snap) = snapshot_xml(input) {
+            let path = version_file(&self.dir, &uuid, n, SNAPSHOT_EXT);
+            write_renamed(&path, snap.as_bytes(), 0o600).map_err(io(&path))?;
+        }
+        let meta = version_meta(n, xml, input);
         let meta_path = version_file(&self.dir, &uuid, n, "meta.json");
-        let json =
-            serde_json::to_vec_pretty(&meta).map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let json = meta_json(&meta)?;
         write_renamed(&meta_path, &json, 0o600).map_err(io(&meta_path))?;
         // One directory fsync for both names: a version whose record or XML did not make
         // it counts as absent (see `versions`).
@@ -689,6 +727,46 @@ impl BackupStore {
             .header(&format!("version {from}"), &format!("version {to}"))
             .to_string())
     }
+}
+
+/// The definition of the snapshot a version records as taken.
+pub(crate) fn snapshot_xml(input: &VersionInput) -> Option<&str> {
+    match input.snapshot.as_ref().map(|s| &s.event) {
+        Some(SnapshotEvent::Created { xml }) => Some(xml),
+        _ => None,
+    }
+}
+
+/// The record of version `n` of `xml`.
+pub(crate) fn version_meta(n: u32, xml: &str, input: &VersionInput) -> VersionMeta {
+    let snapshot = input.snapshot.as_ref().map(|note| {
+        let (event, xml_bytes) = match &note.event {
+            SnapshotEvent::Created { xml } => ("created", Some(xml.len() as u64)),
+            SnapshotEvent::Deleted => ("deleted", None),
+        };
+        SnapshotRecord {
+            name: note.name.clone(),
+            event: event.into(),
+            xml_bytes,
+        }
+    });
+    VersionMeta {
+        version: n,
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        host: input.host.clone(),
+        name: input.name.clone(),
+        hypervisor: input.hypervisor.clone(),
+        os_type: input.os_type.clone(),
+        cause: input.cause.to_string(),
+        user: input.user.clone(),
+        deleted: input.deleted,
+        xml_bytes: xml.len() as u64,
+        snapshot,
+    }
+}
+
+pub(crate) fn meta_json(meta: &VersionMeta) -> Result<Vec<u8>, BackupError> {
+    serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Invalid(e.to_string()))
 }
 
 // ----- the original UVMM's layout -----

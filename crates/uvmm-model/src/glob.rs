@@ -11,6 +11,9 @@ pub struct Pattern {
     /// matched by searching for each piece in turn, which is several times faster than
     /// the general matcher when filtering 10,000 names per request.
     pieces: Option<Vec<Vec<u8>>>,
+    /// The longest run of literal characters (lower case): every text the pattern matches
+    /// holds it, folded with [`fold`], so an index can search for it first.
+    literal: String,
 }
 
 fn lower(c: char) -> char {
@@ -32,11 +35,28 @@ impl Pattern {
             .as_ref()
             .filter(|p| !p.iter().any(|b| matches!(b, b'?' | b'[')))
             .map(|p| p.split(|b| *b == b'*').map(<[u8]>::to_vec).collect());
+        let literal = longest_literal(&chars);
         Pattern {
             chars,
             ascii,
             pieces,
+            literal,
         }
+    }
+
+    /// True when the pattern is `*LITERAL*` (what a plain word becomes): it matches exactly
+    /// the texts whose [`fold`] contains [`Pattern::literal`].
+    pub fn is_substring(&self) -> bool {
+        match self.chars.as_slice() {
+            ['*', middle @ .., '*'] => !middle.iter().any(|c| matches!(c, '*' | '?' | '[')),
+            _ => false,
+        }
+    }
+
+    /// The longest literal piece, in lower case: a text this pattern matches contains it
+    /// once the text is folded with [`fold`]. Empty when the pattern has no literal.
+    pub fn literal(&self) -> &str {
+        &self.literal
     }
 
     /// Match without allocating: the text is walked by byte index (by bytes outright
@@ -52,6 +72,42 @@ impl Pattern {
         }
         glob(&self.chars, text)
     }
+}
+
+/// Append `text` folded the way matching compares it: each character in lower case (its
+/// first lower-case character, as the matcher takes it).
+pub fn fold(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.extend(text.chars().map(lower));
+    }
+}
+
+/// The longest run of characters that match only themselves. `?` and a closed `[...]`
+/// class end a run; an unclosed `[` (a literal `[` to the matcher) ends one too, which
+/// only makes the run shorter, never wrong.
+fn longest_literal(p: &[char]) -> String {
+    let (mut best, mut run): (&[char], usize) = (&[], 0);
+    let mut i = 0;
+    while i <= p.len() {
+        let end_of_run = i == p.len() || matches!(p[i], '*' | '?' | '[');
+        if end_of_run {
+            let piece = &p[run..i];
+            if piece.len() > best.len() {
+                best = piece;
+            }
+            let skip = match p.get(i) {
+                Some('[') => class(&p[i..], '\0').map_or(1, |(_, len)| len),
+                _ => 1,
+            };
+            i += skip;
+            run = i;
+        } else {
+            i += 1;
+        }
+    }
+    best.iter().collect()
 }
 
 /// Match lower-case ASCII `pieces` (a pattern split at `*`) against ASCII text, ignoring
@@ -309,6 +365,101 @@ mod tests {
                     super::glob_ascii(fast.ascii.as_deref().unwrap(), t.as_bytes()),
                     "{p} vs {t}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn literal_is_the_longest_run_that_matches_only_itself() {
+        let cases = [
+            ("web", "web"),
+            ("WEB", "web"),
+            ("*vm-1*", "vm-1"),
+            ("*", ""),
+            ("", ""),
+            ("???", ""),
+            ("a?bcd*ef", "bcd"),
+            ("[abc]xy*", "xy"),
+            ("[]x]yz", "yz"),
+            ("[!a-z]long*s", "long"),
+            ("x[", "x"),
+            ("ab[cd", "ab"),
+            ("*ÄRGER?", "ärger"),
+            ("a*bb*ccc", "ccc"),
+        ];
+        for (p, want) in cases {
+            assert_eq!(super::Pattern::new(p).literal(), want, "{p}");
+        }
+        for (p, substring) in [
+            ("web", true),
+            ("*web*", true),
+            ("**", true),
+            ("web*", false),
+            ("*w?b*", false),
+            ("*w*b*", false),
+            ("*[ab]*", false),
+            ("*", false),
+        ] {
+            assert_eq!(super::Pattern::new(p).is_substring(), substring, "{p}");
+        }
+    }
+
+    /// The promise an index relies on: whatever a pattern matches holds its literal once
+    /// folded. Texts with the characters whose lower case is not one ASCII letter
+    /// (Kelvin sign, dotted capital I, sharp s) included.
+    #[test]
+    fn a_match_always_holds_the_literal() {
+        let patterns = [
+            "k",
+            "*k*",
+            "i*",
+            "*İ*",
+            "ß",
+            "web-[0-9]?",
+            "[",
+            "x[y",
+            "*a?b*",
+            "Σ",
+            "σ*",
+            "ab",
+            "*-0?",
+            "vm-1",
+            "[k]z",
+            "ǅ",
+        ];
+        let texts = [
+            "\u{212a}elvin",
+            "KELVIN",
+            "İstanbul",
+            "istanbul",
+            "Straße",
+            "STRASSE",
+            "web-01",
+            "WEB-0x",
+            "[",
+            "x[y",
+            "xayb",
+            "ΣΑΣ",
+            "σας",
+            "AB",
+            "vm-10",
+            "VM-1",
+            "kz",
+            "ǅ",
+            "ǆ",
+            "",
+        ];
+        for p in patterns {
+            let pat = super::Pattern::new(p);
+            for t in texts {
+                let mut folded = String::new();
+                super::fold(t, &mut folded);
+                if pat.matches(t) {
+                    assert!(folded.contains(pat.literal()), "{p} vs {t}");
+                }
+                if pat.is_substring() {
+                    assert_eq!(pat.matches(t), folded.contains(pat.literal()), "{p} vs {t}");
+                }
             }
         }
     }

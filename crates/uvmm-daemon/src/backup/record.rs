@@ -2,7 +2,7 @@
 
 use crate::hosts::shared::Shared;
 use std::time::SystemTime;
-use uvmm_backup::{Cause, SnapshotNote, VersionInput};
+use uvmm_backup::{BatchItem, Cause, SnapshotNote, VersionInput};
 use uvmm_libvirt::{ErrorKind, Hypervisor};
 use uvmm_model::domain::parse_domain;
 
@@ -150,4 +150,108 @@ pub fn record_definition(
             Err(e.to_string())
         }
     }
+}
+
+/// What the resync of one host found (see [`record_resync`]).
+#[derive(Debug, Default)]
+pub struct Resynced {
+    /// The hash of every persistent definition read.
+    pub hashes: Vec<(String, u64)>,
+    /// The VMs for which a new version was recorded.
+    pub changed: Vec<String>,
+    /// VMs whose definition could not be read or recorded.
+    pub failed: usize,
+}
+
+/// [`record_definition`] with cause `resync` for every persistent VM of a host just
+/// (re)connected, with the new versions written as one batch (`BackupStore::save_batch`:
+/// two filesystem syncs for the host instead of several fsyncs per VM; on a first start
+/// every VM is new).
+pub fn record_resync(
+    shared: &Shared,
+    uri: &str,
+    hv: &dyn Hypervisor,
+    persistent: Vec<String>,
+) -> Resynced {
+    let mut out = Resynced {
+        hashes: Vec::with_capacity(persistent.len()),
+        ..Resynced::default()
+    };
+    // (uuid, definition, record) of the VMs whose definition differs from the latest
+    // version this process knows.
+    let mut batch: Vec<(String, String, VersionInput)> = Vec::new();
+    for uuid in persistent {
+        let rec = Record {
+            persistent: Some(true),
+            ..Record::seen(&uuid, Cause::Resync)
+        };
+        let Some(store) = shared.backups.as_deref() else {
+            // Without a store only the hashes matter: the single path reads them.
+            match record_definition(shared, uri, hv, rec) {
+                Ok(r) => out.hashes.extend(r.hash.map(|h| (uuid.clone(), h))),
+                Err(_) => out.failed += 1,
+            }
+            continue;
+        };
+        if shared.read().moving_at(&uuid, uri) {
+            continue;
+        }
+        let xml = match hv.domain_xml(&uuid, true, true) {
+            Ok(x) => x,
+            // Gone since the listing: recorded as deleted, one by one (rare).
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                match record_definition(shared, uri, hv, rec) {
+                    Ok(r) => out.changed.extend(r.new_version.then(|| uuid.clone())),
+                    Err(_) => out.failed += 1,
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%uri, %uuid, "reading the definition failed: {e}");
+                out.failed += 1;
+                continue;
+            }
+        };
+        if store.unchanged(&uuid, &xml) {
+            out.hashes.push((uuid, definition_hash(&xml)));
+            continue;
+        }
+        let mut input = VersionInput {
+            host: uri.to_string(),
+            cause: Cause::Resync,
+            ..VersionInput::default()
+        };
+        if let Ok(def) = parse_domain(&xml) {
+            input.name = def.name;
+            input.hypervisor = def.domain_type;
+            input.os_type = def.os_type;
+        }
+        batch.push((uuid, xml, input));
+    }
+    let Some(store) = shared.backups.as_deref() else {
+        return out;
+    };
+    let items: Vec<BatchItem<'_>> = batch
+        .iter()
+        .map(|(uuid, xml, input)| BatchItem { uuid, xml, input })
+        .collect();
+    for ((uuid, xml, _), saved) in batch.iter().zip(store.save_batch(&items)) {
+        match saved {
+            Ok(v) => {
+                out.hashes.push((uuid.clone(), definition_hash(xml)));
+                // A first version has nothing to prune.
+                if v.is_some_and(|v| v > 1) {
+                    if let Err(e) = store.prune_vm(uuid, shared.retention, SystemTime::now()) {
+                        tracing::warn!(%uuid, "pruning old versions failed: {e}");
+                    }
+                }
+                out.changed.extend(v.map(|_| uuid.clone()));
+            }
+            Err(e) => {
+                tracing::error!(%uri, %uuid, "backup failed: {e}");
+                out.failed += 1;
+            }
+        }
+    }
+    out
 }

@@ -46,11 +46,13 @@ impl ListRows {
         for vm in vms.values() {
             let uuid = r.push(&vm.uuid);
             let name = r.push(&vm.name);
-            let name_key = r.push(&vm.name_key);
+            // Lower-case name: the sort key for people's order.
+            let key = vm.name.to_lowercase();
+            let name_key = r.push(&key);
             let description = vm.def.notes.description.as_deref().map(|d| r.push(d));
             let contact = vm.def.notes.contact.as_deref().map(|c| r.push(c));
             r.rows.push(ListRow {
-                name_prefix: prefix_key(&vm.name_key),
+                name_prefix: prefix_key(&key),
                 memory_kib: vm.memory_kib,
                 cpu_usage: vm.cpu_usage,
                 vcpus: vm.vcpus,

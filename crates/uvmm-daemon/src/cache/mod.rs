@@ -2,11 +2,12 @@
 //! workers write into it. Each update returns the events it caused, so "what changed" is
 //! decided in one pure place that the unit tests cover with tables (`update.rs`). `views`
 //! turns entries into API types, `query` finds and lists, `listing` keeps the rows pages
-//! filter and sort.
+//! filter and sort, `pages` the daemon-wide name order that pages sorted by name use.
 
 pub mod listing;
 mod moving;
 mod notes;
+mod pages;
 mod query;
 mod update;
 pub mod views;
@@ -40,13 +41,12 @@ pub struct VmEntry {
     pub memory_kib: u64,
     pub vcpus: u32,
     pub def: DomainDef,
-    /// The notes of the definition's `<metadata>`: in directory mode `def.notes` may show
-    /// the directory's instead (`notes.rs`), and these come back when its entry goes.
-    pub metadata_notes: uvmm_model::domain::Notes,
+    /// The notes of the definition's `<metadata>` while `def.notes` shows the directory's
+    /// instead (`notes.rs`); they come back when its entry goes. `None`: `def.notes` are
+    /// the definition's (standalone, every VM; not kept twice).
+    pub metadata_notes: Option<uvmm_model::domain::Notes>,
     /// What the next start of a running VM brings (its persistent definition differs).
     pub pending: Option<Pending>,
-    /// Lower-case name: the sort key for people's order, computed once.
-    pub name_key: String,
     /// Hash of the live XML (and of the persistent one of a running VM): tells definition
     /// changes apart from state changes, and is the ETag.
     pub xml_hash: u64,
@@ -92,7 +92,6 @@ impl VmEntry {
             }
         });
         VmEntry {
-            name_key: s.name.to_lowercase(),
             xml_hash: xml_hash(&s.xml, s.next_boot_xml.as_deref()),
             pending,
             uuid: s.uuid,
@@ -114,7 +113,7 @@ impl VmEntry {
                 def.memory_kib
             },
             vcpus: if s.vcpus > 0 { s.vcpus } else { def.vcpus },
-            metadata_notes: def.notes.clone(),
+            metadata_notes: None,
             def,
             cpu_usage: 0.0,
             cpu_sample: None,
@@ -228,9 +227,14 @@ impl HostEntry {
         &self.vms
     }
 
-    /// For changes of the VM set or of names and notes: the rows are rebuilt.
-    fn vms_mut(&mut self) -> &mut BTreeMap<String, VmEntry> {
+    /// For changes of the VM set or of names and notes: the rows are rebuilt, and so is
+    /// the cache's name order (`pages`), which callers must hand in so none forgets it.
+    fn vms_mut(
+        &mut self,
+        pages: &mut OnceLock<pages::NameIndex>,
+    ) -> &mut BTreeMap<String, VmEntry> {
         self.rows = OnceLock::new();
+        *pages = OnceLock::new();
         &mut self.vms
     }
 
@@ -260,4 +264,7 @@ pub struct Cache {
     /// Directory mode: the VM notes of the directory by lower-case UUID (`notes.rs`);
     /// `None` standalone, where notes are the definition's `<metadata>`.
     directory_notes: Option<HashMap<String, uvmm_model::domain::Notes>>,
+    /// Every VM in name order, built on the first page after a change of the host set,
+    /// a VM set, a name or notes (`pages.rs`).
+    pages: OnceLock<pages::NameIndex>,
 }

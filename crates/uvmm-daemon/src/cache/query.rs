@@ -1,6 +1,7 @@
 //! Finding hosts and VMs, and pages of the VM list (filters, sort, paging).
 
 use super::listing::{f64_key, prefix_key, ListRow};
+use super::pages::{keeps, Filter, Keep, NameIndex};
 use super::*;
 use uvmm_api::{VmPage, VmQuery, VmSummary};
 use uvmm_model::state::ParseEnumError;
@@ -130,7 +131,7 @@ impl Cache {
     }
 
     pub fn list_vms(&self, q: &VmQuery) -> Result<VmPage, LookupError> {
-        self.list_vms_where(q, &|_, _| true)
+        self.list(q, None)
     }
 
     /// `list_vms` of the VMs `keep` (host, VM name) lets through: what a caller with a
@@ -140,19 +141,38 @@ impl Cache {
         q: &VmQuery,
         keep: &dyn Fn(&HostEntry, &str) -> bool,
     ) -> Result<VmPage, LookupError> {
-        let state = q
-            .state
-            .as_deref()
-            .map(|s| s.parse::<VmState>())
-            .transpose()?;
-        let (key, desc) = parse_sort(q.sort.as_deref().unwrap_or("name"))?;
-        let pattern = q.q.as_deref().map(uvmm_model::glob::Pattern::new);
-        let only_host = q
-            .host
-            .as_deref()
-            .map(|h| self.resolve_host(h).map(|e| e.uri.as_str()))
-            .transpose()?;
-        // Rows come from each host's dense listing rows (see `listing.rs`); each carries
+        self.list(q, Some(keep))
+    }
+
+    /// `keep`: `None` for a caller who sees everything, so a page need not ask per VM.
+    fn list(&self, q: &VmQuery, keep: Keep) -> Result<VmPage, LookupError> {
+        let p = Parsed::new(self, q)?;
+        if p.key == SortKey::Name && p.only_host.is_none() {
+            return Ok(self.page_by_name(q, &p, keep));
+        }
+        Ok(self.scan(q, &p, keep))
+    }
+
+    /// `list_vms_where` without the name order: every host's rows scanned, selected and
+    /// sorted. What the name order must agree with (tests, the benchmark's baseline).
+    pub fn list_vms_scanned(
+        &self,
+        q: &VmQuery,
+        keep: &dyn Fn(&HostEntry, &str) -> bool,
+    ) -> Result<VmPage, LookupError> {
+        Ok(self.scan(q, &Parsed::new(self, q)?, Some(keep)))
+    }
+
+    fn scan(&self, q: &VmQuery, p: &Parsed, keep: Keep) -> VmPage {
+        let Parsed {
+            key,
+            desc,
+            only_host,
+            ..
+        } = *p;
+        let filter = p.filter(q, keep);
+        // Other sort keys and one host's VMs: a scan of the hosts' dense listing rows
+        // (see `listing.rs`), selected and sorted per request. Each row carries
         // its primary sort key, so comparisons touch only this vector.
         type Row<'a> = (u128, &'a HostEntry, &'a ListRows, &'a ListRow);
         let mut rows: Vec<Row> = Vec::new();
@@ -166,16 +186,7 @@ impl Cache {
             rows.extend(
                 lr.rows
                     .iter()
-                    .filter(|r| state.is_none_or(|s| r.state == s))
-                    .filter(|r| keep(h, lr.name(r)))
-                    .filter(|r| q.name.as_deref().is_none_or(|n| lr.name(r) == n))
-                    .filter(|r| {
-                        pattern.as_ref().is_none_or(|pat| {
-                            pat.matches(lr.name(r))
-                                || lr.description(r).is_some_and(|d| pat.matches(d))
-                                || lr.contact(r).is_some_and(|c| pat.matches(c))
-                        })
-                    })
+                    .filter(|r| keeps(&filter, h, lr, r))
                     .map(|r| {
                         let k = match key {
                             SortKey::Name => r.name_prefix,
@@ -229,11 +240,75 @@ impl Cache {
             .take(q.limit.unwrap_or(usize::MAX))
             .filter_map(|(_, h, lr, r)| h.vms.get(lr.uuid(r)).map(|v| vm_summary(h, v)))
             .collect();
-        Ok(VmPage {
+        VmPage {
             total,
             offset,
             limit: q.limit,
             items,
+        }
+    }
+
+    /// The fast path of pages: the cache's name order (`pages.rs`), built on first use.
+    fn page_by_name(&self, q: &VmQuery, p: &Parsed, keep: Keep) -> VmPage {
+        let hosts: Vec<&HostEntry> = self.hosts.values().collect();
+        let index = self.pages.get_or_init(|| NameIndex::build(&hosts));
+        let filter = p.filter(q, keep);
+        let offset = q.offset.unwrap_or(0);
+        let (total, hits) = index.page(&hosts, &filter, p.desc, offset, q.limit);
+        let items = hits
+            .into_iter()
+            .filter_map(|(hi, ri)| {
+                let h = hosts[hi];
+                let lr = h.rows();
+                h.vms.get(lr.uuid(&lr.rows[ri])).map(|v| vm_summary(h, v))
+            })
+            .collect();
+        VmPage {
+            total,
+            offset,
+            limit: q.limit,
+            items,
+        }
+    }
+}
+
+/// A query's parameters, checked.
+struct Parsed<'a> {
+    state: Option<VmState>,
+    key: SortKey,
+    desc: bool,
+    pattern: Option<uvmm_model::glob::Pattern>,
+    only_host: Option<&'a str>,
+}
+
+impl<'a> Parsed<'a> {
+    fn filter<'f>(&'f self, q: &'f VmQuery, keep: Keep<'f>) -> Filter<'f> {
+        Filter {
+            state: self.state,
+            name: q.name.as_deref(),
+            pattern: self.pattern.as_ref(),
+            keep,
+        }
+    }
+
+    fn new(cache: &'a Cache, q: &VmQuery) -> Result<Parsed<'a>, LookupError> {
+        let state = q
+            .state
+            .as_deref()
+            .map(|s| s.parse::<VmState>())
+            .transpose()?;
+        let (key, desc) = parse_sort(q.sort.as_deref().unwrap_or("name"))?;
+        let only_host = q
+            .host
+            .as_deref()
+            .map(|h| cache.resolve_host(h).map(|e| e.uri.as_str()))
+            .transpose()?;
+        Ok(Parsed {
+            state,
+            key,
+            desc,
+            pattern: q.q.as_deref().map(uvmm_model::glob::Pattern::new),
+            only_host,
         })
     }
 }

@@ -103,12 +103,14 @@ impl Cache {
         let ev = event(&entry, Change::HostAdded);
         self.ids.insert(id.to_string(), uri.to_string());
         self.hosts.insert(uri.to_string(), entry);
+        self.pages = OnceLock::new();
         vec![ev]
     }
 
     pub fn remove_host(&mut self, uri: &str) -> Vec<Event> {
         match self.hosts.remove(uri) {
             Some(h) => {
+                self.pages = OnceLock::new();
                 self.ids.remove(&h.id);
                 let mut ev = event(&h, Change::HostRemoved);
                 ev.available = Some(false);
@@ -161,7 +163,7 @@ impl Cache {
             overlay_notes(self.directory_notes.as_ref(), &mut vm);
             fresh.insert(vm.uuid.clone(), vm);
         }
-        let old = std::mem::take(host.vms_mut());
+        let old = std::mem::take(host.vms_mut(&mut self.pages));
         for (uuid, old_vm) in &old {
             if !fresh.contains_key(uuid) {
                 if kept.contains(uuid) {
@@ -184,7 +186,7 @@ impl Cache {
                     }
                 }
             }
-            host.vms_mut().insert(uuid, vm);
+            host.vms_mut(&mut self.pages).insert(uuid, vm);
         }
         if !was_available {
             events.insert(0, event(host, Change::HostConnected));
@@ -247,7 +249,19 @@ impl Cache {
                 }
             }
         };
-        host.vms_mut().insert(vm.uuid.clone(), vm);
+        // A change of state or figures keeps the rows and the name order: only what they
+        // hold (name, description, contact) rebuilds them.
+        let same_row = host.vms.get(&vm.uuid).is_some_and(|prev| {
+            prev.name == vm.name
+                && prev.def.notes.description == vm.def.notes.description
+                && prev.def.notes.contact == vm.def.notes.contact
+        });
+        if same_row {
+            host.vms.insert(vm.uuid.clone(), vm);
+            host.refresh_rows();
+        } else {
+            host.vms_mut(&mut self.pages).insert(vm.uuid.clone(), vm);
+        }
         ev.into_iter().collect()
     }
 
@@ -258,7 +272,7 @@ impl Cache {
         let Some(host) = self.hosts.get_mut(uri) else {
             return vec![];
         };
-        match host.vms_mut().remove(uuid) {
+        match host.vms_mut(&mut self.pages).remove(uuid) {
             Some(vm) => vec![vm_removed(host, &vm)],
             None => vec![],
         }

@@ -13,7 +13,7 @@
 
 use super::shared::Shared;
 use crate::actor::{Mailbox, Runtime};
-use crate::backup::record::{record_definition, Record};
+use crate::backup::record::{record_resync, Resynced};
 use crate::cache::PoolFreshness;
 use crate::defwatch::DefWatch;
 use crate::jobs::JobError;
@@ -204,26 +204,12 @@ impl Worker {
         let tx = self.tx.clone();
         let spawned = super::pool::submit(Box::new(move || {
             let started = Instant::now();
-            let (count, mut failed) = (persistent.len(), 0usize);
-            let mut hashes = Vec::with_capacity(count);
-            let mut changed = Vec::new();
-            for uuid in persistent {
-                let rec = Record {
-                    persistent: Some(true),
-                    ..Record::seen(&uuid, uvmm_backup::Cause::Resync)
-                };
-                match record_definition(&shared, &uri, hv.as_ref(), rec) {
-                    Ok(r) => {
-                        if let Some(h) = r.hash {
-                            hashes.push((uuid.clone(), h));
-                        }
-                        if r.new_version {
-                            changed.push(uuid);
-                        }
-                    }
-                    Err(_) => failed += 1,
-                }
-            }
+            let count = persistent.len();
+            let Resynced {
+                hashes,
+                changed,
+                failed,
+            } = record_resync(&shared, &uri, hv.as_ref(), persistent);
             tracing::info!(
                 %uri,
                 vms = count,
