@@ -5,6 +5,7 @@
 //! turns these into status codes (the rule is in docs/api.md).
 
 use uvmm_libvirt::{ErrorKind, LibvirtError};
+use uvmm_model::hosts::HostUri;
 
 pub use crate::backup::BackupError;
 pub use crate::cache::LookupError;
@@ -43,6 +44,15 @@ pub enum Error {
     /// No profile of that name.
     #[error("{what}")]
     NoProfile { what: String },
+    /// The host's libvirt driver lacks the operation (`Error::on_host` found it): said in
+    /// words with the kind of host; libvirt's text, which names its API function, goes to
+    /// the log only.
+    #[error("{what} is not supported on host {host} ({kind})")]
+    NotSupported {
+        what: &'static str,
+        host: String,
+        kind: &'static str,
+    },
     /// A broken invariant: a bug (the daemon log has the details).
     #[error("{what}")]
     Internal { what: String },
@@ -51,6 +61,33 @@ pub enum Error {
 impl Error {
     pub fn internal(what: impl Into<String>) -> Error {
         Error::Internal { what: what.into() }
+    }
+
+    /// The libvirt error this error carries, if it is one.
+    fn libvirt(&self) -> Option<&LibvirtError> {
+        match self {
+            Error::Vm(VmError::Libvirt(l) | VmError::Storage(StorageError::Libvirt(l)))
+            | Error::Storage(StorageError::Libvirt(l) | StorageError::Refused { source: l, .. })
+            | Error::Backup(BackupError::Libvirt(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// An error of a job on `host`: where libvirt said the host's driver lacks the
+    /// operation, the answer says which operation and what kind of host, in words.
+    pub fn on_host(self, host_id: &str, host: &HostUri) -> Error {
+        let Some(l) = self.libvirt() else {
+            return self;
+        };
+        let Some(what) = l.unsupported_operation() else {
+            return self;
+        };
+        tracing::info!(host = %host.uri, "not supported by the host: libvirt said: {}", l.message);
+        Error::NotSupported {
+            what,
+            host: host_id.to_string(),
+            kind: host.driver_words(),
+        }
     }
 }
 
@@ -85,12 +122,30 @@ pub fn from_libvirt(mut e: LibvirtError) -> LibvirtError {
 /// in the wrong state, exists, bad input) in libvirt's words; a failure of libvirt itself
 /// marked as such.
 pub fn libvirt_message(e: &LibvirtError) -> String {
+    if let Some(what) = e.unsupported_operation() {
+        return unsupported_here(what);
+    }
     match e.kind {
         ErrorKind::NotFound
         | ErrorKind::InvalidOperation
         | ErrorKind::InvalidInput
         | ErrorKind::Exists => e.message.clone(),
         _ => format!("libvirt: {}", e.message),
+    }
+}
+
+/// What a host lacks, where the host is not known (`Error::on_host` says which when it
+/// is): never libvirt's function name.
+pub fn unsupported_here(what: &str) -> String {
+    format!("{what} is not supported on this host")
+}
+
+/// A libvirt message inside a sentence of uvmm's own ("cannot …: MESSAGE"): libvirt's
+/// words, except where it names its API function for something the host lacks.
+pub fn libvirt_words(e: &LibvirtError) -> String {
+    match e.unsupported_operation() {
+        Some(what) => unsupported_here(what),
+        None => e.message.clone(),
     }
 }
 

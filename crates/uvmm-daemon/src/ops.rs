@@ -188,7 +188,8 @@ impl Ops {
                         host: HostLink::Worker(w),
                         task: None,
                     };
-                    job.run(&ctx).map_err(Into::into)
+                    job.run(&ctx)
+                        .map_err(|e| Into::<Error>::into(e).on_host(&at.host_id, &at.host))
                 }
                 None => Err(JobCtx::unavailable(at.uri(), &shared.read()).into()),
             };
@@ -240,7 +241,8 @@ impl Ops {
                     host: HostLink::Queue(&send),
                     task: Some(link),
                 };
-                job.run(&ctx).map_err(Into::into)
+                job.run(&ctx)
+                    .map_err(|e| Into::<Error>::into(e).on_host(&at.host_id, &at.host))
             },
             tx,
         )?;

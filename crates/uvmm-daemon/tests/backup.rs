@@ -472,3 +472,103 @@ fn old_uvmm_layout_is_listed_and_restored() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(d.vm("old-linux", "demo-kvm2")["max_memory_kib"], 768 * 1024);
 }
+
+/// Notes changed through uvmm are recorded once each, as `edit`, and the definition watch
+/// adds nothing after them; a stored version that differs from the host's definition only
+/// in its layout (written under a libvirt that indents differently) is no new version at
+/// the next start; a real change with virsh still is `external`. On the test driver behind
+/// a real libvirtd.
+#[test]
+fn notes_edits_and_reindented_definitions_make_no_external_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let libvirtd = Libvirtd::start(&dir.path().join("libvirtd"));
+    let _keeper = libvirtd.keeper();
+    let uri = libvirtd.uri();
+    let mut d = Daemon::start_with(
+        std::slice::from_ref(&uri),
+        &[],
+        "reconcile_interval_secs = 1\nstats_interval_secs = 1\n",
+    );
+    let causes = |d: &Daemon| -> Vec<String> {
+        d.cli_json(&["backup", "show", "test"])["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["cause"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_for(Duration::from_secs(5), "first backup", || {
+        d.cli(&["backup", "show", "test", "--json"])
+            .status
+            .success()
+            .then_some(())
+    });
+    ok(
+        d.cli(&[
+            "vm",
+            "set",
+            "test",
+            "description=first note",
+            "contact=ops@example.com",
+            "--json",
+        ]),
+        "notes",
+    );
+    ok(
+        d.cli(&["vm", "set", "test", "description=second note", "--json"]),
+        "notes again",
+    );
+    // Several rounds of the definition watch.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(causes(&d), ["resync", "edit", "edit"]);
+
+    // The store's latest version as another libvirt would have indented it.
+    let uuid = d.cli_json(&["backup", "show", "test"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.stop();
+    let latest = d.backup_dir().join(&uuid).join("000003.xml");
+    let xml = std::fs::read_to_string(&latest).unwrap();
+    let reindented = xml.replace("\n  <", "\n\n      <");
+    assert_ne!(reindented, xml);
+    std::fs::write(&latest, &reindented).unwrap();
+    // Its record says how long it is (a version whose XML does not match counts as lost).
+    let meta_path = d.backup_dir().join(&uuid).join("000003.meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["xml_bytes"] = reindented.len().into();
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    std::fs::write(d.backup_dir().join(format!("{uuid}.xml")), &reindented).unwrap();
+    d.respawn();
+    wait_for(
+        Duration::from_secs(10),
+        "the resync after the start",
+        || {
+            // The log starts afresh with the new process.
+            d.log()
+                .contains("backups checked against the host's definitions")
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        causes(&d),
+        ["resync", "edit", "edit"],
+        "no version for a layout"
+    );
+
+    // A real change outside uvmm.
+    let xml = String::from_utf8(virsh(&uri, &["dumpxml", "--inactive", "test"]).stdout).unwrap();
+    let f = dir.path().join("test.xml");
+    std::fs::write(
+        &f,
+        xml.replace("<memory unit='KiB'>", "<memory unit='KiB'>1"),
+    )
+    .unwrap();
+    let out = virsh(&uri, &["define", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for(Duration::from_secs(10), "the outside change", || {
+        (causes(&d).last().map(String::as_str) == Some("external")).then_some(())
+    });
+    assert_eq!(causes(&d), ["resync", "edit", "edit", "external"]);
+}

@@ -323,3 +323,59 @@ async fn a_host_source_that_changes_on_its_own() {
     ops.shutdown();
     w.ops.shutdown();
 }
+
+/// A definition uvmm recorded that the host then only re-indents (libvirt re-serialising
+/// `<metadata>` after a notes change) is not an `external` change: the notes edit stays
+/// recorded once, as `edit`. A real change made outside uvmm still is `external`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reindented_definition_is_no_external_change_but_a_real_one_is() {
+    let w = world().await;
+    let vm = w.domain("web", VmState::Shutoff).await;
+    let store = w.ops.shared.backups.clone().unwrap();
+    let causes = || -> Vec<String> {
+        store
+            .versions(&vm)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.cause)
+            .collect()
+    };
+    let notes = |text: &str| {
+        let patch = VmPatch {
+            description: Some(text.into()),
+            contact: Some("ops@example.com".into()),
+            ..VmPatch::default()
+        };
+        Edit::new(None, EditVm { patch })
+    };
+    w.ops.run(&root(), w.vm(&vm), notes("first")).await.unwrap();
+    let recorded = causes();
+    assert_eq!(recorded.last().map(String::as_str), Some("edit"));
+
+    // The host re-indents the definition: a line and an indentation between every tag.
+    let xml = w.host.domain(&vm).unwrap().xml;
+    let reindented = xml.replace("><", ">\n    <");
+    assert_ne!(reindented, xml);
+    w.host.rewrite_definition(&vm, &reindented);
+    // Every job on the VM first compares its definition with the one seen last; the same
+    // notes again change nothing.
+    w.ops.run(&root(), w.vm(&vm), notes("first")).await.unwrap();
+    assert_eq!(causes(), recorded, "a re-indent is no version");
+    // The next edit is recorded once, as what it is.
+    w.ops
+        .run(&root(), w.vm(&vm), notes("second"))
+        .await
+        .unwrap();
+    let mut want = recorded.clone();
+    want.push("edit".into());
+    assert_eq!(causes(), want);
+
+    // A real change outside uvmm (more memory): `external`, before the job's own version.
+    let xml = w.host.domain(&vm).unwrap().xml;
+    let bigger = xml.replace("1048576</memory>", "2097152</memory>");
+    assert_ne!(bigger, xml);
+    w.host.rewrite_definition(&vm, &bigger);
+    w.ops.run(&root(), w.vm(&vm), notes("third")).await.unwrap();
+    want.extend(["external".into(), "edit".into()]);
+    assert_eq!(causes(), want);
+}

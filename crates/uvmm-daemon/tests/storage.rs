@@ -389,6 +389,56 @@ impl Drop for Tgt {
     }
 }
 
+/// Whether `text` names a libvirt API function (`virStorageVolResize`).
+fn names_libvirt_function(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        w.strip_prefix("vir")
+            .and_then(|r| r.chars().next())
+            .is_some_and(|c| c.is_ascii_uppercase())
+    })
+}
+
+/// The test driver lacks volume resizing: the answer says so in words (what, which host,
+/// what kind of host), without libvirt's function name, and nothing changes.
+#[test]
+fn an_operation_the_host_lacks_is_said_in_words_without_libvirt_function_names() {
+    let d = Daemon::start(&[demo_uri("demo-kvm1")]);
+    let capacity = || {
+        d.get("/api/v1/hosts/demo-kvm1/pools/default")["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "web-01.qcow2")
+            .map(|v| v["capacity"].clone())
+            .unwrap()
+    };
+    let before = capacity();
+    let (status, body) = d.http(
+        "POST",
+        "/api/v1/hosts/demo-kvm1/pools/default/volumes/web-01.qcow2/resize",
+        Some(r#"{"size_bytes": 107374182400}"#),
+    );
+    assert_eq!(status, 501, "{body}");
+    assert_eq!(body["error"]["code"], "not_supported", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "resizing a volume is not supported on host demo-kvm1 (libvirt's test driver)"
+    );
+    assert!(!names_libvirt_function(&body.to_string()), "{body}");
+    assert_eq!(capacity(), before, "nothing changed");
+    // The CLI shows the same words; libvirt's own text is in the daemon log only.
+    let out = d.cli(&["volume", "resize", "default", "web-01.qcow2", "100GiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("resizing a volume is not supported"), "{err}");
+    assert!(!names_libvirt_function(&err), "{err}");
+    assert!(
+        d.log().contains("virStorageVolResize"),
+        "libvirt's text is logged"
+    );
+}
+
 fn write_data(path: &Path, offset: u64, mib: u64) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();

@@ -303,6 +303,14 @@ impl FakeHost {
         uuid
     }
 
+    /// Replace a domain's definition without telling anyone, as `virsh ... --config` or
+    /// a libvirt that re-serialises a definition on its own does.
+    pub fn rewrite_definition(&self, uuid: &str, xml: &str) {
+        if let Some(d) = self.st().domains.get_mut(uuid) {
+            d.xml = xml.to_string();
+        }
+    }
+
     /// A domain as the fake has it now.
     pub fn domain(&self, uuid: &str) -> Option<FakeDomain> {
         self.st().domains.get(uuid).cloned()

@@ -108,6 +108,20 @@ impl HostUri {
         self.driver == "test" && self.path != "/default"
     }
 
+    /// The kind of host, in words, for messages ("not supported on …").
+    pub fn driver_words(&self) -> &'static str {
+        match self.driver.as_str() {
+            "qemu" => "QEMU/KVM",
+            "test" => "libvirt's test driver",
+            "xen" | "libxl" => "Xen",
+            "lxc" => "LXC containers",
+            "bhyve" => "bhyve",
+            "vz" => "Virtuozzo",
+            "ch" => "Cloud Hypervisor",
+            _ => "this hypervisor",
+        }
+    }
+
     /// A short, readable id: the host name for remote URIs, the file stem for
     /// `test:///path/node.xml`, `default` for `test:///default`, `localhost` otherwise.
     pub fn default_id(&self) -> String {
@@ -301,6 +315,22 @@ impl HostUri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_words() {
+        let table = [
+            ("qemu:///system", "QEMU/KVM"),
+            ("qemu+ssh://kvm1/system", "QEMU/KVM"),
+            ("test:///default", "libvirt's test driver"),
+            ("test+unix:///default?socket=/x", "libvirt's test driver"),
+            ("xen://xen1/", "Xen"),
+            ("libxl:///system", "Xen"),
+            ("lxc:///", "LXC containers"),
+        ];
+        for (uri, want) in table {
+            assert_eq!(HostUri::parse(uri).unwrap().driver_words(), want, "{uri}");
+        }
+    }
 
     #[test]
     fn valid_uris() {

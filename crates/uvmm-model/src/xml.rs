@@ -468,9 +468,69 @@ pub fn escape_text(s: &str) -> String {
     out
 }
 
+/// An XML text without its layout: every run of whitespace between two tags that holds a
+/// line break (indentation) is left out. Two definitions that differ only in how they are
+/// indented (libvirt re-indents `<metadata>` on some versions, a definition re-serialised
+/// by another tool) give the same result; text content (a description, even one of
+/// spaces only on one line) is kept. Linear, no parsing: it runs on every definition
+/// uvmm compares.
+pub fn without_layout(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(end) = rest.find('>') {
+        let (tag, after) = rest.split_at(end + 1);
+        out.push_str(tag);
+        let ws = after
+            .find(|c: char| !c.is_ascii_whitespace())
+            .unwrap_or(after.len());
+        let (run, next) = after.split_at(ws);
+        let between_tags = next.starts_with('<') || next.is_empty();
+        if !(between_tags && run.contains('\n')) {
+            out.push_str(run);
+        }
+        rest = next;
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_is_left_out_and_content_kept() {
+        let flat = "<domain><name>a</name><metadata><n:notes xmlns:n='u'><n:contact>x</n:contact></n:notes></metadata></domain>";
+        // (input, same as `flat`)
+        let table = [
+            (flat, true),
+            ("<domain>\n  <name>a</name>\n  <metadata>\n    <n:notes xmlns:n='u'>\n      <n:contact>x</n:contact>\n    </n:notes>\n  </metadata>\n</domain>\n", true),
+            // Re-indented deeper, blank lines, CRLF, tabs.
+            ("<domain>\r\n\t<name>a</name>\n\n<metadata>\n          <n:notes xmlns:n='u'>\n<n:contact>x</n:contact></n:notes></metadata></domain>", true),
+            // Text content changed: a different definition.
+            ("<domain><name>b</name><metadata><n:notes xmlns:n='u'><n:contact>x</n:contact></n:notes></metadata></domain>", false),
+            ("<domain><name>a</name><metadata><n:notes xmlns:n='u'><n:contact> x</n:contact></n:notes></metadata></domain>", false),
+            ("<domain><name>a </name><metadata><n:notes xmlns:n='u'><n:contact>x</n:contact></n:notes></metadata></domain>", false),
+            // An attribute changed.
+            ("<domain><name>a</name><metadata><n:notes xmlns:n='v'><n:contact>x</n:contact></n:notes></metadata></domain>", false),
+        ];
+        let want = without_layout(flat);
+        for (xml, same) in table {
+            assert_eq!(without_layout(xml) == want, same, "{xml}");
+        }
+        // Spaces on one line between tags are content (a description of spaces).
+        assert_ne!(
+            without_layout("<d><description>  </description></d>"),
+            without_layout("<d><description></description></d>")
+        );
+        // A multi-line text keeps its line breaks.
+        assert_eq!(
+            without_layout("<d><description>one\n two</description></d>"),
+            "<d><description>one\n two</description></d>"
+        );
+        assert_eq!(without_layout(""), "");
+        assert_eq!(without_layout("not xml\n"), "not xml\n");
+    }
 
     #[test]
     fn round_trip_keeps_everything() {

@@ -16,9 +16,24 @@ pub struct Recorded {
     pub new_version: bool,
 }
 
-/// Hash of a definition, as the cache hashes XML.
+/// Hash of a definition without its layout (`xml::without_layout`): the definition watch
+/// compares these, so a definition that was only re-indented (by libvirt, or by a tool
+/// that re-serialised it) is not a change.
 pub fn definition_hash(xml: &str) -> u64 {
-    crate::cache::hash_str(xml)
+    crate::cache::hash_str(&uvmm_model::xml::without_layout(xml))
+}
+
+/// Whether `xml` is the latest version of `uuid` in the store, but for its layout. Read
+/// only once the text differs (`BackupStore::unchanged` said no): a re-indented definition
+/// is not a version of its own, with a cause it does not have (`external`, `resync`).
+fn same_but_layout(store: &uvmm_backup::BackupStore, uuid: &str, xml: &str) -> bool {
+    match store.latest(uuid) {
+        Ok(Some((meta, last))) => {
+            !meta.deleted
+                && uvmm_model::xml::without_layout(&last) == uvmm_model::xml::without_layout(xml)
+        }
+        _ => false,
+    }
 }
 
 /// One definition to record.
@@ -119,7 +134,11 @@ pub fn record_definition(
     };
     // The common case at start and in every statistics round: nothing to parse or write.
     // A move is recorded even with the same definition (the store compares hosts).
-    if !deleting && cause != Cause::Migrate && snapshot.is_none() && store.unchanged(uuid, &xml) {
+    if !deleting
+        && cause != Cause::Migrate
+        && snapshot.is_none()
+        && (store.unchanged(uuid, &xml) || same_but_layout(store, uuid, &xml))
+    {
         return Ok(Recorded {
             hash,
             new_version: false,

@@ -20,6 +20,8 @@ pub struct Restore {
     /// A definition brought by the client passes the checks of a new VM first; one from
     /// uvmmd's own backups was read from libvirt and is restored as it was.
     from_client: bool,
+    /// The version's own host (URI) and VM name, for one from the store.
+    from: Option<(String, String)>,
 }
 
 impl Restore {
@@ -28,16 +30,30 @@ impl Restore {
         Target::Host(self.host.clone())
     }
 
+    /// The host (URI) and VM name it takes, for the authorization.
+    pub fn onto(&self) -> (&str, String) {
+        let name = uvmm_model::domain::parse_domain(&self.xml)
+            .map(|d| d.name)
+            .unwrap_or_default();
+        (&self.host, name)
+    }
+
+    /// The host (URI) and name of the VM a stored version was (`None`: a definition the
+    /// client brought), for the authorization.
+    pub fn from(&self) -> Option<(&str, &str)> {
+        self.from.as_ref().map(|(h, n)| (h.as_str(), n.as_str()))
+    }
+
     /// Find the definition (a version of the store, or the one brought along) and the
     /// host (given, or where the backup came from; it must be managed here).
     pub fn plan(shared: &Shared, req: RestoreRequest) -> Result<Restore, Error> {
-        let (xml, default_host) = match (&req.backup, &req.xml) {
+        let (xml, from) = match (&req.backup, &req.xml) {
             (Some(vm), None) => {
                 let v = version(shared, vm, req.version)?;
                 let xml = store(shared)?
                     .version_xml(&v.uuid, v.meta.version)
                     .map_err(BackupError::from)?;
-                (xml, Some(v.meta.host))
+                (xml, Some((v.meta.host, v.meta.name)))
             }
             (None, Some(xml)) => (xml.clone(), None),
             _ => return Err(BackupError::NeitherOrBoth.into()),
@@ -46,7 +62,10 @@ impl Restore {
         let host = req
             .host
             .clone()
-            .or(default_host.filter(|h| !h.is_empty()))
+            .or(from
+                .as_ref()
+                .map(|(h, _)| h.clone())
+                .filter(|h| !h.is_empty()))
             .ok_or(BackupError::NoHost)?;
         let uri = shared
             .read()
@@ -63,6 +82,7 @@ impl Restore {
             xml,
             existing,
             from_client: req.xml.is_some(),
+            from,
         })
     }
 }

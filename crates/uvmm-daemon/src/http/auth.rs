@@ -36,8 +36,9 @@ pub struct Tls;
 pub enum TargetFrom {
     /// Nothing (public and authenticated-only routes).
     Nothing,
-    /// The whole daemon: only an unrestricted grant (metrics, tokens, creating VMs and
-    /// hosts, restoring: their target is in the body, or they show everything).
+    /// The whole daemon: only an unrestricted grant (metrics, tokens, adding hosts, moves
+    /// whose targets uvmm picks: what they act on is not known before, or they show
+    /// everything).
     Global,
     /// A list or stream: a grant with the permission somewhere; the handler keeps only
     /// what the caller may see.
@@ -51,10 +52,14 @@ pub enum TargetFrom {
     BackupVm,
     /// `{task}`: the task's VM, or its host.
     Task,
-    /// In the body (the host and name of a new VM): a grant with the permission
+    /// In the body (the host and name of a new VM, a restore): a grant with the permission
     /// somewhere lets the request through; the handler decides on the body's target with
     /// [`Caller::authorize_new`] before it does anything.
     Body,
+    /// `{uuid}` of a VM path (decided as `Vm`), and where the operation takes it or its
+    /// copy in the body (a host, a new name: clone, migrate): the handler decides on that
+    /// with [`Caller::authorize_onto`] before it does anything.
+    VmAndBody,
 }
 
 /// One route: its operation id (the handler's name), what it needs, and its target.
@@ -104,9 +109,9 @@ pub const ROUTES: &[Rule] = {
         r("edit_vm", Needs(Edit), Vm),
         r("delete_vm", Needs(Delete), Vm),
         r("vm_action", Needs(Lifecycle), Vm),
-        // Moving VMs changes what runs where on two hosts; the target host is in the body,
-        // so a grant must cover every host.
-        r("migrate_vm", Needs(Hosts), Global),
+        // Moving a VM needs `hosts` on the VM and on the target host of the body (with
+        // its name). Evacuation and failover pick targets themselves: every host.
+        r("migrate_vm", Needs(Hosts), VmAndBody),
         r("evacuate_host", Needs(Hosts), Global),
         r("failover_vm", Needs(Hosts), Global),
         r("list_snapshots", Needs(Read), Vm),
@@ -114,9 +119,9 @@ pub const ROUTES: &[Rule] = {
         r("revert_snapshot", Needs(Edit), Vm),
         r("delete_snapshot", Needs(Edit), Vm),
         r("rename_vm", Needs(Edit), Vm),
-        // The clone's name is in the body (like create_vm): a grant must cover everything.
-        // With a `target_host` the handler also requires `hosts` everywhere (a move).
-        r("clone_vm", Needs(Create), Global),
+        // `create` on the source VM and on the clone's host and name (in the body); with a
+        // `target_host` also `hosts` on both ends (the clone is moved).
+        r("clone_vm", Needs(Create), VmAndBody),
         r("change_media", Needs(Media), Vm),
         r("add_disk", Needs(Edit), Vm),
         r("remove_disk", Needs(Edit), Vm),
@@ -128,7 +133,9 @@ pub const ROUTES: &[Rule] = {
         r("backup_version", Needs(Read), BackupVm),
         r("backup_diff", Needs(Read), BackupVm),
         r("prune_backups", Needs(Restore), Global),
-        r("restore", Needs(Restore), Global),
+        // Decided by the handler on the version's own VM (host and name) and on the host
+        // and name it is restored as.
+        r("restore", Needs(Restore), Body),
         r("list_pools", Needs(Read), Filtered),
         r("show_pool", Needs(Read), Host),
         r("create_pool", Needs(Storage), Host),
@@ -231,8 +238,7 @@ impl Caller {
         unrestricted(&self.grants, p)
     }
 
-    /// For a second permission a request needs beyond its route's, on every host and VM
-    /// (as `TargetFrom::Global` routes): a clone to another host also moves a VM.
+    /// The decision of a `TargetFrom::Global` route: a grant of `p` on every host and VM.
     pub fn require_everywhere(&self, p: Permission) -> Result<(), RequestError> {
         if unrestricted(&self.grants, p) {
             return Ok(());
@@ -240,32 +246,6 @@ impl Caller {
         decide(&self.grants, p, &Target::global())?;
         // A grant limited to hosts or VMs, even with the role: not everywhere.
         Err(uvmm_auth::Denied::OutOfScope { permission: p }.into())
-    }
-
-    /// The decision on a target named in the body (`TargetFrom::Body`): `host` (id or
-    /// URI) and the new VM's `name`. A host the caller may not see is "no such host"
-    /// (404), as on paths; a visible host with a name outside the caller's scope is 403.
-    pub fn authorize_new(
-        &self,
-        cache: &crate::cache::Cache,
-        p: Permission,
-        host: &str,
-        name: &str,
-    ) -> Result<(), RequestError> {
-        let hidden = || RequestError::Hidden(format!("no host {host:?}"));
-        let Ok(h) = cache.resolve_host(host) else {
-            // The operation says "no such host" itself, to whoever may act somewhere.
-            return Ok(());
-        };
-        let at = HostRef {
-            id: &h.id,
-            uri: &h.uri,
-        };
-        if !visible(&self.grants, at, None) {
-            return Err(hidden());
-        }
-        decide(&self.grants, p, &Target::vm(at, name))?;
-        Ok(())
     }
 }
 
@@ -319,7 +299,7 @@ fn resolve(
 ) -> Option<Resolved> {
     let cache = s.ops.shared.read();
     match from {
-        TargetFrom::Vm => {
+        TargetFrom::Vm | TargetFrom::VmAndBody => {
             let uuid = params.get("uuid")?;
             let host = query_value(query, "host");
             let (h, v) = cache.resolve_vm(uuid, host.as_deref()).ok()?;
@@ -400,7 +380,7 @@ fn check(
     };
     if !seen {
         return Err(RequestError::Hidden(match rule.from {
-            TargetFrom::Vm | TargetFrom::BackupVm => "no such VM".into(),
+            TargetFrom::Vm | TargetFrom::VmAndBody | TargetFrom::BackupVm => "no such VM".into(),
             TargetFrom::Task => "no such task".into(),
             _ => "no such host".into(),
         }));

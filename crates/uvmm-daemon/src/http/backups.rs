@@ -4,12 +4,13 @@ use super::extract::*;
 use super::AppState;
 use crate::backup::{self, restore::Restore};
 use crate::caller::Caller;
-use crate::error::Error;
+use crate::error::{BackupError, Error, VmError};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use uvmm_api::*;
+use uvmm_backup::store::BackupError as StoreError;
 
 /// `GET /api/v1/backups` parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -78,12 +79,35 @@ pub(super) async fn prune_backups(State(s): State<AppState>) -> Result<Json<Prun
 }
 
 #[utoipa::path(post, path = "/api/v1/restore", request_body = RestoreRequest,
-    responses((status = 200, body = RestoreReport), (status = 409, body = ErrorBody, description = "a check failed; the message names every failure")))]
+    responses((status = 200, body = RestoreReport),
+        (status = 403, body = ErrorBody, description = "the caller's grants do not cover the version's VM or the VM it is restored as (`restore`)"),
+        (status = 404, body = ErrorBody, description = "no such backup or host (also one outside the caller's scope)"),
+        (status = 409, body = ErrorBody, description = "a check failed; the message names every failure")))]
 pub(super) async fn restore(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<RestoreRequest>,
 ) -> Result<Json<RestoreReport>, Error> {
-    let job = Restore::plan(&s.ops.shared, req)?;
+    let p = uvmm_auth::Permission::Restore;
+    let job = Restore::plan(&s.ops.shared, req).map_err(|e| match e {
+        // The UUIDs of other VMs' backups are not for a caller limited to some.
+        Error::Backup(BackupError::Store(StoreError::Ambiguous { name, .. }))
+            if !caller.unrestricted(p) =>
+        {
+            VmError::conflict(format!(
+                "'{name}' matches backups of several VMs: use the UUID"
+            ))
+            .into()
+        }
+        e => e,
+    })?;
+    {
+        let cache = s.ops.shared.read();
+        if let Some((host, name)) = job.from() {
+            caller.authorize_backup(&cache, p, host, name)?;
+        }
+        let (host, name) = job.onto();
+        caller.authorize_new(&cache, p, host, &name)?;
+    }
     s.ops.run(&caller, job.target(), job).await.map(Json)
 }

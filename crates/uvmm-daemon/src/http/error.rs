@@ -88,6 +88,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
             ConsoleError::Vm(v) => vm(v),
         },
         Error::NoProfile { .. } => NOT_FOUND,
+        Error::NotSupported { .. } => NOT_SUPPORTED,
         Error::Internal { .. } => INTERNAL,
     }
 }
@@ -97,13 +98,14 @@ const FORBIDDEN: (StatusCode, &str) = (StatusCode::FORBIDDEN, "forbidden");
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "not_found");
 const CONFLICT: (StatusCode, &str) = (StatusCode::CONFLICT, "conflict");
 const INTERNAL: (StatusCode, &str) = (StatusCode::INTERNAL_SERVER_ERROR, "internal");
+const NOT_SUPPORTED: (StatusCode, &str) = (StatusCode::NOT_IMPLEMENTED, "not_supported");
 
 fn libvirt(e: &LibvirtError) -> (StatusCode, &'static str) {
     match e.kind {
         ErrorKind::NotFound => NOT_FOUND,
         ErrorKind::InvalidOperation | ErrorKind::Exists | ErrorKind::Aborted => CONFLICT,
         ErrorKind::InvalidInput => BAD_REQUEST,
-        ErrorKind::NotSupported => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
+        ErrorKind::NotSupported => NOT_SUPPORTED,
         ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Other => {
             (StatusCode::BAD_GATEWAY, "libvirt_error")
         }
@@ -281,6 +283,7 @@ impl IntoResponse for RequestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uvmm_model::hosts::HostUri;
     use uvmm_model::validate::Invalid;
     use uvmm_model::{Action, VmState};
 
@@ -399,5 +402,134 @@ mod tests {
         let e: Error =
             StorageError::from(LibvirtError::new(ErrorKind::Other, "line one\nsecret")).into();
         assert_eq!(e.to_string(), "libvirt: line one (more in the daemon log)");
+    }
+
+    /// libvirt's "not supported" errors → what the client reads: the operation and the kind
+    /// of host in words, never libvirt's API function name.
+    #[test]
+    fn unsupported_operations_are_said_in_words() {
+        let no_support = "this function is not supported by the connection driver: ";
+        let lv = |kind, code, message: String| LibvirtError {
+            kind,
+            code,
+            message,
+        };
+        let test_host = HostUri::parse("test:///default").unwrap();
+        let qemu_host = HostUri::parse("qemu+ssh://kvm1/system").unwrap();
+        // (error, the host of the job (None: not known), status, code, message)
+        type Row<'a> = (Error, Option<(&'a str, &'a HostUri)>, u16, &'a str, &'a str);
+        let table: Vec<Row<'_>> = vec![
+            (
+                StorageError::from(lv(
+                    ErrorKind::NotSupported,
+                    3,
+                    format!("{no_support}virStorageVolResize"),
+                ))
+                .into(),
+                Some(("default", &test_host)),
+                501,
+                "not_supported",
+                "resizing a volume is not supported on host default (libvirt's test driver)",
+            ),
+            (
+                VmError::from(lv(
+                    ErrorKind::NotSupported,
+                    3,
+                    format!("{no_support}virDomainBlockCopy"),
+                ))
+                .into(),
+                Some(("kvm1", &qemu_host)),
+                501,
+                "not_supported",
+                "copying a running VM's disk is not supported on host kvm1 (QEMU/KVM)",
+            ),
+            (
+                StorageError::refused(
+                    "cannot wipe",
+                    lv(
+                        ErrorKind::NotSupported,
+                        3,
+                        format!("{no_support}virStorageVolWipe"),
+                    ),
+                )
+                .into(),
+                Some(("default", &test_host)),
+                501,
+                "not_supported",
+                "wiping a volume is not supported on host default (libvirt's test driver)",
+            ),
+            (
+                VmError::from(lv(
+                    ErrorKind::NotSupported,
+                    3,
+                    format!("{no_support}virDomainFrobnicate"),
+                ))
+                .into(),
+                Some(("default", &test_host)),
+                501,
+                "not_supported",
+                "this operation is not supported on host default (libvirt's test driver)",
+            ),
+            // Where the host is not known, still no function name.
+            (
+                BackupError::from(lv(
+                    ErrorKind::NotSupported,
+                    3,
+                    format!("{no_support}virDomainDefineXMLFlags"),
+                ))
+                .into(),
+                None,
+                501,
+                "not_supported",
+                "defining a VM is not supported on this host",
+            ),
+            (
+                StorageError::refused(
+                    "cannot wipe",
+                    lv(
+                        ErrorKind::NotSupported,
+                        3,
+                        format!("{no_support}virStorageVolWipe"),
+                    ),
+                )
+                .into(),
+                None,
+                409,
+                "conflict",
+                "cannot wipe: wiping a volume is not supported on this host",
+            ),
+            // libvirt said it in words: its words stay (VIR_ERR_OPERATION_UNSUPPORTED).
+            (
+                VmError::from(lv(
+                    ErrorKind::NotSupported,
+                    84,
+                    "Operation not supported: live disk copy needs a running VM".into(),
+                ))
+                .into(),
+                Some(("default", &test_host)),
+                501,
+                "not_supported",
+                "libvirt: Operation not supported: live disk copy needs a running VM",
+            ),
+            // Other libvirt errors are not touched.
+            (
+                VmError::from(lv(ErrorKind::NotFound, 42, "Domain not found".into())).into(),
+                Some(("default", &test_host)),
+                404,
+                "not_found",
+                "Domain not found",
+            ),
+        ];
+        for (err, host, status, code, message) in table {
+            let err = match host {
+                Some((id, uri)) => err.on_host(id, uri),
+                None => err,
+            };
+            assert_eq!(classify(&err).0.as_u16(), status, "{err:?}");
+            let b = body(&err).error;
+            assert_eq!(b.code, code, "{err:?}");
+            assert_eq!(b.message, message, "{err:?}");
+            assert!(!b.message.contains("virDomain") && !b.message.contains("virStorage"));
+        }
     }
 }

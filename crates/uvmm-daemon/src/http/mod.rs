@@ -21,6 +21,7 @@ pub mod openapi;
 mod profiles;
 mod snapshots;
 mod storage;
+mod targets;
 mod tasks;
 mod vms;
 pub mod web;

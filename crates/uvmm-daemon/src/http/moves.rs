@@ -33,7 +33,8 @@ pub struct MigrateParams {
 #[utoipa::path(post, path = "/api/v1/vms/{uuid}/migrate", params(("uuid" = String, Path), MigrateParams), request_body = MigrateRequest,
     responses((status = 200, body = MigrateResult),
         (status = 202, body = Task, description = "with `wait=false`: the task (`Location: /api/v1/tasks/{id}`)"),
-        (status = 404, body = ErrorBody, description = "no such VM or target host"),
+        (status = 403, body = ErrorBody, description = "the caller's grants do not cover the VM's name on the target host (`hosts`)"),
+        (status = 404, body = ErrorBody, description = "no such VM or target host (also one outside the caller's scope)"),
         (status = 409, body = ErrorBody, description = "`migration_refused`: the target cannot take the VM (every reason listed), or the VM's state does not allow it"),
         (status = 502, body = ErrorBody, description = "`migration_failed`: it started and failed; the message says where the VM is"),
         (status = 503, body = ErrorBody)))]
@@ -45,6 +46,13 @@ pub(super) async fn migrate_vm(
     ApiJson(req): ApiJson<MigrateRequest>,
 ) -> Result<Response, Error> {
     let vm = VmRef { uuid, host: p.host };
+    caller.authorize_onto(
+        &s.ops.shared.read(),
+        uvmm_auth::Permission::Hosts,
+        &vm,
+        Some(&req.to),
+        None,
+    )?;
     let job = || MigrateVm::new(req.clone(), s.ops.peers.clone());
     s.ops
         .run(&caller, vm.clone(), CheckMigration(job()))

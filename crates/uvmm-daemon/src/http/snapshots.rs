@@ -111,7 +111,7 @@ pub(super) async fn rename_vm(
     responses((status = 201, body = VmChangeResponse, description = "the new VM; notes list its images and MACs"),
         (status = 202, body = Task, description = "with `wait=false`: the task"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "`target_host` without the `hosts` permission everywhere"),
+        (status = 403, body = ErrorBody, description = "the caller's grants do not cover the clone's name on its host (`create`), or with `target_host` not `hosts` on both hosts"),
         (status = 409, body = ErrorBody, description = "not shut off, the name is in use, a disk is not a pool volume, a linked clone to another host, or `migration_refused`: the target cannot take it"),
         (status = 501, body = ErrorBody, description = "the host or the VM's disks cannot do this"), (status = 502, body = ErrorBody, description = "libvirt failed")))]
 pub(super) async fn clone_vm(
@@ -121,10 +121,19 @@ pub(super) async fn clone_vm(
     ApiQuery(p): ApiQuery<ActionParams>,
     ApiJson(req): ApiJson<CloneRequest>,
 ) -> Result<Response, Error> {
-    if req.target_host.is_some() {
-        caller.require_everywhere(uvmm_auth::Permission::Hosts)?;
-    }
+    use uvmm_auth::Permission::{Create, Hosts};
     let vm = HostParam { host: p.host }.vm(uuid);
+    {
+        // Made on the source's host; with a target host also moved there.
+        let cache = s.ops.shared.read();
+        let name = Some(req.name.as_str());
+        caller.authorize_onto(&cache, Create, &vm, None, name)?;
+        if let Some(to) = req.target_host.as_deref() {
+            caller.authorize_onto(&cache, Hosts, &vm, None, name)?;
+            caller.authorize_onto(&cache, Create, &vm, Some(to), name)?;
+            caller.authorize_onto(&cache, Hosts, &vm, Some(to), name)?;
+        }
+    }
     let answer = |r: VmChangeResponse| (StatusCode::CREATED, Json(r)).into_response();
     super::tasks::start(&s, &caller, vm, CloneVm::new(req), p.wait, answer).await
 }

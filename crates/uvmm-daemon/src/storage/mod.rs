@@ -39,10 +39,11 @@ pub enum StorageError {
 }
 
 fn refused(what: &str, source: &LibvirtError) -> String {
+    let said = crate::error::libvirt_words(source);
     if what.is_empty() {
-        source.message.clone()
+        said
     } else {
-        format!("{what}: {}", source.message)
+        format!("{what}: {said}")
     }
 }
 
