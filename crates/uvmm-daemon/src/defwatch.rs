@@ -26,7 +26,7 @@ pub enum Seen {
 
 /// The share of the interval a cycle spreads its checks over, so a cycle ends (and the
 /// next one can start) before the interval is up even with the worker's coarse wake-ups.
-const SPREAD: f64 = 0.8;
+pub const SPREAD: f64 = 0.8;
 
 #[derive(Debug, Default)]
 pub struct DefWatch {
@@ -162,7 +162,14 @@ mod tests {
         let interval = Duration::from_secs(60);
         // (VMs, seconds between calls) -> every VM once per cycle, no call takes much
         // more than its share.
-        for (n, step) in [(10usize, 5u64), (1000, 5), (3, 1), (0, 5), (10_000, 5)] {
+        for (n, step) in [
+            (10usize, 5u64),
+            (1000, 5),
+            (3, 1),
+            (0, 5),
+            (10_000, 5),
+            (10, 12),
+        ] {
             let mut w = DefWatch::default();
             w.set_baseline([]);
             let t0 = Instant::now();
@@ -195,6 +202,29 @@ mod tests {
             let share = (n as f64 * step as f64 / (60.0 * SPREAD)).ceil() as usize + 1;
             assert!(biggest <= share.max(1), "{n}: slice of {biggest} > {share}");
         }
+    }
+
+    #[test]
+    fn ticks_as_coarse_as_the_free_part_of_the_interval_still_read_each_vm_once_per_interval() {
+        // The idle host's tick (`hosts::serve`): (1 - SPREAD) of the interval.
+        let interval = Duration::from_secs(60);
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "12 s"
+        )]
+        let step = (60.0 * (1.0 - SPREAD)).round() as u64;
+        let mut w = DefWatch::default();
+        w.set_baseline([]);
+        let t0 = Instant::now();
+        let mut reads = 0;
+        for t in (0..600).step_by(usize::try_from(step).unwrap()) {
+            reads += w
+                .due(t0 + Duration::from_secs(t), interval, || vms(10))
+                .len();
+        }
+        // Ten intervals: each of the 10 VMs about ten times (not once per 72 s).
+        assert!((95..=105).contains(&reads), "{reads}");
     }
 
     #[test]

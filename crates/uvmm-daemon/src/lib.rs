@@ -1,6 +1,7 @@
 //! uvmmd: the daemon. See docs/ARCHITECTURE.md for how the parts fit together.
 
 pub mod access;
+pub mod actor;
 pub mod backup;
 pub mod bus;
 pub mod cache;

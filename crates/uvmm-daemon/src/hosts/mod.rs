@@ -1,6 +1,6 @@
 //! The managed hosts: where their list comes from (`source`), which are managed
-//! (`registry`), one worker thread per host (`worker`), what it reads (`reads`), its side
-//! of the definition watch (`defcheck`), what a job knows of its host (`facts`), the bounded
+//! (`registry`), one worker per host (`worker`: an actor on a bounded pool, its phases in
+//! `serve`), what it reads (`reads`), its side of the definition watch (`defcheck`), what a job knows of its host (`facts`), the bounded
 //! pool for backup I/O (`pool`), and what the parts share (`shared`).
 
 pub mod defcheck;
@@ -8,6 +8,7 @@ pub mod facts;
 pub mod pool;
 pub mod reads;
 pub mod registry;
+pub mod serve;
 pub mod shared;
 pub mod source;
 pub mod worker;

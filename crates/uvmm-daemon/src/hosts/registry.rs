@@ -103,6 +103,17 @@ impl Registry {
 
     /// Start managing the source's hosts, and follow the changes it makes on its own.
     pub fn start(self: &Arc<Self>) -> Result<(), HostError> {
+        // Workers sleep until their next due read; when a reader returns after the pause
+        // that slows statistics down (`Shared::stats_interval_now`), they look again now.
+        let registry = Arc::downgrade(self);
+        self.shared.demand.on_return(
+            self.shared.timing.stats_interval * 3,
+            Box::new(move || {
+                if let Some(r) = registry.upgrade() {
+                    r.wake_all();
+                }
+            }),
+        );
         for (uri, origin) in self.source.initial()? {
             // Saved by an API client perhaps before today's rules, or named by the
             // directory: checked again.
@@ -259,6 +270,14 @@ impl Registry {
                 host: uri.to_string(),
             })?
             .send(msg)
+    }
+
+    /// Let every worker look at its schedule again.
+    fn wake_all(&self) {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for handle in workers.values() {
+            handle.wake();
+        }
     }
 
     /// Stop every worker (they finish their current libvirt call, then exit).

@@ -4,7 +4,7 @@
 use crate::bus::EventBus;
 use crate::cache::Cache;
 use crate::config::{Monitoring, Timing};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use uvmm_backup::{BackupStore, Retention};
 use uvmm_libvirt::Connector;
@@ -26,10 +26,23 @@ pub struct Shared {
 }
 
 /// When the API was last used, so statistics can slow down while nobody is looking.
-#[derive(Debug)]
 pub struct Demand {
     epoch: Instant,
     last_ms: std::sync::atomic::AtomicU64,
+    /// Called when a request comes after a pause of at least the given length (a reader
+    /// returns): the host workers sleep until their next due read and are woken by it
+    /// rather than polling for a changed rate.
+    on_return: OnceLock<(Duration, ReturnHook)>,
+}
+
+type ReturnHook = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Demand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demand")
+            .field("idle_for", &self.idle_for())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Demand {
@@ -37,6 +50,7 @@ impl Default for Demand {
         Demand {
             epoch: Instant::now(),
             last_ms: std::sync::atomic::AtomicU64::new(0),
+            on_return: OnceLock::new(),
         }
     }
 }
@@ -44,8 +58,19 @@ impl Default for Demand {
 impl Demand {
     pub fn touch(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms
+        let before = self
+            .last_ms
             .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        if let Some((pause, hook)) = self.on_return.get() {
+            if Duration::from_millis(ms.saturating_sub(before)) >= *pause {
+                hook();
+            }
+        }
+    }
+
+    /// Call `hook` when a request comes after `pause` without one (set once).
+    pub fn on_return(&self, pause: Duration, hook: ReturnHook) {
+        let _ = self.on_return.set((pause, hook));
     }
 
     /// Time since the last request (since start when there was none).

@@ -5,10 +5,11 @@
 //! a definition check for a VM, send the work to the host's worker and wait for it (504
 //! after `call_timeout`). Adding an operation is a job type and one route.
 //!
-//! Jobs run one after the other on their host's worker (a thread per host), so a job's
-//! check and change never interleave with another change of that host. Long jobs (a
-//! volume clone, a managed save) run as tasks instead (`tasks`): on a thread of their
-//! own with their own connection, so the worker keeps serving events and requests.
+//! Jobs run one after the other on their host's worker (an actor that never runs on two
+//! threads at once, see `hosts::worker`), so a job's check and change never interleave
+//! with another change of that host. Long jobs (a volume clone, a managed save) run as
+//! tasks instead (`tasks`): on a thread of their own with their own connection, so the
+//! worker keeps serving events and requests.
 
 pub mod tasks;
 
