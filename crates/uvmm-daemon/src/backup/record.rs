@@ -231,7 +231,8 @@ pub fn record_resync(
                 continue;
             }
         };
-        if store.unchanged(&uuid, &xml) {
+        // As in `record_definition`: a definition only re-indented is no new version.
+        if store.unchanged(&uuid, &xml) || same_but_layout(store, &uuid, &xml) {
             out.hashes.push((uuid, definition_hash(&xml)));
             continue;
         }
