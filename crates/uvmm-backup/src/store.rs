@@ -491,7 +491,12 @@ impl BackupStore {
             // A move is a version of its own even with the same definition: the history
             // then says where the VM went.
             let moved = input.cause == Cause::Migrate && last.host != input.host;
-            let same = last_xml == xml;
+            // Only the layout differs (libvirt re-indented it, or the version was written
+            // under a libvirt that indents differently): the same definition, no version
+            // with a cause it does not have.
+            let same = last_xml == xml
+                || uvmm_model::xml::without_layout(&last_xml)
+                    == uvmm_model::xml::without_layout(xml);
             if same
                 && input.deleted == last.deleted
                 && (input.deleted || !moved)
@@ -887,6 +892,7 @@ fn old_list(dir: &Path) -> Vec<BackupSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BatchItem;
 
     const U: &str = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0";
 
@@ -941,6 +947,47 @@ mod tests {
         assert_eq!(c.save(U, &one, &moved).unwrap(), None);
         let deleted: Vec<bool> = c.versions(U).unwrap().iter().map(|m| m.deleted).collect();
         assert_eq!(deleted, [false, false, false, true, false, false]);
+    }
+
+    /// A definition that differs from the latest version only in its layout (re-indented
+    /// by libvirt, or stored under a libvirt that indents differently) is no version, by
+    /// `save` and by `save_batch`, in this process and after a restart; text content and
+    /// attributes still count.
+    #[test]
+    fn a_reindented_definition_is_no_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = BackupStore::new(dir.path().join("b"));
+        let flat = xml("vm", 1024);
+        let indented = flat.replace("><", ">\n    <");
+        assert_ne!(flat, indented);
+        let save = |s: &BackupStore, x: &str| s.save(U, x, &input(Cause::External)).unwrap();
+        assert_eq!(save(&a, &flat), Some(1));
+        assert_eq!(save(&a, &indented), None, "re-indented");
+        assert!(
+            a.unchanged(U, &indented),
+            "remembered: no disk read next time"
+        );
+        let restarted = BackupStore::new(dir.path().join("b"));
+        let batch = |s: &BackupStore, x: &str| {
+            let inp = input(Cause::Resync);
+            let item = BatchItem {
+                uuid: U,
+                xml: x,
+                input: &inp,
+            };
+            s.save_batch(&[item]).pop().unwrap().unwrap()
+        };
+        assert_eq!(
+            batch(&restarted, &indented.replace("    <", "\t<")),
+            None,
+            "after a restart"
+        );
+        assert_eq!(save(&a, &xml("vm ", 1024)), Some(2), "text content counts");
+        assert_eq!(
+            batch(&restarted, &xml("vm", 2048)),
+            Some(3),
+            "a real change"
+        );
     }
 
     /// A snapshot taken is a version of its own although the domain's definition is the

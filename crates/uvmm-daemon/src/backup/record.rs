@@ -23,19 +23,6 @@ pub fn definition_hash(xml: &str) -> u64 {
     crate::cache::hash_str(&uvmm_model::xml::without_layout(xml))
 }
 
-/// Whether `xml` is the latest version of `uuid` in the store, but for its layout. Read
-/// only once the text differs (`BackupStore::unchanged` said no): a re-indented definition
-/// is not a version of its own, with a cause it does not have (`external`, `resync`).
-fn same_but_layout(store: &uvmm_backup::BackupStore, uuid: &str, xml: &str) -> bool {
-    match store.latest(uuid) {
-        Ok(Some((meta, last))) => {
-            !meta.deleted
-                && uvmm_model::xml::without_layout(&last) == uvmm_model::xml::without_layout(xml)
-        }
-        _ => false,
-    }
-}
-
 /// One definition to record.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
@@ -134,11 +121,7 @@ pub fn record_definition(
     };
     // The common case at start and in every statistics round: nothing to parse or write.
     // A move is recorded even with the same definition (the store compares hosts).
-    if !deleting
-        && cause != Cause::Migrate
-        && snapshot.is_none()
-        && (store.unchanged(uuid, &xml) || same_but_layout(store, uuid, &xml))
-    {
+    if !deleting && cause != Cause::Migrate && snapshot.is_none() && store.unchanged(uuid, &xml) {
         return Ok(Recorded {
             hash,
             new_version: false,
@@ -231,8 +214,7 @@ pub fn record_resync(
                 continue;
             }
         };
-        // As in `record_definition`: a definition only re-indented is no new version.
-        if store.unchanged(&uuid, &xml) || same_but_layout(store, &uuid, &xml) {
+        if store.unchanged(&uuid, &xml) {
             out.hashes.push((uuid, definition_hash(&xml)));
             continue;
         }
