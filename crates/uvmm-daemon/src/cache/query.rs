@@ -240,12 +240,7 @@ impl Cache {
             .take(q.limit.unwrap_or(usize::MAX))
             .filter_map(|(_, h, lr, r)| h.vms.get(lr.uuid(r)).map(|v| vm_summary(h, v)))
             .collect();
-        VmPage {
-            total,
-            offset,
-            limit: q.limit,
-            items,
-        }
+        page_of(q, total, items)
     }
 
     /// The fast path of pages: the cache's name order (`pages.rs`), built on first use.
@@ -263,12 +258,17 @@ impl Cache {
                 h.vms.get(lr.uuid(&lr.rows[ri])).map(|v| vm_summary(h, v))
             })
             .collect();
-        VmPage {
-            total,
-            offset,
-            limit: q.limit,
-            items,
-        }
+        page_of(q, total, items)
+    }
+}
+
+/// The answer for `q`: `items` of `total` matches, with the window asked for.
+fn page_of(q: &VmQuery, total: usize, items: Vec<VmSummary>) -> VmPage {
+    VmPage {
+        total,
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit,
+        items,
     }
 }
 
